@@ -1,0 +1,60 @@
+"""Time values as the ActionTrail wire writes them, and the epoch milliseconds the store keeps."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+
+__all__ = [
+    "DAY_MS",
+    "TimeFormatError",
+    "format_wire_time",
+    "now_ms",
+    "parse_event_time",
+    "parse_wire_time",
+]
+
+DAY_MS = 86_400_000
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_MS = timedelta(milliseconds=1)
+
+
+class TimeFormatError(ValueError):
+    pass
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def parse_wire_time(text: str) -> int:
+    """Parse the strict API format ``yyyy-MM-ddTHH:mm:ssZ`` (UTC) into epoch milliseconds."""
+    if len(text) != 20 or text[10] != "T" or text[19] != "Z":
+        raise TimeFormatError(f"{text!r} is not of the form yyyy-MM-ddTHH:mm:ssZ")
+    try:
+        parsed = datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    except ValueError:
+        raise TimeFormatError(f"{text!r} is not a valid UTC time") from None
+    return int(parsed.timestamp()) * 1000
+
+
+def parse_event_time(text: str) -> int:
+    """Parse an event's ``eventTime``: ISO 8601 with a UTC designator, fractions allowed."""
+    if len(text) == 20 and text.endswith("Z"):
+        try:
+            return parse_wire_time(text)
+        except TimeFormatError:
+            pass
+    candidate = text[:-1] + "+00:00" if text.endswith("Z") else text
+    try:
+        parsed = datetime.fromisoformat(candidate)
+    except ValueError:
+        raise TimeFormatError(f"{text!r} is not an ISO 8601 time") from None
+    if parsed.tzinfo is None:
+        raise TimeFormatError(f"{text!r} has no UTC designator (Z or +00:00)")
+    return (parsed - _EPOCH) // _ONE_MS
+
+
+def format_wire_time(ms: int) -> str:
+    """Epoch milliseconds to the API format ``yyyy-MM-ddTHH:mm:ssZ``."""
+    return datetime.fromtimestamp(ms // 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -1,0 +1,72 @@
+"""The master key, and sealing of secrets at rest with it (AES-256-GCM)."""
+
+from __future__ import annotations
+
+import base64
+import os
+import secrets
+from pathlib import Path
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+__all__ = ["MasterKeyError", "Sealer", "load_master_key"]
+
+_KEY_FILE = "master.key"
+
+
+class MasterKeyError(Exception):
+    pass
+
+
+def load_master_key(configured: str | None, data_dir: Path) -> bytes:
+    """The configured key (base64 of 32 bytes), else the one in data_dir, generated there once (0600)."""
+    if configured:
+        try:
+            key = base64.b64decode(configured, validate=True)
+        except ValueError:
+            raise MasterKeyError("TRAILHOUSE_MASTER_KEY is not valid base64") from None
+        if len(key) != 32:
+            raise MasterKeyError("TRAILHOUSE_MASTER_KEY must be 32 bytes, base64-encoded")
+        return key
+    path = data_dir / _KEY_FILE
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        encoded = base64.b64encode(secrets.token_bytes(32))
+        try:
+            # O_EXCL: two processes starting at once must not each write a different key.
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass
+        else:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(encoded + b"\n")
+    try:
+        key = base64.b64decode(path.read_bytes().strip(), validate=True)
+    except (OSError, ValueError) as exc:
+        raise MasterKeyError(f"cannot read the master key in {path}: {exc}") from None
+    if len(key) != 32:
+        raise MasterKeyError(f"the master key in {path} is not 32 bytes")
+    return key
+
+
+class Sealer:
+    """Encrypts secrets bound to a label (the AccessKey id), so a sealed value cannot be moved to another key."""
+
+    def __init__(self, master_key: bytes) -> None:
+        self._aead = AESGCM(master_key)
+
+    def seal(self, plaintext: str, label: str) -> bytes:
+        nonce = secrets.token_bytes(12)
+        return nonce + self._aead.encrypt(nonce, plaintext.encode(), label.encode())
+
+    def open(self, sealed: bytes, label: str) -> str:
+        try:
+            return self._aead.decrypt(sealed[:12], sealed[12:], label.encode()).decode()
+        except InvalidTag:
+            raise MasterKeyError(
+                "a stored secret cannot be decrypted: the master key differs from the one it was sealed with"
+            ) from None
+
+    def __repr__(self) -> str:  # never show key material
+        return "Sealer(<hidden>)"

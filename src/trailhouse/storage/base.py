@@ -1,0 +1,128 @@
+"""The storage contract every backend implements, and the errors it may raise.
+
+Only modules in this package speak SQL or import a database driver. Every method that touches
+events takes ``account_id`` as a required keyword argument: tenant scoping is part of the call,
+not an optional filter. The one exception is ``append``, whose records each carry their account,
+so that a batch spanning accounts is still written in one transaction; and the credential
+look-ups, whose purpose is to find out which account a key belongs to.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from ..model.credentials import AccessKey, ApiToken, KeyStatus
+from ..model.event import EventRecord
+from ..model.query import (
+    EventFilter,
+    Position,
+    StoredEvent,
+    UsageEntry,
+    UsageKind,
+    UsagePosition,
+    WindowSummary,
+)
+
+__all__ = ["AppendResult", "EventStore", "LogEntry", "StoreError", "StoreUnavailable"]
+
+
+class StoreError(Exception):
+    """A storage failure the caller cannot fix by changing its request."""
+
+
+class StoreUnavailable(StoreError):
+    """The database cannot be reached right now (try again later)."""
+
+
+@dataclass(frozen=True, slots=True)
+class AppendResult:
+    """Which records of a batch were stored, and which were already there (same account and eventId)."""
+
+    accepted: list[int]
+    duplicates: list[int]
+
+
+@dataclass(frozen=True, slots=True)
+class LogEntry:
+    """An event as it sits in the log, for readers that follow the log in commit-safe order."""
+
+    seq: int
+    account_id: str
+    event: StoredEvent
+
+
+class EventStore(Protocol):
+    """Events, their usage aggregates, and credentials, in one database."""
+
+    url: str
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def close(self) -> None: ...
+
+    # -- events --------------------------------------------------------------------------------
+    def append(self, records: Sequence[EventRecord]) -> AppendResult:
+        """Store the new records of a batch in one transaction, durable when this returns.
+
+        A record whose (account, eventId) is already stored, or repeated earlier in the same
+        batch, is a duplicate and changes nothing.
+        """
+        ...
+
+    def find_events(
+        self,
+        *,
+        account_id: str,
+        flt: EventFilter,
+        after: Position | None,
+        descending: bool,
+        limit: int,
+    ) -> list[StoredEvent]:
+        """One page of matching events in (event time, seq) order, strictly after ``after``."""
+        ...
+
+    def iter_events(
+        self, *, account_id: str, flt: EventFilter, descending: bool, batch: int = 1000
+    ) -> Iterator[StoredEvent]:
+        """Every matching event, streamed in pages so that memory stays flat."""
+        ...
+
+    def summarize(self, *, account_id: str, start_ms: int, end_ms: int) -> WindowSummary: ...
+
+    def events_by_seq(self, *, account_id: str, seqs: Sequence[int]) -> dict[int, StoredEvent]: ...
+
+    def read_log(self, *, after_seq: int, limit: int) -> list[LogEntry]:
+        """Events in seq order after ``after_seq``, never skipping one that commits later."""
+        ...
+
+    # -- AccessKey usage -------------------------------------------------------------------------
+    def usage(
+        self,
+        *,
+        account_id: str,
+        access_key_id: str,
+        kind: UsageKind,
+        service_name: str | None,
+        since_ms: int,
+        after: UsagePosition | None,
+        limit: int,
+    ) -> list[UsageEntry]:
+        """Most recent first. ``service_name`` None means every service."""
+        ...
+
+    # -- credentials -----------------------------------------------------------------------------
+    def save_access_key(self, key: AccessKey) -> None: ...
+    def get_access_key(self, access_key_id: str) -> AccessKey | None: ...
+    def list_access_keys(self, *, account_id: str | None) -> list[AccessKey]: ...
+    def set_access_key_status(self, access_key_id: str, status: KeyStatus) -> bool: ...
+    def delete_access_key(self, access_key_id: str) -> bool: ...
+    def save_token(self, token: ApiToken) -> None: ...
+    def find_token(self, token_hash: bytes) -> ApiToken | None: ...
+    def list_tokens(self) -> list[ApiToken]: ...
+    def delete_token(self, token_id: str) -> bool: ...
+
+    # -- settings shared by every node of one store -----------------------------------------------
+    def meta_get_or_set(self, name: str, value: bytes) -> bytes:
+        """Return the stored value of ``name``, storing ``value`` first if there is none."""
+        ...

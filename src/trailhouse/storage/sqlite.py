@@ -1,0 +1,531 @@
+"""The embedded backend: one SQLite file in WAL mode.
+
+One write connection, guarded by a lock, takes every write (``BEGIN IMMEDIATE``); reads use one
+connection per thread and never block the writer. Commits use ``synchronous=FULL`` because an
+acknowledged event must survive a power cut.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from ..model.credentials import AccessKey, ApiToken, KeyStatus, TokenScope
+from ..model.event import EventRecord
+from ..model.query import (
+    EventFilter,
+    IpNetwork,
+    Position,
+    StoredEvent,
+    UsageEntry,
+    UsageKind,
+    UsagePosition,
+    WindowSummary,
+)
+from . import codec
+from .base import AppendResult, LogEntry, StoreError
+from .migrations import migrations_for
+from .sql import build_find, network_text_prefix
+from .usage import usage_rows
+
+__all__ = ["SqliteStore"]
+
+_BUSY_TIMEOUT_S = 30.0
+
+
+def _connect(path: str) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, timeout=_BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute("PRAGMA foreign_keys=ON")
+    conn.execute("PRAGMA cache_size=-65536")  # 64 MiB per connection
+    conn.execute("PRAGMA mmap_size=268435456")
+    return conn
+
+
+class SqliteStore:
+    """EventStore on a SQLite file."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        self.url = f"sqlite:///{self.path}"
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._write_lock = threading.Lock()
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
+        self._closed = False
+        try:
+            self._writer = _connect(self.path)
+            self._migrate()
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open SQLite database {self.path}: {exc}") from exc
+        # Term ids are immutable once committed, so a cache of committed ones is always right.
+        self._term_cache: dict[str, int] = {}
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    def _migrate(self) -> None:
+        w = self._writer
+        w.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_ms INTEGER NOT NULL)"
+        )
+        done = {row[0] for row in w.execute("SELECT name FROM schema_migrations")}
+        for migration in migrations_for("sqlite"):
+            if migration.name in done:
+                continue
+            w.execute("BEGIN IMMEDIATE")
+            try:
+                # executescript would commit on its own; run statements one by one inside our tx.
+                for statement in _split_sql(migration.sql):
+                    w.execute(statement)
+                w.execute(
+                    "INSERT INTO schema_migrations VALUES (?, CAST(strftime('%s','now') AS INTEGER) * 1000)",
+                    (migration.name,),
+                )
+                w.execute("COMMIT")
+            except BaseException:
+                w.execute("ROLLBACK")
+                raise
+
+    def applied_migrations(self) -> list[str]:
+        return [r[0] for r in self._reader().execute("SELECT name FROM schema_migrations ORDER BY name")]
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        with self._write_lock:
+            try:
+                self._writer.execute("PRAGMA optimize")
+            except sqlite3.Error:
+                pass
+            self._writer.close()
+        with self._readers_lock:
+            for conn in self._readers:
+                conn.close()
+            self._readers.clear()
+
+    def _reader(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            if self._closed:
+                raise StoreError("the store is closed")
+            conn = _connect(self.path)
+            conn.execute("PRAGMA query_only=ON")
+            self._local.conn = conn
+            with self._readers_lock:
+                self._readers.append(conn)
+        return conn
+
+    # -- terms ---------------------------------------------------------------------------------
+    def _term_ids(self, values: Sequence[str]) -> list[int]:
+        ids: list[int] = []
+        missing: list[str] = []
+        for value in values:
+            cached = self._term_cache.get(value)
+            if cached is None:
+                missing.append(value)
+            else:
+                ids.append(cached)
+        if missing:
+            conn = self._reader()
+            for start in range(0, len(missing), 500):
+                chunk = missing[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                for term_id, value in conn.execute(
+                    f"SELECT id, value FROM terms WHERE value IN ({marks})", chunk
+                ):
+                    self._term_cache[value] = term_id
+                    ids.append(term_id)
+        return ids
+
+    def _term_id(self, value: str) -> int | None:
+        ids = self._term_ids([value])
+        return ids[0] if ids else None
+
+    def _prefix_term_ids(self, prefix: str) -> list[int]:
+        if not prefix:
+            return [r[0] for r in self._reader().execute("SELECT id FROM terms")]
+        upper = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+        rows = self._reader().execute(
+            "SELECT id FROM terms WHERE value >= ? AND value < ?", (prefix, upper)
+        )
+        return [r[0] for r in rows]
+
+    def _network_term_ids(self, networks: tuple[IpNetwork, ...]) -> list[int]:
+        ids: list[int] = []
+        for network in networks:
+            prefix = network_text_prefix(network)
+            if prefix:
+                upper = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+                rows = self._reader().execute(
+                    "SELECT id, value FROM terms WHERE value >= ? AND value < ?", (prefix, upper)
+                )
+            else:
+                rows = self._reader().execute("SELECT id, value FROM terms")
+            for term_id, value in rows:
+                try:
+                    if ipaddress.ip_address(value) in network:
+                        ids.append(term_id)
+                except ValueError:
+                    continue
+        return ids
+
+    def _intern(self, conn: sqlite3.Connection, values: set[str], new_terms: dict[str, int]) -> None:
+        """Give every value a term id inside the current write transaction."""
+        unknown = [v for v in values if v not in self._term_cache and v not in new_terms]
+        if not unknown:
+            return
+        for start in range(0, len(unknown), 500):
+            chunk = unknown[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for term_id, value in conn.execute(f"SELECT id, value FROM terms WHERE value IN ({marks})", chunk):
+                self._term_cache[value] = term_id
+        for value in unknown:
+            if value not in self._term_cache:
+                cur = conn.execute("INSERT INTO terms(value) VALUES (?)", (value,))
+                new_terms[value] = int(cur.lastrowid or 0)
+
+    # -- events --------------------------------------------------------------------------------
+    def append(self, records: Sequence[EventRecord]) -> AppendResult:
+        if not records:
+            return AppendResult([], [])
+        with self._write_lock:
+            if self._closed:
+                raise StoreError("the store is closed")
+            conn = self._writer
+            new_terms: dict[str, int] = {}
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                result = self._append_locked(conn, records, new_terms)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            # Only committed ids may enter the shared cache.
+            self._term_cache.update(new_terms)
+            return result
+
+    def _append_locked(
+        self, conn: sqlite3.Connection, records: Sequence[EventRecord], new_terms: dict[str, int]
+    ) -> AppendResult:
+        accepted: list[int] = []
+        duplicates: list[int] = []
+        seen: set[tuple[str, str]] = set()
+        values: set[str] = set()
+        fresh: list[tuple[int, EventRecord]] = []
+        for index, rec in enumerate(records):
+            ident = (rec.account_id, rec.event_id)
+            if ident in seen:
+                duplicates.append(index)
+                continue
+            seen.add(ident)
+            fresh.append((index, rec))
+            values.add(rec.account_id)
+        self._intern(conn, {rec.account_id for _, rec in fresh}, new_terms)
+
+        def tid(value: str | None) -> int | None:
+            if value is None:
+                return None
+            found = self._term_cache.get(value)
+            return found if found is not None else new_terms[value]
+
+        kept: list[tuple[int, EventRecord]] = []
+        for index, rec in fresh:
+            rows = conn.execute(
+                "SELECT event_id FROM events WHERE account = ? AND event_key = ?",
+                (tid(rec.account_id), rec.event_key),
+            ).fetchall()
+            if any(row[0] == rec.event_id for row in rows):
+                duplicates.append(index)
+            else:
+                kept.append((index, rec))
+        if not kept:
+            return AppendResult([], sorted(duplicates))
+
+        for _, rec in kept:
+            for value in (
+                rec.event_name, rec.event_type, rec.event_rw, rec.event_category, rec.service_name,
+                rec.user_name, rec.access_key_id, rec.source_ip, rec.role_name, rec.error_code,
+            ):
+                if value is not None:
+                    values.add(value)
+            for rtype, rname in rec.resources:
+                values.add(rtype)
+                values.add(rname)
+        values.add("")
+        self._intern(conn, values, new_terms)
+
+        first_seq = (conn.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0]) + 1
+        event_rows = []
+        resource_rows = []
+        seqs: list[int] = []
+        for offset, (index, rec) in enumerate(kept):
+            seq = first_seq + offset
+            seqs.append(seq)
+            accepted.append(index)
+            account = tid(rec.account_id)
+            event_rows.append((
+                seq, account, rec.event_time_ms, rec.event_key, rec.request_key,
+                tid(rec.event_name), tid(rec.event_type), tid(rec.event_rw), tid(rec.event_category),
+                tid(rec.service_name), tid(rec.user_name), tid(rec.access_key_id), tid(rec.source_ip),
+                tid(rec.role_name), None if rec.sensitive_action is None else int(rec.sensitive_action),
+                tid(rec.error_code), rec.event_id, rec.request_id, codec.pack(rec.body),
+            ))
+            for rtype, rname in rec.resources:
+                resource_rows.append((seq, account, rec.event_time_ms, tid(rtype), tid(rname)))
+        conn.executemany(
+            "INSERT INTO events (seq, account, event_time, event_key, request_key, event_name, event_type,"
+            " event_rw, category, service, user_name, access_key, source_ip, role_name, sensitive,"
+            " error_code, event_id, request_id, body) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            event_rows,
+        )
+        if resource_rows:
+            conn.executemany(
+                "INSERT INTO event_resources (seq, account, event_time, rtype, rname) VALUES (?,?,?,?,?)",
+                resource_rows,
+            )
+        usage = usage_rows([rec for _, rec in kept], seqs, tid)
+        if usage:
+            conn.executemany(
+                "INSERT INTO key_usage (account, access_key, kind, service, item, item_type, first_used,"
+                " last_used, last_seq, source, calls, failed) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
+                " ON CONFLICT (account, access_key, kind, service, item, item_type) DO UPDATE SET"
+                " first_used = MIN(first_used, excluded.first_used),"
+                " last_seq = CASE WHEN excluded.last_used >= last_used THEN excluded.last_seq ELSE last_seq END,"
+                " source = CASE WHEN excluded.last_used >= last_used THEN excluded.source ELSE source END,"
+                " last_used = MAX(last_used, excluded.last_used),"
+                " calls = calls + excluded.calls, failed = failed + excluded.failed",
+                usage,
+            )
+        return AppendResult(accepted, sorted(duplicates))
+
+    def find_events(
+        self, *, account_id: str, flt: EventFilter, after: Position | None, descending: bool, limit: int
+    ) -> list[StoredEvent]:
+        return list(self._find(account_id, flt, after, descending, limit))
+
+    def _find(
+        self, account_id: str, flt: EventFilter, after: Position | None, descending: bool, limit: int | None
+    ) -> Iterator[StoredEvent]:
+        account_ref = self._term_id(account_id)
+        if account_ref is None:
+            return
+        query = build_find(
+            flt,
+            account_ref=account_ref,
+            after=after,
+            descending=descending,
+            limit=limit,
+            resolve=self._term_ids,
+            resolve_prefix=self._prefix_term_ids,
+            resolve_networks=self._network_term_ids,
+            name_indexes=True,
+        )
+        if query is None:
+            return
+        for seq, event_time, event_id, body in self._reader().execute(query.sql, query.params):
+            yield StoredEvent(seq, event_time, event_id, codec.unpack(body))
+
+    def explain_find(self, *, account_id: str, flt: EventFilter, descending: bool = True) -> list[str]:
+        """The query plan of a lookup, for tests that prove every filter is index-served."""
+        account_ref = self._term_id(account_id)
+        query = build_find(
+            flt, account_ref=account_ref or 0, after=Position(flt.end_ms, 1 << 62), descending=descending,
+            limit=50, resolve=self._term_ids, resolve_prefix=self._prefix_term_ids,
+            resolve_networks=self._network_term_ids, name_indexes=True,
+        )
+        if query is None:
+            return []
+        return [row[3] for row in self._reader().execute("EXPLAIN QUERY PLAN " + query.sql, query.params)]
+
+    def iter_events(
+        self, *, account_id: str, flt: EventFilter, descending: bool, batch: int = 1000
+    ) -> Iterator[StoredEvent]:
+        after: Position | None = None
+        while True:
+            page = self.find_events(account_id=account_id, flt=flt, after=after, descending=descending, limit=batch)
+            yield from page
+            if len(page) < batch:
+                return
+            after = page[-1].position
+
+    def summarize(self, *, account_id: str, start_ms: int, end_ms: int) -> WindowSummary:
+        account_ref = self._term_id(account_id)
+        if account_ref is None:
+            return WindowSummary(0, None, None)
+        count, earliest, latest = self._reader().execute(
+            "SELECT count(*), min(event_time), max(event_time) FROM events"
+            " WHERE account = ? AND event_time >= ? AND event_time <= ?",
+            (account_ref, start_ms, end_ms),
+        ).fetchone()
+        return WindowSummary(count, earliest, latest)
+
+    def events_by_seq(self, *, account_id: str, seqs: Sequence[int]) -> dict[int, StoredEvent]:
+        account_ref = self._term_id(account_id)
+        if account_ref is None or not seqs:
+            return {}
+        found: dict[int, StoredEvent] = {}
+        unique = sorted(set(seqs))
+        for start in range(0, len(unique), 500):
+            chunk = unique[start : start + 500]
+            rows = self._reader().execute(
+                f"SELECT seq, event_time, event_id, body FROM events WHERE account = ? AND seq IN"
+                f" ({','.join('?' * len(chunk))})",
+                [account_ref, *chunk],
+            )
+            for seq, event_time, event_id, body in rows:
+                found[seq] = StoredEvent(seq, event_time, event_id, codec.unpack(body))
+        return found
+
+    def read_log(self, *, after_seq: int, limit: int) -> list[LogEntry]:
+        # One writer commits in seq order, so a reader can never see seq N+1 before seq N.
+        rows = self._reader().execute(
+            "SELECT e.seq, t.value, e.event_time, e.event_id, e.body FROM events e"
+            " JOIN terms t ON t.id = e.account WHERE e.seq > ? ORDER BY e.seq LIMIT ?",
+            (after_seq, limit),
+        )
+        return [
+            LogEntry(seq, account, StoredEvent(seq, event_time, event_id, codec.unpack(body)))
+            for seq, account, event_time, event_id, body in rows
+        ]
+
+    # -- AccessKey usage -----------------------------------------------------------------------
+    def usage(
+        self,
+        *,
+        account_id: str,
+        access_key_id: str,
+        kind: UsageKind,
+        service_name: str | None,
+        since_ms: int,
+        after: UsagePosition | None,
+        limit: int,
+    ) -> list[UsageEntry]:
+        account_ref = self._term_id(account_id)
+        key_ref = self._term_id(access_key_id)
+        if account_ref is None or key_ref is None:
+            return []
+        conds = ["u.account = ?", "u.access_key = ?", "u.kind = ?", "u.last_used >= ?"]
+        params: list[object] = [account_ref, key_ref, int(kind), since_ms]
+        if service_name is not None:
+            service_ref = self._term_id(service_name)
+            if service_ref is None:
+                return []
+            conds.append("u.service = ?")
+            params.append(service_ref)
+        if after is not None:
+            conds.append("(u.last_used < ? OR (u.last_used = ? AND (u.item, u.item_type) > (?, ?)))")
+            params += [after.last_used_ms, after.last_used_ms, after.item_ref, after.type_ref]
+        params.append(limit)
+        rows = self._reader().execute(
+            "SELECT s.value, i.value, t.value, u.first_used, u.last_used, u.calls, u.failed, u.source,"
+            " u.last_seq, u.item, u.item_type FROM key_usage u"
+            " JOIN terms s ON s.id = u.service JOIN terms i ON i.id = u.item JOIN terms t ON t.id = u.item_type"
+            f" WHERE {' AND '.join(conds)} ORDER BY u.last_used DESC, u.item, u.item_type LIMIT ?",
+            params,
+        )
+        return [
+            UsageEntry(
+                kind=kind, service_name=service, item=item, item_type=item_type, first_used_ms=first,
+                last_used_ms=last, calls=calls, failed_calls=failed, source=source, last_seq=last_seq,
+                position=UsagePosition(last, item_ref, type_ref),
+            )
+            for service, item, item_type, first, last, calls, failed, source, last_seq, item_ref, type_ref in rows
+        ]
+
+    # -- credentials ---------------------------------------------------------------------------
+    def _write(self, sql: str, params: Sequence[object]) -> int:
+        with self._write_lock:
+            if self._closed:
+                raise StoreError("the store is closed")
+            cur = self._writer.execute(sql, params)
+            return cur.rowcount
+
+    def save_access_key(self, key: AccessKey) -> None:
+        self._write(
+            "INSERT INTO access_keys VALUES (?,?,?,?,?,?,?)",
+            (key.access_key_id, key.account_id, key.user_name, key.secret_sealed, str(key.status),
+             ",".join(key.allowed_actions), key.created_ms),
+        )
+
+    @staticmethod
+    def _key(row: Sequence[object]) -> AccessKey:
+        key_id, account, user, sealed, status, allowed, created = row
+        return AccessKey(
+            str(key_id), str(account), str(user), bytes(sealed),  # type: ignore[arg-type]
+            KeyStatus(status), tuple(a for a in str(allowed).split(",") if a), int(created),  # type: ignore[arg-type]
+        )
+
+    def get_access_key(self, access_key_id: str) -> AccessKey | None:
+        row = self._reader().execute(
+            "SELECT * FROM access_keys WHERE access_key_id = ?", (access_key_id,)
+        ).fetchone()
+        return self._key(row) if row else None
+
+    def list_access_keys(self, *, account_id: str | None) -> list[AccessKey]:
+        if account_id is None:
+            rows = self._reader().execute("SELECT * FROM access_keys ORDER BY account_id, created_ms")
+        else:
+            rows = self._reader().execute(
+                "SELECT * FROM access_keys WHERE account_id = ? ORDER BY created_ms", (account_id,)
+            )
+        return [self._key(r) for r in rows]
+
+    def set_access_key_status(self, access_key_id: str, status: KeyStatus) -> bool:
+        return self._write(
+            "UPDATE access_keys SET status = ? WHERE access_key_id = ?", (str(status), access_key_id)
+        ) > 0
+
+    def delete_access_key(self, access_key_id: str) -> bool:
+        return self._write("DELETE FROM access_keys WHERE access_key_id = ?", (access_key_id,)) > 0
+
+    def save_token(self, token: ApiToken) -> None:
+        self._write(
+            "INSERT INTO api_tokens VALUES (?,?,?,?,?,?)",
+            (token.token_id, token.token_hash, ",".join(token.account_ids), int(token.all_accounts),
+             ",".join(token.scopes), token.created_ms),
+        )
+
+    @staticmethod
+    def _token(row: Sequence[object]) -> ApiToken:
+        token_id, token_hash, accounts, all_accounts, scopes, created = row
+        return ApiToken(
+            str(token_id), bytes(token_hash),  # type: ignore[arg-type]
+            tuple(a for a in str(accounts).split(",") if a), bool(all_accounts),
+            tuple(TokenScope(s) for s in str(scopes).split(",") if s), int(created),  # type: ignore[arg-type]
+        )
+
+    def find_token(self, token_hash: bytes) -> ApiToken | None:
+        row = self._reader().execute("SELECT * FROM api_tokens WHERE token_hash = ?", (token_hash,)).fetchone()
+        return self._token(row) if row else None
+
+    def list_tokens(self) -> list[ApiToken]:
+        return [self._token(r) for r in self._reader().execute("SELECT * FROM api_tokens ORDER BY created_ms")]
+
+    def delete_token(self, token_id: str) -> bool:
+        return self._write("DELETE FROM api_tokens WHERE token_id = ?", (token_id,)) > 0
+
+    def meta_get_or_set(self, name: str, value: bytes) -> bytes:
+        with self._write_lock:
+            self._writer.execute("INSERT OR IGNORE INTO meta VALUES (?, ?)", (name, value))
+            row = self._writer.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
+        return bytes(row[0])
+
+
+def _split_sql(script: str) -> list[str]:
+    """The statements of a migration file, split where SQLite itself says a statement is complete."""
+    statements: list[str] = []
+    buffer = ""
+    for line in script.splitlines(keepends=True):
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            statements.append(buffer.strip())
+            buffer = ""
+    if buffer.strip() and not all(l.strip().startswith("--") for l in buffer.strip().splitlines()):
+        raise StoreError("a migration ends with an incomplete statement")
+    return statements
