@@ -90,6 +90,10 @@ class EventStore(Protocol):
 
     def summarize(self, *, account_id: str, start_ms: int, end_ms: int) -> WindowSummary: ...
 
+    def resource_types(self, *, account_id: str) -> list[str]:
+        """Every resource type the account's events name, sorted."""
+        ...
+
     def events_by_seq(self, *, account_id: str, seqs: Sequence[int]) -> dict[int, StoredEvent]: ...
 
     def read_log(self, *, after_seq: int, limit: int) -> list[LogEntry]:

@@ -289,6 +289,10 @@ class SqliteStore:
                 "INSERT INTO event_resources (seq, account, event_time, rtype, rname) VALUES (?,?,?,?,?)",
                 resource_rows,
             )
+            conn.executemany(
+                "INSERT OR IGNORE INTO account_resource_types (account, rtype) VALUES (?, ?)",
+                {(row[1], row[3]) for row in resource_rows},
+            )
         usage = usage_rows([rec for _, rec in kept], seqs, tid)
         if usage:
             conn.executemany(
@@ -353,6 +357,17 @@ class SqliteStore:
             if len(page) < batch:
                 return
             after = page[-1].position
+
+    def resource_types(self, *, account_id: str) -> list[str]:
+        account_ref = self._term_id(account_id)
+        if account_ref is None:
+            return []
+        rows = self._reader().execute(
+            "SELECT t.value FROM account_resource_types a JOIN terms t ON t.id = a.rtype WHERE a.account = ?"
+            " ORDER BY t.value",
+            (account_ref,),
+        )
+        return [r[0] for r in rows]
 
     def summarize(self, *, account_id: str, start_ms: int, end_ms: int) -> WindowSummary:
         account_ref = self._term_id(account_id)

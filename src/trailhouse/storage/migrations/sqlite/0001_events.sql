@@ -54,6 +54,14 @@ CREATE INDEX event_resources_name ON event_resources (account, rname, event_time
 CREATE INDEX event_resources_type ON event_resources (account, rtype, event_time, seq);
 CREATE INDEX event_resources_seq  ON event_resources (seq);
 
+-- The resource types each account has, so a short 2017-style type ("Instance") can be expanded
+-- to the full ones ("ACS::ECS::Instance") without scanning events.
+CREATE TABLE account_resource_types (
+    account INTEGER NOT NULL,
+    rtype   INTEGER NOT NULL,
+    PRIMARY KEY (account, rtype)
+) WITHOUT ROWID;
+
 -- AccessKey usage, maintained in the ingest transaction: one row per key, kind, service and item.
 CREATE TABLE key_usage (
     account     INTEGER NOT NULL,
