@@ -29,6 +29,7 @@ __all__ = [
 ]
 
 GZIP_MAGIC = b"\x1f\x8b"
+_SHAPE_HELP = 'expected a JSON array of events, an object with an "events" array, or NDJSON (one event per line)'
 
 
 class UnreadableInput(ValueError):
@@ -114,7 +115,7 @@ def decode_events(data: bytes) -> list[Item]:
         except orjson.JSONDecodeError:
             return list(decode_ndjson(text.splitlines()))
         return _from_document(parsed)
-    return list(decode_ndjson(text.splitlines()))
+    raise UnreadableInput(_SHAPE_HELP)
 
 
 def _from_document(parsed: Any) -> list[Item]:
@@ -127,7 +128,7 @@ def _from_document(parsed: Any) -> list[Item]:
                 raise UnreadableInput('"events" must be an array of events')
             return list(enumerate(events))
         return [(0, parsed)]
-    raise UnreadableInput("expected a JSON array of events, an object with an \"events\" array, or NDJSON")
+    raise UnreadableInput(_SHAPE_HELP)
 
 
 def decode_ndjson(lines: Iterable[bytes], first_index: int = 0, first_line: int = 1) -> Iterator[Item]:

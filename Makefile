@@ -1,0 +1,45 @@
+# One way in: `make run` starts the service with demo data, `make test` runs the whole suite.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+PORT   ?= 8080
+
+.PHONY: run test lint bench bench-large services docs clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q .
+	touch $@
+
+$(VENV)/.dev-installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $@ $(VENV)/.installed
+
+run: $(VENV)/.installed
+	$(BIN)/trailhouse demo --port $(PORT)
+	$(BIN)/trailhouse serve --port $(PORT)
+
+# PostgreSQL and Redis must be up for the backend tests: start them when they are not.
+services:
+	@bash scripts/ensure-services
+
+test: $(VENV)/.dev-installed services
+	$(BIN)/python -m pytest -q
+
+lint: $(VENV)/.dev-installed
+	$(BIN)/ruff check src tests bench
+
+docs: $(VENV)/.dev-installed
+	$(BIN)/python -m trailhouse.docs_gen
+
+bench: $(VENV)/.dev-installed services
+	$(BIN)/python -m bench.run --events 1000000
+
+bench-large: $(VENV)/.dev-installed services
+	$(BIN)/python -m bench.run --events 10000000
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info

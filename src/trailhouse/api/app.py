@@ -1,0 +1,135 @@
+"""The ASGI application: ``create_app(settings, store)``; no module-level state.
+
+Routes: ``/`` is the ActionTrail RPC gateway (GET and POST), ``/api/v1/...`` the native API,
+``/healthz`` the liveness probe.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import orjson
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ..service.pagetoken import PageTokens
+from ..settings import Settings
+from ..storage import open_store
+from ..storage.base import EventStore, StoreError, StoreUnavailable
+from .context import Services
+from .native_errors import NativeError, native_error_response
+
+__all__ = ["create_app"]
+
+log = logging.getLogger("trailhouse.access")
+error_log = logging.getLogger("trailhouse.error")
+
+Endpoint = Callable[[Request, Services], Awaitable[Response]]
+
+
+def new_native_request_id() -> str:
+    return str(uuid.uuid4()).upper()
+
+
+class AccessLog:
+    """One line per request: method, path without the query (V1 signatures live there), status, time."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 0
+        request_id = ""
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status, request_id
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                for name, value in message.get("headers", []):
+                    if name == b"x-acs-request-id":
+                        request_id = value.decode()
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            state = scope.get("state") or {}
+            action = state.get("action", "-")
+            log.info(
+                "%s %s %s %s %.1fms %s",
+                scope["method"], scope["path"], action, status,
+                (time.perf_counter() - started) * 1000, request_id or "-",
+            )
+
+
+def _native(endpoint: Endpoint, svc: Services) -> Callable[[Request], Awaitable[Response]]:
+    async def handle(request: Request) -> Response:
+        request_id = new_native_request_id()
+        try:
+            response = await endpoint(request, svc)
+        except NativeError as err:
+            return native_error_response(err, request_id)
+        except StoreUnavailable as exc:
+            error_log.warning("store unavailable (request %s): %s", request_id, exc)
+            return native_error_response(NativeError(503, "ServiceUnavailable", "the store is unavailable"), request_id)
+        except StoreError:
+            error_log.exception("store error (request %s)", request_id)
+            return native_error_response(NativeError(500, "InternalError", "internal error"), request_id)
+        except Exception:
+            error_log.exception("unexpected error (request %s)", request_id)
+            return native_error_response(NativeError(500, "InternalError", "internal error"), request_id)
+        response.headers.setdefault("x-acs-request-id", request_id)
+        return response
+
+    return handle
+
+
+async def healthz(request: Request, svc: Services) -> Response:
+    return Response(orjson.dumps({"status": "ok"}), media_type="application/json")
+
+
+def create_app(settings: Settings, store: EventStore | None = None, *, close_store: bool | None = None) -> Starlette:
+    """Build the app. A store passed in stays the caller's to close unless ``close_store`` says otherwise."""
+    from . import gateway, native_ingest, native_search  # imported here: they import the operation table
+
+    owns_store = store is None if close_store is None else close_store
+    store = store if store is not None else open_store(settings.db_url)
+    svc = Services(settings=settings, store=store, page_tokens=PageTokens.for_store(store))
+    limiter = gateway.build_gateway(svc)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            limiter.close()
+            if owns_store:
+                store.close()
+
+    routes = [
+        Route("/", limiter.handle, methods=["GET", "POST"]),
+        Route("/healthz", _native(healthz, svc), methods=["GET"]),
+        Route("/api/v1/events", _native(native_ingest.ingest_events, svc), methods=["POST"]),
+        Route("/api/v1/events", _native(native_search.search_events, svc), methods=["GET"]),
+        Route("/api/v1/summary", _native(native_search.summary, svc), methods=["GET"]),
+        Route(
+            "/api/v1/access-keys/{access_key_id}/report",
+            _native(native_search.access_key_report, svc), methods=["GET"],
+        ),
+        Route("/api/v1/openapi.json", _native(native_search.openapi_document, svc), methods=["GET"]),
+    ]
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.services = svc
+    app.add_middleware(AccessLog)
+    return app

@@ -1,0 +1,154 @@
+"""The ActionTrail RPC gateway at ``/``: parse, authenticate, route, authorise, throttle, run, render.
+
+Each request is handled by one synchronous pipeline run in a worker thread (the store and Redis
+clients are synchronous); every failure leaves it as an ApiError rendered in the client's format.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+
+from ..model.credentials import AccessKey
+from ..model.times import now_ms
+from ..service.secrets import Sealer, load_master_key
+from ..storage.base import StoreError, StoreUnavailable
+from . import errors
+from .auth import authenticate
+from .context import Call, Services
+from .dispatch import KNOWN_VERSIONS, OPERATIONS, THROTTLE_ACCESS_KEY_USAGE, THROTTLE_LOOKUP_EVENTS, Operation
+from .limits import Limits, open_limits
+from .protocol import Fmt, RpcRequest, guess_format, parse_request
+from .render import error_body, new_request_id, render
+
+__all__ = ["Gateway", "build_gateway"]
+
+log = logging.getLogger("trailhouse.gateway")
+
+#: RPC requests are small; anything bigger than this is not an SDK call.
+MAX_RPC_BODY = 1024 * 1024
+KNOWN_ACTIONS = frozenset(action for action, _ in OPERATIONS)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    status: int
+    body: bytes
+    content_type: str
+    action: str | None
+
+
+class Gateway:
+    def __init__(self, svc: Services, sealer: Sealer, limits: Limits) -> None:
+        self.svc = svc
+        self.sealer = sealer
+        self.limits = limits
+        self._rates = {
+            THROTTLE_LOOKUP_EVENTS: svc.settings.throttle_lookup_events,
+            THROTTLE_ACCESS_KEY_USAGE: svc.settings.throttle_access_key_usage,
+        }
+
+    def close(self) -> None:
+        self.limits.close()
+
+    async def handle(self, request: Request) -> Response:
+        request_id = new_request_id()
+        host_id = request.headers.get("host", "")
+        raw_query: bytes = request.scope.get("query_string", b"")
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in request.scope["headers"]}
+        fmt: Fmt = guess_format(raw_query, headers)
+        try:
+            body = await self._read_body(request)
+            outcome = await run_in_threadpool(
+                self.process, request.method, raw_query, headers, body, request_id, request.url.path
+            )
+        except errors.ApiError as err:
+            outcome = self._error(err, request_id, host_id, fmt, None)
+        request.scope.setdefault("state", {})["action"] = outcome.action or "-"
+        return Response(
+            outcome.body,
+            status_code=outcome.status,
+            headers={"x-acs-request-id": request_id, "content-type": outcome.content_type},
+        )
+
+    @staticmethod
+    async def _read_body(request: Request) -> bytes:
+        chunks = bytearray()
+        async for chunk in request.stream():
+            chunks += chunk
+            if len(chunks) > MAX_RPC_BODY:
+                raise errors.InvalidParameter(message="The request body is too large.")
+        return bytes(chunks)
+
+    def _error(self, err: errors.ApiError, request_id: str, host_id: str, fmt: Fmt, action: str | None) -> Outcome:
+        body, content_type = error_body(err, request_id, host_id, fmt)
+        return Outcome(err.http_status, body, content_type, action)
+
+    def process(
+        self, method: str, raw_query: bytes, headers: dict[str, str], body: bytes, request_id: str, path: str
+    ) -> Outcome:
+        fmt: Fmt = guess_format(raw_query, headers)
+        action: str | None = None
+        try:
+            req = parse_request(method, raw_query, headers, body, path=path)  # step 1
+            fmt = req.fmt
+            action = req.action
+            now = now_ms()
+            key = authenticate(  # steps 2–8
+                req, store=self.svc.store, sealer=self.sealer, limits=self.limits,
+                skew_s=self.svc.settings.timestamp_skew_s, now_ms=now,
+            )
+            op = self._route(req)  # step 9
+            self._authorise(op, key)  # step 10
+            if not self.limits.allow(f"{key.account_id}:{op.action}", self._rates[op.throttle_group]):  # step 11
+                raise errors.ThrottlingUser()
+            call = Call(
+                action=op.action, version=op.version, params=req.business_params, account_id=key.account_id,
+                access_key=key, request_id=request_id, now_ms=now,
+            )
+            data: dict[str, Any] = {"RequestId": request_id, **op.handler(call, self.svc)}  # step 12
+            payload, content_type = render(op.action, data, fmt)
+            return Outcome(200, payload, content_type, op.action)
+        except errors.ApiError as err:
+            return self._error(err, request_id, headers.get("host", ""), fmt, action)
+        except StoreUnavailable as exc:
+            log.warning("request %s: store unavailable: %s", request_id, exc)
+            return self._error(errors.ServiceUnavailable(), request_id, headers.get("host", ""), fmt, action)
+        except (StoreError, Exception):
+            log.exception("request %s failed", request_id)
+            return self._error(errors.InternalError(), request_id, headers.get("host", ""), fmt, action)
+
+    @staticmethod
+    def _route(req: RpcRequest) -> Operation:
+        action, version = req.action or "", req.version or ""
+        op = OPERATIONS.get((action, version))
+        if op is not None:
+            return op
+        if version not in KNOWN_VERSIONS:
+            raise errors.InvalidVersion()
+        raise errors.InvalidActionNotFound()
+
+    @staticmethod
+    def _authorise(op: Operation, key: AccessKey) -> None:
+        if key.allows(op.action):
+            return
+        principal = "Account" if key.user_name == "root" else "SubUser"
+        raise errors.NoPermission(access_denied_detail={
+            "AuthAction": op.ram_action,
+            "AuthPrincipalType": principal,
+            "AuthPrincipalOwnerId": key.account_id,
+            "AuthPrincipalDisplayName": key.user_name,
+            "NoPermissionType": "ImplicitDeny",
+            "PolicyType": "AccountLevelIdentityBasedPolicy",
+            "EncodedDiagnosticMessage": "",
+        })
+
+
+def build_gateway(svc: Services) -> Gateway:
+    sealer = Sealer(load_master_key(svc.settings.master_key, svc.settings.resolved_data_dir()))
+    return Gateway(svc, sealer, open_limits(svc.settings.redis_url))

@@ -1,0 +1,58 @@
+"""``POST /api/v1/events``: ingest over HTTP, authenticated with an ingest token."""
+
+from __future__ import annotations
+
+import orjson
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+
+from ..model.credentials import TokenScope
+from ..service.ingest import BatchTooLarge, UnreadableInput, decode_events, gunzip, ingest_items, is_gzip
+from .context import Services
+from .native_auth import authenticate_token
+from .native_errors import NativeError
+
+__all__ = ["ingest_events"]
+
+
+async def read_limited_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        try:
+            if int(declared) > limit:
+                raise NativeError(413, "PayloadTooLarge", f"the body is larger than the limit of {limit} bytes")
+        except ValueError:
+            raise NativeError(400, "BadRequest", "Content-Length is not a number") from None
+    chunks = bytearray()
+    async for chunk in request.stream():
+        chunks += chunk
+        if len(chunks) > limit:
+            raise NativeError(413, "PayloadTooLarge", f"the body is larger than the limit of {limit} bytes")
+    return bytes(chunks)
+
+
+async def ingest_events(request: Request, svc: Services) -> Response:
+    token = await run_in_threadpool(authenticate_token, request, svc.store, TokenScope.INGEST)
+    limits = svc.settings
+    body = await read_limited_body(request, limits.max_body_bytes)
+    atomic = request.query_params.get("atomic", "false").lower() in ("1", "true", "yes")
+    try:
+        if request.headers.get("content-encoding", "").lower() == "gzip" or is_gzip(body):
+            body = gunzip(body, limits.max_body_bytes)
+        items = decode_events(body)
+    except BatchTooLarge as exc:
+        raise NativeError(413, "PayloadTooLarge", str(exc)) from None
+    except UnreadableInput as exc:
+        raise NativeError(400, "MalformedBody", str(exc)) from None
+    if len(items) > limits.max_batch_events:
+        raise NativeError(
+            413, "BatchTooLarge",
+            f"the batch has {len(items)} events; the limit is {limits.max_batch_events} per request",
+        )
+    report = await run_in_threadpool(ingest_items, svc.store, items, may_write=token.may_use, atomic=atomic)
+    status = 422 if atomic and report.rejected else 200
+    payload = report.to_dict()
+    if status == 422:
+        payload["message"] = "atomic batch rejected: nothing was stored"
+    return Response(orjson.dumps(payload), status_code=status, media_type="application/json")

@@ -1,0 +1,409 @@
+"""The ``trailhouse`` command: serve, ingest, credentials, demo data, search, reports, migrations."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated
+
+import orjson
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from .model.credentials import KeyStatus, TokenScope
+from .model.times import format_wire_time, now_ms
+from .service.credentials import CredentialError, create_access_key, create_token
+from .service.ingest import IngestReport, UnreadableInput, decode_ndjson, ingest_items
+from .service.secrets import MasterKeyError, Sealer, load_master_key
+from .settings import Settings
+from .storage import open_store
+from .storage.base import EventStore, StoreError
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+keys_app = typer.Typer(no_args_is_help=True, help="AccessKey pairs for the ActionTrail API.")
+tokens_app = typer.Typer(no_args_is_help=True, help="Bearer tokens for the native API (ingest, read).")
+app.add_typer(keys_app, name="keys")
+app.add_typer(tokens_app, name="tokens")
+
+console = Console(stderr=True)
+out = Console(highlight=False, soft_wrap=True)
+
+DbOption = Annotated[
+    str | None, typer.Option("--db", help="sqlite:///path or postgresql://…; default $TRAILHOUSE_DB or ./trailhouse.db")
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    console.print(f"[bold red]error:[/] {message}")
+    return typer.Exit(code)
+
+
+def _settings(db: str | None, **overrides: object) -> Settings:
+    return Settings.from_env(db_url=db, **overrides)
+
+
+def _store(settings: Settings) -> EventStore:
+    try:
+        return open_store(settings.db_url)
+    except StoreError as exc:
+        raise fail(str(exc)) from None
+
+
+def _sealer(settings: Settings) -> Sealer:
+    try:
+        return Sealer(load_master_key(settings.master_key, settings.resolved_data_dir()))
+    except MasterKeyError as exc:
+        raise fail(str(exc)) from None
+
+
+# -- serve ---------------------------------------------------------------------------------------
+@app.command()
+def serve(
+    db: DbOption = None,
+    host: Annotated[str | None, typer.Option(help="Address to listen on (default 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default 8080).")] = None,
+    redis: Annotated[str | None, typer.Option("--redis", help="Share nonces and throttling via Redis.")] = None,
+    throttle_lookup: Annotated[float | None, typer.Option(help="LookupEvents calls/s per account; 0 = off.")] = None,
+    throttle_usage: Annotated[
+        float | None, typer.Option(help="GetAccessKeyLastUsed* calls/s per account; 0 = off.")
+    ] = None,
+    workers: Annotated[int, typer.Option(help="Worker processes (each opens its own store).")] = 1,
+    log_level: Annotated[str | None, typer.Option(help="debug, info, warning, error.")] = None,
+) -> None:
+    """Start the HTTP service: the ActionTrail API at / and the native API at /api/v1."""
+    import logging
+
+    import uvicorn
+
+    from .api.app import create_app
+
+    settings = _settings(
+        db, host=host, port=port, redis_url=redis, throttle_lookup_events=throttle_lookup,
+        throttle_access_key_usage=throttle_usage, log_level=log_level,
+    )
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+    _sealer(settings)  # create or check the master key before the first request needs it
+    try:
+        application = create_app(settings)
+    except StoreError as exc:
+        raise fail(str(exc)) from None
+    console.print(
+        f"Trailhouse on [bold]http://{settings.host}:{settings.port}[/] "
+        f"(store {application.state.services.store.url})"
+    )
+    # uvicorn's own access log prints query strings, where V1 signatures travel: ours does not.
+    uvicorn.run(
+        application, host=settings.host, port=settings.port, access_log=False,
+        log_level=settings.log_level.lower(), timeout_graceful_shutdown=30, workers=None if workers == 1 else workers,
+    )
+
+
+# -- ingest --------------------------------------------------------------------------------------
+def _open_input(name: str) -> bytes:
+    if name == "-":
+        return sys.stdin.buffer.read()
+    return Path(name).read_bytes()
+
+
+def _file_items(name: str, chunk: int) -> Iterator[list[tuple[int, object]]]:
+    """Decoded events of one file, in chunks, streaming NDJSON so that large files stay flat in memory."""
+    raw = _open_input(name)
+    if raw[:2] == b"\x1f\x8b":
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError) as exc:
+            raise UnreadableInput(f"corrupt gzip data: {exc}") from None
+    head = raw.lstrip()[:1]
+    if head == b"[" or (head == b"{" and _is_document(raw)):
+        from .service.ingest import decode_events
+
+        items = decode_events(raw)
+        for start in range(0, len(items), chunk):
+            yield items[start : start + chunk]
+        return
+    batch: list[tuple[int, object]] = []
+    for item in decode_ndjson(raw.splitlines()):
+        batch.append(item)
+        if len(batch) >= chunk:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _is_document(raw: bytes) -> bool:
+    """True when a file starting with '{' is one JSON document rather than NDJSON."""
+    first_line = raw.lstrip().split(b"\n", 1)[0]
+    try:
+        orjson.loads(first_line)
+    except orjson.JSONDecodeError:
+        return True  # a pretty-printed object spans lines
+    try:
+        parsed = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return False
+    return isinstance(parsed, dict) and "events" in parsed
+
+
+@app.command()
+def ingest(
+    files: Annotated[list[str], typer.Argument(help="NDJSON, JSON array, {\"events\": [...]}, .gz, or - for stdin.")],
+    db: DbOption = None,
+    batch: Annotated[int, typer.Option(help="Events per transaction.")] = 5000,
+    json_out: JsonOption = False,
+) -> None:
+    """Load ActionTrail events from files (as delivered to object storage) into the store."""
+    settings = _settings(db)
+    store = _store(settings)
+    total = IngestReport()
+    started = time.perf_counter()
+    failed_files: list[str] = []
+    try:
+        with Progress(
+            TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed:,} events"),
+            TextColumn("{task.fields[rate]:,.0f} events/s"), TimeElapsedColumn(), console=console,
+            disable=json_out or not console.is_terminal,
+        ) as progress:
+            task = progress.add_task("ingest", total=None, rate=0.0)
+            for name in files:
+                offset = 0
+                progress.update(task, description=name)
+                try:
+                    for items in _file_items(name, batch):
+                        report = ingest_items(store, items, may_write=lambda _account: True)
+                        for r in report.rejected:
+                            console.print(f"[yellow]{name}[/]: event {r.index} ({r.event_id or '?'}): {r.reason}")
+                        total.add(report)
+                        offset += len(items)
+                        elapsed = time.perf_counter() - started
+                        done = total.accepted + total.duplicates + len(total.rejected)
+                        progress.update(task, completed=done, rate=done / elapsed if elapsed else 0.0)
+                except (OSError, UnreadableInput) as exc:
+                    failed_files.append(name)
+                    console.print(f"[bold red]error:[/] cannot read {name}: {exc}")
+                except StoreError as exc:
+                    raise fail(f"the store failed while ingesting {name}: {exc}") from None
+    finally:
+        store.close()
+    elapsed = time.perf_counter() - started
+    done = total.accepted + total.duplicates + len(total.rejected)
+    summary = {
+        "accepted": total.accepted, "duplicates": total.duplicates, "rejected": len(total.rejected),
+        "files": len(files), "unreadable_files": failed_files, "seconds": round(elapsed, 3),
+        "events_per_second": round(done / elapsed, 1) if elapsed else None,
+    }
+    if json_out:
+        out.print(json.dumps(summary))
+    else:
+        console.print(
+            f"accepted {total.accepted:,}, duplicates {total.duplicates:,}, rejected {len(total.rejected):,} "
+            f"in {elapsed:.2f}s ({summary['events_per_second'] or 0:,.0f} events/s)"
+        )
+    if failed_files:
+        raise typer.Exit(2)
+    if total.rejected:
+        raise typer.Exit(3)
+
+
+# -- keys ----------------------------------------------------------------------------------------
+@keys_app.command("create")
+def keys_create(
+    account: Annotated[str, typer.Option("--account", help="The account the key belongs to.")],
+    user: Annotated[str, typer.Option("--user", help="The RAM user name shown for the key.")] = "root",
+    allow: Annotated[
+        list[str] | None, typer.Option("--allow", help="Limit to an action, e.g. actiontrail:LookupEvents.")
+    ] = None,
+    db: DbOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Create an AccessKey pair. The secret is shown once."""
+    settings = _settings(db)
+    store = _store(settings)
+    try:
+        created = create_access_key(
+            store, _sealer(settings), account_id=account, user_name=user, allowed_actions=tuple(allow or ())
+        )
+    except CredentialError as exc:
+        raise fail(str(exc)) from None
+    finally:
+        store.close()
+    if json_out:
+        out.print(json.dumps({
+            "AccessKeyId": created.key.access_key_id, "AccessKeySecret": created.secret,
+            "AccountId": created.key.account_id,
+        }))
+    else:
+        out.print(f"AccessKeyId:     {created.key.access_key_id}")
+        out.print(f"AccessKeySecret: {created.secret}")
+        out.print(f"AccountId:       {created.key.account_id}")
+        console.print("[dim]The secret is not stored in clear and cannot be shown again.[/]")
+
+
+@keys_app.command("list")
+def keys_list(
+    account: Annotated[str | None, typer.Option("--account")] = None, db: DbOption = None, json_out: JsonOption = False
+) -> None:
+    """List AccessKeys (never their secrets)."""
+    store = _store(_settings(db))
+    try:
+        keys = store.list_access_keys(account_id=account)
+    finally:
+        store.close()
+    rows = [
+        {"AccessKeyId": k.access_key_id, "AccountId": k.account_id, "UserName": k.user_name,
+         "Status": str(k.status), "AllowedActions": list(k.allowed_actions),
+         "CreateTime": format_wire_time(k.created_ms)}
+        for k in keys
+    ]
+    if json_out:
+        out.print(json.dumps(rows))
+        return
+    table = Table("AccessKeyId", "AccountId", "UserName", "Status", "Allowed", "Created")
+    for r in rows:
+        table.add_row(r["AccessKeyId"], r["AccountId"], r["UserName"], r["Status"],
+                      ", ".join(r["AllowedActions"]) or "all", r["CreateTime"])  # type: ignore[arg-type]
+    out.print(table)
+
+
+def _set_status(key_id: str, status: KeyStatus | None, db: str | None) -> None:
+    store = _store(_settings(db))
+    try:
+        done = store.delete_access_key(key_id) if status is None else store.set_access_key_status(key_id, status)
+    finally:
+        store.close()
+    if not done:
+        raise fail(f"no AccessKey {key_id}")
+    console.print(f"{key_id}: {'deleted' if status is None else status}")
+
+
+@keys_app.command("disable")
+def keys_disable(key_id: str, db: DbOption = None) -> None:
+    """Disable a key: requests signed with it get InvalidAccessKeyId.Inactive."""
+    _set_status(key_id, KeyStatus.INACTIVE, db)
+
+
+@keys_app.command("enable")
+def keys_enable(key_id: str, db: DbOption = None) -> None:
+    """Enable a disabled key again."""
+    _set_status(key_id, KeyStatus.ACTIVE, db)
+
+
+@keys_app.command("delete")
+def keys_delete(key_id: str, db: DbOption = None) -> None:
+    """Delete a key for good."""
+    _set_status(key_id, None, db)
+
+
+# -- tokens --------------------------------------------------------------------------------------
+@tokens_app.command("create")
+def tokens_create(
+    account: Annotated[list[str] | None, typer.Option("--account", help="An account the token may use.")] = None,
+    all_accounts: Annotated[bool, typer.Option("--all-accounts", help="Any account.")] = False,
+    scope: Annotated[
+        list[TokenScope] | None, typer.Option("--scope", help="ingest (default) and/or read.")
+    ] = None,
+    db: DbOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Create a bearer token for the native API. The token is shown once."""
+    store = _store(_settings(db))
+    try:
+        created = create_token(
+            store, account_ids=tuple(account or ()), all_accounts=all_accounts,
+            scopes=tuple(scope or (TokenScope.INGEST,)),
+        )
+    except CredentialError as exc:
+        raise fail(str(exc)) from None
+    finally:
+        store.close()
+    if json_out:
+        out.print(json.dumps({"Token": created.secret, "TokenId": created.token.token_id}))
+    else:
+        out.print(f"Token:   {created.secret}")
+        out.print(f"TokenId: {created.token.token_id}")
+        console.print("[dim]Only a hash of the token is stored; it cannot be shown again.[/]")
+
+
+@tokens_app.command("list")
+def tokens_list(db: DbOption = None, json_out: JsonOption = False) -> None:
+    """List tokens (never the token itself)."""
+    store = _store(_settings(db))
+    try:
+        tokens = store.list_tokens()
+    finally:
+        store.close()
+    rows = [
+        {"TokenId": t.token_id, "Accounts": "*" if t.all_accounts else ",".join(t.account_ids),
+         "Scopes": ",".join(t.scopes), "CreateTime": format_wire_time(t.created_ms)}
+        for t in tokens
+    ]
+    if json_out:
+        out.print(json.dumps(rows))
+        return
+    table = Table("TokenId", "Accounts", "Scopes", "Created")
+    for r in rows:
+        table.add_row(*r.values())
+    out.print(table)
+
+
+@tokens_app.command("delete")
+def tokens_delete(token_id: str, db: DbOption = None) -> None:
+    """Revoke a token."""
+    store = _store(_settings(db))
+    try:
+        done = store.delete_token(token_id)
+    finally:
+        store.close()
+    if not done:
+        raise fail(f"no token {token_id}")
+    console.print(f"{token_id}: deleted")
+
+
+# -- demo ----------------------------------------------------------------------------------------
+@app.command()
+def demo(
+    db: DbOption = None,
+    count: Annotated[int, typer.Option(help="Background events besides the leaked-key story.")] = 5000,
+    port: Annotated[int, typer.Option(help="The port the printed snippets use.")] = 8080,
+    json_out: JsonOption = False,
+) -> None:
+    """Load the demo dataset (idempotent) and create an AccessKey to query it with."""
+    from .service.demo import load_demo
+
+    settings = _settings(db)
+    store = _store(settings)
+    try:
+        loaded = load_demo(store, _sealer(settings), count=count, now=now_ms())
+    finally:
+        store.close()
+    if json_out:
+        out.print(json.dumps(loaded.to_dict()))
+        return
+    out.print(loaded.instructions(port))
+
+
+# -- migrate / copy ------------------------------------------------------------------------------
+@app.command()
+def migrate(db: DbOption = None) -> None:
+    """Apply pending schema migrations (the service also applies them at start-up)."""
+    store = _store(_settings(db))
+    store.close()
+    console.print(f"schema up to date: {store.url}")
+
+
+def main() -> None:
+    app()
+
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,95 @@
+"""The demo: a realistic dataset with a leaked-AccessKey story, and credentials to explore it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ..model.credentials import TokenScope
+from ..storage.base import EventStore
+from .credentials import create_access_key, create_token
+from .generator import DEMO_ACCOUNT, demo_events, demo_story_facts
+from .ingest import ingest_items
+from .secrets import Sealer
+
+__all__ = ["DemoLoad", "load_demo"]
+
+DEMO_SEED = 7
+
+
+@dataclass(frozen=True, slots=True)
+class DemoLoad:
+    accepted: int
+    duplicates: int
+    account_id: str
+    access_key_id: str
+    access_key_secret: str
+    read_token: str
+    leaked_key: str
+    attacker_ips: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "Accepted": self.accepted, "Duplicates": self.duplicates, "AccountId": self.account_id,
+            "AccessKeyId": self.access_key_id, "AccessKeySecret": self.access_key_secret,
+            "ReadToken": self.read_token, "LeakedAccessKeyId": self.leaked_key,
+            "AttackerIps": list(self.attacker_ips),
+        }
+
+    def instructions(self, port: int) -> str:
+        endpoint = f"127.0.0.1:{port}"
+        return f"""\
+Demo data: {self.accepted:,} events stored ({self.duplicates:,} were already there).
+
+Endpoint:        http://{endpoint}  (ActionTrail OpenAPI at /, native API at /api/v1)
+AccountId:       {self.account_id}
+AccessKeyId:     {self.access_key_id}
+AccessKeySecret: {self.access_key_secret}
+Read token:      {self.read_token}
+
+The story: AccessKey {self.leaked_key} leaked; it was used from {', '.join(self.attacker_ips)}.
+
+Python (pip install alibabacloud-actiontrail20200706):
+
+    from alibabacloud_tea_openapi.models import Config
+    from alibabacloud_actiontrail20200706.client import Client
+    from alibabacloud_actiontrail20200706 import models
+    client = Client(Config(access_key_id='{self.access_key_id}',
+                           access_key_secret='{self.access_key_secret}',
+                           endpoint='{endpoint}', protocol='http'))
+    ips = client.get_access_key_last_used_ips(models.GetAccessKeyLastUsedIpsRequest(
+        access_key='{self.leaked_key}', service_name='Ecs'))
+    print(ips.body.to_map())
+    events = client.lookup_events(models.LookupEventsRequest(lookup_attribute=[
+        models.LookupEventsRequestLookupAttribute(key='EventAccessKeyId', value='{self.leaked_key}')]))
+    print(len(events.body.events), 'events')
+
+Native API:
+
+    curl -H 'Authorization: Bearer {self.read_token}' \\
+      'http://{endpoint}/api/v1/events?EventAccessKeyId={self.leaked_key}&limit=5'
+    curl -H 'Authorization: Bearer {self.read_token}' \\
+      'http://{endpoint}/api/v1/access-keys/{self.leaked_key}/report?format=html' > report.html
+    trailhouse access-key report {self.leaked_key} --account {self.account_id}
+"""
+
+
+def load_demo(store: EventStore, sealer: Sealer, *, count: int, now: int, seed: int = DEMO_SEED) -> DemoLoad:
+    """Store the demo events (idempotent: event ids are fixed by the seed) and make fresh credentials."""
+    items = list(enumerate(demo_events(end_ms=now, seed=seed, count=count)))
+    accepted = duplicates = 0
+    for start in range(0, len(items), 5000):
+        report = ingest_items(store, items[start : start + 5000], may_write=lambda _account: True)
+        if report.rejected:
+            raise RuntimeError(f"demo data rejected: {report.rejected[0].reason}")
+        accepted += report.accepted
+        duplicates += report.duplicates
+    key = create_access_key(store, sealer, account_id=DEMO_ACCOUNT, user_name="demo-analyst")
+    token = create_token(store, account_ids=(DEMO_ACCOUNT,), all_accounts=False,
+                         scopes=(TokenScope.READ, TokenScope.INGEST))
+    facts = demo_story_facts(end_ms=now, seed=seed)
+    return DemoLoad(
+        accepted=accepted, duplicates=duplicates, account_id=DEMO_ACCOUNT,
+        access_key_id=key.key.access_key_id, access_key_secret=key.secret, read_token=token.secret,
+        leaked_key=facts.leaked_key_id, attacker_ips=tuple(facts.attacker_ips),
+    )
