@@ -391,6 +391,101 @@ def demo(
     out.print(loaded.instructions(port))
 
 
+# -- lookup --------------------------------------------------------------------------------------
+def _cli_time(value: str | None, default: int, name: str) -> int:
+    from .model.times import TimeFormatError, parse_event_time
+
+    if not value:
+        return default
+    try:
+        return parse_event_time(value)
+    except TimeFormatError as exc:
+        raise fail(f"{name}: {exc}") from None
+
+
+@app.command()
+def lookup(
+    account: Annotated[str, typer.Option("--account", help="The account to search.")],
+    where: Annotated[
+        list[str] | None,
+        typer.Argument(help="Filters: Key=Value (exact), Key.prefix=Value, SourceIpAddress=10.0.0.0/8."),
+    ] = None,
+    start: Annotated[str | None, typer.Option(help="ISO 8601; default: start of retention.")] = None,
+    end: Annotated[str | None, typer.Option(help="ISO 8601; default: now.")] = None,
+    failed: Annotated[bool | None, typer.Option("--failed/--succeeded", help="Only failed or successful calls.")] = None,
+    limit: Annotated[int | None, typer.Option(help="At most this many events (default: all).")] = None,
+    oldest_first: Annotated[bool, typer.Option("--oldest-first", help="Ascending time order.")] = False,
+    fmt: Annotated[str, typer.Option("--format", help="table, ndjson, json or csv.")] = "table",
+    db: DbOption = None,
+) -> None:
+    """Search events without the cloud API's limits: any filters, any window, no page limit."""
+    import itertools
+
+    from .model.times import DAY_MS
+    from .service.search import FILTER_PARAMS, SearchParamError, build_search_filter
+
+    if fmt not in ("table", "ndjson", "json", "csv"):
+        raise fail("--format must be table, ndjson, json or csv")
+    pairs = []
+    for item in where or []:
+        name, sep, value = item.partition("=")
+        if not sep or name.partition(".")[0] not in FILTER_PARAMS:
+            raise fail(f"{item!r} is not a filter; known keys: {', '.join(FILTER_PARAMS)}")
+        pairs.append((name, value))
+    settings = _settings(db)
+    store = _store(settings)
+    try:
+        now = now_ms()
+        try:
+            flt, _ = build_search_filter(
+                store, account_id=account, pairs=pairs, failed=failed,
+                start_ms=_cli_time(start, now - settings.retention_days * DAY_MS, "--start"),
+                end_ms=_cli_time(end, now, "--end"),
+            )
+        except SearchParamError as exc:
+            raise fail(str(exc)) from None
+        events = store.iter_events(account_id=account, flt=flt, descending=not oldest_first)
+        if limit is not None:
+            events = itertools.islice(events, limit)
+        _print_events(events, fmt)
+    finally:
+        store.close()
+
+
+def _print_events(events: Iterator[object], fmt: str) -> None:
+    import csv
+
+    from .service.search import CSV_COLUMNS, csv_row
+
+    stream = sys.stdout
+    if fmt == "ndjson":
+        for e in events:
+            stream.write(e.body.decode() + "\n")  # type: ignore[attr-defined]
+        return
+    if fmt == "json":
+        stream.write("[" + ",".join(e.body.decode() for e in events) + "]\n")  # type: ignore[attr-defined]
+        return
+    if fmt == "csv":
+        writer = csv.writer(stream)
+        writer.writerow(CSV_COLUMNS)
+        for e in events:
+            writer.writerow(csv_row(orjson.loads(e.body)))  # type: ignore[attr-defined]
+        return
+    table = Table("eventTime", "eventName", "serviceName", "user", "sourceIp", "accessKeyId", "error")
+    shown = 0
+    for e in events:
+        ev = orjson.loads(e.body)  # type: ignore[attr-defined]
+        who = ev.get("userIdentity") or {}
+        table.add_row(
+            ev.get("eventTime", ""), ev.get("eventName", ""), ev.get("serviceName", ""),
+            str(who.get("userName", "")), ev.get("sourceIpAddress", ""), str(who.get("accessKeyId", "")),
+            ev.get("errorCode", "") or "",
+        )
+        shown += 1
+    out.print(table)
+    console.print(f"{shown:,} events")
+
+
 # -- migrate / copy ------------------------------------------------------------------------------
 @app.command()
 def migrate(db: DbOption = None) -> None:

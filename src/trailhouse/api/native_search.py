@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import io
-import ipaddress
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,10 +17,11 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from ..model.credentials import TokenScope
-from ..model.query import Attr, EventFilter, IpNetwork, StoredEvent
+from ..model.query import EventFilter, StoredEvent
 from ..model.times import DAY_MS, TimeFormatError, format_wire_time, now_ms, parse_event_time
-from ..service.events import LookupRejected, lookup_events, resource_type_candidates
+from ..service.events import LookupRejected, lookup_events
 from ..service.pagetoken import query_digest
+from ..service.search import CSV_COLUMNS, SearchParamError, build_search_filter, csv_row
 from .context import Services
 from .native_auth import authenticate_token, choose_account
 from .native_errors import NativeError
@@ -29,35 +29,9 @@ from .openapi import openapi_spec
 
 __all__ = ["access_key_report", "openapi_document", "search_events", "summary"]
 
-#: Query parameter -> attribute. Names follow the LookupAttribute keys of LookupEvents 2020-07-06.
-FILTER_PARAMS: dict[str, Attr] = {
-    "EventId": Attr.EVENT_ID,
-    "RequestId": Attr.REQUEST_ID,
-    "EventName": Attr.EVENT_NAME,
-    "EventType": Attr.EVENT_TYPE,
-    "EventRW": Attr.EVENT_RW,
-    "EventCategory": Attr.EVENT_CATEGORY,
-    "ServiceName": Attr.SERVICE_NAME,
-    "User": Attr.USER_NAME,
-    "EventAccessKeyId": Attr.ACCESS_KEY_ID,
-    "SourceIpAddress": Attr.SOURCE_IP,
-    "RoleName": Attr.ROLE_NAME,
-    "SensitiveAction": Attr.SENSITIVE_ACTION,
-    "ErrorCode": Attr.ERROR_CODE,
-    "ResourceType": Attr.RESOURCE_TYPE,
-    "ResourceName": Attr.RESOURCE_NAME,
-}
-PREFIXABLE = {a for a in FILTER_PARAMS.values() if a not in (Attr.EVENT_ID, Attr.REQUEST_ID, Attr.SENSITIVE_ACTION)}
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 EXPORT_FORMATS = ("json", "ndjson", "csv")
-CSV_COLUMNS = (
-    "eventTime", "eventId", "eventName", "serviceName", "eventType", "eventRW", "acsRegion", "sourceIpAddress",
-    "userIdentity.type", "userIdentity.userName", "userIdentity.accessKeyId", "resourceType", "resourceName",
-    "errorCode", "errorMessage", "requestId",
-)
-
-
 def _bad(message: str) -> NativeError:
     return NativeError(400, "InvalidParameter", message)
 
@@ -75,50 +49,19 @@ def parse_filter(request: Request, svc: Services, account_id: str) -> tuple[Even
     """The filter a native query asks for, and the canonical parameters a cursor is bound to."""
     params = request.query_params
     now = now_ms()
-    retention_start = now - svc.settings.retention_days * DAY_MS
     end = _time(params.get("end"), "end", now)
-    start = _time(params.get("start"), "start", retention_start)
-    if start > end:
-        raise _bad("start must not be later than end")
-    equals: dict[Attr, tuple[str, ...]] = {}
-    prefixes: dict[Attr, str] = {}
-    networks: list[IpNetwork] = []
-    for name, value in params.multi_items():
-        base, _, modifier = name.partition(".")
-        attr = FILTER_PARAMS.get(base)
-        if attr is None:
-            continue
-        if modifier == "prefix":
-            if attr not in PREFIXABLE:
-                raise _bad(f"{base} does not support prefix matching")
-            if attr in prefixes and prefixes[attr] != value:
-                raise _bad(f"give one {name}")
-            prefixes[attr] = value
-        elif modifier:
-            raise _bad(f"unknown modifier in {name}: use {base}=value or {base}.prefix=value")
-        elif attr is Attr.SOURCE_IP and "/" in value:
-            try:
-                networks.append(ipaddress.ip_network(value, strict=False))
-            except ValueError:
-                raise _bad(f"SourceIpAddress: {value!r} is not a CIDR network") from None
-        elif attr is Attr.RESOURCE_TYPE:
-            candidates = resource_type_candidates(svc.store, account_id=account_id, value=value)
-            equals[attr] = tuple(dict.fromkeys(equals.get(attr, ()) + candidates))
-        else:
-            equals[attr] = tuple(dict.fromkeys(equals.get(attr, ()) + (value,)))
+    start = _time(params.get("start"), "start", now - svc.settings.retention_days * DAY_MS)
     failed = params.get("failed")
-    has_error: bool | None = None
-    if failed is not None:
-        if failed.lower() not in ("true", "false"):
-            raise _bad("failed must be true or false")
-        has_error = failed.lower() == "true"
-    flt = EventFilter(start, end, equals, prefixes, tuple(networks), has_error)
-    bound = {
-        "start": start, "end": end, "failed": has_error, "order": params.get("order", "desc"),
-        "equals": {str(k): list(v) for k, v in sorted(equals.items())},
-        "prefixes": {str(k): v for k, v in sorted(prefixes.items())},
-        "networks": [str(n) for n in networks],
-    }
+    if failed is not None and failed.lower() not in ("true", "false"):
+        raise _bad("failed must be true or false")
+    try:
+        flt, bound = build_search_filter(
+            svc.store, account_id=account_id, start_ms=start, end_ms=end, pairs=params.multi_items(),
+            failed=None if failed is None else failed.lower() == "true",
+        )
+    except SearchParamError as exc:
+        raise _bad(str(exc)) from None
+    bound["order"] = params.get("order", "desc")
     return flt, bound
 
 
@@ -147,16 +90,6 @@ def _limit(request: Request) -> int:
     return int(raw)
 
 
-def _csv_row(event: dict[str, Any]) -> list[str]:
-    row = []
-    for column in CSV_COLUMNS:
-        value: Any = event
-        for part in column.split("."):
-            value = value.get(part) if isinstance(value, dict) else None
-        row.append("" if value is None else value if isinstance(value, str) else orjson.dumps(value).decode())
-    return row
-
-
 def _export(svc: Services, account_id: str, flt: EventFilter, descending: bool, fmt: str) -> Iterator[bytes]:
     events = svc.store.iter_events(account_id=account_id, flt=flt, descending=descending)
     if fmt == "ndjson":
@@ -167,7 +100,7 @@ def _export(svc: Services, account_id: str, flt: EventFilter, descending: bool, 
     writer = csv.writer(buffer)
     writer.writerow(CSV_COLUMNS)
     for n, event in enumerate(events, 1):
-        writer.writerow(_csv_row(orjson.loads(event.body)))
+        writer.writerow(csv_row(orjson.loads(event.body)))
         if n % 500 == 0:
             yield buffer.getvalue().encode()
             buffer.seek(0)

@@ -16,7 +16,8 @@ def _error_responses(*codes: int) -> dict[str, Any]:
 
 
 def openapi_spec() -> dict[str, Any]:
-    from .native_search import CSV_COLUMNS, EXPORT_FORMATS, FILTER_PARAMS, MAX_LIMIT, PREFIXABLE
+    from ..service.search import CSV_COLUMNS, FILTER_PARAMS, PREFIXABLE
+    from .native_search import EXPORT_FORMATS, MAX_LIMIT
 
     filters = []
     for name, attr in FILTER_PARAMS.items():

@@ -1,0 +1,115 @@
+"""The native search: any number of filters (AND), prefixes, CIDR networks, any window in retention.
+
+Shared by ``GET /api/v1/events`` and ``trailhouse lookup``; parameter names follow the
+LookupAttribute keys of LookupEvents 2020-07-06 (``EventName``, ``SourceIpAddress``, …), a
+``.prefix`` suffix asks for a prefix match, and a SourceIpAddress with a ``/`` is a network.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
+from typing import Any
+
+import orjson
+
+from ..model.query import Attr, EventFilter, IpNetwork
+from ..storage.base import EventStore
+from .events import resource_type_candidates
+
+__all__ = ["CSV_COLUMNS", "FILTER_PARAMS", "PREFIXABLE", "SearchParamError", "build_search_filter", "csv_row"]
+
+FILTER_PARAMS: dict[str, Attr] = {
+    "EventId": Attr.EVENT_ID,
+    "RequestId": Attr.REQUEST_ID,
+    "EventName": Attr.EVENT_NAME,
+    "EventType": Attr.EVENT_TYPE,
+    "EventRW": Attr.EVENT_RW,
+    "EventCategory": Attr.EVENT_CATEGORY,
+    "ServiceName": Attr.SERVICE_NAME,
+    "User": Attr.USER_NAME,
+    "EventAccessKeyId": Attr.ACCESS_KEY_ID,
+    "SourceIpAddress": Attr.SOURCE_IP,
+    "RoleName": Attr.ROLE_NAME,
+    "SensitiveAction": Attr.SENSITIVE_ACTION,
+    "ErrorCode": Attr.ERROR_CODE,
+    "ResourceType": Attr.RESOURCE_TYPE,
+    "ResourceName": Attr.RESOURCE_NAME,
+}
+PREFIXABLE = frozenset(
+    a for a in FILTER_PARAMS.values() if a not in (Attr.EVENT_ID, Attr.REQUEST_ID, Attr.SENSITIVE_ACTION)
+)
+
+
+class SearchParamError(ValueError):
+    pass
+
+
+def build_search_filter(
+    store: EventStore,
+    *,
+    account_id: str,
+    start_ms: int,
+    end_ms: int,
+    pairs: Iterable[tuple[str, str]],
+    failed: bool | None = None,
+) -> tuple[EventFilter, dict[str, Any]]:
+    """The filter the (name, value) pairs ask for, and the canonical form a page cursor is bound to.
+
+    Repeating a name means any of the values; different names are combined with AND. Names that
+    are not filters are ignored, so callers may pass their whole query string.
+    """
+    if start_ms > end_ms:
+        raise SearchParamError("start must not be later than end")
+    equals: dict[Attr, tuple[str, ...]] = {}
+    prefixes: dict[Attr, str] = {}
+    networks: list[IpNetwork] = []
+    for name, value in pairs:
+        base, _, modifier = name.partition(".")
+        attr = FILTER_PARAMS.get(base)
+        if attr is None:
+            continue
+        if modifier == "prefix":
+            if attr not in PREFIXABLE:
+                raise SearchParamError(f"{base} does not support prefix matching")
+            if attr in prefixes and prefixes[attr] != value:
+                raise SearchParamError(f"give one {name}")
+            prefixes[attr] = value
+        elif modifier:
+            raise SearchParamError(f"unknown modifier in {name}: use {base}=value or {base}.prefix=value")
+        elif attr is Attr.SOURCE_IP and "/" in value:
+            try:
+                networks.append(ipaddress.ip_network(value, strict=False))
+            except ValueError:
+                raise SearchParamError(f"SourceIpAddress: {value!r} is not a CIDR network") from None
+        elif attr is Attr.RESOURCE_TYPE:
+            candidates = resource_type_candidates(store, account_id=account_id, value=value)
+            equals[attr] = tuple(dict.fromkeys(equals.get(attr, ()) + candidates))
+        else:
+            equals[attr] = tuple(dict.fromkeys(equals.get(attr, ()) + (value,)))
+    flt = EventFilter(start_ms, end_ms, equals, prefixes, tuple(networks), failed)
+    bound = {
+        "start": start_ms, "end": end_ms, "failed": failed,
+        "equals": {str(k): list(v) for k, v in sorted(equals.items())},
+        "prefixes": {str(k): v for k, v in sorted(prefixes.items())},
+        "networks": [str(n) for n in networks],
+    }
+    return flt, bound
+
+
+#: The columns of a CSV export: the fields an investigator reads first, dotted paths into the event.
+CSV_COLUMNS = (
+    "eventTime", "eventId", "eventName", "serviceName", "eventType", "eventRW", "acsRegion", "sourceIpAddress",
+    "userIdentity.type", "userIdentity.userName", "userIdentity.accessKeyId", "resourceType", "resourceName",
+    "errorCode", "errorMessage", "requestId",
+)
+
+
+def csv_row(event: dict[str, Any]) -> list[str]:
+    row = []
+    for column in CSV_COLUMNS:
+        value: Any = event
+        for part in column.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        row.append("" if value is None else value if isinstance(value, str) else orjson.dumps(value).decode())
+    return row
