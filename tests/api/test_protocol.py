@@ -93,9 +93,9 @@ def test_rsa_with_wrong_key_does_not_match() -> None:
         verify(req, rsa_test_public_key())
 
 
-def test_rsa_with_unusable_key_is_internal_error() -> None:
+def test_rsa_against_an_hmac_secret_is_invalid_signature_method() -> None:
     req = _parse(captured()[39])
-    with pytest.raises(errors.InternalError):
+    with pytest.raises(errors.InvalidSignatureMethod):
         verify(req, SECRET)
 
 

@@ -522,7 +522,8 @@ def verify(req: RpcRequest, secret: str) -> None:
 
     ``secret`` is the AccessKey secret, or for ACS3-RSA-SHA256 the registered key PEM (public, or the
     private PEM the SDK signs with; only its public half is used). Also raises InvalidSignatureMethod
-    for an unsupported method, so it is safe to call without ``validate_common``.
+    for an unsupported method, so it is safe to call without ``validate_common``, and for an RSA
+    request whose credential is not an RSA key.
     """
     if req.style == "V1":
         assert req.v1 is not None
@@ -547,7 +548,9 @@ def verify(req: RpcRequest, secret: str) -> None:
         try:
             ok = v3_verify_rsa(secret, sts, auth.signature)
         except ValueError:
-            raise errors.InternalError() from None
+            # The credential holds no RSA key (e.g. an HMAC secret): the client picked a method
+            # this AccessKey cannot do. A 400 lets the SDK report it as a client error, not a 5xx.
+            raise errors.InvalidSignatureMethod() from None
     else:
         ok = signatures_equal(v3_signature(auth.algorithm, secret, sts), auth.signature.lower())
     if not ok:
