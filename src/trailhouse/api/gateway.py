@@ -23,7 +23,7 @@ from .auth import authenticate
 from .context import Call, Services
 from .dispatch import KNOWN_VERSIONS, OPERATIONS, THROTTLE_ACCESS_KEY_USAGE, THROTTLE_LOOKUP_EVENTS, Operation
 from .limits import Limits, open_limits
-from .protocol import Fmt, RpcRequest, guess_format, parse_request
+from .protocol import Fmt, RpcRequest, guess_format, normalize_headers, parse_request
 from .render import error_body, new_request_id, render
 
 __all__ = ["Gateway", "build_gateway"]
@@ -60,12 +60,15 @@ class Gateway:
         request_id = new_request_id()
         host_id = request.headers.get("host", "")
         raw_query: bytes = request.scope.get("query_string", b"")
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in request.scope["headers"]}
+        headers = normalize_headers(request.scope["headers"])
+        # The raw path is what clients sign (V3 CanonicalURI); RPC clients always send "/".
+        raw_path = request.scope.get("raw_path") or request.url.path.encode()
+        path = raw_path.decode("latin-1").split("?", 1)[0] or "/"
         fmt: Fmt = guess_format(raw_query, headers)
         try:
             body = await self._read_body(request)
             outcome = await run_in_threadpool(
-                self.process, request.method, raw_query, headers, body, request_id, request.url.path
+                self.process, request.method, raw_query, headers, body, request_id, path
             )
         except errors.ApiError as err:
             outcome = self._error(err, request_id, host_id, fmt, None)

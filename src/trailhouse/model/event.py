@@ -106,14 +106,8 @@ class EventRecord:
     sensitive_action: bool | None = None
     error_code: str | None = None
     resources: tuple[tuple[str, str], ...] = field(default=())
-
-    @property
-    def event_key(self) -> int:
-        return key_hash(self.event_id)
-
-    @property
-    def request_key(self) -> int | None:
-        return key_hash(self.request_id) if self.request_id is not None else None
+    event_key: int = 0  # key_hash(event_id), computed once at validation
+    request_key: int | None = None  # key_hash(request_id)
 
 
 def _type_error(path: str, expected: tuple[type, ...], value: Any) -> EventInvalid:
@@ -123,10 +117,10 @@ def _type_error(path: str, expected: tuple[type, ...], value: Any) -> EventInval
 
 
 def _check_types(obj: Mapping[str, Any], table: dict[str, tuple[type, ...]], prefix: str) -> None:
-    for name, expected in table.items():
-        if name not in obj:
+    for name, value in obj.items():
+        expected = table.get(name)
+        if expected is None:
             continue
-        value = obj[name]
         # bool is a subclass of int: an integer field must not silently accept true/false.
         if isinstance(value, bool) and bool not in expected:
             raise _type_error(prefix + name, expected, value)
@@ -222,6 +216,8 @@ def event_from_mapping(event: Any, body: bytes | None = None) -> EventRecord:
         sensitive_action=_sensitive(event.get("sensitiveAction")),
         error_code=error_code,
         resources=_resources(event),
+        event_key=key_hash(event["eventId"]),
+        request_key=key_hash(event["requestId"]) if event.get("requestId") is not None else None,
     )
 
 

@@ -185,10 +185,13 @@ class SqliteStore:
             marks = ",".join("?" * len(chunk))
             for term_id, value in conn.execute(f"SELECT id, value FROM terms WHERE value IN ({marks})", chunk):
                 self._term_cache[value] = term_id
-        for value in unknown:
-            if value not in self._term_cache:
-                cur = conn.execute("INSERT INTO terms(value) VALUES (?)", (value,))
-                new_terms[value] = int(cur.lastrowid or 0)
+        missing = [v for v in unknown if v not in self._term_cache]
+        if missing:
+            # The single writer hands out ids itself: one executemany instead of a round trip per term.
+            first = conn.execute("SELECT COALESCE(MAX(id), 0) FROM terms").fetchone()[0] + 1
+            rows = [(first + offset, value) for offset, value in enumerate(missing)]
+            conn.executemany("INSERT INTO terms(id, value) VALUES (?, ?)", rows)
+            new_terms.update((value, term_id) for term_id, value in rows)
 
     # -- events --------------------------------------------------------------------------------
     def append(self, records: Sequence[EventRecord]) -> AppendResult:
@@ -235,12 +238,9 @@ class SqliteStore:
             return found if found is not None else new_terms[value]
 
         kept: list[tuple[int, EventRecord]] = []
+        stored = self._stored_event_ids(conn, [(tid(rec.account_id), rec.event_key) for _, rec in fresh])
         for index, rec in fresh:
-            rows = conn.execute(
-                "SELECT event_id FROM events WHERE account = ? AND event_key = ?",
-                (tid(rec.account_id), rec.event_key),
-            ).fetchall()
-            if any(row[0] == rec.event_id for row in rows):
+            if rec.event_id in stored.get((tid(rec.account_id), rec.event_key), ()):
                 duplicates.append(index)
             else:
                 kept.append((index, rec))
@@ -307,6 +307,28 @@ class SqliteStore:
                 usage,
             )
         return AppendResult(accepted, sorted(duplicates))
+
+    @staticmethod
+    def _stored_event_ids(
+        conn: sqlite3.Connection, keys: list[tuple[int | None, int]]
+    ) -> dict[tuple[int, int], set[str]]:
+        """The stored eventIds behind (account, eventId hash) pairs, looked up in chunks."""
+        found: dict[tuple[int, int], set[str]] = {}
+        by_account: dict[int, list[int]] = {}
+        for account, key in keys:
+            assert account is not None
+            by_account.setdefault(account, []).append(key)
+        for account, hashes in by_account.items():
+            for start in range(0, len(hashes), 500):
+                chunk = hashes[start : start + 500]
+                rows = conn.execute(
+                    f"SELECT event_key, event_id FROM events WHERE account = ? AND event_key IN"
+                    f" ({','.join('?' * len(chunk))})",
+                    [account, *chunk],
+                )
+                for key, event_id in rows:
+                    found.setdefault((account, key), set()).add(event_id)
+        return found
 
     def find_events(
         self, *, account_id: str, flt: EventFilter, after: Position | None, descending: bool, limit: int
