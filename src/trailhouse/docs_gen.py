@@ -1,0 +1,91 @@
+"""Generated parts of the docs: the operation table and the CLI reference.
+
+``python -m trailhouse.docs_gen`` rewrites them; ``tests/test_docs.py`` fails when they are stale.
+A generated block sits between ``<!-- generated:NAME -->`` and ``<!-- /generated:NAME -->``.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+__all__ = ["BLOCKS", "render_block", "update_file"]
+
+ROOT = Path(__file__).resolve().parents[2]
+BLOCKS = {
+    "docs/compatibility.md": ["operations"],
+    "docs/cli.md": ["cli"],
+}
+
+
+def _operations() -> str:
+    from .api.dispatch import compatibility_table
+
+    return compatibility_table()
+
+
+def _cli() -> str:
+    import click
+    import typer.core
+    import typer.main
+
+    from .cli import app
+
+    # Plain click help (rich would print boxes to the terminal instead of returning text).
+    typer.core.HAS_RICH = False
+    root = typer.main.get_command(app)
+    parts: list[str] = []
+
+    def walk(command: click.Command, path: list[str]) -> None:
+        with click.Context(command, info_name=" ".join(path), terminal_width=100) as ctx:
+            text = command.get_help(ctx)
+        parts.append(f"### `{' '.join(path)}`\n\n```text\n{text.rstrip()}\n```\n")
+        if hasattr(command, "list_commands"):
+            for name in sorted(command.list_commands(ctx)):
+                sub = command.get_command(ctx, name)
+                if sub is not None:
+                    walk(sub, [*path, name])
+
+    walk(root, ["trailhouse"])
+    return "\n".join(parts)
+
+
+RENDERERS = {"operations": _operations, "cli": _cli}
+
+
+def render_block(name: str) -> str:
+    return RENDERERS[name]()
+
+
+def _pattern(name: str) -> re.Pattern[str]:
+    return re.compile(rf"(<!-- generated:{name} -->\n)(.*?)(<!-- /generated:{name} -->)", re.S)
+
+
+def update_file(path: Path, names: list[str], check: bool = False) -> bool:
+    """Rewrite the blocks of one file; with ``check`` only report whether it is current."""
+    text = path.read_text(encoding="utf-8")
+    new = text
+    for name in names:
+        pattern = _pattern(name)
+        if not pattern.search(new):
+            raise SystemExit(f"{path}: no generated block {name!r}")
+        new = pattern.sub(lambda m: m.group(1) + render_block(name) + m.group(3), new)  # noqa: B023
+    if check:
+        return new == text
+    if new != text:
+        path.write_text(new, encoding="utf-8")
+    return True
+
+
+def main() -> int:
+    check = "--check" in sys.argv
+    stale = [f for f, names in BLOCKS.items() if not update_file(ROOT / f, names, check=check)]
+    if stale:
+        print("stale: " + ", ".join(stale) + " (run python -m trailhouse.docs_gen)")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
