@@ -30,6 +30,8 @@ keys_app = typer.Typer(no_args_is_help=True, help="AccessKey pairs for the Actio
 tokens_app = typer.Typer(no_args_is_help=True, help="Bearer tokens for the native API (ingest, read).")
 app.add_typer(keys_app, name="keys")
 app.add_typer(tokens_app, name="tokens")
+access_key_app = typer.Typer(no_args_is_help=True, help="Questions about one AccessKey.")
+app.add_typer(access_key_app, name="access-key")
 
 console = Console(stderr=True)
 out = Console(highlight=False, soft_wrap=True)
@@ -98,7 +100,7 @@ def serve(
         raise fail(str(exc)) from None
     console.print(
         f"Trailhouse on [bold]http://{settings.host}:{settings.port}[/] "
-        f"(store {application.state.services.store.url})"
+        f"(store {_safe_url(application.state.services.store.url)})"
     )
     # uvicorn's own access log prints query strings, where V1 signatures travel: ours does not.
     uvicorn.run(
@@ -486,13 +488,91 @@ def _print_events(events: Iterator[object], fmt: str) -> None:
     console.print(f"{shown:,} events")
 
 
+# -- access-key report ---------------------------------------------------------------------------
+@access_key_app.command("report")
+def access_key_report(
+    key: Annotated[str, typer.Argument(help="The AccessKey id.")],
+    account: Annotated[str, typer.Option("--account", help="The account the key belongs to.")],
+    since: Annotated[str | None, typer.Option(help="ISO 8601; default: the usage window (400 days).")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="table, json or html.")] = "table",
+    db: DbOption = None,
+) -> None:
+    """The leaked-key report: IPs, services, resources, failed calls and dangerous actions, as a timeline."""
+    from .model.times import DAY_MS
+    from .service.access_keys import build_report
+    from .service.report_render import report_to_html, report_to_json, report_to_table
+
+    if fmt not in ("table", "json", "html"):
+        raise fail("--format must be table, json or html")
+    settings = _settings(db)
+    store = _store(settings)
+    try:
+        now = now_ms()
+        since_ms = _cli_time(since, now - settings.usage_window_days * DAY_MS, "--since")
+        report = build_report(store, account_id=account, access_key_id=key, since_ms=since_ms, now_ms=now)
+    finally:
+        store.close()
+    if fmt == "json":
+        sys.stdout.write(json.dumps(report_to_json(report), ensure_ascii=False, indent=2) + "\n")
+    elif fmt == "html":
+        sys.stdout.write(report_to_html(report))
+    else:
+        report_to_table(report, out)
+
+
 # -- migrate / copy ------------------------------------------------------------------------------
+def _safe_url(url: str) -> str:
+    """A database URL without its password, for messages."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        return urlunsplit(parts._replace(netloc=netloc))
+    return url
+
+
 @app.command()
 def migrate(db: DbOption = None) -> None:
     """Apply pending schema migrations (the service also applies them at start-up)."""
     store = _store(_settings(db))
     store.close()
-    console.print(f"schema up to date: {store.url}")
+    console.print(f"schema up to date: {_safe_url(store.url)}")
+
+
+@app.command()
+def copy(
+    source: Annotated[str, typer.Option("--from", help="The store to copy from, e.g. sqlite:///trailhouse.db.")],
+    target: Annotated[str, typer.Option("--to", help="The store to copy into, e.g. postgresql://…")],
+    batch: Annotated[int, typer.Option(help="Events per transaction.")] = 5000,
+) -> None:
+    """Copy every event, AccessKey and token from one store to another. Safe to re-run: nothing is copied twice."""
+    from .storage.copy import copy_store
+
+    src = _store(Settings.from_env(db_url=source))
+    try:
+        dst = _store(Settings.from_env(db_url=target))
+    except typer.Exit:
+        src.close()
+        raise
+    try:
+        with Progress(
+            TextColumn("copy"), BarColumn(), TextColumn("{task.completed:,} events"), TimeElapsedColumn(),
+            console=console, disable=not console.is_terminal,
+        ) as progress:
+            task = progress.add_task("copy", total=None)
+            result = copy_store(src, dst, batch=batch, progress=lambda n: progress.update(task, completed=n))
+    except StoreError as exc:
+        raise fail(f"copy failed (re-run to resume): {exc}") from None
+    finally:
+        src.close()
+        dst.close()
+    console.print(
+        f"copied {result.copied:,} events ({result.duplicates:,} already there); "
+        f"source holds {result.source_count:,}, target holds {result.target_count:,}"
+    )
+    if result.target_count < result.source_count:
+        raise fail("the target holds fewer events than the source")
 
 
 def main() -> None:
