@@ -46,6 +46,8 @@ class Settings:
     throttle_lookup_events: float = 2.0
     throttle_access_key_usage: float = 50.0
     timestamp_skew_s: int = 900
+    #: The longest StartTime..EndTime of LookupEvents 2020-07-06 (the docs say 90 days, older ones 30).
+    lookup_events_2020_max_span_days: int = 90
     usage_window_days: int = 400
     retention_days: int = 400
     log_level: str = "info"
@@ -65,6 +67,7 @@ class Settings:
             throttle_lookup_events=_env_float("TRAILHOUSE_THROTTLE_LOOKUP_EVENTS", 2.0),
             throttle_access_key_usage=_env_float("TRAILHOUSE_THROTTLE_ACCESS_KEY_USAGE", 50.0),
             timestamp_skew_s=_env_int("TRAILHOUSE_TIMESTAMP_SKEW_S", 900),
+            lookup_events_2020_max_span_days=_env_int("TRAILHOUSE_LOOKUP_EVENTS_2020_MAX_SPAN_DAYS", 90),
             usage_window_days=_env_int("TRAILHOUSE_USAGE_WINDOW_DAYS", 400),
             retention_days=_env_int("TRAILHOUSE_RETENTION_DAYS", 400),
             log_level=os.environ.get("TRAILHOUSE_LOG_LEVEL") or "info",

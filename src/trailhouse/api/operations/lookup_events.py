@@ -193,9 +193,7 @@ def conditions_2020(params: Mapping[str, str]) -> dict[Attr, str]:
 
 
 def _max_span_2020(settings: Settings) -> int:
-    # Settings has no dedicated field yet; read it if a later version adds one.
-    span = getattr(settings, "lookup_events_2020_max_span_days", None)
-    return int(span) if span else DEFAULT_SPAN_DAYS_2020
+    return settings.lookup_events_2020_max_span_days or DEFAULT_SPAN_DAYS_2020
 
 
 def _lookup(
