@@ -731,11 +731,6 @@ def test_very_long_url_is_refused_cleanly(http: httpx.Client, live_server: LiveS
     assert 400 <= response.status_code < 500
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG api/app.py create_app: Route('/') admits only GET/POST, so other methods get Starlette's "
-    "bare 405 (text/plain, no RequestId) and the gateway's UnsupportedHTTPMethod is unreachable",
-)
 @pytest.mark.parametrize("method", ["PUT", "DELETE", "PATCH", "OPTIONS"])
 def test_other_methods_are_unsupported_http_method(
     http: httpx.Client, live_server: LiveServer, tenant: Tenant, method: str

@@ -118,7 +118,8 @@ def create_app(settings: Settings, store: EventStore | None = None, *, close_sto
                 store.close()
 
     routes = [
-        Route("/", limiter.handle, methods=["GET", "POST"]),
+        # Every method reaches the gateway: it answers the unsupported ones with UnsupportedHTTPMethod.
+        Route("/", limiter.handle, methods=["GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "HEAD"]),
         Route("/healthz", _native(healthz, svc), methods=["GET"]),
         Route("/api/v1/events", _native(native_ingest.ingest_events, svc), methods=["POST"]),
         Route("/api/v1/events", _native(native_search.search_events, svc), methods=["GET"]),
