@@ -40,6 +40,8 @@ class Settings:
     #: base64 of 32 bytes; when unset a key is generated once into data_dir/master.key (mode 0600).
     master_key: str | None = None
     redis_url: str | None = None
+    #: Namespace of every Redis key, so several deployments can share one Redis.
+    redis_prefix: str = "trailhouse"
     max_body_bytes: int = 32 * 1024 * 1024
     max_batch_events: int = 10_000
     #: Requests per second per account and operation; 0 switches a limit off.
@@ -62,6 +64,7 @@ class Settings:
             data_dir=os.environ.get("TRAILHOUSE_DATA_DIR") or None,
             master_key=os.environ.get("TRAILHOUSE_MASTER_KEY") or None,
             redis_url=os.environ.get("TRAILHOUSE_REDIS") or None,
+            redis_prefix=os.environ.get("TRAILHOUSE_REDIS_PREFIX") or "trailhouse",
             max_body_bytes=_env_int("TRAILHOUSE_MAX_BODY_BYTES", 32 * 1024 * 1024),
             max_batch_events=_env_int("TRAILHOUSE_MAX_BATCH_EVENTS", 10_000),
             throttle_lookup_events=_env_float("TRAILHOUSE_THROTTLE_LOOKUP_EVENTS", 2.0),

@@ -154,4 +154,4 @@ class Gateway:
 
 def build_gateway(svc: Services) -> Gateway:
     sealer = Sealer(load_master_key(svc.settings.master_key, svc.settings.resolved_data_dir()))
-    return Gateway(svc, sealer, open_limits(svc.settings.redis_url))
+    return Gateway(svc, sealer, open_limits(svc.settings.redis_url, svc.settings.redis_prefix))

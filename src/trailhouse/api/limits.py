@@ -118,5 +118,5 @@ class RedisLimits:
         self._redis.close()
 
 
-def open_limits(redis_url: str | None) -> Limits:
-    return RedisLimits(redis_url) if redis_url else InProcessLimits()
+def open_limits(redis_url: str | None, prefix: str = "trailhouse") -> Limits:
+    return RedisLimits(redis_url, prefix) if redis_url else InProcessLimits()
