@@ -90,8 +90,14 @@ def build_find(
     resolve_networks: Callable[[tuple[IpNetwork, ...]], list[int]],
     ph: str = "?",
     name_indexes: bool = False,
+    distinct_on: bool = False,
 ) -> FindQuery | None:
-    """Translate a filter to one SELECT, or None when it can match nothing."""
+    """Translate a filter to one SELECT, or None when it can match nothing.
+
+    ``distinct_on`` is PostgreSQL's form of the resource join: it has no bare columns under GROUP
+    BY, so DISTINCT ON keeps one row per event; the event of each resource row is fetched by a
+    LATERAL probe on (seq, event_time), which the executor prunes to one partition.
+    """
     if flt.is_impossible():
         return None
     resource_conds: list[str] = []
@@ -167,7 +173,14 @@ def build_find(
     params += params_ev
     order = "DESC" if descending else "ASC"
     select = "SELECT e.seq, e.event_time, e.event_id, e.body"
-    if resource_conds:
+    if resource_conds and distinct_on:
+        sql = (
+            f"SELECT DISTINCT ON (r.event_time, r.seq) e.seq, e.event_time, e.event_id, e.body "
+            f"FROM event_resources r CROSS JOIN LATERAL (SELECT * FROM events e "
+            f"WHERE e.seq = r.seq AND e.event_time = r.event_time LIMIT 1) e "
+            f"WHERE {' AND '.join(conds)} ORDER BY r.event_time {order}, r.seq {order}"
+        )
+    elif resource_conds:
         sql = (
             f"{select} FROM event_resources r JOIN events e ON e.seq = r.seq "
             f"WHERE {' AND '.join(conds)} "
@@ -176,7 +189,8 @@ def build_find(
     else:
         source = "events e"
         if name_indexes:
-            used = {c.split(" ", 1)[0].removeprefix("e.") for c in event_conds}
+            # "IS NULL" cannot use the partial index of its column (SQLite: "no query solution").
+            used = {c.split(" ", 1)[0].removeprefix("e.") for c in event_conds if not c.endswith("IS NULL")}
             index = next((i for col, i in SQLITE_INDEX_PRIORITY if col in used), "events_time")
             source = f"events e INDEXED BY {index}"
         sql = (

@@ -431,6 +431,10 @@ class SqliteStore:
             for seq, account, event_time, event_id, body in rows
         ]
 
+    def count_events(self) -> int:
+        """How many events the store holds, every account together."""
+        return int(self._reader().execute("SELECT count(*) FROM events").fetchone()[0])
+
     # -- AccessKey usage -----------------------------------------------------------------------
     def usage(
         self,

@@ -1,0 +1,340 @@
+"""What only the PostgreSQL backend has: monthly partitions, retention, several nodes at once."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import psycopg
+import pytest
+
+from trailhouse.model.credentials import ApiToken, TokenScope
+from trailhouse.model.event import EventRecord
+from trailhouse.model.query import EventFilter
+from trailhouse.storage.base import EventStore, StoreError, StoreUnavailable
+from trailhouse.storage.migrations import migrations_for
+from trailhouse.storage.postgres import PostgresStore, month_bounds, month_of
+
+from .conftest import ACCOUNT, Backend, at, record
+from .test_contract import FILTERS, WHOLE_DAY, dataset, find_all, ids
+
+pytestmark = pytest.mark.postgres
+
+EVERYTHING = EventFilter(-(1 << 62), 1 << 62)
+
+
+def _in_threads(*targets: Callable[[], Any], timeout: float = 30) -> list[Any]:
+    """Run callables at once; their results in order, re-raising the first error."""
+    results: list[Any] = [None] * len(targets)
+    errors: list[BaseException] = []
+
+    def run(i: int, target: Callable[[], Any]) -> None:
+        try:
+            results[i] = target()
+        except BaseException as exc:  # re-raised in the test thread below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(i, t)) for i, t in enumerate(targets)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout)
+        assert not t.is_alive(), "a thread did not finish"
+    if errors:
+        raise errors[0]
+    return results
+
+
+def _sql(store: PostgresStore, query: str) -> list[tuple[Any, ...]]:
+    with psycopg.connect(store.url, autocommit=True) as conn:
+        return conn.execute(query).fetchall()
+
+
+# -- months and partitions -----------------------------------------------------------------------
+
+
+def test_month_arithmetic_matches_the_calendar() -> None:
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    for year in (1, 4, 1600, 1899, 1900, 1969, 1970, 2000, 2024, 2100, 9999):
+        for month in range(1, 13):
+            start_ms = (datetime(year, month, 1, tzinfo=UTC) - epoch) // timedelta(milliseconds=1)
+            number = year * 12 + month - 1
+            assert month_of(start_ms) == number and month_of(start_ms - 1) == number - 1
+            low, high = month_bounds(number)
+            assert low == start_ms and month_of(high - 1) == number and month_of(high) == number + 1
+    # Beyond what datetime holds (an eventTime with an offset can get there): still contiguous.
+    for number in (-13, -1, 0, 9999 * 12 + 11, 10000 * 12):
+        low, high = month_bounds(number)
+        assert month_bounds(number + 1)[0] == high
+        assert month_of(low) == number and month_of(high - 1) == number
+
+
+def test_partitions_are_created_for_old_future_and_extreme_times(pg_store: PostgresStore) -> None:
+    times = {
+        "old": "2015-03-10T00:00:00Z",
+        "future": "2031-07-31T23:59:59.999Z",
+        "year0": "0001-01-01T00:00:00+05:00",  # 0000-12-31T19:00Z
+        "year10000": "9999-12-31T23:30:00-05:00",  # 10000-01-01T04:30Z
+    }
+    assert pg_store.append([record(name, t) for name, t in times.items()]).accepted == [0, 1, 2, 3]
+    names = [name for name, _, _ in pg_store.partitions()]
+    for expected_name in ("events_2015_03", "events_2031_07", "events_0000_12", "events_10000_01"):
+        assert expected_name in names
+    for name, t in times.items():
+        ms = record(name, t).event_time_ms
+        assert ids(find_all(pg_store, EventFilter(ms, ms))) == [name]
+    # A lookup reads only the partitions its window overlaps.
+    plan = "\n".join(pg_store.explain_find(account_id=ACCOUNT, flt=EventFilter(*month_bounds(2015 * 12 + 2))))
+    assert "events_2015_03" in plan and "events_2031_07" not in plan
+    assert pg_store.ensure_partitions(at("2015-03-01T00:00:00Z"), at("2015-04-30T00:00:00Z")) == [
+        "event_resources_2015_04", "events_2015_04"
+    ]
+
+
+def test_drop_expired_partitions(pg_backend: Backend) -> None:
+    store = pg_backend.open(retention_days=30)
+    assert isinstance(store, PostgresStore)
+    now = at("2026-10-20T12:00:00Z")  # cutoff 2026-09-20T12:00Z: July and August are wholly older
+    records = [
+        record("jul", "2026-07-15T00:00:00Z"),
+        record("aug", "2026-08-31T23:59:59.999Z"),
+        record("sep", "2026-09-01T00:00:00Z"),  # its month straddles the cutoff: kept
+        record("oct", "2026-10-05T00:00:00Z"),
+    ]
+    store.append(records)
+    seqs = {e.event.event_id: e.seq for e in store.read_log(after_seq=0, limit=10)}
+    assert store.drop_expired_partitions(at("2026-08-01T00:00:00Z")) == []
+    dropped = store.drop_expired_partitions(now)
+    assert sorted(dropped) == [
+        "event_resources_2026_07", "event_resources_2026_08", "events_2026_07", "events_2026_08"
+    ]
+    assert ids(find_all(store, EVERYTHING)) == ["sep", "oct"]
+    assert store.count_events() == 2
+    assert [e.event.event_id for e in store.read_log(after_seq=0, limit=10)] == ["sep", "oct"]
+    assert store.events_by_seq(account_id=ACCOUNT, seqs=[seqs["jul"], seqs["aug"]]) == {}
+    assert _sql(store, "SELECT count(*) FROM event_ids") == [(2,)]
+    # The dedupe forgot the dropped events too: importing one again stores it again, new seq and all.
+    assert store.append([records[1], records[2]]).accepted == [0]
+    assert store.read_log(after_seq=seqs["oct"], limit=10)[0].event.event_id == "aug"
+    # A node that still believes in a month another node dropped recreates it on the next insert.
+    other = pg_backend.open(retention_days=30)
+    assert isinstance(other, PostgresStore)
+    other.append([record("jul2", "2026-07-16T00:00:00Z")])
+    assert store.drop_expired_partitions(now) == ["event_resources_2026_07", "events_2026_07",
+                                                  "event_resources_2026_08", "events_2026_08"]
+    assert other.append([record("jul3", "2026-07-17T00:00:00Z")]).accepted == [0]
+    assert ids(find_all(store, EventFilter(*month_bounds(2026 * 12 + 6)))) == ["jul3"]
+
+
+# -- several writers, several nodes --------------------------------------------------------------
+
+
+def test_creating_partitions_waits_for_no_transaction_in_flight(pg_backend: Backend) -> None:
+    a, b = pg_backend.open(), pg_backend.open()
+    assert isinstance(a, PostgresStore) and isinstance(b, PostgresStore)
+    a.append([record("warm")])
+    inside, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        inside.set()
+        release.wait(10)
+
+    a._before_commit = hold
+    held = threading.Thread(target=a.append, args=([record("held", "11:00:00")],))
+    held.start()
+    try:
+        assert inside.wait(5)  # a's ingest transaction has inserted and holds the log lock
+        started = time.monotonic()
+        assert b.ensure_partitions(at("2019-05-01T00:00:00Z"), at("2019-05-01T00:00:00Z")) == [
+            "event_resources_2019_05", "events_2019_05"
+        ]
+        assert ids(find_all(b, WHOLE_DAY)) == ["warm"]  # readers are not blocked either
+        assert time.monotonic() - started < 5  # had it waited for a, it would take the full 10 s
+        # A second writer creates its partition, then queues for the log lock behind a.
+        second = threading.Thread(target=b.append, args=([record("queued", "2018-02-02T00:00:00Z")],))
+        second.start()
+        deadline = time.monotonic() + 5
+        while "events_2018_02" not in [name for name, _, _ in b.partitions()]:
+            assert time.monotonic() < deadline, "the second writer did not create its partition"
+            time.sleep(0.02)
+        assert second.is_alive()
+    finally:
+        release.set()
+        held.join(10)
+    second.join(10)
+    assert [e.event.event_id for e in b.read_log(after_seq=0, limit=10)] == ["warm", "held", "queued"]
+
+
+def test_concurrent_writers_and_a_tailing_reader_skip_nothing(pg_backend: Backend) -> None:
+    """Seqs must become visible in order: a reader following the log by seq never skips a row."""
+    writers = [pg_backend.open() for _ in range(4)]
+    reader = pg_backend.open()
+    done = threading.Event()
+    rnd = random.Random(5)
+
+    def jitter() -> None:  # commit after a random pause, so transactions would finish out of order
+        time.sleep(rnd.random() * 0.004)
+
+    def write(n: int, store: EventStore) -> None:
+        assert isinstance(store, PostgresStore)
+        store._before_commit = jitter
+        for batch in range(12):
+            size = 1 + (batch + n) % 4
+            store.append([record(f"w{n}-{batch}-{i}", f"10:{batch:02d}:0{i}") for i in range(size)])
+
+    def tail() -> list[int]:
+        seen: list[int] = []
+        while True:
+            finished = done.is_set()  # read before the page: a page read after it sees every row
+            page = reader.read_log(after_seq=seen[-1] if seen else 0, limit=7)
+            seen += [e.seq for e in page]
+            if not page and finished:
+                return seen
+
+    tail_thread_result: list[list[int]] = []
+    tailer = threading.Thread(target=lambda: tail_thread_result.append(tail()))
+    tailer.start()
+    try:
+        _in_threads(*[lambda n=n, s=s: write(n, s) for n, s in enumerate(writers)])
+    finally:
+        done.set()
+        tailer.join(30)
+    everything = [e.seq for e in reader.read_log(after_seq=0, limit=10_000)]
+    assert len(everything) == sum(1 + (b + n) % 4 for n in range(4) for b in range(12))
+    assert everything == list(range(1, len(everything) + 1))
+    assert tail_thread_result == [everything]
+
+
+def test_the_same_batch_from_several_nodes_is_stored_once(pg_backend: Backend) -> None:
+    nodes = [pg_backend.open() for _ in range(3)]
+    # New terms in every event, so the nodes also race to intern the same values.
+    batch = [
+        record(f"same-{i}", f"10:00:{i:02d}", userIdentity={"userName": f"racer-{i}"}, eventName=f"Op{i % 7}",
+               resourceType="ACS::Race::Thing", resourceName=f"r-{i}")
+        for i in range(40)
+    ]
+    orders = [batch, batch[::-1], random.Random(1).sample(batch, len(batch))]
+    results = _in_threads(*[lambda s=s, o=o: s.append(o) for s, o in zip(nodes, orders, strict=True)])
+    assert sum(len(r.accepted) for r in results) == 40
+    assert sum(len(r.duplicates) for r in results) == 80
+    assert nodes[0].count_events() == 40  # type: ignore[attr-defined]
+    assert sorted(ids(find_all(nodes[1], WHOLE_DAY))) == sorted(r.event_id for r in batch)
+    store = nodes[2]
+    assert isinstance(store, PostgresStore)
+    ((total, distinct),) = _sql(store, "SELECT count(*), count(DISTINCT value) FROM terms")
+    assert total == distinct
+
+
+def test_overlapping_batches_from_many_threads_keep_exactly_one_copy(pg_backend: Backend) -> None:
+    nodes = [pg_backend.open() for _ in range(2)]
+    pool = [record(f"ov-{i}", f"09:{i % 60:02d}:00") for i in range(60)]
+    rnd = random.Random(9)
+    batches = [rnd.sample(pool, 15) for _ in range(12)]
+    results = _in_threads(*[lambda i=i, b=b: nodes[i % 2].append(b) for i, b in enumerate(batches)])
+    stored = {r.event_id for b in batches for r in b}
+    assert sum(len(r.accepted) for r in results) == len(stored)
+    assert sorted(ids(find_all(nodes[0], WHOLE_DAY))) == sorted(stored)
+
+
+def test_first_open_by_several_processes_migrates_once(pg_backend: Backend) -> None:
+    stores = _in_threads(*[pg_backend.open for _ in range(4)])
+    store = stores[0]
+    assert isinstance(store, PostgresStore)
+    recorded = _sql(store, "SELECT name FROM schema_migrations")
+    assert recorded == [(m.name,) for m in migrations_for("postgres")]
+    assert store.append([record("one")]).accepted == [0]
+
+
+# -- plans --------------------------------------------------------------------------------------
+
+#: Filter -> the index (by its columns) that must serve it; None: any index, no sequential scan.
+EXPECTED_INDEX: dict[str, str | None] = {
+    "window": "account_event_time_seq",
+    "everything": "account_event_time_seq",
+    "narrow window, inclusive ends": "account_event_time_seq",
+    "event name": "account_event_name_event_time_seq",
+    "event names": "account_event_name_event_time_seq",
+    "name prefix": "account_event_name_event_time_seq",
+    "event type": "account_event_type_event_time_seq",
+    "event rw, every month": "account_event_rw_event_time_seq",
+    "category": "account_category_event_time_seq",
+    "service": "account_service_event_time_seq",
+    "user": "account_user_name_event_time_seq",
+    "user prefix": "account_user_name_event_time_seq",
+    "access key": "account_access_key_event_time_seq",
+    "source ip": "account_source_ip_event_time_seq",
+    "ip prefix": "account_source_ip_event_time_seq",
+    "network /24": "account_source_ip_event_time_seq",
+    "networks v4 and v6": "account_source_ip_event_time_seq",
+    "network /32": "account_source_ip_event_time_seq",
+    "role": "account_role_name_event_time_seq",
+    "error code": "account_error_code_event_time_seq",
+    "sensitive true": "account_sensitive_event_time_seq",
+    "sensitive either": None,  # matches nearly everything: the time index and a filter is the better plan
+    "event id": "account_event_key",
+    "request id": "account_request_key_event_time_seq",
+    "resource type": "account_rtype_event_time_seq",
+    "resource type prefix": "account_rtype_event_time_seq",
+    "resource name": "account_rname_event_time_seq",
+    "resource name prefix": "account_rname_event_time_seq",
+    "resource type and name": None,
+    "resource and event conditions": "account_rname_event_time_seq",
+    "failed": None,
+    "succeeded": "account_event_time_seq",
+    "combined": None,
+}
+
+
+def test_every_filter_shape_is_index_served(pg_store: PostgresStore) -> None:
+    records: list[EventRecord] = dataset()
+    pg_store.append(records)
+    pg_store.analyze()
+    impossible = {"unknown name", "empty window", "inverted window", "sensitive nonsense"}
+    assert set(EXPECTED_INDEX) == set(FILTERS) - impossible
+    wrong = []
+    for name, index in EXPECTED_INDEX.items():
+        for descending in (True, False):
+            plan = pg_store.explain_find(
+                account_id=ACCOUNT, flt=FILTERS[name], descending=descending, force_index=True
+            )
+            text = "\n".join(plan)
+            if "Seq Scan" in text or "Index" not in text or (index and f"_{index}_idx" not in text):
+                wrong.append(f"{name} (descending={descending}), expected {index}:\n{text}")
+    assert not wrong, "\n\n".join(wrong)
+    # A window inside one month touches that month's partitions only.
+    plan = "\n".join(pg_store.explain_find(account_id=ACCOUNT, flt=WHOLE_DAY))
+    assert "_2026_10" in plan and "_2026_09" not in plan and "_2026_11" not in plan
+
+
+# -- errors at the edge ---------------------------------------------------------------------------
+
+
+def test_unreachable_database_is_store_unavailable() -> None:
+    started = time.monotonic()
+    with pytest.raises(StoreUnavailable, match="cannot open PostgreSQL"):
+        PostgresStore("postgresql://postgres@127.0.0.1:1/test")
+    assert time.monotonic() - started < 5
+
+
+def test_driver_errors_are_translated(pg_backend: Backend) -> None:
+    store = pg_backend.open(pool_size=1)
+    assert isinstance(store, PostgresStore)
+    store.append([record("a")])
+    with store._pool.connection() as conn:
+        pid = conn.info.backend_pid
+    with psycopg.connect(store.url, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+    with pytest.raises(StoreUnavailable):
+        store.count_events()
+    assert store.count_events() == 1  # the pool replaced the dead connection
+    token = ApiToken("tok", b"h", (), True, (TokenScope.READ,), 1)
+    store.save_token(token)
+    with pytest.raises(StoreError, match="duplicate key"):
+        store.save_token(token)  # a unique violation: StoreError, not a driver exception
+    store.close()
+    with pytest.raises(StoreError, match="closed"):
+        store.count_events()
