@@ -53,7 +53,7 @@ def _settings(db: str | None, **overrides: object) -> Settings:
 
 def _store(settings: Settings) -> EventStore:
     try:
-        return open_store(settings.db_url)
+        return open_store(settings.db_url, retention_days=settings.retention_days)
     except StoreError as exc:
         raise fail(str(exc)) from None
 
@@ -76,6 +76,9 @@ def serve(
     throttle_usage: Annotated[
         float | None, typer.Option(help="GetAccessKeyLastUsed* calls/s per account; 0 = off.")
     ] = None,
+    retention_days: Annotated[
+        int | None, typer.Option(help="PostgreSQL: drop monthly partitions older than this (default 400).")
+    ] = None,
     workers: Annotated[int, typer.Option(help="Worker processes (each opens its own store).")] = 1,
     log_level: Annotated[str | None, typer.Option(help="debug, info, warning, error.")] = None,
 ) -> None:
@@ -88,7 +91,7 @@ def serve(
 
     settings = _settings(
         db, host=host, port=port, redis_url=redis, throttle_lookup_events=throttle_lookup,
-        throttle_access_key_usage=throttle_usage, log_level=log_level,
+        throttle_access_key_usage=throttle_usage, log_level=log_level, retention_days=retention_days,
     )
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
@@ -538,6 +541,24 @@ def migrate(db: DbOption = None) -> None:
     store = _store(_settings(db))
     store.close()
     console.print(f"schema up to date: {_safe_url(store.url)}")
+
+
+@app.command()
+def maintain(
+    db: DbOption = None,
+    retention_days: Annotated[int | None, typer.Option(help="Default 400 ($TRAILHOUSE_RETENTION_DAYS).")] = None,
+) -> None:
+    """Housekeeping the service also runs hourly: partitions ahead, drop those past retention, statistics."""
+    settings = _settings(db, retention_days=retention_days)
+    store = _store(settings)
+    try:
+        done = store.maintain(now_ms=now_ms())
+    except StoreError as exc:
+        raise fail(str(exc)) from None
+    finally:
+        store.close()
+    for line in done:
+        console.print(line)
 
 
 @app.command()

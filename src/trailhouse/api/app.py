@@ -6,6 +6,7 @@ Routes: ``/`` is the ActionTrail RPC gateway (GET and POST), ``/api/v1/...`` the
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
@@ -99,20 +100,42 @@ async def healthz(request: Request, svc: Services) -> Response:
     return Response(orjson.dumps({"status": "ok"}), media_type="application/json")
 
 
+MAINTENANCE_INTERVAL_S = 3600
+
+
+async def _maintain_forever(store: EventStore) -> None:
+    """Partitions ahead and past retention, statistics: at start, then hourly, on every node."""
+    from starlette.concurrency import run_in_threadpool
+
+    from ..model.times import now_ms
+
+    while True:
+        try:
+            for line in await run_in_threadpool(lambda: store.maintain(now_ms=now_ms())):
+                error_log.info("maintenance: %s", line)
+        except StoreError as exc:  # a busy lock or a lost connection: the next round tries again
+            error_log.warning("maintenance failed: %s", exc)
+        await asyncio.sleep(MAINTENANCE_INTERVAL_S)
+
+
 def create_app(settings: Settings, store: EventStore | None = None, *, close_store: bool | None = None) -> Starlette:
     """Build the app. A store passed in stays the caller's to close unless ``close_store`` says otherwise."""
     from . import gateway, native_ingest, native_search  # imported here: they import the operation table
 
     owns_store = store is None if close_store is None else close_store
-    store = store if store is not None else open_store(settings.db_url)
+    store = store if store is not None else open_store(settings.db_url, retention_days=settings.retention_days)
     svc = Services(settings=settings, store=store, page_tokens=PageTokens.for_store(store))
     limiter = gateway.build_gateway(svc)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        housekeeping = asyncio.create_task(_maintain_forever(store))
         try:
             yield
         finally:
+            housekeeping.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await housekeeping
             limiter.close()
             if owns_store:
                 store.close()

@@ -8,17 +8,18 @@ from .base import AppendResult, EventStore, LogEntry, StoreError, StoreUnavailab
 __all__ = ["AppendResult", "EventStore", "LogEntry", "StoreError", "StoreUnavailable", "open_store"]
 
 
-def open_store(url: str) -> EventStore:
-    """Open (and migrate) the store a URL names: ``sqlite:///path`` or ``postgresql://…``."""
+def open_store(url: str, *, retention_days: int = 400) -> EventStore:
+    """Open (and migrate) the store a URL names: ``sqlite:///path`` or ``postgresql://…``.
+
+    ``retention_days`` matters to PostgreSQL, whose monthly partitions past it are dropped.
+    """
     path = sqlite_path_from_url(url)
     if path is not None:
         from .sqlite import SqliteStore
 
         return SqliteStore(path)
     if url.startswith(("postgresql://", "postgres://")):
-        try:
-            from .postgres import PostgresStore  # type: ignore[import-not-found]
-        except ImportError as exc:  # pragma: no cover - until the backend lands
-            raise StoreError("the PostgreSQL backend is not available in this build") from exc
-        return PostgresStore(url)  # type: ignore[no-any-return]
+        from .postgres import PostgresStore
+
+        return PostgresStore(url, retention_days=retention_days)
     raise StoreError(f"unsupported database URL {url!r}: use sqlite:///path or postgresql://…")

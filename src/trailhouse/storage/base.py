@@ -90,6 +90,14 @@ class EventStore(Protocol):
 
     def summarize(self, *, account_id: str, start_ms: int, end_ms: int) -> WindowSummary: ...
 
+    def count_events(self) -> int:
+        """Every stored event of every account (for copies and operators, never for tenants)."""
+        ...
+
+    def maintain(self, *, now_ms: int) -> list[str]:
+        """Periodic housekeeping (partitions ahead and past retention, statistics); what it did."""
+        ...
+
     def resource_types(self, *, account_id: str) -> list[str]:
         """Every resource type the account's events name, sorted."""
         ...

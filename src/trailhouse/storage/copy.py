@@ -120,7 +120,4 @@ def _copy_meta(source: EventStore, target: EventStore) -> tuple[str, ...]:
 
 
 def _count(store: EventStore) -> int:
-    count = getattr(store, "count_events", None)
-    if count is None:
-        raise StoreError(f"{type(store).__name__} cannot count its events")
-    return int(count())
+    return store.count_events()

@@ -150,6 +150,7 @@ class PostgresStore:
     ) -> None:
         self.url = url
         self.retention_days = retention_days
+        self._ahead_months = ahead_months
         self._closed = False
         # Term ids and partitions, once committed, stay true (until retention, which resets the
         # months): caching them saves a round trip per value or batch.
@@ -573,6 +574,13 @@ class PostgresStore:
                 if force_index:
                     conn.execute("SET LOCAL enable_seqscan = off")
                 return [r[0] for r in conn.execute("EXPLAIN (COSTS OFF) " + query[0], query[1])]
+
+    def maintain(self, *, now_ms: int) -> list[str]:
+        """Partitions for the months ahead, drop those past retention."""
+        ahead = range(month_of(now_ms), month_of(now_ms) + self._ahead_months + 1)
+        done = [f"created {name}" for name in self._ensure_months(ahead)]
+        done += [f"dropped {name}" for name in self.drop_expired_partitions(now_ms)]
+        return done
 
     def analyze(self) -> None:
         """Refresh the planner's statistics (autovacuum does this in production; tests call it)."""

@@ -484,8 +484,19 @@ class SqliteStore:
         with self._write_lock:
             if self._closed:
                 raise StoreError("the store is closed")
-            cur = self._writer.execute(sql, params)
+            try:
+                cur = self._writer.execute(sql, params)
+            except sqlite3.IntegrityError as exc:
+                raise StoreError(f"already stored: {exc}") from None
             return cur.rowcount
+
+    def maintain(self, *, now_ms: int) -> list[str]:
+        """Refresh the planner's statistics. Events are kept until deleted: one file, no partitions."""
+        with self._write_lock:
+            if self._closed:
+                return []
+            self._writer.execute("PRAGMA optimize")
+        return ["optimize"]
 
     def save_access_key(self, key: AccessKey) -> None:
         self._write(
