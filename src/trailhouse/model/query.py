@@ -133,3 +133,5 @@ class UsagePosition:
     last_used_ms: int
     item_ref: int
     type_ref: int
+    #: Breaks the last ties when a read spans every service (the same item on two services).
+    service_ref: int = 0

@@ -676,23 +676,32 @@ class PostgresStore:
                 conds.append("u.service = %s")
                 params.append(service_ref)
             if after is not None:
-                conds.append("(u.last_used < %s OR (u.last_used = %s AND (u.item, u.item_type) > (%s, %s)))")
-                params += [after.last_used_ms, after.last_used_ms, after.item_ref, after.type_ref]
+                if service_name is None:
+                    conds.append(
+                        "(u.last_used < %s OR (u.last_used = %s"
+                        " AND (u.item, u.item_type, u.service) > (%s, %s, %s)))"
+                    )
+                    params += [
+                        after.last_used_ms, after.last_used_ms, after.item_ref, after.type_ref, after.service_ref,
+                    ]
+                else:
+                    conds.append("(u.last_used < %s OR (u.last_used = %s AND (u.item, u.item_type) > (%s, %s)))")
+                    params += [after.last_used_ms, after.last_used_ms, after.item_ref, after.type_ref]
             params.append(limit)
             with self._conn() as conn:
                 rows = conn.execute(
                     "SELECT s.value, i.value, t.value, u.first_used, u.last_used, u.calls, u.failed,"
-                    " u.source, u.last_seq, u.item, u.item_type FROM key_usage u"
+                    " u.source, u.last_seq, u.item, u.item_type, u.service FROM key_usage u"
                     " JOIN terms s ON s.id = u.service JOIN terms i ON i.id = u.item"
                     " JOIN terms t ON t.id = u.item_type"
-                    f" WHERE {' AND '.join(conds)} ORDER BY u.last_used DESC, u.item, u.item_type LIMIT %s",
+                    f" WHERE {' AND '.join(conds)} ORDER BY u.last_used DESC, u.item, u.item_type, u.service LIMIT %s",
                     params,
                 ).fetchall()
         return [
             UsageEntry(
                 kind=kind, service_name=bytes(r[0]).decode(), item=bytes(r[1]).decode(),
                 item_type=bytes(r[2]).decode(), first_used_ms=r[3], last_used_ms=r[4], calls=r[5],
-                failed_calls=r[6], source=r[7], last_seq=r[8], position=UsagePosition(r[4], r[9], r[10]),
+                failed_calls=r[6], source=r[7], last_seq=r[8], position=UsagePosition(r[4], r[9], r[10], r[11]),
             )
             for r in rows
         ]

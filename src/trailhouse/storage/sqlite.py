@@ -460,23 +460,32 @@ class SqliteStore:
             conds.append("u.service = ?")
             params.append(service_ref)
         if after is not None:
-            conds.append("(u.last_used < ? OR (u.last_used = ? AND (u.item, u.item_type) > (?, ?)))")
-            params += [after.last_used_ms, after.last_used_ms, after.item_ref, after.type_ref]
+            if service_name is None:
+                conds.append(
+                    "(u.last_used < ? OR (u.last_used = ? AND (u.item, u.item_type, u.service) > (?, ?, ?)))"
+                )
+                params += [
+                    after.last_used_ms, after.last_used_ms, after.item_ref, after.type_ref, after.service_ref,
+                ]
+            else:
+                conds.append("(u.last_used < ? OR (u.last_used = ? AND (u.item, u.item_type) > (?, ?)))")
+                params += [after.last_used_ms, after.last_used_ms, after.item_ref, after.type_ref]
         params.append(limit)
         rows = self._reader().execute(
             "SELECT s.value, i.value, t.value, u.first_used, u.last_used, u.calls, u.failed, u.source,"
-            " u.last_seq, u.item, u.item_type FROM key_usage u"
+            " u.last_seq, u.item, u.item_type, u.service FROM key_usage u"
             " JOIN terms s ON s.id = u.service JOIN terms i ON i.id = u.item JOIN terms t ON t.id = u.item_type"
-            f" WHERE {' AND '.join(conds)} ORDER BY u.last_used DESC, u.item, u.item_type LIMIT ?",
+            f" WHERE {' AND '.join(conds)} ORDER BY u.last_used DESC, u.item, u.item_type, u.service LIMIT ?",
             params,
         )
         return [
             UsageEntry(
                 kind=kind, service_name=service, item=item, item_type=item_type, first_used_ms=first,
                 last_used_ms=last, calls=calls, failed_calls=failed, source=source, last_seq=last_seq,
-                position=UsagePosition(last, item_ref, type_ref),
+                position=UsagePosition(last, item_ref, type_ref, service_ref),
             )
-            for service, item, item_type, first, last, calls, failed, source, last_seq, item_ref, type_ref in rows
+            for (service, item, item_type, first, last, calls, failed, source, last_seq, item_ref, type_ref,
+                 service_ref) in rows
         ]
 
     # -- credentials ---------------------------------------------------------------------------
