@@ -57,7 +57,9 @@ def redis_url() -> str:
         client.ping()
         client.close()
     except redis.RedisError:
-        _unavailable("Redis", REDIS_URL, 'redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save ""')
+        _unavailable(
+            "Redis", REDIS_URL, 'redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save ""'
+        )
     return REDIS_URL
 
 
@@ -126,7 +128,9 @@ def run_server(settings: Settings, store: EventStore | None = None) -> Iterator[
 
     port = settings.port if settings.port else free_port()
     app = create_app(settings, store)
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, access_log=False, log_level="warning", lifespan="on")
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, access_log=False, log_level="warning", lifespan="on"
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -37,7 +37,8 @@ console = Console(stderr=True)
 out = Console(highlight=False, soft_wrap=True)
 
 DbOption = Annotated[
-    str | None, typer.Option("--db", help="sqlite:///path or postgresql://…; default $TRAILHOUSE_DB or ./trailhouse.db")
+    str | None,
+    typer.Option("--db", help="sqlite:///path or postgresql://…; default $TRAILHOUSE_DB or ./trailhouse.db"),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
 
@@ -71,8 +72,12 @@ def serve(
     db: DbOption = None,
     host: Annotated[str | None, typer.Option(help="Address to listen on (default 127.0.0.1).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default 8080).")] = None,
-    redis: Annotated[str | None, typer.Option("--redis", help="Share nonces and throttling via Redis.")] = None,
-    throttle_lookup: Annotated[float | None, typer.Option(help="LookupEvents calls/s per account; 0 = off.")] = None,
+    redis: Annotated[
+        str | None, typer.Option("--redis", help="Share nonces and throttling via Redis.")
+    ] = None,
+    throttle_lookup: Annotated[
+        float | None, typer.Option(help="LookupEvents calls/s per account; 0 = off.")
+    ] = None,
     throttle_usage: Annotated[
         float | None, typer.Option(help="GetAccessKeyLastUsed* calls/s per account; 0 = off.")
     ] = None,
@@ -90,11 +95,19 @@ def serve(
     from .api.app import create_app
 
     settings = _settings(
-        db, host=host, port=port, redis_url=redis, throttle_lookup_events=throttle_lookup,
-        throttle_access_key_usage=throttle_usage, log_level=log_level, retention_days=retention_days,
+        db,
+        host=host,
+        port=port,
+        redis_url=redis,
+        throttle_lookup_events=throttle_lookup,
+        throttle_access_key_usage=throttle_usage,
+        log_level=log_level,
+        retention_days=retention_days,
     )
     logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
     )
     _sealer(settings)  # create or check the master key before the first request needs it
     try:
@@ -107,8 +120,13 @@ def serve(
     )
     # uvicorn's own access log prints query strings, where V1 signatures travel: ours does not.
     uvicorn.run(
-        application, host=settings.host, port=settings.port, access_log=False,
-        log_level=settings.log_level.lower(), timeout_graceful_shutdown=30, workers=None if workers == 1 else workers,
+        application,
+        host=settings.host,
+        port=settings.port,
+        access_log=False,
+        log_level=settings.log_level.lower(),
+        timeout_graceful_shutdown=30,
+        workers=None if workers == 1 else workers,
     )
 
 
@@ -161,7 +179,9 @@ def _is_document(raw: bytes) -> bool:
 
 @app.command()
 def ingest(
-    files: Annotated[list[str], typer.Argument(help="NDJSON, JSON array, {\"events\": [...]}, .gz, or - for stdin.")],
+    files: Annotated[
+        list[str], typer.Argument(help='NDJSON, JSON array, {"events": [...]}, .gz, or - for stdin.')
+    ],
     db: DbOption = None,
     batch: Annotated[int, typer.Option(help="Events per transaction.")] = 5000,
     json_out: JsonOption = False,
@@ -174,8 +194,12 @@ def ingest(
     failed_files: list[str] = []
     try:
         with Progress(
-            TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed:,} events"),
-            TextColumn("{task.fields[rate]:,.0f} events/s"), TimeElapsedColumn(), console=console,
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed:,} events"),
+            TextColumn("{task.fields[rate]:,.0f} events/s"),
+            TimeElapsedColumn(),
+            console=console,
             disable=json_out or not console.is_terminal,
         ) as progress:
             task = progress.add_task("ingest", total=None, rate=0.0)
@@ -186,7 +210,9 @@ def ingest(
                     for items in _file_items(name, batch):
                         report = ingest_items(store, items, may_write=lambda _account: True)
                         for r in report.rejected:
-                            console.print(f"[yellow]{name}[/]: event {r.index} ({r.event_id or '?'}): {r.reason}")
+                            console.print(
+                                f"[yellow]{name}[/]: event {r.index} ({r.event_id or '?'}): {r.reason}"
+                            )
                         total.add(report)
                         offset += len(items)
                         elapsed = time.perf_counter() - started
@@ -202,8 +228,12 @@ def ingest(
     elapsed = time.perf_counter() - started
     done = total.accepted + total.duplicates + len(total.rejected)
     summary = {
-        "accepted": total.accepted, "duplicates": total.duplicates, "rejected": len(total.rejected),
-        "files": len(files), "unreadable_files": failed_files, "seconds": round(elapsed, 3),
+        "accepted": total.accepted,
+        "duplicates": total.duplicates,
+        "rejected": len(total.rejected),
+        "files": len(files),
+        "unreadable_files": failed_files,
+        "seconds": round(elapsed, 3),
         "events_per_second": round(done / elapsed, 1) if elapsed else None,
     }
     if json_out:
@@ -242,10 +272,15 @@ def keys_create(
     finally:
         store.close()
     if json_out:
-        out.print(json.dumps({
-            "AccessKeyId": created.key.access_key_id, "AccessKeySecret": created.secret,
-            "AccountId": created.key.account_id,
-        }))
+        out.print(
+            json.dumps(
+                {
+                    "AccessKeyId": created.key.access_key_id,
+                    "AccessKeySecret": created.secret,
+                    "AccountId": created.key.account_id,
+                }
+            )
+        )
     else:
         out.print(f"AccessKeyId:     {created.key.access_key_id}")
         out.print(f"AccessKeySecret: {created.secret}")
@@ -255,7 +290,9 @@ def keys_create(
 
 @keys_app.command("list")
 def keys_list(
-    account: Annotated[str | None, typer.Option("--account")] = None, db: DbOption = None, json_out: JsonOption = False
+    account: Annotated[str | None, typer.Option("--account")] = None,
+    db: DbOption = None,
+    json_out: JsonOption = False,
 ) -> None:
     """List AccessKeys (never their secrets)."""
     store = _store(_settings(db))
@@ -264,9 +301,14 @@ def keys_list(
     finally:
         store.close()
     rows = [
-        {"AccessKeyId": k.access_key_id, "AccountId": k.account_id, "UserName": k.user_name,
-         "Status": str(k.status), "AllowedActions": list(k.allowed_actions),
-         "CreateTime": format_wire_time(k.created_ms)}
+        {
+            "AccessKeyId": k.access_key_id,
+            "AccountId": k.account_id,
+            "UserName": k.user_name,
+            "Status": str(k.status),
+            "AllowedActions": list(k.allowed_actions),
+            "CreateTime": format_wire_time(k.created_ms),
+        }
         for k in keys
     ]
     if json_out:
@@ -274,15 +316,23 @@ def keys_list(
         return
     table = Table("AccessKeyId", "AccountId", "UserName", "Status", "Allowed", "Created")
     for r in rows:
-        table.add_row(r["AccessKeyId"], r["AccountId"], r["UserName"], r["Status"],
-                      ", ".join(r["AllowedActions"]) or "all", r["CreateTime"])  # type: ignore[arg-type]
+        table.add_row(
+            r["AccessKeyId"],
+            r["AccountId"],
+            r["UserName"],
+            r["Status"],
+            ", ".join(r["AllowedActions"]) or "all",
+            r["CreateTime"],
+        )  # type: ignore[arg-type]
     out.print(table)
 
 
 def _set_status(key_id: str, status: KeyStatus | None, db: str | None) -> None:
     store = _store(_settings(db))
     try:
-        done = store.delete_access_key(key_id) if status is None else store.set_access_key_status(key_id, status)
+        done = (
+            store.delete_access_key(key_id) if status is None else store.set_access_key_status(key_id, status)
+        )
     finally:
         store.close()
     if not done:
@@ -311,7 +361,9 @@ def keys_delete(key_id: str, db: DbOption = None) -> None:
 # -- tokens --------------------------------------------------------------------------------------
 @tokens_app.command("create")
 def tokens_create(
-    account: Annotated[list[str] | None, typer.Option("--account", help="An account the token may use.")] = None,
+    account: Annotated[
+        list[str] | None, typer.Option("--account", help="An account the token may use.")
+    ] = None,
     all_accounts: Annotated[bool, typer.Option("--all-accounts", help="Any account.")] = False,
     scope: Annotated[
         list[TokenScope] | None, typer.Option("--scope", help="ingest (default) and/or read.")
@@ -323,7 +375,9 @@ def tokens_create(
     store = _store(_settings(db))
     try:
         created = create_token(
-            store, account_ids=tuple(account or ()), all_accounts=all_accounts,
+            store,
+            account_ids=tuple(account or ()),
+            all_accounts=all_accounts,
             scopes=tuple(scope or (TokenScope.INGEST,)),
         )
     except CredentialError as exc:
@@ -347,8 +401,12 @@ def tokens_list(db: DbOption = None, json_out: JsonOption = False) -> None:
     finally:
         store.close()
     rows = [
-        {"TokenId": t.token_id, "Accounts": "*" if t.all_accounts else ",".join(t.account_ids),
-         "Scopes": ",".join(t.scopes), "CreateTime": format_wire_time(t.created_ms)}
+        {
+            "TokenId": t.token_id,
+            "Accounts": "*" if t.all_accounts else ",".join(t.account_ids),
+            "Scopes": ",".join(t.scopes),
+            "CreateTime": format_wire_time(t.created_ms),
+        }
         for t in tokens
     ]
     if json_out:
@@ -417,7 +475,9 @@ def lookup(
     ] = None,
     start: Annotated[str | None, typer.Option(help="ISO 8601; default: start of retention.")] = None,
     end: Annotated[str | None, typer.Option(help="ISO 8601; default: now.")] = None,
-    failed: Annotated[bool | None, typer.Option("--failed/--succeeded", help="Only failed or successful calls.")] = None,
+    failed: Annotated[
+        bool | None, typer.Option("--failed/--succeeded", help="Only failed or successful calls.")
+    ] = None,
     limit: Annotated[int | None, typer.Option(help="At most this many events (default: all).")] = None,
     oldest_first: Annotated[bool, typer.Option("--oldest-first", help="Ascending time order.")] = False,
     fmt: Annotated[str, typer.Option("--format", help="table, ndjson, json or csv.")] = "table",
@@ -443,7 +503,10 @@ def lookup(
         now = now_ms()
         try:
             flt, _ = build_search_filter(
-                store, account_id=account, pairs=pairs, failed=failed,
+                store,
+                account_id=account,
+                pairs=pairs,
+                failed=failed,
                 start_ms=_cli_time(start, now - settings.retention_days * DAY_MS, "--start"),
                 end_ms=_cli_time(end, now, "--end"),
             )
@@ -482,8 +545,12 @@ def _print_events(events: Iterator[object], fmt: str) -> None:
         ev = orjson.loads(e.body)  # type: ignore[attr-defined]
         who = ev.get("userIdentity") or {}
         table.add_row(
-            ev.get("eventTime", ""), ev.get("eventName", ""), ev.get("serviceName", ""),
-            str(who.get("userName", "")), ev.get("sourceIpAddress", ""), str(who.get("accessKeyId", "")),
+            ev.get("eventTime", ""),
+            ev.get("eventName", ""),
+            ev.get("serviceName", ""),
+            str(who.get("userName", "")),
+            ev.get("sourceIpAddress", ""),
+            str(who.get("accessKeyId", "")),
             ev.get("errorCode", "") or "",
         )
         shown += 1
@@ -546,7 +613,9 @@ def migrate(db: DbOption = None) -> None:
 @app.command()
 def maintain(
     db: DbOption = None,
-    retention_days: Annotated[int | None, typer.Option(help="Default 400 ($TRAILHOUSE_RETENTION_DAYS).")] = None,
+    retention_days: Annotated[
+        int | None, typer.Option(help="Default 400 ($TRAILHOUSE_RETENTION_DAYS).")
+    ] = None,
 ) -> None:
     """Housekeeping the service also runs hourly: partitions ahead, drop those past retention, statistics."""
     settings = _settings(db, retention_days=retention_days)
@@ -563,11 +632,13 @@ def maintain(
 
 @app.command()
 def copy(
-    source: Annotated[str, typer.Option("--from", help="The store to copy from, e.g. sqlite:///trailhouse.db.")],
+    source: Annotated[
+        str, typer.Option("--from", help="The store to copy from, e.g. sqlite:///trailhouse.db.")
+    ],
     target: Annotated[str, typer.Option("--to", help="The store to copy into, e.g. postgresql://…")],
     batch: Annotated[int, typer.Option(help="Events per transaction.")] = 5000,
 ) -> None:
-    """Copy every event, AccessKey and token from one store to another. Safe to re-run: nothing is copied twice."""
+    """Copy every event, AccessKey and token from one store to another; re-running copies nothing twice."""
     from .storage.copy import copy_store
 
     src = _store(Settings.from_env(db_url=source))
@@ -578,8 +649,12 @@ def copy(
         raise
     try:
         with Progress(
-            TextColumn("copy"), BarColumn(), TextColumn("{task.completed:,} events"), TimeElapsedColumn(),
-            console=console, disable=not console.is_terminal,
+            TextColumn("copy"),
+            BarColumn(),
+            TextColumn("{task.completed:,} events"),
+            TimeElapsedColumn(),
+            console=console,
+            disable=not console.is_terminal,
         ) as progress:
             task = progress.add_task("copy", total=None)
             result = copy_store(src, dst, batch=batch, progress=lambda n: progress.update(task, completed=n))
@@ -598,7 +673,6 @@ def copy(
 
 def main() -> None:
     app()
-
 
 
 if __name__ == "__main__":

@@ -87,8 +87,10 @@ class Harness:
 def harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
     data = tmp_path_factory.mktemp("fuzz")
     cfg = Settings(
-        db_url=f"sqlite:///{data / 'fuzz.db'}", data_dir=str(data),
-        throttle_lookup_events=0, throttle_access_key_usage=0,
+        db_url=f"sqlite:///{data / 'fuzz.db'}",
+        data_dir=str(data),
+        throttle_lookup_events=0,
+        throttle_access_key_usage=0,
     )
     app = create_app(cfg, store=None)
     store = app.state.services.store
@@ -99,26 +101,39 @@ def harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
         store, sealer, account_id=ACCOUNT, user_name="bob", allowed_actions=only_ips
     )
     now = now_ms()
-    store.append([
-        event_from_mapping({
-            "eventId": f"fuzz-{i}",
-            "eventTime": format_wire_time(now - i * 600_000),
-            "eventName": ("DescribeInstances", "ConsoleSignin", "CreateUser")[i % 3],
-            "serviceName": ("Ecs", "Ram")[i % 2],
-            "sourceIpAddress": f"198.51.100.{i}",
-            "eventRW": ("Read", "Write")[i % 2],
-            "userIdentity": {"accountId": ACCOUNT, "accessKeyId": "LTAIfuzzfuzzfuzz", "userName": "alice"},
-            "referencedResources": {"ACS::ECS::Instance": [f"i-{i}"]},
-        })
-        for i in range(12)
-    ])
+    store.append(
+        [
+            event_from_mapping(
+                {
+                    "eventId": f"fuzz-{i}",
+                    "eventTime": format_wire_time(now - i * 600_000),
+                    "eventName": ("DescribeInstances", "ConsoleSignin", "CreateUser")[i % 3],
+                    "serviceName": ("Ecs", "Ram")[i % 2],
+                    "sourceIpAddress": f"198.51.100.{i}",
+                    "eventRW": ("Read", "Write")[i % 2],
+                    "userIdentity": {
+                        "accountId": ACCOUNT,
+                        "accessKeyId": "LTAIfuzzfuzzfuzz",
+                        "userName": "alice",
+                    },
+                    "referencedResources": {"ACS::ECS::Instance": [f"i-{i}"]},
+                }
+            )
+            for i in range(12)
+        ]
+    )
     gateway = build_gateway(app.state.services)
     loop = asyncio.new_event_loop()
     client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app))
     try:
         yield Harness(
-            loop, client, gateway, key.key.access_key_id, key.secret,
-            restricted.key.access_key_id, restricted.secret,
+            loop,
+            client,
+            gateway,
+            key.key.access_key_id,
+            key.secret,
+            restricted.key.access_key_id,
+            restricted.secret,
         )
     finally:
         loop.run_until_complete(client.aclose())
@@ -161,30 +176,101 @@ def check_response(response: httpx.Response) -> dict[str, Any]:
 # -------------------------------------------------------------------------------------- strategies
 
 COMMON_NAMES = (
-    "Action", "Version", "Format", "AccessKeyId", "Signature", "SignatureMethod", "SignatureVersion",
-    "SignatureNonce", "SignatureType", "Timestamp", "SecurityToken", "BearerToken", "RegionId",
+    "Action",
+    "Version",
+    "Format",
+    "AccessKeyId",
+    "Signature",
+    "SignatureMethod",
+    "SignatureVersion",
+    "SignatureNonce",
+    "SignatureType",
+    "Timestamp",
+    "SecurityToken",
+    "BearerToken",
+    "RegionId",
 )
 BUSINESS_NAMES = (
-    "LookupAttribute.1.Key", "LookupAttribute.1.Value", "LookupAttribute.2.Key", "LookupAttribute.2.Value",
-    "LookupAttribute.3.Key", "LookupAttribute.0.Value", "LookupAttribute.x.Key", "MaxResults", "NextToken",
-    "StartTime", "EndTime", "Direction", "EventName", "User", "EventRW", "ResourceType", "ResourceName",
-    "ServiceName", "Event", "Request", "EventAccessKeyId", "AccessKey", "PageSize",
+    "LookupAttribute.1.Key",
+    "LookupAttribute.1.Value",
+    "LookupAttribute.2.Key",
+    "LookupAttribute.2.Value",
+    "LookupAttribute.3.Key",
+    "LookupAttribute.0.Value",
+    "LookupAttribute.x.Key",
+    "MaxResults",
+    "NextToken",
+    "StartTime",
+    "EndTime",
+    "Direction",
+    "EventName",
+    "User",
+    "EventRW",
+    "ResourceType",
+    "ResourceName",
+    "ServiceName",
+    "Event",
+    "Request",
+    "EventAccessKeyId",
+    "AccessKey",
+    "PageSize",
 )
 ACTIONS = (
-    "LookupEvents", "GetAccessKeyLastUsedIps", "GetAccessKeyLastUsedEvents", "GetAccessKeyLastUsedResources",
-    "GetAccessKeyLastUsedProducts", "GetAccessKeyLastUsedInfo", "DescribeTrails", "lookupevents", "",
+    "LookupEvents",
+    "GetAccessKeyLastUsedIps",
+    "GetAccessKeyLastUsedEvents",
+    "GetAccessKeyLastUsedResources",
+    "GetAccessKeyLastUsedProducts",
+    "GetAccessKeyLastUsedInfo",
+    "DescribeTrails",
+    "lookupevents",
+    "",
 )
 VERSIONS = ("2017-12-04", "2020-07-06", "2015-01-01", "2020-07-6", "")
 HEADER_NAMES = (
-    "authorization", "x-acs-action", "x-acs-version", "x-acs-date", "x-acs-signature-nonce",
-    "x-acs-content-sha256", "x-acs-security-token", "x-acs-accesskey-id", "content-type", "accept",
+    "authorization",
+    "x-acs-action",
+    "x-acs-version",
+    "x-acs-date",
+    "x-acs-signature-nonce",
+    "x-acs-content-sha256",
+    "x-acs-security-token",
+    "x-acs-accesskey-id",
+    "content-type",
+    "accept",
 )
 PLAUSIBLE = (
-    "EventName", "ServiceName", "User", "EventRW", "Read", "Write", "All", "ResourceType",
-    "ACS::ECS::Instance", "Ecs", "FORWARD", "BACKWARD", "0", "1", "20", "50", "51", "-1", "true",
+    "EventName",
+    "ServiceName",
+    "User",
+    "EventRW",
+    "Read",
+    "Write",
+    "All",
+    "ResourceType",
+    "ACS::ECS::Instance",
+    "Ecs",
+    "FORWARD",
+    "BACKWARD",
+    "0",
+    "1",
+    "20",
+    "50",
+    "51",
+    "-1",
+    "true",
     "LTAIfuzzfuzzfuzz",
-    "2024-01-01T00:00:00Z", "2099-01-01T00:00:00Z", "JSON", "XML", "json", "HMAC-SHA1", "1.0",
-    "application/json", "application/xml", "application/x-www-form-urlencoded", "ACS3-HMAC-SHA256",
+    "2024-01-01T00:00:00Z",
+    "2099-01-01T00:00:00Z",
+    "JSON",
+    "XML",
+    "json",
+    "HMAC-SHA1",
+    "1.0",
+    "application/json",
+    "application/xml",
+    "application/x-www-form-urlencoded",
+    "ACS3-HMAC-SHA256",
 )
 
 # Text as a client may produce it: anything encodable, surrogates excluded (clients cannot send them).
@@ -202,10 +288,12 @@ def authorization(draw: st.DrawFn) -> str:
     algorithm = draw(
         st.sampled_from(["ACS3-HMAC-SHA256", "ACS3-HMAC-SM3", "ACS3-RSA-SHA256", "ACS3-", "HMAC"])
     )
-    fields = draw(st.lists(
-        st.tuples(st.sampled_from(["Credential", "SignedHeaders", "Signature", "X", ""]), header_text),
-        max_size=4,
-    ))
+    fields = draw(
+        st.lists(
+            st.tuples(st.sampled_from(["Credential", "SignedHeaders", "Signature", "X", ""]), header_text),
+            max_size=4,
+        )
+    )
     separator = draw(st.sampled_from([",", ", ", ";"]))
     return f"{algorithm} " + separator.join(f"{k}={v}" for k, v in fields)
 
@@ -226,11 +314,18 @@ raw_query = st.one_of(
 bodies = st.one_of(
     st.just(b""),
     st.binary(max_size=300),
-    st.builds(lambda d: json.dumps(d).encode(), st.dictionaries(names, st.recursive(
-        st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | values,
-        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(any_text, inner, max_size=3),
-        max_leaves=10,
-    ), max_size=5)),
+    st.builds(
+        lambda d: json.dumps(d).encode(),
+        st.dictionaries(
+            names,
+            st.recursive(
+                st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | values,
+                lambda inner: st.lists(inner, max_size=3) | st.dictionaries(any_text, inner, max_size=3),
+                max_leaves=10,
+            ),
+            max_size=5,
+        ),
+    ),
     st.builds(lambda q: q.encode(), raw_query),
 )
 headers_strategy = st.dictionaries(
@@ -262,9 +357,15 @@ def test_garbage_through_the_app(
 @given(
     method=st.one_of(st.sampled_from(["GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "get"]), any_text),
     query=st.one_of(st.binary(max_size=200), raw_query.map(str.encode)),
-    headers=st.dictionaries(st.one_of(st.sampled_from(HEADER_NAMES), any_text), st.one_of(
-        any_text, authorization(), st.text(max_size=20),  # st.text may include lone surrogates
-    ), max_size=6),
+    headers=st.dictionaries(
+        st.one_of(st.sampled_from(HEADER_NAMES), any_text),
+        st.one_of(
+            any_text,
+            authorization(),
+            st.text(max_size=20),  # st.text may include lone surrogates
+        ),
+        max_size=6,
+    ),
     body=bodies,
 )
 def test_garbage_through_process(
@@ -335,8 +436,12 @@ def _signed_request(case: SignedCase, harness: Harness) -> tuple[str, dict[str, 
     stamp = format_wire_time(now_ms())
     if case.style == "V1":
         common = {
-            "Action": case.route[0], "Version": case.route[1], "AccessKeyId": key_id,
-            "SignatureMethod": "HMAC-SHA1", "SignatureVersion": "1.0", "SignatureNonce": nonce,
+            "Action": case.route[0],
+            "Version": case.route[1],
+            "AccessKeyId": key_id,
+            "SignatureMethod": "HMAC-SHA1",
+            "SignatureVersion": "1.0",
+            "SignatureNonce": nonce,
             "Timestamp": stamp,
         }
         if case.fmt is not None:
@@ -354,7 +459,10 @@ def _signed_request(case: SignedCase, harness: Harness) -> tuple[str, dict[str, 
 
     body = b""
     headers = {
-        "host": HOST, "x-acs-action": case.route[0], "x-acs-version": case.route[1], "x-acs-date": stamp,
+        "host": HOST,
+        "x-acs-action": case.route[0],
+        "x-acs-version": case.route[1],
+        "x-acs-date": stamp,
         "x-acs-signature-nonce": nonce,
     }
     if case.body_kind == "form" and in_body:
@@ -390,6 +498,9 @@ def test_signed_requests_with_arbitrary_parameters(harness: Harness, case: Signe
         return
     # A correctly signed request is never refused for its signature.
     assert data.get("Code") not in (
-        "SignatureDoesNotMatch", "IncompleteSignature", "SignatureNonceUsed", "InvalidTimeStamp.Expired",
+        "SignatureDoesNotMatch",
+        "IncompleteSignature",
+        "SignatureNonceUsed",
+        "InvalidTimeStamp.Expired",
         "InvalidAccessKeyId.NotFound",
     ), data

@@ -22,9 +22,17 @@ runner = CliRunner()
 
 def event(i: int, account: str = "1111") -> dict[str, object]:
     return {
-        "eventId": f"f-{i}", "eventTime": f"2026-11-0{1 + i % 9}T08:00:00Z", "eventName": "ListBuckets",
-        "serviceName": "Oss", "sourceIpAddress": f"192.0.2.{i % 200}",
-        "userIdentity": {"accountId": account, "type": "ram-user", "userName": "bob", "accessKeyId": "LTAI5tCli"},
+        "eventId": f"f-{i}",
+        "eventTime": f"2026-11-0{1 + i % 9}T08:00:00Z",
+        "eventName": "ListBuckets",
+        "serviceName": "Oss",
+        "sourceIpAddress": f"192.0.2.{i % 200}",
+        "userIdentity": {
+            "accountId": account,
+            "type": "ram-user",
+            "userName": "bob",
+            "accessKeyId": "LTAI5tCli",
+        },
     }
 
 
@@ -37,8 +45,9 @@ def db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
 def stored(db: str, account: str = "1111") -> list[str]:
     store = open_store(db)
     try:
-        found = store.find_events(account_id=account, flt=EventFilter(0, 2**62), after=None, descending=False,
-                                  limit=100_000)
+        found = store.find_events(
+            account_id=account, flt=EventFilter(0, 2**62), after=None, descending=False, limit=100_000
+        )
         return sorted(e.event_id for e in found)
     finally:
         store.close()
@@ -54,9 +63,13 @@ def test_ingest_every_file_format(tmp_path: Path, db: str) -> None:
     (tmp_path / "b.json").write_bytes(orjson.dumps([event(i) for i in range(10, 20)]))
     (tmp_path / "c.json").write_bytes(orjson.dumps({"events": [event(i) for i in range(20, 30)]}))
     (tmp_path / "d.json.gz").write_bytes(gzip.compress(orjson.dumps([event(i) for i in range(30, 40)])))
-    (tmp_path / "e.ndjson.gz").write_bytes(gzip.compress(b"\n".join(orjson.dumps(event(i)) for i in range(40, 50))))
+    (tmp_path / "e.ndjson.gz").write_bytes(
+        gzip.compress(b"\n".join(orjson.dumps(event(i)) for i in range(40, 50)))
+    )
     (tmp_path / "f.json").write_text(json.dumps(event(50), indent=2))  # one pretty-printed event
-    files = [str(tmp_path / n) for n in ("a.ndjson", "b.json", "c.json", "d.json.gz", "e.ndjson.gz", "f.json")]
+    files = [
+        str(tmp_path / n) for n in ("a.ndjson", "b.json", "c.json", "d.json.gz", "e.ndjson.gz", "f.json")
+    ]
     code, output = invoke("ingest", "--db", db, "--json", *files)
     assert code == 0, output
     summary = json.loads(output.strip().splitlines()[-1])
@@ -75,10 +88,17 @@ def test_ingest_from_stdin(db: str) -> None:
 
 def test_unreadable_input_exits_non_zero(tmp_path: Path, db: str) -> None:
     (tmp_path / "bad.gz").write_bytes(b"\x1f\x8b\x08\x00broken")
-    (tmp_path / "bad.json").write_bytes(b"[{\"eventId\": ")
+    (tmp_path / "bad.json").write_bytes(b'[{"eventId": ')
     (tmp_path / "ok.json").write_bytes(orjson.dumps([event(1)]))
-    code, output = invoke("ingest", "--db", db, str(tmp_path / "bad.gz"), str(tmp_path / "bad.json"),
-                          str(tmp_path / "ok.json"), str(tmp_path / "missing.json"))
+    code, output = invoke(
+        "ingest",
+        "--db",
+        db,
+        str(tmp_path / "bad.gz"),
+        str(tmp_path / "bad.json"),
+        str(tmp_path / "ok.json"),
+        str(tmp_path / "missing.json"),
+    )
     assert code == 2
     assert "cannot read" in output and "bad.gz" in output and "missing.json" in output
     assert stored(db) == ["f-1"]  # the readable file still went in
@@ -132,13 +152,35 @@ def test_tokens(db: str) -> None:
 def test_lookup(tmp_path: Path, db: str) -> None:
     (tmp_path / "a.json").write_bytes(orjson.dumps([event(i) for i in range(30)]))
     invoke("ingest", "--db", db, str(tmp_path / "a.json"))
-    code, output = invoke("lookup", "--account", "1111", "--db", db, "--format", "ndjson",
-                          "SourceIpAddress=192.0.2.0/29", "--start", "2026-10-01T00:00:00Z")
+    code, output = invoke(
+        "lookup",
+        "--account",
+        "1111",
+        "--db",
+        db,
+        "--format",
+        "ndjson",
+        "SourceIpAddress=192.0.2.0/29",
+        "--start",
+        "2026-10-01T00:00:00Z",
+    )
     assert code == 0, output
     ids = sorted(json.loads(line)["eventId"] for line in output.splitlines())
     assert ids == sorted(f"f-{i}" for i in range(30) if i % 200 < 8)
-    code, output = invoke("lookup", "--account", "1111", "--db", db, "--format", "csv", "--limit", "3",
-                          "--start", "2026-10-01T00:00:00Z", "EventName.prefix=List")
+    code, output = invoke(
+        "lookup",
+        "--account",
+        "1111",
+        "--db",
+        db,
+        "--format",
+        "csv",
+        "--limit",
+        "3",
+        "--start",
+        "2026-10-01T00:00:00Z",
+        "EventName.prefix=List",
+    )
     assert output.splitlines()[0].startswith("eventTime,eventId") and len(output.splitlines()) == 4
     assert invoke("lookup", "--account", "1111", "--db", db, "Bogus=1")[0] == 1
 
@@ -146,8 +188,11 @@ def test_lookup(tmp_path: Path, db: str) -> None:
 def test_command_runs_as_a_process(tmp_path: Path, db: str) -> None:
     data = b"\n".join(orjson.dumps(event(i)) for i in range(3))
     proc = subprocess.run(
-        [sys.executable, "-m", "trailhouse.cli", "ingest", "--db", db, "--json", "-"], input=data,
-        capture_output=True, timeout=60, check=False,
+        [sys.executable, "-m", "trailhouse.cli", "ingest", "--db", db, "--json", "-"],
+        input=data,
+        capture_output=True,
+        timeout=60,
+        check=False,
     )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["accepted"] == 3

@@ -184,8 +184,15 @@ class TeaSdkClient(SdkClient):
         from darabonba.runtime import RuntimeOptions
 
         params = Params(
-            action=action, version=version, protocol="HTTPS", pathname="/", method="POST", auth_type="AK",
-            style="RPC", req_body_type="formData", body_type="json",
+            action=action,
+            version=version,
+            protocol="HTTPS",
+            pathname="/",
+            method="POST",
+            auth_type="AK",
+            style="RPC",
+            req_body_type="formData",
+            body_type="json",
         )
         return self.client.call_api(params, OpenApiRequest(query=dict(query or {})), RuntimeOptions())
 
@@ -338,25 +345,27 @@ def seed_events(
     now = now_ms()
     events: list[dict[str, Any]] = []
     for i in range(count):
-        events.append({
-            "eventId": f"{account_id}-{i}-{uuid.uuid4().hex[:8]}",
-            "eventVersion": "1",
-            "eventTime": format_wire_time(now - (i + 1) * 60_000),
-            "eventName": event_name,
-            "eventType": "ApiCall",
-            "eventRW": "Read",
-            "serviceName": service_name,
-            "sourceIpAddress": f"192.0.2.{10 + i}",
-            "requestId": str(uuid.uuid4()).upper(),
-            "acsRegion": REGION,
-            "userIdentity": {
-                "type": "ram-user",
-                "accountId": account_id,
-                "principalId": "2000000000000001",
-                "userName": "alice",
-                "accessKeyId": used_key_id,
-            },
-        })
+        events.append(
+            {
+                "eventId": f"{account_id}-{i}-{uuid.uuid4().hex[:8]}",
+                "eventVersion": "1",
+                "eventTime": format_wire_time(now - (i + 1) * 60_000),
+                "eventName": event_name,
+                "eventType": "ApiCall",
+                "eventRW": "Read",
+                "serviceName": service_name,
+                "sourceIpAddress": f"192.0.2.{10 + i}",
+                "requestId": str(uuid.uuid4()).upper(),
+                "acsRegion": REGION,
+                "userIdentity": {
+                    "type": "ram-user",
+                    "accountId": account_id,
+                    "principalId": "2000000000000001",
+                    "userName": "alice",
+                    "accessKeyId": used_key_id,
+                },
+            }
+        )
     server.store.append([event_from_mapping(event) for event in events])
     return events
 
@@ -382,7 +391,11 @@ def make_tenant() -> Callable[..., Tenant]:
         key = new_access_key(server, account_id, user_name="auditor", allowed_actions=allowed_actions)
         used = used_key_id or "LTAI" + uuid.uuid4().hex[:20]
         stored = seed_events(
-            server, account_id, event_name=event_name, used_key_id=used, service_name=service_name,
+            server,
+            account_id,
+            event_name=event_name,
+            used_key_id=used,
+            service_name=service_name,
             count=events,
         )
         return Tenant(

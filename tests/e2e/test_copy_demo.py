@@ -1,4 +1,4 @@
-"""`trailhouse copy` moves the demo from SQLite to PostgreSQL, and every LookupEvents answer stays the same."""
+"""`trailhouse copy` moves the demo from SQLite to PostgreSQL; every LookupEvents answer stays the same."""
 
 from __future__ import annotations
 
@@ -24,10 +24,16 @@ def walk(client: Any, models: Any, attrs: list[tuple[str, str]], direction: str)
     events: list[dict[str, Any]] = []
     token = None
     while True:
-        body = client.lookup_events(models.LookupEventsRequest(
-            max_results="50", direction=direction, next_token=token,
-            lookup_attribute=[models.LookupEventsRequestLookupAttribute(key=k, value=v) for k, v in attrs],
-        )).body
+        body = client.lookup_events(
+            models.LookupEventsRequest(
+                max_results="50",
+                direction=direction,
+                next_token=token,
+                lookup_attribute=[
+                    models.LookupEventsRequestLookupAttribute(key=k, value=v) for k, v in attrs
+                ],
+            )
+        ).body
         events += body.events
         token = body.next_token
         if not token:
@@ -35,7 +41,10 @@ def walk(client: Any, models: Any, attrs: list[tuple[str, str]], direction: str)
 
 
 def test_copy_keeps_every_answer(
-    tmp_path: Path, pg_available: str, server_factory: Callable[..., LiveServer], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
+    pg_available: str,
+    server_factory: Callable[..., LiveServer],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from alibabacloud_actiontrail20200706 import models
     from alibabacloud_actiontrail20200706.client import Client
@@ -60,17 +69,29 @@ def test_copy_keeps_every_answer(
             server = server_factory(
                 db_url=url, master_key=master, throttle_lookup_events=0, throttle_access_key_usage=0
             )
-            client = Client(Config(access_key_id=demo["AccessKeyId"], access_key_secret=demo["AccessKeySecret"],
-                                   endpoint=server.endpoint, protocol="http"))
+            client = Client(
+                Config(
+                    access_key_id=demo["AccessKeyId"],
+                    access_key_secret=demo["AccessKeySecret"],
+                    endpoint=server.endpoint,
+                    protocol="http",
+                )
+            )
             queries: list[list[tuple[str, str]]] = [
-                [], [("EventAccessKeyId", demo["LeakedAccessKeyId"])], [("EventName", "CreateUser")],
-                [("ServiceName", "Ecs"), ("EventRW", "Write")], [("SourceIpAddress", demo["AttackerIps"][0])],
+                [],
+                [("EventAccessKeyId", demo["LeakedAccessKeyId"])],
+                [("EventName", "CreateUser")],
+                [("ServiceName", "Ecs"), ("EventRW", "Write")],
+                [("SourceIpAddress", demo["AttackerIps"][0])],
             ]
             answers.append([walk(client, models, q, d) for q in queries for d in ("BACKWARD", "FORWARD")])
-            usage = client.get_access_key_last_used_ips(models.GetAccessKeyLastUsedIpsRequest(
-                access_key=demo["LeakedAccessKeyId"], service_name="Ecs")).body.to_map()
+            usage = client.get_access_key_last_used_ips(
+                models.GetAccessKeyLastUsedIpsRequest(
+                    access_key=demo["LeakedAccessKeyId"], service_name="Ecs"
+                )
+            ).body.to_map()
             usage.pop("RequestId")
             answers[-1].append(usage)
         assert answers[0] == answers[1]
         assert answers[0][0]  # the unfiltered week is not empty
-    assert DEMO_ACCOUNT == demo["AccountId"]
+    assert demo["AccountId"] == DEMO_ACCOUNT

@@ -43,11 +43,17 @@ def test_readme_queries_tell_the_story(demo_server: tuple[LiveServer, object]) -
     server, loaded = demo_server
     facts = demo_story_facts(end_ms=LOADED_AT)
     assert loaded.leaked_key == facts.leaked_key_id == "LTAI5tLeakedDemoKey0001A"  # type: ignore[attr-defined]
-    client = Client(Config(access_key_id=loaded.access_key_id,  # type: ignore[attr-defined]
-                           access_key_secret=loaded.access_key_secret,  # type: ignore[attr-defined]
-                           endpoint=server.endpoint, protocol="http"))
-    ips = client.get_access_key_last_used_ips(models.GetAccessKeyLastUsedIpsRequest(
-        access_key=facts.leaked_key_id, service_name="Ecs")).body
+    client = Client(
+        Config(
+            access_key_id=loaded.access_key_id,  # type: ignore[attr-defined]
+            access_key_secret=loaded.access_key_secret,  # type: ignore[attr-defined]
+            endpoint=server.endpoint,
+            protocol="http",
+        )
+    )
+    ips = client.get_access_key_last_used_ips(
+        models.GetAccessKeyLastUsedIpsRequest(access_key=facts.leaked_key_id, service_name="Ecs")
+    ).body
     used_from = [ip.ip for ip in ips.ips]
     assert set(facts.attacker_ips) & set(used_from)
     for ip in ips.ips:  # attacker IPs appear only from the first malicious call on
@@ -55,24 +61,43 @@ def test_readme_queries_tell_the_story(demo_server: tuple[LiveServer, object]) -
             assert ip.used_timestamp >= facts.first_malicious_ms
     assert set(used_from) <= set(facts.attacker_ips) | set(facts.ci_ips)
 
-    events = client.lookup_events(models.LookupEventsRequest(max_results="50", lookup_attribute=[
-        models.LookupEventsRequestLookupAttribute(key="EventAccessKeyId", value=facts.leaked_key_id)])).body
-    assert events.events and all(e["userIdentity"]["accessKeyId"] == facts.leaked_key_id for e in events.events)
+    events = client.lookup_events(
+        models.LookupEventsRequest(
+            max_results="50",
+            lookup_attribute=[
+                models.LookupEventsRequestLookupAttribute(key="EventAccessKeyId", value=facts.leaked_key_id)
+            ],
+        )
+    ).body
+    assert events.events and all(
+        e["userIdentity"]["accessKeyId"] == facts.leaked_key_id for e in events.events
+    )
 
-    created = client.lookup_events(models.LookupEventsRequest(lookup_attribute=[
-        models.LookupEventsRequestLookupAttribute(key="EventName", value="CreateUser")])).body
+    created = client.lookup_events(
+        models.LookupEventsRequest(
+            lookup_attribute=[models.LookupEventsRequestLookupAttribute(key="EventName", value="CreateUser")]
+        )
+    ).body
     assert facts.created_user_name in json.dumps(created.events)
 
-    info = client.get_access_key_last_used_info(models.GetAccessKeyLastUsedInfoRequest(
-        access_key=facts.leaked_key_id)).body
-    assert (info.account_id, info.user_name, info.account_type) == (DEMO_ACCOUNT, facts.owner_user_name, "ram-user")
+    info = client.get_access_key_last_used_info(
+        models.GetAccessKeyLastUsedInfoRequest(access_key=facts.leaked_key_id)
+    ).body
+    assert (info.account_id, info.user_name, info.account_type) == (
+        DEMO_ACCOUNT,
+        facts.owner_user_name,
+        "ram-user",
+    )
 
 
 def test_report_pins_the_story(demo_server: tuple[LiveServer, object]) -> None:
     server, loaded = demo_server
     facts = demo_story_facts(end_ms=LOADED_AT)
-    r = httpx.get(f"{server.url}/api/v1/access-keys/{facts.leaked_key_id}/report",
-                  headers={"authorization": f"Bearer {loaded.read_token}"}, timeout=30)  # type: ignore[attr-defined]
+    r = httpx.get(
+        f"{server.url}/api/v1/access-keys/{facts.leaked_key_id}/report",
+        headers={"authorization": f"Bearer {loaded.read_token}"},
+        timeout=30,
+    )  # type: ignore[attr-defined]
     assert r.status_code == 200, r.text
     report = r.json()
     ips = {entry["ip"]: entry for entry in report["ips"]}
@@ -83,13 +108,23 @@ def test_report_pins_the_story(demo_server: tuple[LiveServer, object]) -> None:
     dangerous = [e["eventName"] for e in report["dangerous"]]
     for name in ("CreateUser", "CreateAccessKey", "AttachPolicyToUser"):
         assert name in dangerous
-    assert dangerous.index("CreateUser") < dangerous.index("CreateAccessKey") < dangerous.index("AttachPolicyToUser")
-    assert all(e["sourceIpAddress"] in facts.attacker_ips for e in report["dangerous"]
-               if e["eventName"] in ("CreateUser", "CreateAccessKey", "AttachPolicyToUser"))
+    assert (
+        dangerous.index("CreateUser")
+        < dangerous.index("CreateAccessKey")
+        < dangerous.index("AttachPolicyToUser")
+    )
+    assert all(
+        e["sourceIpAddress"] in facts.attacker_ips
+        for e in report["dangerous"]
+        if e["eventName"] in ("CreateUser", "CreateAccessKey", "AttachPolicyToUser")
+    )
     failed = {e["eventName"] for e in report["failed"]}
     assert set(facts.denied_actions) <= failed
-    html = httpx.get(f"{server.url}/api/v1/access-keys/{facts.leaked_key_id}/report?format=html",
-                     headers={"authorization": f"Bearer {loaded.read_token}"}, timeout=30)  # type: ignore[attr-defined]
+    html = httpx.get(
+        f"{server.url}/api/v1/access-keys/{facts.leaked_key_id}/report?format=html",
+        headers={"authorization": f"Bearer {loaded.read_token}"},
+        timeout=30,
+    )  # type: ignore[attr-defined]
     assert html.status_code == 200 and "<svg" in html.text and facts.attacker_ips[0] in html.text
     assert "<script src" not in html.text and "http://" not in html.text.replace("http://www.w3.org", "")
 
@@ -108,14 +143,38 @@ def test_demo_command_and_cli_lookups(tmp_path: Path, monkeypatch: pytest.Monkey
     assert "127.0.0.1:9999" in text and "AccessKeySecret" in text and "get_access_key_last_used_ips" in text
 
     facts = demo_story_facts(end_ms=now_ms())
-    out = runner.invoke(cli_app, ["lookup", "--account", DEMO_ACCOUNT, "--db", db, "--format", "ndjson",
-                                  "SourceIpAddress=185.220.101.0/24"]).output
+    out = runner.invoke(
+        cli_app,
+        [
+            "lookup",
+            "--account",
+            DEMO_ACCOUNT,
+            "--db",
+            db,
+            "--format",
+            "ndjson",
+            "SourceIpAddress=185.220.101.0/24",
+        ],
+    ).output
     events = [json.loads(line) for line in out.splitlines()]
     assert events and all(e["sourceIpAddress"].startswith("185.220.101.") for e in events)
-    report = runner.invoke(cli_app, ["access-key", "report", facts.leaked_key_id, "--account", DEMO_ACCOUNT,
-                                     "--db", db, "--format", "json"])
+    report = runner.invoke(
+        cli_app,
+        [
+            "access-key",
+            "report",
+            facts.leaked_key_id,
+            "--account",
+            DEMO_ACCOUNT,
+            "--db",
+            db,
+            "--format",
+            "json",
+        ],
+    )
     assert report.exit_code == 0, report.output
     assert {ip["ip"] for ip in json.loads(report.output)["ips"]} >= set(facts.attacker_ips)
-    table = runner.invoke(cli_app, ["access-key", "report", facts.leaked_key_id, "--account", DEMO_ACCOUNT,
-                                    "--db", db])
+    table = runner.invoke(
+        cli_app, ["access-key", "report", facts.leaked_key_id, "--account", DEMO_ACCOUNT, "--db", db]
+    )
     assert table.exit_code == 0 and facts.attacker_ips[0] in table.output

@@ -50,9 +50,24 @@ class Cluster:
 def _start(db_url: str, redis_url: str, env: dict[str, str], *extra: str) -> Node:
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "trailhouse.cli", "serve", "--db", db_url, "--port", str(port),
-         "--redis", redis_url, "--log-level", "warning", *extra],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "trailhouse.cli",
+            "serve",
+            "--db",
+            db_url,
+            "--port",
+            str(port),
+            "--redis",
+            redis_url,
+            "--log-level",
+            "warning",
+            *extra,
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
@@ -76,8 +91,9 @@ def cluster(pg_available: str, redis_url: str, tmp_path: Path) -> Iterator[Clust
         store = open_store(db_url)
         try:
             key = create_access_key(store, Sealer(base64.b64decode(master)), account_id=ACCOUNT)
-            token = create_token(store, account_ids=(ACCOUNT,), all_accounts=False,
-                                 scopes=(TokenScope.INGEST, TokenScope.READ)).secret
+            token = create_token(
+                store, account_ids=(ACCOUNT,), all_accounts=False, scopes=(TokenScope.INGEST, TokenScope.READ)
+            ).secret
         finally:
             store.close()
         # LookupEvents at its documented 2/s; the usage family switched off for the paging checks.
@@ -96,16 +112,29 @@ def cluster(pg_available: str, redis_url: str, tmp_path: Path) -> Iterator[Clust
 
 
 def _ingest(node: Node, token: str, events: list[dict[str, object]]) -> None:
-    r = httpx.post(f"{node.url}/api/v1/events", content=orjson.dumps(events),
-                   headers={"authorization": f"Bearer {token}"}, timeout=30)
+    r = httpx.post(
+        f"{node.url}/api/v1/events",
+        content=orjson.dumps(events),
+        headers={"authorization": f"Bearer {token}"},
+        timeout=30,
+    )
     assert r.status_code == 200 and r.json()["accepted"] == len(events), r.text
 
 
 def _event(i: int) -> dict[str, object]:
-    return {"eventId": f"mn-{i}", "eventTime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 60 - i)),
-            "eventName": "DescribeInstances", "serviceName": "Ecs", "sourceIpAddress": f"10.9.0.{i % 200}",
-            "userIdentity": {"accountId": ACCOUNT, "type": "ram-user", "userName": "ops",
-                             "accessKeyId": "LTAI5tMultiNodeKey000000"}}
+    return {
+        "eventId": f"mn-{i}",
+        "eventTime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 60 - i)),
+        "eventName": "DescribeInstances",
+        "serviceName": "Ecs",
+        "sourceIpAddress": f"10.9.0.{i % 200}",
+        "userIdentity": {
+            "accountId": ACCOUNT,
+            "type": "ram-user",
+            "userName": "ops",
+            "accessKeyId": "LTAI5tMultiNodeKey000000",
+        },
+    }
 
 
 def test_two_nodes_act_as_one(cluster: Cluster) -> None:
@@ -113,18 +142,43 @@ def test_two_nodes_act_as_one(cluster: Cluster) -> None:
     with httpx.Client(timeout=30) as http:
         # 1. Ingested through A, visible through B at once.
         _ingest(c.a, c.token, [_event(i) for i in range(7)])
-        usage = send(http, c.b, sign_v1("POST", v1_params(
-            c.key_id, action="GetAccessKeyLastUsedIps", AccessKey="LTAI5tMultiNodeKey000000",
-            ServiceName="Ecs", PageSize="3"), c.secret))
+        usage = send(
+            http,
+            c.b,
+            sign_v1(
+                "POST",
+                v1_params(
+                    c.key_id,
+                    action="GetAccessKeyLastUsedIps",
+                    AccessKey="LTAI5tMultiNodeKey000000",
+                    ServiceName="Ecs",
+                    PageSize="3",
+                ),
+                c.secret,
+            ),
+        )
         assert usage.status == 200 and len(usage.data["Ips"]) == 3
 
         # 2. A NextToken from B pages on A, and the walk is complete and in order.
         seen = [ip["Ip"] for ip in usage.data["Ips"]]
         token = usage.data["NextToken"]
         while token:
-            page = send(http, c.a, sign_v1("POST", v1_params(
-                c.key_id, action="GetAccessKeyLastUsedIps", AccessKey="LTAI5tMultiNodeKey000000",
-                ServiceName="Ecs", PageSize="3", NextToken=token), c.secret))
+            page = send(
+                http,
+                c.a,
+                sign_v1(
+                    "POST",
+                    v1_params(
+                        c.key_id,
+                        action="GetAccessKeyLastUsedIps",
+                        AccessKey="LTAI5tMultiNodeKey000000",
+                        ServiceName="Ecs",
+                        PageSize="3",
+                        NextToken=token,
+                    ),
+                    c.secret,
+                ),
+            )
             assert page.status == 200, page.data
             seen += [ip["Ip"] for ip in page.data["Ips"]]
             token = page.data.get("NextToken")
@@ -139,6 +193,8 @@ def test_two_nodes_act_as_one(cluster: Cluster) -> None:
 
         # 4. One LookupEvents limit (2/s, burst 2) across both nodes.
         time.sleep(1.1)
-        codes = [send(http, node, sign_v1("POST", v1_params(c.key_id), c.secret)).code
-                 for node in (c.a, c.b, c.a, c.b)]
+        codes = [
+            send(http, node, sign_v1("POST", v1_params(c.key_id), c.secret)).code
+            for node in (c.a, c.b, c.a, c.b)
+        ]
         assert codes.count(None) == 2 and codes.count("Throttling.User") == 2, codes

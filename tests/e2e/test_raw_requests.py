@@ -269,7 +269,13 @@ def test_v3_json_body_like_the_2017_tea_client(
     query = [("EventName", tenant.event_name), ("MaxResults", "20")]
     body = json.dumps({"EventName": tenant.event_name, "MaxResults": "20"}, separators=(",", ":")).encode()
     req = sign_v3(
-        live_server, "POST", tenant.key_id, tenant.secret, version=V2017, query=query, body=body,
+        live_server,
+        "POST",
+        tenant.key_id,
+        tenant.secret,
+        version=V2017,
+        query=query,
+        body=body,
         content_type="application/json; charset=utf-8",
     )
     answer = send(http, live_server, req)
@@ -415,7 +421,10 @@ def test_v3_accept_xml_gets_xml(
     bad = sign_v3(live_server, "POST", tenant.key_id, "wrong-secret", extra_headers={"accept": accept})
     error = send(http, live_server, bad)
     assert (error.status, error.content_type, error.root, error.code) == (
-        400, XML_TYPE, "Error", "SignatureDoesNotMatch",
+        400,
+        XML_TYPE,
+        "Error",
+        "SignatureDoesNotMatch",
     )
 
 
@@ -534,7 +543,11 @@ def test_v3_payload_hash_mismatch_is_rejected(
     http: httpx.Client, live_server: LiveServer, tenant: Tenant
 ) -> None:
     req = sign_v3(
-        live_server, "POST", tenant.key_id, tenant.secret, body=b"EventName=x",
+        live_server,
+        "POST",
+        tenant.key_id,
+        tenant.secret,
+        body=b"EventName=x",
         content_type="application/x-www-form-urlencoded",
     )
     req.body = b"EventName=y"
@@ -644,15 +657,23 @@ def _odd_requests(server: LiveServer, tenant: Tenant) -> Iterator[tuple[str, htt
     yield "12 KB value", httpx.Request("GET", base + "?Signature=x&A=" + "x" * 12_000)
     yield "2000 parameters", httpx.Request("GET", base + "?" + "&".join(f"P{i}=v" for i in range(2000)))
     yield "2 MB body", httpx.Request("POST", base + "?" + signed_v1.query, content=b"a" * (2 * 1024 * 1024))
-    yield "form body, bad utf-8", httpx.Request(
-        "POST", base + "?" + signed_v1.query,
-        headers={"content-type": "application/x-www-form-urlencoded"}, content=b"EventName=%FF\xff",
+    yield (
+        "form body, bad utf-8",
+        httpx.Request(
+            "POST",
+            base + "?" + signed_v1.query,
+            headers={"content-type": "application/x-www-form-urlencoded"},
+            content=b"EventName=%FF\xff",
+        ),
     )
     yield "binary body", httpx.Request("POST", base, content=bytes(range(256)) * 64)
     yield "null bytes in values", httpx.Request("GET", base + "?Signature=%00&AccessKeyId=%00&Format=%00")
     # V1 signs no headers and reads Action from the query: a stray x-acs-action is ignored (200).
-    yield "header with latin-1", httpx.Request(
-        "GET", base + "?" + signed_v1.query, headers={"x-acs-action": "Lookup\xe9vents".encode("latin-1")}
+    yield (
+        "header with latin-1",
+        httpx.Request(
+            "GET", base + "?" + signed_v1.query, headers={"x-acs-action": "Lookup\xe9vents".encode("latin-1")}
+        ),
     )
     latin1_auth = "ACS3-HMAC-SHA256 Credential=\xe9,SignedHeaders=host,Signature=1".encode("latin-1")
     yield "authorization latin-1", httpx.Request("POST", base, headers={"authorization": latin1_auth})
@@ -668,8 +689,9 @@ def _odd_requests(server: LiveServer, tenant: Tenant) -> Iterator[tuple[str, htt
         yield label, httpx.Request("POST", base, content=body, headers=signed.headers)
     huge = f"ACS3-HMAC-SHA256 Credential={'k' * 4000},SignedHeaders={';'.join(['h'] * 500)},Signature=0"
     yield "huge authorization", httpx.Request("POST", base, headers={"authorization": huge})
-    yield "json body, no signature", httpx.Request(
-        "POST", base, headers={"content-type": "application/json"}, content=b"{}"
+    yield (
+        "json body, no signature",
+        httpx.Request("POST", base, headers={"content-type": "application/json"}, content=b"{}"),
     )
 
 
@@ -681,10 +703,14 @@ def _signed_hostile(tenant: Tenant) -> Iterator[tuple[str, dict[str, str], str]]
     yield "attribute index huge", {"LookupAttribute.99999999999.Key": "EventName"}, V2020
     yield "attribute index 0", {"LookupAttribute.0.Key": "EventName", "LookupAttribute.0.Value": "x"}, V2020
     yield "attribute key unknown", {"LookupAttribute.1.Key": "No", "LookupAttribute.1.Value": "x"}, V2020
-    yield "three attributes", {
-        **{f"LookupAttribute.{i}.Key": "EventName" for i in (1, 2, 3)},
-        **{f"LookupAttribute.{i}.Value": "x" for i in (1, 2, 3)},
-    }, V2020
+    yield (
+        "three attributes",
+        {
+            **{f"LookupAttribute.{i}.Key": "EventName" for i in (1, 2, 3)},
+            **{f"LookupAttribute.{i}.Value": "x" for i in (1, 2, 3)},
+        },
+        V2020,
+    )
     yield "NextToken garbage", {"NextToken": "garbage" * 50}, V2020
     yield "NextToken base64-ish", {"NextToken": "eyJ4IjoxfQ=="}, V2020
     yield "StartTime only", {"StartTime": "2024-01-01T00:00:00Z"}, V2020

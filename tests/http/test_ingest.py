@@ -10,18 +10,25 @@ import httpx
 import orjson
 import pytest
 
+from tests.conftest import LiveServer
 from trailhouse.model.credentials import TokenScope
 from trailhouse.model.query import EventFilter
 from trailhouse.service.credentials import create_token
-from tests.conftest import LiveServer
 
 
 def event(i: int, account: str = "1111", **extra: object) -> dict[str, object]:
     e: dict[str, object] = {
-        "eventId": f"ev-{account}-{i}", "eventTime": f"2026-11-0{1 + i % 9}T10:00:{i % 60:02d}Z",
-        "eventName": "DescribeInstances", "serviceName": "Ecs", "sourceIpAddress": f"10.0.0.{i % 250}",
-        "userIdentity": {"accountId": account, "type": "ram-user", "userName": "alice",
-                         "accessKeyId": "LTAI5tIngestTestKey00000"},
+        "eventId": f"ev-{account}-{i}",
+        "eventTime": f"2026-11-0{1 + i % 9}T10:00:{i % 60:02d}Z",
+        "eventName": "DescribeInstances",
+        "serviceName": "Ecs",
+        "sourceIpAddress": f"10.0.0.{i % 250}",
+        "userIdentity": {
+            "accountId": account,
+            "type": "ram-user",
+            "userName": "alice",
+            "accessKeyId": "LTAI5tIngestTestKey00000",
+        },
         "extraField": {"nested": [i, True, None, 1.5]},
     }
     e.update(extra)
@@ -96,8 +103,11 @@ def test_ndjson_malformed_line_is_named(server: LiveServer) -> None:
 
 def test_atomic_batch_stores_nothing(server: LiveServer) -> None:
     secret = token(server, "1111")
-    r = httpx.post(f"{server.url}/api/v1/events?atomic=true", content=orjson.dumps([event(1), {"eventId": 1}]),
-                   headers={"authorization": f"Bearer {secret}"})
+    r = httpx.post(
+        f"{server.url}/api/v1/events?atomic=true",
+        content=orjson.dumps([event(1), {"eventId": 1}]),
+        headers={"authorization": f"Bearer {secret}"},
+    )
     assert r.status_code == 422 and r.json()["accepted"] == 0
     assert stored_ids(server, "1111") == []
 
@@ -119,7 +129,7 @@ def test_token_scoping(server: LiveServer) -> None:
 @pytest.mark.parametrize(
     ("content", "headers", "status", "code"),
     [
-        (b"[{\"eventId\": ", {}, 400, "MalformedBody"),
+        (b'[{"eventId": ', {}, 400, "MalformedBody"),
         (b"\x1f\x8b\x08\x00garbage", {}, 400, "MalformedBody"),
         (b"42", {}, 400, "MalformedBody"),
         (b"x" * (65 * 1024), {}, 413, "PayloadTooLarge"),

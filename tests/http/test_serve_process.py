@@ -19,8 +19,9 @@ from trailhouse.storage import open_store
 
 
 def run_cli(*args: str, env: dict[str, str]) -> str:
-    proc = subprocess.run([sys.executable, "-m", "trailhouse.cli", *args], capture_output=True, env=env,
-                          timeout=60, check=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "trailhouse.cli", *args], capture_output=True, env=env, timeout=60, check=True
+    )
     return proc.stdout.decode()
 
 
@@ -32,7 +33,9 @@ def test_serve_then_sigterm(tmp_path: Path) -> None:
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "trailhouse.cli", "serve", "--port", str(port), "--log-level", "debug"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
     )
     try:
         deadline = time.monotonic() + 30
@@ -44,13 +47,25 @@ def test_serve_then_sigterm(tmp_path: Path) -> None:
                 pass
             assert time.monotonic() < deadline, "server did not start"
             time.sleep(0.1)
-        events = [{"eventId": f"s{i}", "eventTime": "2026-11-20T00:00:00Z", "eventName": "X",
-                   "userIdentity": {"accountId": "42"}} for i in range(20)]
-        r = httpx.post(f"http://127.0.0.1:{port}/api/v1/events", content=orjson.dumps(events),
-                       headers={"authorization": f"Bearer {token}"})
+        events = [
+            {
+                "eventId": f"s{i}",
+                "eventTime": "2026-11-20T00:00:00Z",
+                "eventName": "X",
+                "userIdentity": {"accountId": "42"},
+            }
+            for i in range(20)
+        ]
+        r = httpx.post(
+            f"http://127.0.0.1:{port}/api/v1/events",
+            content=orjson.dumps(events),
+            headers={"authorization": f"Bearer {token}"},
+        )
         assert r.json()["accepted"] == 20
         # A V1 request puts its signature in the query string: the access log must not show it.
-        httpx.get(f"http://127.0.0.1:{port}/?Action=LookupEvents&Signature=SeCrEtSiG&AccessKeyId={key['AccessKeyId']}")
+        httpx.get(
+            f"http://127.0.0.1:{port}/?Action=LookupEvents&Signature=SeCrEtSiG&AccessKeyId={key['AccessKeyId']}"
+        )
         proc.send_signal(signal.SIGTERM)
         # uvicorn re-raises the signal once it has shut down gracefully, so -SIGTERM is a clean stop.
         assert proc.wait(timeout=30) in (0, -signal.SIGTERM)
@@ -66,7 +81,9 @@ def test_serve_then_sigterm(tmp_path: Path) -> None:
         assert secret not in log
     store = open_store(db)
     try:
-        found = store.find_events(account_id="42", flt=EventFilter(0, 2**62), after=None, descending=True, limit=50)
+        found = store.find_events(
+            account_id="42", flt=EventFilter(0, 2**62), after=None, descending=True, limit=50
+        )
         assert len(found) == 20
     finally:
         store.close()

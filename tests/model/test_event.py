@@ -16,19 +16,30 @@ def base_event(**extra: object) -> dict[str, object]:
         "eventId": "A1",
         "eventTime": "2026-11-01T10:00:00Z",
         "eventName": "DescribeInstances",
-        "userIdentity": {"accountId": "1234567890123456", "type": "ram-user", "userName": "alice",
-                         "accessKeyId": "LTAI5tExample0000000000"},
+        "userIdentity": {
+            "accountId": "1234567890123456",
+            "type": "ram-user",
+            "userName": "alice",
+            "accessKeyId": "LTAI5tExample0000000000",
+        },
     }
     event.update(extra)
     return event
 
 
 def test_required_fields_and_extraction() -> None:
-    rec = event_from_mapping(base_event(
-        serviceName="Ecs", eventRW="Read", sourceIpAddress="10.0.0.1", requestId="R1",
-        resourceType="ACS::ECS::Instance", resourceName="i-1",
-        referencedResources={"ACS::ECS::Instance": ["i-1", "i-2"]}, errorCode="NoPermission",
-    ))
+    rec = event_from_mapping(
+        base_event(
+            serviceName="Ecs",
+            eventRW="Read",
+            sourceIpAddress="10.0.0.1",
+            requestId="R1",
+            resourceType="ACS::ECS::Instance",
+            resourceName="i-1",
+            referencedResources={"ACS::ECS::Instance": ["i-1", "i-2"]},
+            errorCode="NoPermission",
+        )
+    )
     assert rec.account_id == "1234567890123456"
     assert rec.event_time_ms == parse_wire_time("2026-11-01T10:00:00Z")
     assert rec.user_name == "alice" and rec.access_key_id == "LTAI5tExample0000000000"
@@ -62,8 +73,16 @@ def test_invalid_events_name_the_problem(change: dict[str, object], reason: str)
 
 
 def test_assumed_role_gives_role_name() -> None:
-    rec = event_from_mapping(base_event(userIdentity={
-        "accountId": "1", "type": "assumed-role", "userName": "ops-role:session-1", "accessKeyId": "STS.x"}))
+    rec = event_from_mapping(
+        base_event(
+            userIdentity={
+                "accountId": "1",
+                "type": "assumed-role",
+                "userName": "ops-role:session-1",
+                "accessKeyId": "STS.x",
+            }
+        )
+    )
     assert rec.role_name == "ops-role"
 
 
@@ -81,22 +100,57 @@ def test_usage_source_mapping() -> None:
 
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.floats(allow_nan=False, allow_infinity=False)
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**63 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(max_size=20),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
     max_leaves=12,
 )
-reserved = {"eventId", "eventTime", "eventName", "userIdentity", "eventVersion", "eventSource", "eventType",
-            "eventRW", "eventCategory", "serviceName", "apiVersion", "acsRegion", "isGlobal", "requestId",
-            "requestParameters", "requestParameterJson", "responseElements", "additionalEventData",
-            "referencedResources", "resourceName", "resourceType", "errorCode", "errorMessage",
-            "sourceIpAddress", "userAgent", "vpcId", "recipientAccountId", "eventAttributes", "sensitiveAction"}
+reserved = {
+    "eventId",
+    "eventTime",
+    "eventName",
+    "userIdentity",
+    "eventVersion",
+    "eventSource",
+    "eventType",
+    "eventRW",
+    "eventCategory",
+    "serviceName",
+    "apiVersion",
+    "acsRegion",
+    "isGlobal",
+    "requestId",
+    "requestParameters",
+    "requestParameterJson",
+    "responseElements",
+    "additionalEventData",
+    "referencedResources",
+    "resourceName",
+    "resourceType",
+    "errorCode",
+    "errorMessage",
+    "sourceIpAddress",
+    "userAgent",
+    "vpcId",
+    "recipientAccountId",
+    "eventAttributes",
+    "sensitiveAction",
+}
 
 
 @settings(max_examples=200, deadline=None)
-@given(extra=st.dictionaries(st.text(min_size=1, max_size=12).filter(lambda k: k not in reserved), json_values,
-                             max_size=6),
-       event_id=st.text(min_size=1, max_size=40), name=st.text(min_size=1, max_size=30))
+@given(
+    extra=st.dictionaries(
+        st.text(min_size=1, max_size=12).filter(lambda k: k not in reserved), json_values, max_size=6
+    ),
+    event_id=st.text(min_size=1, max_size=40),
+    name=st.text(min_size=1, max_size=30),
+)
 def test_body_is_the_event_verbatim(extra: dict[str, object], event_id: str, name: str) -> None:
     event = base_event(eventId=event_id, eventName=name, **extra)
     rec = event_from_json(orjson.dumps(event))

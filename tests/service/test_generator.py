@@ -237,8 +237,10 @@ def test_many_ips_and_users(events: list[dict[str, Any]]) -> None:
 
 def test_account_ids_can_be_fixed() -> None:
     fixed = ("1111111111111111", "2222222222222222")
-    seen = {e["userIdentity"]["accountId"] for e in generate_events(seed=1, count=2000, end_ms=END_MS,
-                                                                     account_ids=fixed)}
+    seen = {
+        e["userIdentity"]["accountId"]
+        for e in generate_events(seed=1, count=2000, end_ms=END_MS, account_ids=fixed)
+    }
     assert seen == set(fixed)
 
 
@@ -253,7 +255,8 @@ def test_story_facts(facts: DemoStory) -> None:
     assert len(facts.created_access_key_id) == 24 and facts.created_access_key_id.startswith("LTAI")
     assert END_MS - 4 * DAY_MS < facts.first_malicious_ms < END_MS - 2 * DAY_MS
     assert facts.first_malicious_time == time.strftime(
-        "%Y-%m-%dT%H:%M:%SZ", time.gmtime(facts.first_malicious_ms // 1000))
+        "%Y-%m-%dT%H:%M:%SZ", time.gmtime(facts.first_malicious_ms // 1000)
+    )
     assert facts.first_malicious_ms < facts.last_malicious_ms < END_MS
     assert not set(facts.attacker_ips) & set(facts.ci_ips)
 
@@ -302,8 +305,11 @@ def test_story_dangerous_actions(story: list[dict[str, Any]], facts: DemoStory) 
     assert attach["referencedResources"]["ACS::RAM::User"] == [facts.created_user_name]
     assert ms(create_user["eventTime"]) <= ms(create_key["eventTime"]) <= ms(attach["eventTime"])
 
-    launched = [i for e in by_name["RunInstances"] + by_name["CreateInstance"]
-                for i in e["referencedResources"]["ACS::ECS::Instance"]]
+    launched = [
+        i
+        for e in by_name["RunInstances"] + by_name["CreateInstance"]
+        for i in e["referencedResources"]["ACS::ECS::Instance"]
+    ]
     assert tuple(launched) == facts.launched_instance_ids
     assert {e["acsRegion"] for e in by_name["RunInstances"]} == {facts.unusual_region}
 

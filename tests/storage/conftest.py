@@ -99,7 +99,10 @@ def pg_store(pg_backend: Backend) -> PostgresStore:
 def event(event_id: str, time: str = "10:00:00", **extra: Any) -> dict[str, Any]:
     """A valid event on DAY; ``time`` may be a full wire time. Keyword arguments override fields."""
     identity: dict[str, Any] = {
-        "type": "ram-user", "accountId": ACCOUNT, "principalId": "2000", "userName": "alice",
+        "type": "ram-user",
+        "accountId": ACCOUNT,
+        "principalId": "2000",
+        "userName": "alice",
         "accessKeyId": "LTAIalice",
     }
     identity.update(extra.pop("userIdentity", {}))

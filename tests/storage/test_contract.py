@@ -78,8 +78,10 @@ def test_terms_hold_any_text(store: EventStore) -> None:
 
 def test_bodies_round_trip_byte_identical(store: EventStore) -> None:
     # A body as a client sent it (spacing, key order, unicode escapes) is kept as is.
-    raw = b'{ "eventId":"R1", "eventTime":"2026-10-05T10:00:00.123Z","eventName":"Get\\u00e9",' \
-          b'"userIdentity":{"accountId":"1234567890123456"},"x":[1.5e300, -0.0, null, {"z":1,"a":2}] }'
+    raw = (
+        b'{ "eventId":"R1", "eventTime":"2026-10-05T10:00:00.123Z","eventName":"Get\\u00e9",'
+        b'"userIdentity":{"accountId":"1234567890123456"},"x":[1.5e300, -0.0, null, {"z":1,"a":2}] }'
+    )
     raw_rec = event_from_mapping(orjson.loads(raw), body=raw)
     plain = record("R2", extra={"nested": {"deep": ["\u2603", "\u0000"]}})
     store.append([raw_rec, plain])
@@ -99,8 +101,11 @@ RESOURCES: list[dict[str, Any]] = [
     {},
     {"resourceType": "ACS::ECS::Instance", "resourceName": "i-1"},
     {"referencedResources": {"ACS::ECS::Instance": ["i-1", "i-2"], "ACS::ECS::Disk": ["d-1"]}},
-    {"resourceType": "ACS::OSS::Bucket", "resourceName": "logs",
-     "referencedResources": {"ACS::OSS::Bucket": ["logs"]}},
+    {
+        "resourceType": "ACS::OSS::Bucket",
+        "resourceName": "logs",
+        "referencedResources": {"ACS::OSS::Bucket": ["logs"]},
+    },
     {"referencedResources": {"ACS::ECS::Disk": ["d-1", "d-2"]}},
 ]
 
@@ -228,8 +233,9 @@ FILTERS: dict[str, EventFilter] = {
     "request id": _window(equals={Attr.REQUEST_ID: ("req-ev-005-x", "req-40", "req-77", "req-ev-010-y")}),
     "resource type": _window(equals={Attr.RESOURCE_TYPE: ("ACS::ECS::Disk",)}),
     "resource name": _window(equals={Attr.RESOURCE_NAME: ("i-1", "logs")}),
-    "resource type and name": _window(equals={Attr.RESOURCE_TYPE: ("ACS::ECS::Instance",),
-                                              Attr.RESOURCE_NAME: ("i-2",)}),
+    "resource type and name": _window(
+        equals={Attr.RESOURCE_TYPE: ("ACS::ECS::Instance",), Attr.RESOURCE_NAME: ("i-2",)}
+    ),
     "resource name prefix": _window(prefixes={Attr.RESOURCE_NAME: "d-"}),
     "resource type prefix": _window(prefixes={Attr.RESOURCE_TYPE: "ACS::OSS"}),
     "name prefix": _window(prefixes={Attr.EVENT_NAME: "Describe"}),
@@ -240,10 +246,15 @@ FILTERS: dict[str, EventFilter] = {
     "network /32": _window(networks=_net("10.0.1.5/32")),
     "failed": _window(has_error=True),
     "succeeded": _window(has_error=False),
-    "combined": _window(equals={Attr.USER_NAME: ("alice", "bob"), Attr.EVENT_RW: ("Read",)},
-                        prefixes={Attr.EVENT_NAME: "Describe"}, networks=_net("10.0.0.0/8"), has_error=False),
-    "resource and event conditions": _window(equals={Attr.RESOURCE_NAME: ("i-1", "d-1"),
-                                                     Attr.SERVICE_NAME: ("Ecs",)}, has_error=False),
+    "combined": _window(
+        equals={Attr.USER_NAME: ("alice", "bob"), Attr.EVENT_RW: ("Read",)},
+        prefixes={Attr.EVENT_NAME: "Describe"},
+        networks=_net("10.0.0.0/8"),
+        has_error=False,
+    ),
+    "resource and event conditions": _window(
+        equals={Attr.RESOURCE_NAME: ("i-1", "d-1"), Attr.SERVICE_NAME: ("Ecs",)}, has_error=False
+    ),
 }
 
 
@@ -334,7 +345,10 @@ def test_events_by_seq_is_scoped_to_the_account(loaded: Loaded) -> None:
     assert set(found) == set(mine)
     for seq, stored in found.items():
         assert (stored.seq, stored.event_id, stored.event_time_ms, stored.body) == (
-            seq, mine[seq].event_id, mine[seq].event_time_ms, mine[seq].body
+            seq,
+            mine[seq].event_id,
+            mine[seq].event_time_ms,
+            mine[seq].body,
         )
     assert store.events_by_seq(account_id=ACCOUNT, seqs=[]) == {}
 
@@ -364,12 +378,21 @@ def _usage(store: EventStore, kind: UsageKind, key: str = "LTAIalice", **kw: Any
 
 
 def test_usage_aggregates_and_out_of_order_events(store: EventStore) -> None:
-    store.append([
-        record("u1", "10:00:00", sourceIpAddress="10.0.0.1", resourceType="ACS::ECS::Instance",
-               resourceName="i-1"),
-        record("u2", "11:00:00", sourceIpAddress="10.0.0.1", errorCode="NoPermission", eventCategory="Data"),
-        record("u3", "10:30:00", sourceIpAddress="10.0.0.2", serviceName="Oss", eventName="GetObject"),
-    ])
+    store.append(
+        [
+            record(
+                "u1",
+                "10:00:00",
+                sourceIpAddress="10.0.0.1",
+                resourceType="ACS::ECS::Instance",
+                resourceName="i-1",
+            ),
+            record(
+                "u2", "11:00:00", sourceIpAddress="10.0.0.1", errorCode="NoPermission", eventCategory="Data"
+            ),
+            record("u3", "10:30:00", sourceIpAddress="10.0.0.2", serviceName="Oss", eventName="GetObject"),
+        ]
+    )
     # A later batch with an older event: first use moves back, the latest use and its source stay.
     store.append([record("u4", "08:00:00", sourceIpAddress="10.0.0.1", eventCategory="Management")])
     store.append([record("u4", "08:00:00", sourceIpAddress="10.0.0.1")])  # a duplicate counts nothing
@@ -378,7 +401,10 @@ def test_usage_aggregates_and_out_of_order_events(store: EventStore) -> None:
     assert [(u.item, u.service_name) for u in ips] == [("10.0.0.1", "Ecs"), ("10.0.0.2", "Oss")]
     first = ips[0]
     assert (first.first_used_ms, first.last_used_ms, first.calls, first.failed_calls) == (
-        at("08:00:00"), at("11:00:00"), 3, 1
+        at("08:00:00"),
+        at("11:00:00"),
+        3,
+        1,
     )
     assert first.source == "DataEvent"
     seq_u2 = next(e.seq for e in store.read_log(after_seq=0, limit=10) if e.event.event_id == "u2")
@@ -415,8 +441,15 @@ def test_usage_pages_by_position(store: EventStore) -> None:
 
 
 def _key(key_id: str, account: str = ACCOUNT, created: int = 1) -> AccessKey:
-    return AccessKey(key_id, account, "root", b"\x00sealed\xff" + key_id.encode(), KeyStatus.ACTIVE,
-                     ("actiontrail:LookupEvents",), created)
+    return AccessKey(
+        key_id,
+        account,
+        "root",
+        b"\x00sealed\xff" + key_id.encode(),
+        KeyStatus.ACTIVE,
+        ("actiontrail:LookupEvents",),
+        created,
+    )
 
 
 def test_access_keys_crud(store: EventStore) -> None:
@@ -477,7 +510,10 @@ def test_count_events(store: EventStore) -> None:
 # -- property: any valid event round-trips unchanged -----------------------------------------------
 
 _json_scalars = (
-    st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.text(max_size=20)
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**63 - 1)
+    | st.text(max_size=20)
     | st.floats(allow_nan=False, allow_infinity=False)
 )
 _json = st.recursive(
@@ -485,13 +521,38 @@ _json = st.recursive(
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
     max_leaves=12,
 )
-_optional_strings = ("eventType", "eventRW", "eventCategory", "serviceName", "requestId", "sourceIpAddress",
-                     "errorCode", "resourceName", "resourceType", "acsRegion")
+_optional_strings = (
+    "eventType",
+    "eventRW",
+    "eventCategory",
+    "serviceName",
+    "requestId",
+    "sourceIpAddress",
+    "errorCode",
+    "resourceName",
+    "resourceType",
+    "acsRegion",
+)
 #: Fields whose type the model checks: extra fields are anything else.
 _documented = frozenset(_optional_strings) | {
-    "eventId", "eventTime", "eventName", "userIdentity", "eventVersion", "isGlobal", "requestParameters",
-    "responseElements", "additionalEventData", "referencedResources", "requestParameterJson", "errorMessage",
-    "userAgent", "vpcId", "recipientAccountId", "eventAttributes", "sensitiveAction", "apiVersion",
+    "eventId",
+    "eventTime",
+    "eventName",
+    "userIdentity",
+    "eventVersion",
+    "isGlobal",
+    "requestParameters",
+    "responseElements",
+    "additionalEventData",
+    "referencedResources",
+    "requestParameterJson",
+    "errorMessage",
+    "userAgent",
+    "vpcId",
+    "recipientAccountId",
+    "eventAttributes",
+    "sensitiveAction",
+    "apiVersion",
     "eventSource",
 }
 
@@ -507,8 +568,12 @@ def any_event(draw: st.DrawFn) -> dict[str, Any]:
         "eventId": draw(text),
         "eventTime": "2026-{}-{}T{:02d}:{:02d}:{:02d}.{:03d}Z".format(month, day, *clock),
         "eventName": draw(text),
-        "userIdentity": {"accountId": draw(st.sampled_from([ACCOUNT, "acct\u00e9", "0"])),
-                         "userName": draw(text), "accessKeyId": draw(text), "type": "ram-user"},
+        "userIdentity": {
+            "accountId": draw(st.sampled_from([ACCOUNT, "acct\u00e9", "0"])),
+            "userName": draw(text),
+            "accessKeyId": draw(text),
+            "type": "ram-user",
+        },
     }
     for name in draw(st.lists(st.sampled_from(_optional_strings), unique=True, max_size=5)):
         body[name] = draw(text)

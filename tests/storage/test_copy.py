@@ -25,25 +25,50 @@ pytestmark = pytest.mark.postgres
 
 def _source(path: Path) -> SqliteStore:
     store = SqliteStore(path)
-    raw = b'{"eventId":"raw", "eventTime":"2026-10-05T10:00:00Z",  "eventName":"X",' \
-          b' "userIdentity":{"accountId":"1234567890123456"}}'
+    raw = (
+        b'{"eventId":"raw", "eventTime":"2026-10-05T10:00:00Z",  "eventName":"X",'
+        b' "userIdentity":{"accountId":"1234567890123456"}}'
+    )
     store.append(dataset())
     store.append([event_from_mapping(orjson.loads(raw), body=raw)])
     store.save_access_key(AccessKey("LTAIa", ACCOUNT, "root", b"\x00sealed", KeyStatus.ACTIVE, (), 1))
-    store.save_access_key(AccessKey("LTAIb", OTHER_ACCOUNT, "ops", b"sealed", KeyStatus.INACTIVE,
-                                    ("actiontrail:LookupEvents",), 2))
+    store.save_access_key(
+        AccessKey(
+            "LTAIb", OTHER_ACCOUNT, "ops", b"sealed", KeyStatus.INACTIVE, ("actiontrail:LookupEvents",), 2
+        )
+    )
     store.save_token(ApiToken("tok-1", b"\x01" * 32, (ACCOUNT,), False, (TokenScope.READ,), 3))
     store.meta_get_or_set("page_token_key", b"k" * 32)
     return store
 
 
 def _usage(store: EventStore, kind: UsageKind, key: str) -> list[tuple[Any, ...]]:
-    rows = store.usage(account_id=ACCOUNT, access_key_id=key, kind=kind, service_name=None, since_ms=0,
-                       after=None, limit=1000)
+    rows = store.usage(
+        account_id=ACCOUNT,
+        access_key_id=key,
+        kind=kind,
+        service_name=None,
+        since_ms=0,
+        after=None,
+        limit=1000,
+    )
     # Positions hold store-specific term ids, which also break ties in last use: compare the
     # entries, not their order among equal times.
-    return sorted((u.kind, u.service_name, u.item, u.item_type, u.first_used_ms, u.last_used_ms, u.calls,
-             u.failed_calls, u.source, u.last_seq) for u in rows)
+    return sorted(
+        (
+            u.kind,
+            u.service_name,
+            u.item,
+            u.item_type,
+            u.first_used_ms,
+            u.last_used_ms,
+            u.calls,
+            u.failed_calls,
+            u.source,
+            u.last_seq,
+        )
+        for u in rows
+    )
 
 
 def _same_lookups(a: EventStore, b: EventStore) -> None:

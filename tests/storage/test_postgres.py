@@ -91,7 +91,8 @@ def test_partitions_are_created_for_old_future_and_extreme_times(pg_store: Postg
     plan = "\n".join(pg_store.explain_find(account_id=ACCOUNT, flt=EventFilter(*month_bounds(2015 * 12 + 2))))
     assert "events_2015_03" in plan and "events_2031_07" not in plan
     assert pg_store.ensure_partitions(at("2015-03-01T00:00:00Z"), at("2015-04-30T00:00:00Z")) == [
-        "event_resources_2015_04", "events_2015_04"
+        "event_resources_2015_04",
+        "events_2015_04",
     ]
 
 
@@ -110,7 +111,10 @@ def test_drop_expired_partitions(pg_backend: Backend) -> None:
     assert store.drop_expired_partitions(at("2026-08-01T00:00:00Z")) == []
     dropped = store.drop_expired_partitions(now)
     assert sorted(dropped) == [
-        "event_resources_2026_07", "event_resources_2026_08", "events_2026_07", "events_2026_08"
+        "event_resources_2026_07",
+        "event_resources_2026_08",
+        "events_2026_07",
+        "events_2026_08",
     ]
     assert ids(find_all(store, EVERYTHING)) == ["sep", "oct"]
     assert store.count_events() == 2
@@ -124,8 +128,12 @@ def test_drop_expired_partitions(pg_backend: Backend) -> None:
     other = pg_backend.open(retention_days=30)
     assert isinstance(other, PostgresStore)
     other.append([record("jul2", "2026-07-16T00:00:00Z")])
-    assert store.drop_expired_partitions(now) == ["event_resources_2026_07", "events_2026_07",
-                                                  "event_resources_2026_08", "events_2026_08"]
+    assert store.drop_expired_partitions(now) == [
+        "event_resources_2026_07",
+        "events_2026_07",
+        "event_resources_2026_08",
+        "events_2026_08",
+    ]
     assert other.append([record("jul3", "2026-07-17T00:00:00Z")]).accepted == [0]
     assert ids(find_all(store, EventFilter(*month_bounds(2026 * 12 + 6)))) == ["jul3"]
 
@@ -150,7 +158,8 @@ def test_creating_partitions_waits_for_no_transaction_in_flight(pg_backend: Back
         assert inside.wait(5)  # a's ingest transaction has inserted and holds the log lock
         started = time.monotonic()
         assert b.ensure_partitions(at("2019-05-01T00:00:00Z"), at("2019-05-01T00:00:00Z")) == [
-            "event_resources_2019_05", "events_2019_05"
+            "event_resources_2019_05",
+            "events_2019_05",
         ]
         assert ids(find_all(b, WHOLE_DAY)) == ["warm"]  # readers are not blocked either
         assert time.monotonic() - started < 5  # had it waited for a, it would take the full 10 s
@@ -213,8 +222,14 @@ def test_the_same_batch_from_several_nodes_is_stored_once(pg_backend: Backend) -
     nodes = [pg_backend.open() for _ in range(3)]
     # New terms in every event, so the nodes also race to intern the same values.
     batch = [
-        record(f"same-{i}", f"10:00:{i:02d}", userIdentity={"userName": f"racer-{i}"}, eventName=f"Op{i % 7}",
-               resourceType="ACS::Race::Thing", resourceName=f"r-{i}")
+        record(
+            f"same-{i}",
+            f"10:00:{i:02d}",
+            userIdentity={"userName": f"racer-{i}"},
+            eventName=f"Op{i % 7}",
+            resourceType="ACS::Race::Thing",
+            resourceName=f"r-{i}",
+        )
         for i in range(40)
     ]
     orders = [batch, batch[::-1], random.Random(1).sample(batch, len(batch))]

@@ -69,8 +69,12 @@ class AccessLog:
             action = state.get("action", "-")
             log.info(
                 "%s %s %s %s %.1fms %s",
-                scope["method"], scope["path"], action, status,
-                (time.perf_counter() - started) * 1000, request_id or "-",
+                scope["method"],
+                scope["path"],
+                action,
+                status,
+                (time.perf_counter() - started) * 1000,
+                request_id or "-",
             )
 
 
@@ -83,7 +87,9 @@ def _native(endpoint: Endpoint, svc: Services) -> Callable[[Request], Awaitable[
             return native_error_response(err, request_id)
         except StoreUnavailable as exc:
             error_log.warning("store unavailable (request %s): %s", request_id, exc)
-            return native_error_response(NativeError(503, "ServiceUnavailable", "the store is unavailable"), request_id)
+            return native_error_response(
+                NativeError(503, "ServiceUnavailable", "the store is unavailable"), request_id
+            )
         except StoreError:
             error_log.exception("store error (request %s)", request_id)
             return native_error_response(NativeError(500, "InternalError", "internal error"), request_id)
@@ -118,12 +124,16 @@ async def _maintain_forever(store: EventStore) -> None:
         await asyncio.sleep(MAINTENANCE_INTERVAL_S)
 
 
-def create_app(settings: Settings, store: EventStore | None = None, *, close_store: bool | None = None) -> Starlette:
+def create_app(
+    settings: Settings, store: EventStore | None = None, *, close_store: bool | None = None
+) -> Starlette:
     """Build the app. A store passed in stays the caller's to close unless ``close_store`` says otherwise."""
     from . import gateway, native_ingest, native_search  # imported here: they import the operation table
 
     owns_store = store is None if close_store is None else close_store
-    store = store if store is not None else open_store(settings.db_url, retention_days=settings.retention_days)
+    store = (
+        store if store is not None else open_store(settings.db_url, retention_days=settings.retention_days)
+    )
     svc = Services(settings=settings, store=store, page_tokens=PageTokens.for_store(store))
     limiter = gateway.build_gateway(svc)
 
@@ -149,7 +159,8 @@ def create_app(settings: Settings, store: EventStore | None = None, *, close_sto
         Route("/api/v1/summary", _native(native_search.summary, svc), methods=["GET"]),
         Route(
             "/api/v1/access-keys/{access_key_id}/report",
-            _native(native_search.access_key_report, svc), methods=["GET"],
+            _native(native_search.access_key_report, svc),
+            methods=["GET"],
         ),
         Route("/api/v1/openapi.json", _native(native_search.openapi_document, svc), methods=["GET"]),
     ]

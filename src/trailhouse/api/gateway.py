@@ -88,7 +88,9 @@ class Gateway:
                 raise errors.InvalidParameter(message="The request body is too large.")
         return bytes(chunks)
 
-    def _error(self, err: errors.ApiError, request_id: str, host_id: str, fmt: Fmt, action: str | None) -> Outcome:
+    def _error(
+        self, err: errors.ApiError, request_id: str, host_id: str, fmt: Fmt, action: str | None
+    ) -> Outcome:
         body, content_type = error_body(err, request_id, host_id, fmt)
         return Outcome(err.http_status, body, content_type, action)
 
@@ -103,16 +105,27 @@ class Gateway:
             action = req.action
             now = now_ms()
             key = authenticate(  # steps 2–8
-                req, store=self.svc.store, sealer=self.sealer, limits=self.limits,
-                skew_s=self.svc.settings.timestamp_skew_s, now_ms=now,
+                req,
+                store=self.svc.store,
+                sealer=self.sealer,
+                limits=self.limits,
+                skew_s=self.svc.settings.timestamp_skew_s,
+                now_ms=now,
             )
             op = self._route(req)  # step 9
             self._authorise(op, key)  # step 10
-            if not self.limits.allow(f"{key.account_id}:{op.action}", self._rates[op.throttle_group]):  # step 11
+            if not self.limits.allow(
+                f"{key.account_id}:{op.action}", self._rates[op.throttle_group]
+            ):  # step 11
                 raise errors.ThrottlingUser()
             call = Call(
-                action=op.action, version=op.version, params=req.business_params, account_id=key.account_id,
-                access_key=key, request_id=request_id, now_ms=now,
+                action=op.action,
+                version=op.version,
+                params=req.business_params,
+                account_id=key.account_id,
+                access_key=key,
+                request_id=request_id,
+                now_ms=now,
             )
             data: dict[str, Any] = {"RequestId": request_id, **op.handler(call, self.svc)}  # step 12
             payload, content_type = render(op.action, data, fmt)
@@ -141,15 +154,17 @@ class Gateway:
         if key.allows(op.action):
             return
         principal = "Account" if key.user_name == "root" else "SubUser"
-        raise errors.NoPermission(access_denied_detail={
-            "AuthAction": op.ram_action,
-            "AuthPrincipalType": principal,
-            "AuthPrincipalOwnerId": key.account_id,
-            "AuthPrincipalDisplayName": key.user_name,
-            "NoPermissionType": "ImplicitDeny",
-            "PolicyType": "AccountLevelIdentityBasedPolicy",
-            "EncodedDiagnosticMessage": "",
-        })
+        raise errors.NoPermission(
+            access_denied_detail={
+                "AuthAction": op.ram_action,
+                "AuthPrincipalType": principal,
+                "AuthPrincipalOwnerId": key.account_id,
+                "AuthPrincipalDisplayName": key.user_name,
+                "NoPermissionType": "ImplicitDeny",
+                "PolicyType": "AccountLevelIdentityBasedPolicy",
+                "EncodedDiagnosticMessage": "",
+            }
+        )
 
 
 def build_gateway(svc: Services) -> Gateway:

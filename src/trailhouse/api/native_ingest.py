@@ -21,7 +21,9 @@ async def read_limited_body(request: Request, limit: int) -> bytes:
     if declared is not None:
         try:
             if int(declared) > limit:
-                raise NativeError(413, "PayloadTooLarge", f"the body is larger than the limit of {limit} bytes")
+                raise NativeError(
+                    413, "PayloadTooLarge", f"the body is larger than the limit of {limit} bytes"
+                )
         except ValueError:
             raise NativeError(400, "BadRequest", "Content-Length is not a number") from None
     chunks = bytearray()
@@ -47,7 +49,8 @@ async def ingest_events(request: Request, svc: Services) -> Response:
         raise NativeError(400, "MalformedBody", str(exc)) from None
     if len(items) > limits.max_batch_events:
         raise NativeError(
-            413, "BatchTooLarge",
+            413,
+            "BatchTooLarge",
             f"the batch has {len(items)} events; the limit is {limits.max_batch_events} per request",
         )
     report = await run_in_threadpool(ingest_items, svc.store, items, may_write=token.may_use, atomic=atomic)

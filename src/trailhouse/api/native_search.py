@@ -32,6 +32,8 @@ __all__ = ["access_key_report", "openapi_document", "search_events", "summary"]
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 EXPORT_FORMATS = ("json", "ndjson", "csv")
+
+
 def _bad(message: str) -> NativeError:
     return NativeError(400, "InvalidParameter", message)
 
@@ -56,7 +58,11 @@ def parse_filter(request: Request, svc: Services, account_id: str) -> tuple[Even
         raise _bad("failed must be true or false")
     try:
         flt, bound = build_search_filter(
-            svc.store, account_id=account_id, start_ms=start, end_ms=end, pairs=params.multi_items(),
+            svc.store,
+            account_id=account_id,
+            start_ms=start,
+            end_ms=end,
+            pairs=params.multi_items(),
             failed=None if failed is None else failed.lower() == "true",
         )
     except SearchParamError as exc:
@@ -135,19 +141,28 @@ async def search_events(request: Request, svc: Services) -> Response:
         return StreamingResponse(_threaded(iterator), media_type=media, headers=headers)
     try:
         page = await run_in_threadpool(
-            lookup_events, svc.store, svc.page_tokens, account_id=account_id, flt=flt, descending=descending,
-            limit=_limit(request), next_token=request.query_params.get("cursor"), token_kind="native",
+            lookup_events,
+            svc.store,
+            svc.page_tokens,
+            account_id=account_id,
+            flt=flt,
+            descending=descending,
+            limit=_limit(request),
+            next_token=request.query_params.get("cursor"),
+            token_kind="native",
             digest=query_digest(bound),
         )
     except LookupRejected as exc:
         raise _bad(str(exc)) from None
-    head = orjson.dumps({
-        "account": account_id,
-        "window": {"start": format_wire_time(flt.start_ms), "end": format_wire_time(flt.end_ms)},
-        "stored": stored,
-        "count": len(page.events),
-        "nextCursor": page.next_token,
-    })
+    head = orjson.dumps(
+        {
+            "account": account_id,
+            "window": {"start": format_wire_time(flt.start_ms), "end": format_wire_time(flt.end_ms)},
+            "stored": stored,
+            "count": len(page.events),
+            "nextCursor": page.next_token,
+        }
+    )
     body = head[:-1] + b',"events":' + _events_json(page.events) + b"}"
     return Response(body, media_type="application/json")
 
@@ -167,11 +182,16 @@ async def summary(request: Request, svc: Services) -> Response:
     account_id = choose_account(token, request.query_params.get("account"))
     flt, _ = await run_in_threadpool(parse_filter, request, svc, account_id)
     stored = await run_in_threadpool(_stored, svc, account_id, flt)
-    return Response(orjson.dumps({
-        "account": account_id,
-        "window": {"start": format_wire_time(flt.start_ms), "end": format_wire_time(flt.end_ms)},
-        "stored": stored,
-    }), media_type="application/json")
+    return Response(
+        orjson.dumps(
+            {
+                "account": account_id,
+                "window": {"start": format_wire_time(flt.start_ms), "end": format_wire_time(flt.end_ms)},
+                "stored": stored,
+            }
+        ),
+        media_type="application/json",
+    )
 
 
 async def access_key_report(request: Request, svc: Services) -> Response:

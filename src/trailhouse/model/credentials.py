@@ -31,8 +31,10 @@ class AccessKey:
     created_ms: int
 
     def allows(self, action: str) -> bool:
-        return not self.allowed_actions or f"actiontrail:{action}" in self.allowed_actions or (
-            "actiontrail:*" in self.allowed_actions
+        return (
+            not self.allowed_actions
+            or f"actiontrail:{action}" in self.allowed_actions
+            or ("actiontrail:*" in self.allowed_actions)
         )
 
 

@@ -108,7 +108,7 @@ class UsageKind(enum.IntEnum):
 
 @dataclass(frozen=True, slots=True)
 class UsageEntry:
-    """One remembered use of an AccessKey: the item (IP, event name, resource, product) and its latest call."""
+    """One remembered use of an AccessKey: the item (IP, event name, resource, product), its last call."""
 
     kind: UsageKind
     service_name: str

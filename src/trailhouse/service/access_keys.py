@@ -179,8 +179,13 @@ def _all_usage(
     limit = _SCAN_BATCH
     while True:
         rows = store.usage(
-            account_id=account_id, access_key_id=access_key_id, kind=kind, service_name=None,
-            since_ms=since_ms, after=None, limit=limit,
+            account_id=account_id,
+            access_key_id=access_key_id,
+            kind=kind,
+            service_name=None,
+            since_ms=since_ms,
+            after=None,
+            limit=limit,
         )
         if len(rows) < limit:
             return sorted(rows, key=lambda e: (-e.last_used_ms, -e.last_seq))
@@ -197,8 +202,13 @@ def _resolve_service(
     spelling that matches case-insensitively.
     """
     exact = store.usage(
-        account_id=account_id, access_key_id=access_key_id, kind=UsageKind.PRODUCT,
-        service_name=service_name, since_ms=since_ms, after=None, limit=1,
+        account_id=account_id,
+        access_key_id=access_key_id,
+        kind=UsageKind.PRODUCT,
+        service_name=service_name,
+        since_ms=since_ms,
+        after=None,
+        limit=1,
     )
     if exact:
         return service_name
@@ -259,20 +269,34 @@ def list_last_used(
         )
     else:
         resolved = _resolve_service(
-            store, account_id=account_id, access_key_id=access_key_id, service_name=service_name,
+            store,
+            account_id=account_id,
+            access_key_id=access_key_id,
+            service_name=service_name,
             since_ms=since,
         )
     # One row more than asked tells whether another page exists, so the last page has no token.
     rows = store.usage(
-        account_id=account_id, access_key_id=access_key_id, kind=which.value, service_name=resolved,
-        since_ms=since, after=after, limit=limit + 1,
+        account_id=account_id,
+        access_key_id=access_key_id,
+        kind=which.value,
+        service_name=resolved,
+        since_ms=since,
+        after=after,
+        limit=limit + 1,
     )
     page, more = rows[:limit], len(rows) > limit
     details = _details(store, account_id, page)
     items = tuple(
         LastUse(
-            service_name=e.service_name, item=e.item, item_type=e.item_type, used_ms=e.last_used_ms,
-            first_used_ms=e.first_used_ms, calls=e.calls, failed_calls=e.failed_calls, source=e.source,
+            service_name=e.service_name,
+            item=e.item,
+            item_type=e.item_type,
+            used_ms=e.last_used_ms,
+            first_used_ms=e.first_used_ms,
+            calls=e.calls,
+            failed_calls=e.failed_calls,
+            source=e.source,
             detail=details.get(e.last_seq, MISSING_DETAIL),
         )
         for e in page
@@ -281,7 +305,9 @@ def list_last_used(
     if more:
         last = page[-1].position
         token = tokens.issue(
-            kind=which.token_kind, account_id=account_id, digest=digest,
+            kind=which.token_kind,
+            account_id=account_id,
+            digest=digest,
             position=[last.last_used_ms, last.item_ref, last.type_ref, resolved],
         )
     return UsagePage(items, token)
@@ -301,8 +327,15 @@ def last_used_ips(
 ) -> UsagePage:
     """GetAccessKeyLastUsedIps: ``item`` is the source IP."""
     return list_last_used(
-        store, tokens, UsageList.IPS, account_id=account_id, access_key_id=access_key_id,
-        service_name=service_name, now_ms=now_ms, page_size=page_size, next_token=next_token,
+        store,
+        tokens,
+        UsageList.IPS,
+        account_id=account_id,
+        access_key_id=access_key_id,
+        service_name=service_name,
+        now_ms=now_ms,
+        page_size=page_size,
+        next_token=next_token,
         window_days=window_days,
     )
 
@@ -321,8 +354,15 @@ def last_used_events(
 ) -> UsagePage:
     """GetAccessKeyLastUsedEvents: ``item`` is the event name."""
     return list_last_used(
-        store, tokens, UsageList.EVENTS, account_id=account_id, access_key_id=access_key_id,
-        service_name=service_name, now_ms=now_ms, page_size=page_size, next_token=next_token,
+        store,
+        tokens,
+        UsageList.EVENTS,
+        account_id=account_id,
+        access_key_id=access_key_id,
+        service_name=service_name,
+        now_ms=now_ms,
+        page_size=page_size,
+        next_token=next_token,
         window_days=window_days,
     )
 
@@ -341,8 +381,15 @@ def last_used_resources(
 ) -> UsagePage:
     """GetAccessKeyLastUsedResources: ``item`` is the resource name, ``item_type`` its type."""
     return list_last_used(
-        store, tokens, UsageList.RESOURCES, account_id=account_id, access_key_id=access_key_id,
-        service_name=service_name, now_ms=now_ms, page_size=page_size, next_token=next_token,
+        store,
+        tokens,
+        UsageList.RESOURCES,
+        account_id=account_id,
+        access_key_id=access_key_id,
+        service_name=service_name,
+        now_ms=now_ms,
+        page_size=page_size,
+        next_token=next_token,
         window_days=window_days,
     )
 
@@ -369,7 +416,10 @@ def last_used_products(
     entries = [
         e
         for e in _all_usage(
-            store, account_id=account_id, access_key_id=access_key_id, kind=UsageKind.PRODUCT,
+            store,
+            account_id=account_id,
+            access_key_id=access_key_id,
+            kind=UsageKind.PRODUCT,
             since_ms=window_start(now_ms, window_days),
         )
         if e.service_name
@@ -382,9 +432,15 @@ def last_used_products(
         service = names.names(e.service_name)
         out.append(
             ProductUse(
-                service_name=e.service_name, service_name_cn=service.name_cn, service_name_en=service.name_en,
-                used_ms=e.last_used_ms, first_used_ms=e.first_used_ms, calls=e.calls,
-                failed_calls=e.failed_calls, source=e.source, detail=details.get(e.last_seq, MISSING_DETAIL),
+                service_name=e.service_name,
+                service_name_cn=service.name_cn,
+                service_name_en=service.name_en,
+                used_ms=e.last_used_ms,
+                first_used_ms=e.first_used_ms,
+                calls=e.calls,
+                failed_calls=e.failed_calls,
+                source=e.source,
+                detail=details.get(e.last_seq, MISSING_DETAIL),
             )
         )
     return out
@@ -423,7 +479,10 @@ def last_used_info(
     # All products, not limit=1: the store breaks ties between services arbitrarily, while the
     # latest arrival among simultaneous uses is the deterministic answer (and Products' first row).
     latest = _all_usage(
-        store, account_id=account_id, access_key_id=access_key_id, kind=UsageKind.PRODUCT,
+        store,
+        account_id=account_id,
+        access_key_id=access_key_id,
+        kind=UsageKind.PRODUCT,
         since_ms=window_start(now_ms, window_days),
     )
     if not latest:
@@ -713,7 +772,10 @@ def build_report(
     ip_rows = sorted(
         (
             IpActivity(
-                ip=ip, first_seen_ms=tl.first_ms, last_seen_ms=tl.last_ms, calls=tl.calls,
+                ip=ip,
+                first_seen_ms=tl.first_ms,
+                last_seen_ms=tl.last_ms,
+                calls=tl.calls,
                 failed_calls=tl.failed,
                 services=tuple(k[2:] for k in tl.extra if k.startswith("s:")),
                 user_agents=tuple(k[2:] for k in tl.extra if k.startswith("u:")),
@@ -742,9 +804,13 @@ def build_report(
             sorted(
                 (
                     ServiceActivity(
-                        service_name=s, service_name_cn=names.names(s).name_cn if s else "",
-                        service_name_en=names.names(s).name_en if s else "", first_seen_ms=tl.first_ms,
-                        last_seen_ms=tl.last_ms, calls=tl.calls, failed_calls=tl.failed,
+                        service_name=s,
+                        service_name_cn=names.names(s).name_cn if s else "",
+                        service_name_en=names.names(s).name_en if s else "",
+                        first_seen_ms=tl.first_ms,
+                        last_seen_ms=tl.last_ms,
+                        calls=tl.calls,
+                        failed_calls=tl.failed,
                     )
                     for s, tl in services.items()
                 ),

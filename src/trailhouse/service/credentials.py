@@ -61,12 +61,21 @@ def _random(n: int) -> str:
 
 
 def _check_account(account_id: str) -> None:
-    if not account_id or not account_id.isascii() or not account_id.strip() == account_id or "," in account_id:
+    if (
+        not account_id
+        or not account_id.isascii()
+        or not account_id.strip() == account_id
+        or "," in account_id
+    ):
         raise CredentialError(f"invalid account id {account_id!r}")
 
 
 def create_access_key(
-    store: EventStore, sealer: Sealer, *, account_id: str, user_name: str = "root",
+    store: EventStore,
+    sealer: Sealer,
+    *,
+    account_id: str,
+    user_name: str = "root",
     allowed_actions: tuple[str, ...] = (),
 ) -> NewAccessKey:
     _check_account(account_id)
@@ -76,9 +85,13 @@ def create_access_key(
     key_id = "LTAI" + _random(20)
     secret = _random(30)
     key = AccessKey(
-        access_key_id=key_id, account_id=account_id, user_name=user_name,
-        secret_sealed=sealer.seal(secret, key_id), status=KeyStatus.ACTIVE,
-        allowed_actions=tuple(allowed_actions), created_ms=now_ms(),
+        access_key_id=key_id,
+        account_id=account_id,
+        user_name=user_name,
+        secret_sealed=sealer.seal(secret, key_id),
+        status=KeyStatus.ACTIVE,
+        allowed_actions=tuple(allowed_actions),
+        created_ms=now_ms(),
     )
     store.save_access_key(key)
     return NewAccessKey(key, secret)
@@ -89,7 +102,10 @@ def token_hash(secret: str) -> bytes:
 
 
 def create_token(
-    store: EventStore, *, account_ids: tuple[str, ...], all_accounts: bool,
+    store: EventStore,
+    *,
+    account_ids: tuple[str, ...],
+    all_accounts: bool,
     scopes: tuple[TokenScope, ...] = (TokenScope.INGEST,),
 ) -> NewToken:
     if all_accounts == bool(account_ids):
@@ -100,9 +116,12 @@ def create_token(
         raise CredentialError("a token needs at least one scope")
     secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
     token = ApiToken(
-        token_id="tok-" + _random(12), token_hash=token_hash(secret),
-        account_ids=tuple(dict.fromkeys(account_ids)), all_accounts=all_accounts,
-        scopes=tuple(dict.fromkeys(scopes)), created_ms=now_ms(),
+        token_id="tok-" + _random(12),
+        token_hash=token_hash(secret),
+        account_ids=tuple(dict.fromkeys(account_ids)),
+        all_accounts=all_accounts,
+        scopes=tuple(dict.fromkeys(scopes)),
+        created_ms=now_ms(),
     )
     store.save_token(token)
     return NewToken(token, secret)

@@ -30,9 +30,13 @@ class DemoLoad:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "Accepted": self.accepted, "Duplicates": self.duplicates, "AccountId": self.account_id,
-            "AccessKeyId": self.access_key_id, "AccessKeySecret": self.access_key_secret,
-            "ReadToken": self.read_token, "LeakedAccessKeyId": self.leaked_key,
+            "Accepted": self.accepted,
+            "Duplicates": self.duplicates,
+            "AccountId": self.account_id,
+            "AccessKeyId": self.access_key_id,
+            "AccessKeySecret": self.access_key_secret,
+            "ReadToken": self.read_token,
+            "LeakedAccessKeyId": self.leaked_key,
             "AttackerIps": list(self.attacker_ips),
         }
 
@@ -47,7 +51,7 @@ AccessKeyId:     {self.access_key_id}
 AccessKeySecret: {self.access_key_secret}
 Read token:      {self.read_token}
 
-The story: AccessKey {self.leaked_key} leaked; it was used from {', '.join(self.attacker_ips)}.
+The story: AccessKey {self.leaked_key} leaked; it was used from {", ".join(self.attacker_ips)}.
 
 Python (pip install alibabacloud-actiontrail20200706):
 
@@ -85,11 +89,17 @@ def load_demo(store: EventStore, sealer: Sealer, *, count: int, now: int, seed: 
         accepted += report.accepted
         duplicates += report.duplicates
     key = create_access_key(store, sealer, account_id=DEMO_ACCOUNT, user_name="demo-analyst")
-    token = create_token(store, account_ids=(DEMO_ACCOUNT,), all_accounts=False,
-                         scopes=(TokenScope.READ, TokenScope.INGEST))
+    token = create_token(
+        store, account_ids=(DEMO_ACCOUNT,), all_accounts=False, scopes=(TokenScope.READ, TokenScope.INGEST)
+    )
     facts = demo_story_facts(end_ms=now, seed=seed)
     return DemoLoad(
-        accepted=accepted, duplicates=duplicates, account_id=DEMO_ACCOUNT,
-        access_key_id=key.key.access_key_id, access_key_secret=key.secret, read_token=token.secret,
-        leaked_key=facts.leaked_key_id, attacker_ips=tuple(facts.attacker_ips),
+        accepted=accepted,
+        duplicates=duplicates,
+        account_id=DEMO_ACCOUNT,
+        access_key_id=key.key.access_key_id,
+        access_key_secret=key.secret,
+        read_token=token.secret,
+        leaked_key=facts.leaked_key_id,
+        attacker_ips=tuple(facts.attacker_ips),
     )

@@ -69,10 +69,25 @@ _CONTRAST_PRINCIPAL = "276543210987654321"
 _CONTRAST_IP = "42.120.75.88"
 _HOME = "cn-hangzhou"
 _ALNUM = "abcdefghijklmnopqrstuvwxyz0123456789"
-_RECON_REGIONS = ("cn-hangzhou", "cn-shanghai", "cn-beijing", "cn-shenzhen", "cn-hongkong", "ap-southeast-1",
-                  "us-west-1", "eu-central-1")
-_DANGEROUS = ("CreateUser", "CreateAccessKey", "AttachPolicyToUser", "AuthorizeSecurityGroup", "RunInstances",
-              "CreateInstance", "GetObject")
+_RECON_REGIONS = (
+    "cn-hangzhou",
+    "cn-shanghai",
+    "cn-beijing",
+    "cn-shenzhen",
+    "cn-hongkong",
+    "ap-southeast-1",
+    "us-west-1",
+    "eu-central-1",
+)
+_DANGEROUS = (
+    "CreateUser",
+    "CreateAccessKey",
+    "AttachPolicyToUser",
+    "AuthorizeSecurityGroup",
+    "RunInstances",
+    "CreateInstance",
+    "GetObject",
+)
 _DENIED = ("DescribeDBInstances", "ListSecrets", "StopLogging")
 
 
@@ -129,8 +144,13 @@ class _Story:
         self.ids = random.Random(f"trailhouse-demo-story-ids:{seed}")
         self.end_ms = end_ms
         self.timed: list[tuple[int, int, dict[str, Any]]] = []
-        self.owner = {"type": "ram-user", "accountId": MAIN_ACCOUNT_ID, "principalId": _OWNER_PRINCIPAL,
-                      "userName": _OWNER, "accessKeyId": _LEAKED_KEY}
+        self.owner = {
+            "type": "ram-user",
+            "accountId": MAIN_ACCOUNT_ID,
+            "principalId": _OWNER_PRINCIPAL,
+            "userName": _OWNER,
+            "accessKeyId": _LEAKED_KEY,
+        }
         self.instances = [self._id("i-", _HOME) for _ in range(4)]
 
         # Late at night Beijing time, about three days before the end.
@@ -143,8 +163,9 @@ class _Story:
         self._ci_history()
         self.timed.sort(key=lambda x: (x[0], x[1]))
         self.events = [e for _, _, e in self.timed]
-        exfiltrated = sum(1 for e in self.events if e["eventName"] == "GetObject"
-                          and e["sourceIpAddress"] in _ATTACKER_IPS)
+        exfiltrated = sum(
+            1 for e in self.events if e["eventName"] == "GetObject" and e["sourceIpAddress"] in _ATTACKER_IPS
+        )
         self.facts = DemoStory(
             account_id=MAIN_ACCOUNT_ID,
             owner_user_name=_OWNER,
@@ -202,9 +223,23 @@ class _Story:
         params.update(args or {})
         if operation.rw == "Write" and error is None:
             response = {"RequestId": event_id, **(response or {})}
-        self._add(t, api_event(event_id=event_id, event_time=wire_time(t), operation=operation, region=region,
-                               params=params, identity=dict(identity), ip=ip, user_agent=agent,
-                               resources=resources, error=error, response=response, source=source))
+        self._add(
+            t,
+            api_event(
+                event_id=event_id,
+                event_time=wire_time(t),
+                operation=operation,
+                region=region,
+                params=params,
+                identity=dict(identity),
+                ip=ip,
+                user_agent=agent,
+                resources=resources,
+                error=error,
+                response=response,
+                source=source,
+            ),
+        )
 
     # -- chapters ----------------------------------------------------------------------------------
 
@@ -228,45 +263,91 @@ class _Story:
         t += rng.randrange(2000, 8000)
         for part in ("app.tar.gz", "manifest.json", "checksums.txt")[: rng.randint(1, 3)]:
             obj = f"releases/{build}/{part}"
-            self._call(t, "Oss", "PutObject", **call, bucket=_ARTIFACT_BUCKET,
-                       args={"BucketName": _ARTIFACT_BUCKET, "ObjectName": obj},
-                       resources=(("oss_object", f"{_ARTIFACT_BUCKET}/{obj}"),))
+            self._call(
+                t,
+                "Oss",
+                "PutObject",
+                **call,
+                bucket=_ARTIFACT_BUCKET,
+                args={"BucketName": _ARTIFACT_BUCKET, "ObjectName": obj},
+                resources=(("oss_object", f"{_ARTIFACT_BUCKET}/{obj}"),),
+            )
             t += rng.randrange(1000, 20000)
-        self._call(t, "Ecs", "DescribeInstanceAttribute", **call, args={"InstanceId": instance},
-                   resources=(("ecs_instance", instance),))
+        self._call(
+            t,
+            "Ecs",
+            "DescribeInstanceAttribute",
+            **call,
+            args={"InstanceId": instance},
+            resources=(("ecs_instance", instance),),
+        )
         t += rng.randrange(1000, 5000)
         if rng.random() < 0.5:
-            self._call(t, "Ecs", "RebootInstance", **call,
-                       args={"InstanceId": instance, "ForceStop": "false"},
-                       resources=(("ecs_instance", instance),))
+            self._call(
+                t,
+                "Ecs",
+                "RebootInstance",
+                **call,
+                args={"InstanceId": instance, "ForceStop": "false"},
+                resources=(("ecs_instance", instance),),
+            )
             t += rng.randrange(30000, 90000)
         self._call(t, "Ecs", "DescribeInstanceStatus", **call, args={"PageSize": "50"})
 
     def _contrast(self) -> None:
         """A colleague's ordinary console sign-ins from the office, one around the attack."""
         rng = self.rng
-        identity = {"type": "ram-user", "accountId": MAIN_ACCOUNT_ID, "principalId": _CONTRAST_PRINCIPAL,
-                    "userName": _CONTRAST_USER}
+        identity = {
+            "type": "ram-user",
+            "accountId": MAIN_ACCOUNT_ID,
+            "principalId": _CONTRAST_PRINCIPAL,
+            "userName": _CONTRAST_USER,
+        }
         days = [self.t0 // DAY_MS * DAY_MS + d * DAY_MS for d in range(-6, 3)]
         for day in days:
             t = day + HOUR_MS + rng.randrange(2 * HOUR_MS)
             request_id = signin_id(self.ids.getrandbits(128), t)
-            self._add(t, {
-                "eventId": request_id, "eventVersion": 1, "eventTime": wire_time(t),
-                "eventName": "ConsoleSignin",
-                "eventSource": "signin.aliyun.com", "eventType": "ConsoleSignin", "eventRW": "Write",
-                "eventCategory": "Management", "serviceName": "AasSub", "acsRegion": _HOME, "isGlobal": True,
-                "requestId": request_id, "errorMessage": "success", "sourceIpAddress": _CONTRAST_IP,
-                "userAgent": BROWSER_AGENTS[1], "userIdentity": dict(identity),
-                "recipientAccountId": MAIN_ACCOUNT_ID,
-                "additionalEventData": {"loginAccount": f"{_CONTRAST_USER}@acme.onaliyun.com",
-                                        "isMFAChecked": "true", "mfaChecked": "true",
-                                        "callbackUrl": "https://home.console.aliyun.com/"},
-            })
-            session = dict(identity, sessionContext={"attributes": {"mfaAuthenticated": "true",
-                                                                    "creationDate": wire_time(t)}})
-            self._call(t + rng.randrange(20000, 120000), "Ecs", "DescribeInstances", identity=session,
-                       ip=_CONTRAST_IP, agent="ecs.console.aliyun.com", args={"PageSize": "10"})
+            self._add(
+                t,
+                {
+                    "eventId": request_id,
+                    "eventVersion": 1,
+                    "eventTime": wire_time(t),
+                    "eventName": "ConsoleSignin",
+                    "eventSource": "signin.aliyun.com",
+                    "eventType": "ConsoleSignin",
+                    "eventRW": "Write",
+                    "eventCategory": "Management",
+                    "serviceName": "AasSub",
+                    "acsRegion": _HOME,
+                    "isGlobal": True,
+                    "requestId": request_id,
+                    "errorMessage": "success",
+                    "sourceIpAddress": _CONTRAST_IP,
+                    "userAgent": BROWSER_AGENTS[1],
+                    "userIdentity": dict(identity),
+                    "recipientAccountId": MAIN_ACCOUNT_ID,
+                    "additionalEventData": {
+                        "loginAccount": f"{_CONTRAST_USER}@acme.onaliyun.com",
+                        "isMFAChecked": "true",
+                        "mfaChecked": "true",
+                        "callbackUrl": "https://home.console.aliyun.com/",
+                    },
+                },
+            )
+            session = dict(
+                identity,
+                sessionContext={"attributes": {"mfaAuthenticated": "true", "creationDate": wire_time(t)}},
+            )
+            self._call(
+                t + rng.randrange(20000, 120000),
+                "Ecs",
+                "DescribeInstances",
+                identity=session,
+                ip=_CONTRAST_IP,
+                agent="ecs.console.aliyun.com",
+                args={"PageSize": "10"},
+            )
 
     def _attack(self) -> tuple[str, list[str], int]:
         rng, t = self.rng, self.t0
@@ -282,44 +363,103 @@ class _Story:
         self._call(t, "Sts", "GetCallerIdentity", **a)
         self._call(step(20, 90), "Ecs", "DescribeRegions", **a, args={"AcceptLanguage": "en-US"})
         for region in _RECON_REGIONS:
-            self._call(step(5, 30), "Ecs", "DescribeInstances", **a, region=region,
-                       args={"PageSize": "100"})
+            self._call(step(5, 30), "Ecs", "DescribeInstances", **a, region=region, args={"PageSize": "100"})
         self._call(step(10, 60), "Oss", "ListBuckets", **a, args={"max-keys": "1000"})
         for bucket in (_DATA_BUCKET, _ARTIFACT_BUCKET):
-            self._call(step(5, 20), "Oss", "GetBucketInfo", **a, bucket=bucket, args={"BucketName": bucket},
-                       resources=(("oss_bucket", bucket),))
+            self._call(
+                step(5, 20),
+                "Oss",
+                "GetBucketInfo",
+                **a,
+                bucket=bucket,
+                args={"BucketName": bucket},
+                resources=(("oss_bucket", bucket),),
+            )
         self._call(step(30, 120), "Ram", "ListUsers", **a, args={"MaxItems": "100"})
-        self._call(step(5, 30), "Ram", "ListPoliciesForUser", **a, args={"UserName": _OWNER},
-                   resources=(("ram_user", _OWNER),))
-        self._call(step(10, 60), "Rds", "DescribeDBInstances", **a, args={"PageSize": "30"},
-                   error=ERROR_NO_PERMISSION)
-        self._call(step(10, 60), "Kms", "ListSecrets", **a, args={"PageSize": "100"},
-                   error=ERROR_NO_PERMISSION)
+        self._call(
+            step(5, 30),
+            "Ram",
+            "ListPoliciesForUser",
+            **a,
+            args={"UserName": _OWNER},
+            resources=(("ram_user", _OWNER),),
+        )
+        self._call(
+            step(10, 60),
+            "Rds",
+            "DescribeDBInstances",
+            **a,
+            args={"PageSize": "30"},
+            error=ERROR_NO_PERMISSION,
+        )
+        self._call(
+            step(10, 60), "Kms", "ListSecrets", **a, args={"PageSize": "100"}, error=ERROR_NO_PERMISSION
+        )
         self._call(step(10, 60), "Actiontrail", "DescribeTrails", **a)
-        self._call(step(10, 40), "Actiontrail", "StopLogging", **a, args={"Name": "acme-audit"},
-                   resources=(("trail", "acme-audit"),), error=ERROR_NO_PERMISSION)
+        self._call(
+            step(10, 40),
+            "Actiontrail",
+            "StopLogging",
+            **a,
+            args={"Name": "acme-audit"},
+            resources=(("trail", "acme-audit"),),
+            error=ERROR_NO_PERMISSION,
+        )
 
         # Persistence from the second address: a backdoor administrator with its own key.
         t += 35 * MINUTE_MS
         user_id = "2" + "".join(rng.choices("0123456789", k=17))
         new_key = random_key_id(rng)
-        self._call(step(1, 60), "Ram", "CreateUser", **b,
-                   args={"UserName": _NEW_USER, "DisplayName": _NEW_USER, "Comments": "backup service"},
-                   resources=(("ram_user", _NEW_USER),),
-                   response={"User": {"UserName": _NEW_USER, "UserId": user_id, "CreateDate": wire_time(t)}})
-        self._call(step(5, 20), "Ram", "CreateAccessKey", **b, args={"UserName": _NEW_USER},
-                   resources=(("ram_user", _NEW_USER),),
-                   response={"AccessKey": {"AccessKeyId": new_key, "Status": "Active",
-                                           "CreateDate": wire_time(t)}})
-        self._call(step(5, 20), "Ram", "AttachPolicyToUser", **b,
-                   args={"PolicyType": "System", "PolicyName": _POLICY, "UserName": _NEW_USER},
-                   resources=(("ram_policy", _POLICY), ("ram_user", _NEW_USER)))
-        backdoor = {"type": "ram-user", "accountId": MAIN_ACCOUNT_ID, "principalId": user_id,
-                    "userName": _NEW_USER, "accessKeyId": new_key}
-        self._call(step(60, 300), "Sts", "GetCallerIdentity", identity=backdoor, ip=_ATTACKER_IPS[1],
-                   agent=_ATTACKER_AGENT)
-        self._call(step(10, 60), "Oss", "ListBuckets", identity=backdoor, ip=_ATTACKER_IPS[1],
-                   agent=_ATTACKER_AGENT, args={"max-keys": "1000"})
+        self._call(
+            step(1, 60),
+            "Ram",
+            "CreateUser",
+            **b,
+            args={"UserName": _NEW_USER, "DisplayName": _NEW_USER, "Comments": "backup service"},
+            resources=(("ram_user", _NEW_USER),),
+            response={"User": {"UserName": _NEW_USER, "UserId": user_id, "CreateDate": wire_time(t)}},
+        )
+        self._call(
+            step(5, 20),
+            "Ram",
+            "CreateAccessKey",
+            **b,
+            args={"UserName": _NEW_USER},
+            resources=(("ram_user", _NEW_USER),),
+            response={"AccessKey": {"AccessKeyId": new_key, "Status": "Active", "CreateDate": wire_time(t)}},
+        )
+        self._call(
+            step(5, 20),
+            "Ram",
+            "AttachPolicyToUser",
+            **b,
+            args={"PolicyType": "System", "PolicyName": _POLICY, "UserName": _NEW_USER},
+            resources=(("ram_policy", _POLICY), ("ram_user", _NEW_USER)),
+        )
+        backdoor = {
+            "type": "ram-user",
+            "accountId": MAIN_ACCOUNT_ID,
+            "principalId": user_id,
+            "userName": _NEW_USER,
+            "accessKeyId": new_key,
+        }
+        self._call(
+            step(60, 300),
+            "Sts",
+            "GetCallerIdentity",
+            identity=backdoor,
+            ip=_ATTACKER_IPS[1],
+            agent=_ATTACKER_AGENT,
+        )
+        self._call(
+            step(10, 60),
+            "Oss",
+            "ListBuckets",
+            identity=backdoor,
+            ip=_ATTACKER_IPS[1],
+            agent=_ATTACKER_AGENT,
+            args={"max-keys": "1000"},
+        )
 
         # Impact, hours later: GPU instances in a region the company never uses, reachable over SSH.
         t += 4 * HOUR_MS
@@ -327,31 +467,82 @@ class _Story:
         group = self._id("sg-", region)
         launched = [self._id("i-", region) for _ in range(5)]
         self._call(step(1, 60), "Ecs", "DescribeZones", **a, region=region, args={"AcceptLanguage": "en-US"})
-        self._call(step(10, 40), "Ecs", "AuthorizeSecurityGroup", **a, region=region,
-                   args={"SecurityGroupId": group, "IpProtocol": "tcp", "PortRange": "22/22",
-                         "SourceCidrIp": "0.0.0.0/0", "Policy": "accept"},
-                   resources=(("ecs_sg", group),))
-        self._call(step(10, 60), "Ecs", "RunInstances", **a, region=region,
-                   args={"InstanceType": "ecs.gn6i-c24g1.12xlarge", "Amount": "4", "SecurityGroupId": group,
-                         "ImageId": "ubuntu_22_04_x64_20G_alibase_20231221.vhd",
-                         "InternetMaxBandwidthOut": "100", "InstanceChargeType": "PostPaid"},
-                   resources=tuple(("ecs_instance", i) for i in launched[:4]),
-                   response={"InstanceIdSets": {"InstanceIdSet": launched[:4]}})
-        self._call(step(30, 120), "Ecs", "CreateInstance", **a, region=region,
-                   args={"InstanceType": "ecs.gn6v-c8g1.16xlarge", "SecurityGroupId": group,
-                         "ImageId": "ubuntu_22_04_x64_20G_alibase_20231221.vhd"},
-                   resources=(("ecs_instance", launched[4]),), response={"InstanceId": launched[4]})
-        self._call(step(10, 30), "Ecs", "StartInstance", **a, region=region, args={"InstanceId": launched[4]},
-                   resources=(("ecs_instance", launched[4]),))
+        self._call(
+            step(10, 40),
+            "Ecs",
+            "AuthorizeSecurityGroup",
+            **a,
+            region=region,
+            args={
+                "SecurityGroupId": group,
+                "IpProtocol": "tcp",
+                "PortRange": "22/22",
+                "SourceCidrIp": "0.0.0.0/0",
+                "Policy": "accept",
+            },
+            resources=(("ecs_sg", group),),
+        )
+        self._call(
+            step(10, 60),
+            "Ecs",
+            "RunInstances",
+            **a,
+            region=region,
+            args={
+                "InstanceType": "ecs.gn6i-c24g1.12xlarge",
+                "Amount": "4",
+                "SecurityGroupId": group,
+                "ImageId": "ubuntu_22_04_x64_20G_alibase_20231221.vhd",
+                "InternetMaxBandwidthOut": "100",
+                "InstanceChargeType": "PostPaid",
+            },
+            resources=tuple(("ecs_instance", i) for i in launched[:4]),
+            response={"InstanceIdSets": {"InstanceIdSet": launched[:4]}},
+        )
+        self._call(
+            step(30, 120),
+            "Ecs",
+            "CreateInstance",
+            **a,
+            region=region,
+            args={
+                "InstanceType": "ecs.gn6v-c8g1.16xlarge",
+                "SecurityGroupId": group,
+                "ImageId": "ubuntu_22_04_x64_20G_alibase_20231221.vhd",
+            },
+            resources=(("ecs_instance", launched[4]),),
+            response={"InstanceId": launched[4]},
+        )
+        self._call(
+            step(10, 30),
+            "Ecs",
+            "StartInstance",
+            **a,
+            region=region,
+            args={"InstanceId": launched[4]},
+            resources=(("ecs_instance", launched[4]),),
+        )
 
         # Exfiltration the next night: list the customer-data bucket, then download it object by object.
         t += 18 * HOUR_MS
-        self._call(step(1, 600), "Oss", "ListObjects", **b, bucket=_DATA_BUCKET,
-                   args={"BucketName": _DATA_BUCKET, "prefix": "exports/", "max-keys": "1000"},
-                   resources=(("oss_bucket", _DATA_BUCKET),))
+        self._call(
+            step(1, 600),
+            "Oss",
+            "ListObjects",
+            **b,
+            bucket=_DATA_BUCKET,
+            args={"BucketName": _DATA_BUCKET, "prefix": "exports/", "max-keys": "1000"},
+            resources=(("oss_bucket", _DATA_BUCKET),),
+        )
         for i in range(rng.randint(40, 60)):
             obj = f"exports/customers-{2021 + i // 12}-{i % 12 + 1:02d}.csv.gz"
-            self._call(step(1, 4), "Oss", "GetObject", **b, bucket=_DATA_BUCKET,
-                       args={"BucketName": _DATA_BUCKET, "ObjectName": obj},
-                       resources=(("oss_object", f"{_DATA_BUCKET}/{obj}"),))
+            self._call(
+                step(1, 4),
+                "Oss",
+                "GetObject",
+                **b,
+                bucket=_DATA_BUCKET,
+                args={"BucketName": _DATA_BUCKET, "ObjectName": obj},
+                resources=(("oss_object", f"{_DATA_BUCKET}/{obj}"),),
+            )
         return new_key, launched, t

@@ -105,266 +105,379 @@ class Op:
     creates: bool  # the first resource is created: its ID is in the response, not the request
 
 
-_SERVICES: Mapping[str, Service] = MappingProxyType({
-    s.name: s
-    for s in (
-        Service("Ecs", "2014-05-26", "ecs.{r}.aliyuncs.com", False, 30, "ecs.console.aliyun.com"),
-        Service("Oss", "", "oss-{r}.aliyuncs.com", False, 24, "oss.console.aliyun.com"),
-        Service("Ram", "2015-05-01", "ram.aliyuncs.com", True, 5, "ram.console.aliyun.com"),
-        Service("Rds", "2014-08-15", "rds.{r}.aliyuncs.com", False, 7, "rdsnext.console.aliyun.com"),
-        Service("Slb", "2014-05-15", "slb.{r}.aliyuncs.com", False, 5, "slb.console.aliyun.com"),
-        Service("Vpc", "2016-04-28", "vpc.{r}.aliyuncs.com", False, 6, "vpc.console.aliyun.com"),
-        Service("Kms", "2016-01-20", "kms.{r}.aliyuncs.com", False, 5, "kms.console.aliyun.com"),
-        Service("Sts", "2015-04-01", "sts.aliyuncs.com", True, 3, "ram.console.aliyun.com"),
-        Service("Actiontrail", "2020-07-06", "actiontrail.{r}.aliyuncs.com", False, 1.5,
-                "actiontrail.console.aliyun.com"),
-        Service("Ims", "2019-08-15", "ims.aliyuncs.com", True, 1, "ram.console.aliyun.com"),
-        Service("R-kvstore", "2015-01-01", "r-kvstore.{r}.aliyuncs.com", False, 3,
-                "kvstore.console.aliyun.com"),
-        Service("Cdn", "2018-05-10", "cdn.aliyuncs.com", True, 2.5, "cdn.console.aliyun.com"),
-        Service("Cs", "2015-12-15", "cs.{r}.aliyuncs.com", False, 4, "cs.console.aliyun.com"),
-        Service("Fc", "2023-03-30", "fcv3.{r}.aliyuncs.com", False, 2, "fcnext.console.aliyun.com"),
-        Service("Sls", "2020-12-30", "{r}.log.aliyuncs.com", False, 4, "sls.console.aliyun.com"),
-    )
-})
+_SERVICES: Mapping[str, Service] = MappingProxyType(
+    {
+        s.name: s
+        for s in (
+            Service("Ecs", "2014-05-26", "ecs.{r}.aliyuncs.com", False, 30, "ecs.console.aliyun.com"),
+            Service("Oss", "", "oss-{r}.aliyuncs.com", False, 24, "oss.console.aliyun.com"),
+            Service("Ram", "2015-05-01", "ram.aliyuncs.com", True, 5, "ram.console.aliyun.com"),
+            Service("Rds", "2014-08-15", "rds.{r}.aliyuncs.com", False, 7, "rdsnext.console.aliyun.com"),
+            Service("Slb", "2014-05-15", "slb.{r}.aliyuncs.com", False, 5, "slb.console.aliyun.com"),
+            Service("Vpc", "2016-04-28", "vpc.{r}.aliyuncs.com", False, 6, "vpc.console.aliyun.com"),
+            Service("Kms", "2016-01-20", "kms.{r}.aliyuncs.com", False, 5, "kms.console.aliyun.com"),
+            Service("Sts", "2015-04-01", "sts.aliyuncs.com", True, 3, "ram.console.aliyun.com"),
+            Service(
+                "Actiontrail",
+                "2020-07-06",
+                "actiontrail.{r}.aliyuncs.com",
+                False,
+                1.5,
+                "actiontrail.console.aliyun.com",
+            ),
+            Service("Ims", "2019-08-15", "ims.aliyuncs.com", True, 1, "ram.console.aliyun.com"),
+            Service(
+                "R-kvstore",
+                "2015-01-01",
+                "r-kvstore.{r}.aliyuncs.com",
+                False,
+                3,
+                "kvstore.console.aliyun.com",
+            ),
+            Service("Cdn", "2018-05-10", "cdn.aliyuncs.com", True, 2.5, "cdn.console.aliyun.com"),
+            Service("Cs", "2015-12-15", "cs.{r}.aliyuncs.com", False, 4, "cs.console.aliyun.com"),
+            Service("Fc", "2023-03-30", "fcv3.{r}.aliyuncs.com", False, 2, "fcnext.console.aliyun.com"),
+            Service("Sls", "2020-12-30", "{r}.log.aliyuncs.com", False, 4, "sls.console.aliyun.com"),
+        )
+    }
+)
 
-_KINDS: Mapping[str, ResourceKind] = MappingProxyType({
-    "ecs_instance": ResourceKind("ACS::ECS::Instance", "InstanceId"),
-    "ecs_disk": ResourceKind("ACS::ECS::Disk", "DiskId"),
-    "ecs_sg": ResourceKind("ACS::ECS::SecurityGroup", "SecurityGroupId"),
-    "ecs_snapshot": ResourceKind("ACS::ECS::Snapshot", "SnapshotId"),
-    "oss_bucket": ResourceKind("ACS::OSS::Bucket", "BucketName"),
-    "oss_object": ResourceKind("ACS::OSS::Object", "ObjectName"),
-    "ram_user": ResourceKind("ACS::RAM::User", "UserName"),
-    "ram_role": ResourceKind("ACS::RAM::Role", "RoleName"),
-    "ram_role_arn": ResourceKind("ACS::RAM::Role", "RoleArn"),
-    "ram_policy": ResourceKind("ACS::RAM::Policy", "PolicyName"),
-    "rds": ResourceKind("ACS::RDS::DBInstance", "DBInstanceId"),
-    "slb": ResourceKind("ACS::SLB::LoadBalancer", "LoadBalancerId"),
-    "vpc": ResourceKind("ACS::VPC::VPC", "VpcId"),
-    "vsw": ResourceKind("ACS::VPC::VSwitch", "VSwitchId"),
-    "eip": ResourceKind("ACS::VPC::EIP", "AllocationId"),
-    "kms_key": ResourceKind("ACS::KMS::Key", "KeyId"),
-    "kms_secret": ResourceKind("ACS::KMS::Secret", "SecretName"),
-    "trail": ResourceKind("ACS::ActionTrail::Trail", "Name"),
-    "redis": ResourceKind("ACS::KVSTORE::Instance", "InstanceId"),
-    "cdn_domain": ResourceKind("ACS::CDN::Domain", "DomainName"),
-    "cs_cluster": ResourceKind("ACS::CS::Cluster", "ClusterId"),
-    "fc_function": ResourceKind("ACS::FC::Function", "FunctionName"),
-    "sls_project": ResourceKind("ACS::SLS::Project", "ProjectName"),
-    "sls_logstore": ResourceKind("ACS::SLS::LogStore", "LogstoreName"),
-})
+_KINDS: Mapping[str, ResourceKind] = MappingProxyType(
+    {
+        "ecs_instance": ResourceKind("ACS::ECS::Instance", "InstanceId"),
+        "ecs_disk": ResourceKind("ACS::ECS::Disk", "DiskId"),
+        "ecs_sg": ResourceKind("ACS::ECS::SecurityGroup", "SecurityGroupId"),
+        "ecs_snapshot": ResourceKind("ACS::ECS::Snapshot", "SnapshotId"),
+        "oss_bucket": ResourceKind("ACS::OSS::Bucket", "BucketName"),
+        "oss_object": ResourceKind("ACS::OSS::Object", "ObjectName"),
+        "ram_user": ResourceKind("ACS::RAM::User", "UserName"),
+        "ram_role": ResourceKind("ACS::RAM::Role", "RoleName"),
+        "ram_role_arn": ResourceKind("ACS::RAM::Role", "RoleArn"),
+        "ram_policy": ResourceKind("ACS::RAM::Policy", "PolicyName"),
+        "rds": ResourceKind("ACS::RDS::DBInstance", "DBInstanceId"),
+        "slb": ResourceKind("ACS::SLB::LoadBalancer", "LoadBalancerId"),
+        "vpc": ResourceKind("ACS::VPC::VPC", "VpcId"),
+        "vsw": ResourceKind("ACS::VPC::VSwitch", "VSwitchId"),
+        "eip": ResourceKind("ACS::VPC::EIP", "AllocationId"),
+        "kms_key": ResourceKind("ACS::KMS::Key", "KeyId"),
+        "kms_secret": ResourceKind("ACS::KMS::Secret", "SecretName"),
+        "trail": ResourceKind("ACS::ActionTrail::Trail", "Name"),
+        "redis": ResourceKind("ACS::KVSTORE::Instance", "InstanceId"),
+        "cdn_domain": ResourceKind("ACS::CDN::Domain", "DomainName"),
+        "cs_cluster": ResourceKind("ACS::CS::Cluster", "ClusterId"),
+        "fc_function": ResourceKind("ACS::FC::Function", "FunctionName"),
+        "sls_project": ResourceKind("ACS::SLS::Project", "ProjectName"),
+        "sls_logstore": ResourceKind("ACS::SLS::LogStore", "LogstoreName"),
+    }
+)
 
 # Per service: (eventName, relative weight, resource kinds, static args, flags). Flags: "d" = data
 # event (OSS object access), "n" = creates its first resource. Reads dominate, as in real trails.
 _P100 = {"PageSize": "100", "PageNumber": "1"}
 _P50 = {"PageSize": "50", "PageNumber": "1"}
 _OpRow = tuple[str, float, tuple[str, ...], dict[str, str], str]
-_OP_TABLE: Mapping[str, tuple[_OpRow, ...]] = MappingProxyType({
-    "Ecs": (
-        ("DescribeInstances", 40, (), _P100, ""),
-        ("DescribeInstanceStatus", 12, (), _P50, ""),
-        ("DescribeInstanceAttribute", 8, ("ecs_instance",), {}, ""),
-        ("DescribeDisks", 8, (), _P100, ""),
-        ("DescribeSecurityGroups", 6, (), _P50, ""),
-        ("DescribeSecurityGroupAttribute", 4, ("ecs_sg",), {"Direction": "all"}, ""),
-        ("DescribeImages", 5, (), {"ImageOwnerAlias": "self", "Status": "Available"}, ""),
-        ("DescribeRegions", 4, (), {"AcceptLanguage": "en-US"}, ""),
-        ("DescribeZones", 2, (), {"AcceptLanguage": "en-US"}, ""),
-        ("DescribeSnapshots", 3, (), _P50, ""),
-        ("DescribeNetworkInterfaces", 3, (), _P100, ""),
-        ("StartInstance", 1.0, ("ecs_instance",), {}, ""),
-        ("StopInstance", 1.0, ("ecs_instance",), {"ForceStop": "false", "StoppedMode": "KeepCharging"}, ""),
-        ("RebootInstance", 0.6, ("ecs_instance",), {"ForceStop": "false"}, ""),
-        ("ModifyInstanceAttribute", 0.4, ("ecs_instance",), {"Description": "managed by terraform"}, ""),
-        ("CreateSnapshot", 0.8, ("ecs_snapshot", "ecs_disk"), {"RetentionDays": "7"}, "n"),
-        ("DeleteSnapshot", 0.5, ("ecs_snapshot",), {"Force": "false"}, ""),
-        ("AuthorizeSecurityGroup", 0.4, ("ecs_sg",),
-         {"IpProtocol": "tcp", "PortRange": "443/443", "SourceCidrIp": "0.0.0.0/0", "Policy": "accept"}, ""),
-        ("RevokeSecurityGroup", 0.2, ("ecs_sg",),
-         {"IpProtocol": "tcp", "PortRange": "22/22", "SourceCidrIp": "0.0.0.0/0"}, ""),
-        ("RunInstances", 0.3, ("ecs_instance",),
-         {"InstanceType": "ecs.g7.large", "Amount": "1", "ImageId": "aliyun_3_x64_20G_alibase_20231220.vhd",
-          "InternetChargeType": "PayByTraffic", "SystemDisk.Category": "cloud_essd"}, "n"),
-        ("CreateInstance", 0.05, ("ecs_instance",),
-         {"InstanceType": "ecs.g7.large", "ImageId": "aliyun_3_x64_20G_alibase_20231220.vhd"}, "n"),
-        ("DeleteInstance", 0.2, ("ecs_instance",), {"Force": "true"}, ""),
-        ("RenewInstance", 0.1, ("ecs_instance",), {"Period": "1", "PeriodUnit": "Month"}, ""),
-        ("AttachDisk", 0.2, ("ecs_disk", "ecs_instance"), {"DeleteWithInstance": "true"}, ""),
-        ("TagResources", 0.4, ("ecs_instance",),
-         {"ResourceType": "instance", "Tag.1.Key": "env", "Tag.1.Value": "prod"}, ""),
-    ),
-    "Oss": (
-        ("ListBuckets", 14, (), {"max-keys": "1000"}, ""),
-        ("GetBucketInfo", 8, ("oss_bucket",), {}, ""),
-        ("GetBucketAcl", 4, ("oss_bucket",), {}, ""),
-        ("GetBucketStat", 4, ("oss_bucket",), {}, ""),
-        ("GetBucketLifecycle", 2, ("oss_bucket",), {}, ""),
-        ("GetBucketPolicy", 2, ("oss_bucket",), {}, ""),
-        ("PutBucketAcl", 0.3, ("oss_bucket",), {"x-oss-acl": "private"}, ""),
-        ("PutBucketLifecycle", 0.3, ("oss_bucket",), {}, ""),
-        ("PutBucket", 0.2, ("oss_bucket",), {"x-oss-acl": "private", "StorageClass": "Standard"}, ""),
-        ("DeleteBucket", 0.05, ("oss_bucket",), {}, ""),
-        ("GetObject", 30, ("oss_object",), {}, "d"),
-        ("PutObject", 18, ("oss_object",), {"x-oss-storage-class": "Standard"}, "d"),
-        ("HeadObject", 8, ("oss_object",), {}, "d"),
-        ("GetObjectMeta", 2, ("oss_object",), {}, "d"),
-        ("ListObjects", 6, ("oss_bucket",), {"prefix": "logs/", "max-keys": "100"}, "d"),
-        ("DeleteObject", 2, ("oss_object",), {}, "d"),
-        ("CopyObject", 0.5, ("oss_object",), {"x-oss-metadata-directive": "COPY"}, "d"),
-    ),
-    "Ram": (
-        ("ListUsers", 6, (), {"MaxItems": "100"}, ""),
-        ("GetUser", 5, ("ram_user",), {}, ""),
-        ("ListRoles", 4, (), {"MaxItems": "100"}, ""),
-        ("GetRole", 3, ("ram_role",), {}, ""),
-        ("ListPolicies", 3, (), {"PolicyType": "System", "MaxItems": "100"}, ""),
-        ("GetPolicy", 2, ("ram_policy",), {"PolicyType": "System"}, ""),
-        ("ListAccessKeys", 3, ("ram_user",), {}, ""),
-        ("ListPoliciesForUser", 3, ("ram_user",), {}, ""),
-        ("ListGroups", 1, (), {"MaxItems": "100"}, ""),
-        ("ListEntitiesForPolicy", 1, ("ram_policy",), {"PolicyType": "System"}, ""),
-        ("CreateUser", 0.15, ("ram_user",), {"DisplayName": "created by terraform"}, ""),
-        ("UpdateUser", 0.1, ("ram_user",), {"NewComments": "rotated"}, ""),
-        ("CreateAccessKey", 0.15, ("ram_user",), {}, ""),
-        ("DeleteAccessKey", 0.1, ("ram_user",), {}, ""),
-        ("UpdateAccessKey", 0.08, ("ram_user",), {"Status": "Inactive"}, ""),
-        ("AttachPolicyToUser", 0.2, ("ram_policy", "ram_user"), {"PolicyType": "System"}, ""),
-        ("DetachPolicyFromUser", 0.08, ("ram_policy", "ram_user"), {"PolicyType": "System"}, ""),
-        ("CreateRole", 0.05, ("ram_role",), {"Description": "workload role"}, ""),
-        ("AttachPolicyToRole", 0.05, ("ram_policy", "ram_role"), {"PolicyType": "System"}, ""),
-        ("AddUserToGroup", 0.05, ("ram_user",), {"GroupName": "developers"}, ""),
-        ("CreateLoginProfile", 0.05, ("ram_user",),
-         {"PasswordResetRequired": "true", "MFABindRequired": "true"}, ""),
-        ("DeleteUser", 0.03, ("ram_user",), {}, ""),
-    ),
-    "Ims": (
-        ("GetUser", 2, ("ram_user",), {}, ""),
-        ("ListUsers", 2, (), {"MaxItems": "100"}, ""),
-        ("GetLoginProfile", 1, ("ram_user",), {}, ""),
-        ("ListAccessKeys", 1, ("ram_user",), {}, ""),
-        ("GetAccountSecurityPracticeReport", 0.5, (), {}, ""),
-        ("GetSecurityPreference", 0.5, (), {}, ""),
-        ("UpdateLoginProfile", 0.1, ("ram_user",), {"MFABindRequired": "true"}, ""),
-        ("SetSecurityPreference", 0.05, (), {"EnableSaveMFATicket": "false"}, ""),
-    ),
-    "Sts": (
-        ("GetCallerIdentity", 6, (), {}, ""),
-        ("AssumeRole", 4, ("ram_role_arn",),
-         {"DurationSeconds": "3600", "RoleSessionName": "ci-session"}, ""),
-    ),
-    "Rds": (
-        ("DescribeDBInstances", 10, (), {"PageSize": "30", "PageNumber": "1"}, ""),
-        ("DescribeDBInstanceAttribute", 5, ("rds",), {}, ""),
-        ("DescribeDBInstancePerformance", 3, ("rds",), {"Key": "MySQL_QPSTPS"}, ""),
-        ("DescribeBackups", 3, ("rds",), {"BackupStatus": "Success"}, ""),
-        ("DescribeSlowLogs", 2, ("rds",), {"SortKey": "TotalExecutionCounts"}, ""),
-        ("DescribeDBInstanceIPArrayList", 2, ("rds",), {}, ""),
-        ("DescribeParameters", 1, ("rds",), {}, ""),
-        ("ModifySecurityIps", 0.3, ("rds",),
-         {"SecurityIps": "10.0.0.0/8", "DBInstanceIPArrayName": "default"}, ""),
-        ("CreateBackup", 0.5, ("rds",), {"BackupMethod": "Physical"}, ""),
-        ("RestartDBInstance", 0.1, ("rds",), {}, ""),
-        ("ModifyDBInstanceSpec", 0.1, ("rds",),
-         {"DBInstanceClass": "mysql.n4.large.2c", "PayType": "Postpaid"}, ""),
-        ("CreateAccount", 0.1, ("rds",), {"AccountName": "app_rw", "AccountType": "Normal"}, ""),
-        ("ResetAccountPassword", 0.05, ("rds",), {"AccountName": "app_rw"}, ""),
-    ),
-    "Slb": (
-        ("DescribeLoadBalancers", 8, (), _P50, ""),
-        ("DescribeLoadBalancerAttribute", 4, ("slb",), {}, ""),
-        ("DescribeHealthStatus", 6, ("slb",), {}, ""),
-        ("DescribeVServerGroups", 2, ("slb",), {}, ""),
-        ("SetBackendServers", 0.6, ("slb",), {}, ""),
-        ("AddBackendServers", 0.5, ("slb", "ecs_instance"), {}, ""),
-        ("RemoveBackendServers", 0.4, ("slb", "ecs_instance"), {}, ""),
-        ("SetLoadBalancerStatus", 0.05, ("slb",), {"LoadBalancerStatus": "active"}, ""),
-        ("CreateLoadBalancerHTTPSListener", 0.05, ("slb",),
-         {"ListenerPort": "443", "BackendServerPort": "8080", "Bandwidth": "-1"}, ""),
-    ),
-    "Vpc": (
-        ("DescribeVpcs", 6, (), _P50, ""),
-        ("DescribeVSwitches", 6, (), _P50, ""),
-        ("DescribeEipAddresses", 4, (), _P50, ""),
-        ("DescribeRouteTableList", 2, (), _P50, ""),
-        ("DescribeNatGateways", 2, (), _P50, ""),
-        ("DescribeVpcAttribute", 2, ("vpc",), {}, ""),
-        ("AllocateEipAddress", 0.2, ("eip",), {"Bandwidth": "5", "InternetChargeType": "PayByTraffic"}, "n"),
-        ("AssociateEipAddress", 0.2, ("eip", "ecs_instance"), {"InstanceType": "EcsInstance"}, ""),
-        ("UnassociateEipAddress", 0.1, ("eip", "ecs_instance"), {"InstanceType": "EcsInstance"}, ""),
-        ("ReleaseEipAddress", 0.1, ("eip",), {}, ""),
-        ("CreateVSwitch", 0.05, ("vsw", "vpc"), {"CidrBlock": "172.16.8.0/24"}, "n"),
-        ("ModifyVpcAttribute", 0.05, ("vpc",), {"Description": "prod network"}, ""),
-    ),
-    "Kms": (
-        ("Decrypt", 8, ("kms_key",), {"EncryptionContext": "{}"}, ""),
-        ("GetSecretValue", 6, ("kms_secret",), {"VersionStage": "ACSCurrent"}, ""),
-        ("GenerateDataKey", 3, ("kms_key",), {"KeySpec": "AES_256"}, ""),
-        ("Encrypt", 2, ("kms_key",), {}, ""),
-        ("DescribeKey", 1, ("kms_key",), {}, ""),
-        ("ListKeys", 1, (), _P100, ""),
-        ("ListSecrets", 1, (), _P100, ""),
-        ("CreateKey", 0.02, ("kms_key",), {"KeySpec": "Aliyun_AES_256", "KeyUsage": "ENCRYPT/DECRYPT"}, "n"),
-        ("PutSecretValue", 0.1, ("kms_secret",), {"VersionId": "v2"}, ""),
-        ("CreateSecret", 0.02, ("kms_secret",), {"VersionId": "v1", "SecretType": "Generic"}, ""),
-        ("ScheduleKeyDeletion", 0.01, ("kms_key",), {"PendingWindowInDays": "7"}, ""),
-    ),
-    "Actiontrail": (
-        ("LookupEvents", 5, (), {"MaxResults": "50"}, ""),
-        ("DescribeTrails", 2, (), {"IncludeShadowTrails": "false"}, ""),
-        ("GetTrailStatus", 2, ("trail",), {}, ""),
-        ("UpdateTrail", 0.05, ("trail",), {"EventRW": "All", "TrailRegion": "All"}, ""),
-        ("CreateTrail", 0.02, ("trail",), {"EventRW": "All", "TrailRegion": "All"}, ""),
-        ("StartLogging", 0.03, ("trail",), {}, ""),
-        ("StopLogging", 0.01, ("trail",), {}, ""),
-        ("DeleteTrail", 0.01, ("trail",), {}, ""),
-    ),
-    "R-kvstore": (
-        ("DescribeInstances", 6, (), {"PageSize": "30", "PageNumber": "1"}, ""),
-        ("DescribeInstanceAttribute", 3, ("redis",), {}, ""),
-        ("DescribeHistoryMonitorValues", 3, ("redis",), {"IntervalForHistory": "01m"}, ""),
-        ("DescribeSecurityIps", 1, ("redis",), {}, ""),
-        ("ModifySecurityIps", 0.2, ("redis",), {"SecurityIps": "10.0.0.0/8", "ModifyMode": "Cover"}, ""),
-        ("RestartInstance", 0.05, ("redis",), {"EffectiveTime": "Immediately"}, ""),
-        ("FlushInstance", 0.02, ("redis",), {}, ""),
-    ),
-    "Cdn": (
-        ("DescribeUserDomains", 4, (), _P50, ""),
-        ("DescribeDomainBpsData", 4, ("cdn_domain",), {"Interval": "300"}, ""),
-        ("DescribeCdnDomainDetail", 2, ("cdn_domain",), {}, ""),
-        ("RefreshObjectCaches", 2, ("cdn_domain",), {"ObjectType": "Directory"}, ""),
-        ("PushObjectCache", 0.5, ("cdn_domain",), {"Area": "domestic"}, ""),
-        ("SetCdnDomainSSLCertificate", 0.05, ("cdn_domain",), {"SSLProtocol": "on", "CertType": "cas"}, ""),
-    ),
-    "Cs": (
-        ("DescribeClustersV1", 5, (), {"page_size": "50", "page_number": "1"}, ""),
-        ("DescribeClusterNodes", 4, ("cs_cluster",), {"pageSize": "100"}, ""),
-        ("DescribeClusterDetail", 3, ("cs_cluster",), {}, ""),
-        ("DescribeClusterUserKubeconfig", 2, ("cs_cluster",), {"PrivateIpAddress": "false"}, ""),
-        ("ScaleOutCluster", 0.2, ("cs_cluster",), {"count": "2"}, ""),
-        ("ModifyCluster", 0.1, ("cs_cluster",), {"deletion_protection": "true"}, ""),
-        ("DeleteClusterNodes", 0.1, ("cs_cluster", "ecs_instance"), {"drain_node": "true"}, ""),
-    ),
-    "Fc": (
-        ("InvokeFunction", 5, ("fc_function",), {"x-fc-invocation-type": "Async"}, ""),
-        ("ListFunctions", 3, (), {"limit": "100"}, ""),
-        ("GetFunction", 2, ("fc_function",), {}, ""),
-        ("UpdateFunction", 0.3, ("fc_function",), {"memorySize": "512", "timeout": "60"}, ""),
-        ("PublishFunctionVersion", 0.1, ("fc_function",), {"description": "release"}, ""),
-        ("CreateFunction", 0.05, ("fc_function",), {"runtime": "python3.10", "handler": "index.handler"}, ""),
-    ),
-    "Sls": (
-        ("GetLogs", 6, ("sls_project", "sls_logstore"),
-         {"query": "* | select count(1) as pv", "line": "100"}, ""),
-        ("ListProject", 3, (), {"size": "100"}, ""),
-        ("ListLogStores", 3, ("sls_project",), {"size": "200"}, ""),
-        ("GetProject", 2, ("sls_project",), {}, ""),
-        ("GetLogStore", 2, ("sls_project", "sls_logstore"), {}, ""),
-        ("CreateLogStore", 0.05, ("sls_project", "sls_logstore"), {"ttl": "30", "shardCount": "2"}, ""),
-        ("UpdateLogStore", 0.05, ("sls_project", "sls_logstore"), {"ttl": "90"}, ""),
-        ("CreateIndex", 0.03, ("sls_project", "sls_logstore"), {}, ""),
-    ),
-})
+_OP_TABLE: Mapping[str, tuple[_OpRow, ...]] = MappingProxyType(
+    {
+        "Ecs": (
+            ("DescribeInstances", 40, (), _P100, ""),
+            ("DescribeInstanceStatus", 12, (), _P50, ""),
+            ("DescribeInstanceAttribute", 8, ("ecs_instance",), {}, ""),
+            ("DescribeDisks", 8, (), _P100, ""),
+            ("DescribeSecurityGroups", 6, (), _P50, ""),
+            ("DescribeSecurityGroupAttribute", 4, ("ecs_sg",), {"Direction": "all"}, ""),
+            ("DescribeImages", 5, (), {"ImageOwnerAlias": "self", "Status": "Available"}, ""),
+            ("DescribeRegions", 4, (), {"AcceptLanguage": "en-US"}, ""),
+            ("DescribeZones", 2, (), {"AcceptLanguage": "en-US"}, ""),
+            ("DescribeSnapshots", 3, (), _P50, ""),
+            ("DescribeNetworkInterfaces", 3, (), _P100, ""),
+            ("StartInstance", 1.0, ("ecs_instance",), {}, ""),
+            (
+                "StopInstance",
+                1.0,
+                ("ecs_instance",),
+                {"ForceStop": "false", "StoppedMode": "KeepCharging"},
+                "",
+            ),
+            ("RebootInstance", 0.6, ("ecs_instance",), {"ForceStop": "false"}, ""),
+            ("ModifyInstanceAttribute", 0.4, ("ecs_instance",), {"Description": "managed by terraform"}, ""),
+            ("CreateSnapshot", 0.8, ("ecs_snapshot", "ecs_disk"), {"RetentionDays": "7"}, "n"),
+            ("DeleteSnapshot", 0.5, ("ecs_snapshot",), {"Force": "false"}, ""),
+            (
+                "AuthorizeSecurityGroup",
+                0.4,
+                ("ecs_sg",),
+                {
+                    "IpProtocol": "tcp",
+                    "PortRange": "443/443",
+                    "SourceCidrIp": "0.0.0.0/0",
+                    "Policy": "accept",
+                },
+                "",
+            ),
+            (
+                "RevokeSecurityGroup",
+                0.2,
+                ("ecs_sg",),
+                {"IpProtocol": "tcp", "PortRange": "22/22", "SourceCidrIp": "0.0.0.0/0"},
+                "",
+            ),
+            (
+                "RunInstances",
+                0.3,
+                ("ecs_instance",),
+                {
+                    "InstanceType": "ecs.g7.large",
+                    "Amount": "1",
+                    "ImageId": "aliyun_3_x64_20G_alibase_20231220.vhd",
+                    "InternetChargeType": "PayByTraffic",
+                    "SystemDisk.Category": "cloud_essd",
+                },
+                "n",
+            ),
+            (
+                "CreateInstance",
+                0.05,
+                ("ecs_instance",),
+                {"InstanceType": "ecs.g7.large", "ImageId": "aliyun_3_x64_20G_alibase_20231220.vhd"},
+                "n",
+            ),
+            ("DeleteInstance", 0.2, ("ecs_instance",), {"Force": "true"}, ""),
+            ("RenewInstance", 0.1, ("ecs_instance",), {"Period": "1", "PeriodUnit": "Month"}, ""),
+            ("AttachDisk", 0.2, ("ecs_disk", "ecs_instance"), {"DeleteWithInstance": "true"}, ""),
+            (
+                "TagResources",
+                0.4,
+                ("ecs_instance",),
+                {"ResourceType": "instance", "Tag.1.Key": "env", "Tag.1.Value": "prod"},
+                "",
+            ),
+        ),
+        "Oss": (
+            ("ListBuckets", 14, (), {"max-keys": "1000"}, ""),
+            ("GetBucketInfo", 8, ("oss_bucket",), {}, ""),
+            ("GetBucketAcl", 4, ("oss_bucket",), {}, ""),
+            ("GetBucketStat", 4, ("oss_bucket",), {}, ""),
+            ("GetBucketLifecycle", 2, ("oss_bucket",), {}, ""),
+            ("GetBucketPolicy", 2, ("oss_bucket",), {}, ""),
+            ("PutBucketAcl", 0.3, ("oss_bucket",), {"x-oss-acl": "private"}, ""),
+            ("PutBucketLifecycle", 0.3, ("oss_bucket",), {}, ""),
+            ("PutBucket", 0.2, ("oss_bucket",), {"x-oss-acl": "private", "StorageClass": "Standard"}, ""),
+            ("DeleteBucket", 0.05, ("oss_bucket",), {}, ""),
+            ("GetObject", 30, ("oss_object",), {}, "d"),
+            ("PutObject", 18, ("oss_object",), {"x-oss-storage-class": "Standard"}, "d"),
+            ("HeadObject", 8, ("oss_object",), {}, "d"),
+            ("GetObjectMeta", 2, ("oss_object",), {}, "d"),
+            ("ListObjects", 6, ("oss_bucket",), {"prefix": "logs/", "max-keys": "100"}, "d"),
+            ("DeleteObject", 2, ("oss_object",), {}, "d"),
+            ("CopyObject", 0.5, ("oss_object",), {"x-oss-metadata-directive": "COPY"}, "d"),
+        ),
+        "Ram": (
+            ("ListUsers", 6, (), {"MaxItems": "100"}, ""),
+            ("GetUser", 5, ("ram_user",), {}, ""),
+            ("ListRoles", 4, (), {"MaxItems": "100"}, ""),
+            ("GetRole", 3, ("ram_role",), {}, ""),
+            ("ListPolicies", 3, (), {"PolicyType": "System", "MaxItems": "100"}, ""),
+            ("GetPolicy", 2, ("ram_policy",), {"PolicyType": "System"}, ""),
+            ("ListAccessKeys", 3, ("ram_user",), {}, ""),
+            ("ListPoliciesForUser", 3, ("ram_user",), {}, ""),
+            ("ListGroups", 1, (), {"MaxItems": "100"}, ""),
+            ("ListEntitiesForPolicy", 1, ("ram_policy",), {"PolicyType": "System"}, ""),
+            ("CreateUser", 0.15, ("ram_user",), {"DisplayName": "created by terraform"}, ""),
+            ("UpdateUser", 0.1, ("ram_user",), {"NewComments": "rotated"}, ""),
+            ("CreateAccessKey", 0.15, ("ram_user",), {}, ""),
+            ("DeleteAccessKey", 0.1, ("ram_user",), {}, ""),
+            ("UpdateAccessKey", 0.08, ("ram_user",), {"Status": "Inactive"}, ""),
+            ("AttachPolicyToUser", 0.2, ("ram_policy", "ram_user"), {"PolicyType": "System"}, ""),
+            ("DetachPolicyFromUser", 0.08, ("ram_policy", "ram_user"), {"PolicyType": "System"}, ""),
+            ("CreateRole", 0.05, ("ram_role",), {"Description": "workload role"}, ""),
+            ("AttachPolicyToRole", 0.05, ("ram_policy", "ram_role"), {"PolicyType": "System"}, ""),
+            ("AddUserToGroup", 0.05, ("ram_user",), {"GroupName": "developers"}, ""),
+            (
+                "CreateLoginProfile",
+                0.05,
+                ("ram_user",),
+                {"PasswordResetRequired": "true", "MFABindRequired": "true"},
+                "",
+            ),
+            ("DeleteUser", 0.03, ("ram_user",), {}, ""),
+        ),
+        "Ims": (
+            ("GetUser", 2, ("ram_user",), {}, ""),
+            ("ListUsers", 2, (), {"MaxItems": "100"}, ""),
+            ("GetLoginProfile", 1, ("ram_user",), {}, ""),
+            ("ListAccessKeys", 1, ("ram_user",), {}, ""),
+            ("GetAccountSecurityPracticeReport", 0.5, (), {}, ""),
+            ("GetSecurityPreference", 0.5, (), {}, ""),
+            ("UpdateLoginProfile", 0.1, ("ram_user",), {"MFABindRequired": "true"}, ""),
+            ("SetSecurityPreference", 0.05, (), {"EnableSaveMFATicket": "false"}, ""),
+        ),
+        "Sts": (
+            ("GetCallerIdentity", 6, (), {}, ""),
+            (
+                "AssumeRole",
+                4,
+                ("ram_role_arn",),
+                {"DurationSeconds": "3600", "RoleSessionName": "ci-session"},
+                "",
+            ),
+        ),
+        "Rds": (
+            ("DescribeDBInstances", 10, (), {"PageSize": "30", "PageNumber": "1"}, ""),
+            ("DescribeDBInstanceAttribute", 5, ("rds",), {}, ""),
+            ("DescribeDBInstancePerformance", 3, ("rds",), {"Key": "MySQL_QPSTPS"}, ""),
+            ("DescribeBackups", 3, ("rds",), {"BackupStatus": "Success"}, ""),
+            ("DescribeSlowLogs", 2, ("rds",), {"SortKey": "TotalExecutionCounts"}, ""),
+            ("DescribeDBInstanceIPArrayList", 2, ("rds",), {}, ""),
+            ("DescribeParameters", 1, ("rds",), {}, ""),
+            (
+                "ModifySecurityIps",
+                0.3,
+                ("rds",),
+                {"SecurityIps": "10.0.0.0/8", "DBInstanceIPArrayName": "default"},
+                "",
+            ),
+            ("CreateBackup", 0.5, ("rds",), {"BackupMethod": "Physical"}, ""),
+            ("RestartDBInstance", 0.1, ("rds",), {}, ""),
+            (
+                "ModifyDBInstanceSpec",
+                0.1,
+                ("rds",),
+                {"DBInstanceClass": "mysql.n4.large.2c", "PayType": "Postpaid"},
+                "",
+            ),
+            ("CreateAccount", 0.1, ("rds",), {"AccountName": "app_rw", "AccountType": "Normal"}, ""),
+            ("ResetAccountPassword", 0.05, ("rds",), {"AccountName": "app_rw"}, ""),
+        ),
+        "Slb": (
+            ("DescribeLoadBalancers", 8, (), _P50, ""),
+            ("DescribeLoadBalancerAttribute", 4, ("slb",), {}, ""),
+            ("DescribeHealthStatus", 6, ("slb",), {}, ""),
+            ("DescribeVServerGroups", 2, ("slb",), {}, ""),
+            ("SetBackendServers", 0.6, ("slb",), {}, ""),
+            ("AddBackendServers", 0.5, ("slb", "ecs_instance"), {}, ""),
+            ("RemoveBackendServers", 0.4, ("slb", "ecs_instance"), {}, ""),
+            ("SetLoadBalancerStatus", 0.05, ("slb",), {"LoadBalancerStatus": "active"}, ""),
+            (
+                "CreateLoadBalancerHTTPSListener",
+                0.05,
+                ("slb",),
+                {"ListenerPort": "443", "BackendServerPort": "8080", "Bandwidth": "-1"},
+                "",
+            ),
+        ),
+        "Vpc": (
+            ("DescribeVpcs", 6, (), _P50, ""),
+            ("DescribeVSwitches", 6, (), _P50, ""),
+            ("DescribeEipAddresses", 4, (), _P50, ""),
+            ("DescribeRouteTableList", 2, (), _P50, ""),
+            ("DescribeNatGateways", 2, (), _P50, ""),
+            ("DescribeVpcAttribute", 2, ("vpc",), {}, ""),
+            (
+                "AllocateEipAddress",
+                0.2,
+                ("eip",),
+                {"Bandwidth": "5", "InternetChargeType": "PayByTraffic"},
+                "n",
+            ),
+            ("AssociateEipAddress", 0.2, ("eip", "ecs_instance"), {"InstanceType": "EcsInstance"}, ""),
+            ("UnassociateEipAddress", 0.1, ("eip", "ecs_instance"), {"InstanceType": "EcsInstance"}, ""),
+            ("ReleaseEipAddress", 0.1, ("eip",), {}, ""),
+            ("CreateVSwitch", 0.05, ("vsw", "vpc"), {"CidrBlock": "172.16.8.0/24"}, "n"),
+            ("ModifyVpcAttribute", 0.05, ("vpc",), {"Description": "prod network"}, ""),
+        ),
+        "Kms": (
+            ("Decrypt", 8, ("kms_key",), {"EncryptionContext": "{}"}, ""),
+            ("GetSecretValue", 6, ("kms_secret",), {"VersionStage": "ACSCurrent"}, ""),
+            ("GenerateDataKey", 3, ("kms_key",), {"KeySpec": "AES_256"}, ""),
+            ("Encrypt", 2, ("kms_key",), {}, ""),
+            ("DescribeKey", 1, ("kms_key",), {}, ""),
+            ("ListKeys", 1, (), _P100, ""),
+            ("ListSecrets", 1, (), _P100, ""),
+            (
+                "CreateKey",
+                0.02,
+                ("kms_key",),
+                {"KeySpec": "Aliyun_AES_256", "KeyUsage": "ENCRYPT/DECRYPT"},
+                "n",
+            ),
+            ("PutSecretValue", 0.1, ("kms_secret",), {"VersionId": "v2"}, ""),
+            ("CreateSecret", 0.02, ("kms_secret",), {"VersionId": "v1", "SecretType": "Generic"}, ""),
+            ("ScheduleKeyDeletion", 0.01, ("kms_key",), {"PendingWindowInDays": "7"}, ""),
+        ),
+        "Actiontrail": (
+            ("LookupEvents", 5, (), {"MaxResults": "50"}, ""),
+            ("DescribeTrails", 2, (), {"IncludeShadowTrails": "false"}, ""),
+            ("GetTrailStatus", 2, ("trail",), {}, ""),
+            ("UpdateTrail", 0.05, ("trail",), {"EventRW": "All", "TrailRegion": "All"}, ""),
+            ("CreateTrail", 0.02, ("trail",), {"EventRW": "All", "TrailRegion": "All"}, ""),
+            ("StartLogging", 0.03, ("trail",), {}, ""),
+            ("StopLogging", 0.01, ("trail",), {}, ""),
+            ("DeleteTrail", 0.01, ("trail",), {}, ""),
+        ),
+        "R-kvstore": (
+            ("DescribeInstances", 6, (), {"PageSize": "30", "PageNumber": "1"}, ""),
+            ("DescribeInstanceAttribute", 3, ("redis",), {}, ""),
+            ("DescribeHistoryMonitorValues", 3, ("redis",), {"IntervalForHistory": "01m"}, ""),
+            ("DescribeSecurityIps", 1, ("redis",), {}, ""),
+            ("ModifySecurityIps", 0.2, ("redis",), {"SecurityIps": "10.0.0.0/8", "ModifyMode": "Cover"}, ""),
+            ("RestartInstance", 0.05, ("redis",), {"EffectiveTime": "Immediately"}, ""),
+            ("FlushInstance", 0.02, ("redis",), {}, ""),
+        ),
+        "Cdn": (
+            ("DescribeUserDomains", 4, (), _P50, ""),
+            ("DescribeDomainBpsData", 4, ("cdn_domain",), {"Interval": "300"}, ""),
+            ("DescribeCdnDomainDetail", 2, ("cdn_domain",), {}, ""),
+            ("RefreshObjectCaches", 2, ("cdn_domain",), {"ObjectType": "Directory"}, ""),
+            ("PushObjectCache", 0.5, ("cdn_domain",), {"Area": "domestic"}, ""),
+            (
+                "SetCdnDomainSSLCertificate",
+                0.05,
+                ("cdn_domain",),
+                {"SSLProtocol": "on", "CertType": "cas"},
+                "",
+            ),
+        ),
+        "Cs": (
+            ("DescribeClustersV1", 5, (), {"page_size": "50", "page_number": "1"}, ""),
+            ("DescribeClusterNodes", 4, ("cs_cluster",), {"pageSize": "100"}, ""),
+            ("DescribeClusterDetail", 3, ("cs_cluster",), {}, ""),
+            ("DescribeClusterUserKubeconfig", 2, ("cs_cluster",), {"PrivateIpAddress": "false"}, ""),
+            ("ScaleOutCluster", 0.2, ("cs_cluster",), {"count": "2"}, ""),
+            ("ModifyCluster", 0.1, ("cs_cluster",), {"deletion_protection": "true"}, ""),
+            ("DeleteClusterNodes", 0.1, ("cs_cluster", "ecs_instance"), {"drain_node": "true"}, ""),
+        ),
+        "Fc": (
+            ("InvokeFunction", 5, ("fc_function",), {"x-fc-invocation-type": "Async"}, ""),
+            ("ListFunctions", 3, (), {"limit": "100"}, ""),
+            ("GetFunction", 2, ("fc_function",), {}, ""),
+            ("UpdateFunction", 0.3, ("fc_function",), {"memorySize": "512", "timeout": "60"}, ""),
+            ("PublishFunctionVersion", 0.1, ("fc_function",), {"description": "release"}, ""),
+            (
+                "CreateFunction",
+                0.05,
+                ("fc_function",),
+                {"runtime": "python3.10", "handler": "index.handler"},
+                "",
+            ),
+        ),
+        "Sls": (
+            (
+                "GetLogs",
+                6,
+                ("sls_project", "sls_logstore"),
+                {"query": "* | select count(1) as pv", "line": "100"},
+                "",
+            ),
+            ("ListProject", 3, (), {"size": "100"}, ""),
+            ("ListLogStores", 3, ("sls_project",), {"size": "200"}, ""),
+            ("GetProject", 2, ("sls_project",), {}, ""),
+            ("GetLogStore", 2, ("sls_project", "sls_logstore"), {}, ""),
+            ("CreateLogStore", 0.05, ("sls_project", "sls_logstore"), {"ttl": "30", "shardCount": "2"}, ""),
+            ("UpdateLogStore", 0.05, ("sls_project", "sls_logstore"), {"ttl": "90"}, ""),
+            ("CreateIndex", 0.03, ("sls_project", "sls_logstore"), {}, ""),
+        ),
+    }
+)
 
 _READ_PREFIXES = ("Describe", "List", "Get", "Query", "Check", "Head", "Lookup", "Search")
 # Cryptographic and identity calls that change nothing; ActionTrail classifies them as reads.
@@ -380,8 +493,18 @@ def _build_ops() -> tuple[Op, ...]:
     for svc_name, rows in _OP_TABLE.items():
         svc = _SERVICES[svc_name]
         for name, weight, kinds, args, flags in rows:
-            ops.append(Op(svc, name, _rw(name), "Data" if "d" in flags else "Management", kinds,
-                          tuple(args.items()), weight, "n" in flags))
+            ops.append(
+                Op(
+                    svc,
+                    name,
+                    _rw(name),
+                    "Data" if "d" in flags else "Management",
+                    kinds,
+                    tuple(args.items()),
+                    weight,
+                    "n" in flags,
+                )
+            )
     return tuple(ops)
 
 
@@ -395,12 +518,20 @@ def op(service: str, name: str) -> Op:
 
 
 # (errorCode, errorMessage) by service family; NoPermission dominates, as in real trails.
-_NO_PERMISSION = ("NoPermission",
-                  "You are not authorized to do this action. You should be authorized by RAM.")
-_FORBIDDEN_RAM = ("Forbidden.RAM", "User not authorized to operate on the specified resource, or this API "
-                  "doesn't support RAM.")
+_NO_PERMISSION = (
+    "NoPermission",
+    "You are not authorized to do this action. You should be authorized by RAM.",
+)
+_FORBIDDEN_RAM = (
+    "Forbidden.RAM",
+    "User not authorized to operate on the specified resource, or this API doesn't support RAM.",
+)
 _ERRORS_DEFAULT = (
-    _NO_PERMISSION, _NO_PERMISSION, _NO_PERMISSION, _FORBIDDEN_RAM, _FORBIDDEN_RAM,
+    _NO_PERMISSION,
+    _NO_PERMISSION,
+    _NO_PERMISSION,
+    _FORBIDDEN_RAM,
+    _FORBIDDEN_RAM,
     ("InvalidParameter", "The specified parameter is not valid."),
     ("Throttling.User", "Request was denied due to user flow control."),
 )
@@ -409,7 +540,8 @@ _ERRORS_INSTANCE = (
     ("InvalidInstanceId.NotFound", "The specified InstanceId does not exist."),
 )
 _ERRORS_RAM = (
-    _NO_PERMISSION, _NO_PERMISSION,
+    _NO_PERMISSION,
+    _NO_PERMISSION,
     ("EntityNotExist.User", "The user does not exist."),
     ("EntityAlreadyExists.User", "The user already exists."),
     ("Throttling.User", "Request was denied due to user flow control."),
@@ -462,66 +594,265 @@ BROWSER_AGENTS: tuple[str, ...] = _BROWSER_AGENTS
 # First two octets of caller networks, weighted: Alibaba Cloud ECS ranges, Chinese ISPs, foreign clouds
 # and VPC-internal addresses. The demo story's attacker ranges (185.220.x, 45.155.x) are not here.
 _NETS: tuple[tuple[str, float], ...] = (
-    ("47.96", 6), ("47.97", 5), ("47.98", 5), ("47.99", 3), ("47.100", 5), ("47.101", 3), ("47.102", 3),
-    ("47.110", 3), ("47.111", 3), ("47.114", 3), ("47.116", 2), ("47.118", 2), ("47.74", 2), ("47.88", 2),
-    ("39.96", 3), ("39.98", 3), ("39.105", 2), ("120.26", 3), ("120.27", 2), ("121.40", 2), ("121.41", 2),
-    ("112.124", 3), ("116.62", 3), ("118.178", 2), ("101.132", 2), ("101.133", 2), ("114.55", 2),
-    ("106.14", 2), ("115.236", 2), ("183.128", 2), ("183.136", 2), ("183.157", 2), ("223.104", 2),
-    ("36.112", 2), ("60.191", 1), ("42.120", 2), ("140.205", 1), ("58.100", 1), ("61.164", 1),
-    ("52.77", 1), ("35.220", 1), ("13.229", 1), ("34.92", 1), ("104.28", 1), ("8.210", 2), ("8.218", 2),
-    ("10.10", 4), ("10.0", 3), ("10.18", 2), ("172.16", 2), ("172.20", 2), ("192.168", 1),
+    ("47.96", 6),
+    ("47.97", 5),
+    ("47.98", 5),
+    ("47.99", 3),
+    ("47.100", 5),
+    ("47.101", 3),
+    ("47.102", 3),
+    ("47.110", 3),
+    ("47.111", 3),
+    ("47.114", 3),
+    ("47.116", 2),
+    ("47.118", 2),
+    ("47.74", 2),
+    ("47.88", 2),
+    ("39.96", 3),
+    ("39.98", 3),
+    ("39.105", 2),
+    ("120.26", 3),
+    ("120.27", 2),
+    ("121.40", 2),
+    ("121.41", 2),
+    ("112.124", 3),
+    ("116.62", 3),
+    ("118.178", 2),
+    ("101.132", 2),
+    ("101.133", 2),
+    ("114.55", 2),
+    ("106.14", 2),
+    ("115.236", 2),
+    ("183.128", 2),
+    ("183.136", 2),
+    ("183.157", 2),
+    ("223.104", 2),
+    ("36.112", 2),
+    ("60.191", 1),
+    ("42.120", 2),
+    ("140.205", 1),
+    ("58.100", 1),
+    ("61.164", 1),
+    ("52.77", 1),
+    ("35.220", 1),
+    ("13.229", 1),
+    ("34.92", 1),
+    ("104.28", 1),
+    ("8.210", 2),
+    ("8.218", 2),
+    ("10.10", 4),
+    ("10.0", 3),
+    ("10.18", 2),
+    ("172.16", 2),
+    ("172.20", 2),
+    ("192.168", 1),
 )
 
 _SERVICE_USERS = (
-    "terraform", "ci-runner", "monitoring", "log-shipper", "backup-svc", "k8s-autoscaler",
-    "grafana-reader", "jenkins", "data-pipeline", "billing-export", "cmdb-sync", "deploy-bot", "argo-cd",
-    "dns-updater", "cert-manager", "oss-sync", "etl-worker", "alerting", "security-scanner", "packer",
+    "terraform",
+    "ci-runner",
+    "monitoring",
+    "log-shipper",
+    "backup-svc",
+    "k8s-autoscaler",
+    "grafana-reader",
+    "jenkins",
+    "data-pipeline",
+    "billing-export",
+    "cmdb-sync",
+    "deploy-bot",
+    "argo-cd",
+    "dns-updater",
+    "cert-manager",
+    "oss-sync",
+    "etl-worker",
+    "alerting",
+    "security-scanner",
+    "packer",
 )
 _GIVEN = (
-    "wei", "fang", "jing", "lei", "min", "yan", "jun", "tao", "hui", "xin", "bo", "yu", "hao", "ling",
-    "qiang", "alice", "bob", "carol", "dave", "erin", "frank", "grace", "ivan", "judy", "kevin",
+    "wei",
+    "fang",
+    "jing",
+    "lei",
+    "min",
+    "yan",
+    "jun",
+    "tao",
+    "hui",
+    "xin",
+    "bo",
+    "yu",
+    "hao",
+    "ling",
+    "qiang",
+    "alice",
+    "bob",
+    "carol",
+    "dave",
+    "erin",
+    "frank",
+    "grace",
+    "ivan",
+    "judy",
+    "kevin",
 )
 _FAMILY = (
-    "wang", "li", "zhang", "liu", "chen", "yang", "huang", "zhao", "wu", "zhou", "xu", "sun", "ma", "zhu",
-    "hu", "guo", "he", "lin", "luo", "gao", "smith", "jones", "brown", "miller", "davis",
+    "wang",
+    "li",
+    "zhang",
+    "liu",
+    "chen",
+    "yang",
+    "huang",
+    "zhao",
+    "wu",
+    "zhou",
+    "xu",
+    "sun",
+    "ma",
+    "zhu",
+    "hu",
+    "guo",
+    "he",
+    "lin",
+    "luo",
+    "gao",
+    "smith",
+    "jones",
+    "brown",
+    "miller",
+    "davis",
 )
 _ROLES = (
-    "k8s-node-role", "ecs-app-role", "AliyunCSManagedLogRole", "sso-admin", "readonly-auditor",
-    "fc-exec-role", "ack-csi-role", "data-platform-role", "cross-account-ops", "AliyunCSManagedCmsRole",
-    "AliyunServiceRoleForAutoScaling", "oos-automation", "bastion-role",
+    "k8s-node-role",
+    "ecs-app-role",
+    "AliyunCSManagedLogRole",
+    "sso-admin",
+    "readonly-auditor",
+    "fc-exec-role",
+    "ack-csi-role",
+    "data-platform-role",
+    "cross-account-ops",
+    "AliyunCSManagedCmsRole",
+    "AliyunServiceRoleForAutoScaling",
+    "oos-automation",
+    "bastion-role",
 )
 _ALIASES = ("acme", "globex", "initech", "umbrella", "hooli", "stark", "wayne", "wonka", "tyrell", "soylent")
 _POLICIES = (
-    "AliyunECSReadOnlyAccess", "AliyunOSSFullAccess", "AliyunOSSReadOnlyAccess", "AliyunRDSFullAccess",
-    "AliyunVPCReadOnlyAccess", "AliyunLogFullAccess", "AliyunKMSCryptoUserAccess", "ReadOnlyAccess",
-    "AliyunCSFullAccess", "AliyunActionTrailFullAccess", "AliyunECSFullAccess", "AliyunSLBFullAccess",
+    "AliyunECSReadOnlyAccess",
+    "AliyunOSSFullAccess",
+    "AliyunOSSReadOnlyAccess",
+    "AliyunRDSFullAccess",
+    "AliyunVPCReadOnlyAccess",
+    "AliyunLogFullAccess",
+    "AliyunKMSCryptoUserAccess",
+    "ReadOnlyAccess",
+    "AliyunCSFullAccess",
+    "AliyunActionTrailFullAccess",
+    "AliyunECSFullAccess",
+    "AliyunSLBFullAccess",
 )
-_NAME_WORDS: Mapping[str, tuple[str, ...]] = MappingProxyType({
-    "oss_bucket": ("logs", "backup", "static", "assets", "uploads", "data-lake", "ml-datasets", "artifacts",
-                   "invoices", "media", "exports", "archive", "web", "reports"),
-    "kms_secret": ("db/password", "api/payment-key", "registry-token", "smtp/password", "jwt-signing-key",
-                   "redis/auth", "webhook-secret", "oauth/client-secret"),
-    "trail": ("default-trail", "security-audit", "org-trail"),
-    "cdn_domain": ("static", "img", "cdn", "download", "assets", "video", "www"),
-    "fc_function": ("image-resize", "thumbnail", "log-forwarder", "webhook-handler", "nightly-report",
-                    "order-events", "cert-renew", "pdf-render"),
-    "sls_project": ("k8s-log", "app-logs", "audit", "nginx", "actiontrail"),
-    "sls_logstore": ("nginx-access", "app-error", "audit-events", "k8s-events", "slowlog", "ingress"),
-})
+_NAME_WORDS: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {
+        "oss_bucket": (
+            "logs",
+            "backup",
+            "static",
+            "assets",
+            "uploads",
+            "data-lake",
+            "ml-datasets",
+            "artifacts",
+            "invoices",
+            "media",
+            "exports",
+            "archive",
+            "web",
+            "reports",
+        ),
+        "kms_secret": (
+            "db/password",
+            "api/payment-key",
+            "registry-token",
+            "smtp/password",
+            "jwt-signing-key",
+            "redis/auth",
+            "webhook-secret",
+            "oauth/client-secret",
+        ),
+        "trail": ("default-trail", "security-audit", "org-trail"),
+        "cdn_domain": ("static", "img", "cdn", "download", "assets", "video", "www"),
+        "fc_function": (
+            "image-resize",
+            "thumbnail",
+            "log-forwarder",
+            "webhook-handler",
+            "nightly-report",
+            "order-events",
+            "cert-renew",
+            "pdf-render",
+        ),
+        "sls_project": ("k8s-log", "app-logs", "audit", "nginx", "actiontrail"),
+        "sls_logstore": ("nginx-access", "app-error", "audit-events", "k8s-events", "slowlog", "ingress"),
+    }
+)
 _ENVS = ("prod", "staging", "dev")
-_OBJECT_DIRS = ("logs/2024/", "backup/mysql/", "uploads/images/", "static/js/", "exports/reports/",
-                "datasets/train/", "releases/")
+_OBJECT_DIRS = (
+    "logs/2024/",
+    "backup/mysql/",
+    "uploads/images/",
+    "static/js/",
+    "exports/reports/",
+    "datasets/train/",
+    "releases/",
+)
 _OBJECT_EXTS = (".gz", ".tar.gz", ".jpg", ".js", ".csv", ".parquet", ".zip")
-_ID_PREFIXES: Mapping[str, str] = MappingProxyType({
-    "ecs_instance": "i-", "ecs_disk": "d-", "ecs_sg": "sg-", "ecs_snapshot": "s-", "rds": "rm-",
-    "slb": "lb-", "vpc": "vpc-", "vsw": "vsw-", "eip": "eip-", "redis": "r-",
-})
+_ID_PREFIXES: Mapping[str, str] = MappingProxyType(
+    {
+        "ecs_instance": "i-",
+        "ecs_disk": "d-",
+        "ecs_sg": "sg-",
+        "ecs_snapshot": "s-",
+        "rds": "rm-",
+        "slb": "lb-",
+        "vpc": "vpc-",
+        "vsw": "vsw-",
+        "eip": "eip-",
+        "redis": "r-",
+    }
+)
 _ALNUM = "abcdefghijklmnopqrstuvwxyz0123456789"
 _KEY_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 
 # Relative activity per Beijing-time hour (UTC+8): office hours peak, a batch-job floor at night.
-_HOURLY = (0.25, 0.2, 0.3, 0.2, 0.15, 0.15, 0.2, 0.35, 0.6, 1.0, 1.2, 1.15, 0.8, 0.95, 1.2, 1.25, 1.15,
-           1.0, 0.8, 0.6, 0.55, 0.5, 0.45, 0.35)
+_HOURLY = (
+    0.25,
+    0.2,
+    0.3,
+    0.2,
+    0.15,
+    0.15,
+    0.2,
+    0.35,
+    0.6,
+    1.0,
+    1.2,
+    1.15,
+    0.8,
+    0.95,
+    1.2,
+    1.25,
+    1.15,
+    1.0,
+    0.8,
+    0.6,
+    0.55,
+    0.5,
+    0.45,
+    0.35,
+)
 _WEEKEND = 0.45
 _SECONDS = tuple(f"{s:02d}Z" for s in range(60))
 
@@ -638,8 +969,13 @@ def gateway_params(operation: Op, region: str, request_id: str, source: str | No
     ``source`` is the host that served the call when it differs from the service endpoint (OSS buckets).
     """
     host = host_for(operation.service, GLOBAL_REGION if operation.service.is_global else region)
-    return {"AcsHost": host, "HostId": source or host, "AcsProduct": operation.service.name,
-            "RegionId": region, "RequestId": request_id}
+    return {
+        "AcsHost": host,
+        "HostId": source or host,
+        "AcsProduct": operation.service.name,
+        "RegionId": region,
+        "RequestId": request_id,
+    }
 
 
 # --------------------------------------------------------------------------------------------------
@@ -777,8 +1113,11 @@ class _World:
         rng.shuffle(people)
         names += [_numbered(people, i) for i in range(n_users - n_service)]
         for i, name in enumerate(names):
-            acct.users.append(_User(name, "2" + "".join(rng.choices("0123456789", k=17)), i >= n_service,
-                                    rng.random() < 0.6))
+            acct.users.append(
+                _User(
+                    name, "2" + "".join(rng.choices("0123456789", k=17)), i >= n_service, rng.random() < 0.6
+                )
+            )
         n_roles = _clamp(self.key_count // 20, 3, 60)
         for i in range(n_roles):
             acct.roles.append((_numbered(_ROLES, i), "3" + "".join(rng.choices("0123456789", k=17))))
@@ -820,8 +1159,12 @@ class _World:
         for rank in range(n):
             if rank in root_ranks:
                 acct = root_ranks[rank]
-                identity = {"type": "root-account", "accountId": acct.account_id,
-                            "principalId": acct.account_id, "userName": "root"}
+                identity = {
+                    "type": "root-account",
+                    "accountId": acct.account_id,
+                    "principalId": acct.account_id,
+                    "userName": "root",
+                }
             else:
                 if rank < len(automation):
                     acct, user = automation[rank]
@@ -831,8 +1174,12 @@ class _World:
                         if used.get((acct.index, user.name), 0) < 2:
                             break
                 used[(acct.index, user.name)] = used.get((acct.index, user.name), 0) + 1
-                identity = {"type": "ram-user", "accountId": acct.account_id,
-                            "principalId": user.principal_id, "userName": user.name}
+                identity = {
+                    "type": "ram-user",
+                    "accountId": acct.account_id,
+                    "principalId": user.principal_id,
+                    "userName": user.name,
+                }
             identity["accessKeyId"] = random_key_id(rng, "LTAI5t" if rng.random() < 0.8 else "LTAI4G")
             ops, cum = self._op_profile(rng.randint(3, 5) if rank < 10 else rng.randint(1, 3))
             off, span = self._ip_slice(_P_AK * shares[rank] / total)
@@ -856,11 +1203,16 @@ class _World:
                         name = user.name
                     else:
                         name = f"{role.split('-')[0]}-{rng.randrange(10**9, 10**10)}"
-                    identity = {"type": "assumed-role", "accountId": acct.account_id,
-                                "principalId": f"{role_id}:{name}", "userName": f"{role}:{name}"}
+                    identity = {
+                        "type": "assumed-role",
+                        "accountId": acct.account_id,
+                        "principalId": f"{role_id}:{name}",
+                        "userName": f"{role}:{name}",
+                    }
                     ops, cum = self._op_profile(rng.randint(1, 3))
-                    sessions.append(_Actor(acct, identity, rng.choice(_SDK_AGENTS), acct.region, ops, cum,
-                                           0, 1, 0.02))
+                    sessions.append(
+                        _Actor(acct, identity, rng.choice(_SDK_AGENTS), acct.region, ops, cum, 0, 1, 0.02)
+                    )
         shares = [1.0 / (i + 1) ** 1.2 for i in range(len(sessions))]
         total = sum(shares)
         for actor, share in zip(sessions, shares, strict=True):
@@ -874,13 +1226,20 @@ class _World:
             people = [u for u in acct.users if u.human][:40]
             principals = [(u.name, u.principal_id, u.mfa) for u in people] + [("root", acct.account_id, True)]
             for name, pid, mfa in principals:
-                identity = {"type": "root-account" if name == "root" else "ram-user",
-                            "accountId": acct.account_id, "principalId": pid, "userName": name}
+                identity = {
+                    "type": "root-account" if name == "root" else "ram-user",
+                    "accountId": acct.account_id,
+                    "principalId": pid,
+                    "userName": name,
+                }
                 ops, cum = self._op_profile(rng.randint(2, 4))
                 # Office IPs most of the time, a home IP now and then.
                 ip = rng.choice(acct.office_ips) if rng.random() < 0.7 else self._public_ip()
-                humans.append(_Actor(acct, identity, rng.choice(_BROWSER_AGENTS), acct.region, ops, cum,
-                                     ip, 1, 0.03, mfa))
+                humans.append(
+                    _Actor(
+                        acct, identity, rng.choice(_BROWSER_AGENTS), acct.region, ops, cum, ip, 1, 0.03, mfa
+                    )
+                )
         return humans
 
     # -- resources ---------------------------------------------------------------------------------
@@ -900,7 +1259,7 @@ class _World:
         if prefix is not None:
             return [prefix + code + "".join(rng.choices(_ALNUM, k=17)) for _ in range(n)]
         if kind == "ram_user":
-            return [u.name for u in acct.users[:n * 4]]
+            return [u.name for u in acct.users[: n * 4]]
         if kind == "ram_role":
             return [r for r, _ in acct.roles]
         if kind == "ram_role_arn":
@@ -912,13 +1271,18 @@ class _World:
         if kind == "cs_cluster":
             return ["c" + f"{rng.getrandbits(128):032x}" for _ in range(n)]
         if kind == "oss_object":
-            return [f"{self.resource(acct, region, 'oss_bucket')}/{rng.choice(_OBJECT_DIRS)}"
-                    f"{rng.choice(_GIVEN)}-{rng.randrange(100000)}{rng.choice(_OBJECT_EXTS)}"
-                    for _ in range(self.object_pool_size)]
+            return [
+                f"{self.resource(acct, region, 'oss_bucket')}/{rng.choice(_OBJECT_DIRS)}"
+                f"{rng.choice(_GIVEN)}-{rng.randrange(100000)}{rng.choice(_OBJECT_EXTS)}"
+                for _ in range(self.object_pool_size)
+            ]
         words = _NAME_WORDS[kind]
         if kind == "oss_bucket":
-            names = [f"{acct.alias}-{e}-{w}" + ("" if region == acct.region else f"-{region}")
-                     for w in words for e in _ENVS]
+            names = [
+                f"{acct.alias}-{e}-{w}" + ("" if region == acct.region else f"-{region}")
+                for w in words
+                for e in _ENVS
+            ]
         elif kind == "cdn_domain":
             names = [f"{w}.{acct.alias}.com" for w in words]
         elif kind == "kms_secret":
@@ -1215,8 +1579,12 @@ def _signin_event(world: _World, actor: _Actor, t: int, event_time: str, bits: i
         if identity["type"] == "root-account":
             login = f"ops@{actor.account.alias}.com"
         mfa = "true" if actor.mfa else "false"
-        event["additionalEventData"] = {"loginAccount": login, "isMFAChecked": mfa, "mfaChecked": mfa,
-                                        "callbackUrl": "https://home.console.aliyun.com/"}
+        event["additionalEventData"] = {
+            "loginAccount": login,
+            "isMFAChecked": mfa,
+            "mfaChecked": mfa,
+            "callbackUrl": "https://home.console.aliyun.com/",
+        }
     return event
 
 
@@ -1231,12 +1599,24 @@ def _service_event(world: _World, event_time: str, bits: int) -> dict[str, Any]:
     params = gateway_params(operation, region, event_id)
     params[_KINDS[kind].param] = resource_name
     # Alibaba Cloud acting on its own: "system" identity and "Internal" source (spec §7, [L]).
-    identity = {"type": "system", "accountId": acct.account_id, "principalId": acct.account_id,
-                "userName": "AliyunServiceEvent"}
-    return api_event(event_id=event_id, event_time=event_time, operation=operation, region=region,
-                     params=params, identity=identity, ip="Internal",
-                     user_agent=host_for(operation.service, region), resources=((kind, resource_name),),
-                     event_type="AliyunServiceEvent")
+    identity = {
+        "type": "system",
+        "accountId": acct.account_id,
+        "principalId": acct.account_id,
+        "userName": "AliyunServiceEvent",
+    }
+    return api_event(
+        event_id=event_id,
+        event_time=event_time,
+        operation=operation,
+        region=region,
+        params=params,
+        identity=identity,
+        ip="Internal",
+        user_agent=host_for(operation.service, region),
+        resources=((kind, resource_name),),
+        event_type="AliyunServiceEvent",
+    )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -1252,8 +1632,11 @@ def write_ndjson(path: str | Path, events: Iterable[Mapping[str, Any]], gzip: bo
     dumps, newline = orjson.dumps, orjson.OPT_APPEND_NEWLINE
     written = 0
     with open(path, "wb") as raw:
-        sink: Any = gzip_module.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=6) \
-            if gzip else raw
+        sink: Any = (
+            gzip_module.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=6)
+            if gzip
+            else raw
+        )
         try:
             batch: list[bytes] = []
             for event in events:
@@ -1270,8 +1653,17 @@ def write_ndjson(path: str | Path, events: Iterable[Mapping[str, Any]], gzip: bo
     return written
 
 
-_DEMO_NAMES = frozenset({"DEMO_ACCOUNT", "DEMO_ACCOUNT_IDS", "DemoStory", "MAIN_ACCOUNT_ID", "demo_events",
-                         "demo_story", "demo_story_facts"})
+_DEMO_NAMES = frozenset(
+    {
+        "DEMO_ACCOUNT",
+        "DEMO_ACCOUNT_IDS",
+        "DemoStory",
+        "MAIN_ACCOUNT_ID",
+        "demo_events",
+        "demo_story",
+        "demo_story_facts",
+    }
+)
 
 
 def __getattr__(name: str) -> Any:
@@ -1281,4 +1673,3 @@ def __getattr__(name: str) -> Any:
 
         return getattr(demo_story, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-

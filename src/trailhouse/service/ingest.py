@@ -29,7 +29,9 @@ __all__ = [
 ]
 
 GZIP_MAGIC = b"\x1f\x8b"
-_SHAPE_HELP = 'expected a JSON array of events, an object with an "events" array, or NDJSON (one event per line)'
+_SHAPE_HELP = (
+    'expected a JSON array of events, an object with an "events" array, or NDJSON (one event per line)'
+)
 
 
 class UnreadableInput(ValueError):
@@ -176,7 +178,9 @@ def ingest_items(
             continue
         if not may_write(record.account_id):
             report.rejected.append(
-                Rejection(index, record.event_id, f"not allowed to write events of account {record.account_id}")
+                Rejection(
+                    index, record.event_id, f"not allowed to write events of account {record.account_id}"
+                )
             )
             continue
         records.append(record)

@@ -80,5 +80,7 @@ class PageTokens:
         if not isinstance(data, dict) or not isinstance(data.get("p"), list):
             raise InvalidPageToken("NextToken is malformed")
         if data.get("q") != digest:
-            raise InvalidPageToken("the request parameters differ from those of the request that issued NextToken")
+            raise InvalidPageToken(
+                "the request parameters differ from those of the request that issued NextToken"
+            )
         return data["p"]  # type: ignore[no-any-return]

@@ -65,9 +65,12 @@ def _event_json(e: ReportEvent) -> dict[str, Any]:
 
 def _span(first_ms: int, last_ms: int, calls: int, failed: int) -> dict[str, Any]:
     return {
-        "firstSeen": _iso(first_ms), "firstSeenMs": first_ms,
-        "lastSeen": _iso(last_ms), "lastSeenMs": last_ms,
-        "calls": calls, "failedCalls": failed,
+        "firstSeen": _iso(first_ms),
+        "firstSeenMs": first_ms,
+        "lastSeen": _iso(last_ms),
+        "lastSeenMs": last_ms,
+        "calls": calls,
+        "failedCalls": failed,
     }
 
 
@@ -92,15 +95,20 @@ def report_to_json(report: AccessKeyReport) -> dict[str, Any]:
         "identities": list(report.identities),
         "ips": [
             {
-                "ip": a.ip, **_span(a.first_seen_ms, a.last_seen_ms, a.calls, a.failed_calls),
-                "firstSeenEver": _iso(a.first_seen_ever_ms), "firstSeenEverMs": a.first_seen_ever_ms,
-                "new": a.new, "services": list(a.services), "userAgents": list(a.user_agents),
+                "ip": a.ip,
+                **_span(a.first_seen_ms, a.last_seen_ms, a.calls, a.failed_calls),
+                "firstSeenEver": _iso(a.first_seen_ever_ms),
+                "firstSeenEverMs": a.first_seen_ever_ms,
+                "new": a.new,
+                "services": list(a.services),
+                "userAgents": list(a.user_agents),
             }
             for a in report.ips
         ],
         "services": [
             {
-                "serviceName": s.service_name, "serviceNameCn": s.service_name_cn,
+                "serviceName": s.service_name,
+                "serviceNameCn": s.service_name_cn,
                 "serviceNameEn": s.service_name_en,
                 **_span(s.first_seen_ms, s.last_seen_ms, s.calls, s.failed_calls),
             }
@@ -108,14 +116,16 @@ def report_to_json(report: AccessKeyReport) -> dict[str, Any]:
         ],
         "resources": [
             {
-                "resourceType": r.resource_type, "resourceName": r.resource_name,
+                "resourceType": r.resource_type,
+                "resourceName": r.resource_name,
                 **_span(r.first_seen_ms, r.last_seen_ms, r.calls, r.failed_calls),
             }
             for r in report.resources
         ],
         "eventNames": [
             {
-                "serviceName": n.service_name, "eventName": n.event_name,
+                "serviceName": n.service_name,
+                "eventName": n.event_name,
                 **_span(n.first_seen_ms, n.last_seen_ms, n.calls, n.failed_calls),
             }
             for n in report.event_names
@@ -280,7 +290,9 @@ def _summary(r: AccessKeyReport) -> list[tuple[str, str]]:
         (
             "First call from a new IP",
             f"{_iso(first_new.event_time_ms)} {first_new.service_name}:{first_new.event_name}"
-            f" from {_ip_label(first_new.source_ip)}" if first_new else "none",
+            f" from {_ip_label(first_new.source_ip)}"
+            if first_new
+            else "none",
         ),
     ]
 
@@ -289,30 +301,43 @@ def _sections(r: AccessKeyReport) -> list[_Section]:
     tail = frozenset({4, 5})
     return [
         _Section(
-            f"Dangerous actions ({r.dangerous_total})", _DANGER_HEADERS, _event_rows(r.dangerous, True),
+            f"Dangerous actions ({r.dangerous_total})",
+            _DANGER_HEADERS,
+            _event_rows(r.dangerous, True),
             note=_shown(len(r.dangerous), r.dangerous_total),
         ),
         _Section(
             f"Source IPs ({len(r.ips)})",
             ("IP", "New", *_SPAN_HEADERS, "First seen ever", "Services", "User agents"),
             [
-                [_ip_label(a.ip), "NEW" if a.new else "",
-                 *_span_cells(a.first_seen_ms, a.last_seen_ms, a.calls, a.failed_calls),
-                 _iso(a.first_seen_ever_ms), ", ".join(a.services), " | ".join(a.user_agents)]
+                [
+                    _ip_label(a.ip),
+                    "NEW" if a.new else "",
+                    *_span_cells(a.first_seen_ms, a.last_seen_ms, a.calls, a.failed_calls),
+                    _iso(a.first_seen_ever_ms),
+                    ", ".join(a.services),
+                    " | ".join(a.user_agents),
+                ]
                 for a in r.ips
             ],
             frozenset({4, 5}),
         ),
         _Section(
-            f"Failed calls ({r.failed_calls})", _EVENT_HEADERS, _event_rows(r.failed, False),
+            f"Failed calls ({r.failed_calls})",
+            _EVENT_HEADERS,
+            _event_rows(r.failed, False),
             note=_shown(len(r.failed), r.failed_calls),
         ),
         _Section(
             f"Services ({len(r.services)})",
             ("Service", "Name", "名称", *_SPAN_HEADERS),
             [
-                [s.service_name, s.service_name_en, s.service_name_cn,
-                 *_span_cells(s.first_seen_ms, s.last_seen_ms, s.calls, s.failed_calls)]
+                [
+                    s.service_name,
+                    s.service_name_en,
+                    s.service_name_cn,
+                    *_span_cells(s.first_seen_ms, s.last_seen_ms, s.calls, s.failed_calls),
+                ]
                 for s in r.services
             ],
             frozenset({5, 6}),
@@ -321,8 +346,11 @@ def _sections(r: AccessKeyReport) -> list[_Section]:
             f"Event names ({len(r.event_names)})",
             ("Service", "Event", *_SPAN_HEADERS),
             [
-                [n.service_name, n.event_name,
-                 *_span_cells(n.first_seen_ms, n.last_seen_ms, n.calls, n.failed_calls)]
+                [
+                    n.service_name,
+                    n.event_name,
+                    *_span_cells(n.first_seen_ms, n.last_seen_ms, n.calls, n.failed_calls),
+                ]
                 for n in r.event_names
             ],
             tail,
@@ -331,8 +359,11 @@ def _sections(r: AccessKeyReport) -> list[_Section]:
             f"Resources ({len(r.resources)})",
             ("Type", "Name", *_SPAN_HEADERS),
             [
-                [x.resource_type, x.resource_name,
-                 *_span_cells(x.first_seen_ms, x.last_seen_ms, x.calls, x.failed_calls)]
+                [
+                    x.resource_type,
+                    x.resource_name,
+                    *_span_cells(x.first_seen_ms, x.last_seen_ms, x.calls, x.failed_calls),
+                ]
                 for x in r.resources
             ],
             tail,

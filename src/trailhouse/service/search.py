@@ -89,7 +89,9 @@ def build_search_filter(
             equals[attr] = tuple(dict.fromkeys(equals.get(attr, ()) + (value,)))
     flt = EventFilter(start_ms, end_ms, equals, prefixes, tuple(networks), failed)
     bound = {
-        "start": start_ms, "end": end_ms, "failed": failed,
+        "start": start_ms,
+        "end": end_ms,
+        "failed": failed,
         "equals": {str(k): list(v) for k, v in sorted(equals.items())},
         "prefixes": {str(k): v for k, v in sorted(prefixes.items())},
         "networks": [str(n) for n in networks],
@@ -99,9 +101,22 @@ def build_search_filter(
 
 #: The columns of a CSV export: the fields an investigator reads first, dotted paths into the event.
 CSV_COLUMNS = (
-    "eventTime", "eventId", "eventName", "serviceName", "eventType", "eventRW", "acsRegion", "sourceIpAddress",
-    "userIdentity.type", "userIdentity.userName", "userIdentity.accessKeyId", "resourceType", "resourceName",
-    "errorCode", "errorMessage", "requestId",
+    "eventTime",
+    "eventId",
+    "eventName",
+    "serviceName",
+    "eventType",
+    "eventRW",
+    "acsRegion",
+    "sourceIpAddress",
+    "userIdentity.type",
+    "userIdentity.userName",
+    "userIdentity.accessKeyId",
+    "resourceType",
+    "resourceName",
+    "errorCode",
+    "errorMessage",
+    "requestId",
 )
 
 

@@ -51,7 +51,7 @@ def load_master_key(configured: str | None, data_dir: Path) -> bytes:
 
 
 class Sealer:
-    """Encrypts secrets bound to a label (the AccessKey id), so a sealed value cannot be moved to another key."""
+    """Encrypts secrets bound to a label (the AccessKey id): a sealed value cannot move to another key."""
 
     def __init__(self, master_key: bytes) -> None:
         self._aead = AESGCM(master_key)

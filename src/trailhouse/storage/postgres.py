@@ -85,9 +85,25 @@ _BY_SEQ = (
 )
 
 _EVENT_COLUMNS = (
-    "seq", "account", "event_time", "event_key", "request_key", "event_name", "event_type", "event_rw",
-    "category", "service", "user_name", "access_key", "source_ip", "role_name", "sensitive", "error_code",
-    "event_id", "request_id", "body",
+    "seq",
+    "account",
+    "event_time",
+    "event_key",
+    "request_key",
+    "event_name",
+    "event_type",
+    "event_rw",
+    "category",
+    "service",
+    "user_name",
+    "access_key",
+    "source_ip",
+    "role_name",
+    "sensitive",
+    "error_code",
+    "event_id",
+    "request_id",
+    "body",
 )
 _EVENT_TYPES = ["int8"] * 14 + ["int2", "int8", "bytea", "bytea", "bytea"]
 
@@ -170,8 +186,12 @@ class PostgresStore:
         except psycopg.Error as exc:
             raise StoreError(f"cannot migrate PostgreSQL database: {exc}") from exc
         self._pool: ConnectionPool[Conn] = ConnectionPool(
-            make_conninfo(**params), min_size=1, max_size=pool_size, open=False,
-            kwargs={"autocommit": True}, name="trailhouse",
+            make_conninfo(**params),
+            min_size=1,
+            max_size=pool_size,
+            open=False,
+            kwargs={"autocommit": True},
+            name="trailhouse",
         )
         try:
             self._pool.open(wait=True, timeout=_CONNECT_TIMEOUT_S)
@@ -277,15 +297,20 @@ class PostgresStore:
                             continue
                         name = _partition_name(table, month)
                         # A plain table, then ATTACH: see the module docstring for the lock levels.
-                        conn.execute(sql.SQL(
-                            "CREATE TABLE {} (LIKE {} INCLUDING DEFAULTS INCLUDING CONSTRAINTS"
-                            " INCLUDING STORAGE)"
-                        ).format(sql.Identifier(name), sql.Identifier(table)))
-                        conn.execute(sql.SQL(
-                            "ALTER TABLE {} ATTACH PARTITION {} FOR VALUES FROM ({}) TO ({})"
-                        ).format(
-                            sql.Identifier(table), sql.Identifier(name), sql.Literal(start), sql.Literal(end)
-                        ))
+                        conn.execute(
+                            sql.SQL(
+                                "CREATE TABLE {} (LIKE {} INCLUDING DEFAULTS INCLUDING CONSTRAINTS"
+                                " INCLUDING STORAGE)"
+                            ).format(sql.Identifier(name), sql.Identifier(table))
+                        )
+                        conn.execute(
+                            sql.SQL("ALTER TABLE {} ATTACH PARTITION {} FOR VALUES FROM ({}) TO ({})").format(
+                                sql.Identifier(table),
+                                sql.Identifier(name),
+                                sql.Literal(start),
+                                sql.Literal(end),
+                            )
+                        )
                         created.append(name)
             self._months.update(missing)
         return created
@@ -302,8 +327,11 @@ class PostgresStore:
         dropped: list[str] = []
         with self._conn() as conn:
             candidates = self._partitions(conn)
-            expired = sorted(m for m in {*candidates["events"], *candidates["event_resources"]}
-                             if month_bounds(m)[1] <= cutoff)
+            expired = sorted(
+                m
+                for m in {*candidates["events"], *candidates["event_resources"]}
+                if month_bounds(m)[1] <= cutoff
+            )
             for month in expired:
                 with conn.transaction():
                     conn.execute(
@@ -456,13 +484,17 @@ class PostgresStore:
         assigned = len(kept)
         seqs = list(range(last_seq + 1, last_seq + 1 + assigned))
         inserted = {
-            seq for (seq,) in conn.execute(
+            seq
+            for (seq,) in conn.execute(
                 "INSERT INTO event_ids (account, event_key, event_id, event_time, seq)"
                 " SELECT * FROM unnest(%b::bigint[], %b::bigint[], %b::bytea[], %b::bigint[], %b::bigint[])"
                 " ON CONFLICT DO NOTHING RETURNING seq",
                 (
-                    [tid(r.account_id) for _, r in kept], [r.event_key for _, r in kept],
-                    [r.event_id.encode() for _, r in kept], [r.event_time_ms for _, r in kept], seqs,
+                    [tid(r.account_id) for _, r in kept],
+                    [r.event_key for _, r in kept],
+                    [r.event_id.encode() for _, r in kept],
+                    [r.event_time_ms for _, r in kept],
+                    seqs,
                 ),
                 binary=True,
             )
@@ -519,14 +551,29 @@ class PostgresStore:
             with cur.copy(f"COPY events ({', '.join(_EVENT_COLUMNS)}) FROM STDIN (FORMAT BINARY)") as copy:
                 copy.set_types(_EVENT_TYPES)
                 for rec, seq in zip(records, seqs, strict=True):
-                    copy.write_row((
-                        seq, tid(rec.account_id), rec.event_time_ms, rec.event_key, rec.request_key,
-                        tid(rec.event_name), tid(rec.event_type), tid(rec.event_rw), tid(rec.event_category),
-                        tid(rec.service_name), tid(rec.user_name), tid(rec.access_key_id), tid(rec.source_ip),
-                        tid(rec.role_name), _flag(rec.sensitive_action), tid(rec.error_code),
-                        rec.event_id.encode(), None if rec.request_id is None else rec.request_id.encode(),
-                        codec.pack(rec.body),
-                    ))
+                    copy.write_row(
+                        (
+                            seq,
+                            tid(rec.account_id),
+                            rec.event_time_ms,
+                            rec.event_key,
+                            rec.request_key,
+                            tid(rec.event_name),
+                            tid(rec.event_type),
+                            tid(rec.event_rw),
+                            tid(rec.event_category),
+                            tid(rec.service_name),
+                            tid(rec.user_name),
+                            tid(rec.access_key_id),
+                            tid(rec.source_ip),
+                            tid(rec.role_name),
+                            _flag(rec.sensitive_action),
+                            tid(rec.error_code),
+                            rec.event_id.encode(),
+                            None if rec.request_id is None else rec.request_id.encode(),
+                            codec.pack(rec.body),
+                        )
+                    )
 
     def find_events(
         self, *, account_id: str, flt: EventFilter, after: Position | None, descending: bool, limit: int
@@ -546,9 +593,16 @@ class PostgresStore:
         self, flt: EventFilter, account_ref: int, after: Position | None, descending: bool, limit: int
     ) -> tuple[str, list[object]] | None:
         query = build_find(
-            flt, account_ref=account_ref, after=after, descending=descending, limit=limit,
-            resolve=self._term_ids, resolve_prefix=self._prefix_term_ids,
-            resolve_networks=self._network_term_ids, ph="%s", distinct_on=True,
+            flt,
+            account_ref=account_ref,
+            after=after,
+            descending=descending,
+            limit=limit,
+            resolve=self._term_ids,
+            resolve_prefix=self._prefix_term_ids,
+            resolve_networks=self._network_term_ids,
+            ph="%s",
+            distinct_on=True,
         )
         if query is None:
             return None
@@ -622,25 +676,33 @@ class PostgresStore:
             with self._conn() as conn:
                 # One probe per seq: event_ids gives its event time, which names the one partition
                 # to read (see _BY_SEQ).
-                rows = conn.cursor(binary=True).execute(
-                    "SELECT e.seq, e.event_time, e.event_id, e.body FROM unnest(%b::bigint[]) AS s(seq)"
-                    " CROSS JOIN LATERAL (SELECT seq, event_time FROM event_ids"
-                    " WHERE seq = s.seq AND account = %s) i" + _BY_SEQ,
-                    (sorted(set(seqs)), account_ref),
-                ).fetchall()
+                rows = (
+                    conn.cursor(binary=True)
+                    .execute(
+                        "SELECT e.seq, e.event_time, e.event_id, e.body FROM unnest(%b::bigint[]) AS s(seq)"
+                        " CROSS JOIN LATERAL (SELECT seq, event_time FROM event_ids"
+                        " WHERE seq = s.seq AND account = %s) i" + _BY_SEQ,
+                        (sorted(set(seqs)), account_ref),
+                    )
+                    .fetchall()
+                )
         return {row[0]: _stored_event(row) for row in rows}
 
     def read_log(self, *, after_seq: int, limit: int) -> list[LogEntry]:
         # Safe to follow by seq: seqs commit in order under the log lock (module docstring).
         with self._conn() as conn:
-            rows = conn.cursor(binary=True).execute(
-                # The account name by a scalar subquery: one primary-key probe per row, where a
-                # join may be planned as a scan of every term per row.
-                "SELECT i.seq, (SELECT value FROM terms WHERE id = i.account), e.event_time, e.event_id,"
-                " e.body FROM (SELECT seq, event_time, account FROM event_ids WHERE seq > %s"
-                " ORDER BY seq LIMIT %s) i" + _BY_SEQ + " ORDER BY i.seq",
-                (after_seq, limit),
-            ).fetchall()
+            rows = (
+                conn.cursor(binary=True)
+                .execute(
+                    # The account name by a scalar subquery: one primary-key probe per row, where a
+                    # join may be planned as a scan of every term per row.
+                    "SELECT i.seq, (SELECT value FROM terms WHERE id = i.account), e.event_time, e.event_id,"
+                    " e.body FROM (SELECT seq, event_time, account FROM event_ids WHERE seq > %s"
+                    " ORDER BY seq LIMIT %s) i" + _BY_SEQ + " ORDER BY i.seq",
+                    (after_seq, limit),
+                )
+                .fetchall()
+            )
         return [LogEntry(row[0], bytes(row[1]).decode(), _stored_event(row[:1] + row[2:])) for row in rows]
 
     def count_events(self) -> int:
@@ -682,10 +744,16 @@ class PostgresStore:
                         " AND (u.item, u.item_type, u.service) > (%s, %s, %s)))"
                     )
                     params += [
-                        after.last_used_ms, after.last_used_ms, after.item_ref, after.type_ref, after.service_ref,
+                        after.last_used_ms,
+                        after.last_used_ms,
+                        after.item_ref,
+                        after.type_ref,
+                        after.service_ref,
                     ]
                 else:
-                    conds.append("(u.last_used < %s OR (u.last_used = %s AND (u.item, u.item_type) > (%s, %s)))")
+                    conds.append(
+                        "(u.last_used < %s OR (u.last_used = %s AND (u.item, u.item_type) > (%s, %s)))"
+                    )
                     params += [after.last_used_ms, after.last_used_ms, after.item_ref, after.type_ref]
             params.append(limit)
             with self._conn() as conn:
@@ -694,14 +762,23 @@ class PostgresStore:
                     " u.source, u.last_seq, u.item, u.item_type, u.service FROM key_usage u"
                     " JOIN terms s ON s.id = u.service JOIN terms i ON i.id = u.item"
                     " JOIN terms t ON t.id = u.item_type"
-                    f" WHERE {' AND '.join(conds)} ORDER BY u.last_used DESC, u.item, u.item_type, u.service LIMIT %s",
+                    f" WHERE {' AND '.join(conds)}"
+                    " ORDER BY u.last_used DESC, u.item, u.item_type, u.service LIMIT %s",
                     params,
                 ).fetchall()
         return [
             UsageEntry(
-                kind=kind, service_name=bytes(r[0]).decode(), item=bytes(r[1]).decode(),
-                item_type=bytes(r[2]).decode(), first_used_ms=r[3], last_used_ms=r[4], calls=r[5],
-                failed_calls=r[6], source=r[7], last_seq=r[8], position=UsagePosition(r[4], r[9], r[10], r[11]),
+                kind=kind,
+                service_name=bytes(r[0]).decode(),
+                item=bytes(r[1]).decode(),
+                item_type=bytes(r[2]).decode(),
+                first_used_ms=r[3],
+                last_used_ms=r[4],
+                calls=r[5],
+                failed_calls=r[6],
+                source=r[7],
+                last_seq=r[8],
+                position=UsagePosition(r[4], r[9], r[10], r[11]),
             )
             for r in rows
         ]
@@ -721,16 +798,28 @@ class PostgresStore:
     def save_access_key(self, key: AccessKey) -> None:
         self._write(
             f"INSERT INTO access_keys ({self._KEY_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s)",
-            (key.access_key_id, key.account_id, key.user_name, key.secret_sealed, str(key.status),
-             ",".join(key.allowed_actions), key.created_ms),
+            (
+                key.access_key_id,
+                key.account_id,
+                key.user_name,
+                key.secret_sealed,
+                str(key.status),
+                ",".join(key.allowed_actions),
+                key.created_ms,
+            ),
         )
 
     @staticmethod
     def _key(row: Sequence[Any]) -> AccessKey:
         key_id, account, user, sealed, status, allowed, created = row
         return AccessKey(
-            key_id, account, user, bytes(sealed), KeyStatus(status),
-            tuple(a for a in allowed.split(",") if a), created,
+            key_id,
+            account,
+            user,
+            bytes(sealed),
+            KeyStatus(status),
+            tuple(a for a in allowed.split(",") if a),
+            created,
         )
 
     def get_access_key(self, access_key_id: str) -> AccessKey | None:
@@ -750,9 +839,12 @@ class PostgresStore:
         return [self._key(r) for r in rows]
 
     def set_access_key_status(self, access_key_id: str, status: KeyStatus) -> bool:
-        return self._write(
-            "UPDATE access_keys SET status = %s WHERE access_key_id = %s", (str(status), access_key_id)
-        ) > 0
+        return (
+            self._write(
+                "UPDATE access_keys SET status = %s WHERE access_key_id = %s", (str(status), access_key_id)
+            )
+            > 0
+        )
 
     def delete_access_key(self, access_key_id: str) -> bool:
         return self._write("DELETE FROM access_keys WHERE access_key_id = %s", (access_key_id,)) > 0
@@ -760,16 +852,26 @@ class PostgresStore:
     def save_token(self, token: ApiToken) -> None:
         self._write(
             f"INSERT INTO api_tokens ({self._TOKEN_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s)",
-            (token.token_id, token.token_hash, ",".join(token.account_ids), token.all_accounts,
-             ",".join(token.scopes), token.created_ms),
+            (
+                token.token_id,
+                token.token_hash,
+                ",".join(token.account_ids),
+                token.all_accounts,
+                ",".join(token.scopes),
+                token.created_ms,
+            ),
         )
 
     @staticmethod
     def _token(row: Sequence[Any]) -> ApiToken:
         token_id, token_hash, accounts, all_accounts, scopes, created = row
         return ApiToken(
-            token_id, bytes(token_hash), tuple(a for a in accounts.split(",") if a), bool(all_accounts),
-            tuple(TokenScope(s) for s in scopes.split(",") if s), created,
+            token_id,
+            bytes(token_hash),
+            tuple(a for a in accounts.split(",") if a),
+            bool(all_accounts),
+            tuple(TokenScope(s) for s in scopes.split(",") if s),
+            created,
         )
 
     def find_token(self, token_hash: bytes) -> ApiToken | None:
@@ -817,8 +919,16 @@ def _term_values(records: Iterable[EventRecord]) -> set[str]:
     for rec in records:
         values.add(rec.account_id)
         for value in (
-            rec.event_name, rec.event_type, rec.event_rw, rec.event_category, rec.service_name,
-            rec.user_name, rec.access_key_id, rec.source_ip, rec.role_name, rec.error_code,
+            rec.event_name,
+            rec.event_type,
+            rec.event_rw,
+            rec.event_category,
+            rec.service_name,
+            rec.user_name,
+            rec.access_key_id,
+            rec.source_ip,
+            rec.role_name,
+            rec.error_code,
         ):
             if value is not None:
                 values.add(value)

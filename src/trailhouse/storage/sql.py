@@ -141,7 +141,9 @@ def build_find(
 
     for attr, prefix in flt.prefixes.items():
         if attr in INTERNED_COLUMNS:
-            if not term_condition(f"e.{INTERNED_COLUMNS[attr]}", resolve_prefix(prefix), event_conds, params_ev):
+            if not term_condition(
+                f"e.{INTERNED_COLUMNS[attr]}", resolve_prefix(prefix), event_conds, params_ev
+            ):
                 return None
         elif attr in RESOURCE_COLUMNS:
             if not term_condition(
@@ -194,8 +196,7 @@ def build_find(
             index = next((i for col, i in SQLITE_INDEX_PRIORITY if col in used), "events_time")
             source = f"events e INDEXED BY {index}"
         sql = (
-            f"{select} FROM {source} WHERE {' AND '.join(conds)} "
-            f"ORDER BY e.event_time {order}, e.seq {order}"
+            f"{select} FROM {source} WHERE {' AND '.join(conds)} ORDER BY e.event_time {order}, e.seq {order}"
         )
     if limit is not None:
         sql += f" LIMIT {ph}"

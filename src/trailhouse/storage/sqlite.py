@@ -7,6 +7,7 @@ acknowledged event must survive a power cut.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import sqlite3
 import threading
@@ -71,7 +72,8 @@ class SqliteStore:
     def _migrate(self) -> None:
         w = self._writer
         w.execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_ms INTEGER NOT NULL)"
+            "CREATE TABLE IF NOT EXISTS schema_migrations"
+            " (name TEXT PRIMARY KEY, applied_ms INTEGER NOT NULL)"
         )
         done = {row[0] for row in w.execute("SELECT name FROM schema_migrations")}
         for migration in migrations_for("sqlite"):
@@ -99,10 +101,8 @@ class SqliteStore:
             return
         self._closed = True
         with self._write_lock:
-            try:
+            with contextlib.suppress(sqlite3.Error):
                 self._writer.execute("PRAGMA optimize")
-            except sqlite3.Error:
-                pass
             self._writer.close()
         with self._readers_lock:
             for conn in self._readers:
@@ -151,9 +151,7 @@ class SqliteStore:
         if not prefix:
             return [r[0] for r in self._reader().execute("SELECT id FROM terms")]
         upper = prefix[:-1] + chr(ord(prefix[-1]) + 1)
-        rows = self._reader().execute(
-            "SELECT id FROM terms WHERE value >= ? AND value < ?", (prefix, upper)
-        )
+        rows = self._reader().execute("SELECT id FROM terms WHERE value >= ? AND value < ?", (prefix, upper))
         return [r[0] for r in rows]
 
     def _network_term_ids(self, networks: tuple[IpNetwork, ...]) -> list[int]:
@@ -183,7 +181,9 @@ class SqliteStore:
         for start in range(0, len(unknown), 500):
             chunk = unknown[start : start + 500]
             marks = ",".join("?" * len(chunk))
-            for term_id, value in conn.execute(f"SELECT id, value FROM terms WHERE value IN ({marks})", chunk):
+            for term_id, value in conn.execute(
+                f"SELECT id, value FROM terms WHERE value IN ({marks})", chunk
+            ):
                 self._term_cache[value] = term_id
         missing = [v for v in unknown if v not in self._term_cache]
         if missing:
@@ -249,8 +249,16 @@ class SqliteStore:
 
         for _, rec in kept:
             for value in (
-                rec.event_name, rec.event_type, rec.event_rw, rec.event_category, rec.service_name,
-                rec.user_name, rec.access_key_id, rec.source_ip, rec.role_name, rec.error_code,
+                rec.event_name,
+                rec.event_type,
+                rec.event_rw,
+                rec.event_category,
+                rec.service_name,
+                rec.user_name,
+                rec.access_key_id,
+                rec.source_ip,
+                rec.role_name,
+                rec.error_code,
             ):
                 if value is not None:
                     values.add(value)
@@ -269,13 +277,29 @@ class SqliteStore:
             seqs.append(seq)
             accepted.append(index)
             account = tid(rec.account_id)
-            event_rows.append((
-                seq, account, rec.event_time_ms, rec.event_key, rec.request_key,
-                tid(rec.event_name), tid(rec.event_type), tid(rec.event_rw), tid(rec.event_category),
-                tid(rec.service_name), tid(rec.user_name), tid(rec.access_key_id), tid(rec.source_ip),
-                tid(rec.role_name), None if rec.sensitive_action is None else int(rec.sensitive_action),
-                tid(rec.error_code), rec.event_id, rec.request_id, codec.pack(rec.body),
-            ))
+            event_rows.append(
+                (
+                    seq,
+                    account,
+                    rec.event_time_ms,
+                    rec.event_key,
+                    rec.request_key,
+                    tid(rec.event_name),
+                    tid(rec.event_type),
+                    tid(rec.event_rw),
+                    tid(rec.event_category),
+                    tid(rec.service_name),
+                    tid(rec.user_name),
+                    tid(rec.access_key_id),
+                    tid(rec.source_ip),
+                    tid(rec.role_name),
+                    None if rec.sensitive_action is None else int(rec.sensitive_action),
+                    tid(rec.error_code),
+                    rec.event_id,
+                    rec.request_id,
+                    codec.pack(rec.body),
+                )
+            )
             for rtype, rname in rec.resources:
                 resource_rows.append((seq, account, rec.event_time_ms, tid(rtype), tid(rname)))
         conn.executemany(
@@ -300,7 +324,8 @@ class SqliteStore:
                 " last_used, last_seq, source, calls, failed) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
                 " ON CONFLICT (account, access_key, kind, service, item, item_type) DO UPDATE SET"
                 " first_used = MIN(first_used, excluded.first_used),"
-                " last_seq = CASE WHEN excluded.last_used >= last_used THEN excluded.last_seq ELSE last_seq END,"
+                " last_seq = CASE WHEN excluded.last_used >= last_used"
+                " THEN excluded.last_seq ELSE last_seq END,"
                 " source = CASE WHEN excluded.last_used >= last_used THEN excluded.source ELSE source END,"
                 " last_used = MAX(last_used, excluded.last_used),"
                 " calls = calls + excluded.calls, failed = failed + excluded.failed",
@@ -361,9 +386,15 @@ class SqliteStore:
         """The query plan of a lookup, for tests that prove every filter is index-served."""
         account_ref = self._term_id(account_id)
         query = build_find(
-            flt, account_ref=account_ref or 0, after=Position(flt.end_ms, 1 << 62), descending=descending,
-            limit=50, resolve=self._term_ids, resolve_prefix=self._prefix_term_ids,
-            resolve_networks=self._network_term_ids, name_indexes=True,
+            flt,
+            account_ref=account_ref or 0,
+            after=Position(flt.end_ms, 1 << 62),
+            descending=descending,
+            limit=50,
+            resolve=self._term_ids,
+            resolve_prefix=self._prefix_term_ids,
+            resolve_networks=self._network_term_ids,
+            name_indexes=True,
         )
         if query is None:
             return []
@@ -374,7 +405,9 @@ class SqliteStore:
     ) -> Iterator[StoredEvent]:
         after: Position | None = None
         while True:
-            page = self.find_events(account_id=account_id, flt=flt, after=after, descending=descending, limit=batch)
+            page = self.find_events(
+                account_id=account_id, flt=flt, after=after, descending=descending, limit=batch
+            )
             yield from page
             if len(page) < batch:
                 return
@@ -395,11 +428,15 @@ class SqliteStore:
         account_ref = self._term_id(account_id)
         if account_ref is None:
             return WindowSummary(0, None, None)
-        count, earliest, latest = self._reader().execute(
-            "SELECT count(*), min(event_time), max(event_time) FROM events"
-            " WHERE account = ? AND event_time >= ? AND event_time <= ?",
-            (account_ref, start_ms, end_ms),
-        ).fetchone()
+        count, earliest, latest = (
+            self._reader()
+            .execute(
+                "SELECT count(*), min(event_time), max(event_time) FROM events"
+                " WHERE account = ? AND event_time >= ? AND event_time <= ?",
+                (account_ref, start_ms, end_ms),
+            )
+            .fetchone()
+        )
         return WindowSummary(count, earliest, latest)
 
     def events_by_seq(self, *, account_id: str, seqs: Sequence[int]) -> dict[int, StoredEvent]:
@@ -465,7 +502,11 @@ class SqliteStore:
                     "(u.last_used < ? OR (u.last_used = ? AND (u.item, u.item_type, u.service) > (?, ?, ?)))"
                 )
                 params += [
-                    after.last_used_ms, after.last_used_ms, after.item_ref, after.type_ref, after.service_ref,
+                    after.last_used_ms,
+                    after.last_used_ms,
+                    after.item_ref,
+                    after.type_ref,
+                    after.service_ref,
                 ]
             else:
                 conds.append("(u.last_used < ? OR (u.last_used = ? AND (u.item, u.item_type) > (?, ?)))")
@@ -474,18 +515,39 @@ class SqliteStore:
         rows = self._reader().execute(
             "SELECT s.value, i.value, t.value, u.first_used, u.last_used, u.calls, u.failed, u.source,"
             " u.last_seq, u.item, u.item_type, u.service FROM key_usage u"
-            " JOIN terms s ON s.id = u.service JOIN terms i ON i.id = u.item JOIN terms t ON t.id = u.item_type"
+            " JOIN terms s ON s.id = u.service JOIN terms i ON i.id = u.item"
+            " JOIN terms t ON t.id = u.item_type"
             f" WHERE {' AND '.join(conds)} ORDER BY u.last_used DESC, u.item, u.item_type, u.service LIMIT ?",
             params,
         )
         return [
             UsageEntry(
-                kind=kind, service_name=service, item=item, item_type=item_type, first_used_ms=first,
-                last_used_ms=last, calls=calls, failed_calls=failed, source=source, last_seq=last_seq,
+                kind=kind,
+                service_name=service,
+                item=item,
+                item_type=item_type,
+                first_used_ms=first,
+                last_used_ms=last,
+                calls=calls,
+                failed_calls=failed,
+                source=source,
+                last_seq=last_seq,
                 position=UsagePosition(last, item_ref, type_ref, service_ref),
             )
-            for (service, item, item_type, first, last, calls, failed, source, last_seq, item_ref, type_ref,
-                 service_ref) in rows
+            for (
+                service,
+                item,
+                item_type,
+                first,
+                last,
+                calls,
+                failed,
+                source,
+                last_seq,
+                item_ref,
+                type_ref,
+                service_ref,
+            ) in rows
         ]
 
     # -- credentials ---------------------------------------------------------------------------
@@ -510,22 +572,36 @@ class SqliteStore:
     def save_access_key(self, key: AccessKey) -> None:
         self._write(
             "INSERT INTO access_keys VALUES (?,?,?,?,?,?,?)",
-            (key.access_key_id, key.account_id, key.user_name, key.secret_sealed, str(key.status),
-             ",".join(key.allowed_actions), key.created_ms),
+            (
+                key.access_key_id,
+                key.account_id,
+                key.user_name,
+                key.secret_sealed,
+                str(key.status),
+                ",".join(key.allowed_actions),
+                key.created_ms,
+            ),
         )
 
     @staticmethod
     def _key(row: Sequence[object]) -> AccessKey:
         key_id, account, user, sealed, status, allowed, created = row
         return AccessKey(
-            str(key_id), str(account), str(user), bytes(sealed),  # type: ignore[arg-type]
-            KeyStatus(status), tuple(a for a in str(allowed).split(",") if a), int(created),  # type: ignore[arg-type]
+            str(key_id),
+            str(account),
+            str(user),
+            bytes(sealed),  # type: ignore[arg-type]
+            KeyStatus(status),
+            tuple(a for a in str(allowed).split(",") if a),
+            int(created),  # type: ignore[arg-type]
         )
 
     def get_access_key(self, access_key_id: str) -> AccessKey | None:
-        row = self._reader().execute(
-            "SELECT * FROM access_keys WHERE access_key_id = ?", (access_key_id,)
-        ).fetchone()
+        row = (
+            self._reader()
+            .execute("SELECT * FROM access_keys WHERE access_key_id = ?", (access_key_id,))
+            .fetchone()
+        )
         return self._key(row) if row else None
 
     def list_access_keys(self, *, account_id: str | None) -> list[AccessKey]:
@@ -538,9 +614,12 @@ class SqliteStore:
         return [self._key(r) for r in rows]
 
     def set_access_key_status(self, access_key_id: str, status: KeyStatus) -> bool:
-        return self._write(
-            "UPDATE access_keys SET status = ? WHERE access_key_id = ?", (str(status), access_key_id)
-        ) > 0
+        return (
+            self._write(
+                "UPDATE access_keys SET status = ? WHERE access_key_id = ?", (str(status), access_key_id)
+            )
+            > 0
+        )
 
     def delete_access_key(self, access_key_id: str) -> bool:
         return self._write("DELETE FROM access_keys WHERE access_key_id = ?", (access_key_id,)) > 0
@@ -548,25 +627,38 @@ class SqliteStore:
     def save_token(self, token: ApiToken) -> None:
         self._write(
             "INSERT INTO api_tokens VALUES (?,?,?,?,?,?)",
-            (token.token_id, token.token_hash, ",".join(token.account_ids), int(token.all_accounts),
-             ",".join(token.scopes), token.created_ms),
+            (
+                token.token_id,
+                token.token_hash,
+                ",".join(token.account_ids),
+                int(token.all_accounts),
+                ",".join(token.scopes),
+                token.created_ms,
+            ),
         )
 
     @staticmethod
     def _token(row: Sequence[object]) -> ApiToken:
         token_id, token_hash, accounts, all_accounts, scopes, created = row
         return ApiToken(
-            str(token_id), bytes(token_hash),  # type: ignore[arg-type]
-            tuple(a for a in str(accounts).split(",") if a), bool(all_accounts),
-            tuple(TokenScope(s) for s in str(scopes).split(",") if s), int(created),  # type: ignore[arg-type]
+            str(token_id),
+            bytes(token_hash),  # type: ignore[arg-type]
+            tuple(a for a in str(accounts).split(",") if a),
+            bool(all_accounts),
+            tuple(TokenScope(s) for s in str(scopes).split(",") if s),
+            int(created),  # type: ignore[arg-type]
         )
 
     def find_token(self, token_hash: bytes) -> ApiToken | None:
-        row = self._reader().execute("SELECT * FROM api_tokens WHERE token_hash = ?", (token_hash,)).fetchone()
+        row = (
+            self._reader().execute("SELECT * FROM api_tokens WHERE token_hash = ?", (token_hash,)).fetchone()
+        )
         return self._token(row) if row else None
 
     def list_tokens(self) -> list[ApiToken]:
-        return [self._token(r) for r in self._reader().execute("SELECT * FROM api_tokens ORDER BY created_ms")]
+        return [
+            self._token(r) for r in self._reader().execute("SELECT * FROM api_tokens ORDER BY created_ms")
+        ]
 
     def delete_token(self, token_id: str) -> bool:
         return self._write("DELETE FROM api_tokens WHERE token_id = ?", (token_id,)) > 0
@@ -587,6 +679,6 @@ def _split_sql(script: str) -> list[str]:
         if sqlite3.complete_statement(buffer):
             statements.append(buffer.strip())
             buffer = ""
-    if buffer.strip() and not all(l.strip().startswith("--") for l in buffer.strip().splitlines()):
+    if buffer.strip() and not all(line.strip().startswith("--") for line in buffer.strip().splitlines()):
         raise StoreError("a migration ends with an incomplete statement")
     return statements

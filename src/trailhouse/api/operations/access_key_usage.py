@@ -63,8 +63,15 @@ def _paged(call: Call, svc: Services, which: access_keys.UsageList) -> UsagePage
         raise _invalid("NextToken is malformed.")
     try:
         return access_keys.list_last_used(
-            svc.store, svc.page_tokens, which, account_id=call.account_id, access_key_id=access_key,
-            service_name=service_name, now_ms=call.now_ms, page_size=page_size, next_token=token,
+            svc.store,
+            svc.page_tokens,
+            which,
+            account_id=call.account_id,
+            access_key_id=access_key,
+            service_name=service_name,
+            now_ms=call.now_ms,
+            page_size=page_size,
+            next_token=token,
             window_days=svc.settings.usage_window_days,
         )
     except (UsageQueryInvalid, InvalidPageToken) as exc:
@@ -104,7 +111,10 @@ def get_access_key_last_used_resources(call: Call, svc: Services) -> dict[str, A
 def get_access_key_last_used_products(call: Call, svc: Services) -> dict[str, Any]:
     access_key = _required(call.params, "AccessKey")
     products = access_keys.last_used_products(
-        svc.store, account_id=call.account_id, access_key_id=access_key, now_ms=call.now_ms,
+        svc.store,
+        account_id=call.account_id,
+        access_key_id=access_key,
+        now_ms=call.now_ms,
         window_days=svc.settings.usage_window_days,
     )
     return {
@@ -125,7 +135,10 @@ def get_access_key_last_used_products(call: Call, svc: Services) -> dict[str, An
 def get_access_key_last_used_info(call: Call, svc: Services) -> dict[str, Any]:
     access_key = _required(call.params, "AccessKey")
     info = access_keys.last_used_info(
-        svc.store, account_id=call.account_id, access_key_id=access_key, now_ms=call.now_ms,
+        svc.store,
+        account_id=call.account_id,
+        access_key_id=access_key,
+        now_ms=call.now_ms,
         window_days=svc.settings.usage_window_days,
     )
     body: dict[str, Any] = {
