@@ -54,6 +54,10 @@ SQLITE_INDEX_PRIORITY: tuple[tuple[str, str], ...] = (
     ("event_rw", "events_rw"),
 )
 
+DAY_MS = 86_400_000
+#: Beyond this many days a hashed look-up stops probing day by day and filters the account's rows.
+MAX_DAY_PROBES = 1000
+
 # Resolvers turn strings into term ids; a value that was never stored has no id and matches nothing.
 ResolveTerms = Callable[[Sequence[str]], list[int]]
 ResolvePrefix = Callable[[str], list[int]]
@@ -91,6 +95,7 @@ def build_find(
     ph: str = "?",
     name_indexes: bool = False,
     distinct_on: bool = False,
+    day_buckets: bool = False,
 ) -> FindQuery | None:
     """Translate a filter to one SELECT, or None when it can match nothing.
 
@@ -126,6 +131,11 @@ def build_find(
         elif attr in HASHED_COLUMNS:
             hash_col, text_col = HASHED_COLUMNS[attr]
             distinct = sorted(set(values))
+            days = range(flt.start_ms // DAY_MS, flt.end_ms // DAY_MS + 1)
+            if day_buckets and len(days) <= MAX_DAY_PROBES:
+                # SQLite's hash indexes lead with the UTC day (see migration 0003): probe each day.
+                event_conds.append(f"e.event_time / {DAY_MS} IN ({_placeholders(ph, len(days))})")
+                params_ev.extend(days)
             event_conds.append(f"e.{hash_col} IN ({_placeholders(ph, len(distinct))})")
             params_ev.extend(key_hash(v) for v in distinct)
             event_conds.append(f"e.{text_col} IN ({_placeholders(ph, len(distinct))})")
