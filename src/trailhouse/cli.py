@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
+import io
+import itertools
 import json
 import sys
 import time
+import zlib
 from collections.abc import Iterator
-from pathlib import Path
-from typing import Annotated
+from typing import Annotated, BinaryIO
 
 import orjson
 import typer
@@ -131,50 +134,64 @@ def serve(
 
 
 # -- ingest --------------------------------------------------------------------------------------
-def _open_input(name: str) -> bytes:
-    if name == "-":
-        return sys.stdin.buffer.read()
-    return Path(name).read_bytes()
+def _open_input(name: str, stack: contextlib.ExitStack) -> BinaryIO:
+    """The file (or stdin), transparently gunzipped when it starts with the gzip magic."""
+    raw: BinaryIO = sys.stdin.buffer if name == "-" else stack.enter_context(open(name, "rb"))  # noqa: SIM115
+    peek = getattr(raw, "peek", None)
+    if peek is None:  # a stdin replaced by an in-memory buffer: no look-ahead, so buffer it whole
+        raw = io.BytesIO(raw.read())
+        head = raw.getvalue()[:2]
+    else:
+        head = peek(2)[:2]
+    if head == b"\x1f\x8b":
+        return stack.enter_context(gzip.GzipFile(fileobj=raw, mode="rb"))  # type: ignore[return-value]
+    return raw
 
 
 def _file_items(name: str, chunk: int) -> Iterator[list[tuple[int, object]]]:
-    """Decoded events of one file, in chunks, streaming NDJSON so that large files stay flat in memory."""
-    raw = _open_input(name)
-    if raw[:2] == b"\x1f\x8b":
-        try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError) as exc:
-            raise UnreadableInput(f"corrupt gzip data: {exc}") from None
-    head = raw.lstrip()[:1]
-    if head == b"[" or (head == b"{" and _is_document(raw)):
-        from .service.ingest import decode_events
-
-        items = decode_events(raw)
-        for start in range(0, len(items), chunk):
-            yield items[start : start + chunk]
-        return
-    batch: list[tuple[int, object]] = []
-    for item in decode_ndjson(raw.splitlines()):
-        batch.append(item)
-        if len(batch) >= chunk:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
+    """Decoded events of one file, in chunks; NDJSON is streamed so that large files stay flat in memory."""
+    with contextlib.ExitStack() as stack:
+        yield from _decoded_chunks(_open_input(name, stack), chunk)
 
 
-def _is_document(raw: bytes) -> bool:
-    """True when a file starting with '{' is one JSON document rather than NDJSON."""
-    first_line = raw.lstrip().split(b"\n", 1)[0]
+def _decoded_chunks(stream: BinaryIO, chunk: int) -> Iterator[list[tuple[int, object]]]:
+    from .service.ingest import decode_events
+
     try:
-        orjson.loads(first_line)
+        lines = iter(stream)
+        skipped = 0
+        first = b""
+        for first in lines:
+            if first.strip():
+                break
+            skipped += 1
+        head = first.lstrip()[:1]
+        if not head:
+            return
+        if head == b"[" or (head == b"{" and _is_document(first)):
+            items = decode_events(first + stream.read())
+            for start in range(0, len(items), chunk):
+                yield items[start : start + chunk]
+            return
+        batch: list[tuple[int, object]] = []
+        for item in decode_ndjson(itertools.chain([first], lines), first_line=skipped + 1):
+            batch.append(item)
+            if len(batch) >= chunk:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+        raise UnreadableInput(f"corrupt gzip data: {exc}") from None
+
+
+def _is_document(first_line: bytes) -> bool:
+    """Whether a file whose first line starts with '{' is one JSON document rather than NDJSON."""
+    try:
+        parsed = orjson.loads(first_line)
     except orjson.JSONDecodeError:
         return True  # a pretty-printed object spans lines
-    try:
-        parsed = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return False
-    return isinstance(parsed, dict) and "events" in parsed
+    return isinstance(parsed, dict) and "events" in parsed and "eventId" not in parsed
 
 
 @app.command()
@@ -484,8 +501,6 @@ def lookup(
     db: DbOption = None,
 ) -> None:
     """Search events without the cloud API's limits: any filters, any window, no page limit."""
-    import itertools
-
     from .model.times import DAY_MS
     from .service.search import FILTER_PARAMS, SearchParamError, build_search_filter
 
