@@ -23,8 +23,10 @@ NAMES = ("DescribeInstances", "DescribeRegions", "CreateUser", "ListBuckets")
 
 def make_event(i: int, account: str = A) -> dict[str, Any]:
     e: dict[str, Any] = {
-        "eventId": f"n-{account}-{i}", "eventTime": f"2026-11-{1 + i % 20:02d}T{i % 24:02d}:00:{i % 60:02d}Z",
-        "eventName": NAMES[i % 4], "serviceName": "Ram" if i % 4 == 2 else "Ecs",
+        "eventId": f"n-{account}-{i}",
+        "eventTime": f"2026-11-{1 + i % 20:02d}T{i % 24:02d}:00:{i % 60:02d}Z",
+        "eventName": NAMES[i % 4],
+        "serviceName": "Ram" if i % 4 == 2 else "Ecs",
         "sourceIpAddress": f"10.{i % 3}.{i % 5}.{i % 7}",
         "userIdentity": {"accountId": account, "type": "ram-user", "userName": f"u{i % 3}"},
     }
@@ -49,7 +51,9 @@ def reader(server: LiveServer, *accounts: str) -> dict[str, str]:
     return {"authorization": f"Bearer {token.secret}"}
 
 
-def get(server: LiveServer, headers: dict[str, str], path: str = "/api/v1/events", **params: Any) -> httpx.Response:
+def get(
+    server: LiveServer, headers: dict[str, str], path: str = "/api/v1/events", **params: Any
+) -> httpx.Response:
     return httpx.get(f"{server.url}{path}", params={**WINDOW, **params}, headers=headers, timeout=30)
 
 
@@ -66,12 +70,21 @@ def newest_first(events: list[dict[str, Any]]) -> list[str]:
     [
         ({"EventName": "CreateUser"}, lambda e: e["eventName"] == "CreateUser"),
         ({"EventName.prefix": "Describe"}, lambda e: e["eventName"].startswith("Describe")),
-        ({"EventName": ["CreateUser", "ListBuckets"]}, lambda e: e["eventName"] in ("CreateUser", "ListBuckets")),
-        ({"SourceIpAddress": "10.1.0.0/16"},
-         lambda e: ipaddress.ip_address(e["sourceIpAddress"]) in ipaddress.ip_network("10.1.0.0/16")),
+        (
+            {"EventName": ["CreateUser", "ListBuckets"]},
+            lambda e: e["eventName"] in ("CreateUser", "ListBuckets"),
+        ),
+        (
+            {"SourceIpAddress": "10.1.0.0/16"},
+            lambda e: ipaddress.ip_address(e["sourceIpAddress"]) in ipaddress.ip_network("10.1.0.0/16"),
+        ),
         ({"failed": "true"}, lambda e: "errorCode" in e),
-        ({"failed": "false", "User": "u1", "ServiceName": "Ecs"},
-         lambda e: "errorCode" not in e and e["userIdentity"]["userName"] == "u1" and e["serviceName"] == "Ecs"),
+        (
+            {"failed": "false", "User": "u1", "ServiceName": "Ecs"},
+            lambda e: (
+                "errorCode" not in e and e["userIdentity"]["userName"] == "u1" and e["serviceName"] == "Ecs"
+            ),
+        ),
     ],
 )
 def test_filters_match_a_brute_force_reference(
@@ -121,7 +134,9 @@ def test_exports_stream_every_event(server: LiveServer) -> None:
     assert lines == sorted(EVENTS, key=lambda e: e["eventTime"])  # verbatim, every one
     r = get(server, headers, format="csv", EventName="CreateUser")
     rows = list(csv.DictReader(io.StringIO(r.text)))
-    assert [row["eventId"] for row in rows] == newest_first([e for e in EVENTS if e["eventName"] == "CreateUser"])
+    assert [row["eventId"] for row in rows] == newest_first(
+        [e for e in EVENTS if e["eventName"] == "CreateUser"]
+    )
     assert rows[0]["userIdentity.userName"] in ("u0", "u1", "u2")
 
 
@@ -136,9 +151,18 @@ def test_account_scoping(server: LiveServer) -> None:
 
 @pytest.mark.parametrize(
     "params",
-    [{"limit": "0"}, {"limit": "x"}, {"order": "sideways"}, {"format": "xml"}, {"start": "yesterday"},
-     {"SourceIpAddress": "10.0.0.0/99"}, {"EventId.prefix": "n-"}, {"EventName.fuzzy": "x"},
-     {"start": "2026-12-01T00:00:00Z", "end": "2026-11-01T00:00:00Z"}, {"cursor": "garbage"}],
+    [
+        {"limit": "0"},
+        {"limit": "x"},
+        {"order": "sideways"},
+        {"format": "xml"},
+        {"start": "yesterday"},
+        {"SourceIpAddress": "10.0.0.0/99"},
+        {"EventId.prefix": "n-"},
+        {"EventName.fuzzy": "x"},
+        {"start": "2026-12-01T00:00:00Z", "end": "2026-11-01T00:00:00Z"},
+        {"cursor": "garbage"},
+    ],
 )
 def test_bad_parameters_are_400(server: LiveServer, params: dict[str, str]) -> None:
     r = get(server, reader(server, A), **params)
@@ -149,6 +173,8 @@ def test_bad_parameters_are_400(server: LiveServer, params: dict[str, str]) -> N
 def test_openapi_describes_the_native_api(server: LiveServer) -> None:
     doc = httpx.get(f"{server.url}/api/v1/openapi.json").json()
     assert doc["openapi"].startswith("3.")
-    assert {"/api/v1/events", "/api/v1/summary", "/api/v1/access-keys/{access_key_id}/report"} <= set(doc["paths"])
+    assert {"/api/v1/events", "/api/v1/summary", "/api/v1/access-keys/{access_key_id}/report"} <= set(
+        doc["paths"]
+    )
     names = {p["name"] for p in doc["paths"]["/api/v1/events"]["get"]["parameters"]}
     assert {"EventName", "EventName.prefix", "SourceIpAddress", "cursor", "format"} <= names

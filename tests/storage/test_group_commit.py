@@ -15,10 +15,15 @@ from trailhouse.storage.sqlite import SqliteStore
 
 
 def rec(i: int) -> EventRecord:
-    return event_from_mapping({
-        "eventId": f"g{i}", "eventTime": "2026-11-20T10:00:00Z", "eventName": "X",
-        "sourceIpAddress": f"10.0.{i % 7}.1", "userIdentity": {"accountId": "9", "accessKeyId": "LTAIg"},
-    })
+    return event_from_mapping(
+        {
+            "eventId": f"g{i}",
+            "eventTime": "2026-11-20T10:00:00Z",
+            "eventName": "X",
+            "sourceIpAddress": f"10.0.{i % 7}.1",
+            "userIdentity": {"accountId": "9", "accessKeyId": "LTAIg"},
+        }
+    )
 
 
 def run_threads(store: SqliteStore, batches: list[list[EventRecord]]) -> list[AppendResult | BaseException]:
@@ -50,8 +55,9 @@ def test_overlapping_concurrent_batches(tmp_path: Path) -> None:
             assert isinstance(result, AppendResult)
             assert sorted(result.accepted + result.duplicates) == list(range(len(batch)))
             accepted += len(result.accepted)
-        stored = store.find_events(account_id="9", flt=EventFilter(0, 2**62), after=None, descending=False,
-                                   limit=10_000)
+        stored = store.find_events(
+            account_id="9", flt=EventFilter(0, 2**62), after=None, descending=False, limit=10_000
+        )
         assert accepted == len(stored) == len({e.event_id for e in stored}) == 450
     finally:
         store.close()

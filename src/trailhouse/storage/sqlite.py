@@ -307,11 +307,10 @@ class SqliteStore:
             return found if found is not None else new_terms[value]
 
         kept: list[tuple[int, EventRecord]] = []
-        stored = self._stored_event_ids(
-            conn, [(tid(rec.account_id), rec.event_time_ms // DAY_MS, rec.event_key) for _, rec in fresh]
-        )
-        for index, rec in fresh:
-            if rec.event_id in stored.get((tid(rec.account_id), rec.event_time_ms // DAY_MS, rec.event_key), ()):
+        buckets = [(tid(rec.account_id), rec.event_time_ms // DAY_MS, rec.event_key) for _, rec in fresh]
+        stored = self._stored_event_ids(conn, buckets)  # type: ignore[arg-type]
+        for (index, rec), bucket in zip(fresh, buckets, strict=True):
+            if rec.event_id in stored.get(bucket, ()):  # type: ignore[arg-type]
                 duplicates.append(index)
             else:
                 kept.append((index, rec))
