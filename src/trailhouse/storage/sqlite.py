@@ -256,10 +256,12 @@ class SqliteStore:
                 offset = 0
                 for batch in group:
                     end = offset + len(batch.records)
-                    batch.finish(AppendResult(
-                        [i - offset for i in result.accepted if offset <= i < end],
-                        [i - offset for i in result.duplicates if offset <= i < end],
-                    ))
+                    batch.finish(
+                        AppendResult(
+                            [i - offset for i in result.accepted if offset <= i < end],
+                            [i - offset for i in result.duplicates if offset <= i < end],
+                        )
+                    )
                     offset = end
                 return
         for batch in group:
