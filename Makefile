@@ -26,20 +26,21 @@ run: $(VENV)/.installed
 services:
 	@bash scripts/ensure-services
 
-test: $(VENV)/.dev-installed services
+test: $(VENV)/.dev-installed services lint
 	$(BIN)/python -m pytest -q
 
 lint: $(VENV)/.dev-installed
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check src tests bench scripts
+	$(BIN)/ruff format --check src tests bench scripts
 
 docs: $(VENV)/.dev-installed
 	$(BIN)/python -m trailhouse.docs_gen
 
 bench: $(VENV)/.dev-installed services
-	$(BIN)/python -m bench.run --events 1000000
+	$(BIN)/python -m bench.run --events 1000000 --backends sqlite,postgres $(BENCH_ARGS)
 
 bench-large: $(VENV)/.dev-installed services
-	$(BIN)/python -m bench.run --events 10000000
+	$(BIN)/python -m bench.run --events 10000000 --backends sqlite,postgres $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

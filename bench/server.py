@@ -1,0 +1,156 @@
+"""The system under test: ``trailhouse serve`` as a subprocess, and the CLI commands the harness drives.
+
+Every child process gets the same environment: the ``trailhouse`` package the harness imported (so
+a source checkout works without installing), ``TRAILHOUSE_DATA_DIR`` in the run's work directory
+(the master key lives there) and nothing else from ``TRAILHOUSE_*``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+import trailhouse
+
+__all__ = ["CliError", "Server", "child_env", "free_port", "run_cli"]
+
+
+class CliError(RuntimeError):
+    pass
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def child_env(data_dir: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRAILHOUSE_")}
+    package_root = str(Path(trailhouse.__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH", "")) if p)
+    env["TRAILHOUSE_DATA_DIR"] = str(data_dir)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def run_cli(
+    args: list[str], data_dir: Path, *, timeout: float | None = None, wrapper: list[str] | None = None
+) -> tuple[dict[str, Any], float]:
+    """Run ``trailhouse <args> --json``; return its JSON output and the wall time in seconds.
+
+    ``wrapper`` prefixes the command (a profiler).
+    """
+    started = time.perf_counter()
+    proc = subprocess.run(
+        [*(wrapper or []), sys.executable, "-m", "trailhouse.cli", *args, "--json"],
+        env=child_env(data_dir),
+        capture_output=True,
+        timeout=timeout,
+        check=False,
+    )
+    elapsed = time.perf_counter() - started
+    if proc.returncode != 0:
+        raise CliError(
+            f"trailhouse {' '.join(args[:2])} exited with {proc.returncode}:\n"
+            f"{proc.stderr.decode(errors='replace')[-3000:]}"
+        )
+    lines = [line for line in proc.stdout.decode().splitlines() if line.startswith(("{", "["))]
+    if not lines:
+        raise CliError(f"trailhouse {' '.join(args[:2])} printed no JSON: {proc.stdout[-500:]!r}")
+    return json.loads(lines[-1]), elapsed
+
+
+class Server:
+    """``trailhouse serve`` on a free port; ``start()`` returns once /healthz answers."""
+
+    def __init__(self, db_url: str, data_dir: Path, log_path: Path, *, log_level: str = "info") -> None:
+        self.db_url = db_url
+        self.data_dir = data_dir
+        self.log_path = log_path
+        self.log_level = log_level
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._log: Any = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def host(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def start(self, timeout: float = 60.0) -> None:
+        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "trailhouse.cli",
+                "serve",
+                "--db",
+                self.db_url,
+                "--port",
+                str(self.port),
+                "--throttle-lookup",
+                "0",
+                "--throttle-usage",
+                "0",
+                "--log-level",
+                self.log_level,
+            ],
+            env=child_env(self.data_dir),
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(
+                    f"trailhouse serve exited with {self.proc.returncode}; see {self.log_path}"
+                )
+            try:
+                if httpx.get(f"{self.base_url}/healthz", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"trailhouse serve did not answer within {timeout}s; see {self.log_path}")
+            time.sleep(0.1)
+
+    def stop(self) -> int | None:
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=40)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self._log is not None:
+            self._log.close()
+        return self.proc.returncode
+
+    def __enter__(self) -> Server:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,193 @@
+"""The benchmark harness, end to end on a tiny dataset, so that ``bench/`` cannot rot.
+
+Runs ``python -m bench.run`` as ``make bench`` does (a real ``trailhouse serve``, the CLI, signed
+V1/V3 requests, DuckDB) on 3,000 events with SQLite, and checks that the results file has every
+section with sane numbers. The figures themselves are not asserted: this is not a benchmark.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import trailhouse
+
+pytest.importorskip("duckdb")
+pytest.importorskip("httpx")
+
+REPO = Path(__file__).resolve().parents[2]
+EVENTS = 3000
+SLICE = 1000
+
+
+def _env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRAILHOUSE_")}
+    paths = [str(REPO), str(Path(trailhouse.__file__).resolve().parents[1]), env.get("PYTHONPATH", "")]
+    env["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
+    return env
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    tmp = tmp_path_factory.mktemp("bench")
+    out = tmp / "results.json"
+    command = [
+        sys.executable,
+        "-m",
+        "bench.run",
+        "--events",
+        str(EVENTS),
+        "--backends",
+        "sqlite",
+        "--http-events",
+        str(SLICE),
+        "--file-events",
+        str(SLICE),
+        "--producers",
+        "2",
+        "--batch",
+        "250",
+        "--walks",
+        "2",
+        "--walks-concurrent",
+        "1",
+        "--clients",
+        "2",
+        "--pages",
+        "3",
+        "--data-dir",
+        str(tmp / "data"),
+        "--work-dir",
+        str(tmp / "work"),
+        "--out",
+        str(out),
+    ]
+    proc = subprocess.run(
+        command, cwd=REPO, env=_env(), capture_output=True, text=True, timeout=180, check=False
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert "Targets (issue 7)" in proc.stdout  # the printed summary
+    return json.loads(out.read_text())
+
+
+def test_run_section_describes_machine_code_and_command(results: dict[str, Any]) -> None:
+    run = results["run"]
+    for key in ("cpu_model", "cpu_count", "memory_bytes", "python", "sqlite", "duckdb"):
+        assert run["machine"][key], key
+    assert "--events 3000" in run["command"]
+    assert run["started"] <= run["finished"]
+    assert len(run["trailhouse_source_sha256"]) == 64
+    assert "commit" in run["git"]
+
+
+def test_dataset_is_the_requested_size(results: dict[str, Any]) -> None:
+    ds = results["dataset"]
+    assert ds["count"] == EVENTS
+    assert sum(p["events"] for p in ds["parts"]) == EVENTS
+    assert ds["slice_http"]["events"] == SLICE and ds["slice_file"]["events"] == SLICE
+    assert 500 < ds["bytes_per_event"] < 3000
+
+
+def _sane_rate(phase: dict[str, Any], events: int) -> None:
+    assert phase["events"] == events
+    assert phase["seconds"] > 0
+    assert 0 < phase["events_per_second"] < 10_000_000
+    assert phase["mb_per_second"] > 0
+
+
+def test_sqlite_ingest_phases(results: dict[str, Any]) -> None:
+    sqlite = results["backends"]["sqlite"]
+    assert "error" not in sqlite, sqlite.get("traceback")
+    _sane_rate(sqlite["load"], EVENTS)
+    assert sqlite["load"]["accepted"] == EVENTS
+    _sane_rate(sqlite["ingest_http"], SLICE)
+    assert sqlite["ingest_http"]["accepted"] == SLICE and sqlite["ingest_http"]["errors"] == 0
+    assert sqlite["ingest_http"]["request_latency_ms"]["p50"] > 0
+    _sane_rate(sqlite["ingest_file"], SLICE)
+    assert sqlite["ingest_file"]["accepted"] == SLICE
+
+
+def test_sqlite_disk(results: dict[str, Any]) -> None:
+    disk = results["backends"]["sqlite"]["disk"]
+    assert disk["events"] == EVENTS + 2 * SLICE
+    assert 100 < disk["bytes_per_event"] < 10_000
+    assert disk["index_bytes"] > 0 and disk["table_bytes"] > 0
+    assert "events" in disk["objects"]
+
+
+def test_every_question_answered_without_errors(results: dict[str, Any]) -> None:
+    queries = results["backends"]["sqlite"]["queries"]
+    names = {s["name"] for s in results["shapes"]}
+    assert names == set(queries)
+    assert any(n.startswith("LookupEvents 2017") for n in names)
+    assert any(n.startswith("LookupEvents 2020") for n in names)
+    assert "GetAccessKeyLastUsedIps / hot key" in names
+    for name, q in queries.items():
+        for mode in ("one_client", "concurrent"):
+            r = q[mode]
+            assert r["errors"] == 0, (name, mode, r["first_error"])
+            lat = r["latency_ms"]
+            assert r["requests"] >= 1 and 0 < lat["p50"] <= lat["p95"] <= lat["p99"] <= lat["max"], (
+                name,
+                mode,
+            )
+        assert q["concurrent"]["clients"] == 2 and q["concurrent"]["requests_per_second"] > 0
+
+
+def test_server_answers_match_the_baseline(results: dict[str, Any]) -> None:
+    checks = results["backends"]["sqlite"]["cross_check"]
+    assert set(checks) == {s["name"] for s in results["shapes"]}
+    for name, check in checks.items():
+        assert check["first_page_equal"] and check["pages_equal"] == check["pages_compared"], name
+
+
+def test_baseline_sections(results: dict[str, Any]) -> None:
+    base = results["baseline"]
+    _sane_rate(base["load"], EVENTS)
+    _sane_rate(base["ingest_batches"], SLICE)
+    _sane_rate(base["ingest_file"], SLICE)
+    assert base["disk"]["events"] == EVENTS + 2 * SLICE and base["disk"]["bytes_per_event"] > 0
+    assert base["parquet_sorted_zstd"]["bytes_per_event"] > 0
+    filters = {s["filter"] for s in results["shapes"]}
+    assert set(base["queries"]) == filters
+    for q in base["queries"].values():
+        assert q["one_client"]["latency_ms"]["p50"] > 0 and q["concurrent"]["requests_per_second"] > 0
+    assert base["picks"]["matches"]["EventAccessKeyId hot"] > 0
+
+
+def test_targets_are_evaluated(results: dict[str, Any]) -> None:
+    targets = results["backends"]["sqlite"]["targets"]
+    assert set(targets) == set(results["run"]["targets"])
+    assert all(isinstance(t["met"], bool) for t in targets.values())
+
+
+def test_report_renders_markdown(results: dict[str, Any]) -> None:
+    from bench.report import render_markdown
+
+    md = render_markdown(results)
+    assert "#### Queries" in md and "| sqlite |" in md
+
+
+def test_dataset_is_byte_identical_per_seed(tmp_path: Path) -> None:
+    from bench.dataset import ensure_dataset
+
+    def make(where: Path) -> list[str]:
+        ds = ensure_dataset(
+            where,
+            seed=3,
+            count=500,
+            end_day_ms=1_700_000_000_000 // 86_400_000 * 86_400_000,
+            http_events=100,
+            file_events=100,
+            log=lambda _m: None,
+        )
+        assert ds.slice_http is not None and ds.slice_file is not None
+        return [p.sha256 for p in ds.parts] + [ds.slice_http.sha256, ds.slice_file.sha256]
+
+    assert make(tmp_path / "a") == make(tmp_path / "b")
