@@ -60,7 +60,7 @@ from ..model.times import DAY_MS, now_ms
 from . import codec
 from .base import AppendResult, LogEntry, StoreError, StoreUnavailable
 from .migrations import migrations_for
-from .sql import build_find, network_text_prefix
+from .sql import build_find, network_text_prefix, term_values
 from .usage import usage_rows
 
 __all__ = ["PostgresStore", "month_bounds", "month_of"]
@@ -444,7 +444,7 @@ class PostgresStore:
             else:
                 seen.add(ident)
                 fresh.append((index, rec))
-        self._intern(_term_values(rec for _, rec in fresh))
+        self._intern(term_values(rec for _, rec in fresh))
         months = {month_of(rec.event_time_ms) for _, rec in fresh}
         for attempt in range(2):
             self._ensure_months(months)
@@ -911,28 +911,3 @@ def _stored_event(row: Sequence[Any]) -> StoredEvent:
     """(seq, event_time, event_id, packed body) as read from events."""
     seq, event_time, event_id, body = row
     return StoredEvent(seq, event_time, bytes(event_id).decode(), codec.unpack(body))
-
-
-def _term_values(records: Iterable[EventRecord]) -> set[str]:
-    """Every string of a batch that is stored as a term, and the empty term usage rows refer to."""
-    values = {""}
-    for rec in records:
-        values.add(rec.account_id)
-        for value in (
-            rec.event_name,
-            rec.event_type,
-            rec.event_rw,
-            rec.event_category,
-            rec.service_name,
-            rec.user_name,
-            rec.access_key_id,
-            rec.source_ip,
-            rec.role_name,
-            rec.error_code,
-        ):
-            if value is not None:
-                values.add(value)
-        for rtype, rname in rec.resources:
-            values.add(rtype)
-            values.add(rname)
-    return values

@@ -10,10 +10,10 @@ import ipaddress
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from ..model.event import key_hash
+from ..model.event import EventRecord, key_hash
 from ..model.query import Attr, EventFilter, IpNetwork, Position
 
-__all__ = ["INTERNED_COLUMNS", "FindQuery", "build_find", "network_text_prefix"]
+__all__ = ["INTERNED_COLUMNS", "FindQuery", "build_find", "network_text_prefix", "term_values"]
 
 #: Attribute -> column holding a term id.
 INTERNED_COLUMNS: dict[Attr, str] = {
@@ -212,3 +212,28 @@ def build_find(
         sql += f" LIMIT {ph}"
         params.append(limit)
     return FindQuery(sql, params)
+
+
+def term_values(records: Iterable[EventRecord]) -> set[str]:
+    """Every string of a batch that is stored as a term, and the empty term usage rows refer to."""
+    values = {""}
+    for rec in records:
+        values.add(rec.account_id)
+        for value in (
+            rec.event_name,
+            rec.event_type,
+            rec.event_rw,
+            rec.event_category,
+            rec.service_name,
+            rec.user_name,
+            rec.access_key_id,
+            rec.source_ip,
+            rec.role_name,
+            rec.error_code,
+        ):
+            if value is not None:
+                values.add(value)
+        for rtype, rname in rec.resources:
+            values.add(rtype)
+            values.add(rname)
+    return values

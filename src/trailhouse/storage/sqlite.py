@@ -29,7 +29,7 @@ from ..model.query import (
 from . import codec
 from .base import AppendResult, LogEntry, StoreError
 from .migrations import migrations_for
-from .sql import DAY_MS, build_find, network_text_prefix
+from .sql import DAY_MS, build_find, network_text_prefix, term_values
 from .usage import usage_rows
 
 __all__ = ["SqliteStore"]
@@ -319,25 +319,7 @@ class SqliteStore:
         if not kept:
             return AppendResult([], sorted(duplicates))
 
-        for _, rec in kept:
-            for value in (
-                rec.event_name,
-                rec.event_type,
-                rec.event_rw,
-                rec.event_category,
-                rec.service_name,
-                rec.user_name,
-                rec.access_key_id,
-                rec.source_ip,
-                rec.role_name,
-                rec.error_code,
-            ):
-                if value is not None:
-                    values.add(value)
-            for rtype, rname in rec.resources:
-                values.add(rtype)
-                values.add(rname)
-        values.add("")
+        values |= term_values(rec for _, rec in kept)
         self._intern(conn, values, new_terms)
 
         first_seq = (conn.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0]) + 1
