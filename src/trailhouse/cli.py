@@ -87,7 +87,9 @@ def serve(
     retention_days: Annotated[
         int | None, typer.Option(help="PostgreSQL: drop monthly partitions older than this (default 400).")
     ] = None,
-    workers: Annotated[int, typer.Option(help="Worker processes (each opens its own store).")] = 1,
+    workers: Annotated[
+        int, typer.Option(help="Worker processes (each with its own store); above 1 needs --redis.")
+    ] = 1,
     log_level: Annotated[str | None, typer.Option(help="debug, info, warning, error.")] = None,
 ) -> None:
     """Start the HTTP service: the ActionTrail API at / and the native API at /api/v1."""
@@ -113,6 +115,25 @@ def serve(
         stream=sys.stderr,
     )
     _sealer(settings)  # create or check the master key before the first request needs it
+    if workers > 1:
+        # Nonces and throttling must be one across processes, and workers are started by name.
+        if not settings.redis_url:
+            raise fail("--workers above 1 needs --redis: nonces and throttling must be shared by the workers")
+        import os
+
+        os.environ.update(settings.to_env())
+        console.print(f"Trailhouse on [bold]http://{settings.host}:{settings.port}[/] ({workers} workers)")
+        uvicorn.run(
+            "trailhouse.api.app:app_from_env",
+            factory=True,
+            host=settings.host,
+            port=settings.port,
+            access_log=False,
+            log_level=settings.log_level.lower(),
+            timeout_graceful_shutdown=30,
+            workers=workers,
+        )
+        return
     try:
         application = create_app(settings)
     except StoreError as exc:
@@ -129,7 +150,6 @@ def serve(
         access_log=False,
         log_level=settings.log_level.lower(),
         timeout_graceful_shutdown=30,
-        workers=None if workers == 1 else workers,
     )
 
 

@@ -78,6 +78,28 @@ class Settings:
         given = {k: v for k, v in overrides.items() if v is not None}
         return replace(base, **given)  # type: ignore[arg-type]
 
+    def to_env(self) -> dict[str, str]:
+        """These settings as the environment ``from_env`` reads, for worker processes started by name."""
+        pairs = {
+            "TRAILHOUSE_DB": self.db_url,
+            "TRAILHOUSE_HOST": self.host,
+            "TRAILHOUSE_PORT": str(self.port),
+            "TRAILHOUSE_DATA_DIR": str(self.resolved_data_dir()),
+            "TRAILHOUSE_MASTER_KEY": self.master_key or "",
+            "TRAILHOUSE_REDIS": self.redis_url or "",
+            "TRAILHOUSE_REDIS_PREFIX": self.redis_prefix,
+            "TRAILHOUSE_MAX_BODY_BYTES": str(self.max_body_bytes),
+            "TRAILHOUSE_MAX_BATCH_EVENTS": str(self.max_batch_events),
+            "TRAILHOUSE_THROTTLE_LOOKUP_EVENTS": str(self.throttle_lookup_events),
+            "TRAILHOUSE_THROTTLE_ACCESS_KEY_USAGE": str(self.throttle_access_key_usage),
+            "TRAILHOUSE_TIMESTAMP_SKEW_S": str(self.timestamp_skew_s),
+            "TRAILHOUSE_LOOKUP_EVENTS_2020_MAX_SPAN_DAYS": str(self.lookup_events_2020_max_span_days),
+            "TRAILHOUSE_USAGE_WINDOW_DAYS": str(self.usage_window_days),
+            "TRAILHOUSE_RETENTION_DAYS": str(self.retention_days),
+            "TRAILHOUSE_LOG_LEVEL": self.log_level,
+        }
+        return pairs
+
     def resolved_data_dir(self) -> Path:
         if self.data_dir:
             return Path(self.data_dir)

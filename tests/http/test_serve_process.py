@@ -87,3 +87,62 @@ def test_serve_then_sigterm(tmp_path: Path) -> None:
         assert len(found) == 20
     finally:
         store.close()
+
+
+def test_serve_with_workers_shares_nonces_through_redis(tmp_path: Path, redis_url: str) -> None:
+    db = f"sqlite:///{tmp_path / 'workers.db'}"
+    env = {**os.environ, "TRAILHOUSE_DB": db, "TRAILHOUSE_DATA_DIR": str(tmp_path / "data")}
+    refused = subprocess.run(
+        [sys.executable, "-m", "trailhouse.cli", "serve", "--workers", "2"],
+        env=env,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert refused.returncode == 1 and b"--redis" in refused.stderr
+    token = json.loads(run_cli("tokens", "create", "--account", "42", "--json", env=env))["Token"]
+    port = free_port()
+    env["TRAILHOUSE_REDIS_PREFIX"] = f"workers-{port}"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "trailhouse.cli",
+            "serve",
+            "--port",
+            str(port),
+            "--workers",
+            "2",
+            "--redis",
+            redis_url,
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 40
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline and proc.poll() is None, "workers did not start"
+            time.sleep(0.2)
+        event = {
+            "eventId": "w1",
+            "eventTime": "2026-11-20T00:00:00Z",
+            "eventName": "X",
+            "userIdentity": {"accountId": "42"},
+        }
+        r = httpx.post(
+            f"http://127.0.0.1:{port}/api/v1/events",
+            content=orjson.dumps([event]),
+            headers={"authorization": f"Bearer {token}"},
+            timeout=30,
+        )
+        assert r.json()["accepted"] == 1
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=40)

@@ -168,3 +168,8 @@ def create_app(
     app.state.services = svc
     app.add_middleware(AccessLog)
     return app
+
+
+def app_from_env() -> Starlette:
+    """One worker of ``trailhouse serve --workers N``: its settings come from the environment."""
+    return create_app(Settings.from_env())

@@ -7,6 +7,7 @@ that allows a burst of ``rate`` requests and then ``rate`` per second).
 
 from __future__ import annotations
 
+import collections
 import math
 import threading
 import time
@@ -34,28 +35,28 @@ class Limits(Protocol):
 
 
 class InProcessLimits:
-    _PURGE_EVERY = 1024
-
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self._lock = threading.Lock()
         self._nonces: dict[tuple[str, str], float] = {}
+        # Expiry order equals insertion order (one lifetime for all), so expired nonces are always
+        # at the front: each request drops the few that expired, never scanning the live ones.
+        self._expiries: collections.deque[tuple[float, tuple[str, str]]] = collections.deque()
         self._tat: dict[str, float] = {}
-        self._inserts = 0
 
     def remember_nonce(self, access_key_id: str, nonce: str, ttl_s: int) -> bool:
         now = self._clock()
         with self._lock:
+            while self._expiries and self._expiries[0][0] <= now:
+                expires, old = self._expiries.popleft()
+                if self._nonces.get(old) == expires:
+                    del self._nonces[old]
             key = (access_key_id, nonce)
             expires = self._nonces.get(key)
             if expires is not None and expires > now:
                 return False
             self._nonces[key] = now + ttl_s
-            self._inserts += 1
-            if self._inserts % self._PURGE_EVERY == 0:
-                # Bounded memory: a nonce older than its lifetime can no longer be replayed anyway.
-                for k in [k for k, exp in self._nonces.items() if exp <= now]:
-                    del self._nonces[k]
+            self._expiries.append((now + ttl_s, key))
             return True
 
     def allow(self, key: str, rate: float) -> bool:
