@@ -60,7 +60,7 @@ from ..model.times import DAY_MS, now_ms
 from . import codec
 from .base import AppendResult, LogEntry, StoreError, StoreUnavailable
 from .migrations import migrations_for
-from .sql import build_find, network_text_prefix, term_values
+from .sql import build_find, build_usage, network_text_prefix, term_values, usage_entry
 from .usage import usage_rows
 
 __all__ = ["PostgresStore", "month_bounds", "month_of"]
@@ -729,59 +729,24 @@ class PostgresStore:
             key_ref = self._term_id(access_key_id)
             if account_ref is None or key_ref is None:
                 return []
-            conds = ["u.account = %s", "u.access_key = %s", "u.kind = %s", "u.last_used >= %s"]
-            params: list[object] = [account_ref, key_ref, int(kind), since_ms]
+            service_ref = None
             if service_name is not None:
                 service_ref = self._term_id(service_name)
                 if service_ref is None:
                     return []
-                conds.append("u.service = %s")
-                params.append(service_ref)
-            if after is not None:
-                if service_name is None:
-                    conds.append(
-                        "(u.last_used < %s OR (u.last_used = %s"
-                        " AND (u.item, u.item_type, u.service) > (%s, %s, %s)))"
-                    )
-                    params += [
-                        after.last_used_ms,
-                        after.last_used_ms,
-                        after.item_ref,
-                        after.type_ref,
-                        after.service_ref,
-                    ]
-                else:
-                    conds.append(
-                        "(u.last_used < %s OR (u.last_used = %s AND (u.item, u.item_type) > (%s, %s)))"
-                    )
-                    params += [after.last_used_ms, after.last_used_ms, after.item_ref, after.type_ref]
-            params.append(limit)
-            with self._conn() as conn:
-                rows = conn.execute(
-                    "SELECT s.value, i.value, t.value, u.first_used, u.last_used, u.calls, u.failed,"
-                    " u.source, u.last_seq, u.item, u.item_type, u.service FROM key_usage u"
-                    " JOIN terms s ON s.id = u.service JOIN terms i ON i.id = u.item"
-                    " JOIN terms t ON t.id = u.item_type"
-                    f" WHERE {' AND '.join(conds)}"
-                    " ORDER BY u.last_used DESC, u.item, u.item_type, u.service LIMIT %s",
-                    params,
-                ).fetchall()
-        return [
-            UsageEntry(
+            query = build_usage(
+                account_ref=account_ref,
+                key_ref=key_ref,
                 kind=kind,
-                service_name=bytes(r[0]).decode(),
-                item=bytes(r[1]).decode(),
-                item_type=bytes(r[2]).decode(),
-                first_used_ms=r[3],
-                last_used_ms=r[4],
-                calls=r[5],
-                failed_calls=r[6],
-                source=r[7],
-                last_seq=r[8],
-                position=UsagePosition(r[4], r[9], r[10], r[11]),
+                service_ref=service_ref,
+                since_ms=since_ms,
+                after=after,
+                limit=limit,
+                ph="%s",
             )
-            for r in rows
-        ]
+            with self._conn() as conn:
+                rows = conn.execute(query.sql, query.params).fetchall()
+        return [usage_entry(kind, row) for row in rows]
 
     # -- credentials ---------------------------------------------------------------------------
     def _write(self, query: str, params: Sequence[object]) -> int:

@@ -9,11 +9,20 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from ..model.event import EventRecord, key_hash
-from ..model.query import Attr, EventFilter, IpNetwork, Position
+from ..model.query import Attr, EventFilter, IpNetwork, Position, UsageEntry, UsageKind, UsagePosition
 
-__all__ = ["INTERNED_COLUMNS", "FindQuery", "build_find", "network_text_prefix", "term_values"]
+__all__ = [
+    "INTERNED_COLUMNS",
+    "FindQuery",
+    "build_find",
+    "build_usage",
+    "network_text_prefix",
+    "term_values",
+    "usage_entry",
+]
 
 #: Attribute -> column holding a term id.
 INTERNED_COLUMNS: dict[Attr, str] = {
@@ -237,3 +246,87 @@ def term_values(records: Iterable[EventRecord]) -> set[str]:
             values.add(rtype)
             values.add(rname)
     return values
+
+
+def build_usage(
+    *,
+    account_ref: int,
+    key_ref: int,
+    kind: UsageKind,
+    service_ref: int | None,
+    since_ms: int,
+    after: UsagePosition | None,
+    limit: int,
+    ph: str = "?",
+) -> FindQuery:
+    """One page of ``key_usage``, most recent first; ``service_ref`` None reads every service.
+
+    Across services the last ties break on the service too (the same item on two services).
+    """
+    conds = [f"u.account = {ph}", f"u.access_key = {ph}", f"u.kind = {ph}", f"u.last_used >= {ph}"]
+    params: list[object] = [account_ref, key_ref, int(kind), since_ms]
+    if service_ref is not None:
+        conds.append(f"u.service = {ph}")
+        params.append(service_ref)
+    if after is not None:
+        if service_ref is None:
+            conds.append(
+                f"(u.last_used < {ph} OR (u.last_used = {ph}"
+                f" AND (u.item, u.item_type, u.service) > ({ph}, {ph}, {ph})))"
+            )
+            params += [
+                after.last_used_ms,
+                after.last_used_ms,
+                after.item_ref,
+                after.type_ref,
+                after.service_ref,
+            ]
+        else:
+            conds.append(
+                f"(u.last_used < {ph} OR (u.last_used = {ph} AND (u.item, u.item_type) > ({ph}, {ph})))"
+            )
+            params += [after.last_used_ms, after.last_used_ms, after.item_ref, after.type_ref]
+    params.append(limit)
+    sql = (
+        "SELECT s.value, i.value, t.value, u.first_used, u.last_used, u.calls, u.failed, u.source,"
+        " u.last_seq, u.item, u.item_type, u.service FROM key_usage u"
+        " JOIN terms s ON s.id = u.service JOIN terms i ON i.id = u.item"
+        " JOIN terms t ON t.id = u.item_type"
+        f" WHERE {' AND '.join(conds)} ORDER BY u.last_used DESC, u.item, u.item_type, u.service LIMIT {ph}"
+    )
+    return FindQuery(sql, params)
+
+
+def usage_entry(kind: UsageKind, row: Sequence[Any]) -> UsageEntry:
+    """A row of ``build_usage``'s query; text columns may come back as bytes (PostgreSQL bytea)."""
+    (
+        service,
+        item,
+        item_type,
+        first,
+        last,
+        calls,
+        failed,
+        source,
+        last_seq,
+        item_ref,
+        type_ref,
+        service_ref,
+    ) = row
+    return UsageEntry(
+        kind=kind,
+        service_name=_text(service),
+        item=_text(item),
+        item_type=_text(item_type),
+        first_used_ms=first,
+        last_used_ms=last,
+        calls=calls,
+        failed_calls=failed,
+        source=source,
+        last_seq=last_seq,
+        position=UsagePosition(last, item_ref, type_ref, service_ref),
+    )
+
+
+def _text(value: str | bytes | memoryview) -> str:
+    return value if isinstance(value, str) else bytes(value).decode()

@@ -29,7 +29,7 @@ from ..model.query import (
 from . import codec
 from .base import AppendResult, LogEntry, StoreError
 from .migrations import migrations_for
-from .sql import DAY_MS, build_find, network_text_prefix, term_values
+from .sql import DAY_MS, build_find, build_usage, network_text_prefix, term_values, usage_entry
 from .usage import usage_rows
 
 __all__ = ["SqliteStore"]
@@ -549,67 +549,21 @@ class SqliteStore:
         key_ref = self._term_id(access_key_id)
         if account_ref is None or key_ref is None:
             return []
-        conds = ["u.account = ?", "u.access_key = ?", "u.kind = ?", "u.last_used >= ?"]
-        params: list[object] = [account_ref, key_ref, int(kind), since_ms]
+        service_ref = None
         if service_name is not None:
             service_ref = self._term_id(service_name)
             if service_ref is None:
                 return []
-            conds.append("u.service = ?")
-            params.append(service_ref)
-        if after is not None:
-            if service_name is None:
-                conds.append(
-                    "(u.last_used < ? OR (u.last_used = ? AND (u.item, u.item_type, u.service) > (?, ?, ?)))"
-                )
-                params += [
-                    after.last_used_ms,
-                    after.last_used_ms,
-                    after.item_ref,
-                    after.type_ref,
-                    after.service_ref,
-                ]
-            else:
-                conds.append("(u.last_used < ? OR (u.last_used = ? AND (u.item, u.item_type) > (?, ?)))")
-                params += [after.last_used_ms, after.last_used_ms, after.item_ref, after.type_ref]
-        params.append(limit)
-        rows = self._reader().execute(
-            "SELECT s.value, i.value, t.value, u.first_used, u.last_used, u.calls, u.failed, u.source,"
-            " u.last_seq, u.item, u.item_type, u.service FROM key_usage u"
-            " JOIN terms s ON s.id = u.service JOIN terms i ON i.id = u.item"
-            " JOIN terms t ON t.id = u.item_type"
-            f" WHERE {' AND '.join(conds)} ORDER BY u.last_used DESC, u.item, u.item_type, u.service LIMIT ?",
-            params,
+        query = build_usage(
+            account_ref=account_ref,
+            key_ref=key_ref,
+            kind=kind,
+            service_ref=service_ref,
+            since_ms=since_ms,
+            after=after,
+            limit=limit,
         )
-        return [
-            UsageEntry(
-                kind=kind,
-                service_name=service,
-                item=item,
-                item_type=item_type,
-                first_used_ms=first,
-                last_used_ms=last,
-                calls=calls,
-                failed_calls=failed,
-                source=source,
-                last_seq=last_seq,
-                position=UsagePosition(last, item_ref, type_ref, service_ref),
-            )
-            for (
-                service,
-                item,
-                item_type,
-                first,
-                last,
-                calls,
-                failed,
-                source,
-                last_seq,
-                item_ref,
-                type_ref,
-                service_ref,
-            ) in rows
-        ]
+        return [usage_entry(kind, row) for row in self._reader().execute(query.sql, query.params)]
 
     # -- credentials ---------------------------------------------------------------------------
     def _write(self, sql: str, params: Sequence[object]) -> int:
