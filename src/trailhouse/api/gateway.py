@@ -64,14 +64,13 @@ class Gateway:
         # The raw path is what clients sign (V3 CanonicalURI); RPC clients always send "/".
         raw_path = request.scope.get("raw_path") or request.url.path.encode()
         path = raw_path.decode("latin-1").split("?", 1)[0] or "/"
-        fmt: Fmt = guess_format(raw_query, headers)
         try:
             body = await self._read_body(request)
             outcome = await run_in_threadpool(
                 self.process, request.method, raw_query, headers, body, request_id, path
             )
-        except errors.ApiError as err:
-            outcome = self._error(err, request_id, host_id, fmt, None)
+        except errors.ApiError as err:  # the body could not be read: process() never ran
+            outcome = self._error(err, request_id, host_id, guess_format(raw_query, headers), None)
         request.scope.setdefault("state", {})["action"] = outcome.action or "-"
         return Response(
             outcome.body,
