@@ -34,6 +34,12 @@ NOW = parse_wire_time("2024-06-01T12:00:00Z")
 HOUR_MS = 3_600_000
 WINDOW_DAYS = 400
 SINCE = NOW - WINDOW_DAYS * DAY_MS
+
+
+def last_used_ips(store: Any, tokens: Any, **kwargs: Any) -> ak.UsagePage:
+    return ak.list_last_used(store, tokens, ak.UsageList.IPS, **kwargs)
+
+
 ACCOUNT = "1000000000000001"
 OTHER = "2000000000000002"
 KEYS = ("LTAIkeyAAAA", "LTAIkeyBBBB")
@@ -441,7 +447,7 @@ def test_older_event_ingested_later_keeps_last_use_and_detail() -> None:
         put(store, newer)
         put(store, older)
         tokens = PageTokens.for_store(store)
-        page = ak.last_used_ips(
+        page = last_used_ips(
             store, tokens, account_id=ACCOUNT, access_key_id=KEYS[0], service_name="Ecs", now_ms=NOW
         )
         (use,) = page.items
@@ -481,12 +487,12 @@ def test_window_counts_back_from_now() -> None:
             ev(4, iso(NOW - DAY_MS), ip="3.3.3.3"),  # first use outside, last inside: kept
         )
         tokens = PageTokens.for_store(store)
-        page = ak.last_used_ips(
+        page = last_used_ips(
             store, tokens, account_id=ACCOUNT, access_key_id=KEYS[0], service_name="Ecs", now_ms=NOW
         )
         assert [u.item for u in page.items] == ["3.3.3.3", "2.2.2.2"]
         assert page.items[0].first_used_ms == edge - 5 * DAY_MS
-        shorter = ak.last_used_ips(
+        shorter = last_used_ips(
             store,
             tokens,
             account_id=ACCOUNT,
@@ -503,7 +509,7 @@ def test_accounts_are_isolated() -> None:
         put(store, ev(1, "2024-05-30T10:00:00Z", account=OTHER, ip="9.9.9.9"), ev(2, "2024-05-29T10:00:00Z"))
         tokens = PageTokens.for_store(store)
         for account, ip in ((ACCOUNT, "10.0.0.1"), (OTHER, "9.9.9.9")):
-            page = ak.last_used_ips(
+            page = last_used_ips(
                 store, tokens, account_id=account, access_key_id=KEYS[0], service_name="Ecs", now_ms=NOW
             )
             assert [u.item for u in page.items] == [ip]
@@ -518,30 +524,30 @@ def test_page_tokens_are_bound_to_account_list_and_query() -> None:
         put(store, *(ev(i, iso(NOW - i * HOUR_MS), ip=f"10.0.0.{i}") for i in range(1, 6)))
         tokens = PageTokens.for_store(store)
         query = {"access_key_id": KEYS[0], "service_name": "Ecs", "now_ms": NOW}
-        first = ak.last_used_ips(store, tokens, account_id=ACCOUNT, page_size=2, **query)
+        first = last_used_ips(store, tokens, account_id=ACCOUNT, page_size=2, **query)
         assert first.next_token is not None
         # A different page size continues the same walk.
-        rest = ak.last_used_ips(
+        rest = last_used_ips(
             store, tokens, account_id=ACCOUNT, page_size=10, next_token=first.next_token, **query
         )
         assert [u.item for u in first.items + rest.items] == [f"10.0.0.{i}" for i in range(1, 6)]
         assert rest.next_token is None
         bad = [
-            lambda: ak.last_used_ips(store, tokens, account_id=OTHER, next_token=first.next_token, **query),
-            lambda: ak.last_used_events(
-                store, tokens, account_id=ACCOUNT, next_token=first.next_token, **query
+            lambda: last_used_ips(store, tokens, account_id=OTHER, next_token=first.next_token, **query),
+            lambda: ak.list_last_used(
+                store, tokens, ak.UsageList.EVENTS, account_id=ACCOUNT, next_token=first.next_token, **query
             ),
-            lambda: ak.last_used_ips(
+            lambda: last_used_ips(
                 store,
                 tokens,
                 account_id=ACCOUNT,
                 next_token=first.next_token,
                 **{**query, "service_name": "Ram"},
             ),
-            lambda: ak.last_used_ips(
+            lambda: last_used_ips(
                 store, tokens, account_id=ACCOUNT, next_token=first.next_token[:-2] + "xx", **query
             ),
-            lambda: ak.last_used_ips(store, tokens, account_id=ACCOUNT, next_token="garbage", **query),
+            lambda: last_used_ips(store, tokens, account_id=ACCOUNT, next_token="garbage", **query),
         ]
         for call in bad:
             with pytest.raises(InvalidPageToken):
@@ -562,8 +568,14 @@ def test_service_name_matches_the_spelling_the_key_used() -> None:
         put(store, ev(1, "2024-05-30T10:00:00Z", service="ActionTrail", name="LookupEvents"))
         tokens = PageTokens.for_store(store)
         for asked in ("ActionTrail", "Actiontrail", "actiontrail"):
-            page = ak.last_used_events(
-                store, tokens, account_id=ACCOUNT, access_key_id=KEYS[0], service_name=asked, now_ms=NOW
+            page = ak.list_last_used(
+                store,
+                tokens,
+                ak.UsageList.EVENTS,
+                account_id=ACCOUNT,
+                access_key_id=KEYS[0],
+                service_name=asked,
+                now_ms=NOW,
             )
             assert [(u.service_name, u.item) for u in page.items] == [("ActionTrail", "LookupEvents")]
         (product,) = ak.last_used_products(store, account_id=ACCOUNT, access_key_id=KEYS[0], now_ms=NOW)

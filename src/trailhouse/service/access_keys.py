@@ -44,11 +44,8 @@ __all__ = [
     "UsageQueryInvalid",
     "build_report",
     "format_detail",
-    "last_used_events",
     "last_used_info",
-    "last_used_ips",
     "last_used_products",
-    "last_used_resources",
     "list_last_used",
     "page_size_or_default",
     "window_start",
@@ -311,87 +308,6 @@ def list_last_used(
             position=[last.last_used_ms, last.item_ref, last.type_ref, resolved],
         )
     return UsagePage(items, token)
-
-
-def last_used_ips(
-    store: EventStore,
-    tokens: PageTokens,
-    *,
-    account_id: str,
-    access_key_id: str,
-    service_name: str,
-    now_ms: int,
-    page_size: int | None = None,
-    next_token: str | None = None,
-    window_days: int = 400,
-) -> UsagePage:
-    """GetAccessKeyLastUsedIps: ``item`` is the source IP."""
-    return list_last_used(
-        store,
-        tokens,
-        UsageList.IPS,
-        account_id=account_id,
-        access_key_id=access_key_id,
-        service_name=service_name,
-        now_ms=now_ms,
-        page_size=page_size,
-        next_token=next_token,
-        window_days=window_days,
-    )
-
-
-def last_used_events(
-    store: EventStore,
-    tokens: PageTokens,
-    *,
-    account_id: str,
-    access_key_id: str,
-    service_name: str,
-    now_ms: int,
-    page_size: int | None = None,
-    next_token: str | None = None,
-    window_days: int = 400,
-) -> UsagePage:
-    """GetAccessKeyLastUsedEvents: ``item`` is the event name."""
-    return list_last_used(
-        store,
-        tokens,
-        UsageList.EVENTS,
-        account_id=account_id,
-        access_key_id=access_key_id,
-        service_name=service_name,
-        now_ms=now_ms,
-        page_size=page_size,
-        next_token=next_token,
-        window_days=window_days,
-    )
-
-
-def last_used_resources(
-    store: EventStore,
-    tokens: PageTokens,
-    *,
-    account_id: str,
-    access_key_id: str,
-    service_name: str,
-    now_ms: int,
-    page_size: int | None = None,
-    next_token: str | None = None,
-    window_days: int = 400,
-) -> UsagePage:
-    """GetAccessKeyLastUsedResources: ``item`` is the resource name, ``item_type`` its type."""
-    return list_last_used(
-        store,
-        tokens,
-        UsageList.RESOURCES,
-        account_id=account_id,
-        access_key_id=access_key_id,
-        service_name=service_name,
-        now_ms=now_ms,
-        page_size=page_size,
-        next_token=next_token,
-        window_days=window_days,
-    )
 
 
 def last_used_products(
