@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, quote
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from trailhouse.api.signature import (
     ACS3_HMAC_SHA256,
@@ -48,6 +50,16 @@ EMPTY_SM3 = "1ab21d8355cfa17f8e61194831e81a8f22bec8c728fefb747ed035eb5082aa2b"
 )
 def test_percent_encode(raw: str, encoded: str) -> None:
     assert percent_encode(raw) == encoded
+
+
+@pytest.mark.parametrize("raw", ["LTAI5tAbc", "a\n", "abc\u00e9", "ＡＢ", "٣", "a-b_c.d~e", "x" * 200])
+def test_percent_encode_fast_path_agrees_with_quote(raw: str) -> None:
+    assert percent_encode(raw) == quote(raw, safe="~")
+
+
+@given(st.text(alphabet=st.characters(codec="utf-8")))
+def test_percent_encode_equals_quote_for_any_text(raw: str) -> None:
+    assert percent_encode(raw) == quote(raw, safe="~")
 
 
 # ------------------------------------------------------------------------------------- V1, §1.3
