@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from trailhouse.model.event import EventInvalid, event_from_json, event_from_mapping, usage_source
+from trailhouse.model.event import EventInvalid, event_from_json, event_from_mapping, parse_body, usage_source
 from trailhouse.model.times import format_wire_time, parse_event_time, parse_wire_time
 
 
@@ -156,3 +156,82 @@ def test_body_is_the_event_verbatim(extra: dict[str, object], event_id: str, nam
     rec = event_from_json(orjson.dumps(event))
     assert orjson.loads(rec.body) == event
     assert list(orjson.loads(rec.body)) == list(event)  # key order kept too
+
+
+# The fast path (a typed msgspec decode) and the slow path (orjson + Python checks) must agree on
+# every event: the same record, or the same rejection with the same words.
+documented_values = {
+    "eventVersion": st.one_of(st.integers(0, 3), st.text(max_size=3), st.booleans(), st.none()),
+    "isGlobal": st.one_of(st.booleans(), st.text(max_size=3), st.none()),
+    "requestParameters": json_values,
+    "responseElements": json_values,
+    "additionalEventData": json_values,
+    "eventAttributes": json_values,
+    "serviceName": st.one_of(st.text(max_size=5), st.integers(0, 9), st.none()),
+    "sensitiveAction": st.one_of(st.booleans(), st.sampled_from(["true", "False", "yes", ""]), st.none()),
+    "referencedResources": st.one_of(
+        st.dictionaries(
+            st.text(max_size=6),
+            st.one_of(st.lists(st.text(max_size=4), max_size=3), st.text(max_size=4), st.integers(0, 3)),
+            max_size=3,
+        ),
+        json_values,
+    ),
+    "resourceName": st.one_of(st.text(max_size=4), st.none()),
+    "errorCode": st.one_of(st.text(max_size=4), st.none()),
+}
+identity_values = {
+    "type": st.one_of(st.sampled_from(["ram-user", "assumed-role", "root-account"]), st.integers(0, 2)),
+    "accountId": st.one_of(st.text(max_size=6), st.integers(0, 10**6), st.booleans(), st.none()),
+    "userName": st.one_of(st.text(max_size=8), st.none()),
+    "accessKeyId": st.one_of(st.text(max_size=8), st.none(), st.integers(0, 3)),
+    "sessionContext": json_values,
+}
+
+
+def _outcome(make: object) -> object:
+    try:
+        rec = make()  # type: ignore[operator]
+    except EventInvalid as exc:
+        return ("rejected", str(exc))
+    return ("record", rec.__class__(**{**{f: getattr(rec, f) for f in rec.__slots__}, "body": b""}))
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    fields=st.fixed_dictionaries({}, optional=documented_values),
+    identity=st.fixed_dictionaries({}, optional=identity_values),
+    event_time=st.sampled_from(["2026-11-01T10:00:00Z", "2026-11-01T10:00:00.5+00:00", "yesterday"]),
+)
+def test_fast_and_slow_paths_agree(
+    fields: dict[str, object], identity: dict[str, object], event_time: str
+) -> None:
+    event = base_event(eventTime=event_time, **fields)
+    event["userIdentity"] = {**event["userIdentity"], **identity}  # type: ignore[dict-item]
+    text = orjson.dumps(event)
+    assert _outcome(lambda: event_from_json(text)) == _outcome(lambda: event_from_mapping(event))
+
+
+def test_body_is_the_input_without_insignificant_whitespace() -> None:
+    text = b'{ "eventId" : "A1",\n "eventTime": "2026-11-01T10:00:00Z", "eventName": "caf\\u00e9",'
+    text += b' "n": 1.50, "userIdentity": {"accountId": "1"} }'
+    rec = event_from_json(text)
+    # Escapes and number spellings are kept as sent; only the whitespace between tokens goes.
+    assert rec.body == (
+        b'{"eventId":"A1","eventTime":"2026-11-01T10:00:00Z","eventName":"caf\\u00e9",'
+        b'"n":1.50,"userIdentity":{"accountId":"1"}}'
+    )
+    assert rec.event_name == "café"
+
+
+def test_a_body_with_a_number_no_double_holds_still_reads() -> None:
+    rec = event_from_json(
+        b'{"eventId":"A1","eventTime":"2026-11-01T10:00:00Z","eventName":"x",'
+        b'"userIdentity":{"accountId":"1"},"big":1e400}'
+    )
+    assert parse_body(rec.body)["big"] == float("inf")
+
+
+def test_malformed_json_is_named() -> None:
+    with pytest.raises(EventInvalid, match="malformed JSON"):
+        event_from_json(b'{"eventId": "A1",}')

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
 import orjson
 
 from .times import TimeFormatError, parse_event_time
@@ -19,9 +20,11 @@ from .times import TimeFormatError, parse_event_time
 __all__ = [
     "EventInvalid",
     "EventRecord",
+    "compact_json",
     "event_from_mapping",
     "event_from_json",
     "key_hash",
+    "parse_body",
     "usage_source",
 ]
 
@@ -183,51 +186,233 @@ def event_from_mapping(event: Any, body: bytes | None = None) -> EventRecord:
         raise EventInvalid("missing required field userIdentity.accountId")
     _check_types(identity, _IDENTITY_TYPES, "userIdentity.")
     account_id = _nonempty(identity, "accountId", "userIdentity.accountId")
-    try:
-        event_time_ms = parse_event_time(event["eventTime"])
-    except TimeFormatError as exc:
-        raise EventInvalid(f"field eventTime: {exc}") from None
-
-    user_name = identity.get("userName")
-    role_name = None
-    if identity.get("type") == "assumed-role" and user_name:
-        role_name = user_name.split(":", 1)[0]
     if body is None:
         try:
             body = orjson.dumps(event)
         except TypeError as exc:  # e.g. an integer beyond 64 bits
             raise EventInvalid(f"event cannot be stored as JSON: {exc}") from None
-    error_code = event.get("errorCode") or None
-    return EventRecord(
-        account_id=account_id,
-        event_id=event["eventId"],
-        event_time_ms=event_time_ms,
-        event_name=event["eventName"],
-        body=body,
-        event_type=event.get("eventType"),
-        event_rw=event.get("eventRW"),
-        event_category=event.get("eventCategory"),
-        service_name=event.get("serviceName"),
-        request_id=event.get("requestId"),
-        user_name=user_name,
-        access_key_id=identity.get("accessKeyId"),
-        source_ip=event.get("sourceIpAddress"),
-        role_name=role_name,
-        sensitive_action=_sensitive(event.get("sensitiveAction")),
-        error_code=error_code,
-        resources=_resources(event),
-        event_key=key_hash(event["eventId"]),
-        request_key=key_hash(event["requestId"]) if event.get("requestId") is not None else None,
+    return _record(
+        account_id,
+        event["eventId"],
+        event["eventTime"],
+        event["eventName"],
+        body,
+        event.get("eventType"),
+        event.get("eventRW"),
+        event.get("eventCategory"),
+        event.get("serviceName"),
+        event.get("requestId"),
+        identity.get("type"),
+        identity.get("userName"),
+        identity.get("accessKeyId"),
+        event.get("sourceIpAddress"),
+        event.get("sensitiveAction"),
+        event.get("errorCode"),
+        _resources(event),
     )
 
 
-def event_from_json(data: bytes | str) -> EventRecord:
-    """Parse and validate one event given as JSON text."""
+def _record(
+    account_id: str,
+    event_id: str,
+    event_time: str,
+    event_name: str,
+    body: bytes,
+    event_type: str | None,
+    event_rw: str | None,
+    event_category: str | None,
+    service_name: str | None,
+    request_id: str | None,
+    identity_type: str | None,
+    user_name: str | None,
+    access_key_id: str | None,
+    source_ip: str | None,
+    sensitive: Any,
+    error_code: str | None,
+    resources: tuple[tuple[str, str], ...],
+) -> EventRecord:
     try:
-        event = orjson.loads(data)
+        event_time_ms = parse_event_time(event_time)
+    except TimeFormatError as exc:
+        raise EventInvalid(f"field eventTime: {exc}") from None
+    role_name = None
+    if identity_type == "assumed-role" and user_name:
+        role_name = user_name.split(":", 1)[0]
+    return EventRecord(
+        account_id=account_id,
+        event_id=event_id,
+        event_time_ms=event_time_ms,
+        event_name=event_name,
+        body=body,
+        event_type=event_type,
+        event_rw=event_rw,
+        event_category=event_category,
+        service_name=service_name,
+        request_id=request_id,
+        user_name=user_name,
+        access_key_id=access_key_id,
+        source_ip=source_ip,
+        role_name=role_name,
+        sensitive_action=_sensitive(sensitive),
+        error_code=error_code or None,
+        resources=resources,
+        event_key=key_hash(event_id),
+        request_key=key_hash(request_id) if request_id is not None else None,
+    )
+
+
+# The fast path: a typed msgspec decode in C of only what is indexed or type-checked. A default of
+# None is not validated, so an absent field is None while a present null fails, as it must for a
+# documented field. Objects that are only type-checked stay raw (their first byte says the type).
+# Any failure falls back to event_from_mapping, whose messages say exactly what is wrong.
+class _Identity(msgspec.Struct):
+    type: str = None  # type: ignore[assignment]
+    accountId: str | int = None  # type: ignore[assignment]  # noqa: N815 (wire names)
+    principalId: str | int = None  # type: ignore[assignment]  # noqa: N815
+    userName: str = None  # type: ignore[assignment]  # noqa: N815
+    accessKeyId: str = None  # type: ignore[assignment]  # noqa: N815
+    sessionContext: msgspec.Raw = None  # type: ignore[assignment]  # noqa: N815
+
+
+class _Event(msgspec.Struct):
+    eventId: str = None  # type: ignore[assignment]  # noqa: N815
+    eventVersion: str | int = None  # type: ignore[assignment]  # noqa: N815
+    eventTime: str = None  # type: ignore[assignment]  # noqa: N815
+    eventName: str = None  # type: ignore[assignment]  # noqa: N815
+    eventSource: str = None  # type: ignore[assignment]  # noqa: N815
+    eventType: str = None  # type: ignore[assignment]  # noqa: N815
+    eventRW: str = None  # type: ignore[assignment]  # noqa: N815
+    eventCategory: str = None  # type: ignore[assignment]  # noqa: N815
+    serviceName: str = None  # type: ignore[assignment]  # noqa: N815
+    apiVersion: str = None  # type: ignore[assignment]  # noqa: N815
+    acsRegion: str = None  # type: ignore[assignment]  # noqa: N815
+    isGlobal: bool = None  # type: ignore[assignment]  # noqa: N815
+    requestId: str = None  # type: ignore[assignment]  # noqa: N815
+    requestParameters: msgspec.Raw = None  # type: ignore[assignment]  # noqa: N815
+    requestParameterJson: str = None  # type: ignore[assignment]  # noqa: N815
+    responseElements: msgspec.Raw = None  # type: ignore[assignment]  # noqa: N815
+    additionalEventData: msgspec.Raw = None  # type: ignore[assignment]  # noqa: N815
+    referencedResources: dict[str, list[str] | str] = None  # type: ignore[assignment]  # noqa: N815
+    resourceName: str = None  # type: ignore[assignment]  # noqa: N815
+    resourceType: str = None  # type: ignore[assignment]  # noqa: N815
+    errorCode: str = None  # type: ignore[assignment]  # noqa: N815
+    errorMessage: str = None  # type: ignore[assignment]  # noqa: N815
+    sourceIpAddress: str = None  # type: ignore[assignment]  # noqa: N815
+    userAgent: str = None  # type: ignore[assignment]  # noqa: N815
+    vpcId: str = None  # type: ignore[assignment]  # noqa: N815
+    recipientAccountId: str = None  # type: ignore[assignment]  # noqa: N815
+    eventAttributes: msgspec.Raw = None  # type: ignore[assignment]  # noqa: N815
+    userIdentity: _Identity = None  # type: ignore[assignment]  # noqa: N815
+    sensitiveAction: bool | str = None  # type: ignore[assignment]  # noqa: N815
+
+
+_DECODER = msgspec.json.Decoder(_Event)
+# Raw fields and the first byte their documented types allow.
+_OBJECT = ord("{")
+_RESPONSE = (ord("{"), ord("["), ord('"'))
+
+
+def _fast_record(body: bytes) -> EventRecord | None:
+    """The record of a compact JSON event, or None when the slow path must judge it."""
+    try:
+        ev = _DECODER.decode(body)
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        return None
+    identity = ev.userIdentity
+    if (
+        identity is None
+        or not ev.eventId
+        or not ev.eventTime
+        or not ev.eventName
+        or len(ev.eventId) > MAX_ID_LENGTH
+    ):
+        return None
+    account_id = identity.accountId
+    if type(account_id) is not str or not account_id or len(account_id) > MAX_ID_LENGTH:
+        return None  # integers and the rest: the slow path converts or explains
+    for raw in (ev.requestParameters, ev.additionalEventData, ev.eventAttributes, identity.sessionContext):
+        if raw is not None and memoryview(raw)[0] != _OBJECT:
+            return None
+    if ev.responseElements is not None and memoryview(ev.responseElements)[0] not in _RESPONSE:
+        return None
+    resources: tuple[tuple[str, str], ...] = ()
+    rtype, rname = ev.resourceType, ev.resourceName
+    if rtype or rname or ev.referencedResources:
+        pairs: list[tuple[str, str]] = []
+        if rtype or rname:
+            pairs.append((rtype or "", rname or ""))
+        for ref_type, names in (ev.referencedResources or {}).items():
+            if isinstance(names, str):
+                pairs.append((ref_type, names))
+            elif names:
+                pairs.extend((ref_type, n) for n in names)
+            else:
+                pairs.append((ref_type, ""))
+        resources = tuple(dict.fromkeys(pairs))
+    return _record(
+        account_id,
+        ev.eventId,
+        ev.eventTime,
+        ev.eventName,
+        body,
+        ev.eventType,
+        ev.eventRW,
+        ev.eventCategory,
+        ev.serviceName,
+        ev.requestId,
+        identity.type,
+        identity.userName,
+        identity.accessKeyId,
+        ev.sourceIpAddress,
+        ev.sensitiveAction,
+        ev.errorCode,
+        resources,
+    )
+
+
+def compact_json(data: bytes) -> bytes:
+    """The input with insignificant whitespace removed, or EventInvalid when it is not JSON."""
+    try:
+        return msgspec.json.format(data, indent=-1)
+    except msgspec.DecodeError:
+        pass
+    try:  # orjson words the error the way every other malformed-JSON message here is worded
+        orjson.loads(data)
     except orjson.JSONDecodeError as exc:
         raise EventInvalid(f"malformed JSON: {exc}") from None
-    return event_from_mapping(event)
+    raise EventInvalid("malformed JSON")
+
+
+def event_from_json(data: bytes | str, *, compact: bool = False) -> EventRecord:
+    """Parse and validate one event given as JSON text; the stored body is that text, compacted.
+
+    ``compact`` says the caller already removed insignificant whitespace (``compact_json``).
+    """
+    if isinstance(data, str):
+        data = data.encode()
+    body = data if compact else compact_json(data)
+    record = _fast_record(body)
+    if record is not None:
+        return record
+    try:
+        event = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise EventInvalid(f"malformed JSON: {exc}") from None
+    return event_from_mapping(event, body=body)
+
+
+def parse_body(body: bytes) -> Any:
+    """A stored body as Python values.
+
+    Bodies are kept as they were ingested, so a number no double can hold (``1e400``), which orjson
+    refuses, is read by the standard library instead (as infinity).
+    """
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        import json
+
+        return json.loads(body)
 
 
 def usage_source(event_category: str | None) -> str:

@@ -12,9 +12,10 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
 import orjson
 
-from ..model.event import EventInvalid, EventRecord, event_from_mapping
+from ..model.event import EventInvalid, EventRecord, compact_json, event_from_json, event_from_mapping
 from ..storage.base import EventStore
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "gunzip",
     "ingest_items",
     "is_gzip",
+    "validate_items",
 ]
 
 GZIP_MAGIC = b"\x1f\x8b"
@@ -96,8 +98,25 @@ def gunzip(data: bytes, max_bytes: int) -> bytes:
     return bytes(out)
 
 
-# One decoded item: (index, event object) or (index, Rejection) for a line that is not JSON.
+# One decoded item: (index, the compact JSON text of one event, or a decoded event object) or
+# (index, Rejection) for a line that is not JSON. Text is validated later, in C (event_from_json).
 Item = tuple[int, Any]
+
+_RAW_LIST = msgspec.json.Decoder(list[msgspec.Raw])
+_RAW_OBJECT = msgspec.json.Decoder(dict[str, msgspec.Raw])
+
+
+def _malformed(text: bytes) -> UnreadableInput:
+    try:  # orjson words the error as every other malformed-JSON message here is worded
+        orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        return UnreadableInput(f"malformed JSON: {exc}")
+    return UnreadableInput("malformed JSON")
+
+
+def _elements(raws: list[msgspec.Raw]) -> list[Item]:
+    # Each element is compacted on its own: the document's whitespace is not part of the event.
+    return [(i, msgspec.json.format(bytes(raw), indent=-1)) for i, raw in enumerate(raws)]
 
 
 def decode_events(data: bytes) -> list[Item]:
@@ -107,50 +126,73 @@ def decode_events(data: bytes) -> list[Item]:
         return []
     if text[:1] == b"[":
         try:
-            parsed = orjson.loads(text)
-        except orjson.JSONDecodeError as exc:
-            raise UnreadableInput(f"malformed JSON: {exc}") from None
-        return _from_document(parsed)
+            return _elements(_RAW_LIST.decode(text))
+        except msgspec.DecodeError:
+            raise _malformed(text) from None
     if text[:1] == b"{":
         try:
-            parsed = orjson.loads(text)
-        except orjson.JSONDecodeError:
+            members = _RAW_OBJECT.decode(text)
+        except msgspec.DecodeError:
             return list(decode_ndjson(text.splitlines()))
-        return _from_document(parsed)
-    raise UnreadableInput(_SHAPE_HELP)
-
-
-def _from_document(parsed: Any) -> list[Item]:
-    if isinstance(parsed, list):
-        return list(enumerate(parsed))
-    if isinstance(parsed, dict):
-        if "events" in parsed and "eventId" not in parsed:
-            events = parsed["events"]
-            if not isinstance(events, list):
-                raise UnreadableInput('"events" must be an array of events')
-            return list(enumerate(events))
-        return [(0, parsed)]
+        if "events" in members and "eventId" not in members:
+            try:
+                return _elements(_RAW_LIST.decode(members["events"]))
+            except msgspec.ValidationError:
+                raise UnreadableInput('"events" must be an array of events') from None
+        return [(0, msgspec.json.format(text, indent=-1))]
     raise UnreadableInput(_SHAPE_HELP)
 
 
 def decode_ndjson(lines: Iterable[bytes], first_index: int = 0, first_line: int = 1) -> Iterator[Item]:
-    """Decode NDJSON lines; blank lines are skipped, a malformed one becomes a Rejection naming its line."""
+    """Split NDJSON into compact event texts; blank lines are skipped, a malformed one becomes a
+    Rejection naming its line."""
     index = first_index
     for number, line in enumerate(lines, start=first_line):
         if not line.strip():
             continue
         try:
-            yield index, orjson.loads(line)
-        except orjson.JSONDecodeError as exc:
-            yield index, Rejection(index, None, f"line {number}: malformed JSON: {exc}")
+            yield index, compact_json(line)
+        except EventInvalid as exc:
+            yield index, Rejection(index, None, f"line {number}: {exc}")
         index += 1
 
 
 def _event_id_of(obj: Any) -> str | None:
+    if isinstance(obj, bytes):
+        try:
+            obj = orjson.loads(obj)
+        except orjson.JSONDecodeError:
+            return None
     if isinstance(obj, dict):
         value = obj.get("eventId")
         return value if isinstance(value, str) else None
     return None
+
+
+def validate_items(
+    items: Sequence[Item], *, may_write: Callable[[str], bool]
+) -> tuple[list[EventRecord], list[Rejection]]:
+    """The valid events of a batch, and a Rejection for each of the others."""
+    records: list[EventRecord] = []
+    rejected: list[Rejection] = []
+    for index, obj in items:
+        if isinstance(obj, Rejection):
+            rejected.append(obj)
+            continue
+        try:
+            record = event_from_json(obj, compact=True) if isinstance(obj, bytes) else event_from_mapping(obj)
+        except EventInvalid as exc:
+            rejected.append(Rejection(index, _event_id_of(obj), str(exc)))
+            continue
+        if not may_write(record.account_id):
+            rejected.append(
+                Rejection(
+                    index, record.event_id, f"not allowed to write events of account {record.account_id}"
+                )
+            )
+            continue
+        records.append(record)
+    return records, rejected
 
 
 def ingest_items(
@@ -166,24 +208,7 @@ def ingest_items(
     ``atomic`` a single bad item stores nothing.
     """
     report = IngestReport()
-    records: list[EventRecord] = []
-    for index, obj in items:
-        if isinstance(obj, Rejection):
-            report.rejected.append(obj)
-            continue
-        try:
-            record = event_from_mapping(obj)
-        except EventInvalid as exc:
-            report.rejected.append(Rejection(index, _event_id_of(obj), str(exc)))
-            continue
-        if not may_write(record.account_id):
-            report.rejected.append(
-                Rejection(
-                    index, record.event_id, f"not allowed to write events of account {record.account_id}"
-                )
-            )
-            continue
-        records.append(record)
+    records, report.rejected = validate_items(items, may_write=may_write)
     if atomic and report.rejected:
         return report
     if records:
