@@ -96,7 +96,9 @@ class Gateway:
     def process(
         self, method: str, raw_query: bytes, headers: dict[str, str], body: bytes, request_id: str, path: str
     ) -> Outcome:
-        fmt: Fmt = guess_format(raw_query, headers)
+        # The reply format is the parsed request's; only a request that could not be parsed needs
+        # the best-effort guess, so the query string is parsed once on the way to a success.
+        fmt: Fmt | None = None
         action: str | None = None
         try:
             req = parse_request(method, raw_query, headers, body, path=path)  # step 1
@@ -130,13 +132,16 @@ class Gateway:
             payload, content_type = render(op.action, data, fmt)
             return Outcome(200, payload, content_type, op.action)
         except errors.ApiError as err:
-            return self._error(err, request_id, headers.get("host", ""), fmt, action)
+            failure: errors.ApiError = err
         except StoreUnavailable as exc:
             log.warning("request %s: store unavailable: %s", request_id, exc)
-            return self._error(errors.ServiceUnavailable(), request_id, headers.get("host", ""), fmt, action)
+            failure = errors.ServiceUnavailable()
         except (StoreError, Exception):
             log.exception("request %s failed", request_id)
-            return self._error(errors.InternalError(), request_id, headers.get("host", ""), fmt, action)
+            failure = errors.InternalError()
+        if fmt is None:
+            fmt = guess_format(raw_query, headers)
+        return self._error(failure, request_id, headers.get("host", ""), fmt, action)
 
     @staticmethod
     def _route(req: RpcRequest) -> Operation:
