@@ -7,6 +7,8 @@ clients are synchronous); every failure leaves it as an ApiError rendered in the
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +21,7 @@ from ..model.times import now_ms
 from ..service.secrets import Sealer, load_master_key
 from ..storage.base import StoreError, StoreUnavailable
 from . import errors
-from .auth import authenticate
+from .auth import KEY_CACHE_TTL_S, AccessKeyCache, authenticate
 from .context import Call, Services
 from .dispatch import KNOWN_VERSIONS, OPERATIONS, THROTTLE_ACCESS_KEY_USAGE, THROTTLE_LOOKUP_EVENTS, Operation
 from .limits import Limits, open_limits
@@ -44,10 +46,19 @@ class Outcome:
 
 
 class Gateway:
-    def __init__(self, svc: Services, sealer: Sealer, limits: Limits) -> None:
+    def __init__(
+        self,
+        svc: Services,
+        sealer: Sealer,
+        limits: Limits,
+        *,
+        key_cache_ttl_s: float = KEY_CACHE_TTL_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.svc = svc
         self.sealer = sealer
         self.limits = limits
+        self.keys = AccessKeyCache(svc.store, sealer, ttl_s=key_cache_ttl_s, clock=clock)
         self._rates = {
             THROTTLE_LOOKUP_EVENTS: svc.settings.throttle_lookup_events,
             THROTTLE_ACCESS_KEY_USAGE: svc.settings.throttle_access_key_usage,
@@ -107,8 +118,7 @@ class Gateway:
             now = now_ms()
             key = authenticate(  # steps 2–8
                 req,
-                store=self.svc.store,
-                sealer=self.sealer,
+                keys=self.keys,
                 limits=self.limits,
                 skew_s=self.svc.settings.timestamp_skew_s,
                 now_ms=now,
