@@ -9,12 +9,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import msgspec
+import orjson
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from trailhouse.api import errors
 from trailhouse.api.render import (
     JSON_CONTENT_TYPE,
     XML_CONTENT_TYPE,
+    JsonDocuments,
     encode_xml_name,
     error_body,
     new_request_id,
@@ -174,6 +178,95 @@ def test_render_success() -> None:
     body, ctype = render("DescribeRegions", {"RequestId": "R"}, "XML")
     assert ctype == "text/xml;charset=utf-8"
     assert body == PROLOGUE + b"<DescribeRegionsResponse><RequestId>R</RequestId></DescribeRegionsResponse>"
+
+
+# ------------------------------------------------------------------- stored events spliced into JSON
+
+# A page of events as the store keeps them (orjson's compact JSON of what was ingested), with every
+# kind of value and the characters whose escaping differs between JSON writers.
+PAGE = [
+    EVENT,
+    {
+        "eventId": "e-2",
+        "eventName": "CreateUser",
+        "eventVersion": 1,
+        "userAgent": 'aliyun-sdk-java/4.5.0 (Linux, amd64) "quoted" back\\slash',
+        "requestParameters": {"PolicyDocument": '{"Statement": [{"Effect": "Allow"}]}', "Tab": "a\tb\nc"},
+        "serviceName": "中文 ✓ 😀 \u2028 \x7f </x> & <y>",
+        "controls": "\x00\x01\x1f",
+        "numbers": [0, -1, 2**63 - 1, -(2**63), 2**64 - 1, 1.5, -0.0, 1e-7, 1e300, 0.1],
+        "nested": [[1, [2, []]], {}, {"": None}, [None, True, False]],
+        "isGlobal": True,
+        "errorCode": None,
+    },
+    {"eventId": "e-3", "additionalEventData": {}, "referencedResources": {"ACS::ECS::Instance": []}},
+]
+
+
+def _stored(events: list[dict]) -> list[bytes]:
+    return [orjson.dumps(e) for e in events]
+
+
+@pytest.mark.parametrize("fmt", ["JSON", "XML"])
+def test_spliced_events_render_exactly_like_parsed_events(fmt: str) -> None:
+    bodies = _stored(PAGE)
+    spliced = {"RequestId": "R", "StartTime": "S", "Events": JsonDocuments(bodies), "NextToken": "T"}
+    parsed = {
+        "RequestId": "R",
+        "StartTime": "S",
+        "Events": [orjson.loads(b) for b in bodies],
+        "NextToken": "T",
+    }
+    assert render("LookupEvents", spliced, fmt) == render("LookupEvents", parsed, fmt)  # type: ignore[arg-type]
+
+
+def test_compact_bodies_are_spliced_as_they_are() -> None:
+    # What makes splicing pay: the stored bytes are the reply's bytes, without parsing them.
+    bodies = [b'{"eventId":"a","n":1}', b'{"eventId":"b","x":[true,null]}']
+    assert render_json({"Events": JsonDocuments(bodies)}) == b'{"Events":[' + b",".join(bodies) + b"]}"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"eventId": "spaced", "n": 1}',  # json.dumps' separators
+        b'{\n  "eventId": "indented"\n}',  # pretty-printed
+        b'{"eventId":"\\u00e9\\/"}',  # escapes orjson would not write
+        b'{"eventId":"tab"\t}',
+        b' {"eventId":"lead"}',
+    ],
+)
+def test_bodies_spelled_otherwise_are_rewritten_as_orjson_would(body: bytes) -> None:
+    expected = b'{"Events":[' + orjson.dumps(orjson.loads(body)) + b"]}"
+    assert render_json({"Events": JsonDocuments([body])}) == expected
+
+
+JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**63), max_value=2**64 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=30,
+)
+
+
+@given(st.lists(st.dictionaries(st.text(max_size=10), JSON_VALUES, max_size=6), max_size=5))
+def test_any_page_of_stored_events_renders_like_its_parsed_form(events: list[dict]) -> None:
+    bodies = _stored(events)
+    for fmt in ("JSON", "XML"):
+        assert render("LookupEvents", {"Events": JsonDocuments(bodies)}, fmt) == render(  # type: ignore[arg-type]
+            "LookupEvents", {"Events": [orjson.loads(b) for b in bodies]}, fmt  # type: ignore[arg-type]
+        )
+
+
+def test_json_documents_read_like_a_list_of_parsed_documents() -> None:
+    docs = JsonDocuments(_stored(PAGE))
+    assert len(docs) == 3 and docs and not JsonDocuments([])
+    assert docs == PAGE and list(docs) == PAGE and docs[0] == EVENT and docs[-1]["eventId"] == "e-3"
+    assert docs == JsonDocuments(_stored(PAGE)) and docs != PAGE[:2]
+    assert [e["eventId"] for e in docs] == [e["eventId"] for e in PAGE]
 
 
 # ------------------------------------------------------------------------------------------ errors

@@ -3,6 +3,11 @@
 JSON is the source of truth: XML is rendered from the JSON round-trip of the same data, so both
 formats always carry the same values (datetimes, enums, dataclasses and msgspec structs included).
 
+Stored JSON documents (event bodies) travel as ``JsonDocuments``: a JSON reply splices each body in
+as it is stored, which is exactly what ``orjson.dumps(orjson.loads(body))`` would write, since the
+store keeps orjson's compact JSON. A body that shows signs of another spelling (escapes,
+whitespace between tokens) is parsed and re-dumped instead.
+
 XML conventions (spec §2 "Format JSON vs XML"):
 
 * prologue ``<?xml version="1.0" encoding="UTF-8"?>``, root element as given (``{Action}Response``
@@ -25,6 +30,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Iterator, Sequence
 from typing import Any, Literal
 from urllib.parse import quote
 
@@ -36,6 +42,7 @@ from trailhouse.api.errors import ApiError
 __all__ = [
     "JSON_CONTENT_TYPE",
     "XML_CONTENT_TYPE",
+    "JsonDocuments",
     "content_type",
     "encode_xml_name",
     "error_body",
@@ -74,7 +81,73 @@ def content_type(fmt: Fmt) -> str:
 # ---------------------------------------------------------------------------------------------- JSON
 
 
+def _spliceable(body: bytes) -> bool:
+    """Whether ``body``, a stored JSON object, is spelled as orjson writes it, as far as is cheap to tell.
+
+    orjson writes no whitespace outside strings, escapes only what JSON requires and separates
+    with bare ``,`` and ``:``. A raw tab, CR or LF cannot occur inside a JSON string, so one means
+    whitespace between tokens; ``": `` is the separator of ``json.dumps`` and pretty-printers. Any
+    backslash sends the body the slow way, since ``\\u00e9`` or ``\\/`` would be re-spelled.
+    Number spellings (``1.50``, ``1e3``) and repeated keys are not looked for: the store keeps
+    what orjson wrote (``model.event``), and an ingest that kept other spellings verbatim would
+    have to re-compact them.
+    """
+    return (
+        body[:1] == b"{"
+        and body[-1:] == b"}"
+        and b"\\" not in body
+        and b"\n" not in body
+        and b"\r" not in body
+        and b"\t" not in body
+        and b'": ' not in body
+    )
+
+
+class JsonDocuments(Sequence[Any]):
+    """A reply list of stored JSON documents: spliced into JSON replies, parsed only when read.
+
+    Reading it (``len``, indexing, iterating, ``==`` with a list) gives the parsed documents, so a
+    handler's reply can be inspected like any other; rendering does not parse what it can splice.
+    """
+
+    __slots__ = ("_bodies", "_parsed")
+
+    def __init__(self, bodies: Sequence[bytes]) -> None:
+        self._bodies = tuple(bodies)
+        self._parsed: list[Any] | None = None
+
+    def _documents(self) -> list[Any]:
+        if self._parsed is None:
+            self._parsed = [orjson.loads(body) for body in self._bodies]
+        return self._parsed
+
+    def __len__(self) -> int:
+        return len(self._bodies)
+
+    def __getitem__(self, index: Any) -> Any:
+        return self._documents()[index]
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._documents())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, JsonDocuments):
+            other = other._documents()
+        return self._documents() == other if isinstance(other, list) else NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"JsonDocuments({self._documents()!r})"
+
+    def for_json(self) -> list[Any]:
+        """What orjson writes for this list: each body as stored, or re-dumped when it must be."""
+        return [orjson.Fragment(b) if _spliceable(b) else orjson.loads(b) for b in self._bodies]
+
+
 def _json_default(obj: Any) -> Any:
+    if isinstance(obj, JsonDocuments):
+        return obj.for_json()
     if isinstance(obj, msgspec.Struct):
         return msgspec.to_builtins(obj)
     raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
