@@ -422,6 +422,22 @@ def test_usage_aggregates_and_out_of_order_events(store: EventStore) -> None:
     assert _usage(store, UsageKind.IP, key="LTAInobody") == []
 
 
+def test_sts_tokens_are_searchable_but_not_tracked_as_key_usage(store: EventStore) -> None:
+    sts = "STS.NUk7exampleTokenId"
+    identity = {"type": "assumed-role", "accountId": ACCOUNT, "userName": "ops:s1", "accessKeyId": sts}
+    store.append([record("sts1", userIdentity=identity), record("ak1", sourceIpAddress="10.9.9.9")])
+    assert _usage(store, UsageKind.IP, key=sts) == [] and _usage(store, UsageKind.PRODUCT, key=sts) == []
+    assert [u.item for u in _usage(store, UsageKind.IP)] == ["10.9.9.9"]
+    found = store.find_events(
+        account_id=ACCOUNT,
+        flt=EventFilter(0, at("23:59:59"), equals={Attr.ACCESS_KEY_ID: (sts,)}),
+        after=None,
+        descending=True,
+        limit=10,
+    )
+    assert [e.event_id for e in found] == ["sts1"]
+
+
 def test_usage_pages_by_position(store: EventStore) -> None:
     store.append([record(f"p{i}", f"10:00:{i % 3:02d}", sourceIpAddress=f"10.1.0.{i}") for i in range(12)])
     whole = _usage(store, UsageKind.IP)

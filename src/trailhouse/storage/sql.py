@@ -58,9 +58,7 @@ SQLITE_INDEX_PRIORITY: tuple[tuple[str, str], ...] = (
     ("error_code", "events_error"),
     ("service", "events_service"),
     ("event_type", "events_type"),
-    ("category", "events_category"),
     ("sensitive", "events_sensitive"),
-    ("event_rw", "events_rw"),
 )
 
 DAY_MS = 86_400_000
