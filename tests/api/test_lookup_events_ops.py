@@ -7,6 +7,7 @@ binding, account isolation, and that every filter shape is served by an index.
 
 from __future__ import annotations
 
+import json
 import re
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
@@ -30,8 +31,9 @@ from trailhouse.api.operations.lookup_events import (
     lookup_events_2017,
     lookup_events_2020,
 )
+from trailhouse.api.render import render
 from trailhouse.model.credentials import AccessKey, KeyStatus
-from trailhouse.model.event import event_from_mapping
+from trailhouse.model.event import event_from_json, event_from_mapping
 from trailhouse.model.query import Attr, EventFilter
 from trailhouse.model.times import DAY_MS, format_wire_time, parse_event_time, parse_wire_time
 from trailhouse.service.events import resource_type_candidates
@@ -501,6 +503,31 @@ def test_response_shape_and_verbatim_events(store: SqliteStore) -> None:
         assert reply["Events"] == [original]
         assert orjson.dumps(reply["Events"][0]) == orjson.dumps(original)
         assert "RequestId" not in reply
+
+
+def test_json_reply_splices_stored_bodies_exactly_as_parsed_and_dumped(store: SqliteStore) -> None:
+    # A page ingested both ways (a decoded object, and JSON text kept as ingested), rendered as the
+    # gateway does: the spliced reply is byte for byte the reply of the parsed events.
+    page = [
+        ev(
+            i,
+            NOW - i * 1000,
+            userAgent=f"sdk/{i} (Linux, x86_64)",
+            count=i,
+            tags=["a", {"b": None}],
+            ok=i % 2 == 0,
+        )
+        for i in range(1, 13)
+    ]
+    page.append(ev(20, NOW - 20_000, serviceName='quote " and \\ and é ✓', when={"x": [1, 2]}))
+    store.append([event_from_mapping(e) for e in page[:6]])
+    store.append([event_from_json(json.dumps(e, ensure_ascii=False)) for e in page[6:]])
+    for version in (V2017, V2020):
+        reply = {"RequestId": "R", **run(services(store), version, {"MaxResults": "50"})}
+        parsed = {**reply, "Events": [orjson.loads(orjson.dumps(e)) for e in reply["Events"]]}
+        assert len(reply["Events"]) == len(page)
+        for fmt in ("JSON", "XML"):
+            assert render("LookupEvents", reply, fmt) == render("LookupEvents", parsed, fmt)  # type: ignore[arg-type]
 
 
 def test_echoes_the_given_window(store: SqliteStore) -> None:

@@ -241,6 +241,13 @@ def test_bodies_spelled_otherwise_are_rewritten_as_orjson_would(body: bytes) -> 
     assert render_json({"Events": JsonDocuments([body])}) == expected
 
 
+def test_number_spellings_and_repeated_keys_go_out_as_ingested() -> None:
+    # The documented limit of the splice (render._spliceable): ingested text keeps its spelling.
+    body = b'{"eventId":"n","a":1.50,"b":1E3,"c":-0,"d":1,"d":2}'
+    assert render_json({"Events": JsonDocuments([body])}) == b'{"Events":[' + body + b"]}"
+    assert JsonDocuments([body])[0] == {"eventId": "n", "a": 1.5, "b": 1000.0, "c": 0, "d": 2}
+
+
 JSON_VALUES = st.recursive(
     st.none()
     | st.booleans()
@@ -256,9 +263,9 @@ JSON_VALUES = st.recursive(
 def test_any_page_of_stored_events_renders_like_its_parsed_form(events: list[dict]) -> None:
     bodies = _stored(events)
     for fmt in ("JSON", "XML"):
-        assert render("LookupEvents", {"Events": JsonDocuments(bodies)}, fmt) == render(  # type: ignore[arg-type]
-            "LookupEvents", {"Events": [orjson.loads(b) for b in bodies]}, fmt  # type: ignore[arg-type]
-        )
+        spliced = render("LookupEvents", {"Events": JsonDocuments(bodies)}, fmt)  # type: ignore[arg-type]
+        parsed = [orjson.loads(b) for b in bodies]
+        assert spliced == render("LookupEvents", {"Events": parsed}, fmt)  # type: ignore[arg-type]
 
 
 def test_json_documents_read_like_a_list_of_parsed_documents() -> None:

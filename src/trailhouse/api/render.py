@@ -4,9 +4,10 @@ JSON is the source of truth: XML is rendered from the JSON round-trip of the sam
 formats always carry the same values (datetimes, enums, dataclasses and msgspec structs included).
 
 Stored JSON documents (event bodies) travel as ``JsonDocuments``: a JSON reply splices each body in
-as it is stored, which is exactly what ``orjson.dumps(orjson.loads(body))`` would write, since the
-store keeps orjson's compact JSON. A body that shows signs of another spelling (escapes,
-whitespace between tokens) is parsed and re-dumped instead.
+as it is stored instead of parsing and re-writing it. Bodies are orjson's compact JSON or the
+ingested text without insignificant whitespace, so the bytes are what ``orjson.dumps`` would write;
+a body that shows signs of another spelling (escapes, whitespace between tokens) is parsed and
+re-dumped instead (see ``_spliceable`` for what is not looked for).
 
 XML conventions (spec §2 "Format JSON vs XML"):
 
@@ -88,9 +89,10 @@ def _spliceable(body: bytes) -> bool:
     with bare ``,`` and ``:``. A raw tab, CR or LF cannot occur inside a JSON string, so one means
     whitespace between tokens; ``": `` is the separator of ``json.dumps`` and pretty-printers. Any
     backslash sends the body the slow way, since ``\\u00e9`` or ``\\/`` would be re-spelled.
-    Number spellings (``1.50``, ``1e3``) and repeated keys are not looked for: the store keeps
-    what orjson wrote (``model.event``), and an ingest that kept other spellings verbatim would
-    have to re-compact them.
+    Not looked for, because finding them costs as much as the parse this saves: numbers that
+    orjson spells otherwise (``1.50``, ``1E3``, ``-0``, integers beyond 64 bits) and repeated
+    keys. An event ingested with those goes out as it was ingested (the same values to any JSON
+    parser) where a re-dump would have normalised it, or failed on the integer.
     """
     return (
         body[:1] == b"{"
