@@ -35,6 +35,10 @@ IDLE_LEAVES = frozenset(
 )
 
 
+# --nonblocking: py-spy reads the target's memory without stopping it, so a profiled run costs the
+# target next to nothing (a sample may now and then mix two moments) and its figures stand.
+
+
 def py_spy_binary() -> str | None:
     beside = Path(sys.executable).with_name("py-spy")
     return str(beside) if beside.exists() else shutil.which("py-spy")
@@ -57,6 +61,7 @@ class PySpy:
                 str(rate),
                 "--output",
                 str(output),
+                "--nonblocking",
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
@@ -88,6 +93,7 @@ def wrap_command(binary: str, output: Path, rate: int = 100, idle: bool = False)
         str(rate),
         "--output",
         str(output),
+        "--nonblocking",
         *(["--idle"] if idle else []),
         "--",
     ]

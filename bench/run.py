@@ -91,7 +91,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--producers", type=int, default=4, help="concurrent HTTP ingest producers")
     p.add_argument("--batch", type=int, default=1000, help="events per HTTP ingest request")
-    p.add_argument("--ingest-batch", type=int, default=5000, help="trailhouse ingest --batch")
+    p.add_argument("--ingest-batch", type=int, default=20000, help="trailhouse ingest --batch")
     p.add_argument("--walks", type=int, default=20, help="walks per shape with one client")
     p.add_argument("--walks-concurrent", type=int, default=5, help="walks per client per shape, concurrent")
     p.add_argument("--clients", type=int, default=8, help="concurrent query clients")

@@ -20,6 +20,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from .model.credentials import KeyStatus, TokenScope
+from .model.event import parse_body
 from .model.times import format_wire_time, now_ms
 from .service.credentials import CredentialError, create_access_key, create_token
 from .service.ingest import IngestReport, UnreadableInput, decode_ndjson, ingest_items
@@ -220,7 +221,7 @@ def ingest(
         list[str], typer.Argument(help='NDJSON, JSON array, {"events": [...]}, .gz, or - for stdin.')
     ],
     db: DbOption = None,
-    batch: Annotated[int, typer.Option(help="Events per transaction.")] = 5000,
+    batch: Annotated[int, typer.Option(help="Events per transaction.")] = 20000,
     json_out: JsonOption = False,
 ) -> None:
     """Load ActionTrail events from files (as delivered to object storage) into the store."""
@@ -572,12 +573,12 @@ def _print_events(events: Iterator[object], fmt: str) -> None:
         writer = csv.writer(stream)
         writer.writerow(CSV_COLUMNS)
         for e in events:
-            writer.writerow(csv_row(orjson.loads(e.body)))  # type: ignore[attr-defined]
+            writer.writerow(csv_row(parse_body(e.body)))  # type: ignore[attr-defined]
         return
     table = Table("eventTime", "eventName", "serviceName", "user", "sourceIp", "accessKeyId", "error")
     shown = 0
     for e in events:
-        ev = orjson.loads(e.body)  # type: ignore[attr-defined]
+        ev = parse_body(e.body)  # type: ignore[attr-defined]
         who = ev.get("userIdentity") or {}
         table.add_row(
             ev.get("eventTime", ""),
@@ -671,7 +672,7 @@ def copy(
         str, typer.Option("--from", help="The store to copy from, e.g. sqlite:///trailhouse.db.")
     ],
     target: Annotated[str, typer.Option("--to", help="The store to copy into, e.g. postgresql://…")],
-    batch: Annotated[int, typer.Option(help="Events per transaction.")] = 5000,
+    batch: Annotated[int, typer.Option(help="Events per transaction.")] = 20000,
 ) -> None:
     """Copy every event, AccessKey and token from one store to another; re-running copies nothing twice."""
     from .storage.copy import copy_store

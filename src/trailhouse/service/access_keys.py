@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from ..model.event import EventInvalid, event_from_mapping
+from ..model.event import EventInvalid, event_from_mapping, parse_body
 from ..model.query import Attr, EventFilter, UsageEntry, UsageKind, UsagePosition
 from ..model.times import DAY_MS
 from ..storage.base import EventStore
@@ -156,7 +156,7 @@ def format_detail(body: bytes) -> str:
 
     Keys keep their stored order and values their types; only whitespace differs from the body.
     """
-    return orjson.dumps(orjson.loads(body), option=orjson.OPT_INDENT_2).decode()
+    return orjson.dumps(parse_body(body), option=orjson.OPT_INDENT_2).decode()
 
 
 def _details(store: EventStore, account_id: str, entries: list[UsageEntry]) -> dict[int, str]:
@@ -405,7 +405,7 @@ def last_used_info(
         return LastUsedInfo(access_key_id)
     entry = latest[0]
     stored = store.events_by_seq(account_id=account_id, seqs=[entry.last_seq]).get(entry.last_seq)
-    event: dict[str, Any] = orjson.loads(stored.body) if stored is not None else {}
+    event: dict[str, Any] = parse_body(stored.body) if stored is not None else {}
     account_type, user_name = _identity(event, account_id)
     service = (catalog or default_catalog()).names(entry.service_name)
     return LastUsedInfo(
@@ -638,7 +638,7 @@ def build_report(
     first_by_ip: dict[str, ReportEvent] = {}
 
     for stored in store.iter_events(account_id=account_id, flt=flt, descending=False):
-        doc = orjson.loads(stored.body)
+        doc = parse_body(stored.body)
         try:
             rec = event_from_mapping(doc, body=stored.body)
         except EventInvalid:  # stored events were validated at ingest; never stop a report on one

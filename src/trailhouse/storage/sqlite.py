@@ -37,13 +37,14 @@ __all__ = ["SqliteStore"]
 _BUSY_TIMEOUT_S = 30.0
 
 
-def _connect(path: str) -> sqlite3.Connection:
+def _connect(path: str, cache_mib: int = 128) -> sqlite3.Connection:
     conn = sqlite3.connect(path, timeout=_BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=FULL")
     conn.execute("PRAGMA foreign_keys=ON")
-    conn.execute("PRAGMA cache_size=-131072")  # 128 MiB per connection
-    conn.execute("PRAGMA mmap_size=1073741824")
+    conn.execute(f"PRAGMA cache_size=-{cache_mib * 1024}")  # allocated as pages are used
+    # Reads beyond the mapping (SQLite caps it at 2 GiB by default) go through read() and the cache.
+    conn.execute("PRAGMA mmap_size=2147418112")
     # A commit copies its dirty pages to the WAL; checkpointing every 1000 pages (the default)
     # copied the hot index pages into the database on nearly every ingest commit. 64 MiB of WAL
     # lets a page changed by many batches be checkpointed once.
@@ -85,7 +86,9 @@ class SqliteStore:
         self._readers_lock = threading.Lock()
         self._closed = False
         try:
-            self._writer = _connect(self.path)
+            # Every ingested event changes a leaf page in each index; at 10M events those indexes are
+            # gigabytes, and a page that falls out of the writer's cache must be read back first.
+            self._writer = _connect(self.path, cache_mib=1024)
             self._migrate()
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open SQLite database {self.path}: {exc}") from exc
