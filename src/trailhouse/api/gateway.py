@@ -1,7 +1,8 @@
 """The ActionTrail RPC gateway at ``/``: parse, authenticate, route, authorise, throttle, run, render.
 
-Each request is handled by one synchronous pipeline run in a worker thread (the store and Redis
-clients are synchronous); every failure leaves it as an ApiError rendered in the client's format.
+Each request is handled by one synchronous pipeline (the store and Redis clients are synchronous),
+run on the event loop for SQLite and in a worker thread when it waits on PostgreSQL or Redis; every
+failure leaves it as an ApiError rendered in the client's format.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
-from starlette.responses import Response
+from starlette.requests import ClientDisconnect, Request
+from starlette.types import Receive, Scope, Send
 
 from ..model.credentials import AccessKey
 from ..model.times import now_ms
@@ -54,8 +55,10 @@ class Gateway:
         *,
         key_cache_ttl_s: float = KEY_CACHE_TTL_S,
         clock: Callable[[], float] = time.monotonic,
+        inline: bool = False,
     ) -> None:
         self.svc = svc
+        self.inline = inline
         self.sealer = sealer
         self.limits = limits
         self.keys = AccessKeyCache(svc.store, sealer, ttl_s=key_cache_ttl_s, clock=clock)
@@ -67,35 +70,58 @@ class Gateway:
     def close(self) -> None:
         self.limits.close()
 
-    async def handle(self, request: Request) -> Response:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The ASGI app of ``/``: read the request, run ``process``, answer.
+
+        ``process`` runs on the event loop itself when ``inline`` (nothing it does waits on the
+        network: a SQLite store and in-process limits), else in a worker thread. Every operation
+        here only reads, and handing each request to a thread and back cost more than the request
+        itself under concurrent load (the threads contend for the GIL).
+
+        A plain ASGI callable rather than a Starlette endpoint, so the app can hand ``/`` straight
+        to it (``app.create_app``); the response is the one a Starlette ``Response`` would send.
+        """
         request_id = new_request_id()
-        host_id = request.headers.get("host", "")
-        raw_query: bytes = request.scope.get("query_string", b"")
-        headers = normalize_headers(request.scope["headers"])
+        raw_headers = scope["headers"]
+        host_id = next((v.decode("latin-1") for k, v in raw_headers if k == b"host"), "")
+        raw_query: bytes = scope.get("query_string", b"")
+        headers = normalize_headers(raw_headers)
         # The raw path is what clients sign (V3 CanonicalURI); RPC clients always send "/".
-        raw_path = request.scope.get("raw_path") or request.url.path.encode()
+        raw_path = scope.get("raw_path") or Request(scope).url.path.encode()
         path = raw_path.decode("latin-1").split("?", 1)[0] or "/"
         try:
-            body = await self._read_body(request)
-            outcome = await run_in_threadpool(
-                self.process, request.method, raw_query, headers, body, request_id, path
-            )
+            body = await self._read_body(receive)
+            args = (scope["method"], raw_query, headers, body, request_id, path)
+            outcome = self.process(*args) if self.inline else await run_in_threadpool(self.process, *args)
         except errors.ApiError as err:  # the body could not be read: process() never ran
             outcome = self._error(err, request_id, host_id, guess_format(raw_query, headers), None)
-        request.scope.setdefault("state", {})["action"] = outcome.action or "-"
-        return Response(
-            outcome.body,
-            status_code=outcome.status,
-            headers={"x-acs-request-id": request_id, "content-type": outcome.content_type},
+        scope.setdefault("state", {})["action"] = outcome.action or "-"
+        await send(
+            {
+                "type": "http.response.start",
+                "status": outcome.status,
+                "headers": [
+                    (b"x-acs-request-id", request_id.encode("latin-1")),
+                    (b"content-type", outcome.content_type.encode("latin-1")),
+                    (b"content-length", str(len(outcome.body)).encode("latin-1")),
+                ],
+            }
         )
+        await send({"type": "http.response.body", "body": outcome.body})
 
     @staticmethod
-    async def _read_body(request: Request) -> bytes:
+    async def _read_body(receive: Receive) -> bytes:
         chunks = bytearray()
-        async for chunk in request.stream():
-            chunks += chunk
-            if len(chunks) > MAX_RPC_BODY:
-                raise errors.InvalidParameter(message="The request body is too large.")
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] == "http.request":
+                more = message.get("more_body", False)
+                chunks += message.get("body", b"")
+                if len(chunks) > MAX_RPC_BODY:
+                    raise errors.InvalidParameter(message="The request body is too large.")
+            elif message["type"] == "http.disconnect":
+                raise ClientDisconnect()
         return bytes(chunks)
 
     def _error(
@@ -182,5 +208,9 @@ class Gateway:
 
 
 def build_gateway(svc: Services) -> Gateway:
-    sealer = Sealer(load_master_key(svc.settings.master_key, svc.settings.resolved_data_dir()))
-    return Gateway(svc, sealer, open_limits(svc.settings.redis_url, svc.settings.redis_prefix))
+    settings = svc.settings
+    sealer = Sealer(load_master_key(settings.master_key, settings.resolved_data_dir()))
+    # PostgreSQL and Redis are network round trips: those requests wait in worker threads.
+    networked = bool(settings.redis_url) or settings.db_url.startswith(("postgresql:", "postgres:"))
+    limits = open_limits(settings.redis_url, settings.redis_prefix)
+    return Gateway(svc, sealer, limits, inline=not networked)
