@@ -39,6 +39,7 @@ import msgspec
 import orjson
 
 from trailhouse.api.errors import ApiError
+from trailhouse.model.event import parse_body
 
 __all__ = [
     "JSON_CONTENT_TYPE",
@@ -120,7 +121,7 @@ class JsonDocuments(Sequence[Any]):
 
     def _documents(self) -> list[Any]:
         if self._parsed is None:
-            self._parsed = [orjson.loads(body) for body in self._bodies]
+            self._parsed = [parse_body(body) for body in self._bodies]
         return self._parsed
 
     def __len__(self) -> int:
@@ -144,7 +145,7 @@ class JsonDocuments(Sequence[Any]):
 
     def for_json(self) -> list[Any]:
         """What orjson writes for this list: each body as stored, or re-dumped when it must be."""
-        return [orjson.Fragment(b) if _spliceable(b) else orjson.loads(b) for b in self._bodies]
+        return [orjson.Fragment(b) if _spliceable(b) else parse_body(b) for b in self._bodies]
 
 
 def _json_default(obj: Any) -> Any:
