@@ -369,6 +369,60 @@ def test_read_log_in_seq_order(loaded: Loaded) -> None:
     assert store.read_log(after_seq=everything[-1].seq, limit=10) == []
 
 
+# SQLite walks its user/key/IP/role/resource indexes day by day (they lead with the UTC day);
+# pages must come out in the one total order whatever days they span, in both directions.
+@pytest.mark.parametrize(
+    "attr_filter",
+    [
+        {Attr.USER_NAME: ("bob",)},
+        {Attr.SOURCE_IP: ("10.7.7.7",)},
+        {Attr.ACCESS_KEY_ID: ("LTAIbob",)},
+        {Attr.RESOURCE_NAME: ("i-bob",)},
+        {Attr.USER_NAME: ("bob",), Attr.EVENT_NAME: ("StopInstances",)},
+    ],
+    ids=["user", "ip", "key", "resource", "user+name"],
+)
+@pytest.mark.parametrize("descending", [False, True], ids=["forward", "backward"])
+def test_pages_across_many_days_keep_the_total_order(
+    store: EventStore, attr_filter: dict[Attr, tuple[str, ...]], descending: bool
+) -> None:
+    rnd = random.Random(5)
+    bob = {"userName": "bob", "accessKeyId": "LTAIbob"}
+    records = []
+    for i in range(60):
+        day = f"2026-10-{1 + rnd.randrange(20):02d}"
+        when = f"{day}T{rnd.choice(['00:00:00', '00:00:01', '12:30:00', '23:59:59'])}Z"
+        mine = i % 3 != 0
+        extra: dict[str, Any] = {"eventName": "StopInstances" if i % 2 else "StartInstances"}
+        if mine:
+            extra |= {"userIdentity": bob, "sourceIpAddress": "10.7.7.7", "resourceName": "i-bob"}
+        extra |= {"resourceType": "ACS::ECS::Instance"}
+        records.append(record(f"d{i:02d}", when, **extra))
+    store.append(records)
+    flt = EventFilter(at("2026-10-03T12:00:00Z"), at("2026-10-18T23:59:59Z"), equals=attr_filter)
+    whole = find_all(store, EVERYTHING)
+    expected = [
+        e.event_id
+        for e in whole
+        if flt.start_ms <= e.event_time_ms <= flt.end_ms
+        and int(e.event_id[1:]) % 3 != 0
+        and (Attr.EVENT_NAME not in attr_filter or int(e.event_id[1:]) % 2)
+    ]
+    if descending:
+        expected.reverse()
+    assert len(expected) > 10
+    paged: list[str] = []
+    after = None
+    while True:
+        page = store.find_events(account_id=ACCOUNT, flt=flt, after=after, descending=descending, limit=4)
+        paged += ids(page)
+        if len(page) < 4:
+            break
+        after = page[-1].position
+    assert paged == expected
+    assert ids(find_all(store, flt, descending=descending)) == expected
+
+
 # -- AccessKey usage ------------------------------------------------------------------------------
 
 

@@ -15,11 +15,13 @@ from ..model.event import EventRecord, key_hash
 from ..model.query import Attr, EventFilter, IpNetwork, Position, UsageEntry, UsageKind, UsagePosition
 
 __all__ = [
+    "DAY_BUCKETED_DRIVERS",
     "INTERNED_COLUMNS",
     "FindQuery",
     "build_find",
     "build_usage",
     "network_text_prefix",
+    "sqlite_day",
     "term_values",
     "usage_entry",
 ]
@@ -74,6 +76,22 @@ ResolvePrefix = Callable[[str], list[int]]
 class FindQuery:
     sql: str
     params: list[object]
+    #: What drives the query: the SQLite index named for it, "event_resources", or "events".
+    driver: str = "events"
+
+
+#: SQLite indexes that lead with the UTC day (migration 0005). Their attribute has thousands of
+#: values, so keyed by value first every ingested event landed on a leaf page of its own in each;
+#: keyed by day first, a batch of recent events touches one day's pages. A query probes the days
+#: of its window one by one (``day=``), newest first when it pages backwards.
+DAY_BUCKETED_DRIVERS = frozenset(
+    {"events_user", "events_access_key", "events_source_ip", "events_role", "event_resources"}
+)
+
+
+def sqlite_day(ms: int) -> int:
+    """The UTC day of an epoch-ms time as SQLite computes ``event_time / 86400000`` (truncating)."""
+    return ms // DAY_MS if ms >= 0 else -(-ms // DAY_MS)
 
 
 def network_text_prefix(network: IpNetwork) -> str:
@@ -103,12 +121,14 @@ def build_find(
     name_indexes: bool = False,
     distinct_on: bool = False,
     day_buckets: bool = False,
+    day: int | None = None,
 ) -> FindQuery | None:
     """Translate a filter to one SELECT, or None when it can match nothing.
 
     ``distinct_on`` is PostgreSQL's form of the resource join: it has no bare columns under GROUP
     BY, so DISTINCT ON keeps one row per event; the event of each resource row is fetched by a
     LATERAL probe on (seq, event_time), which the executor prunes to one partition.
+    ``day`` limits the query to one UTC day in the form SQLite's day-bucketed indexes need.
     """
     if flt.is_impossible():
         return None
@@ -180,8 +200,13 @@ def build_find(
     # The driving table: event_resources when a resource condition exists (its index is ordered
     # by time within a resource), otherwise events itself.
     t = "r" if resource_conds else "e"
-    conds = [f"{t}.account = {ph}", f"{t}.event_time >= {ph}", f"{t}.event_time <= {ph}"]
-    params: list[object] = [account_ref, flt.start_ms, flt.end_ms]
+    conds = [f"{t}.account = {ph}"]
+    params: list[object] = [account_ref]
+    if day is not None:
+        conds.append(f"{t}.event_time / {DAY_MS} = {ph}")
+        params.append(day)
+    conds += [f"{t}.event_time >= {ph}", f"{t}.event_time <= {ph}"]
+    params += [flt.start_ms, flt.end_ms]
     conds += resource_conds
     params += params_res
     if after is not None:
@@ -192,6 +217,7 @@ def build_find(
     params += params_ev
     order = "DESC" if descending else "ASC"
     select = "SELECT e.seq, e.event_time, e.event_id, e.body"
+    driver = "event_resources" if resource_conds else "events"
     if resource_conds and distinct_on:
         sql = (
             f"SELECT DISTINCT ON (r.event_time, r.seq) e.seq, e.event_time, e.event_id, e.body "
@@ -210,15 +236,15 @@ def build_find(
         if name_indexes:
             # "IS NULL" cannot use the partial index of its column (SQLite: "no query solution").
             used = {c.split(" ", 1)[0].removeprefix("e.") for c in event_conds if not c.endswith("IS NULL")}
-            index = next((i for col, i in SQLITE_INDEX_PRIORITY if col in used), "events_time")
-            source = f"events e INDEXED BY {index}"
+            driver = next((i for col, i in SQLITE_INDEX_PRIORITY if col in used), "events_time")
+            source = f"events e INDEXED BY {driver}"
         sql = (
             f"{select} FROM {source} WHERE {' AND '.join(conds)} ORDER BY e.event_time {order}, e.seq {order}"
         )
     if limit is not None:
         sql += f" LIMIT {ph}"
         params.append(limit)
-    return FindQuery(sql, params)
+    return FindQuery(sql, params, driver)
 
 
 def term_values(records: Iterable[EventRecord]) -> set[str]:

@@ -12,6 +12,7 @@ import ipaddress
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from ..model.credentials import AccessKey, ApiToken, KeyStatus, TokenScope
@@ -29,7 +30,17 @@ from ..model.query import (
 from . import codec
 from .base import AppendResult, LogEntry, StoreError
 from .migrations import migrations_for
-from .sql import DAY_MS, build_find, build_usage, network_text_prefix, term_values, usage_entry
+from .sql import (
+    DAY_BUCKETED_DRIVERS,
+    DAY_MS,
+    FindQuery,
+    build_find,
+    build_usage,
+    network_text_prefix,
+    sqlite_day,
+    term_values,
+    usage_entry,
+)
 from .usage import usage_rows
 
 __all__ = ["SqliteStore"]
@@ -428,7 +439,35 @@ class SqliteStore:
         account_ref = self._term_id(account_id)
         if account_ref is None:
             return
-        query = build_find(
+        query = self._build_find(account_ref, flt, after, descending, limit)
+        if query is None:
+            return
+        if query.driver not in DAY_BUCKETED_DRIVERS:
+            yield from self._rows(query)
+            return
+        remaining = limit
+        for day_flt, day in self._days(account_ref, flt, after, descending):
+            query = self._build_find(account_ref, day_flt, after, descending, remaining, day)
+            assert query is not None
+            found = 0
+            for event in self._rows(query):
+                found += 1
+                yield event
+            if remaining is not None:
+                remaining -= found
+                if remaining <= 0:
+                    return
+
+    def _build_find(
+        self,
+        account_ref: int,
+        flt: EventFilter,
+        after: Position | None,
+        descending: bool,
+        limit: int | None,
+        day: int | None = None,
+    ) -> FindQuery | None:
+        return build_find(
             flt,
             account_ref=account_ref,
             after=after,
@@ -439,27 +478,52 @@ class SqliteStore:
             resolve_networks=self._network_term_ids,
             name_indexes=True,
             day_buckets=True,
+            day=day,
         )
-        if query is None:
-            return
+
+    def _rows(self, query: FindQuery) -> Iterator[StoredEvent]:
         for seq, event_time, event_id, body in self._reader().execute(query.sql, query.params):
             yield StoredEvent(seq, event_time, event_id, codec.unpack(body))
 
+    def _days(
+        self, account_ref: int, flt: EventFilter, after: Position | None, descending: bool
+    ) -> Iterator[tuple[EventFilter, int]]:
+        """The window cut into UTC days, in the order of the walk, within the account's data."""
+        lo, hi = flt.start_ms, flt.end_ms
+        if after is not None:
+            lo, hi = (lo, min(hi, after.event_time_ms)) if descending else (max(lo, after.event_time_ms), hi)
+        conn = self._reader()
+        ends = [
+            conn.execute(
+                f"SELECT event_time FROM events INDEXED BY events_time WHERE account = ?"
+                f" ORDER BY event_time {order} LIMIT 1",
+                (account_ref,),
+            ).fetchone()
+            for order in ("ASC", "DESC")
+        ]
+        if ends[0] is None or ends[1] is None:
+            return
+        lo, hi = max(lo, ends[0][0]), min(hi, ends[1][0])
+        if lo > hi:
+            return
+        first, last = sqlite_day(lo), sqlite_day(hi)
+        days = range(last, first - 1, -1) if descending else range(first, last + 1)
+        for day in days:
+            # Truncating division puts (-1 day, +1 day) into day 0 and [d-1, d] days into d < 0.
+            start = day * DAY_MS if day > 0 else day * DAY_MS - DAY_MS + 1
+            end = day * DAY_MS if day < 0 else day * DAY_MS + DAY_MS - 1
+            yield replace(flt, start_ms=max(lo, start), end_ms=min(hi, end)), day
+
     def explain_find(self, *, account_id: str, flt: EventFilter, descending: bool = True) -> list[str]:
-        """The query plan of a lookup, for tests that prove every filter is index-served."""
-        account_ref = self._term_id(account_id)
-        query = build_find(
-            flt,
-            account_ref=account_ref or 0,
-            after=Position(flt.end_ms, 1 << 62),
-            descending=descending,
-            limit=50,
-            resolve=self._term_ids,
-            resolve_prefix=self._prefix_term_ids,
-            resolve_networks=self._network_term_ids,
-            name_indexes=True,
-            day_buckets=True,
-        )
+        """The query plan of a lookup, for tests that prove every filter is index-served.
+
+        A day-bucketed lookup is shown as the query of one day (the last of the window).
+        """
+        account_ref = self._term_id(account_id) or 0
+        after = Position(flt.end_ms, 1 << 62)
+        query = self._build_find(account_ref, flt, after, descending, 50)
+        if query is not None and query.driver in DAY_BUCKETED_DRIVERS:
+            query = self._build_find(account_ref, flt, after, descending, 50, sqlite_day(flt.end_ms))
         if query is None:
             return []
         return [row[3] for row in self._reader().execute("EXPLAIN QUERY PLAN " + query.sql, query.params)]
