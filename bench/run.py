@@ -300,12 +300,20 @@ def run_backend(
 
 
 def _cpu_seconds(pid: int) -> float | None:
-    """User + system CPU time a process has used (Linux /proc), to price a request in server CPU."""
+    """User + system CPU time a process and its live children (``serve --workers``) have used
+    (Linux /proc), to price a request in server CPU."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
         return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    total = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    for children in Path(f"/proc/{pid}/task").glob("*/children"):
+        try:
+            kids = children.read_text().split()
+        except OSError:
+            continue
+        total += sum(_cpu_seconds(int(kid)) or 0.0 for kid in kids)
+    return total
 
 
 def _measured(pool: Any, shape: Shape, walks: int, pages: int, pid: int) -> dict[str, Any]:

@@ -73,8 +73,17 @@ def run_cli(
 class Server:
     """``trailhouse serve`` on a free port; ``start()`` returns once /healthz answers."""
 
-    def __init__(self, db_url: str, data_dir: Path, log_path: Path, *, log_level: str = "info") -> None:
+    def __init__(
+        self,
+        db_url: str,
+        data_dir: Path,
+        log_path: Path,
+        *,
+        log_level: str = "info",
+        extra_args: tuple[str, ...] = (),
+    ) -> None:
         self.db_url = db_url
+        self.extra_args = extra_args
         self.data_dir = data_dir
         self.log_path = log_path
         self.log_level = log_level
@@ -113,6 +122,7 @@ class Server:
                 "0",
                 "--log-level",
                 self.log_level,
+                *self.extra_args,
             ],
             env=child_env(self.data_dir),
             stdout=self._log,

@@ -67,13 +67,16 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         str(tmp / "work"),
         "--out",
         str(out),
+        "--keep",
     ]
     proc = subprocess.run(
         command, cwd=REPO, env=_env(), capture_output=True, text=True, timeout=180, check=False
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert "Targets (issue 7)" in proc.stdout  # the printed summary
-    return json.loads(out.read_text())
+    data: dict[str, Any] = json.loads(out.read_text())
+    data["_path"] = str(out)
+    return data
 
 
 def test_run_section_describes_machine_code_and_command(results: dict[str, Any]) -> None:
@@ -191,3 +194,24 @@ def test_dataset_is_byte_identical_per_seed(tmp_path: Path) -> None:
         return [p.sha256 for p in ds.parts] + [ds.slice_http.sha256, ds.slice_file.sha256]
 
     assert make(tmp_path / "a") == make(tmp_path / "b")
+
+
+def test_queries_again_on_the_kept_store_with_two_workers(
+    results: dict[str, Any], tmp_path: Path
+) -> None:
+    """``bench.queries`` re-measures the lookups of a kept run with other ``serve`` options."""
+    out = tmp_path / "queries.json"
+    redis_url = os.environ.get("TRAILHOUSE_TEST_REDIS", "redis://127.0.0.1:6379/13")
+    command = [sys.executable, "-m", "bench.queries", results["_path"], "--out", str(out)]
+    command += ["--", "--workers", "2", "--redis", redis_url]
+    proc = subprocess.run(
+        command, cwd=REPO, env=_env(), capture_output=True, text=True, timeout=180, check=False
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    again = json.loads(out.read_text())
+    assert again["run"]["serve_args"] == ["--workers", "2", "--redis", redis_url]
+    assert set(again["queries"]) == set(results["backends"]["sqlite"]["queries"])
+    for name, q in again["queries"].items():
+        assert q["one_client"]["errors"] == 0 and q["concurrent"]["errors"] == 0, name
+        # Two worker processes: the server's CPU is summed over its children, not just the parent's.
+        assert q["concurrent"]["server_cpu_ms_per_request"] > 0.05, name
