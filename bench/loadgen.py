@@ -1,20 +1,24 @@
 """Load generators against a running server: HTTP ingest producers and signed query clients.
 
-Query clients run in separate processes (spawned, each with its own keep-alive ``httpx.Client``):
+Query clients run in separate processes (spawned, each with its own keep-alive connection):
 threads in one interpreter would queue on the GIL for up to its 5 ms switch interval, which is the
-very scale being measured. A barrier starts the clients of one measurement together. Signing and
-response parsing happen outside the timed span, which covers sending the request and reading the
-whole response.
+very scale being measured. They speak ``http.client``, not httpx: on a 2-core box the clients share
+the CPU with the server, so the lighter the client, the more of the box measures the server
+(docs/benchmarks.md has the client CPU per request of both). A barrier starts the clients of one
+measurement together. Signing and response parsing happen outside the timed span, which covers
+sending the request and reading the whole response.
 """
 
 from __future__ import annotations
 
+import http.client
 import multiprocessing as mp
 import queue
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import orjson
@@ -87,22 +91,41 @@ def http_ingest(base_url: str, token: str, batches: list[bytes], producers: int)
 
 # ---------------------------------------------------------------------------------- query clients
 
-_client: httpx.Client | None = None
+_conn: http.client.HTTPConnection | None = None
+_address: tuple[str, int] = ("127.0.0.1", 80)
 _creds: Credentials | None = None
 _barrier: Any = None
 
 
 def _init_worker(base_url: str, creds: Credentials, barrier: Any) -> None:
-    global _client, _creds, _barrier
-    _client = httpx.Client(base_url=base_url, timeout=120)
+    global _conn, _address, _creds, _barrier
+    parts = urlsplit(base_url)
+    _address = (parts.hostname or "127.0.0.1", parts.port or 80)
+    _conn = http.client.HTTPConnection(*_address, timeout=120)
     _creds = creds
     _barrier = barrier
 
 
+def _get(target: str, headers: dict[str, str]) -> tuple[int, bytes]:
+    """One GET on the keep-alive connection, reconnecting once if the server closed it."""
+    global _conn
+    for attempt in (1, 2):
+        assert _conn is not None
+        try:
+            _conn.request("GET", target, headers=headers)
+            response = _conn.getresponse()
+            return response.status, response.read()
+        except (http.client.HTTPException, OSError):
+            _conn.close()
+            _conn = http.client.HTTPConnection(*_address, timeout=120)
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
 def _ping() -> bool:
-    assert _client is not None
     _barrier.wait(timeout=300)
-    return _client.get("/healthz").status_code == 200
+    return _get("/healthz", {})[0] == 200
 
 
 def _items(data: dict[str, Any]) -> list[Any]:
@@ -111,7 +134,7 @@ def _items(data: dict[str, Any]) -> list[Any]:
 
 def _walk_task(shape: Shape, walks: int, pages: int) -> dict[str, Any]:
     """``walks`` times: the first page, then NextToken after NextToken up to ``pages`` pages."""
-    assert _client is not None and _creds is not None
+    assert _conn is not None and _creds is not None
     _barrier.wait(timeout=300)
     by_page: list[list[float]] = [[] for _ in range(pages)]
     errors = 0
@@ -129,12 +152,11 @@ def _walk_task(shape: Shape, walks: int, pages: int) -> dict[str, Any]:
                 params["NextToken"] = token
             req = sign(shape.style, _creds, shape.api, shape.version, params)
             t0 = time.perf_counter()
-            response = _client.get(f"/?{req.query}", headers=req.headers)
-            body = response.content
+            status, body = _get(f"/?{req.query}", req.headers)
             elapsed = (time.perf_counter() - t0) * 1000
-            if response.status_code != 200:
+            if status != 200:
                 errors += 1
-                first_error = first_error or f"{response.status_code} {body[:400]!r}"
+                first_error = first_error or f"{status} {body[:400]!r}"
                 break
             by_page[page].append(elapsed)
             reached = page + 1
@@ -198,6 +220,10 @@ class ClientPool:
             "first_error": next((p["first_error"] for p in parts if p["first_error"]), None),
             "_first_walk": parts[0]["first_walk"],
         }
+
+    def pids(self) -> list[int]:
+        """The client processes, to price a request in client CPU."""
+        return list(self._executor._processes)
 
     def close(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)
