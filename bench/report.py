@@ -208,7 +208,7 @@ def _tables(results: dict[str, Any]) -> list[tuple[str, list[str], list[list[str
             f"{n} 1 client p50/p95/p99 ms",
             f"{n} {clients} clients p99 ms",
             f"{n} req/s @{clients}",
-            f"{n} server CPU ms/req",
+            f"{n} server / client CPU ms/req",
         ]
     header += ["duckdb 1 thread p50/p95/p99 ms", f"duckdb q/s @{clients}"]
     rows = []
@@ -222,7 +222,9 @@ def _tables(results: dict[str, Any]) -> list[tuple[str, list[str], list[list[str
                 _lat(one.get("latency_ms")),
                 _fmt((many.get("latency_ms") or {}).get("p99")),
                 _fmt(many.get("requests_per_second")),
-                _fmt(many.get("server_cpu_ms_per_request"), 2),
+                _fmt(many.get("server_cpu_ms_per_request"), 2)
+                + " / "
+                + _fmt(many.get("client_cpu_ms_per_request"), 2),
             ]
         bq = base.get("queries", {}).get(shape["filter"], {})
         row += [
