@@ -3,8 +3,6 @@ within that TTL, and one that is enabled or created works at once (docs/compatib
 
 from __future__ import annotations
 
-import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,13 +14,14 @@ from trailhouse.api.auth import KEY_CACHE_TTL_S, AccessKeyCache
 from trailhouse.api.context import Services
 from trailhouse.api.gateway import Gateway
 from trailhouse.api.limits import InProcessLimits
-from trailhouse.api.signature import percent_encode, v1_signature, v1_string_to_sign
 from trailhouse.model.credentials import KeyStatus
 from trailhouse.service.credentials import NewAccessKey, create_access_key
 from trailhouse.service.pagetoken import PageTokens
 from trailhouse.service.secrets import Sealer, load_master_key
 from trailhouse.settings import Settings
 from trailhouse.storage.sqlite import SqliteStore
+
+from ._signed import signed_query
 
 ACCOUNT = "1234567890123456"
 
@@ -70,18 +69,7 @@ def make_gateway(store: Any, sealer: Sealer, clock: Clock, ttl_s: float = KEY_CA
 
 def lookup(gateway: Gateway, key: NewAccessKey) -> tuple[int, str | None]:
     """A V1-signed LookupEvents; the status and, for an error, its Code."""
-    params = {
-        "Action": "LookupEvents",
-        "Version": "2020-07-06",
-        "Format": "JSON",
-        "AccessKeyId": key.key.access_key_id,
-        "SignatureMethod": "HMAC-SHA1",
-        "SignatureVersion": "1.0",
-        "SignatureNonce": uuid.uuid4().hex,
-        "Timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    }
-    params["Signature"] = v1_signature(key.secret, v1_string_to_sign("GET", params))
-    query = "&".join(f"{percent_encode(k)}={percent_encode(v)}" for k, v in params.items())
+    query = signed_query(key).decode()
     outcome = gateway.process("GET", query.encode(), {"host": "h"}, b"", "R", "/")
     return outcome.status, orjson.loads(outcome.body).get("Code")
 

@@ -6,8 +6,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import time
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -17,10 +15,11 @@ import pytest
 
 from trailhouse.api.app import RPC_METHODS, create_app
 from trailhouse.api.gateway import MAX_RPC_BODY, build_gateway
-from trailhouse.api.signature import percent_encode, v1_signature, v1_string_to_sign
 from trailhouse.service.credentials import NewAccessKey, create_access_key
 from trailhouse.service.secrets import Sealer, load_master_key
 from trailhouse.settings import Settings
+
+from ._signed import signed_query
 
 ACCOUNT = "1234567890123456"
 
@@ -80,22 +79,6 @@ def setup(tmp_path: Path) -> Iterator[tuple[Any, NewAccessKey]]:
     key = create_access_key(store, Sealer(load_master_key(None, tmp_path)), account_id=ACCOUNT)
     yield app, key
     store.close()
-
-
-def signed_query(key: NewAccessKey, **extra: str) -> bytes:
-    params = {
-        "Action": "LookupEvents",
-        "Version": "2020-07-06",
-        "Format": "JSON",
-        "AccessKeyId": key.key.access_key_id,
-        "SignatureMethod": "HMAC-SHA1",
-        "SignatureVersion": "1.0",
-        "SignatureNonce": uuid.uuid4().hex,
-        "Timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        **extra,
-    }
-    params["Signature"] = v1_signature(key.secret, v1_string_to_sign("GET", params))
-    return "&".join(f"{percent_encode(k)}={percent_encode(v)}" for k, v in params.items()).encode()
 
 
 def normalised(answer: tuple[int, list[tuple[bytes, bytes]], bytes]) -> tuple[Any, ...]:
