@@ -69,8 +69,7 @@ def make_gateway(store: Any, sealer: Sealer, clock: Clock, ttl_s: float = KEY_CA
 
 def lookup(gateway: Gateway, key: NewAccessKey) -> tuple[int, str | None]:
     """A V1-signed LookupEvents; the status and, for an error, its Code."""
-    query = signed_query(key).decode()
-    outcome = gateway.process("GET", query.encode(), {"host": "h"}, b"", "R", "/")
+    outcome = gateway.process("GET", signed_query(key), {"host": "h"}, b"", "R", "/")
     return outcome.status, orjson.loads(outcome.body).get("Code")
 
 
