@@ -24,6 +24,7 @@ __all__ = [
     "event_from_mapping",
     "event_from_json",
     "key_hash",
+    "malformed_json_reason",
     "parse_body",
     "usage_source",
 ]
@@ -144,12 +145,11 @@ def _nonempty(obj: Mapping[str, Any], name: str, path: str) -> str:
     return value
 
 
-def _resources(event: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+def _resources(rtype: str | None, rname: str | None, refs: Any) -> tuple[tuple[str, str], ...]:
+    """resourceType/resourceName and every referencedResources entry, de-duplicated, order kept."""
     pairs: list[tuple[str, str]] = []
-    rtype, rname = event.get("resourceType"), event.get("resourceName")
     if rtype or rname:
         pairs.append((rtype or "", rname or ""))
-    refs = event.get("referencedResources")
     if refs:
         for ref_type, names in refs.items():
             if isinstance(names, str):
@@ -159,7 +159,7 @@ def _resources(event: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
             pairs.extend((ref_type, n) for n in names)
             if not names:
                 pairs.append((ref_type, ""))
-    return tuple(dict.fromkeys(pairs))  # de-duplicated, order kept
+    return tuple(dict.fromkeys(pairs))
 
 
 def _sensitive(value: Any) -> bool | None:
@@ -208,7 +208,7 @@ def event_from_mapping(event: Any, body: bytes | None = None) -> EventRecord:
         event.get("sourceIpAddress"),
         event.get("sensitiveAction"),
         event.get("errorCode"),
-        _resources(event),
+        _resources(event.get("resourceType"), event.get("resourceName"), event.get("referencedResources")),
     )
 
 
@@ -335,20 +335,6 @@ def _fast_record(body: bytes) -> EventRecord | None:
             return None
     if ev.responseElements is not None and memoryview(ev.responseElements)[0] not in _RESPONSE:
         return None
-    resources: tuple[tuple[str, str], ...] = ()
-    rtype, rname = ev.resourceType, ev.resourceName
-    if rtype or rname or ev.referencedResources:
-        pairs: list[tuple[str, str]] = []
-        if rtype or rname:
-            pairs.append((rtype or "", rname or ""))
-        for ref_type, names in (ev.referencedResources or {}).items():
-            if isinstance(names, str):
-                pairs.append((ref_type, names))
-            elif names:
-                pairs.extend((ref_type, n) for n in names)
-            else:
-                pairs.append((ref_type, ""))
-        resources = tuple(dict.fromkeys(pairs))
     return _record(
         account_id,
         ev.eventId,
@@ -366,8 +352,18 @@ def _fast_record(body: bytes) -> EventRecord | None:
         ev.sourceIpAddress,
         ev.sensitiveAction,
         ev.errorCode,
-        resources,
+        _resources(ev.resourceType, ev.resourceName, ev.referencedResources),
     )
+
+
+def malformed_json_reason(data: bytes) -> str:
+    """Why ``data`` (which msgspec refused) is not JSON, in orjson's words as in every other
+    malformed-JSON message here."""
+    try:
+        orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        return f"malformed JSON: {exc}"
+    return "malformed JSON"
 
 
 def compact_json(data: bytes) -> bytes:
@@ -375,12 +371,7 @@ def compact_json(data: bytes) -> bytes:
     try:
         return msgspec.json.format(data, indent=-1)
     except msgspec.DecodeError:
-        pass
-    try:  # orjson words the error the way every other malformed-JSON message here is worded
-        orjson.loads(data)
-    except orjson.JSONDecodeError as exc:
-        raise EventInvalid(f"malformed JSON: {exc}") from None
-    raise EventInvalid("malformed JSON")
+        raise EventInvalid(malformed_json_reason(data)) from None
 
 
 def event_from_json(data: bytes | str, *, compact: bool = False) -> EventRecord:

@@ -15,7 +15,14 @@ from typing import Any
 import msgspec
 import orjson
 
-from ..model.event import EventInvalid, EventRecord, compact_json, event_from_json, event_from_mapping
+from ..model.event import (
+    EventInvalid,
+    EventRecord,
+    compact_json,
+    event_from_json,
+    event_from_mapping,
+    malformed_json_reason,
+)
 from ..storage.base import EventStore
 
 __all__ = [
@@ -106,14 +113,6 @@ _RAW_LIST = msgspec.json.Decoder(list[msgspec.Raw])
 _RAW_OBJECT = msgspec.json.Decoder(dict[str, msgspec.Raw])
 
 
-def _malformed(text: bytes) -> UnreadableInput:
-    try:  # orjson words the error as every other malformed-JSON message here is worded
-        orjson.loads(text)
-    except orjson.JSONDecodeError as exc:
-        return UnreadableInput(f"malformed JSON: {exc}")
-    return UnreadableInput("malformed JSON")
-
-
 def _elements(raws: list[msgspec.Raw]) -> list[Item]:
     # Each element is compacted on its own: the document's whitespace is not part of the event.
     return [(i, msgspec.json.format(bytes(raw), indent=-1)) for i, raw in enumerate(raws)]
@@ -128,7 +127,7 @@ def decode_events(data: bytes) -> list[Item]:
         try:
             return _elements(_RAW_LIST.decode(text))
         except msgspec.DecodeError:
-            raise _malformed(text) from None
+            raise UnreadableInput(malformed_json_reason(text)) from None
     if text[:1] == b"{":
         try:
             members = _RAW_OBJECT.decode(text)
