@@ -18,7 +18,9 @@ from trailhouse.api.gateway import MAX_RPC_BODY, build_gateway
 from trailhouse.service.credentials import NewAccessKey, create_access_key
 from trailhouse.service.secrets import Sealer, load_master_key
 from trailhouse.settings import Settings
+from trailhouse.storage import open_store
 
+from ..conftest import pg_schema_url
 from ._signed import signed_query
 
 ACCOUNT = "1234567890123456"
@@ -157,14 +159,26 @@ def test_a_failing_gateway_is_a_plain_500_on_both_paths(
         assert start["status"] == 500 and body["body"] == b"Internal Server Error"
 
 
-def test_only_sqlite_without_redis_runs_requests_on_the_event_loop(setup: tuple[Any, NewAccessKey]) -> None:
+def test_only_sqlite_without_redis_runs_requests_on_the_event_loop(
+    setup: tuple[Any, NewAccessKey], pg_available: str
+) -> None:
     app, _ = setup
     svc = app.state.services
     assert app.state.gateway.inline
-    for changed in ({"redis_url": "redis://127.0.0.1:6379/0"}, {"db_url": "postgresql://h/db"}):
-        settings = dataclasses.replace(svc.settings, **changed)
-        gateway = build_gateway(type(svc)(settings=settings, store=svc.store, page_tokens=svc.page_tokens))
+    with pg_schema_url(pg_available) as pg_url:
+        pg_store = open_store(pg_url)
         try:
-            assert not gateway.inline
+            for changed, store in (
+                ({"redis_url": "redis://127.0.0.1:6379/0"}, svc.store),
+                ({"db_url": pg_url}, pg_store),
+            ):
+                settings = dataclasses.replace(svc.settings, **changed)
+                gateway = build_gateway(
+                    type(svc)(settings=settings, store=store, page_tokens=svc.page_tokens)
+                )
+                try:
+                    assert not gateway.inline
+                finally:
+                    gateway.close()
         finally:
-            gateway.close()
+            pg_store.close()

@@ -210,7 +210,6 @@ class Gateway:
 def build_gateway(svc: Services) -> Gateway:
     settings = svc.settings
     sealer = Sealer(load_master_key(settings.master_key, settings.resolved_data_dir()))
-    # PostgreSQL and Redis are network round trips: those requests wait in worker threads.
-    networked = bool(settings.redis_url) or settings.db_url.startswith(("postgresql:", "postgres:"))
     limits = open_limits(settings.redis_url, settings.redis_prefix)
-    return Gateway(svc, sealer, limits, inline=not networked)
+    # Requests that may wait on the network (PostgreSQL, Redis) wait in worker threads.
+    return Gateway(svc, sealer, limits, inline=svc.store.in_process and limits.in_process)

@@ -23,6 +23,9 @@ __all__ = [
 
 
 class Limits(Protocol):
+    #: True when no call waits on the network (see ``EventStore.in_process``).
+    in_process: bool
+
     def remember_nonce(self, access_key_id: str, nonce: str, ttl_s: int) -> bool:
         """Record a nonce; False when it was already used within its lifetime."""
         ...
@@ -35,6 +38,8 @@ class Limits(Protocol):
 
 
 class InProcessLimits:
+    in_process = True
+
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self._lock = threading.Lock()
@@ -94,6 +99,8 @@ return 1
 
 class RedisLimits:
     """Nonces and throttling shared by every node that points at the same Redis."""
+
+    in_process = False
 
     def __init__(self, url: str, prefix: str = "trailhouse") -> None:
         import redis

@@ -57,6 +57,9 @@ class EventStore(Protocol):
     """Events, their usage aggregates, and credentials, in one database."""
 
     url: str
+    #: True when no call waits on the network (an embedded database): callers may then run store
+    #: calls on an event loop instead of handing them to a worker thread.
+    in_process: bool
 
     # -- lifecycle ---------------------------------------------------------------------------
     def close(self) -> None: ...

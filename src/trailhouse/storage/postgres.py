@@ -161,6 +161,8 @@ def _partition_name(table: str, month: int) -> str:
 class PostgresStore:
     """EventStore on PostgreSQL (see the module docstring for the concurrency design)."""
 
+    in_process = False
+
     def __init__(
         self, url: str, *, retention_days: int = 400, pool_size: int = 10, ahead_months: int = AHEAD_MONTHS
     ) -> None:

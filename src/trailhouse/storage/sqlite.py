@@ -84,6 +84,8 @@ class _PendingBatch:
 class SqliteStore:
     """EventStore on a SQLite file."""
 
+    in_process = True
+
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
         self.url = f"sqlite:///{self.path}"
