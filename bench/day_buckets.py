@@ -69,6 +69,14 @@ def main(argv: list[str]) -> None:
                 store._writer.execute(f"CREATE INDEX {name} ON {definition}")
         with (DATA / "part-000.ndjson").open("rb") as f:
             _ingest(store, variant, itertools.islice(f, int(rest[0])))
+        store.close()
+        size = sum(
+            Path(f"{path}{suffix}").stat().st_size
+            for suffix in ("", "-wal")
+            if Path(f"{path}{suffix}").exists()
+        )
+        print(f"{variant} {size / int(rest[0]):.1f} bytes/event on disk", flush=True)
+        return
     else:
         store = SqliteStore(path)
         for part in rest:
