@@ -52,6 +52,9 @@ class Settings:
     lookup_events_2020_max_span_days: int = 90
     usage_window_days: int = 400
     retention_days: int = 400
+    #: The longest a request's store work may run (a lookup, a search page); past it the request is
+    #: stopped and answered ServiceUnavailable / QueryTimeout. 0 switches the limit off.
+    query_timeout_s: float = 10.0
     log_level: str = "info"
     extra: dict[str, str] = field(default_factory=dict)
 
@@ -73,6 +76,7 @@ class Settings:
             lookup_events_2020_max_span_days=_env_int("TRAILHOUSE_LOOKUP_EVENTS_2020_MAX_SPAN_DAYS", 90),
             usage_window_days=_env_int("TRAILHOUSE_USAGE_WINDOW_DAYS", 400),
             retention_days=_env_int("TRAILHOUSE_RETENTION_DAYS", 400),
+            query_timeout_s=_env_float("TRAILHOUSE_QUERY_TIMEOUT_S", 10.0),
             log_level=os.environ.get("TRAILHOUSE_LOG_LEVEL") or "info",
         )
         given = {k: v for k, v in overrides.items() if v is not None}
@@ -96,6 +100,7 @@ class Settings:
             "TRAILHOUSE_LOOKUP_EVENTS_2020_MAX_SPAN_DAYS": str(self.lookup_events_2020_max_span_days),
             "TRAILHOUSE_USAGE_WINDOW_DAYS": str(self.usage_window_days),
             "TRAILHOUSE_RETENTION_DAYS": str(self.retention_days),
+            "TRAILHOUSE_QUERY_TIMEOUT_S": str(self.query_timeout_s),
             "TRAILHOUSE_LOG_LEVEL": self.log_level,
         }
         return pairs
