@@ -25,7 +25,16 @@ from ..model.query import (
     WindowSummary,
 )
 
-__all__ = ["AppendResult", "EventStore", "LogEntry", "StoreError", "StoreUnavailable"]
+__all__ = [
+    "AppendResult",
+    "EventStore",
+    "LogEntry",
+    "QueryCancelled",
+    "QueryTimeout",
+    "StoreError",
+    "StoreMissing",
+    "StoreUnavailable",
+]
 
 
 class StoreError(Exception):
@@ -34,6 +43,18 @@ class StoreError(Exception):
 
 class StoreUnavailable(StoreError):
     """The database cannot be reached right now (try again later)."""
+
+
+class StoreMissing(StoreError):
+    """A store was opened for reading where none exists (nothing was ever written there)."""
+
+
+class QueryTimeout(StoreError):
+    """A request's store work ran past its time limit and was stopped (see ``storage.budget``)."""
+
+
+class QueryCancelled(StoreError):
+    """A request's store work was stopped because its caller gave up (the client left)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,95 @@
+"""Store work for one request, off the event loop, bounded in time, cancelled when the client leaves.
+
+Every request that reads the store goes through ``run_bounded``: the blocking call runs in a worker
+thread under a ``QueryBudget`` (storage.budget), which the backends enforce themselves (SQLite
+interrupts the statement, PostgreSQL's statement_timeout). Should the backend not come back — a
+stalled network connection answers nothing — the waiting side gives up a moment after the deadline,
+cancels the budget and abandons the thread, so the client is answered in bounded time either way.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any, TypeVar
+
+import anyio
+import anyio.to_thread
+from starlette.types import Receive
+
+from ..storage.budget import QueryBudget, query_budget
+
+__all__ = ["run_bounded", "stream_bounded"]
+
+T = TypeVar("T")
+
+#: How long past the deadline the waiting side trusts the backend to stop by itself.
+GRACE_S = 1.0
+
+
+async def run_bounded(
+    fn: Callable[..., T], *args: Any, timeout_s: float | None, receive: Receive | None = None
+) -> T:
+    """``fn(*args)`` in a worker thread under a budget of ``timeout_s`` (None or 0: no limit).
+
+    With ``receive`` (only once the request body has been read), a client that disconnects cancels
+    the work: ``QueryCancelled`` is raised. Past the limit: ``QueryTimeout``.
+    """
+    with query_budget(timeout_s) as budget:
+        return await _run(budget, functools.partial(fn, *args), receive)
+
+
+async def _run(budget: QueryBudget, call: Callable[[], T], receive: Receive | None) -> T:
+    outcome: list[T] = []
+    failure: list[BaseException] = []
+    limit = None if budget.timeout_s is None else budget.timeout_s + GRACE_S
+    try:
+        with anyio.move_on_after(limit) as scope:
+            async with anyio.create_task_group() as tg:
+
+                async def work() -> None:
+                    try:
+                        outcome.append(await anyio.to_thread.run_sync(call, abandon_on_cancel=True))
+                    except Exception as exc:  # raised as itself below, not inside an ExceptionGroup
+                        failure.append(exc)
+                    tg.cancel_scope.cancel()
+
+                async def watch() -> None:
+                    assert receive is not None
+                    while True:
+                        message = await receive()
+                        if message["type"] == "http.disconnect":
+                            budget.cancel()
+                            tg.cancel_scope.cancel()
+                            return
+
+                tg.start_soon(work)
+                if receive is not None:
+                    tg.start_soon(watch)
+    except BaseException:
+        budget.cancel()  # the request itself was cancelled: stop its store work too
+        raise
+    if failure:
+        raise failure[0]
+    if outcome:
+        return outcome[0]
+    if scope.cancelled_caught and not budget.cancelled:
+        budget.cancel(timed_out=True)  # the store did not stop by itself: a stalled connection
+    raise budget.error()
+
+
+async def stream_bounded(
+    iterator: Iterator[T], *, timeout_s: float | None, receive: Receive | None = None
+) -> AsyncIterator[T]:
+    """Drive a blocking iterator from worker threads, each step under its own budget.
+
+    A long export is many short steps, each bounded like a lookup. A streaming response listens for
+    the disconnect itself and cancels this generator, which cancels the step in flight: pass
+    ``receive`` only where nothing else reads it.
+    """
+    sentinel: Any = object()
+    while True:
+        item = await run_bounded(next, iterator, sentinel, timeout_s=timeout_s, receive=receive)
+        if item is sentinel:
+            return
+        yield item
