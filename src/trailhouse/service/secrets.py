@@ -10,7 +10,9 @@ from pathlib import Path
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-__all__ = ["MasterKeyError", "Sealer", "load_master_key"]
+from ..storage.base import EventStore
+
+__all__ = ["MasterKeyError", "Sealer", "check_master_key", "key_source", "load_master_key"]
 
 _KEY_FILE = "master.key"
 
@@ -31,7 +33,7 @@ def load_master_key(configured: str | None, data_dir: Path) -> bytes:
         return key
     path = data_dir / _KEY_FILE
     if not path.exists():
-        data_dir.mkdir(parents=True, exist_ok=True)
+        _make_private_dir(data_dir)
         encoded = base64.b64encode(secrets.token_bytes(32))
         try:
             # O_EXCL: two processes starting at once must not each write a different key.
@@ -48,6 +50,31 @@ def load_master_key(configured: str | None, data_dir: Path) -> bytes:
     if len(key) != 32:
         raise MasterKeyError(f"the master key in {path} is not 32 bytes")
     return key
+
+
+def _make_private_dir(data_dir: Path) -> None:
+    """Create the data directory (and missing parents) readable by its owner only.
+
+    An existing directory keeps its mode: it may be the folder of the SQLite file, chosen by the
+    operator."""
+    missing = [d for d in (data_dir, *data_dir.parents) if not d.exists()]
+    data_dir.mkdir(parents=True, exist_ok=True)
+    for made in missing:
+        os.chmod(made, 0o700)  # mkdir's mode is filtered by the umask
+
+
+def key_source(configured: str | None, data_dir: Path) -> str:
+    """Where the master key in use comes from, for messages (never the key itself)."""
+    return "TRAILHOUSE_MASTER_KEY" if configured else str(data_dir / _KEY_FILE)
+
+
+def check_master_key(sealer: Sealer, store: EventStore, *, sample: int = 3) -> None:
+    """Raise MasterKeyError when the key cannot open the secrets already stored.
+
+    A server started with another key (another data directory, a lost key file) would otherwise
+    answer every signed call with an error; refusing to start says so once, where it is fixed."""
+    for key in store.list_access_keys(account_id=None)[:sample]:
+        sealer.open(key.secret_sealed, key.access_key_id)
 
 
 class Sealer:
