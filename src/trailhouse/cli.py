@@ -16,18 +16,20 @@ from typing import Annotated, BinaryIO
 import orjson
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from . import package_version
 from .model.credentials import KeyStatus, TokenScope
 from .model.event import parse_body
 from .model.times import format_wire_time, now_ms
 from .service.credentials import CredentialError, create_access_key, create_token
 from .service.ingest import IngestReport, UnreadableInput, decode_ndjson, ingest_items
-from .service.secrets import MasterKeyError, Sealer, load_master_key
-from .settings import Settings
+from .service.secrets import MasterKeyError, Sealer, check_master_key, key_source, load_master_key
+from .settings import Settings, SettingsError
 from .storage import open_store
-from .storage.base import EventStore, StoreError
+from .storage.base import EventStore, StoreError, StoreMissing
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 keys_app = typer.Typer(no_args_is_help=True, help="AccessKey pairs for the ActionTrail API.")
@@ -47,18 +49,53 @@ DbOption = Annotated[
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
 
 
-def fail(message: str, code: int = 1) -> typer.Exit:
-    console.print(f"[bold red]error:[/] {message}")
+#: Exit codes besides 0: 1 a failure, 2 a bad setting or argument (as for click's usage errors),
+#: 3 ingest rejected events, 4 nothing to report (an AccessKey with no events).
+EXIT_FAILURE, EXIT_USAGE, EXIT_NOTHING = 1, 2, 4
+
+
+def fail(message: str, code: int = EXIT_FAILURE) -> typer.Exit:
+    # One line, whatever the terminal width, and the message's own brackets are not markup.
+    console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
     return typer.Exit(code)
 
 
+def note(message: str) -> None:
+    console.print(escape(message), soft_wrap=True, style="yellow")
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"trailhouse {package_version()}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit."),
+    ] = False,
+) -> None:
+    """The ``trailhouse`` command: serve, ingest, credentials, demo data, search, reports, migrations."""
+
+
 def _settings(db: str | None, **overrides: object) -> Settings:
-    return Settings.from_env(db_url=db, **overrides)
-
-
-def _store(settings: Settings) -> EventStore:
     try:
-        return open_store(settings.db_url, retention_days=settings.retention_days)
+        return Settings.from_env(db_url=db, **overrides)
+    except SettingsError as exc:
+        raise fail(str(exc), EXIT_USAGE) from None
+
+
+def _store(settings: Settings, *, create: bool = True) -> EventStore:
+    """The store; ``create=False`` for commands that only read what is there."""
+    try:
+        return open_store(settings.db_url, retention_days=settings.retention_days, create=create)
+    except StoreMissing:
+        raise fail(
+            f"no store at {_safe_url(settings.db_url)}: nothing has been ingested there; "
+            "check --db or TRAILHOUSE_DB"
+        ) from None
     except StoreError as exc:
         raise fail(str(exc)) from None
 
@@ -68,6 +105,20 @@ def _sealer(settings: Settings) -> Sealer:
         return Sealer(load_master_key(settings.master_key, settings.resolved_data_dir()))
     except MasterKeyError as exc:
         raise fail(str(exc)) from None
+
+
+def _check_sealer(settings: Settings, sealer: Sealer, store: EventStore) -> None:
+    """Refuse to start with a master key that cannot open the stored AccessKey secrets."""
+    try:
+        check_master_key(sealer, store)
+    except MasterKeyError:
+        source = key_source(settings.master_key, settings.resolved_data_dir())
+        raise fail(
+            f"the master key ({source}) cannot open the AccessKey secrets stored in "
+            f"{_safe_url(settings.db_url)}: they were sealed with another key; point TRAILHOUSE_DATA_DIR "
+            "at the directory holding the master.key they were created with, or set TRAILHOUSE_MASTER_KEY "
+            "to that key"
+        ) from None
 
 
 # -- serve ---------------------------------------------------------------------------------------
@@ -92,6 +143,10 @@ def serve(
         int, typer.Option(help="Worker processes (each with its own store); above 1 needs --redis.")
     ] = 1,
     log_level: Annotated[str | None, typer.Option(help="debug, info, warning, error.")] = None,
+    tls_cert: Annotated[
+        str | None, typer.Option("--tls-cert", help="PEM certificate (chain) to serve HTTPS; with --tls-key.")
+    ] = None,
+    tls_key: Annotated[str | None, typer.Option("--tls-key", help="PEM private key of --tls-cert.")] = None,
 ) -> None:
     """Start the HTTP service: the ActionTrail API at / and the native API at /api/v1."""
     import logging
@@ -99,6 +154,7 @@ def serve(
     import uvicorn
 
     from .api.app import create_app
+    from .serving import endpoint, uvicorn_options
 
     settings = _settings(
         db,
@@ -109,49 +165,47 @@ def serve(
         throttle_access_key_usage=throttle_usage,
         log_level=log_level,
         retention_days=retention_days,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
     )
+    if workers < 1:
+        raise fail(f"--workers={workers}: expected 1 or more", EXIT_USAGE)
     logging.basicConfig(
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    _sealer(settings)  # create or check the master key before the first request needs it
+    sealer = _sealer(settings)  # create or check the master key before the first request needs it
+    options = uvicorn_options(settings)
     if workers > 1:
         # Nonces and throttling must be one across processes, and workers are started by name.
         if not settings.redis_url:
             raise fail("--workers above 1 needs --redis: nonces and throttling must be shared by the workers")
         import os
 
+        store = _store(settings)
+        try:
+            _check_sealer(settings, sealer, store)
+        finally:
+            store.close()
         os.environ.update(settings.to_env())
-        console.print(f"Trailhouse on [bold]http://{settings.host}:{settings.port}[/] ({workers} workers)")
-        uvicorn.run(
-            "trailhouse.api.app:app_from_env",
-            factory=True,
-            host=settings.host,
-            port=settings.port,
-            access_log=False,
-            log_level=settings.log_level.lower(),
-            timeout_graceful_shutdown=30,
-            workers=workers,
-        )
+        console.print(f"Trailhouse on [bold]{endpoint(settings)}[/] ({workers} workers)", soft_wrap=True)
+        uvicorn.run("trailhouse.api.app:app_from_env", factory=True, workers=workers, **options)
         return
     try:
         application = create_app(settings)
     except StoreError as exc:
         raise fail(str(exc)) from None
+    store = application.state.services.store
+    try:
+        _check_sealer(settings, sealer, store)
+    except typer.Exit:
+        store.close()
+        raise
     console.print(
-        f"Trailhouse on [bold]http://{settings.host}:{settings.port}[/] "
-        f"(store {_safe_url(application.state.services.store.url)})"
+        f"Trailhouse on [bold]{endpoint(settings)}[/] (store {escape(_safe_url(store.url))})", soft_wrap=True
     )
-    # uvicorn's own access log prints query strings, where V1 signatures travel: ours does not.
-    uvicorn.run(
-        application,
-        host=settings.host,
-        port=settings.port,
-        access_log=False,
-        log_level=settings.log_level.lower(),
-        timeout_graceful_shutdown=30,
-    )
+    uvicorn.run(application, **options)
 
 
 # -- ingest --------------------------------------------------------------------------------------
@@ -333,7 +387,7 @@ def keys_list(
     json_out: JsonOption = False,
 ) -> None:
     """List AccessKeys (never their secrets)."""
-    store = _store(_settings(db))
+    store = _store(_settings(db), create=False)
     try:
         keys = store.list_access_keys(account_id=account)
     finally:
@@ -366,7 +420,7 @@ def keys_list(
 
 
 def _set_status(key_id: str, status: KeyStatus | None, db: str | None) -> None:
-    store = _store(_settings(db))
+    store = _store(_settings(db), create=False)
     try:
         done = (
             store.delete_access_key(key_id) if status is None else store.set_access_key_status(key_id, status)
@@ -433,7 +487,7 @@ def tokens_create(
 @tokens_app.command("list")
 def tokens_list(db: DbOption = None, json_out: JsonOption = False) -> None:
     """List tokens (never the token itself)."""
-    store = _store(_settings(db))
+    store = _store(_settings(db), create=False)
     try:
         tokens = store.list_tokens()
     finally:
@@ -459,7 +513,7 @@ def tokens_list(db: DbOption = None, json_out: JsonOption = False) -> None:
 @tokens_app.command("delete")
 def tokens_delete(token_id: str, db: DbOption = None) -> None:
     """Revoke a token."""
-    store = _store(_settings(db))
+    store = _store(_settings(db), create=False)
     try:
         done = store.delete_token(token_id)
     finally:
@@ -534,49 +588,70 @@ def lookup(
             raise fail(f"{item!r} is not a filter; known keys: {', '.join(FILTER_PARAMS)}")
         pairs.append((name, value))
     settings = _settings(db)
-    store = _store(settings)
+    store = _store(settings, create=False)
     try:
         now = now_ms()
+        oldest_kept = now - settings.retention_days * DAY_MS
+        start_ms = _cli_time(start, oldest_kept, "--start")
+        end_ms = _cli_time(end, now, "--end")
         try:
             flt, _ = build_search_filter(
-                store,
-                account_id=account,
-                pairs=pairs,
-                failed=failed,
-                start_ms=_cli_time(start, now - settings.retention_days * DAY_MS, "--start"),
-                end_ms=_cli_time(end, now, "--end"),
+                store, account_id=account, pairs=pairs, failed=failed, start_ms=start_ms, end_ms=end_ms
             )
         except SearchParamError as exc:
             raise fail(str(exc)) from None
         events = store.iter_events(account_id=account, flt=flt, descending=not oldest_first)
         if limit is not None:
             events = itertools.islice(events, limit)
-        _print_events(events, fmt)
+        shown = _print_events(events, fmt)
+        if not shown:
+            # The rows stay on stdout (empty); why there are none goes to stderr.
+            if not _account_has_events(store, account):
+                note(f"account {account} has no events in {_safe_url(store.url)}")
+            elif end_ms < oldest_kept:
+                note(
+                    f"the window ends before the retention of {settings.retention_days} days "
+                    "(TRAILHOUSE_RETENTION_DAYS): events that old are not kept"
+                )
+            else:
+                note("no events match")
     finally:
         store.close()
 
 
-def _print_events(events: Iterator[object], fmt: str) -> None:
+def _account_has_events(store: EventStore, account: str) -> bool:
+    from .model.query import EventFilter
+
+    return bool(
+        store.find_events(account_id=account, flt=EventFilter(0, 2**62), after=None, descending=True, limit=1)
+    )
+
+
+def _print_events(events: Iterator[object], fmt: str) -> int:
+    """Print the events in ``fmt``; return how many there were."""
     import csv
 
     from .service.search import CSV_COLUMNS, csv_row
 
     stream = sys.stdout
+    shown = 0
     if fmt == "ndjson":
         for e in events:
             stream.write(e.body.decode() + "\n")  # type: ignore[attr-defined]
-        return
+            shown += 1
+        return shown
     if fmt == "json":
-        stream.write("[" + ",".join(e.body.decode() for e in events) + "]\n")  # type: ignore[attr-defined]
-        return
+        bodies = [e.body.decode() for e in events]  # type: ignore[attr-defined]
+        stream.write("[" + ",".join(bodies) + "]\n")
+        return len(bodies)
     if fmt == "csv":
         writer = csv.writer(stream)
         writer.writerow(CSV_COLUMNS)
         for e in events:
             writer.writerow(csv_row(parse_body(e.body)))  # type: ignore[attr-defined]
-        return
+            shown += 1
+        return shown
     table = Table("eventTime", "eventName", "serviceName", "user", "sourceIp", "accessKeyId", "error")
-    shown = 0
     for e in events:
         ev = parse_body(e.body)  # type: ignore[attr-defined]
         who = ev.get("userIdentity") or {}
@@ -592,6 +667,7 @@ def _print_events(events: Iterator[object], fmt: str) -> None:
         shown += 1
     out.print(table)
     console.print(f"{shown:,} events")
+    return shown
 
 
 # -- access-key report ---------------------------------------------------------------------------
@@ -611,13 +687,24 @@ def access_key_report(
     if fmt not in ("table", "json", "html"):
         raise fail("--format must be table, json or html")
     settings = _settings(db)
-    store = _store(settings)
+    store = _store(settings, create=False)
     try:
         now = now_ms()
         since_ms = _cli_time(since, now - settings.usage_window_days * DAY_MS, "--since")
         report = build_report(store, account_id=account, access_key_id=key, since_ms=since_ms, now_ms=now)
+        account_known = report.used or _account_has_events(store, account)
     finally:
         store.close()
+    if not report.used:
+        # A report of nothing would read as "the key was never used", which the store cannot
+        # tell from a mistyped key or account: say what is known and exit non-zero.
+        if not account_known:
+            why = f"account {account} has no events in {_safe_url(settings.db_url)}"
+        else:
+            why = f"AccessKey {key} made no calls in account {account} since {format_wire_time(since_ms)}"
+        if fmt == "json":
+            sys.stdout.write(json.dumps(report_to_json(report), ensure_ascii=False, indent=2) + "\n")
+        raise fail(f"{why}; check the key id, --account and --since", EXIT_NOTHING)
     if fmt == "json":
         sys.stdout.write(json.dumps(report_to_json(report), ensure_ascii=False, indent=2) + "\n")
     elif fmt == "html":
@@ -655,7 +742,7 @@ def maintain(
 ) -> None:
     """Housekeeping the service also runs hourly: partitions ahead, drop those past retention, statistics."""
     settings = _settings(db, retention_days=retention_days)
-    store = _store(settings)
+    store = _store(settings, create=False)
     try:
         done = store.maintain(now_ms=now_ms())
     except StoreError as exc:
@@ -677,9 +764,9 @@ def copy(
     """Copy every event, AccessKey and token from one store to another; re-running copies nothing twice."""
     from .storage.copy import copy_store
 
-    src = _store(Settings.from_env(db_url=source))
+    src = _store(_settings(source), create=False)
     try:
-        dst = _store(Settings.from_env(db_url=target))
+        dst = _store(_settings(target))
     except typer.Exit:
         src.close()
         raise
@@ -708,7 +795,7 @@ def copy(
 
 
 def main() -> None:
-    app()
+    app(prog_name="trailhouse")
 
 
 if __name__ == "__main__":

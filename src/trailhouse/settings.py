@@ -49,7 +49,7 @@ def _env_int(name: str, default: int) -> int:
     try:
         return int(raw)
     except ValueError:
-        raise SettingsError(f"{name}={raw!r}: expected a whole number") from None
+        raise SettingsError(f"{name} is {raw!r}: expected a whole number") from None
 
 
 def _env_float(name: str, default: float) -> float:
@@ -59,7 +59,7 @@ def _env_float(name: str, default: float) -> float:
     try:
         return float(raw)
     except ValueError:
-        raise SettingsError(f"{name}={raw!r}: expected a number") from None
+        raise SettingsError(f"{name} is {raw!r}: expected a number") from None
 
 
 def default_data_dir() -> Path:
@@ -142,7 +142,7 @@ class Settings:
     def _name(self, attr: str) -> str:
         env = "TRAILHOUSE_" + {"db_url": "DB", "redis_url": "REDIS"}.get(attr, attr).upper()
         flag = _FLAGS.get(attr)
-        return f"{env} ({flag})" if flag else env
+        return f"{env} (or {flag})" if flag else env
 
     def validate(self) -> None:
         """Raise SettingsError for the first setting that cannot work, before anything starts."""
@@ -150,7 +150,7 @@ class Settings:
         def need(ok: bool, attr: str, expected: str) -> None:
             if not ok:
                 value = getattr(self, attr)
-                raise SettingsError(f"{self._name(attr)}={value!r}: expected {expected}")
+                raise SettingsError(f"{self._name(attr)} is {value!r}: expected {expected}")
 
         need(
             self.db_url.startswith(("sqlite://", "postgresql://", "postgres://")),
@@ -191,7 +191,7 @@ class Settings:
         need(self.log_level.lower() in LOG_LEVELS, "log_level", "one of " + ", ".join(LOG_LEVELS))
         if bool(self.tls_cert) != bool(self.tls_key):
             raise SettingsError(
-                "TRAILHOUSE_TLS_CERT (--tls-cert) and TRAILHOUSE_TLS_KEY (--tls-key): "
+                "TRAILHOUSE_TLS_CERT (or --tls-cert) and TRAILHOUSE_TLS_KEY (or --tls-key): "
                 "expected both or neither"
             )
         for attr in ("tls_cert", "tls_key"):

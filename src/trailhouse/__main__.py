@@ -1,0 +1,5 @@
+"""``python -m trailhouse``: the same command as ``trailhouse``."""
+
+from .cli import main
+
+main()
