@@ -85,6 +85,8 @@ class Settings:
     redis_prefix: str = "trailhouse"
     max_body_bytes: int = 32 * 1024 * 1024
     max_batch_events: int = 10_000
+    #: The largest single event (its compact JSON); a larger one is refused on its own.
+    max_event_bytes: int = 1024 * 1024
     #: Requests per second per account and operation; 0 switches a limit off.
     throttle_lookup_events: float = 2.0
     throttle_access_key_usage: float = 50.0
@@ -120,6 +122,7 @@ class Settings:
             redis_prefix=os.environ.get("TRAILHOUSE_REDIS_PREFIX") or "trailhouse",
             max_body_bytes=_env_int("TRAILHOUSE_MAX_BODY_BYTES", 32 * 1024 * 1024),
             max_batch_events=_env_int("TRAILHOUSE_MAX_BATCH_EVENTS", 10_000),
+            max_event_bytes=_env_int("TRAILHOUSE_MAX_EVENT_BYTES", 1024 * 1024),
             throttle_lookup_events=_env_float("TRAILHOUSE_THROTTLE_LOOKUP_EVENTS", 2.0),
             throttle_access_key_usage=_env_float("TRAILHOUSE_THROTTLE_ACCESS_KEY_USAGE", 50.0),
             timestamp_skew_s=_env_int("TRAILHOUSE_TIMESTAMP_SKEW_S", 900),
@@ -176,6 +179,7 @@ class Settings:
         )
         need(self.max_body_bytes >= 1, "max_body_bytes", "a size in bytes of at least 1")
         need(self.max_batch_events >= 1, "max_batch_events", "a count of at least 1")
+        need(self.max_event_bytes >= 1, "max_event_bytes", "a size in bytes of at least 1")
         need(self.throttle_lookup_events >= 0, "throttle_lookup_events", "calls per second, 0 or more")
         need(self.throttle_access_key_usage >= 0, "throttle_access_key_usage", "calls per second, 0 or more")
         need(self.timestamp_skew_s >= 1, "timestamp_skew_s", "seconds, at least 1")
@@ -210,6 +214,7 @@ class Settings:
             "TRAILHOUSE_REDIS_PREFIX": self.redis_prefix,
             "TRAILHOUSE_MAX_BODY_BYTES": str(self.max_body_bytes),
             "TRAILHOUSE_MAX_BATCH_EVENTS": str(self.max_batch_events),
+            "TRAILHOUSE_MAX_EVENT_BYTES": str(self.max_event_bytes),
             "TRAILHOUSE_THROTTLE_LOOKUP_EVENTS": str(self.throttle_lookup_events),
             "TRAILHOUSE_THROTTLE_ACCESS_KEY_USAGE": str(self.throttle_access_key_usage),
             "TRAILHOUSE_TIMESTAMP_SKEW_S": str(self.timestamp_skew_s),
