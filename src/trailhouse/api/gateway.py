@@ -19,7 +19,7 @@ from starlette.types import Receive, Scope, Send
 
 from ..model.credentials import AccessKey
 from ..model.times import now_ms
-from ..service.secrets import Sealer, load_master_key
+from ..service.secrets import MasterKeyError, Sealer, load_master_key
 from ..storage.base import StoreError, StoreUnavailable
 from . import errors
 from .auth import KEY_CACHE_TTL_S, AccessKeyCache, authenticate
@@ -172,6 +172,11 @@ class Gateway:
         except StoreUnavailable as exc:
             log.warning("request %s: store unavailable: %s", request_id, exc)
             failure = errors.ServiceUnavailable()
+        except MasterKeyError as exc:  # this node's master key is not the one the secret was sealed with
+            log.error("request %s: %s; give every node the same TRAILHOUSE_MASTER_KEY", request_id, exc)
+            failure = errors.ServiceUnavailable(
+                message="The server cannot open this AccessKey's secret: its master key is misconfigured."
+            )
         except (StoreError, Exception):
             log.exception("request %s failed", request_id)
             failure = errors.InternalError()
