@@ -108,6 +108,8 @@ class Settings:
     tls_cert: str | None = None
     tls_key: str | None = None
     log_level: str = "info"
+    #: When set, GET /metrics wants ``Authorization: Bearer <this>``; unset, /metrics is open.
+    metrics_token: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -136,6 +138,7 @@ class Settings:
             tls_cert=os.environ.get("TRAILHOUSE_TLS_CERT") or None,
             tls_key=os.environ.get("TRAILHOUSE_TLS_KEY") or None,
             log_level=(os.environ.get("TRAILHOUSE_LOG_LEVEL") or "info").lower(),
+            metrics_token=os.environ.get("TRAILHOUSE_METRICS_TOKEN") or None,
         )
         given = {k: v for k, v in overrides.items() if v is not None}
         settings = replace(base, **given)  # type: ignore[arg-type]
@@ -228,6 +231,7 @@ class Settings:
             "TRAILHOUSE_TLS_CERT": self.tls_cert or "",
             "TRAILHOUSE_TLS_KEY": self.tls_key or "",
             "TRAILHOUSE_LOG_LEVEL": self.log_level,
+            "TRAILHOUSE_METRICS_TOKEN": self.metrics_token or "",
         }
         return pairs
 
