@@ -33,7 +33,11 @@ Concurrency, which is what differs from SQLite's single writer in one process:
 from __future__ import annotations
 
 import ipaddress
+import math
 import re
+import threading
+import time
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -42,7 +46,7 @@ import psycopg
 import psycopg.errors
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolTimeout
 
 from ..model.credentials import AccessKey, ApiToken, KeyStatus, TokenScope
 from ..model.event import EventRecord
@@ -58,7 +62,8 @@ from ..model.query import (
 )
 from ..model.times import DAY_MS, now_ms
 from . import codec
-from .base import AppendResult, LogEntry, StoreError, StoreUnavailable
+from .base import AppendResult, LogEntry, StoreError, StoreMissing, StoreUnavailable
+from .budget import QueryBudget, current_budget
 from .migrations import migrations_for
 from .sql import build_find, build_usage, network_text_prefix, term_values, usage_entry
 from .usage import usage_rows
@@ -71,7 +76,20 @@ Conn = psycopg.Connection[Any]
 AHEAD_MONTHS = 2
 #: The tables partitioned by month; resources first, the order every transaction locks them in.
 PARTITIONED = ("event_resources", "events")
-_CONNECT_TIMEOUT_S = 10
+_CONNECT_TIMEOUT_S = 5
+#: The longest a caller waits for a pooled connection before StoreUnavailable.
+_CHECKOUT_TIMEOUT_S = 5.0
+#: After a failed checkout, callers fail at once for this long instead of each waiting again.
+_BREAKER_S = 2.0
+#: libpq settings that notice a dead peer: keepalives for an idle connection, and
+#: tcp_user_timeout for one whose sent data is never acknowledged (a blackholed network).
+_LIBPQ_LIVENESS = {
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 5,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 30_000,
+}
 #: How long retention waits for the ACCESS EXCLUSIVE lock a DROP needs before giving up for now.
 _DROP_LOCK_TIMEOUT = "5s"
 _BOUND_RE = re.compile(r"FROM \('?(-?\d+)'?\) TO \('?(-?\d+)'?\)")
@@ -164,12 +182,24 @@ class PostgresStore:
     in_process = False
 
     def __init__(
-        self, url: str, *, retention_days: int = 400, pool_size: int = 10, ahead_months: int = AHEAD_MONTHS
+        self,
+        url: str,
+        *,
+        retention_days: int = 400,
+        pool_size: int = 10,
+        ahead_months: int = AHEAD_MONTHS,
+        create: bool = True,
     ) -> None:
         self.url = url
         self.retention_days = retention_days
         self._ahead_months = ahead_months
         self._closed = False
+        #: What opening repaired in the data; PostgreSQL never stored an eventId twice (event_ids).
+        self.repairs: list[str] = []
+        #: The statement_timeout (ms) each pooled connection was last given for a budget.
+        self._timeouts: weakref.WeakKeyDictionary[Conn, int] = weakref.WeakKeyDictionary()
+        self._breaker_lock = threading.Lock()
+        self._unavailable_until = 0.0
         # Term ids and partitions, once committed, stay true (until retention, which resets the
         # months): caching them saves a round trip per value or batch.
         self._term_cache: dict[str, int] = {}
@@ -178,10 +208,19 @@ class PostgresStore:
         self._before_commit: Callable[[], None] | None = None
         params = conninfo_to_dict(url)
         params.setdefault("connect_timeout", _CONNECT_TIMEOUT_S)
+        for name, value in _LIBPQ_LIVENESS.items():
+            params.setdefault(name, value)
         try:
             # One direct connection first: it fails at once with the server's own message when the
             # database is unreachable, where the pool would retry quietly until a timeout.
             with psycopg.connect(make_conninfo(**params), autocommit=True) as conn:
+                if not create and conn.execute("SELECT to_regclass('schema_migrations')").fetchone() == (
+                    None,
+                ):
+                    raise StoreMissing(
+                        "no store in this PostgreSQL database and schema: nothing has been stored there"
+                        " (check --db or TRAILHOUSE_DB)"
+                    )
                 self._migrate(conn)
         except psycopg.OperationalError as exc:
             raise StoreUnavailable(f"cannot open PostgreSQL database: {exc}") from exc
@@ -191,6 +230,7 @@ class PostgresStore:
             make_conninfo(**params),
             min_size=1,
             max_size=pool_size,
+            timeout=_CHECKOUT_TIMEOUT_S,
             open=False,
             kwargs={"autocommit": True},
             name="trailhouse",
@@ -209,11 +249,17 @@ class PostgresStore:
     # -- plumbing ------------------------------------------------------------------------------
     @contextmanager
     def _translated(self) -> Iterator[None]:
-        """Driver errors become StoreUnavailable (connection, timeouts, deadlocks) or StoreError."""
+        """Driver errors become QueryTimeout/QueryCancelled (the request's budget), StoreUnavailable
+        (connection, timeouts, deadlocks) or StoreError."""
         if self._closed:
             raise StoreError("the store is closed")
         try:
             yield
+        except psycopg.errors.QueryCanceled as exc:
+            budget = current_budget()
+            if budget is not None:
+                raise budget.error() from exc
+            raise StoreUnavailable(f"PostgreSQL cancelled the statement: {exc}") from exc
         except psycopg.OperationalError as exc:  # includes the pool's timeouts
             raise StoreUnavailable(f"PostgreSQL is unavailable: {exc}") from exc
         except psycopg.Error as exc:
@@ -221,8 +267,44 @@ class PostgresStore:
 
     @contextmanager
     def _conn(self) -> Iterator[Conn]:
-        with self._translated(), self._pool.connection() as conn:
-            yield conn
+        budget = current_budget()
+        with self._translated(), self._checkout(budget) as conn:
+            if budget is None:
+                self._set_statement_timeout(conn, 0)
+                yield conn
+                return
+            budget.check()
+            remaining = budget.remaining_s()
+            # Whole tenths of a second: a connection keeps its setting from one request to the next,
+            # so most requests need no extra round trip.
+            ms = 0 if remaining is None else max(100, math.ceil(remaining * 10) * 100)
+            self._set_statement_timeout(conn, ms)
+            with budget.on_cancel(lambda: conn.cancel_safe(timeout=2.0)):
+                yield conn
+
+    def _set_statement_timeout(self, conn: Conn, ms: int) -> None:
+        if self._timeouts.get(conn, 0) != ms:
+            conn.execute("SELECT set_config('statement_timeout', %s, false)", (f"{ms}ms",))
+            self._timeouts[conn] = ms
+
+    @contextmanager
+    def _checkout(self, budget: QueryBudget | None) -> Iterator[Conn]:
+        """A pooled connection, or StoreUnavailable at once while the database has just failed us."""
+        now = time.monotonic()
+        if now < self._unavailable_until:
+            raise StoreUnavailable("PostgreSQL is unavailable (a connection failed moments ago)")
+        wait = _CHECKOUT_TIMEOUT_S
+        if budget is not None and budget.remaining_s() is not None:
+            wait = max(0.05, min(wait, budget.remaining_s() or 0.0))
+        try:
+            with self._pool.connection(timeout=wait) as conn:
+                yield conn
+        except PoolTimeout:
+            # No connection to be had: the pool keeps reconnecting in the background; until the
+            # breaker closes, callers are told at once instead of each waiting out the timeout.
+            with self._breaker_lock:
+                self._unavailable_until = time.monotonic() + _BREAKER_S
+            raise
 
     def close(self) -> None:
         if self._closed:
@@ -550,6 +632,12 @@ class PostgresStore:
                     copy.set_types(["int8"] * 5)
                     for resource_row in resource_rows:
                         copy.write_row(resource_row)
+                pairs = sorted({(row[1], row[3]) for row in resource_rows})
+                cur.execute(
+                    "INSERT INTO account_resource_types (account, rtype)"
+                    " SELECT * FROM unnest(%s::int8[], %s::int8[]) ON CONFLICT DO NOTHING",
+                    ([a for a, _ in pairs], [t for _, t in pairs]),
+                )
             with cur.copy(f"COPY events ({', '.join(_EVENT_COLUMNS)}) FROM STDIN (FORMAT BINARY)") as copy:
                 copy.set_types(_EVENT_TYPES)
                 for rec, seq in zip(records, seqs, strict=True):
@@ -655,6 +743,19 @@ class PostgresStore:
             if len(page) < batch:
                 return
             after = page[-1].position
+
+    def resource_types(self, *, account_id: str) -> list[str]:
+        with self._translated():
+            account_ref = self._term_id(account_id)
+            if account_ref is None:
+                return []
+            with self._conn() as conn:
+                rows = conn.execute(
+                    "SELECT t.value FROM account_resource_types a JOIN terms t ON t.id = a.rtype"
+                    " WHERE a.account = %s",
+                    (account_ref,),
+                ).fetchall()
+        return sorted(bytes(value).decode() for (value,) in rows)
 
     def summarize(self, *, account_id: str, start_ms: int, end_ms: int) -> WindowSummary:
         with self._translated():

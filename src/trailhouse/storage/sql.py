@@ -159,8 +159,9 @@ def build_find(
             hash_col, text_col = HASHED_COLUMNS[attr]
             distinct = sorted(set(values))
             days = range(flt.start_ms // DAY_MS, flt.end_ms // DAY_MS + 1)
-            if day_buckets and len(days) <= MAX_DAY_PROBES:
-                # SQLite's hash indexes lead with the UTC day (see migration 0003): probe each day.
+            if day_buckets and attr is Attr.REQUEST_ID and len(days) <= MAX_DAY_PROBES:
+                # SQLite's requestId index leads with the UTC day (migration 0003): probe each day.
+                # The eventId index spans every day (0006), since eventIds are unique per account.
                 event_conds.append(f"e.event_time / {DAY_MS} IN ({_placeholders(ph, len(days))})")
                 params_ev.extend(days)
             event_conds.append(f"e.{hash_col} IN ({_placeholders(ph, len(distinct))})")

@@ -8,15 +8,19 @@ acknowledged event must survive a power cut.
 from __future__ import annotations
 
 import contextlib
+import functools
 import ipaddress
+import logging
+import os
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Any, TypeVar
 
 from ..model.credentials import AccessKey, ApiToken, KeyStatus, TokenScope
-from ..model.event import EventRecord
+from ..model.event import EventRecord, event_from_json
 from ..model.query import (
     EventFilter,
     IpNetwork,
@@ -28,7 +32,8 @@ from ..model.query import (
     WindowSummary,
 )
 from . import codec
-from .base import AppendResult, LogEntry, StoreError
+from .base import AppendResult, LogEntry, StoreError, StoreMissing, StoreUnavailable
+from .budget import current_budget
 from .migrations import migrations_for
 from .sql import (
     DAY_BUCKETED_DRIVERS,
@@ -45,7 +50,60 @@ from .usage import usage_rows
 
 __all__ = ["SqliteStore"]
 
-_BUSY_TIMEOUT_S = 30.0
+log = logging.getLogger("trailhouse.storage")
+
+#: How long a statement waits for a lock another process holds (a `trailhouse ingest` beside the
+#: service commits in well under a second); past it the caller gets StoreUnavailable, not a hang.
+_BUSY_TIMEOUT_S = 5.0
+#: Virtual-machine steps between two looks at the request's time budget (~0.1 ms of work).
+_PROGRESS_STEPS = 10_000
+
+T = TypeVar("T")
+
+
+def _budget_exhausted() -> int:
+    """SQLite progress handler: non-zero interrupts the running statement."""
+    budget = current_budget()
+    return 1 if budget is not None and budget.exhausted() else 0
+
+
+def _translate(exc: sqlite3.Error) -> StoreError:
+    """A driver error as the store's: interrupted by the budget, locked, or anything else."""
+    budget = current_budget()
+    if isinstance(exc, sqlite3.OperationalError):
+        if budget is not None and budget.exhausted():
+            return budget.error()
+        message = str(exc)
+        if "locked" in message or "busy" in message:
+            return StoreUnavailable(f"the SQLite database is locked by another process: {message}")
+        if "unable to open" in message or "disk I/O" in message or "readonly" in message:
+            return StoreUnavailable(f"the SQLite database cannot be used right now: {message}")
+    return StoreError(f"SQLite error: {exc}")
+
+
+def _translated(method: Callable[..., T]) -> Callable[..., T]:
+    """Driver errors leave a public store method as StoreError / StoreUnavailable / QueryTimeout."""
+
+    @functools.wraps(method)
+    def wrapper(*args: Any, **kwargs: Any) -> T:
+        try:
+            return method(*args, **kwargs)
+        except sqlite3.Error as exc:
+            raise _translate(exc) from exc
+
+    return wrapper
+
+
+def _create_private(path: str) -> None:
+    """Create the database file readable by its owner only: it holds the audit record and secrets.
+
+    SQLite gives its -wal and -shm files the database file's permissions.
+    """
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    os.close(fd)
 
 
 def _connect(path: str, cache_mib: int = 128) -> sqlite3.Connection:
@@ -61,6 +119,19 @@ def _connect(path: str, cache_mib: int = 128) -> sqlite3.Connection:
     # lets a page changed by many batches be checkpointed once.
     conn.execute("PRAGMA wal_autocheckpoint=16384")
     return conn
+
+
+_UPSERT_USAGE = (
+    "INSERT INTO key_usage (account, access_key, kind, service, item, item_type, first_used,"
+    " last_used, last_seq, source, calls, failed) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
+    " ON CONFLICT (account, access_key, kind, service, item, item_type) DO UPDATE SET"
+    " first_used = MIN(first_used, excluded.first_used),"
+    " last_seq = CASE WHEN excluded.last_used >= last_used"
+    " THEN excluded.last_seq ELSE last_seq END,"
+    " source = CASE WHEN excluded.last_used >= last_used THEN excluded.source ELSE source END,"
+    " last_used = MAX(last_used, excluded.last_used),"
+    " calls = calls + excluded.calls, failed = failed + excluded.failed"
+)
 
 
 class _PendingBatch:
@@ -86,11 +157,18 @@ class SqliteStore:
 
     in_process = True
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, create: bool = True) -> None:
         self.path = str(path)
         self.url = f"sqlite:///{self.path}"
+        #: What opening repaired in the data (one line each), for ``trailhouse migrate`` to report.
+        self.repairs: list[str] = []
         if self.path != ":memory:":
+            if not create and not Path(self.path).exists():
+                raise StoreMissing(
+                    f"no store at {self.url}: nothing has been stored there (check --db or TRAILHOUSE_DB)"
+                )
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            _create_private(self.path)
         self._write_lock = threading.Lock()
         self._pending_lock = threading.Lock()
         self._pending: list[_PendingBatch] = []
@@ -98,15 +176,16 @@ class SqliteStore:
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
         self._closed = False
+        # Term ids are immutable once committed, so a cache of committed ones is always right.
+        self._term_cache: dict[str, int] = {}
         try:
             # Every ingested event changes a leaf page in each index; at 10M events those indexes are
             # gigabytes, and a page that falls out of the writer's cache must be read back first.
             self._writer = _connect(self.path, cache_mib=1024)
             self._migrate()
         except sqlite3.Error as exc:
-            raise StoreError(f"cannot open SQLite database {self.path}: {exc}") from exc
-        # Term ids are immutable once committed, so a cache of committed ones is always right.
-        self._term_cache: dict[str, int] = {}
+            error = _translate(exc)
+            raise error.__class__(f"cannot open SQLite database {self.path}: {exc}") from exc
 
     # -- lifecycle -----------------------------------------------------------------------------
     def _migrate(self) -> None:
@@ -116,6 +195,10 @@ class SqliteStore:
             " (name TEXT PRIMARY KEY, applied_ms INTEGER NOT NULL)"
         )
         done = {row[0] for row in w.execute("SELECT name FROM schema_migrations")}
+        # Data repairs that belong to a migration, run in its transaction after its statements.
+        repairs: dict[str, Callable[[sqlite3.Connection], str | None]] = {
+            "0006_event_ids_unique_per_account": self._remove_duplicate_events,
+        }
         for migration in migrations_for("sqlite"):
             if migration.name in done:
                 continue
@@ -124,6 +207,8 @@ class SqliteStore:
                 # executescript would commit on its own; run statements one by one inside our tx.
                 for statement in _split_sql(migration.sql):
                     w.execute(statement)
+                repair = repairs.get(migration.name)
+                outcome = repair(w) if repair is not None else None
                 w.execute(
                     "INSERT INTO schema_migrations VALUES (?, CAST(strftime('%s','now') AS INTEGER) * 1000)",
                     (migration.name,),
@@ -132,7 +217,69 @@ class SqliteStore:
             except BaseException:
                 w.execute("ROLLBACK")
                 raise
+            if outcome:
+                log.warning("migration %s: %s", migration.name, outcome)
+                self.repairs.append(f"{migration.name}: {outcome}")
 
+    def _remove_duplicate_events(self, conn: sqlite3.Connection) -> str | None:
+        """Remove the events stored more than once under one (account, eventId), keeping the first.
+
+        Before migration 0006 an event re-sent with an eventTime in another UTC day was stored
+        again. The AccessKey usage of the keys those copies named is rebuilt from what remains.
+        """
+        groups = conn.execute(
+            "SELECT account, event_key FROM events INDEXED BY events_key"
+            " GROUP BY account, event_key HAVING count(*) > 1"
+        ).fetchall()
+        doubled: list[int] = []
+        for account, key in groups:
+            first: dict[str, int] = {}
+            for seq, event_id in conn.execute(
+                "SELECT seq, event_id FROM events WHERE account = ? AND event_key = ? ORDER BY seq",
+                (account, key),
+            ):
+                if event_id in first:
+                    doubled.append(seq)
+                else:
+                    first[event_id] = seq
+        if not doubled:
+            return None
+        keys: set[tuple[int, int]] = set()
+        for start in range(0, len(doubled), 500):
+            chunk = doubled[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            keys.update(
+                conn.execute(
+                    f"SELECT account, access_key FROM events"
+                    f" WHERE seq IN ({marks}) AND access_key IS NOT NULL",
+                    chunk,
+                ).fetchall()
+            )
+            conn.execute(f"DELETE FROM event_resources WHERE seq IN ({marks})", chunk)
+            conn.execute(f"DELETE FROM events WHERE seq IN ({marks})", chunk)
+        for account, access_key in sorted(keys):
+            self._rebuild_usage(conn, account, access_key)
+        return (
+            f"removed {len(doubled)} events stored twice (same account and eventId, another day),"
+            f" keeping the first arrival; AccessKey usage rebuilt for {len(keys)} keys"
+        )
+
+    def _rebuild_usage(self, conn: sqlite3.Connection, account: int, access_key: int) -> None:
+        """Recompute one AccessKey's usage rows from its stored events."""
+        conn.execute("DELETE FROM key_usage WHERE account = ? AND access_key = ?", (account, access_key))
+        rows = conn.execute(
+            "SELECT seq, body FROM events WHERE account = ? AND access_key = ? ORDER BY seq",
+            (account, access_key),
+        ).fetchall()
+        records = [event_from_json(codec.unpack(body)) for _, body in rows]
+        new_terms: dict[str, int] = {}
+        self._intern(conn, term_values(records) | {""}, new_terms)
+        self._term_cache.update(new_terms)
+        usage = usage_rows(records, [seq for seq, _ in rows], self._term_cache.get)
+        if usage:
+            conn.executemany(_UPSERT_USAGE, usage)
+
+    @_translated
     def applied_migrations(self) -> list[str]:
         return [r[0] for r in self._reader().execute("SELECT name FROM schema_migrations ORDER BY name")]
 
@@ -160,6 +307,9 @@ class SqliteStore:
                 raise StoreError("the store is closed")
             conn = _connect(self.path)
             conn.execute("PRAGMA query_only=ON")
+            # Reads stop when the request's budget is spent (storage.budget): a broad lookup ends
+            # with QueryTimeout instead of running on after its client was answered or left.
+            conn.set_progress_handler(_budget_exhausted, _PROGRESS_STEPS)
             self._local.conn = conn
             with self._readers_lock:
                 self._readers.append(conn)
@@ -238,6 +388,7 @@ class SqliteStore:
             new_terms.update((value, term_id) for term_id, value in rows)
 
     # -- events --------------------------------------------------------------------------------
+    @_translated
     def append(self, records: Sequence[EventRecord]) -> AppendResult:
         """Group commit: batches that arrive while another commits are written together.
 
@@ -329,7 +480,7 @@ class SqliteStore:
             return found if found is not None else new_terms[value]
 
         kept: list[tuple[int, EventRecord]] = []
-        buckets = [(tid(rec.account_id), rec.event_time_ms // DAY_MS, rec.event_key) for _, rec in fresh]
+        buckets = [(tid(rec.account_id), rec.event_key) for _, rec in fresh]
         stored = self._stored_event_ids(conn, buckets)  # type: ignore[arg-type]
         for (index, rec), bucket in zip(fresh, buckets, strict=True):
             if rec.event_id in stored.get(bucket, ()):  # type: ignore[arg-type]
@@ -393,47 +544,33 @@ class SqliteStore:
             )
         usage = usage_rows([rec for _, rec in kept], seqs, tid)
         if usage:
-            conn.executemany(
-                "INSERT INTO key_usage (account, access_key, kind, service, item, item_type, first_used,"
-                " last_used, last_seq, source, calls, failed) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
-                " ON CONFLICT (account, access_key, kind, service, item, item_type) DO UPDATE SET"
-                " first_used = MIN(first_used, excluded.first_used),"
-                " last_seq = CASE WHEN excluded.last_used >= last_used"
-                " THEN excluded.last_seq ELSE last_seq END,"
-                " source = CASE WHEN excluded.last_used >= last_used THEN excluded.source ELSE source END,"
-                " last_used = MAX(last_used, excluded.last_used),"
-                " calls = calls + excluded.calls, failed = failed + excluded.failed",
-                usage,
-            )
+            conn.executemany(_UPSERT_USAGE, usage)
         return AppendResult(accepted, sorted(duplicates))
 
     @staticmethod
     def _stored_event_ids(
-        conn: sqlite3.Connection, keys: list[tuple[int | None, int, int]]
-    ) -> dict[tuple[int, int, int], set[str]]:
-        """The stored eventIds behind (account, UTC day, eventId hash), looked up in chunks.
-
-        The day is part of the key because the hash index is bucketed by day (migration 0003):
-        a re-sent event carries its original eventTime, so it is found in its own day.
-        """
-        found: dict[tuple[int, int, int], set[str]] = {}
-        by_bucket: dict[tuple[int, int], list[int]] = {}
-        for account, day, key in keys:
+        conn: sqlite3.Connection, keys: list[tuple[int | None, int]]
+    ) -> dict[tuple[int, int], set[str]]:
+        """The stored eventIds behind (account, eventId hash), whatever their day, in chunks."""
+        found: dict[tuple[int, int], set[str]] = {}
+        by_account: dict[int, list[int]] = {}
+        for account, key in keys:
             assert account is not None
-            by_bucket.setdefault((account, day), []).append(key)
-        for (account, day), hashes in by_bucket.items():
-            for start in range(0, len(hashes), 500):
-                chunk = hashes[start : start + 500]
+            by_account.setdefault(account, []).append(key)
+        for account, hashes in by_account.items():
+            unique = sorted(set(hashes))
+            for start in range(0, len(unique), 500):
+                chunk = unique[start : start + 500]
                 rows = conn.execute(
                     f"SELECT event_key, event_id FROM events INDEXED BY events_key"
-                    f" WHERE account = ? AND event_time / {DAY_MS} = ? AND event_key IN"
-                    f" ({','.join('?' * len(chunk))})",
-                    [account, day, *chunk],
+                    f" WHERE account = ? AND event_key IN ({','.join('?' * len(chunk))})",
+                    [account, *chunk],
                 )
                 for key, event_id in rows:
-                    found.setdefault((account, day, key), set()).add(event_id)
+                    found.setdefault((account, key), set()).add(event_id)
         return found
 
+    @_translated
     def find_events(
         self, *, account_id: str, flt: EventFilter, after: Position | None, descending: bool, limit: int
     ) -> list[StoredEvent]:
@@ -520,6 +657,7 @@ class SqliteStore:
             end = day * DAY_MS if day < 0 else day * DAY_MS + DAY_MS - 1
             yield replace(flt, start_ms=max(lo, start), end_ms=min(hi, end)), day
 
+    @_translated
     def explain_find(self, *, account_id: str, flt: EventFilter, descending: bool = True) -> list[str]:
         """The query plan of a lookup, for tests that prove every filter is index-served.
 
@@ -547,6 +685,7 @@ class SqliteStore:
                 return
             after = page[-1].position
 
+    @_translated
     def resource_types(self, *, account_id: str) -> list[str]:
         account_ref = self._term_id(account_id)
         if account_ref is None:
@@ -558,6 +697,7 @@ class SqliteStore:
         )
         return [r[0] for r in rows]
 
+    @_translated
     def summarize(self, *, account_id: str, start_ms: int, end_ms: int) -> WindowSummary:
         account_ref = self._term_id(account_id)
         if account_ref is None:
@@ -573,6 +713,7 @@ class SqliteStore:
         )
         return WindowSummary(count, earliest, latest)
 
+    @_translated
     def events_by_seq(self, *, account_id: str, seqs: Sequence[int]) -> dict[int, StoredEvent]:
         account_ref = self._term_id(account_id)
         if account_ref is None or not seqs:
@@ -590,6 +731,7 @@ class SqliteStore:
                 found[seq] = StoredEvent(seq, event_time, event_id, codec.unpack(body))
         return found
 
+    @_translated
     def read_log(self, *, after_seq: int, limit: int) -> list[LogEntry]:
         # One writer commits in seq order, so a reader can never see seq N+1 before seq N.
         rows = self._reader().execute(
@@ -602,11 +744,13 @@ class SqliteStore:
             for seq, account, event_time, event_id, body in rows
         ]
 
+    @_translated
     def count_events(self) -> int:
         """How many events the store holds, every account together."""
         return int(self._reader().execute("SELECT count(*) FROM events").fetchone()[0])
 
     # -- AccessKey usage -----------------------------------------------------------------------
+    @_translated
     def usage(
         self,
         *,
@@ -649,6 +793,7 @@ class SqliteStore:
                 raise StoreError(f"already stored: {exc}") from None
             return cur.rowcount
 
+    @_translated
     def maintain(self, *, now_ms: int) -> list[str]:
         """Refresh the planner's statistics. Events are kept until deleted: one file, no partitions."""
         with self._write_lock:
@@ -657,6 +802,7 @@ class SqliteStore:
             self._writer.execute("PRAGMA optimize")
         return ["optimize"]
 
+    @_translated
     def save_access_key(self, key: AccessKey) -> None:
         self._write(
             "INSERT INTO access_keys VALUES (?,?,?,?,?,?,?)",
@@ -684,6 +830,7 @@ class SqliteStore:
             int(created),  # type: ignore[arg-type]
         )
 
+    @_translated
     def get_access_key(self, access_key_id: str) -> AccessKey | None:
         row = (
             self._reader()
@@ -692,6 +839,7 @@ class SqliteStore:
         )
         return self._key(row) if row else None
 
+    @_translated
     def list_access_keys(self, *, account_id: str | None) -> list[AccessKey]:
         if account_id is None:
             rows = self._reader().execute("SELECT * FROM access_keys ORDER BY account_id, created_ms")
@@ -701,6 +849,7 @@ class SqliteStore:
             )
         return [self._key(r) for r in rows]
 
+    @_translated
     def set_access_key_status(self, access_key_id: str, status: KeyStatus) -> bool:
         return (
             self._write(
@@ -709,9 +858,11 @@ class SqliteStore:
             > 0
         )
 
+    @_translated
     def delete_access_key(self, access_key_id: str) -> bool:
         return self._write("DELETE FROM access_keys WHERE access_key_id = ?", (access_key_id,)) > 0
 
+    @_translated
     def save_token(self, token: ApiToken) -> None:
         self._write(
             "INSERT INTO api_tokens VALUES (?,?,?,?,?,?)",
@@ -737,20 +888,24 @@ class SqliteStore:
             int(created),  # type: ignore[arg-type]
         )
 
+    @_translated
     def find_token(self, token_hash: bytes) -> ApiToken | None:
         row = (
             self._reader().execute("SELECT * FROM api_tokens WHERE token_hash = ?", (token_hash,)).fetchone()
         )
         return self._token(row) if row else None
 
+    @_translated
     def list_tokens(self) -> list[ApiToken]:
         return [
             self._token(r) for r in self._reader().execute("SELECT * FROM api_tokens ORDER BY created_ms")
         ]
 
+    @_translated
     def delete_token(self, token_id: str) -> bool:
         return self._write("DELETE FROM api_tokens WHERE token_id = ?", (token_id,)) > 0
 
+    @_translated
     def meta_get_or_set(self, name: str, value: bytes) -> bytes:
         with self._write_lock:
             self._writer.execute("INSERT OR IGNORE INTO meta VALUES (?, ?)", (name, value))
