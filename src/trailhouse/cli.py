@@ -727,9 +727,17 @@ def _safe_url(url: str) -> str:
 
 @app.command()
 def migrate(db: DbOption = None) -> None:
-    """Apply pending schema migrations (the service also applies them at start-up)."""
+    """Apply pending schema migrations and the data repairs that come with them.
+
+    The service also applies them at start-up. A repair says what it changed, e.g. the events an
+    old SQLite store held twice (same account and eventId in two UTC days), of which it keeps the
+    first arrival.
+    """
     store = _store(_settings(db))
+    repairs = list(store.repairs)
     store.close()
+    for line in repairs:
+        console.print(f"repaired: {line}")
     console.print(f"schema up to date: {_safe_url(store.url)}")
 
 

@@ -81,6 +81,8 @@ class EventStore(Protocol):
     #: True when no call waits on the network (an embedded database): callers may then run store
     #: calls on an event loop instead of handing them to a worker thread.
     in_process: bool
+    #: What opening the store repaired in its data, one line each (``trailhouse migrate`` prints them).
+    repairs: list[str]
 
     # -- lifecycle ---------------------------------------------------------------------------
     def close(self) -> None: ...
