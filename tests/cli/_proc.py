@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import httpx
 
@@ -49,6 +50,12 @@ class Served:
     url: str
     port: int
     process: subprocess.Popen[str]
+    log: IO[str]
+
+    def stderr(self) -> str:
+        # pread: the server shares this file's offset, which a seek would move under it.
+        fd = self.log.fileno()
+        return os.pread(fd, os.fstat(fd).st_size, 0).decode(errors="replace")
 
 
 @contextlib.contextmanager
@@ -83,7 +90,7 @@ def serving(
                 log.seek(0)
                 raise RuntimeError(f"trailhouse serve did not start: {log.read()}")
             time.sleep(0.1)
-        yield Served(url, port, process)
+        yield Served(url, port, process, log)
     finally:
         if process.poll() is None:
             process.terminate()
