@@ -14,10 +14,19 @@ from typing import Any
 import orjson
 
 from ..model.query import Attr, EventFilter, IpNetwork
+from ..model.times import DAY_MS, format_wire_time
 from ..storage.base import EventStore
 from .events import resource_type_candidates
 
-__all__ = ["CSV_COLUMNS", "FILTER_PARAMS", "PREFIXABLE", "SearchParamError", "build_search_filter", "csv_row"]
+__all__ = [
+    "CSV_COLUMNS",
+    "FILTER_PARAMS",
+    "PREFIXABLE",
+    "SearchParamError",
+    "build_search_filter",
+    "csv_row",
+    "window_notice",
+]
 
 FILTER_PARAMS: dict[str, Attr] = {
     "EventId": Attr.EVENT_ID,
@@ -97,6 +106,53 @@ def build_search_filter(
         "networks": [str(n) for n in networks],
     }
     return flt, bound
+
+
+#: Every event time a store can hold: the times ISO 8601 can write (years 1 to 9999).
+ALL_TIME = EventFilter(-62_135_596_800_000, 253_402_300_799_999)
+
+
+def window_notice(
+    store: EventStore,
+    *,
+    account_id: str,
+    start_ms: int,
+    end_ms: int,
+    stored_count: int,
+    now_ms: int,
+    retention_days: int,
+) -> str | None:
+    """Why a window holds nothing (or may hold less than asked), in words; None when all is plain.
+
+    An empty answer alone cannot tell a quiet window from an empty account, a window past
+    retention or a typo in the account: the caller would conclude "nothing happened".
+    """
+    kept_from = now_ms - retention_days * DAY_MS
+    retention = f"the retention of {retention_days} days (TRAILHOUSE_RETENTION_DAYS)"
+    if stored_count:
+        if start_ms < kept_from:
+            return (
+                f"the window starts before {format_wire_time(kept_from)}, the start of {retention}: "
+                "older events may have been removed"
+            )
+        return None
+    if start_ms > now_ms:
+        return (
+            f"the window starts in the future ({format_wire_time(start_ms)};"
+            f" now is {format_wire_time(now_ms)})"
+        )
+    if end_ms < kept_from:
+        return (
+            f"the window ends before {format_wire_time(kept_from)}, the start of {retention}: "
+            "events that old are not kept"
+        )
+    newest = store.find_events(account_id=account_id, flt=ALL_TIME, after=None, descending=True, limit=1)
+    if not newest:
+        return f"account {account_id} has no events in this store"
+    return (
+        f"account {account_id} has no events in the window; its newest event is from "
+        f"{format_wire_time(newest[0].event_time_ms)}"
+    )
 
 
 #: The columns of a CSV export: the fields an investigator reads first, dotted paths into the event.

@@ -1,0 +1,126 @@
+"""Prometheus metrics of one app, served at ``GET /metrics`` in the text exposition format.
+
+Each app has its own ``CollectorRegistry`` (no module-level state: tests build many apps in one
+process). With ``serve --workers N`` every worker counts only its own requests, and a scrape is
+answered by whichever worker accepts it (docs/api.md says how to scrape several).
+
+The access log hands every finished request to ``Metrics.observe``; what a request was and how it
+ended travels in ``scope["state"]``: ``route`` and ``action`` (the operation), ``error_code``
+(the code answered), ``store_error`` (a store failure the native API caught) and ``ingest`` (the
+counts of a native ingest).
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Mapping
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+
+from .dispatch import OPERATIONS
+
+__all__ = ["CONTENT_TYPE_LATEST", "Metrics"]
+
+#: Operations named in labels: the RPC actions we serve and the native ones. Anything else a
+#: client sends as Action is "other", so no client can grow the number of series.
+NATIVE_OPERATIONS = frozenset(
+    {
+        "IngestEvents",
+        "SearchEvents",
+        "ExportEvents",
+        "Summary",
+        "AccessKeyReport",
+        "OpenAPI",
+        "Healthz",
+        "Readyz",
+        "Metrics",
+    }
+)
+KNOWN_OPERATIONS = frozenset(action for action, _ in OPERATIONS) | NATIVE_OPERATIONS
+INGEST_OUTCOMES = ("accepted", "duplicates", "rejected", "warnings")
+#: Codes of the RPC gateway that mean the store failed, not the client.
+RPC_STORE_CODES = frozenset({"ServiceUnavailable", "InternalError"})
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+class Metrics:
+    def __init__(self, *, token: str | None = None) -> None:
+        self.token = token
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter(
+            "trailhouse_http_requests",
+            "HTTP requests answered, by route, operation and status.",
+            ["route", "operation", "status"],
+            registry=r,
+        )
+        self.latency = Histogram(
+            "trailhouse_request_duration_seconds",
+            "Time from the request to the end of the answer, by operation.",
+            ["operation"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.ingest = Counter(
+            "trailhouse_ingest_events",
+            "Events received by POST /api/v1/events, by outcome (warnings: stored with a warning).",
+            ["outcome"],
+            registry=r,
+        )
+        self.throttled = Counter(
+            "trailhouse_throttled_requests",
+            "Requests answered with a Throttling error, by operation.",
+            ["operation"],
+            registry=r,
+        )
+        self.store_errors = Counter(
+            "trailhouse_store_errors",
+            "Requests that failed in the store: StoreUnavailable, StoreError and QueryTimeout on the "
+            "native API; ServiceUnavailable and InternalError answered by the RPC gateway.",
+            ["error"],
+            registry=r,
+        )
+        for outcome in INGEST_OUTCOMES:
+            self.ingest.labels(outcome)  # present at 0 from the first scrape
+        self._children: dict[tuple[str, str, str], Any] = {}
+        self._timers: dict[str, Any] = {}
+
+    def observe(self, scope: Mapping[str, Any], status: int, seconds: float) -> None:
+        state = scope.get("state") or {}
+        action = state.get("action") or "-"
+        operation = action if action in KNOWN_OPERATIONS or action == "-" else "other"
+        route = state.get("route") or ("/" if scope.get("path") == "/" else "unmatched")
+        key = (route, operation, str(status))
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = self.requests.labels(*key)
+        child.inc()
+        timer = self._timers.get(operation)
+        if timer is None:
+            timer = self._timers[operation] = self.latency.labels(operation)
+        timer.observe(seconds)
+        code = state.get("error_code")
+        if code and str(code).startswith("Throttling"):
+            self.throttled.labels(operation).inc()
+        store_error = state.get("store_error")
+        if store_error:
+            self.store_errors.labels(str(store_error)).inc()
+        elif route == "/" and code in RPC_STORE_CODES:
+            self.store_errors.labels(code).inc()
+        ingest = state.get("ingest")
+        if isinstance(ingest, Mapping):
+            for outcome in INGEST_OUTCOMES:
+                n = ingest.get(outcome)
+                if isinstance(n, int) and n > 0:
+                    self.ingest.labels(outcome).inc(n)
+
+    def authorised(self, authorization: str) -> bool:
+        """Without a token configured /metrics is open (like /healthz); with one it must be sent."""
+        if not self.token:
+            return True
+        kind, _, secret = authorization.partition(" ")
+        return kind.lower() == "bearer" and hmac.compare_digest(secret.strip().encode(), self.token.encode())
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
