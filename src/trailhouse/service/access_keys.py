@@ -549,6 +549,11 @@ class AccessKeyReport:
     dangerous: tuple[ReportEvent, ...]  # the timeline, oldest first, at most REPORT_LIST_LIMIT
     dangerous_total: int
     hourly: tuple[HourlyCalls, ...]  # one series per IP, same order as ``ips``
+    #: False when the account holds no event of this key at all (an unknown key, or an empty
+    #: account): the CLI exits non-zero and the native API answers 404 AccessKeyNotFound.
+    found: bool = True
+    #: Why the report is empty, in words ("" when it is not).
+    notice: str = ""
 
     @property
     def new_ips(self) -> tuple[IpActivity, ...]:
@@ -704,7 +709,12 @@ def build_report(
         key=lambda a: (a.first_seen_ms, a.ip),
     )
     new_first = [first_by_ip[a.ip] for a in ip_rows if a.new]
+    found, notice = True, ""
+    if not total:
+        found, notice = _empty_report_notice(store, account_id, access_key_id, since_ms)
     return AccessKeyReport(
+        found=found,
+        notice=notice,
         account_id=account_id,
         access_key_id=access_key_id,
         since_ms=since_ms,
@@ -756,3 +766,31 @@ def build_report(
         dangerous_total=dangerous_total,
         hourly=tuple(HourlyCalls(a.ip, tuple(sorted(hourly[a.ip].items()))) for a in ip_rows),
     )
+
+
+def _empty_report_notice(
+    store: EventStore, account_id: str, access_key_id: str, since_ms: int
+) -> tuple[bool, str]:
+    """Whether the key is known at all, and why its report holds no calls ("First use: never" misleads)."""
+    from ..model.times import format_wire_time
+
+    latest = store.usage(
+        account_id=account_id,
+        access_key_id=access_key_id,
+        kind=UsageKind.PRODUCT,
+        service_name=None,
+        since_ms=-(2**62),
+        after=None,
+        limit=1,
+    )
+    if latest:
+        return True, (
+            f"no calls of AccessKey {access_key_id} in account {account_id} since"
+            f" {format_wire_time(since_ms)}; its last recorded use was"
+            f" {format_wire_time(latest[0].last_used_ms)}"
+        )
+    if not store.find_events(
+        account_id=account_id, flt=EventFilter(-(2**62), 2**62), after=None, descending=True, limit=1
+    ):
+        return False, f"account {account_id} has no events in this store"
+    return False, f"no events of AccessKey {access_key_id} in account {account_id}"
