@@ -12,28 +12,22 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import BACKENDS, pg_schema_url
 from tests.reliability import _report
 from tests.reliability._harness import new_master_key
 
 RESULTS_DIR = Path(__file__).resolve().parents[2] / "bench" / "results"
 
 
-@pytest.fixture(params=BACKENDS)
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A SQLite file, or a fresh PostgreSQL schema, for a server of this test."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'trail.db'}"
-        return
-    base = request.getfixturevalue("pg_available")
-    with pg_schema_url(base) as url:
-        yield url
+@pytest.fixture
+def db_url(backend_url: str) -> str:
+    """A SQLite file, or a fresh PostgreSQL schema, for a server of this test (tests/conftest.py)."""
+    return backend_url
 
 
 def backend_of(url: str) -> str:
