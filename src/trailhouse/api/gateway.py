@@ -1,8 +1,10 @@
 """The ActionTrail RPC gateway at ``/``: parse, authenticate, route, authorise, throttle, run, render.
 
 Each request is handled by one synchronous pipeline (the store and Redis clients are synchronous),
-run on the event loop for SQLite and in a worker thread when it waits on PostgreSQL or Redis; every
-failure leaves it as an ApiError rendered in the client's format.
+run in a worker thread under the request's query budget (``bounded.run_bounded``): never on the
+event loop, whatever the backend, so one slow lookup cannot hold up /healthz or anyone else; the
+time limit (TRAILHOUSE_QUERY_TIMEOUT_S) applies and a client that leaves cancels its store work.
+Every failure leaves it as an ApiError rendered in the client's format.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
 from starlette.types import Receive, Scope, Send
 
@@ -23,6 +24,7 @@ from ..service.secrets import MasterKeyError, Sealer, load_master_key
 from ..storage.base import StoreError, StoreUnavailable
 from . import errors
 from .auth import KEY_CACHE_TTL_S, AccessKeyCache, authenticate
+from .bounded import run_bounded
 from .context import Call, Services
 from .dispatch import KNOWN_VERSIONS, OPERATIONS, THROTTLE_ACCESS_KEY_USAGE, THROTTLE_LOOKUP_EVENTS, Operation
 from .limits import Limits, open_limits
@@ -55,10 +57,8 @@ class Gateway:
         *,
         key_cache_ttl_s: float = KEY_CACHE_TTL_S,
         clock: Callable[[], float] = time.monotonic,
-        inline: bool = False,
     ) -> None:
         self.svc = svc
-        self.inline = inline
         self.sealer = sealer
         self.limits = limits
         self.keys = AccessKeyCache(svc.store, sealer, ttl_s=key_cache_ttl_s, clock=clock)
@@ -73,10 +73,10 @@ class Gateway:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The ASGI app of ``/``: read the request, run ``process``, answer.
 
-        ``process`` runs on the event loop itself when ``inline`` (nothing it does waits on the
-        network: a SQLite store and in-process limits), else in a worker thread. Every operation
-        here only reads, and handing each request to a thread and back cost more than the request
-        itself under concurrent load (the threads contend for the GIL).
+        ``process`` runs in a worker thread under a query budget (``run_bounded``), on every
+        backend: SQLite's queries are as unbounded as PostgreSQL's, and one of them run on the
+        event loop stalled every other request for its whole duration. Once the body is read, a
+        client that disconnects cancels the store work (nothing is answered: nobody is listening).
 
         A plain ASGI callable rather than a Starlette endpoint, so the app can hand ``/`` straight
         to it (``app.create_app``); the response is the one a Starlette ``Response`` would send.
@@ -92,7 +92,9 @@ class Gateway:
         try:
             body = await self._read_body(receive)
             args = (scope["method"], raw_query, headers, body, request_id, path)
-            outcome = self.process(*args) if self.inline else await run_in_threadpool(self.process, *args)
+            outcome = await run_bounded(
+                self.process, *args, timeout_s=self.svc.settings.query_timeout_s, receive=receive
+            )
         except errors.ApiError as err:  # the body could not be read: process() never ran
             outcome = self._error(err, request_id, host_id, guess_format(raw_query, headers), None)
         scope.setdefault("state", {})["action"] = outcome.action or "-"
@@ -216,5 +218,4 @@ def build_gateway(svc: Services) -> Gateway:
     settings = svc.settings
     sealer = Sealer(load_master_key(settings.master_key, settings.resolved_data_dir()))
     limits = open_limits(settings.redis_url, settings.redis_prefix)
-    # Requests that may wait on the network (PostgreSQL, Redis) wait in worker threads.
-    return Gateway(svc, sealer, limits, inline=svc.store.in_process and limits.in_process)
+    return Gateway(svc, sealer, limits)
