@@ -21,7 +21,7 @@ from starlette.types import Receive, Scope, Send
 from ..model.credentials import AccessKey
 from ..model.times import now_ms
 from ..service.secrets import MasterKeyError, Sealer, load_master_key
-from ..storage.base import StoreError, StoreUnavailable
+from ..storage.base import QueryCancelled, QueryTimeout, StoreError, StoreUnavailable
 from . import errors
 from .auth import KEY_CACHE_TTL_S, AccessKeyCache, authenticate
 from .bounded import run_bounded
@@ -37,6 +37,9 @@ log = logging.getLogger("trailhouse.gateway")
 
 #: RPC requests are small; anything bigger than this is not an SDK call.
 MAX_RPC_BODY = 1024 * 1024
+#: The status logged for a client that left before its answer (nginx's "client closed request");
+#: the answer itself is never read.
+CLIENT_GONE = 499
 KNOWN_ACTIONS = frozenset(action for action, _ in OPERATIONS)
 
 
@@ -46,6 +49,7 @@ class Outcome:
     body: bytes
     content_type: str
     action: str | None
+    code: str | None = None  # the error code answered, None for a success
 
 
 class Gateway:
@@ -89,6 +93,7 @@ class Gateway:
         # The raw path is what clients sign (V3 CanonicalURI); RPC clients always send "/".
         raw_path = scope.get("raw_path") or Request(scope).url.path.encode()
         path = raw_path.decode("latin-1").split("?", 1)[0] or "/"
+        state = scope.setdefault("state", {})
         try:
             body = await self._read_body(receive)
             args = (scope["method"], raw_query, headers, body, request_id, path)
@@ -97,7 +102,19 @@ class Gateway:
             )
         except errors.ApiError as err:  # the body could not be read: process() never ran
             outcome = self._error(err, request_id, host_id, guess_format(raw_query, headers), None)
-        scope.setdefault("state", {})["action"] = outcome.action or "-"
+        except QueryTimeout:  # the store did not stop by itself at the deadline: its thread was abandoned
+            log.warning("request %s: the store did not answer within the query time limit", request_id)
+            failure = self._timeout_error()
+            outcome = self._error(failure, request_id, host_id, guess_format(raw_query, headers), None)
+        except (QueryCancelled, ClientDisconnect):  # the client left: nobody reads an answer, nothing to log
+            state.setdefault("action", "-")
+            state["error_code"] = "ClientGone"
+            await send({"type": "http.response.start", "status": CLIENT_GONE, "headers": []})
+            await send({"type": "http.response.body", "body": b""})
+            return
+        state["action"] = outcome.action or "-"
+        if outcome.code is not None:
+            state["error_code"] = outcome.code
         await send(
             {
                 "type": "http.response.start",
@@ -130,7 +147,14 @@ class Gateway:
         self, err: errors.ApiError, request_id: str, host_id: str, fmt: Fmt, action: str | None
     ) -> Outcome:
         body, content_type = error_body(err, request_id, host_id, fmt)
-        return Outcome(err.http_status, body, content_type, action)
+        return Outcome(err.http_status, body, content_type, action, err.code)
+
+    def _timeout_error(self) -> errors.ApiError:
+        limit = self.svc.settings.query_timeout_s
+        return errors.ServiceUnavailable(
+            message=f"The query ran longer than the limit of {limit:g} s (TRAILHOUSE_QUERY_TIMEOUT_S)"
+            " and was stopped; narrow the time range or the filters."
+        )
 
     def process(
         self, method: str, raw_query: bytes, headers: dict[str, str], body: bytes, request_id: str, path: str
@@ -171,6 +195,11 @@ class Gateway:
             return Outcome(200, payload, content_type, op.action)
         except errors.ApiError as err:
             failure: errors.ApiError = err
+        except QueryCancelled:  # the client left: run_bounded's caller answers nothing
+            raise
+        except QueryTimeout:
+            log.warning("request %s: query time limit reached", request_id)
+            failure = self._timeout_error()
         except StoreUnavailable as exc:
             log.warning("request %s: store unavailable: %s", request_id, exc)
             failure = errors.ServiceUnavailable()
