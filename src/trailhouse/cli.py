@@ -25,7 +25,14 @@ from .model.credentials import KeyStatus, TokenScope
 from .model.event import parse_body
 from .model.times import format_wire_time, now_ms
 from .service.credentials import CredentialError, create_access_key, create_token
-from .service.ingest import IngestReport, UnreadableInput, decode_ndjson, ingest_items
+from .service.ingest import (
+    UTF8_BOM,
+    IngestLimits,
+    IngestReport,
+    UnreadableInput,
+    decode_ndjson,
+    ingest_items,
+)
 from .service.secrets import MasterKeyError, Sealer, check_master_key, key_source, load_master_key
 from .settings import Settings, SettingsError
 from .storage import open_store
@@ -209,6 +216,10 @@ def serve(
 
 
 # -- ingest --------------------------------------------------------------------------------------
+#: Warnings printed one per line before the rest are only counted.
+MAX_WARNINGS_SHOWN = 50
+
+
 def _open_input(name: str, stack: contextlib.ExitStack) -> BinaryIO:
     """The file (or stdin), transparently gunzipped when it starts with the gzip magic."""
     raw: BinaryIO = sys.stdin.buffer if name == "-" else stack.enter_context(open(name, "rb"))  # noqa: SIM115
@@ -237,6 +248,8 @@ def _decoded_chunks(stream: BinaryIO, chunk: int) -> Iterator[list[tuple[int, ob
         skipped = 0
         first = b""
         for first in lines:
+            if skipped == 0 and first.startswith(UTF8_BOM):
+                first = first[len(UTF8_BOM) :]
             if first.strip():
                 break
             skipped += 1
@@ -282,8 +295,10 @@ def ingest(
     settings = _settings(db)
     store = _store(settings)
     total = IngestReport()
+    limits = IngestLimits.of(settings)
     started = time.perf_counter()
     failed_files: list[str] = []
+    warnings_shown = 0
     try:
         with Progress(
             TextColumn("{task.description}"),
@@ -300,11 +315,19 @@ def ingest(
                 progress.update(task, description=name)
                 try:
                     for items in _file_items(name, batch):
-                        report = ingest_items(store, items, may_write=lambda _account: True)
+                        report = ingest_items(store, items, may_write=lambda _account: True, limits=limits)
                         for r in report.rejected:
                             console.print(
-                                f"[yellow]{name}[/]: event {r.index} ({r.event_id or '?'}): {r.reason}"
+                                f"[yellow]{name}[/]: event {r.index} ({r.event_id or '?'}): "
+                                f"rejected: {escape(r.reason)}"
                             )
+                        for w in report.warnings:
+                            warnings_shown += 1
+                            if warnings_shown <= MAX_WARNINGS_SHOWN:
+                                console.print(
+                                    f"[dim]{name}[/]: event {w.index} ({w.event_id}): "
+                                    f"warning: {escape(w.warning)}"
+                                )
                         total.add(report)
                         offset += len(items)
                         elapsed = time.perf_counter() - started
@@ -323,6 +346,8 @@ def ingest(
         "accepted": total.accepted,
         "duplicates": total.duplicates,
         "rejected": len(total.rejected),
+        "warnings": len(total.warnings),
+        "events_with_warnings": total.warned_events,
         "files": len(files),
         "unreadable_files": failed_files,
         "seconds": round(elapsed, 3),
@@ -331,8 +356,11 @@ def ingest(
     if json_out:
         out.print(json.dumps(summary))
     else:
+        if warnings_shown > MAX_WARNINGS_SHOWN:
+            console.print(f"… and {warnings_shown - MAX_WARNINGS_SHOWN:,} more warnings")
         console.print(
             f"accepted {total.accepted:,}, duplicates {total.duplicates:,}, rejected {len(total.rejected):,} "
+            f"({total.warned_events:,} stored with warnings) "
             f"in {elapsed:.2f}s ({summary['events_per_second'] or 0:,.0f} events/s)"
         )
     if failed_files:

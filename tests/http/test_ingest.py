@@ -62,7 +62,7 @@ def test_formats_and_idempotence(server: LiveServer) -> None:
     batch = [event(i) for i in range(10)]
     r = post(server, secret, orjson.dumps(batch))
     assert r.status_code == 200, r.text
-    assert r.json() == {"accepted": 10, "duplicates": 0, "rejected": 0, "rejections": []}
+    assert r.json() == {"accepted": 10, "duplicates": 0, "rejected": 0, "rejections": [], "warnings": []}
     again = post(server, secret, orjson.dumps({"events": batch}))
     assert again.json()["accepted"] == 0 and again.json()["duplicates"] == 10
     ndjson = b"\n".join(orjson.dumps(event(i)) for i in range(5, 15)) + b"\n"
@@ -80,17 +80,25 @@ def test_formats_and_idempotence(server: LiveServer) -> None:
     assert by_id["ev-1111-3"] == event(3)
 
 
-def test_partial_batch_reports_each_rejection(server: LiveServer) -> None:
+def test_partial_batch_reports_each_rejection_and_warning(server: LiveServer) -> None:
     secret = token(server, "1111")
-    bad_type = event(2, isGlobal="no")
-    missing = event(3)
-    missing.pop("eventName")
-    r = post(server, secret, orjson.dumps([event(1), bad_type, missing, event(4), event(1)]))
+    odd_type = event(2, isGlobal="no")
+    no_name = event(3)
+    no_name.pop("eventName")
+    no_time = event(5)
+    no_time.pop("eventTime")
+    no_account = event(6, userIdentity={"type": "ram-user"})
+    batch = [event(1), odd_type, no_name, event(4), event(1), no_time, no_account]
+    r = post(server, secret, orjson.dumps(batch))
     body = r.json()
     assert r.status_code == 200
-    assert (body["accepted"], body["duplicates"], body["rejected"]) == (2, 1, 2)
-    assert [(x["index"], x["eventId"]) for x in body["rejections"]] == [(1, "ev-1111-2"), (2, "ev-1111-3")]
-    assert "isGlobal" in body["rejections"][0]["reason"] and "eventName" in body["rejections"][1]["reason"]
+    assert (body["accepted"], body["duplicates"], body["rejected"]) == (4, 1, 2)
+    assert [(x["index"], x["eventId"]) for x in body["rejections"]] == [(5, "ev-1111-5"), (6, "ev-1111-6")]
+    assert "eventTime" in body["rejections"][0]["reason"]
+    assert "userIdentity.accountId" in body["rejections"][1]["reason"]
+    assert [(w["index"], w["eventId"]) for w in body["warnings"]] == [(1, "ev-1111-2"), (2, "ev-1111-3")]
+    assert "isGlobal" in body["warnings"][0]["warning"] and "eventName" in body["warnings"][1]["warning"]
+    assert sorted(stored_ids(server, "1111")) == [f"ev-1111-{i}" for i in (1, 2, 3, 4)]
 
 
 def test_ndjson_malformed_line_is_named(server: LiveServer) -> None:

@@ -50,18 +50,22 @@ def test_required_fields_and_extraction() -> None:
 @pytest.mark.parametrize(
     ("change", "reason"),
     [
-        ({"eventId": None}, "eventId"),
+        ({"eventId": None}, "missing required field eventId"),
+        ({"eventId": ""}, "eventId must be a non-empty string"),
+        ({"eventId": {"id": 1}}, "eventId must be a non-empty string, got object"),
+        ({"eventId": "x" * 257}, "longer than the limit of 256"),
+        ({"eventTime": None}, "missing required field eventTime"),
         ({"eventTime": "yesterday"}, "eventTime"),
         ({"eventTime": "2026-11-01T10:00:00"}, "UTC"),
-        ({"eventName": ""}, "eventName"),
+        ({"eventTime": 1700000000}, "eventTime must be a string, got integer"),
+        ({"userIdentity": None}, "userIdentity.accountId"),
         ({"userIdentity": {"type": "ram-user"}}, "userIdentity.accountId"),
+        ({"userIdentity": {"accountId": None}}, "missing required field userIdentity.accountId"),
+        ({"userIdentity": {"accountId": True}}, "accountId must be a non-empty string, got boolean"),
         ({"userIdentity": "root"}, "userIdentity must be object"),
-        ({"isGlobal": "yes"}, "isGlobal must be boolean"),
-        ({"eventVersion": True}, "eventVersion"),
-        ({"referencedResources": {"ACS::ECS::Instance": [1]}}, "referencedResources"),
     ],
 )
-def test_invalid_events_name_the_problem(change: dict[str, object], reason: str) -> None:
+def test_what_cannot_be_an_event_is_refused_naming_why(change: dict[str, object], reason: str) -> None:
     event = base_event()
     for k, v in change.items():
         if v is None:
@@ -70,6 +74,80 @@ def test_invalid_events_name_the_problem(change: dict[str, object], reason: str)
             event[k] = v
     with pytest.raises(EventInvalid, match=reason):
         event_from_mapping(event)
+    with pytest.raises(EventInvalid, match=reason):
+        event_from_json(orjson.dumps(event))
+
+
+@pytest.mark.parametrize(
+    ("change", "warning"),
+    [
+        ({"isGlobal": "yes"}, "field isGlobal should be boolean, got string"),
+        ({"eventVersion": True}, "field eventVersion should be string or integer, got boolean"),
+        ({"referencedResources": {"ACS::ECS::Instance": [1]}}, "referencedResources.ACS::ECS::Instance"),
+        ({"referencedResources": ["i-1"]}, "field referencedResources should be object, got array"),
+        ({"vpcId": 42}, "field vpcId should be string, got integer"),
+        ({"requestParameters": "a=b"}, "field requestParameters should be object, got string"),
+        ({"sensitiveAction": "maybe"}, "sensitiveAction should be true or false"),
+        ({"sensitiveAction": 1}, "field sensitiveAction should be boolean or string, got integer"),
+        ({"eventName": ""}, "field eventName is missing"),
+        ({"eventName": None}, "field eventName is missing"),
+        ({"eventName": 7}, "field eventName should be string, got integer"),
+    ],
+)
+def test_odd_fields_are_kept_verbatim_with_a_warning(change: dict[str, object], warning: str) -> None:
+    event = base_event(**change)
+    if change.get("eventName", "") is None:
+        event.pop("eventName")
+    text = orjson.dumps(event)
+    for rec in (event_from_mapping(event), event_from_json(text)):
+        assert any(warning in w for w in rec.warnings), rec.warnings
+        assert orjson.loads(rec.body) == event
+        assert rec.account_id == "1234567890123456"
+
+
+def test_wrongly_typed_fields_are_not_indexed() -> None:
+    rec = event_from_json(
+        orjson.dumps(
+            base_event(
+                errorCode=404,
+                sourceIpAddress=["10.0.0.1"],
+                sensitiveAction="maybe",
+                referencedResources={"ACS::ECS::Instance": ["i-1"], "ACS::RAM::User": 5},
+                userIdentity={"accountId": 1234567890123456, "userName": 9, "accessKeyId": "AK"},
+            )
+        )
+    )
+    assert rec.account_id == "1234567890123456"  # an integer account is the account
+    assert rec.error_code is None and rec.source_ip is None and rec.sensitive_action is None
+    assert rec.user_name is None and rec.access_key_id == "AK"
+    assert rec.resources == (("ACS::ECS::Instance", "i-1"),)
+    assert len(rec.warnings) == 5, rec.warnings
+
+
+def test_null_is_absence_without_a_warning() -> None:
+    nulls = {
+        name: None
+        for name in (
+            "vpcId",
+            "userAgent",
+            "errorCode",
+            "errorMessage",
+            "requestParameters",
+            "responseElements",
+            "additionalEventData",
+            "referencedResources",
+            "resourceType",
+            "sensitiveAction",
+            "isGlobal",
+            "eventVersion",
+        )
+    }
+    event = base_event(**nulls)
+    event["userIdentity"] = {**event["userIdentity"], "userName": None, "sessionContext": None}  # type: ignore[dict-item]
+    for rec in (event_from_mapping(event), event_from_json(orjson.dumps(event))):
+        assert rec.warnings == ()
+        assert rec.error_code is None and rec.user_name is None and rec.resources == ()
+        assert orjson.loads(rec.body) == event  # the nulls are kept as sent
 
 
 def test_assumed_role_gives_role_name() -> None:
@@ -224,12 +302,55 @@ def test_body_is_the_input_without_insignificant_whitespace() -> None:
     assert rec.event_name == "café"
 
 
-def test_a_body_with_a_number_no_double_holds_still_reads() -> None:
+@pytest.mark.parametrize(
+    "number", [b"1e400", b"-1E+999", b"123456789012345678901234567890", b"-99999999999999999999"]
+)
+def test_a_number_no_double_holds_is_kept_as_spelled_with_a_warning(number: bytes) -> None:
+    text = (
+        b'{"eventId":"A1","eventTime":"2026-11-01T10:00:00Z","eventName":"x",'
+        b'"userIdentity":{"accountId":"1"},"big":' + number + b',"nested":{"n":[' + number + b"]}}"
+    )
+    rec = event_from_json(text)
+    assert rec.body == text
+    assert any(number.decode() in w and "kept as sent" in w for w in rec.warnings), rec.warnings
+    doc = parse_body(rec.body)
+    # Written back exactly as it was spelled, by orjson, wherever it sits.
+    assert orjson.dumps(doc) == text
+    assert orjson.dumps(doc["nested"]) == b'{"n":[' + number + b"]}"
+
+
+def test_ordinary_numbers_take_no_warning() -> None:
     rec = event_from_json(
         b'{"eventId":"A1","eventTime":"2026-11-01T10:00:00Z","eventName":"x",'
-        b'"userIdentity":{"accountId":"1"},"big":1e400}'
+        b'"userIdentity":{"accountId":"1"},"n":18446744073709551615,"f":1.5e300,'
+        b'"s":"e999 1234567890123456789012"}'
     )
-    assert parse_body(rec.body)["big"] == float("inf")
+    assert rec.warnings == ()
+    assert parse_body(rec.body)["n"] == 2**64 - 1
+
+
+def test_lone_surrogate_escapes_are_replaced_with_a_warning() -> None:
+    text = (
+        rb'{"eventId":"A1","eventTime":"2026-11-01T10:00:00Z","eventName":"x\\ud800",'
+        rb'"userIdentity":{"accountId":"1"},"a":"\ud800","b":"\ud83d\ude00","c":"\\\udc00"}'
+    )
+    rec = event_from_json(text)
+    assert rec.warnings == (r"2 lone surrogate escape(s) (such as \ud800) replaced with \ufffd",)
+    doc = parse_body(rec.body)
+    assert rec.event_name == "x\\ud800"  # an escaped backslash, not an escape
+    assert doc["a"] == "\ufffd" and doc["b"] == "\U0001f600" and doc["c"] == "\\\ufffd"
+
+
+def test_nesting_deeper_than_the_limit_is_refused_naming_it() -> None:
+    head = b'{"eventId":"A1","eventTime":"2026-11-01T10:00:00Z","eventName":"x",'
+    head += b'"userIdentity":{"accountId":"1"},'
+    ok = head + b'"p":' + b"[" * 98 + b"]" * 98 + b"}"
+    assert event_from_json(ok).warnings == ()
+    for depth in (101, 5000, 100_000):
+        with pytest.raises(EventInvalid, match="nested deeper than the limit of 100 levels"):
+            event_from_json(head + b'"p":' + b"[" * depth + b"]" * depth + b"}")
+    # Brackets inside strings are text, not nesting.
+    assert event_from_json(head + b'"p":"' + b"[" * 500 + b'"}').warnings == ()
 
 
 def test_malformed_json_is_named() -> None:

@@ -133,7 +133,7 @@ def test_rerun_copies_nothing_and_an_interrupted_copy_completes(tmp_path: Path, 
 def test_invalid_source_events_and_meta_conflicts_are_reported(tmp_path: Path, pg_backend: Backend) -> None:
     source = _source(tmp_path / "source.db")
     with sqlite3.connect(tmp_path / "source.db") as conn:
-        conn.execute("UPDATE events SET body = ? WHERE seq = 3", (codec.pack(b'{"eventId": 3}'),))
+        conn.execute("UPDATE events SET body = ? WHERE seq = 3", (codec.pack(b'{"eventTime": 3}'),))
     target = pg_backend.open()
     target.meta_get_or_set("page_token_key", b"mine")
     result = copy_store(source, target)

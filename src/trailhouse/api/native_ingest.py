@@ -8,7 +8,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ..model.credentials import TokenScope
-from ..service.ingest import BatchTooLarge, UnreadableInput, decode_events, gunzip, ingest_items, is_gzip
+from ..service.ingest import (
+    BatchTooLarge,
+    IngestLimits,
+    UnreadableInput,
+    decode_events,
+    gunzip,
+    ingest_items,
+    is_gzip,
+)
 from .context import Services
 from .native_auth import authenticate_token
 from .native_errors import NativeError
@@ -53,8 +61,21 @@ async def ingest_events(request: Request, svc: Services) -> Response:
             "BatchTooLarge",
             f"the batch has {len(items)} events; the limit is {limits.max_batch_events} per request",
         )
-    report = await run_in_threadpool(ingest_items, svc.store, items, may_write=token.may_use, atomic=atomic)
+    report = await run_in_threadpool(
+        ingest_items,
+        svc.store,
+        items,
+        may_write=token.may_use,
+        atomic=atomic,
+        limits=IngestLimits.of(limits),
+    )
     status = 422 if atomic and report.rejected else 200
+    request.scope.setdefault("state", {})["ingest"] = {
+        "accepted": report.accepted,
+        "duplicates": report.duplicates,
+        "rejected": len(report.rejected),
+        "warnings": report.warned_events,
+    }
     payload = report.to_dict()
     if status == 422:
         payload["message"] = "atomic batch rejected: nothing was stored"

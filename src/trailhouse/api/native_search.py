@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from ..model.credentials import ApiToken, TokenScope
+from ..model.event import parse_body
 from ..model.query import EventFilter, StoredEvent
 from ..model.times import DAY_MS, TimeFormatError, format_wire_time, now_ms, parse_event_time
 from ..service.events import LookupRejected, lookup_events
@@ -181,7 +182,7 @@ def _export(svc: Services, account_id: str, flt: EventFilter, descending: bool, 
     writer = csv.writer(buffer)
     writer.writerow(CSV_COLUMNS)
     for n, event in enumerate(events, 1):
-        writer.writerow(csv_row(orjson.loads(event.body)))
+        writer.writerow(csv_row(parse_body(event.body)))
         if n % 500 == 0:
             yield buffer.getvalue().encode()
             buffer.seek(0)

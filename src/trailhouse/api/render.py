@@ -224,7 +224,7 @@ def _emit_members(out: list[str], obj: dict[str, Any]) -> None:
 
 def render_xml(root: str, data: dict[str, Any]) -> bytes:
     """Render ``data`` under the element ``root`` (e.g. ``"LookupEventsResponse"``, ``"Error"``)."""
-    plain = orjson.loads(render_json(data))
+    plain = parse_body(render_json(data))  # numbers no double holds come back as spelled
     root_name = encode_xml_name(root or "Response")
     out = [XML_PROLOGUE, f"<{root_name}>"]
     _emit_members(out, plain)

@@ -8,6 +8,9 @@ lookups filter on, extracted once at ingest so that no query ever has to parse J
 from __future__ import annotations
 
 import hashlib
+import json
+import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,24 +21,30 @@ import orjson
 from .times import TimeFormatError, parse_event_time
 
 __all__ = [
+    "MAX_DEPTH",
     "EventInvalid",
     "EventRecord",
     "compact_json",
+    "depth_reason",
     "event_from_mapping",
     "event_from_json",
     "key_hash",
     "malformed_json_reason",
     "parse_body",
+    "prepare_event_text",
+    "replace_lone_surrogates",
+    "too_deep",
     "usage_source",
 ]
 
 
 class EventInvalid(ValueError):
-    """An event that does not follow the documented structure; the message says what is wrong."""
+    """An event that cannot be an audit record; the message says why."""
 
 
-# Documented fields (spec §7) and the JSON types each may take when present. Unknown fields are
-# allowed and kept verbatim; known ones must have the documented type so filters stay meaningful.
+# Documented fields (spec §7) and the JSON types each takes. Unknown fields are kept verbatim. A
+# documented field of another type is kept verbatim too, with a warning; it is only not indexed
+# (an integer where a string is indexed is indexed as its decimal text). ``null`` is absence.
 _STR = (str,)
 _FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "eventId": _STR,
@@ -76,9 +85,12 @@ _IDENTITY_TYPES: dict[str, tuple[type, ...]] = {
     "accessKeyId": _STR,
     "sessionContext": (dict,),
 }
-_REQUIRED = ("eventId", "eventTime", "eventName")
-_TYPE_NAMES = {str: "string", int: "integer", bool: "boolean", dict: "object", list: "array"}
+# Checked on their own: what an event cannot be without.
+_IDENTIFYING = frozenset({"eventId", "eventTime", "eventName", "userIdentity"})
+_TYPE_NAMES = {str: "string", int: "integer", float: "number", bool: "boolean", dict: "object", list: "array"}
 MAX_ID_LENGTH = 256
+#: Deeper JSON than this is refused: no audit record needs it, and every reader recurses.
+MAX_DEPTH = 100
 
 
 def key_hash(value: str) -> int:
@@ -91,7 +103,11 @@ def key_hash(value: str) -> int:
 
 @dataclass(frozen=True, slots=True)
 class EventRecord:
-    """One validated event: the typed attributes lookups filter on, and the verbatim JSON body."""
+    """One validated event: the typed attributes lookups filter on, and the verbatim JSON body.
+
+    ``warnings`` say what was odd about the event as sent (kept, but not indexed); they are
+    reported to the sender, not stored.
+    """
 
     account_id: str
     event_id: str
@@ -112,104 +128,171 @@ class EventRecord:
     resources: tuple[tuple[str, str], ...] = field(default=())
     event_key: int = 0  # key_hash(event_id), computed once at validation
     request_key: int | None = None  # key_hash(request_id)
+    warnings: tuple[str, ...] = ()
 
 
-def _type_error(path: str, expected: tuple[type, ...], value: Any) -> EventInvalid:
-    want = " or ".join(_TYPE_NAMES.get(t, t.__name__) for t in expected)
-    got = "null" if value is None else _TYPE_NAMES.get(type(value), type(value).__name__)
-    return EventInvalid(f"field {path} must be {want}, got {got}")
+def _type_name(value: Any) -> str:
+    if isinstance(value, orjson.Fragment):  # a number kept as spelled (see _exact)
+        return "number"
+    return "null" if value is None else _TYPE_NAMES.get(type(value), type(value).__name__)
 
 
-def _check_types(obj: Mapping[str, Any], table: dict[str, tuple[type, ...]], prefix: str) -> None:
+def _has_type(value: Any, expected: tuple[type, ...]) -> bool:
+    # bool is a subclass of int: an integer field must not silently accept true/false.
+    if isinstance(value, bool):
+        return bool in expected
+    return isinstance(value, expected)
+
+
+def _check_types(
+    obj: Mapping[str, Any], table: dict[str, tuple[type, ...]], prefix: str, warnings: list[str]
+) -> None:
+    """A warning for each documented field of another type than documented (null is absence)."""
     for name, value in obj.items():
         expected = table.get(name)
-        if expected is None:
+        if expected is None or value is None or (name in _IDENTIFYING and not prefix):
             continue
-        # bool is a subclass of int: an integer field must not silently accept true/false.
-        if isinstance(value, bool) and bool not in expected:
-            raise _type_error(prefix + name, expected, value)
-        if not isinstance(value, expected):
-            raise _type_error(prefix + name, expected, value)
+        if not _has_type(value, expected):
+            want = " or ".join(_TYPE_NAMES.get(t, t.__name__) for t in expected)
+            warnings.append(
+                f"field {prefix}{name} should be {want}, got {_type_name(value)}: kept as sent, not indexed"
+            )
 
 
-def _nonempty(obj: Mapping[str, Any], name: str, path: str) -> str:
-    value = obj.get(name)
+def _text(value: Any) -> str | None:
+    """The indexed text of a string field: the string, an integer's decimal text, else nothing."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return None
+
+
+def _identifier(value: Any, path: str) -> str:
+    """A required identifier (eventId, userIdentity.accountId): a non-empty string or an integer."""
     if value is None:
         raise EventInvalid(f"missing required field {path}")
-    if isinstance(value, int) and not isinstance(value, bool):
-        value = str(value)
-    if not isinstance(value, str) or not value:
-        raise EventInvalid(f"field {path} must be a non-empty string")
-    if len(value) > MAX_ID_LENGTH and name in ("eventId", "accountId"):
-        raise EventInvalid(f"field {path} is longer than {MAX_ID_LENGTH} characters")
-    return value
+    text = _text(value)
+    if not text:
+        got = "an empty string" if text is not None else _type_name(value)
+        raise EventInvalid(f"field {path} must be a non-empty string, got {got}")
+    if len(text) > MAX_ID_LENGTH:
+        raise EventInvalid(f"field {path} is longer than the limit of {MAX_ID_LENGTH} characters")
+    return text
 
 
-def _resources(rtype: str | None, rname: str | None, refs: Any) -> tuple[tuple[str, str], ...]:
+def _resources(
+    rtype: str | None, rname: str | None, refs: Any, warnings: list[str]
+) -> tuple[tuple[str, str], ...]:
     """resourceType/resourceName and every referencedResources entry, de-duplicated, order kept."""
     pairs: list[tuple[str, str]] = []
     if rtype or rname:
         pairs.append((rtype or "", rname or ""))
-    if refs:
+    if isinstance(refs, dict):
         for ref_type, names in refs.items():
+            if names is None:
+                continue
             if isinstance(names, str):
                 names = [names]
             if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-                raise EventInvalid(f"field referencedResources.{ref_type} must be an array of strings")
+                warnings.append(
+                    f"field referencedResources.{ref_type} should be an array of strings, "
+                    f"got {_type_name(names)}: kept as sent, not indexed"
+                )
+                continue
             pairs.extend((ref_type, n) for n in names)
             if not names:
                 pairs.append((ref_type, ""))
     return tuple(dict.fromkeys(pairs))
 
 
-def _sensitive(value: Any) -> bool | None:
+def _sensitive(value: Any, warnings: list[str]) -> bool | None:
     if value is None or isinstance(value, bool):
         return value
-    lowered = value.lower()
-    if lowered in ("true", "false"):
-        return lowered == "true"
-    raise EventInvalid("field sensitiveAction must be true or false")
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    if isinstance(value, str):  # other types were named by the type check already
+        warnings.append(f"field sensitiveAction should be true or false, got {value[:40]!r}: not indexed")
+    return None
 
 
-def event_from_mapping(event: Any, body: bytes | None = None) -> EventRecord:
+def _str(obj: Mapping[str, Any], name: str) -> str | None:
+    value = obj.get(name)
+    return value if isinstance(value, str) else None
+
+
+def event_from_mapping(
+    event: Any, body: bytes | None = None, *, warnings: tuple[str, ...] = ()
+) -> EventRecord:
     """Validate one decoded event and extract its typed attributes.
 
-    ``body`` is the compact JSON of ``event`` when the caller already has it.
+    ``body`` is the compact JSON of ``event`` when the caller already has it; ``warnings`` are
+    what the caller noticed before (replaced escapes, numbers no double holds).
     """
     if not isinstance(event, dict):
         raise EventInvalid("an event must be a JSON object")
-    _check_types(event, _FIELD_TYPES, "")
-    for name in _REQUIRED:
-        _nonempty(event, name, name)
+    event_id = _identifier(event.get("eventId"), "eventId")
+    event_time = event.get("eventTime")
+    if event_time is None:
+        raise EventInvalid("missing required field eventTime")
+    if not isinstance(event_time, str):
+        raise EventInvalid(f"field eventTime must be a string, got {_type_name(event_time)}")
     identity = event.get("userIdentity")
     if identity is None:
         raise EventInvalid("missing required field userIdentity.accountId")
-    _check_types(identity, _IDENTITY_TYPES, "userIdentity.")
-    account_id = _nonempty(identity, "accountId", "userIdentity.accountId")
+    if not isinstance(identity, dict):
+        raise EventInvalid(f"field userIdentity must be object, got {_type_name(identity)}")
+    account_id = _identifier(identity.get("accountId"), "userIdentity.accountId")
+    found = list(warnings)
+    if not isinstance(event["eventId"], str):
+        found.append("field eventId should be string, got integer: indexed as its decimal text")
+    event_name = event.get("eventName")
+    if event_name is None or event_name == "":
+        found.append("field eventName is missing: stored with an empty name")
+        event_name = ""
+    elif not isinstance(event_name, str):
+        found.append(
+            f"field eventName should be string, got {_type_name(event_name)}: kept as sent, not indexed"
+        )
+        event_name = ""
+    _check_types(event, _FIELD_TYPES, "", found)
+    _check_types(identity, _IDENTITY_TYPES, "userIdentity.", found)
+    refs = event.get("referencedResources")
+    resources = _resources(_str(event, "resourceType"), _str(event, "resourceName"), refs, found)
+    sensitive = _sensitive(event.get("sensitiveAction"), found)
     if body is None:
-        try:
-            body = orjson.dumps(event)
-        except TypeError as exc:  # e.g. an integer beyond 64 bits
-            raise EventInvalid(f"event cannot be stored as JSON: {exc}") from None
+        body = _dumps(event)
     return _record(
         account_id,
-        event["eventId"],
-        event["eventTime"],
-        event["eventName"],
+        event_id,
+        event_time,
+        event_name,
         body,
-        event.get("eventType"),
-        event.get("eventRW"),
-        event.get("eventCategory"),
-        event.get("serviceName"),
-        event.get("requestId"),
-        identity.get("type"),
-        identity.get("userName"),
-        identity.get("accessKeyId"),
-        event.get("sourceIpAddress"),
-        event.get("sensitiveAction"),
-        event.get("errorCode"),
-        _resources(event.get("resourceType"), event.get("resourceName"), event.get("referencedResources")),
+        _str(event, "eventType"),
+        _str(event, "eventRW"),
+        _str(event, "eventCategory"),
+        _str(event, "serviceName"),
+        _str(event, "requestId"),
+        _str(identity, "type"),
+        _str(identity, "userName"),
+        _str(identity, "accessKeyId"),
+        _str(event, "sourceIpAddress"),
+        sensitive,
+        _str(event, "errorCode"),
+        resources,
+        tuple(found),
     )
+
+
+def _dumps(event: dict[str, Any]) -> bytes:
+    try:
+        return orjson.dumps(event)
+    except TypeError:
+        pass
+    try:  # integers beyond 64 bits: msgspec writes them exactly
+        return msgspec.json.encode(event)
+    except (TypeError, ValueError) as exc:
+        raise EventInvalid(f"event cannot be stored as JSON: {exc}") from None
 
 
 def _record(
@@ -227,9 +310,10 @@ def _record(
     user_name: str | None,
     access_key_id: str | None,
     source_ip: str | None,
-    sensitive: Any,
+    sensitive: bool | None,
     error_code: str | None,
     resources: tuple[tuple[str, str], ...],
+    warnings: tuple[str, ...] = (),
 ) -> EventRecord:
     try:
         event_time_ms = parse_event_time(event_time)
@@ -253,63 +337,64 @@ def _record(
         access_key_id=access_key_id,
         source_ip=source_ip,
         role_name=role_name,
-        sensitive_action=_sensitive(sensitive),
+        sensitive_action=sensitive,
         error_code=error_code or None,
         resources=resources,
         event_key=key_hash(event_id),
         request_key=key_hash(request_id) if request_id is not None else None,
+        warnings=warnings,
     )
 
 
-# The fast path: a typed msgspec decode in C of only what is indexed or type-checked. A default of
-# None is not validated, so an absent field is None while a present null fails, as it must for a
-# documented field. Objects that are only type-checked stay raw (their first byte says the type).
-# Any failure falls back to event_from_mapping, whose messages say exactly what is wrong.
+# The fast path: a typed msgspec decode in C of only what is indexed or type-checked; ``null`` is
+# None, as absence is. Objects that are only type-checked stay raw (their first byte says the
+# type). Anything odd returns None, and event_from_mapping judges it and words the warnings, so
+# the fast path only ever answers for events without warnings.
 class _Identity(msgspec.Struct):
-    type: str = None  # type: ignore[assignment]
-    accountId: str | int = None  # type: ignore[assignment]  # noqa: N815 (wire names)
-    principalId: str | int = None  # type: ignore[assignment]  # noqa: N815
-    userName: str = None  # type: ignore[assignment]  # noqa: N815
-    accessKeyId: str = None  # type: ignore[assignment]  # noqa: N815
-    sessionContext: msgspec.Raw = None  # type: ignore[assignment]  # noqa: N815
+    type: str | None = None
+    accountId: str | int | None = None  # noqa: N815 (wire names)
+    principalId: str | int | None = None  # noqa: N815
+    userName: str | None = None  # noqa: N815
+    accessKeyId: str | None = None  # noqa: N815
+    sessionContext: msgspec.Raw | None = None  # noqa: N815
 
 
 class _Event(msgspec.Struct):
-    eventId: str = None  # type: ignore[assignment]  # noqa: N815
-    eventVersion: str | int = None  # type: ignore[assignment]  # noqa: N815
-    eventTime: str = None  # type: ignore[assignment]  # noqa: N815
-    eventName: str = None  # type: ignore[assignment]  # noqa: N815
-    eventSource: str = None  # type: ignore[assignment]  # noqa: N815
-    eventType: str = None  # type: ignore[assignment]  # noqa: N815
-    eventRW: str = None  # type: ignore[assignment]  # noqa: N815
-    eventCategory: str = None  # type: ignore[assignment]  # noqa: N815
-    serviceName: str = None  # type: ignore[assignment]  # noqa: N815
-    apiVersion: str = None  # type: ignore[assignment]  # noqa: N815
-    acsRegion: str = None  # type: ignore[assignment]  # noqa: N815
-    isGlobal: bool = None  # type: ignore[assignment]  # noqa: N815
-    requestId: str = None  # type: ignore[assignment]  # noqa: N815
-    requestParameters: msgspec.Raw = None  # type: ignore[assignment]  # noqa: N815
-    requestParameterJson: str = None  # type: ignore[assignment]  # noqa: N815
-    responseElements: msgspec.Raw = None  # type: ignore[assignment]  # noqa: N815
-    additionalEventData: msgspec.Raw = None  # type: ignore[assignment]  # noqa: N815
-    referencedResources: dict[str, list[str] | str] = None  # type: ignore[assignment]  # noqa: N815
-    resourceName: str = None  # type: ignore[assignment]  # noqa: N815
-    resourceType: str = None  # type: ignore[assignment]  # noqa: N815
-    errorCode: str = None  # type: ignore[assignment]  # noqa: N815
-    errorMessage: str = None  # type: ignore[assignment]  # noqa: N815
-    sourceIpAddress: str = None  # type: ignore[assignment]  # noqa: N815
-    userAgent: str = None  # type: ignore[assignment]  # noqa: N815
-    vpcId: str = None  # type: ignore[assignment]  # noqa: N815
-    recipientAccountId: str = None  # type: ignore[assignment]  # noqa: N815
-    eventAttributes: msgspec.Raw = None  # type: ignore[assignment]  # noqa: N815
-    userIdentity: _Identity = None  # type: ignore[assignment]  # noqa: N815
-    sensitiveAction: bool | str = None  # type: ignore[assignment]  # noqa: N815
+    eventId: str | None = None  # noqa: N815
+    eventVersion: str | int | None = None  # noqa: N815
+    eventTime: str | None = None  # noqa: N815
+    eventName: str | None = None  # noqa: N815
+    eventSource: str | None = None  # noqa: N815
+    eventType: str | None = None  # noqa: N815
+    eventRW: str | None = None  # noqa: N815
+    eventCategory: str | None = None  # noqa: N815
+    serviceName: str | None = None  # noqa: N815
+    apiVersion: str | None = None  # noqa: N815
+    acsRegion: str | None = None  # noqa: N815
+    isGlobal: bool | None = None  # noqa: N815
+    requestId: str | None = None  # noqa: N815
+    requestParameters: msgspec.Raw | None = None  # noqa: N815
+    requestParameterJson: str | None = None  # noqa: N815
+    responseElements: msgspec.Raw | None = None  # noqa: N815
+    additionalEventData: msgspec.Raw | None = None  # noqa: N815
+    referencedResources: dict[str, list[str] | str] | None = None  # noqa: N815
+    resourceName: str | None = None  # noqa: N815
+    resourceType: str | None = None  # noqa: N815
+    errorCode: str | None = None  # noqa: N815
+    errorMessage: str | None = None  # noqa: N815
+    sourceIpAddress: str | None = None  # noqa: N815
+    userAgent: str | None = None  # noqa: N815
+    vpcId: str | None = None  # noqa: N815
+    recipientAccountId: str | None = None  # noqa: N815
+    eventAttributes: msgspec.Raw | None = None  # noqa: N815
+    userIdentity: _Identity | None = None  # noqa: N815
+    sensitiveAction: bool | str | None = None  # noqa: N815
 
 
 _DECODER = msgspec.json.Decoder(_Event)
-# Raw fields and the first byte their documented types allow.
-_OBJECT = ord("{")
-_RESPONSE = (ord("{"), ord("["), ord('"'))
+# Raw fields and the first byte their documented types allow ("n": null, which is absence).
+_OBJECT = (ord("{"), ord("n"))
+_RESPONSE = (ord("{"), ord("["), ord('"'), ord("n"))
 
 
 def _fast_record(body: bytes) -> EventRecord | None:
@@ -331,9 +416,14 @@ def _fast_record(body: bytes) -> EventRecord | None:
     if type(account_id) is not str or not account_id or len(account_id) > MAX_ID_LENGTH:
         return None  # integers and the rest: the slow path converts or explains
     for raw in (ev.requestParameters, ev.additionalEventData, ev.eventAttributes, identity.sessionContext):
-        if raw is not None and memoryview(raw)[0] != _OBJECT:
+        if raw is not None and memoryview(raw)[0] not in _OBJECT:
             return None
     if ev.responseElements is not None and memoryview(ev.responseElements)[0] not in _RESPONSE:
+        return None
+    warnings: list[str] = []
+    sensitive = _sensitive(ev.sensitiveAction, warnings)
+    resources = _resources(ev.resourceType, ev.resourceName, ev.referencedResources, warnings)
+    if warnings:
         return None
     return _record(
         account_id,
@@ -350,9 +440,9 @@ def _fast_record(body: bytes) -> EventRecord | None:
         identity.userName,
         identity.accessKeyId,
         ev.sourceIpAddress,
-        ev.sensitiveAction,
+        sensitive,
         ev.errorCode,
-        _resources(ev.resourceType, ev.resourceName, ev.referencedResources),
+        resources,
     )
 
 
@@ -363,7 +453,63 @@ def malformed_json_reason(data: bytes) -> str:
         orjson.loads(data)
     except orjson.JSONDecodeError as exc:
         return f"malformed JSON: {exc}"
+    except RecursionError:
+        return depth_reason()
     return "malformed JSON"
+
+
+def depth_reason() -> str:
+    return f"nested deeper than the limit of {MAX_DEPTH} levels"
+
+
+# JSON text that may hold a number outside what a double or a 64-bit integer holds (19+ digits, a
+# three-digit exponent). Strings can match too: they only take the exact, slower parse.
+_ODD_NUMBER_HINT = re.compile(rb"\d{19}|[eE][+-]?\d{3}")
+_SURROGATE_HINT = re.compile(rb"\\u[dD][89a-fA-F]")
+# An escaped backslash (consumed first, so "\\\\ud800" is not an escape), a valid surrogate pair,
+# or a lone surrogate escape.
+_ESCAPES = re.compile(
+    rb"\\\\|\\u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2}|\\u[dD][89a-fA-F][0-9a-fA-F]{2}"
+)
+_TOKENS = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+
+
+def replace_lone_surrogates(data: bytes) -> tuple[bytes, int]:
+    """``data`` with each lone surrogate escape (``\\ud800``) replaced by ``\\ufffd``, and how many.
+
+    No UTF-8 text can hold a lone surrogate, so no JSON reader agrees on one; U+FFFD is what
+    decoders put where a character cannot be.
+    """
+    if _SURROGATE_HINT.search(data) is None:
+        return data, 0
+    count = 0
+
+    def one(match: re.Match[bytes]) -> bytes:
+        nonlocal count
+        text = match.group()
+        if len(text) != 6:
+            return text
+        count += 1
+        return b"\\ufffd"
+
+    return _ESCAPES.sub(one, data), count
+
+
+def too_deep(data: bytes) -> bool:
+    """Whether the arrays and objects of a JSON text nest deeper than MAX_DEPTH (brackets inside
+    strings not counted). Counting brackets settles almost every event without a scan."""
+    if data.count(b"[") + data.count(b"{") <= MAX_DEPTH:
+        return False
+    depth = 0
+    for match in _TOKENS.finditer(data):
+        token = match.group()
+        if token in (b"[", b"{"):
+            depth += 1
+            if depth > MAX_DEPTH:
+                return True
+        elif token in (b"]", b"}"):
+            depth -= 1
+    return False
 
 
 def compact_json(data: bytes) -> bytes:
@@ -372,38 +518,101 @@ def compact_json(data: bytes) -> bytes:
         return msgspec.json.format(data, indent=-1)
     except msgspec.DecodeError:
         raise EventInvalid(malformed_json_reason(data)) from None
+    except RecursionError:
+        raise EventInvalid(depth_reason()) from None
 
 
-def event_from_json(data: bytes | str, *, compact: bool = False) -> EventRecord:
+def prepare_event_text(data: bytes) -> tuple[bytes, tuple[str, ...]]:
+    """One event's JSON text made ready to store: lone surrogate escapes replaced, compacted, depth
+    checked; and the warnings that the replacing calls for. EventInvalid when it is not JSON."""
+    text, replaced = replace_lone_surrogates(data)
+    body = compact_json(text)
+    if too_deep(body):
+        raise EventInvalid(depth_reason())
+    if replaced:
+        return body, (f"{replaced} lone surrogate escape(s) (such as \\ud800) replaced with \\ufffd",)
+    return body, ()
+
+
+def _exact(body: bytes) -> tuple[Any, list[str]]:
+    """``body`` parsed with every number kept exactly: those no double or 64-bit integer holds
+    become ``orjson.Fragment`` (written back as they were spelled); their spellings are returned."""
+    odd: list[str] = []
+
+    def integer(text: str) -> Any:
+        value = int(text)
+        if -(2**63) <= value < 2**64:
+            return value
+        odd.append(text)
+        return orjson.Fragment(text.encode())
+
+    def number(text: str) -> Any:
+        value = float(text)
+        if math.isfinite(value):
+            return value
+        odd.append(text)
+        return orjson.Fragment(text.encode())
+
+    def constant(text: str) -> Any:
+        raise ValueError(f"{text} is not JSON")
+
+    try:
+        return json.loads(body, parse_int=integer, parse_float=number, parse_constant=constant), odd
+    except (ValueError, RecursionError) as exc:
+        raise EventInvalid(f"malformed JSON: {exc}") from None
+
+
+def event_from_json(
+    data: bytes | str, *, compact: bool = False, warnings: tuple[str, ...] = ()
+) -> EventRecord:
     """Parse and validate one event given as JSON text; the stored body is that text, compacted.
 
-    ``compact`` says the caller already removed insignificant whitespace (``compact_json``).
+    ``compact`` says the caller already prepared it (``prepare_event_text``), whose ``warnings``
+    come along.
     """
     if isinstance(data, str):
         data = data.encode()
-    body = data if compact else compact_json(data)
-    record = _fast_record(body)
-    if record is not None:
-        return record
-    try:
-        event = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise EventInvalid(f"malformed JSON: {exc}") from None
-    return event_from_mapping(event, body=body)
+    if compact:
+        body = data
+    else:
+        body, warnings = prepare_event_text(data)
+    if _ODD_NUMBER_HINT.search(body) is None:
+        if not warnings:
+            record = _fast_record(body)
+            if record is not None:
+                return record
+        try:
+            event = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise EventInvalid(f"malformed JSON: {exc}") from None
+        return event_from_mapping(event, body=body, warnings=warnings)
+    event, odd = _exact(body)
+    if odd:
+        shown = ", ".join(t if len(t) <= 40 else t[:37] + "..." for t in odd[:3])
+        more = f" and {len(odd) - 3} more" if len(odd) > 3 else ""
+        warnings = (
+            *warnings,
+            f"number(s) {shown}{more} beyond what a double or a 64-bit integer holds: kept as sent",
+        )
+    return event_from_mapping(event, body=body, warnings=warnings)
 
 
 def parse_body(body: bytes) -> Any:
     """A stored body as Python values.
 
-    Bodies are kept as they were ingested, so a number no double can hold (``1e400``), which orjson
-    refuses, is read by the standard library instead (as infinity).
+    Bodies are kept as they were ingested, so a number no double or 64-bit integer holds
+    (``1e400``) comes back as an ``orjson.Fragment`` of its spelling: orjson writes it back as it
+    was, and renderers print its text.
     """
+    if _ODD_NUMBER_HINT.search(body) is None:
+        try:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError:
+            pass
     try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError:
-        import json
-
-        return json.loads(body)
+        return _exact(body)[0]
+    except EventInvalid:
+        return orjson.loads(body)  # raises with orjson's words
 
 
 def usage_source(event_category: str | None) -> str:

@@ -1,12 +1,15 @@
 """Ingest: turn bytes (JSON array, ``{"events": [...]}``, NDJSON, gzip) into stored events.
 
-Shared by ``POST /api/v1/events`` and ``trailhouse ingest``. Each event is validated on its own:
-a bad one is rejected and reported (index, eventId, reason) without stopping the rest, unless
-the caller asks for an atomic batch. Accepted events of one call are written in one transaction.
+Shared by ``POST /api/v1/events`` and ``trailhouse ingest``. Each event is judged on its own
+(the contract is in docs/api.md, "Ingest contract"): one that cannot be an audit record is
+rejected and reported (index, eventId, reason) without stopping the rest, unless the caller asks
+for an atomic batch; one that is only odd is stored as sent and reported with warnings. Accepted
+events of one call are written in one transaction.
 """
 
 from __future__ import annotations
 
+import re
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -18,16 +21,21 @@ import orjson
 from ..model.event import (
     EventInvalid,
     EventRecord,
-    compact_json,
+    depth_reason,
     event_from_json,
     event_from_mapping,
     malformed_json_reason,
+    prepare_event_text,
 )
+from ..model.times import DAY_MS, now_ms
 from ..storage.base import EventStore
 
 __all__ = [
     "BatchTooLarge",
+    "IngestLimits",
     "IngestReport",
+    "IngestWarning",
+    "Prepared",
     "Rejection",
     "UnreadableInput",
     "decode_events",
@@ -38,6 +46,9 @@ __all__ = [
 ]
 
 GZIP_MAGIC = b"\x1f\x8b"
+UTF8_BOM = b"\xef\xbb\xbf"
+#: How far ahead of the receiver's clock an eventTime may be without a warning (clock skew).
+FUTURE_SKEW_MS = 15 * 60 * 1000
 _SHAPE_HELP = (
     'expected a JSON array of events, an object with an "events" array, or NDJSON (one event per line)'
 )
@@ -61,16 +72,32 @@ class Rejection:
         return {"index": self.index, "eventId": self.event_id, "reason": self.reason}
 
 
+@dataclass(frozen=True, slots=True)
+class IngestWarning:
+    index: int
+    event_id: str
+    warning: str
+
+    def to_dict(self) -> dict[str, object]:
+        return {"index": self.index, "eventId": self.event_id, "warning": self.warning}
+
+
 @dataclass(slots=True)
 class IngestReport:
     accepted: int = 0
     duplicates: int = 0
     rejected: list[Rejection] = field(default_factory=list)
+    warnings: list[IngestWarning] = field(default_factory=list)
 
     def add(self, other: IngestReport, offset: int = 0) -> None:
         self.accepted += other.accepted
         self.duplicates += other.duplicates
         self.rejected.extend(Rejection(r.index + offset, r.event_id, r.reason) for r in other.rejected)
+        self.warnings.extend(IngestWarning(w.index + offset, w.event_id, w.warning) for w in other.warnings)
+
+    @property
+    def warned_events(self) -> int:
+        return len({w.index for w in self.warnings})
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -78,7 +105,28 @@ class IngestReport:
             "duplicates": self.duplicates,
             "rejected": len(self.rejected),
             "rejections": [r.to_dict() for r in self.rejected],
+            "warnings": [w.to_dict() for w in self.warnings],
         }
+
+
+@dataclass(frozen=True, slots=True)
+class IngestLimits:
+    """What one event may be: its size, and how old (the store keeps ``retention_days``)."""
+
+    max_event_bytes: int = 1024 * 1024
+    retention_days: int | None = None
+
+    @classmethod
+    def of(cls, settings: Any) -> IngestLimits:
+        return cls(max_event_bytes=settings.max_event_bytes, retention_days=settings.retention_days)
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """An event text that needed repair before it could be stored, and what was repaired."""
+
+    text: bytes
+    warnings: tuple[str, ...]
 
 
 def is_gzip(data: bytes) -> bool:
@@ -105,41 +153,114 @@ def gunzip(data: bytes, max_bytes: int) -> bytes:
     return bytes(out)
 
 
-# One decoded item: (index, the compact JSON text of one event, or a decoded event object) or
-# (index, Rejection) for a line that is not JSON. Text is validated later, in C (event_from_json).
+# One decoded item: (index, the compact JSON text of one event, a Prepared text, or a decoded event
+# object) or (index, Rejection) for one that is not JSON. Text is validated later, in C
+# (event_from_json).
 Item = tuple[int, Any]
 
 _RAW_LIST = msgspec.json.Decoder(list[msgspec.Raw])
 _RAW_OBJECT = msgspec.json.Decoder(dict[str, msgspec.Raw])
+_WRAPPER = re.compile(rb'\{\s*"events"\s*:\s*(?=\[)')
+_SPLIT_TOKENS = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{},]')
+_EVENT_ID = re.compile(rb'"eventId"\s*:\s*"((?:[^"\\]|\\.){1,256})"')
 
 
 def _elements(raws: list[msgspec.Raw]) -> list[Item]:
     # Each element is compacted on its own: the document's whitespace is not part of the event.
-    return [(i, msgspec.json.format(bytes(raw), indent=-1)) for i, raw in enumerate(raws)]
+    return [_item(i, bytes(raw)) for i, raw in enumerate(raws)]
+
+
+def _item(index: int, text: bytes) -> Item:
+    try:
+        body, warnings = prepare_event_text(text)
+    except EventInvalid as exc:
+        return index, Rejection(index, _event_id_in(text), str(exc))
+    return index, (Prepared(body, warnings) if warnings else body)
+
+
+def _event_id_in(text: bytes) -> str | None:
+    """The eventId of a text that cannot be parsed, when it is plainly there (for the rejection)."""
+    match = _EVENT_ID.search(text)
+    if match is None:
+        return None
+    try:
+        return orjson.loads(b'"' + match.group(1) + b'"')
+    except orjson.JSONDecodeError:
+        return None
+
+
+def _split_array(text: bytes, start: int, closing: bytes = b"") -> list[bytes] | None:
+    """The element texts of the JSON array at ``text[start]``, found by bracket counting, for a
+    document the decoder refused as a whole (lone surrogates, nesting beyond its recursion limit);
+    None when the brackets do not balance or something other than ``closing`` follows."""
+    elements: list[bytes] = []
+    depth = 0
+    begin = start + 1
+    end = None
+    for match in _SPLIT_TOKENS.finditer(text, start):
+        token = match.group()
+        if token in (b"[", b"{"):
+            depth += 1
+        elif token in (b"]", b"}"):
+            depth -= 1
+            if depth == 0:
+                end = match.end()
+                last = text[begin : match.start()]
+                if last.strip():
+                    elements.append(last)
+                elif elements:
+                    return None  # a trailing comma
+                break
+        elif token == b"," and depth == 1:
+            elements.append(text[begin : match.start()])
+            begin = match.end()
+    if end is None or text[end:].strip() != closing or any(not e.strip() for e in elements):
+        return None
+    return elements
 
 
 def decode_events(data: bytes) -> list[Item]:
     """Decode a whole document: JSON array, ``{"events": [...]}``, a single event object, or NDJSON."""
+    if data.startswith(UTF8_BOM):
+        data = data[len(UTF8_BOM) :]
     text = data.lstrip()
     if not text:
         return []
     if text[:1] == b"[":
         try:
             return _elements(_RAW_LIST.decode(text))
-        except msgspec.DecodeError:
-            raise UnreadableInput(malformed_json_reason(text)) from None
+        except (msgspec.DecodeError, RecursionError):
+            return _split_elements(text, 0)
     if text[:1] == b"{":
         try:
             members = _RAW_OBJECT.decode(text)
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, RecursionError):
+            wrapper = _WRAPPER.match(text)
+            if wrapper is not None:
+                return _split_elements(text, wrapper.end(), b"}")
             return list(decode_ndjson(text.splitlines()))
         if "events" in members and "eventId" not in members:
             try:
                 return _elements(_RAW_LIST.decode(members["events"]))
             except msgspec.ValidationError:
                 raise UnreadableInput('"events" must be an array of events') from None
-        return [(0, msgspec.json.format(text, indent=-1))]
+        return [_item(0, text)]
     raise UnreadableInput(_SHAPE_HELP)
+
+
+def _split_elements(text: bytes, start: int, closing: bytes = b"") -> list[Item]:
+    """Each element of a refused array on its own: an element that cannot be read is rejected alone
+    when the rest can, but a document that is not JSON at all is refused as a whole."""
+    elements = _split_array(text, start, closing)
+    if elements is None:
+        raise UnreadableInput(malformed_json_reason(text))
+    items = [_item(i, element) for i, element in enumerate(elements)]
+    malformed = [
+        obj.reason for _, obj in items if isinstance(obj, Rejection) and obj.reason != depth_reason()
+    ]
+    if malformed:
+        raise UnreadableInput(malformed[0])
+    return items
 
 
 def decode_ndjson(lines: Iterable[bytes], first_index: int = 0, first_line: int = 1) -> Iterator[Item]:
@@ -147,39 +268,79 @@ def decode_ndjson(lines: Iterable[bytes], first_index: int = 0, first_line: int 
     Rejection naming its line."""
     index = first_index
     for number, line in enumerate(lines, start=first_line):
+        if number == 1 and line.startswith(UTF8_BOM):
+            line = line[len(UTF8_BOM) :]
         if not line.strip():
             continue
         try:
-            yield index, compact_json(line)
+            body, warnings = prepare_event_text(line)
         except EventInvalid as exc:
-            yield index, Rejection(index, None, f"line {number}: {exc}")
+            yield index, Rejection(index, _event_id_in(line), f"line {number}: {exc}")
+        else:
+            yield index, (Prepared(body, warnings) if warnings else body)
         index += 1
 
 
 def _event_id_of(obj: Any) -> str | None:
+    if isinstance(obj, Prepared):
+        obj = obj.text
     if isinstance(obj, bytes):
         try:
             obj = orjson.loads(obj)
         except orjson.JSONDecodeError:
-            return None
+            return _event_id_in(obj)
     if isinstance(obj, dict):
         value = obj.get("eventId")
         return value if isinstance(value, str) else None
     return None
 
 
+def _duration(ms: int) -> str:
+    minutes = ms // 60_000
+    if minutes < 120:
+        return f"{minutes} min"
+    if minutes < 48 * 60:
+        return f"{minutes // 60} h"
+    return f"{minutes // (24 * 60)} days"
+
+
 def validate_items(
-    items: Sequence[Item], *, may_write: Callable[[str], bool]
-) -> tuple[list[EventRecord], list[Rejection]]:
-    """The valid events of a batch, and a Rejection for each of the others."""
+    items: Sequence[Item],
+    *,
+    may_write: Callable[[str], bool],
+    limits: IngestLimits | None = None,
+    now: int | None = None,
+) -> tuple[list[EventRecord], list[Rejection], list[IngestWarning]]:
+    """The valid events of a batch, a Rejection for each of the others, and the warnings of the
+    valid ones."""
+    limits = limits or IngestLimits()
+    now = now_ms() if now is None else now
+    oldest = now - limits.retention_days * DAY_MS if limits.retention_days else None
     records: list[EventRecord] = []
     rejected: list[Rejection] = []
+    warnings: list[IngestWarning] = []
     for index, obj in items:
         if isinstance(obj, Rejection):
             rejected.append(obj)
             continue
+        text = obj.text if isinstance(obj, Prepared) else obj
+        if isinstance(text, bytes) and len(text) > limits.max_event_bytes:
+            rejected.append(
+                Rejection(
+                    index,
+                    _event_id_in(text),
+                    f"the event is {len(text):,} bytes, over the limit of {limits.max_event_bytes:,} "
+                    "bytes per event (TRAILHOUSE_MAX_EVENT_BYTES)",
+                )
+            )
+            continue
         try:
-            record = event_from_json(obj, compact=True) if isinstance(obj, bytes) else event_from_mapping(obj)
+            if isinstance(obj, Prepared):
+                record = event_from_json(obj.text, compact=True, warnings=obj.warnings)
+            elif isinstance(obj, bytes):
+                record = event_from_json(obj, compact=True)
+            else:
+                record = event_from_mapping(obj)
         except EventInvalid as exc:
             rejected.append(Rejection(index, _event_id_of(obj), str(exc)))
             continue
@@ -190,8 +351,28 @@ def validate_items(
                 )
             )
             continue
+        if oldest is not None and record.event_time_ms < oldest:
+            rejected.append(
+                Rejection(
+                    index,
+                    record.event_id,
+                    f"eventTime is older than the retention window of {limits.retention_days} days "
+                    "(TRAILHOUSE_RETENTION_DAYS): the store would not keep it",
+                )
+            )
+            continue
+        warnings.extend(IngestWarning(index, record.event_id, w) for w in record.warnings)
+        ahead = record.event_time_ms - now
+        if ahead > FUTURE_SKEW_MS:
+            warnings.append(
+                IngestWarning(
+                    index,
+                    record.event_id,
+                    f"eventTime is {_duration(ahead)} ahead of this server's clock: stored as sent",
+                )
+            )
         records.append(record)
-    return records, rejected
+    return records, rejected, warnings
 
 
 def ingest_items(
@@ -200,6 +381,7 @@ def ingest_items(
     *,
     may_write: Callable[[str], bool],
     atomic: bool = False,
+    limits: IngestLimits | None = None,
 ) -> IngestReport:
     """Validate every item, then store the valid ones in one transaction.
 
@@ -207,7 +389,7 @@ def ingest_items(
     ``atomic`` a single bad item stores nothing.
     """
     report = IngestReport()
-    records, report.rejected = validate_items(items, may_write=may_write)
+    records, report.rejected, report.warnings = validate_items(items, may_write=may_write, limits=limits)
     if atomic and report.rejected:
         return report
     if records:
