@@ -16,7 +16,7 @@ from ..model.times import TimeFormatError, parse_wire_time
 from ..service.secrets import Sealer
 from ..storage.base import EventStore
 from . import errors
-from .limits import Limits
+from .limits import MAX_NONCE_CHARS, Limits, NonceCapacityExceeded
 from .protocol import RpcRequest, request_nonce, request_timestamp, validate_common, verify
 
 __all__ = ["KEY_CACHE_TTL_S", "AccessKeyCache", "authenticate"]
@@ -93,6 +93,12 @@ def authenticate(
 ) -> AccessKey:
     """Return the AccessKey that validly signed ``req``, or raise the documented ApiError."""
     validate_common(req)  # steps 2–3
+    nonce = request_nonce(req)
+    if nonce is not None and len(nonce) > MAX_NONCE_CHARS:  # a malformed common parameter (step 2)
+        raise errors.Invalid(
+            "SignatureNonce",
+            f"Specified parameter SignatureNonce is not valid: at most {MAX_NONCE_CHARS} characters.",
+        )
 
     timestamp = request_timestamp(req)  # step 4
     if timestamp is None:
@@ -118,10 +124,28 @@ def authenticate(
 
     verify(req, keys.secret(key))  # step 7
 
-    nonce = request_nonce(req)  # step 8, only once the request is known to be genuine
+    # Step 8, only once the request is known to be genuine.
     if nonce is None:
         raise errors.Missing("SignatureNonce")
     # Kept twice the skew: a timestamp may be up to `skew` in the future as well as in the past.
-    if not limits.remember_nonce(key.access_key_id, nonce, 2 * skew_s + 60):
+    try:
+        fresh = limits.remember_nonce(key.access_key_id, nonce, 2 * skew_s + 60)
+    except NonceCapacityExceeded as full:  # refused, never forgotten: see limits
+        raise nonce_capacity_error(full, 2 * skew_s + 60) from None
+    if not fresh:
         raise errors.SignatureNonceUsed()
     return key
+
+
+def nonce_capacity_error(full: NonceCapacityExceeded, lifetime_s: int) -> errors.ApiError:
+    """The answer when the nonce cache has no room: the key's own flow control when it is this
+    AccessKey that holds its maximum, a temporary server failure when the server is full."""
+    if full.per_key:
+        return errors.ThrottlingUser(
+            message=f"Request was denied due to user flow control: this AccessKey signed {full.limit}"
+            f" requests within the {lifetime_s} s a signature nonce is remembered; retry later."
+        )
+    return errors.ServiceUnavailable(
+        message=f"The request has failed due to a temporary failure of the server: it remembers"
+        f" {full.limit} signature nonces, its maximum, for replay protection; retry later."
+    )

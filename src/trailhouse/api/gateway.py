@@ -28,7 +28,7 @@ from .bounded import run_bounded
 from .context import Call, Services
 from .dispatch import KNOWN_VERSIONS, OPERATIONS, THROTTLE_ACCESS_KEY_USAGE, THROTTLE_LOOKUP_EVENTS, Operation
 from .limits import Limits, open_limits
-from .protocol import Fmt, RpcRequest, guess_format, normalize_headers, parse_request
+from .protocol import Fmt, RpcRequest, guess_format, normalize_headers, parse_request, request_nonce
 from .render import error_body, new_request_id, render
 
 __all__ = ["Gateway", "build_gateway"]
@@ -175,12 +175,20 @@ class Gateway:
                 skew_s=self.svc.settings.timestamp_skew_s,
                 now_ms=now,
             )
-            op = self._route(req)  # step 9
-            self._authorise(op, key)  # step 10
-            if not self.limits.allow(
-                f"{key.account_id}:{op.action}", self._rates[op.throttle_group]
-            ):  # step 11
-                raise errors.ThrottlingUser()
+            try:
+                op = self._route(req)  # step 9
+                self._authorise(op, key)  # step 10
+                if not self.limits.allow(
+                    f"{key.account_id}:{op.action}", self._rates[op.throttle_group]
+                ):  # step 11
+                    raise errors.ThrottlingUser()
+            except errors.ApiError:
+                # Refused before any work: the nonce is given back, so a flood of refused requests
+                # keeps nothing and the same signed request may be retried once the throttle allows.
+                nonce = request_nonce(req)
+                if nonce is not None:
+                    self.limits.forget_nonce(key.access_key_id, nonce)
+                raise
             call = Call(
                 action=op.action,
                 version=op.version,
