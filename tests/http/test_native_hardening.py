@@ -654,3 +654,42 @@ def test_cli_report_of_an_unknown_key_says_it_is_not_in_the_record(backend_url: 
     assert idle.exit_code == 4
     data = orjson.loads(idle.stdout[: idle.stdout.rindex("}") + 1])
     assert data["found"] is True and "its last recorded use was 2026-11-20T19:00:19Z" in data["notice"]
+
+
+# --------------------------------------------------------------------------- the OpenAPI document
+
+
+def test_openapi_documents_every_answer(server: LiveServer) -> None:
+    """What tests/reliability/test_fuzz.py checks by sampling, listed: each operation's statuses."""
+    doc = httpx.get(f"{server.url}/api/v1/openapi.json", timeout=30).json()
+    statuses = {
+        (path, method): set(op["responses"])
+        for path, ops in doc["paths"].items()
+        for method, op in ops.items()
+    }
+    assert statuses[("/api/v1/events", "get")] == {"200", "400", "401", "403", "503"}
+    assert statuses[("/api/v1/summary", "get")] == {"200", "400", "401", "403", "503"}
+    assert statuses[("/api/v1/access-keys/{access_key_id}/report", "get")] == {
+        "200",
+        "400",
+        "401",
+        "403",
+        "404",
+        "503",
+    }
+    assert {"400", "401", "403", "413", "503"} <= statuses[("/api/v1/events", "post")]
+    assert statuses[("/readyz", "get")] == {"200", "503"}
+    assert statuses[("/metrics", "get")] == {"200", "401"}
+    assert statuses[("/api/v1/openapi.json", "get")] == {"200", "400"}
+    error = {"$ref": "#/components/schemas/Error"}
+    for (path, method), codes in statuses.items():
+        for code in codes - {"200", "422"}:
+            answer = doc["paths"][path][method]["responses"][code]
+            if path != "/readyz":
+                assert answer["content"]["application/json"]["schema"] == error, (path, code)
+    fields = doc["components"]["schemas"]["Error"]["properties"]["error"]["properties"]
+    assert {"code", "message", "parameter", "validParameters", "accessKeyId", "account"} <= set(fields)
+    responses = doc["components"]["responses"]
+    assert "Allow" in responses["MethodNotAllowed"]["headers"] and "NotFound" in responses
+    report = doc["components"]["schemas"]["AccessKeyReport"]
+    assert {"found", "notice"} <= set(report["required"])

@@ -1,4 +1,10 @@
-"""The OpenAPI 3.1 description of the native API, served at ``/api/v1/openapi.json``."""
+"""The OpenAPI 3.1 description of the native API, served at ``/api/v1/openapi.json``.
+
+Every operation lists every status it can answer, each error with the one JSON error shape
+(``Error``); tests/reliability/test_fuzz.py runs schemathesis against this document and asserts its
+conformance checks. A 405 (another method on a known path) and a 404 (a path that does not exist)
+cannot belong to an operation: they are ``components.responses`` and the description says so.
+"""
 
 from __future__ import annotations
 
@@ -9,12 +15,47 @@ from .. import __version__
 __all__ = ["openapi_spec"]
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
+_REQUEST_ID = {
+    "x-acs-request-id": {
+        "description": "The request id, also in the body's requestId and the server's log.",
+        "required": True,
+        "schema": {"type": "string"},
+    }
+}
+
+#: What each error status means, and the codes it carries (docs/api.md lists when each is answered).
+_ERRORS: dict[int, str] = {
+    400: "the request is not valid: BadRequest, MalformedBody, InvalidParameter, UnknownParameter "
+    "(a query parameter this endpoint does not know; the error names it in `parameter` and lists "
+    "`validParameters`), MissingAccount",
+    401: "Unauthorized: no bearer token, or not a valid one",
+    403: "Forbidden: the token lacks the scope, or may not read that account",
+    404: "AccessKeyNotFound: the account holds no event of this AccessKey",
+    413: "PayloadTooLarge or BatchTooLarge: the limit is named in the message",
+    503: "QueryTimeout (the query ran longer than TRAILHOUSE_QUERY_TIMEOUT_S) or ServiceUnavailable "
+    "(the store is unavailable); try again later or narrow the query",
+}
 
 
 def _error_responses(*codes: int) -> dict[str, Any]:
     return {
-        str(c): {"description": "error", "content": {"application/json": {"schema": _ERROR}}} for c in codes
+        str(c): {
+            "description": _ERRORS[c],
+            "headers": _REQUEST_ID,
+            "content": {"application/json": {"schema": _ERROR}},
+        }
+        for c in codes
     }
+
+
+NOTICE = (
+    "Present when the answer may mislead on its own: the account has no events at all, none in the "
+    "window (and its newest event), a window in the future, or one reaching past retention."
+)
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
 def openapi_spec() -> dict[str, Any]:
@@ -70,7 +111,10 @@ def openapi_spec() -> dict[str, Any]:
             "title": "Trailhouse native API",
             "version": __version__,
             "description": "Ingest and search ActionTrail events without the cloud API's limits. "
-            "The ActionTrail OpenAPI itself is served at / (see docs/api.md).",
+            "The ActionTrail OpenAPI itself is served at / (see docs/api.md). Every error is JSON: "
+            '`{"error": {"code", "message", ...}, "requestId"}`. A path that does not exist answers '
+            "404 NotFound, a method a path does not answer 405 MethodNotAllowed with `Allow`. "
+            "Unknown query parameters are refused (400 UnknownParameter), never ignored.",
         },
         "components": {
             "securitySchemes": {
@@ -78,7 +122,31 @@ def openapi_spec() -> dict[str, Any]:
                     "type": "http",
                     "scheme": "bearer",
                     "description": "A token from `trailhouse tokens create`.",
-                }
+                },
+                "metricsToken": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "TRAILHOUSE_METRICS_TOKEN, when the operator set one.",
+                },
+            },
+            "responses": {
+                "NotFound": {
+                    "description": "NotFound: no route at this path (any method)",
+                    "headers": _REQUEST_ID,
+                    "content": {"application/json": {"schema": _ERROR}},
+                },
+                "MethodNotAllowed": {
+                    "description": "MethodNotAllowed: the path exists but does not answer this method",
+                    "headers": {
+                        **_REQUEST_ID,
+                        "Allow": {
+                            "description": "The methods the path answers",
+                            "required": True,
+                            "schema": {"type": "string"},
+                        },
+                    },
+                    "content": {"application/json": {"schema": _ERROR}},
+                },
             },
             "schemas": {
                 "Error": {
@@ -88,9 +156,63 @@ def openapi_spec() -> dict[str, Any]:
                         "error": {
                             "type": "object",
                             "required": ["code", "message"],
-                            "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
+                            "properties": {
+                                "code": {"type": "string", "examples": ["UnknownParameter", "QueryTimeout"]},
+                                "message": {"type": "string"},
+                                "parameter": {
+                                    "type": "string",
+                                    "description": "UnknownParameter: the name refused",
+                                },
+                                "validParameters": {
+                                    "type": "array",
+                                    "items": {"type": "string"},
+                                    "description": "UnknownParameter: the names this endpoint takes",
+                                },
+                                "accessKeyId": {"type": "string", "description": "AccessKeyNotFound"},
+                                "account": {"type": "string", "description": "AccessKeyNotFound"},
+                            },
                         },
                         "requestId": {"type": "string"},
+                    },
+                },
+                "Window": {
+                    "type": "object",
+                    "required": ["start", "end"],
+                    "properties": {"start": {"type": "string"}, "end": {"type": "string"}},
+                },
+                "Readiness": {
+                    "type": "object",
+                    "required": ["status"],
+                    "properties": {
+                        "status": {"enum": ["ready", "unavailable"]},
+                        "reason": {"type": "string", "description": "why the service is not ready"},
+                    },
+                },
+                "AccessKeyReport": {
+                    "type": "object",
+                    "required": ["accountId", "accessKeyId", "found", "notice", "totalCalls"],
+                    "properties": {
+                        "accountId": {"type": "string"},
+                        "accessKeyId": {"type": "string"},
+                        "found": {
+                            "type": "boolean",
+                            "description": "Always true here: a key the account holds no event of is a 404.",
+                        },
+                        "notice": {
+                            "type": "string",
+                            "description": "Why the report is empty (no calls since `since`, and the "
+                            'last recorded use); "" when it is not.',
+                        },
+                        "since": {"type": "string"},
+                        "until": {"type": "string"},
+                        "totalCalls": {"type": "integer"},
+                        "failedCalls": {"type": "integer"},
+                        "firstUse": {"type": ["object", "null"]},
+                        "lastUse": {"type": ["object", "null"]},
+                        "ips": {"type": "array", "items": {"type": "object"}},
+                        "services": {"type": "array", "items": {"type": "object"}},
+                        "resources": {"type": "array", "items": {"type": "object"}},
+                        "dangerous": {"type": "array", "items": {"type": "object"}},
                     },
                 },
                 "Stored": {
@@ -188,12 +310,14 @@ def openapi_spec() -> dict[str, Any]:
                                 "application/json": {
                                     "schema": {
                                         "type": "object",
+                                        "required": ["account", "window", "stored", "count", "events"],
                                         "properties": {
                                             "account": {"type": "string"},
-                                            "window": {"type": "object"},
+                                            "window": {"$ref": "#/components/schemas/Window"},
                                             "stored": {"$ref": "#/components/schemas/Stored"},
                                             "count": {"type": "integer"},
                                             "nextCursor": {"type": ["string", "null"]},
+                                            "notice": {"type": "string", "description": NOTICE},
                                             "events": {"type": "array", "items": {"type": "object"}},
                                         },
                                     }
@@ -202,7 +326,7 @@ def openapi_spec() -> dict[str, Any]:
                                 "text/csv": {"schema": {}},
                             },
                         },
-                        **_error_responses(400, 401, 403),
+                        **_error_responses(400, 401, 403, 503),
                     },
                 },
             },
@@ -210,7 +334,22 @@ def openapi_spec() -> dict[str, Any]:
                 "get": {
                     "summary": "What the store holds for the account in a window",
                     "parameters": common,
-                    "responses": {"200": {"description": "summary"}, **_error_responses(400, 401, 403)},
+                    "responses": {
+                        "200": _json(
+                            {
+                                "type": "object",
+                                "required": ["account", "window", "stored"],
+                                "properties": {
+                                    "account": {"type": "string"},
+                                    "window": {"$ref": "#/components/schemas/Window"},
+                                    "stored": {"$ref": "#/components/schemas/Stored"},
+                                    "notice": {"type": "string", "description": NOTICE},
+                                },
+                            },
+                            "summary",
+                        ),
+                        **_error_responses(400, 401, 403, 503),
+                    },
                 }
             },
             "/api/v1/access-keys/{access_key_id}/report": {
@@ -227,11 +366,77 @@ def openapi_spec() -> dict[str, Any]:
                         {"name": "since", "in": "query", "schema": {"type": "string", "format": "date-time"}},
                         {"name": "format", "in": "query", "schema": {"enum": ["json", "html"]}},
                     ],
-                    "responses": {"200": {"description": "report"}, **_error_responses(400, 401, 403)},
+                    "responses": {
+                        "200": {
+                            "description": "the report (format=json), or one self-contained HTML page",
+                            "content": {
+                                "application/json": {
+                                    "schema": {"$ref": "#/components/schemas/AccessKeyReport"}
+                                },
+                                "text/html": {"schema": {"type": "string"}},
+                            },
+                        },
+                        **_error_responses(400, 401, 403, 404, 503),
+                    },
+                }
+            },
+            "/api/v1/openapi.json": {
+                "get": {
+                    "summary": "This document",
+                    "security": [],
+                    "responses": {
+                        "200": _json({"type": "object"}, "the OpenAPI document"),
+                        **_error_responses(400),
+                    },
                 }
             },
             "/healthz": {
-                "get": {"summary": "Liveness", "security": [], "responses": {"200": {"description": "ok"}}}
+                "get": {
+                    "summary": "Liveness: the process answers (the store is not asked)",
+                    "security": [],
+                    "responses": {
+                        "200": _json(
+                            {
+                                "type": "object",
+                                "required": ["status"],
+                                "properties": {"status": {"const": "ok"}},
+                            },
+                            "ok",
+                        )
+                    },
+                }
+            },
+            "/readyz": {
+                "get": {
+                    "summary": "Readiness: the store answers a cheap indexed read within 2 s",
+                    "security": [],
+                    "responses": {
+                        "200": _json({"$ref": "#/components/schemas/Readiness"}, '{"status": "ready"}'),
+                        "503": _json(
+                            {"$ref": "#/components/schemas/Readiness"},
+                            '{"status": "unavailable", "reason": ...}: the store failed or was too slow',
+                        ),
+                    },
+                }
+            },
+            "/metrics": {
+                "get": {
+                    "summary": "Prometheus metrics of this process (text exposition format)",
+                    "description": "Open when TRAILHOUSE_METRICS_TOKEN is unset; otherwise it wants "
+                    "`Authorization: Bearer <TRAILHOUSE_METRICS_TOKEN>`.",
+                    "security": [{}, {"metricsToken": []}],
+                    "responses": {
+                        "200": {
+                            "description": "the metrics",
+                            "content": {"text/plain": {"schema": {"type": "string"}}},
+                        },
+                        "401": {
+                            "description": "Unauthorized: a metrics token is set and was not sent",
+                            "headers": _REQUEST_ID,
+                            "content": {"application/json": {"schema": _ERROR}},
+                        },
+                    },
+                }
             },
         },
     }
