@@ -48,6 +48,24 @@ def rss_kib(pid: int) -> int:
     raise RuntimeError(f"no VmRSS for {pid}")
 
 
+def memory_kib(pid: int) -> dict[str, int]:
+    """VmRSS, RssAnon, RssFile and VmHWM (peak RSS) of a process, in KiB, from /proc/<pid>/status.
+
+    RssAnon is the heap: what a leak grows. RssFile counts pages of mapped files, which for a SQLite
+    store opened with mmap_size is the database file itself, read, not allocated.
+    """
+    wanted = ("VmRSS", "RssAnon", "RssFile", "VmHWM")
+    out: dict[str, int] = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        name, _, rest = line.partition(":")
+        if name in wanted:
+            out[name] = int(rest.split()[0])
+    missing = [name for name in wanted if name not in out]
+    if missing:
+        raise RuntimeError(f"no {', '.join(missing)} for {pid}")
+    return out
+
+
 def cpu_seconds(pid: int) -> float:
     """User plus system CPU time of a process, from /proc/<pid>/stat (utime + stime)."""
     raw = Path(f"/proc/{pid}/stat").read_text()

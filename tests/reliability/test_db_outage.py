@@ -142,7 +142,7 @@ def test_postgres_refused_or_stalled_answers_503_and_recovers(
 ) -> None:
     from tests.conftest import pg_schema_url
 
-    per_kind = size(2, 5)
+    per_kind = size(3, 5)
     with pg_schema_url(pg_available) as db_url, TcpProxy(5432) as proxy:
         creds = make_creds(db_url, master_key)
         with serving(pg_url_via(db_url, proxy.port), data_dir, master_key, **SETTINGS) as server:
@@ -207,7 +207,7 @@ def test_sqlite_locked_answers_503_and_recovers(
         )
         try:
             assert locker.stdout is not None and locker.stdout.readline().strip() == b"locked"
-            results = _burst(server, creds, size(2, 5))
+            results = _burst(server, creds, size(3, 5))
         finally:
             assert locker.stdin is not None
             locker.stdin.close()
