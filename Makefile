@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PORT   ?= 8080
 
-.PHONY: run test lint bench bench-large services docs clean
+.PHONY: run test lint bench bench-large services docs clean reliability
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,10 @@ services:
 
 test: $(VENV)/.dev-installed services lint
 	$(BIN)/python -m pytest -q
+
+# The reliability suite at full sizes (tests/reliability, docs/reliability.md); `make test` runs it short.
+reliability: $(VENV)/.dev-installed services
+	TRAILHOUSE_RELIABILITY=full $(BIN)/python -m pytest -q tests/reliability
 
 lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check src tests bench scripts
