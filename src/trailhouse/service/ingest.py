@@ -300,7 +300,7 @@ def _duration(ms: int) -> str:
     if minutes < 120:
         return f"{minutes} min"
     if minutes < 48 * 60:
-        return f"{minutes // 60} h"
+        return f"{minutes / 60:.1f} h"
     return f"{minutes // (24 * 60)} days"
 
 
