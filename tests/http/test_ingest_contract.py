@@ -291,3 +291,16 @@ def test_cli_ingest_stores_odd_files_and_reports_warnings(tmp_path: Path, backen
     assert run.returncode == 3  # an event was rejected (older than retention)
     assert "older than the retention window" in run.stderr + run.stdout
     assert "warning: field vpcId should be string" in run.stderr + run.stdout
+
+
+def test_a_misspelt_atomic_flag_is_refused_not_read_as_false(server: LiveServer) -> None:
+    headers = {"authorization": f"Bearer {secret(server)}"}
+    r = httpx.post(
+        f"{server.url}/api/v1/events?atomic=ture",
+        content=orjson.dumps([event(1)]),
+        headers=headers,
+        timeout=30,
+    )
+    assert r.status_code == 400 and r.json()["error"]["code"] == "InvalidParameter", r.text
+    assert "atomic must be true or false" in r.json()["error"]["message"]
+    assert stored(server) == {}

@@ -182,10 +182,6 @@ def test_the_edges_of_the_years_are_accepted(server: LiveServer) -> None:
     assert r.json()["window"]["end"] == "9999-12-31T23:59:59Z"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="model/times.format_wire_time writes year 1 as '1-01-01T00:00:00Z' (strftime %Y is not padded)",
-)
 def test_the_window_echoes_year_one_as_four_digits(server: LiveServer) -> None:
     r = get(server, bearer(server, A), start="0001-01-01T00:00:00Z", end="2026-12-01T00:00:00Z")
     assert r.json()["window"]["start"] == "0001-01-01T00:00:00Z"

@@ -19,7 +19,7 @@ from ..service.ingest import (
 )
 from .context import Services
 from .native_auth import authenticate_token
-from .native_errors import NativeError
+from .native_errors import InvalidParameter, NativeError
 
 __all__ = ["ingest_events"]
 
@@ -42,11 +42,23 @@ async def read_limited_body(request: Request, limit: int) -> bytes:
     return bytes(chunks)
 
 
+_TRUE, _FALSE = ("1", "true", "yes"), ("0", "false", "no", "")
+
+
+def _flag(raw: str, name: str) -> bool:
+    # A misspelt "true" must not quietly store a batch non-atomically.
+    if raw.lower() in _TRUE:
+        return True
+    if raw.lower() in _FALSE:
+        return False
+    raise InvalidParameter(f"{name} must be true or false, got {raw[:40]!r}")
+
+
 async def ingest_events(request: Request, svc: Services) -> Response:
     token = await run_in_threadpool(authenticate_token, request, svc.store, TokenScope.INGEST)
     limits = svc.settings
     body = await read_limited_body(request, limits.max_body_bytes)
-    atomic = request.query_params.get("atomic", "false").lower() in ("1", "true", "yes")
+    atomic = _flag(request.query_params.get("atomic", "false"), "atomic")
     try:
         if request.headers.get("content-encoding", "").lower() == "gzip" or is_gzip(body):
             body = gunzip(body, limits.max_body_bytes)

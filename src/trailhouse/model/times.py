@@ -77,4 +77,6 @@ def parse_event_time(text: str) -> int:
 
 def format_wire_time(ms: int) -> str:
     """Epoch milliseconds to the API format ``yyyy-MM-ddTHH:mm:ssZ``."""
-    return datetime.fromtimestamp(ms // 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    dt = datetime.fromtimestamp(ms // 1000, UTC)
+    # strftime's %Y does not pad years before 1000 on glibc: the wire format has four digits.
+    return f"{dt.year:04d}-{dt.month:02d}-{dt.day:02d}T{dt.hour:02d}:{dt.minute:02d}:{dt.second:02d}Z"
