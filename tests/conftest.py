@@ -79,6 +79,25 @@ def pg_schema_url(base_url: str) -> Iterator[str]:
             conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
 
+@contextlib.contextmanager
+def pg_table_locked(db_url: str, table: str) -> Iterator[None]:
+    """Another session holds ``table`` of ``db_url``'s schema in ACCESS EXCLUSIVE mode meanwhile.
+
+    A statement that needs the table waits for the lock (PostgreSQL counts the wait against its
+    statement_timeout), one that does not runs as usual: a query that runs long however fast the
+    machine, while the others are not slowed.
+    """
+    import psycopg
+
+    conn = psycopg.connect(db_url)
+    try:
+        conn.execute(f'LOCK TABLE "{table}" IN ACCESS EXCLUSIVE MODE')
+        yield
+    finally:
+        conn.rollback()
+        conn.close()
+
+
 @pytest.fixture(params=BACKENDS)
 def backend_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A database URL for each backend: a SQLite file, or a fresh PostgreSQL schema."""

@@ -94,6 +94,11 @@ def _translated(method: Callable[..., T]) -> Callable[..., T]:
     return wrapper
 
 
+def _is_locked(exc: BaseException) -> bool:
+    """Whether ``exc`` says another connection holds the database (busy timeout exhausted)."""
+    return isinstance(exc, sqlite3.OperationalError) and any(word in str(exc) for word in ("locked", "busy"))
+
+
 def _create_private(path: str) -> None:
     """Create the database file readable by its owner only: it holds the audit record and secrets.
 
@@ -402,11 +407,24 @@ class SqliteStore:
         mine = _PendingBatch(records)
         with self._pending_lock:
             self._pending.append(mine)
-        with self._write_lock:
+        # Bounded like the database's own busy wait: while another process holds the file, callers
+        # queued behind one another must not wait a busy timeout each.
+        if not self._write_lock.acquire(timeout=_BUSY_TIMEOUT_S):
+            with self._pending_lock:
+                if mine in self._pending:
+                    self._pending.remove(mine)
+                    raise StoreUnavailable(
+                        "the SQLite database is locked by another process: no write went through"
+                        f" in {_BUSY_TIMEOUT_S:.0f} s"
+                    )
+            self._write_lock.acquire()  # a holder took this batch into its group: wait for its outcome
+        try:
             if not mine.done:
                 with self._pending_lock:
                     group, self._pending = self._pending, []
                 self._commit_group(group)
+        finally:
+            self._write_lock.release()
         if mine.error is not None:
             raise mine.error
         assert mine.result is not None
@@ -421,8 +439,11 @@ class SqliteStore:
             combined = [rec for batch in group for rec in batch.records]
             try:
                 result = self._transaction(combined)
-            except Exception:
-                pass  # retried batch by batch below, so the failure lands on its owner only
+            except Exception as exc:
+                if _is_locked(exc):
+                    self._fail_locked(group, exc)
+                    return
+                # otherwise retried batch by batch below, so the failure lands on its owner only
             else:
                 offset = 0
                 for batch in group:
@@ -435,10 +456,25 @@ class SqliteStore:
                     )
                     offset = end
                 return
-        for batch in group:
+        for n, batch in enumerate(group):
             try:
                 batch.finish(self._transaction(batch.records))
             except Exception as exc:
+                if _is_locked(exc):
+                    self._fail_locked(group[n:], exc)
+                    return
+                batch.fail(exc)
+
+    def _fail_locked(self, group: list[_PendingBatch], exc: Exception) -> None:
+        """Another process holds the file: no batch is to blame, and each would only wait again.
+
+        The batches queued while this one waited fail with it, so no caller waits more than about
+        one busy timeout; the next caller tries afresh.
+        """
+        with self._pending_lock:
+            queued, self._pending = self._pending, []
+        for batch in (*group, *queued):
+            if not batch.done:
                 batch.fail(exc)
 
     def _transaction(self, records: Sequence[EventRecord]) -> AppendResult:
