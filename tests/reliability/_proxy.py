@@ -41,6 +41,10 @@ class TcpProxy:
         asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop).result(timeout=10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=10)
+        if not self._thread.is_alive():
+            # An unclosed loop leaks its self-pipe socket; its ResourceWarning then fails whichever
+            # later test the garbage collector happens to run in.
+            self._loop.close()
 
     async def _listen(self) -> None:
         self._resume = asyncio.Event()
