@@ -5,10 +5,11 @@ from __future__ import annotations
 import base64
 import binascii
 import os
-from dataclasses import dataclass, field, replace
+from dataclasses import Field, dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
-__all__ = ["Settings", "SettingsError", "default_data_dir", "sqlite_path_from_url"]
+__all__ = ["SettingInfo", "Settings", "SettingsError", "default_data_dir", "sqlite_path_from_url"]
 
 DEFAULT_DB = "sqlite:///trailhouse.db"
 
@@ -26,40 +27,55 @@ class SettingsError(ValueError):
     """A setting holds a value it cannot take; the message names the setting and what it expects."""
 
 
-#: The flag of ``trailhouse serve`` (or any command) that also sets a field, for error messages.
-_FLAGS = {
-    "db_url": "--db",
-    "host": "--host",
-    "port": "--port",
-    "redis_url": "--redis",
-    "throttle_lookup_events": "--throttle-lookup",
-    "throttle_access_key_usage": "--throttle-usage",
-    "retention_days": "--retention-days",
-    "log_level": "--log-level",
-    "tls_cert": "--tls-cert",
-    "tls_key": "--tls-key",
-}
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
 
-def _env_int(name: str, default: int) -> int:
-    raw = os.environ.get(name)
-    if raw in (None, ""):
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise SettingsError(f"{name} is {raw!r}: expected a whole number") from None
+def setting(
+    default: Any, env: str, meaning: str, *, flag: str | None = None, shown: str | None = None
+) -> Any:
+    """A field of ``Settings`` with everything said about it once: the environment variable
+    (``TRAILHOUSE_<env>``), the command-line flag that also sets it, what it means, and how its
+    default reads to a person when ``repr`` would not say it well (docs/configuration.md is made
+    from these)."""
+    return field(
+        default=default,
+        metadata={"env": "TRAILHOUSE_" + env, "flag": flag, "meaning": meaning, "shown": shown},
+    )
 
 
-def _env_float(name: str, default: float) -> float:
-    raw = os.environ.get(name)
-    if raw in (None, ""):
-        return default
-    try:
-        return float(raw)
-    except ValueError:
-        raise SettingsError(f"{name} is {raw!r}: expected a number") from None
+@dataclass(frozen=True, slots=True)
+class SettingInfo:
+    """One row of the settings table."""
+
+    attr: str
+    env: str
+    flag: str | None
+    default: str
+    meaning: str
+
+
+def _env_value(name: str, kind: str, raw: str) -> object:
+    if kind == "int":
+        try:
+            return int(raw)
+        except ValueError:
+            raise SettingsError(f"{name} is {raw!r}: expected a whole number") from None
+    if kind == "float":
+        try:
+            return float(raw)
+        except ValueError:
+            raise SettingsError(f"{name} is {raw!r}: expected a number") from None
+    return raw
+
+
+def _kind(f: Field[Any]) -> str:
+    """How the environment's text becomes the field's value: by the type of its default."""
+    types = {"int": "int", "float": "float"}
+    return types.get(str(f.type).split(" ")[0], "str")
+
+
+def _plain(value: object) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def default_data_dir() -> Path:
@@ -72,83 +88,152 @@ def default_data_dir() -> Path:
 
 @dataclass(frozen=True, slots=True)
 class Settings:
-    db_url: str = DEFAULT_DB
-    host: str = "127.0.0.1"
-    port: int = 8080
-    #: Where the generated master key lives: the SQLite file's folder, else $XDG_DATA_HOME/trailhouse
-    #: (~/.local/share/trailhouse); never relative to the working directory.
-    data_dir: str | None = None
-    #: base64 of 32 bytes; when unset a key is generated once into data_dir/master.key (mode 0600).
-    master_key: str | None = None
-    redis_url: str | None = None
-    #: Namespace of every Redis key, so several deployments can share one Redis.
-    redis_prefix: str = "trailhouse"
-    max_body_bytes: int = 32 * 1024 * 1024
-    max_batch_events: int = 10_000
-    #: The largest single event (its compact JSON); a larger one is refused on its own.
-    max_event_bytes: int = 1024 * 1024
-    #: Requests per second per account and operation; 0 switches a limit off.
-    throttle_lookup_events: float = 2.0
-    throttle_access_key_usage: float = 50.0
-    timestamp_skew_s: int = 900
-    #: The longest StartTime..EndTime of LookupEvents 2020-07-06 (the docs say 90 days, older ones 30).
-    lookup_events_2020_max_span_days: int = 90
-    usage_window_days: int = 400
-    retention_days: int = 400
-    #: The longest a request's store work may run (a lookup, a search page); past it the request is
-    #: stopped and answered ServiceUnavailable / QueryTimeout. 0 switches the limit off.
-    query_timeout_s: float = 10.0
-    #: A connection with no request in progress is closed after this many seconds.
-    idle_timeout_s: float = 5.0
-    #: A request whose head and body have not all arrived this long after its first byte gets 408.
-    request_timeout_s: float = 30.0
-    #: Past this many open connections new requests are answered 503; 0 = no cap.
-    max_connections: int = 1000
-    #: PEM files for HTTPS; both or neither.
-    tls_cert: str | None = None
-    tls_key: str | None = None
-    log_level: str = "info"
-    #: When set, GET /metrics wants ``Authorization: Bearer <this>``; unset, /metrics is open.
-    metrics_token: str | None = None
-    extra: dict[str, str] = field(default_factory=dict)
+    db_url: str = setting(
+        DEFAULT_DB,
+        "DB",
+        "`sqlite:///relative/path`, `sqlite:////absolute/path`, or `postgresql://user@host:port/db`",
+        flag="--db",
+    )
+    host: str = setting("127.0.0.1", "HOST", "the address to listen on", flag="--host")
+    port: int = setting(8080, "PORT", "the port to listen on", flag="--port")
+    data_dir: str | None = setting(
+        None,
+        "DATA_DIR",
+        "where a generated master key is kept (directory created 0700, key 0600)",
+        shown="the SQLite file's folder, else `$XDG_DATA_HOME/trailhouse`, else "
+        "`~/.local/share/trailhouse` (never the working directory)",
+    )
+    master_key: str | None = setting(
+        None,
+        "MASTER_KEY",
+        "base64 of 32 bytes; seals AccessKey secrets at rest (AES-256-GCM). **Several nodes must share it**",
+        shown="generated once into `<data dir>/master.key` (mode 0600)",
+    )
+    redis_url: str | None = setting(
+        None, "REDIS", "share nonces and throttling between nodes", flag="--redis", shown="none (in process)"
+    )
+    redis_prefix: str = setting(
+        "trailhouse", "REDIS_PREFIX", "namespace of every Redis key, for several deployments on one Redis"
+    )
+    max_body_bytes: int = setting(
+        32 * 1024 * 1024,
+        "MAX_BODY_BYTES",
+        "the largest ingest body, compressed and decompressed; past it: 413",
+        shown="`33554432` (32 MiB)",
+    )
+    max_batch_events: int = setting(
+        10_000, "MAX_BATCH_EVENTS", "events per `POST /api/v1/events`; past it: 413"
+    )
+    max_event_bytes: int = setting(
+        1024 * 1024,
+        "MAX_EVENT_BYTES",
+        "the largest single event (its compact JSON); a larger one is refused on its own",
+        shown="`1048576` (1 MiB)",
+    )
+    throttle_lookup_events: float = setting(
+        2.0,
+        "THROTTLE_LOOKUP_EVENTS",
+        "LookupEvents calls per second per account; `0` switches it off",
+        flag="--throttle-lookup",
+    )
+    throttle_access_key_usage: float = setting(
+        50.0,
+        "THROTTLE_ACCESS_KEY_USAGE",
+        "GetAccessKeyLastUsed* calls per second per account and operation; `0` switches it off",
+        flag="--throttle-usage",
+    )
+    timestamp_skew_s: int = setting(
+        900,
+        "TIMESTAMP_SKEW_S",
+        "allowed difference in seconds between a request's Timestamp/x-acs-date and the server clock",
+    )
+    lookup_events_2020_max_span_days: int = setting(
+        90,
+        "LOOKUP_EVENTS_2020_MAX_SPAN_DAYS",
+        "the longest StartTime..EndTime of LookupEvents 2020-07-06, in days (older docs said 30)",
+    )
+    usage_window_days: int = setting(
+        400, "USAGE_WINDOW_DAYS", "how far back GetAccessKeyLastUsed* look, in days"
+    )
+    retention_days: int = setting(
+        400,
+        "RETENTION_DAYS",
+        "days kept: older events are refused at ingest; the native search's default window; "
+        "PostgreSQL drops partitions past it",
+        flag="--retention-days",
+    )
+    query_timeout_s: float = setting(
+        10.0,
+        "QUERY_TIMEOUT_S",
+        "the longest a request's store work may run (a lookup, a search page), in seconds; past it "
+        "the request is stopped and answered 503 ServiceUnavailable / QueryTimeout. `0` switches it off",
+    )
+    idle_timeout_s: float = setting(
+        5.0,
+        "IDLE_TIMEOUT_S",
+        "a connection with no request in progress (new, or after a response) is closed after this "
+        "many seconds",
+    )
+    request_timeout_s: float = setting(
+        30.0,
+        "REQUEST_TIMEOUT_S",
+        "a request whose line, headers and body have not all arrived this many seconds after its "
+        "first byte is answered 408 and closed",
+    )
+    max_connections: int = setting(
+        1000,
+        "MAX_CONNECTIONS",
+        "past this many open connections new requests get 503 at once; `0` = no cap",
+    )
+    tls_cert: str | None = setting(
+        None,
+        "TLS_CERT",
+        "PEM certificate (chain); with the key, `serve` speaks HTTPS",
+        flag="--tls-cert",
+        shown="none (HTTP)",
+    )
+    tls_key: str | None = setting(
+        None, "TLS_KEY", "PEM private key of the certificate", flag="--tls-key", shown="none"
+    )
+    log_level: str = setting("info", "LOG_LEVEL", "one of " + ", ".join(LOG_LEVELS), flag="--log-level")
+    metrics_token: str | None = setting(
+        None,
+        "METRICS_TOKEN",
+        "when set, `GET /metrics` wants `Authorization: Bearer <this>`",
+        shown="none (`/metrics` is open)",
+    )
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
-        base = cls(
-            db_url=os.environ.get("TRAILHOUSE_DB") or DEFAULT_DB,
-            host=os.environ.get("TRAILHOUSE_HOST") or "127.0.0.1",
-            port=_env_int("TRAILHOUSE_PORT", 8080),
-            data_dir=os.environ.get("TRAILHOUSE_DATA_DIR") or None,
-            master_key=os.environ.get("TRAILHOUSE_MASTER_KEY") or None,
-            redis_url=os.environ.get("TRAILHOUSE_REDIS") or None,
-            redis_prefix=os.environ.get("TRAILHOUSE_REDIS_PREFIX") or "trailhouse",
-            max_body_bytes=_env_int("TRAILHOUSE_MAX_BODY_BYTES", 32 * 1024 * 1024),
-            max_batch_events=_env_int("TRAILHOUSE_MAX_BATCH_EVENTS", 10_000),
-            max_event_bytes=_env_int("TRAILHOUSE_MAX_EVENT_BYTES", 1024 * 1024),
-            throttle_lookup_events=_env_float("TRAILHOUSE_THROTTLE_LOOKUP_EVENTS", 2.0),
-            throttle_access_key_usage=_env_float("TRAILHOUSE_THROTTLE_ACCESS_KEY_USAGE", 50.0),
-            timestamp_skew_s=_env_int("TRAILHOUSE_TIMESTAMP_SKEW_S", 900),
-            lookup_events_2020_max_span_days=_env_int("TRAILHOUSE_LOOKUP_EVENTS_2020_MAX_SPAN_DAYS", 90),
-            usage_window_days=_env_int("TRAILHOUSE_USAGE_WINDOW_DAYS", 400),
-            retention_days=_env_int("TRAILHOUSE_RETENTION_DAYS", 400),
-            query_timeout_s=_env_float("TRAILHOUSE_QUERY_TIMEOUT_S", 10.0),
-            idle_timeout_s=_env_float("TRAILHOUSE_IDLE_TIMEOUT_S", 5.0),
-            request_timeout_s=_env_float("TRAILHOUSE_REQUEST_TIMEOUT_S", 30.0),
-            max_connections=_env_int("TRAILHOUSE_MAX_CONNECTIONS", 1000),
-            tls_cert=os.environ.get("TRAILHOUSE_TLS_CERT") or None,
-            tls_key=os.environ.get("TRAILHOUSE_TLS_KEY") or None,
-            log_level=(os.environ.get("TRAILHOUSE_LOG_LEVEL") or "info").lower(),
-            metrics_token=os.environ.get("TRAILHOUSE_METRICS_TOKEN") or None,
-        )
-        given = {k: v for k, v in overrides.items() if v is not None}
-        settings = replace(base, **given)  # type: ignore[arg-type]
+        """Defaults, then the environment, then ``overrides`` (flags; None means not given)."""
+        values: dict[str, object] = {}
+        for f in fields(cls):
+            raw = os.environ.get(f.metadata["env"])
+            if raw in (None, ""):
+                continue
+            assert raw is not None
+            values[f.name] = _env_value(f.metadata["env"], _kind(f), raw)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        if isinstance(values.get("log_level"), str):
+            values["log_level"] = str(values["log_level"]).lower()
+        settings = cls(**values)  # type: ignore[arg-type]
         settings.validate()
         return settings
 
+    @classmethod
+    def table(cls) -> list[SettingInfo]:
+        """Every setting, in declaration order, as docs/configuration.md shows it."""
+        rows = []
+        for f in fields(cls):
+            shown = f.metadata["shown"] or ("none" if f.default is None else f"`{_plain(f.default)}`")
+            rows.append(
+                SettingInfo(f.name, f.metadata["env"], f.metadata["flag"], shown, f.metadata["meaning"])
+            )
+        return rows
+
     def _name(self, attr: str) -> str:
-        env = "TRAILHOUSE_" + {"db_url": "DB", "redis_url": "REDIS"}.get(attr, attr).upper()
-        flag = _FLAGS.get(attr)
-        return f"{env} (or {flag})" if flag else env
+        meta = next(f.metadata for f in fields(self) if f.name == attr)
+        return f"{meta['env']} (or {meta['flag']})" if meta["flag"] else meta["env"]
 
     def validate(self) -> None:
         """Raise SettingsError for the first setting that cannot work, before anything starts."""
@@ -207,32 +292,12 @@ class Settings:
 
     def to_env(self) -> dict[str, str]:
         """These settings as the environment ``from_env`` reads, for worker processes started by name."""
-        pairs = {
-            "TRAILHOUSE_DB": self.db_url,
-            "TRAILHOUSE_HOST": self.host,
-            "TRAILHOUSE_PORT": str(self.port),
-            "TRAILHOUSE_DATA_DIR": str(self.resolved_data_dir()),
-            "TRAILHOUSE_MASTER_KEY": self.master_key or "",
-            "TRAILHOUSE_REDIS": self.redis_url or "",
-            "TRAILHOUSE_REDIS_PREFIX": self.redis_prefix,
-            "TRAILHOUSE_MAX_BODY_BYTES": str(self.max_body_bytes),
-            "TRAILHOUSE_MAX_BATCH_EVENTS": str(self.max_batch_events),
-            "TRAILHOUSE_MAX_EVENT_BYTES": str(self.max_event_bytes),
-            "TRAILHOUSE_THROTTLE_LOOKUP_EVENTS": str(self.throttle_lookup_events),
-            "TRAILHOUSE_THROTTLE_ACCESS_KEY_USAGE": str(self.throttle_access_key_usage),
-            "TRAILHOUSE_TIMESTAMP_SKEW_S": str(self.timestamp_skew_s),
-            "TRAILHOUSE_LOOKUP_EVENTS_2020_MAX_SPAN_DAYS": str(self.lookup_events_2020_max_span_days),
-            "TRAILHOUSE_USAGE_WINDOW_DAYS": str(self.usage_window_days),
-            "TRAILHOUSE_RETENTION_DAYS": str(self.retention_days),
-            "TRAILHOUSE_QUERY_TIMEOUT_S": str(self.query_timeout_s),
-            "TRAILHOUSE_IDLE_TIMEOUT_S": str(self.idle_timeout_s),
-            "TRAILHOUSE_REQUEST_TIMEOUT_S": str(self.request_timeout_s),
-            "TRAILHOUSE_MAX_CONNECTIONS": str(self.max_connections),
-            "TRAILHOUSE_TLS_CERT": self.tls_cert or "",
-            "TRAILHOUSE_TLS_KEY": self.tls_key or "",
-            "TRAILHOUSE_LOG_LEVEL": self.log_level,
-            "TRAILHOUSE_METRICS_TOKEN": self.metrics_token or "",
-        }
+        pairs = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "data_dir":
+                value = self.resolved_data_dir()
+            pairs[f.metadata["env"]] = "" if value is None else str(value)
         return pairs
 
     def resolved_data_dir(self) -> Path:
