@@ -14,7 +14,11 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
+from typing import TYPE_CHECKING
 from urllib.parse import quote
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
 __all__ = [
     "ACS3_HMAC_SHA256",
@@ -155,7 +159,8 @@ def v3_signature(algorithm: str, secret: str, string_to_sign: str) -> str:
     return hmac.new(secret.encode(), string_to_sign.encode(), _digest_name(algorithm)).hexdigest()
 
 
-def _load_rsa_public_key(key_pem: str):  # -> RSAPublicKey; import kept local so HMAC-only use stays light
+def _load_rsa_public_key(key_pem: str) -> RSAPublicKey:
+    # The import is local so that HMAC-only use does not load cryptography.
     from cryptography.hazmat.primitives.asymmetric import rsa
     from cryptography.hazmat.primitives.serialization import load_pem_private_key, load_pem_public_key
 

@@ -10,11 +10,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ...service import access_keys
-from ...service.access_keys import LastUse, UsagePage, UsageQueryInvalid
-from ...service.pagetoken import InvalidPageToken
-from ..context import Call, Services
+from ....service import access_keys
+from ....service.access_keys import LastUse, UsagePage, UsageQueryInvalid
+from ....service.pagetoken import InvalidPageToken
+from ...context import Services
+from ...wire import plain_int
+from ..call import Call
 from ..errors import InvalidQueryParameter, Missing
+
+_invalid = InvalidQueryParameter.because
 
 __all__ = [
     "get_access_key_last_used_events",
@@ -27,11 +31,6 @@ __all__ = [
 #: Longer values cannot be an AccessKey ID or a service code; refuse them before touching the store.
 _MAX_PARAM_LENGTH = 128
 _MAX_TOKEN_LENGTH = 1024
-
-
-def _invalid(reason: str) -> InvalidQueryParameter:
-    # The documented message first (clients match on it), then what exactly was wrong.
-    return InvalidQueryParameter(f"{InvalidQueryParameter.message.rstrip('.')}: {reason}")
 
 
 def _required(params: Mapping[str, str], name: str) -> str:
@@ -47,10 +46,10 @@ def _page_size(params: Mapping[str, str]) -> int | None:
     raw = params.get("PageSize")
     if raw is None or raw == "":
         return None
-    # Plain decimal digits only: int() would also take " 7", "+7", "0x7"-like junk and "٣".
-    if not (raw.isascii() and raw.isdigit() and len(raw) <= 6) or int(raw) > access_keys.MAX_PAGE_SIZE:
+    size = plain_int(raw, max_digits=6)
+    if size is None or size > access_keys.MAX_PAGE_SIZE:
         raise _invalid(f"PageSize must be an integer from 0 to {access_keys.MAX_PAGE_SIZE}.")
-    return int(raw)
+    return size
 
 
 def _paged(call: Call, svc: Services, which: access_keys.UsageList) -> UsagePage:

@@ -311,6 +311,11 @@ class InvalidQueryParameter(ApiError):
     http_status = 400
     message = "The specified query parameter is invalid."
 
+    @classmethod
+    def because(cls, reason: str) -> InvalidQueryParameter:
+        """The documented message first (clients match on it), then what exactly was wrong."""
+        return cls(f"{cls.message.rstrip('.')}: {reason}")
+
 
 class InvalidParameterDateOutOfRange(ApiError):
     code = "InvalidParameterDateOutOfRange"

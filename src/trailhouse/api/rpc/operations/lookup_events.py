@@ -13,9 +13,9 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
-from ...model.query import Attr, EventFilter
-from ...model.times import format_wire_time
-from ...service.events import (
+from ....model.query import Attr, EventFilter
+from ....model.times import format_wire_time
+from ....service.events import (
     WINDOW_2017,
     LookupRejected,
     Problem,
@@ -25,9 +25,11 @@ from ...service.events import (
     resource_type_candidates,
     window_2020,
 )
-from ...service.pagetoken import query_digest
-from ...settings import Settings
-from ..context import Call, Services
+from ....service.pagetoken import query_digest
+from ....settings import Settings
+from ...context import Services
+from ...wire import plain_bool, plain_int
+from ..call import Call
 from ..errors import (
     ApiError,
     InvalidParameterCombination,
@@ -113,8 +115,7 @@ _WIRE_ERRORS: Mapping[Problem, type[ApiError]] = MappingProxyType(
 )
 
 
-def _invalid(reason: str) -> InvalidQueryParameter:
-    return InvalidQueryParameter(f"{InvalidQueryParameter.message.rstrip('.')}: {reason}")
+_invalid = InvalidQueryParameter.because
 
 
 def _given(params: Mapping[str, str], name: str) -> str | None:
@@ -126,11 +127,12 @@ def parse_max_results(text: str | None) -> int:
     """MaxResults as a page size: absent or 0 → the default (20); otherwise 1–50."""
     if text is None:
         return DEFAULT_MAX_RESULTS
-    if not (text.isascii() and text.isdigit() and len(text) <= 6) or int(text) > MAX_RESULTS:
+    size = plain_int(text, max_digits=6)
+    if size is None or size > MAX_RESULTS:
         raise _invalid(f"MaxResults must be an integer from 0 to {MAX_RESULTS}.")
     # 0 is inside the documented range but an empty page is useless; clients that send 0 mean
     # "no preference" (the zero value of an unset integer field), so it gets the default.
-    return int(text) or DEFAULT_MAX_RESULTS
+    return size or DEFAULT_MAX_RESULTS
 
 
 def _check_event_rw(value: str, where: str) -> None:
@@ -181,9 +183,10 @@ def conditions_2020(params: Mapping[str, str]) -> dict[Attr, str]:
         if attr is Attr.EVENT_RW:
             _check_event_rw(value, f"LookupAttribute.{n}.Value for EventRW")
         elif attr is Attr.SENSITIVE_ACTION:
-            if value.lower() not in ("true", "false"):
+            sensitive = plain_bool(value)
+            if sensitive is None:
                 raise _invalid(f"LookupAttribute.{n}.Value for SensitiveAction must be true or false.")
-            value = value.lower()
+            value = "true" if sensitive else "false"
         chosen[attr] = value
     first_two = dict(list(chosen.items())[:2])
     if first_two.get(Attr.EVENT_RW) == "All":
