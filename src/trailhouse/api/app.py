@@ -1,8 +1,9 @@
 """The ASGI application: ``create_app(settings, store)``; no module-level state.
 
-Routes: ``/`` is the ActionTrail RPC gateway (GET and POST), ``/api/v1/...`` the native API,
-``/healthz`` the liveness probe, ``/readyz`` the readiness probe (the store answers), ``/metrics``
-Prometheus metrics.
+Routes: ``/`` is the ActionTrail RPC gateway (``api/rpc``, GET and POST), ``/api/v1/...`` the
+native API (``api/native``), ``/healthz`` the liveness probe, ``/readyz`` the readiness probe (the
+store answers), ``/metrics`` Prometheus metrics. This module is the only one in ``api/`` that
+knows both wires: it assembles them around what they share (services, metrics, access log).
 """
 
 from __future__ import annotations

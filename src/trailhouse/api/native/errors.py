@@ -2,7 +2,7 @@
 
 Each class carries its HTTP status, code and default message; an instance may give its own message
 and extra fields of the ``error`` object (``details``). Routes raise them; the endpoint wrapper
-(``native.endpoint``) renders every one with ``error_response``, the only place a native error
+(``native.routes.endpoint``) renders every one with ``error_response``, the only place a native error
 body is written.
 """
 

@@ -437,8 +437,9 @@ _V3_MANDATORY = (
 )
 
 
-def _v3_algorithm_supported(algorithm: str) -> bool:
-    return algorithm in V3_ALGORITHMS and (algorithm != ACS3_HMAC_SM3 or sm3_available())
+def _require_v3_algorithm(algorithm: str) -> None:
+    if algorithm not in V3_ALGORITHMS or (algorithm == ACS3_HMAC_SM3 and not sm3_available()):
+        raise errors.InvalidSignatureMethod()
 
 
 def validate_common(req: RpcRequest) -> None:
@@ -456,8 +457,7 @@ def validate_common(req: RpcRequest) -> None:
         if not req.headers.get(header):
             raise errors.Missing(name, f"{header} is mandatory for this action.")
     assert req.v3 is not None
-    if not _v3_algorithm_supported(req.v3.authorization.algorithm):
-        raise errors.InvalidSignatureMethod()
+    _require_v3_algorithm(req.v3.authorization.algorithm)
 
 
 def request_timestamp(req: RpcRequest) -> str | None:
@@ -497,8 +497,7 @@ def string_to_sign(req: RpcRequest) -> str:
         return v1_string_to_sign(req.method, req.v1_signed_params())
     assert req.v3 is not None
     auth = req.v3.authorization
-    if not _v3_algorithm_supported(auth.algorithm):
-        raise errors.InvalidSignatureMethod()
+    _require_v3_algorithm(auth.algorithm)
     creq = v3_canonical_request(
         req.method,
         req.path,
@@ -529,8 +528,7 @@ def verify(req: RpcRequest, secret: str) -> None:
 
     assert req.v3 is not None
     auth = req.v3.authorization
-    if not _v3_algorithm_supported(auth.algorithm):
-        raise errors.InvalidSignatureMethod()
+    _require_v3_algorithm(auth.algorithm)
     if not _v3_required_signed(req) <= set(auth.signed_headers):
         raise errors.IncompleteSignature()
     claimed = req.v3.content_sha256
