@@ -1,4 +1,4 @@
-"""Authentication of an ActionTrail API request, in the order of spec §2.
+"""Authentication of an ActionTrail API request, in the order of docs/api.md "Order of checks".
 
 Parsing and common parameters (steps 1–3) and the signature arithmetic (step 7) live in
 ``protocol``/``signature``; this module adds what needs state: the clock window, the AccessKey,

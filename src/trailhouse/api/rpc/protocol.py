@@ -1,6 +1,6 @@
 """Parse an RPC-style request into an ``RpcRequest`` and check its signature, without any framework.
 
-The entry points, in the order the gateway uses them (spec §2 "Order of checks"):
+The entry points, in the order the gateway uses them (docs/api.md, "Order of checks"):
 
 1. ``parse_request``: mode detection (step 1) plus everything needed to read the request at all.
    Raises ``UnsupportedHTTPMethod``, ``IncompleteSignature``/``MissingSignature``,
@@ -21,7 +21,7 @@ Decisions worth knowing:
   JSON scalars keep their literal spelling (``20``, ``1.50``, ``true``); nested values are flattened
   the SDK way (``Tags.1.Key``); ``null`` is dropped; a JSON body that is not an object is ignored.
 * V3 ``SignedHeaders`` must cover ``host``, every ``x-acs-*`` header present and, when there is a
-  body, ``content-type`` (D-V3's rule; the tea SDK signs all of them). Otherwise an attacker could
+  body, ``content-type`` (the V3 signing rules; the tea SDK signs all of them). Otherwise an attacker could
   replay a request under a fresh unsigned ``x-acs-date``/nonce. Violations are IncompleteSignature.
 * ``x-acs-content-sha256`` is compared with H(body) when present (mismatch: IncompleteSignature);
   when absent the canonical request still binds the body through the server-computed hash.

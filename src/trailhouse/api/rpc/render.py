@@ -1,4 +1,4 @@
-"""Response bodies in the two wire formats, and the §3.1 error envelope.
+"""Response bodies in the two wire formats, and the error envelope.
 
 JSON is the source of truth: XML is rendered from the JSON round-trip of the same data, so both
 formats always carry the same values (datetimes, enums, dataclasses and msgspec structs included).
@@ -9,7 +9,7 @@ ingested text without insignificant whitespace, so the bytes are what ``orjson.d
 a body that shows signs of another spelling (escapes, whitespace between tokens) is parsed and
 re-dumped instead (see ``_spliceable`` for what is not looked for).
 
-XML conventions (spec §2 "Format JSON vs XML"):
+XML conventions (what the SDKs' XML readers accept):
 
 * prologue ``<?xml version="1.0" encoding="UTF-8"?>``, root element as given (``{Action}Response``
   or ``Error``);
@@ -242,7 +242,7 @@ def recommend_url(code: str) -> str:
 
 
 def error_body(err: ApiError, request_id: str, host_id: str, fmt: Fmt) -> tuple[bytes, str]:
-    """The §3.1 envelope: RequestId, HostId, Code, Message, Recommend [, AccessDeniedDetail, extra…]."""
+    """The error envelope: RequestId, HostId, Code, Message, Recommend [, AccessDeniedDetail, extra…]."""
     body: dict[str, Any] = {
         "RequestId": request_id,
         "HostId": host_id,

@@ -1,7 +1,8 @@
 """Pure signature arithmetic for Alibaba Cloud's RPC signature V1 and signature V3 (ACS3-*).
 
 Nothing here knows about HTTP frameworks, stores or clocks: every function maps strings to strings,
-so the worked examples of the spec (§1.3, §1.4) can be checked byte for byte.
+so the worked signing examples of Alibaba Cloud's documentation and captured SDK requests
+(tests/data/captures) can be checked byte for byte.
 """
 
 from __future__ import annotations
@@ -116,7 +117,7 @@ def payload_hash(algorithm: str, body: bytes) -> str:
 
 
 def v3_canonical_query(query_pairs: Iterable[tuple[str, str]]) -> str:
-    # Keys are encoded too (D-V3); the Python SDK leaves them raw, which is identical for the
+    # Keys are encoded too, as the V3 rules say; the Python SDK leaves them raw, which is identical for the
     # ``[A-Za-z0-9.]`` keys ActionTrail uses. Sorting by (key, value) only matters for repeated keys,
     # which no SDK sends.
     return "&".join(f"{percent_encode(k)}={percent_encode(v)}" for k, v in sorted(query_pairs))

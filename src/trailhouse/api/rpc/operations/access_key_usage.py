@@ -1,4 +1,4 @@
-"""Wire handlers of the GetAccessKeyLastUsed* family (2020-07-06), spec §6.
+"""Wire handlers of the GetAccessKeyLastUsed* family (2020-07-06).
 
 Each handler reads the string parameters, calls service.access_keys and shapes the response with
 the exact keys of the SDK models. RequestId is added by the gateway. Everything is scoped to the
@@ -74,7 +74,7 @@ def _paged(call: Call, svc: Services, which: access_keys.UsageList) -> UsagePage
             window_days=svc.settings.usage_window_days,
         )
     except (UsageQueryInvalid, InvalidPageToken) as exc:
-        # The seed documents InvalidQueryParameter as the one business error (spec §6, §10.12).
+        # InvalidQueryParameter is the one business error these APIs document.
         raise _invalid(f"{str(exc).rstrip('.')}.") from None
 
 
@@ -90,7 +90,7 @@ def _with_token(body: dict[str, Any], page: UsagePage) -> dict[str, Any]:
 
 def get_access_key_last_used_ips(call: Call, svc: Services) -> dict[str, Any]:
     page = _paged(call, svc, access_keys.UsageList.IPS)
-    # Key order follows the seed's example.
+    # Key order follows the API reference's example.
     ips = [{**_common(u), "Ip": u.item} for u in page.items]
     return _with_token({"Ips": ips}, page)
 

@@ -54,14 +54,13 @@ __all__ = [
     "parse_max_results",
 ]
 
-#: Not documented for LookupEvents; the sibling APIs default to 20 (spec §10 item 2).
+#: Not documented for LookupEvents; the sibling APIs default to 20.
 DEFAULT_MAX_RESULTS = 20
 MAX_RESULTS = 50
-#: The 2020 span when settings do not say otherwise (spec §10 item 3: 90 per the overview, 30 in
-#: the older page).
+#: The 2020 span when settings do not say otherwise (90 per the API overview, 30 in an older page).
 DEFAULT_SPAN_DAYS_2020 = 90
 
-#: The 2017-12-04 dedicated filter parameters, in the seed's order.
+#: The 2017-12-04 dedicated filter parameters, in the API reference's order.
 PARAMS_2017: tuple[tuple[str, Attr], ...] = (
     ("Event", Attr.EVENT_ID),
     ("Request", Attr.REQUEST_ID),
@@ -75,7 +74,7 @@ PARAMS_2017: tuple[tuple[str, Attr], ...] = (
     ("EventAccessKeyId", Attr.ACCESS_KEY_ID),
 )
 
-#: The twelve 2020-07-06 LookupAttribute keys (spec §5).
+#: The twelve 2020-07-06 LookupAttribute keys.
 LOOKUP_KEYS_2020: Mapping[str, Attr] = MappingProxyType(
     {
         "ServiceName": Attr.SERVICE_NAME,
@@ -101,10 +100,10 @@ _WIRE_ERRORS: Mapping[Problem, type[ApiError]] = MappingProxyType(
     {
         Problem.START_TIME_INVALID: InvalidParameterStartTime,
         Problem.END_TIME_INVALID: InvalidParameterEndTime,
-        # "Both or neither" is a rule about combining parameters; the seed's only such code fits.
+        # "Both or neither" is a rule about combining parameters; the only documented such code fits.
         Problem.TIMES_NOT_PAIRED: InvalidParameterCombination,
         Problem.END_NOT_AFTER_START: InvalidParameterCombination,
-        # InvalidTimeRangeException (the seed's combined code) is never raised: the two precise
+        # InvalidTimeRangeException (the documented combined code) is never raised: the two precise
         # codes above tell the caller which of its two conditions failed.
         Problem.SPAN_TOO_LONG: InvalidParameterDateOutOfRange,
         Problem.START_OUT_OF_DATE: InvalidParameterStartTimeOutOfDate,
@@ -160,7 +159,7 @@ def conditions_2020(params: Mapping[str, str]) -> dict[Attr, str]:
 
     Pairs are read in order of N into a map: a repeated key replaces the earlier value but keeps
     its place (the second one applies). The first two keys of that map are the conditions; any
-    further ones are ignored without error (spec §5). Every key and value is checked, used or not,
+    further ones are ignored without error, as the cloud does. Every key and value is checked, used or not,
     so a typo is reported rather than silently widening the search.
     """
     keys: dict[int, str] = {}
