@@ -93,7 +93,7 @@ def profile_ingest(args: argparse.Namespace) -> None:
 
 def _gateway(db: str, data_dir: str) -> tuple[Any, Any, Any]:
     from trailhouse.api.context import Services
-    from trailhouse.api.gateway import build_gateway
+    from trailhouse.api.rpc.gateway import build_gateway
     from trailhouse.service.pagetoken import PageTokens
     from trailhouse.settings import Settings
     from trailhouse.storage import open_store

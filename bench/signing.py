@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from trailhouse.api.signature import (
+from trailhouse.api.rpc.signature import (
     ACS3_HMAC_SHA256,
     payload_hash,
     percent_encode,

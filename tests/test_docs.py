@@ -15,7 +15,7 @@ def test_generated_docs_are_current(doc: str) -> None:
 
 
 def test_compatibility_table_lists_every_operation() -> None:
-    from trailhouse.api.dispatch import OPERATIONS
+    from trailhouse.api.rpc.dispatch import OPERATIONS
 
     text = (ROOT / "docs/compatibility.md").read_text()
     for action, version in OPERATIONS:

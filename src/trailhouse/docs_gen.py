@@ -20,7 +20,7 @@ BLOCKS = {
 
 
 def _operations() -> str:
-    from .api.dispatch import compatibility_table
+    from .api.rpc.dispatch import compatibility_table
 
     return compatibility_table()
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 
-from trailhouse.api.signature import percent_encode, v1_signature, v1_string_to_sign
+from trailhouse.api.rpc.signature import percent_encode, v1_signature, v1_string_to_sign
 from trailhouse.service.credentials import NewAccessKey
 
 

@@ -10,10 +10,10 @@ from typing import Any
 import orjson
 import pytest
 
-from trailhouse.api.auth import KEY_CACHE_TTL_S, AccessKeyCache
 from trailhouse.api.context import Services
-from trailhouse.api.gateway import Gateway
 from trailhouse.api.limits import InProcessLimits
+from trailhouse.api.rpc.auth import KEY_CACHE_TTL_S, AccessKeyCache
+from trailhouse.api.rpc.gateway import Gateway
 from trailhouse.model.credentials import KeyStatus
 from trailhouse.service.credentials import NewAccessKey, create_access_key
 from trailhouse.service.pagetoken import PageTokens

@@ -14,9 +14,10 @@ from alibabacloud_actiontrail20200706 import models as sdk
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from trailhouse.api.context import Call, Services
-from trailhouse.api.errors import ApiError
-from trailhouse.api.operations.access_key_usage import (
+from trailhouse.api.context import Services
+from trailhouse.api.rpc.call import Call
+from trailhouse.api.rpc.errors import ApiError
+from trailhouse.api.rpc.operations.access_key_usage import (
     get_access_key_last_used_events,
     get_access_key_last_used_info,
     get_access_key_last_used_ips,

@@ -13,7 +13,7 @@ import orjson
 import pytest
 
 from trailhouse.api.app import RPC_METHODS, create_app
-from trailhouse.api.gateway import MAX_RPC_BODY
+from trailhouse.api.rpc.gateway import MAX_RPC_BODY
 from trailhouse.service.credentials import NewAccessKey, create_access_key
 from trailhouse.service.secrets import Sealer, load_master_key
 from trailhouse.settings import Settings

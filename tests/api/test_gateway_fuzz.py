@@ -32,10 +32,10 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from trailhouse.api.app import create_app
-from trailhouse.api.dispatch import OPERATIONS
-from trailhouse.api.gateway import Gateway, build_gateway
-from trailhouse.api.render import JSON_CONTENT_TYPE, XML_CONTENT_TYPE
-from trailhouse.api.signature import (
+from trailhouse.api.rpc.dispatch import OPERATIONS
+from trailhouse.api.rpc.gateway import Gateway, build_gateway
+from trailhouse.api.rpc.render import JSON_CONTENT_TYPE, XML_CONTENT_TYPE
+from trailhouse.api.rpc.signature import (
     ACS3_HMAC_SHA256,
     ACS3_HMAC_SM3,
     ACS3_RSA_SHA256,

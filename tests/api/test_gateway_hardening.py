@@ -31,7 +31,7 @@ import pytest
 
 from tests.conftest import BACKENDS, LiveServer, free_port, pg_schema_url
 from trailhouse.api.limits import MAX_NONCE_CHARS, InProcessLimits, RedisLimits
-from trailhouse.api.signature import percent_encode, v1_signature, v1_string_to_sign
+from trailhouse.api.rpc.signature import percent_encode, v1_signature, v1_string_to_sign
 from trailhouse.model.event import event_from_mapping
 from trailhouse.model.times import format_wire_time, now_ms
 from trailhouse.service.credentials import NewAccessKey, create_access_key

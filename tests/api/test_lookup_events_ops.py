@@ -21,9 +21,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from trailhouse.api.context import Call, Services
-from trailhouse.api.errors import ApiError
-from trailhouse.api.operations.lookup_events import (
+from trailhouse.api.context import Services
+from trailhouse.api.rpc.call import Call
+from trailhouse.api.rpc.errors import ApiError
+from trailhouse.api.rpc.operations.lookup_events import (
     LOOKUP_KEYS_2020,
     PARAMS_2017,
     conditions_2017,
@@ -31,7 +32,7 @@ from trailhouse.api.operations.lookup_events import (
     lookup_events_2017,
     lookup_events_2020,
 )
-from trailhouse.api.render import render
+from trailhouse.api.rpc.render import render
 from trailhouse.model.credentials import AccessKey, KeyStatus
 from trailhouse.model.event import event_from_json, event_from_mapping
 from trailhouse.model.query import Attr, EventFilter

@@ -12,8 +12,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from trailhouse.api import errors
-from trailhouse.api.protocol import (
+from trailhouse.api.rpc import errors
+from trailhouse.api.rpc.protocol import (
     RpcRequest,
     guess_format,
     normalize_headers,
@@ -24,7 +24,7 @@ from trailhouse.api.protocol import (
     validate_common,
     verify,
 )
-from trailhouse.api.signature import (
+from trailhouse.api.rpc.signature import (
     ACS3_HMAC_SHA256,
     ACS3_RSA_SHA256,
     payload_hash,

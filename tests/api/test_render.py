@@ -14,19 +14,19 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from trailhouse.api import errors
-from trailhouse.api.render import (
+from trailhouse.api.rpc import errors
+from trailhouse.api.rpc.render import (
     JSON_CONTENT_TYPE,
     XML_CONTENT_TYPE,
     JsonDocuments,
     encode_xml_name,
     error_body,
-    new_request_id,
     recommend_url,
     render,
     render_json,
     render_xml,
 )
+from trailhouse.api.wire import new_request_id
 
 PROLOGUE = b'<?xml version="1.0" encoding="UTF-8"?>'
 

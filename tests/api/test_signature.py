@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from trailhouse.api.signature import (
+from trailhouse.api.rpc.signature import (
     ACS3_HMAC_SHA256,
     ACS3_HMAC_SM3,
     ACS3_RSA_SHA256,

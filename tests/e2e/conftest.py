@@ -447,7 +447,7 @@ def live_server(e2e_backend_url: str, tmp_path_factory: pytest.TempPathFactory) 
 def sdk_variant(request: pytest.FixtureRequest) -> SdkVariant:
     variant: SdkVariant = request.param
     if variant.signature_algorithm == "ACS3-HMAC-SM3":
-        from trailhouse.api.signature import sm3_available
+        from trailhouse.api.rpc.signature import sm3_available
 
         if not sm3_available():
             pytest.skip("this interpreter's OpenSSL has no SM3, so the server answers InvalidSignatureMethod")

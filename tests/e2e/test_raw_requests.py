@@ -1,6 +1,6 @@
 """Hand-built requests against a real server: what the SDKs never send, or send only one way.
 
-Requests are signed here with the project's own signer functions (``trailhouse.api.signature``)
+Requests are signed here with the project's own signer functions (``trailhouse.api.rpc.signature``)
 and sent with httpx, so every byte on the wire is under the test's control: replayed nonces,
 formats, encodings, methods, broken signatures and hostile inputs. Every response is checked for
 the invariants of the envelope (``x-acs-request-id`` equal to the body's RequestId, the exact
@@ -24,7 +24,7 @@ import pytest
 
 from tests.conftest import LiveServer
 from tests.e2e.conftest import Tenant
-from trailhouse.api.signature import (
+from trailhouse.api.rpc.signature import (
     ACS3_HMAC_SHA256,
     payload_hash,
     v1_signature,

@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 
 from tests.conftest import free_port
-from trailhouse.api.signature import percent_encode, v1_signature, v1_string_to_sign
+from trailhouse.api.rpc.signature import percent_encode, v1_signature, v1_string_to_sign
 from trailhouse.model.credentials import TokenScope
 from trailhouse.model.times import format_wire_time, now_ms
 from trailhouse.service.credentials import create_access_key, create_token

@@ -29,7 +29,7 @@ import pytest
 from tests.reliability._harness import V2017, V2020, Creds, ServeProcess, make_creds, serving, v1_params
 from tests.reliability._report import FULL, size
 from tests.reliability.conftest import backend_of
-from trailhouse.api.signature import percent_encode, v1_signature, v1_string_to_sign
+from trailhouse.api.rpc.signature import percent_encode, v1_signature, v1_string_to_sign
 from trailhouse.model.times import format_wire_time, now_ms
 
 pytestmark = [pytest.mark.reliability, pytest.mark.timeout(900 if FULL else 120)]

@@ -1,8 +1,9 @@
 """The ASGI application: ``create_app(settings, store)``; no module-level state.
 
-Routes: ``/`` is the ActionTrail RPC gateway (GET and POST), ``/api/v1/...`` the native API,
-``/healthz`` the liveness probe, ``/readyz`` the readiness probe (the store answers), ``/metrics``
-Prometheus metrics.
+Routes: ``/`` is the ActionTrail RPC gateway (``api/rpc``, GET and POST), ``/api/v1/...`` the
+native API (``api/native``), ``/healthz`` the liveness probe, ``/readyz`` the readiness probe (the
+store answers), ``/metrics`` Prometheus metrics. This module is the only one in ``api/`` that
+knows both wires: it assembles them around what they share (services, metrics, access log).
 """
 
 from __future__ import annotations
@@ -11,49 +12,34 @@ import asyncio
 import contextlib
 import logging
 import time
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
-import orjson
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware.errors import ServerErrorMiddleware
-from starlette.requests import ClientDisconnect, Request
-from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..service.pagetoken import PageTokens
 from ..settings import Settings
 from ..storage import open_store
-from ..storage.base import EventStore, QueryCancelled, StoreError, StoreUnavailable
-from ..storage.base import QueryTimeout as StoreQueryTimeout
-from .bounded import run_bounded
+from ..storage.base import EventStore, StoreError
 from .context import Services
-from .metrics import CONTENT_TYPE_LATEST, Metrics
-from .native_errors import (
-    InternalError,
-    MethodNotAllowed,
-    NativeError,
-    NotFound,
-    QueryTimeout,
-    ServiceUnavailable,
-    Unauthorized,
-    native_error_response,
-)
-from .native_params import check_params
+from .metrics import Metrics
+from .native.routes import OPERATIONS as NATIVE_OPERATIONS
+from .native.routes import http_error, native_routes
+from .rpc.dispatch import OPERATIONS as RPC_OPERATIONS
+from .rpc.gateway import build_gateway
+from .wire import REQUEST_ID_HEADER
 
 __all__ = ["create_app"]
 
 log = logging.getLogger("trailhouse.access")
 error_log = logging.getLogger("trailhouse.error")
 
-Endpoint = Callable[[Request, Services], Awaitable[Response]]
-
-
-def new_native_request_id() -> str:
-    return str(uuid.uuid4()).upper()
+#: The request-id header as ASGI sends it.
+_REQUEST_ID = REQUEST_ID_HEADER.encode()
 
 
 class AccessLog:
@@ -79,7 +65,7 @@ class AccessLog:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 for name, value in message.get("headers", []):
-                    if name == b"x-acs-request-id":
+                    if name == _REQUEST_ID:
                         request_id = value.decode()
             await send(message)
 
@@ -131,129 +117,6 @@ class App(Starlette):
         await super().__call__(scope, receive, send)
 
 
-#: An answer to a client that has gone (nginx's "client closed request"): it is never read, only logged.
-CLIENT_GONE = 499
-
-
-def _native(
-    endpoint: Endpoint, svc: Services, *, route: str, action: str
-) -> Callable[[Request], Awaitable[Response]]:
-    """A native endpoint with its error handling: every failure is a JSON error, never a bare 500."""
-
-    async def handle(request: Request) -> Response:
-        request_id = new_native_request_id()
-        state = request.scope.setdefault("state", {})
-        state.update(route=route, action=action, request_id=request_id)
-        try:
-            response = await endpoint(request, svc)
-        except NativeError as err:
-            failure = err
-        except (QueryCancelled, ClientDisconnect):
-            state["error_code"] = "ClientGone"
-            return Response(status_code=CLIENT_GONE, headers={"x-acs-request-id": request_id})
-        except StoreQueryTimeout:
-            from .native_search import timeout_message
-
-            error_log.warning("query timeout (request %s)", request_id)
-            state["store_error"] = "QueryTimeout"
-            failure = QueryTimeout(timeout_message(svc.settings.query_timeout_s))
-        except StoreUnavailable as exc:
-            error_log.warning("store unavailable (request %s): %s", request_id, exc)
-            state["store_error"] = "StoreUnavailable"
-            failure = ServiceUnavailable()
-        except StoreError:
-            error_log.exception("store error (request %s)", request_id)
-            state["store_error"] = "StoreError"
-            failure = InternalError()
-        except Exception:
-            error_log.exception("unexpected error (request %s)", request_id)
-            failure = InternalError()
-        else:
-            response.headers.setdefault("x-acs-request-id", request_id)
-            return response
-        state["error_code"] = failure.code
-        return native_error_response(failure, request_id)
-
-    return handle
-
-
-#: The query parameters of POST /api/v1/events (its handler lives in native_ingest).
-INGEST_PARAMS = frozenset({"atomic"})
-
-
-async def events(request: Request, svc: Services) -> Response:
-    """``/api/v1/events``: one route for both methods, so a 405 names both in ``Allow``."""
-    from . import native_ingest, native_search
-
-    if request.method == "POST":
-        request.state.action = "IngestEvents"
-        check_params(request.query_params.multi_items(), INGEST_PARAMS)
-        return await native_ingest.ingest_events(request, svc)
-    request.state.action = "SearchEvents"
-    return await native_search.search_events(request, svc)
-
-
-async def healthz(request: Request, svc: Services) -> Response:
-    return Response(orjson.dumps({"status": "ok"}), media_type="application/json")
-
-
-#: A readiness probe must answer before the orchestrator's own probe timeout (often 1–5 s).
-READY_TIMEOUT_S = 2.0
-
-
-async def readyz(request: Request, svc: Services) -> Response:
-    """Ready when the store answers a cheap indexed read within READY_TIMEOUT_S.
-
-    The reason of a failure is generic on purpose (the probe is unauthenticated); the log has it all.
-    """
-    try:
-        # A token no secret hashes to: one index probe that needs a live connection and the schema.
-        await run_bounded(svc.store.find_token, bytes(32), timeout_s=READY_TIMEOUT_S)
-    except StoreQueryTimeout:
-        reason = f"the store did not answer within {READY_TIMEOUT_S:g} s"
-    except StoreError as exc:
-        error_log.warning("readiness: store failed: %s", exc)
-        reason = "the store is unavailable"
-    else:
-        return Response(orjson.dumps({"status": "ready"}), media_type="application/json")
-    request.state.error_code = "ServiceUnavailable"
-    return Response(
-        orjson.dumps({"status": "unavailable", "reason": reason}),
-        status_code=503,
-        media_type="application/json",
-    )
-
-
-def _metrics_endpoint(metrics: Metrics) -> Endpoint:
-    async def serve_metrics(request: Request, svc: Services) -> Response:
-        if not metrics.authorised(request.headers.get("authorization", "")):
-            raise Unauthorized("send the metrics token as 'Authorization: Bearer <TRAILHOUSE_METRICS_TOKEN>'")
-        return Response(metrics.render(), headers={"content-type": CONTENT_TYPE_LATEST})
-
-    return serve_metrics
-
-
-async def http_error(request: Request, exc: Exception) -> Response:
-    """Starlette's own 404 and 405 (no route, wrong method) in the native error shape."""
-    assert isinstance(exc, HTTPException)
-    request_id = new_native_request_id()
-    state = request.scope.setdefault("state", {})
-    state.setdefault("route", "unmatched")
-    headers = dict(exc.headers or {})
-    err: NativeError
-    if exc.status_code == 404:
-        err = NotFound(
-            f"there is nothing at {request.url.path}; the native API is described at /api/v1/openapi.json"
-        )
-    elif exc.status_code == 405:
-        allowed = headers.get("Allow") or headers.get("allow") or ""
-        err = MethodNotAllowed(f"{request.url.path} does not answer {request.method}; it answers {allowed}")
-    else:
-        err = NativeError(exc.status_code, "BadRequest", str(exc.detail))
-    state["error_code"] = err.code
-    return native_error_response(err, request_id, headers)
-
-
 MAINTENANCE_INTERVAL_S = 3600
 
 
@@ -276,15 +139,14 @@ def create_app(
     settings: Settings, store: EventStore | None = None, *, close_store: bool | None = None
 ) -> Starlette:
     """Build the app. A store passed in stays the caller's to close unless ``close_store`` says otherwise."""
-    from . import gateway, native_search  # imported here: they import the operation table
-
     owns_store = store is None if close_store is None else close_store
     store = (
         store if store is not None else open_store(settings.db_url, retention_days=settings.retention_days)
     )
     svc = Services(settings=settings, store=store, page_tokens=PageTokens.for_store(store))
-    limiter = gateway.build_gateway(svc)
-    metrics = Metrics(token=settings.metrics_token)
+    limiter = build_gateway(svc)
+    operations = {action for action, _ in RPC_OPERATIONS} | NATIVE_OPERATIONS
+    metrics = Metrics(operations=operations, token=settings.metrics_token)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -299,42 +161,8 @@ def create_app(
             if owns_store:
                 store.close()
 
-    routes = [
-        # Only reached when App.__call__ does not take the request (a root_path is set).
-        Route("/", limiter, methods=list(RPC_METHODS)),
-        Route("/healthz", _native(healthz, svc, route="/healthz", action="Healthz"), methods=["GET"]),
-        Route("/readyz", _native(readyz, svc, route="/readyz", action="Readyz"), methods=["GET"]),
-        Route(
-            "/metrics",
-            _native(_metrics_endpoint(metrics), svc, route="/metrics", action="Metrics"),
-            methods=["GET"],
-        ),
-        Route(
-            "/api/v1/events",
-            _native(events, svc, route="/api/v1/events", action="SearchEvents"),
-            methods=["GET", "POST"],
-        ),
-        Route(
-            "/api/v1/summary",
-            _native(native_search.summary, svc, route="/api/v1/summary", action="Summary"),
-            methods=["GET"],
-        ),
-        Route(
-            "/api/v1/access-keys/{access_key_id}/report",
-            _native(
-                native_search.access_key_report,
-                svc,
-                route="/api/v1/access-keys/{access_key_id}/report",
-                action="AccessKeyReport",
-            ),
-            methods=["GET"],
-        ),
-        Route(
-            "/api/v1/openapi.json",
-            _native(native_search.openapi_document, svc, route="/api/v1/openapi.json", action="OpenAPI"),
-            methods=["GET"],
-        ),
-    ]
+    # The first route is only reached when App.__call__ does not take the request (a root_path is set).
+    routes = [Route("/", limiter, methods=list(RPC_METHODS)), *native_routes(svc, metrics)]
     app = App(
         rpc=limiter,
         metrics=metrics,

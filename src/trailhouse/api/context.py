@@ -1,16 +1,14 @@
-"""What an operation handler receives: the authenticated call and the services it may use."""
+"""The long-lived services every request of one app may use, on either wire."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 
-from ..model.credentials import AccessKey
 from ..service.pagetoken import PageTokens
 from ..settings import Settings
 from ..storage.base import EventStore
 
-__all__ = ["Call", "Services"]
+__all__ = ["Services"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,16 +18,3 @@ class Services:
     settings: Settings
     store: EventStore
     page_tokens: PageTokens
-
-
-@dataclass(frozen=True, slots=True)
-class Call:
-    """One authenticated ActionTrail API call. ``account_id`` scopes everything the handler may see."""
-
-    action: str
-    version: str
-    params: Mapping[str, str]
-    account_id: str
-    access_key: AccessKey
-    request_id: str
-    now_ms: int

@@ -13,31 +13,13 @@ counts of a native ingest).
 from __future__ import annotations
 
 import hmac
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 
-from .dispatch import OPERATIONS
-
 __all__ = ["CONTENT_TYPE_LATEST", "Metrics"]
 
-#: Operations named in labels: the RPC actions we serve and the native ones. Anything else a
-#: client sends as Action is "other", so no client can grow the number of series.
-NATIVE_OPERATIONS = frozenset(
-    {
-        "IngestEvents",
-        "SearchEvents",
-        "ExportEvents",
-        "Summary",
-        "AccessKeyReport",
-        "OpenAPI",
-        "Healthz",
-        "Readyz",
-        "Metrics",
-    }
-)
-KNOWN_OPERATIONS = frozenset(action for action, _ in OPERATIONS) | NATIVE_OPERATIONS
 INGEST_OUTCOMES = ("accepted", "duplicates", "rejected", "warnings")
 #: Codes of the RPC gateway that mean the store failed, not the client.
 RPC_STORE_CODES = frozenset({"ServiceUnavailable", "InternalError"})
@@ -45,8 +27,12 @@ LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 
 
 class Metrics:
-    def __init__(self, *, token: str | None = None) -> None:
+    """``operations`` are the names labels may carry: the operations both wires serve. Anything else
+    a client sends as Action is "other", so no client can grow the number of series."""
+
+    def __init__(self, *, operations: Collection[str], token: str | None = None) -> None:
         self.token = token
+        self.operations = frozenset(operations)
         self.registry = CollectorRegistry()
         r = self.registry
         self.requests = Counter(
@@ -89,7 +75,7 @@ class Metrics:
     def observe(self, scope: Mapping[str, Any], status: int, seconds: float) -> None:
         state = scope.get("state") or {}
         action = state.get("action") or "-"
-        operation = action if action in KNOWN_OPERATIONS or action == "-" else "other"
+        operation = action if action in self.operations or action == "-" else "other"
         route = state.get("route") or ("/" if scope.get("path") == "/" else "unmatched")
         key = (route, operation, str(status))
         child = self._children.get(key)

@@ -1,4 +1,4 @@
-"""Authentication of an ActionTrail API request, in the order of spec §2.
+"""Authentication of an ActionTrail API request, in the order of docs/api.md "Order of checks".
 
 Parsing and common parameters (steps 1–3) and the signature arithmetic (step 7) live in
 ``protocol``/``signature``; this module adds what needs state: the clock window, the AccessKey,
@@ -11,12 +11,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..model.credentials import AccessKey, KeyStatus
-from ..model.times import TimeFormatError, parse_wire_time
-from ..service.secrets import Sealer
-from ..storage.base import EventStore
+from ...model.credentials import AccessKey, KeyStatus
+from ...model.times import TimeFormatError, parse_wire_time
+from ...service.secrets import Sealer
+from ...storage.base import EventStore
+from ..limits import MAX_NONCE_CHARS, Limits, NonceCapacityExceeded
 from . import errors
-from .limits import MAX_NONCE_CHARS, Limits, NonceCapacityExceeded
 from .protocol import RpcRequest, request_nonce, request_timestamp, validate_common, verify
 
 __all__ = ["KEY_CACHE_TTL_S", "AccessKeyCache", "authenticate"]

@@ -19,13 +19,13 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from ..model.credentials import ApiToken, TokenScope
-from ..model.event import parse_body
-from ..model.query import EventFilter, StoredEvent
-from ..model.times import DAY_MS, TimeFormatError, format_wire_time, now_ms, parse_event_time
-from ..service.events import LookupRejected, lookup_events
-from ..service.pagetoken import query_digest
-from ..service.search import (
+from ...model.credentials import ApiToken, TokenScope
+from ...model.event import parse_body
+from ...model.query import EventFilter, StoredEvent
+from ...model.times import DAY_MS, TimeFormatError, format_wire_time, now_ms, parse_event_time
+from ...service.events import LookupRejected, lookup_events
+from ...service.pagetoken import query_digest
+from ...service.search import (
     CSV_COLUMNS,
     FILTER_PARAMS,
     PREFIXABLE,
@@ -34,13 +34,22 @@ from ..service.search import (
     csv_row,
     window_notice,
 )
-from ..storage.base import QueryCancelled, QueryTimeout, StoreError, StoreUnavailable
-from .bounded import run_bounded, stream_bounded
-from .context import Services
-from .native_auth import authenticate_token, choose_account
-from .native_errors import AccessKeyNotFound, InvalidParameter
-from .native_params import check_params
+from ...storage.base import QueryCancelled, StoreError, StoreUnavailable
+from ...storage.base import QueryTimeout as StoreQueryTimeout
+from ..bounded import run_bounded, stream_bounded
+from ..context import Services
+from ..wire import has_nul, one_of, plain_bool, plain_int
+from .auth import authenticate_token, choose_account
+from .errors import (
+    AccessKeyNotFound,
+    InternalError,
+    InvalidParameter,
+    NativeError,
+    QueryTimeout,
+    ServiceUnavailable,
+)
 from .openapi import openapi_spec
+from .params import check_params
 
 __all__ = [
     "REPORT_PARAMS",
@@ -83,19 +92,15 @@ REPORT_PARAMS = frozenset(("account", "since", "format"))
 MIN_TIME_MS, MAX_TIME_MS = -62_135_596_800_000, 253_402_300_799_999
 
 
-def _bad(message: str) -> InvalidParameter:
-    return InvalidParameter(message)
-
-
 def _time(value: str | None, name: str, default: int) -> int:
     if not value:
         return default
     try:
         ms = parse_event_time(value)
     except (TimeFormatError, ValueError, OverflowError) as exc:
-        raise _bad(f"{name}: {exc}") from None
+        raise InvalidParameter(f"{name}: {exc}") from None
     if not MIN_TIME_MS <= ms <= MAX_TIME_MS:
-        raise _bad(f"{name}: {value!r} is outside the years 0001 to 9999 (UTC)")
+        raise InvalidParameter(f"{name}: {value!r} is outside the years 0001 to 9999 (UTC)")
     return ms
 
 
@@ -118,9 +123,10 @@ def parse_filter(request: Request, svc: Services, account_id: str) -> tuple[Even
     now = now_ms()
     end = _time(params.get("end"), "end", now)
     start = _time(params.get("start"), "start", now - svc.settings.retention_days * DAY_MS)
-    failed = params.get("failed")
-    if failed is not None and failed.lower() not in ("true", "false"):
-        raise _bad("failed must be true or false")
+    failed_text = params.get("failed")
+    failed = None if failed_text is None else plain_bool(failed_text)
+    if failed_text is not None and failed is None:
+        raise InvalidParameter("failed must be true or false")
     try:
         flt, bound = build_search_filter(
             svc.store,
@@ -128,10 +134,10 @@ def parse_filter(request: Request, svc: Services, account_id: str) -> tuple[Even
             start_ms=start,
             end_ms=end,
             pairs=params.multi_items(),
-            failed=None if failed is None else failed.lower() == "true",
+            failed=failed,
         )
     except SearchParamError as exc:
-        raise _bad(str(exc)) from None
+        raise InvalidParameter(str(exc)) from None
     bound["order"] = params.get("order", "desc")
     return flt, bound
 
@@ -156,9 +162,9 @@ def _stored(svc: Services, account_id: str, flt: EventFilter) -> dict[str, Any]:
 
 
 def _descending(request: Request) -> bool:
-    order = request.query_params.get("order", "desc").lower()
-    if order not in ("asc", "desc"):
-        raise _bad("order must be asc or desc")
+    order = one_of(request.query_params.get("order", "desc"), ("asc", "desc"))
+    if order is None:
+        raise InvalidParameter("order must be asc or desc")
     return order == "desc"
 
 
@@ -166,10 +172,10 @@ def _limit(request: Request) -> int:
     raw = request.query_params.get("limit")
     if raw is None:
         return DEFAULT_LIMIT
-    # isdigit() alone accepts "²" (int() then fails) and "١٢" (int() reads 12): ASCII digits only.
-    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_LIMIT:
-        raise _bad(f"limit must be an integer from 1 to {MAX_LIMIT}")
-    return int(raw)
+    limit = plain_int(raw)
+    if limit is None or not 1 <= limit <= MAX_LIMIT:
+        raise InvalidParameter(f"limit must be an integer from 1 to {MAX_LIMIT}")
+    return limit
 
 
 def _export(svc: Services, account_id: str, flt: EventFilter, descending: bool, fmt: str) -> Iterator[bytes]:
@@ -213,9 +219,9 @@ def _with_notice(payload: dict[str, Any], notice: str | None) -> dict[str, Any]:
 
 async def search_events(request: Request, svc: Services) -> Response:
     _, account_id = await _reader(request, svc, SEARCH_PARAMS, families=FILTER_PARAMS, listed=SEARCH_LISTED)
-    fmt = request.query_params.get("format", "json").lower()
-    if fmt not in EXPORT_FORMATS:
-        raise _bad(f"format must be one of {', '.join(EXPORT_FORMATS)}")
+    fmt = one_of(request.query_params.get("format", "json"), EXPORT_FORMATS)
+    if fmt is None:
+        raise InvalidParameter(f"format must be one of {', '.join(EXPORT_FORMATS)}")
     descending = _descending(request)
     limit = _limit(request) if fmt == "json" else DEFAULT_LIMIT
     flt, bound = await _bounded(request, svc, parse_filter, request, svc, account_id)
@@ -241,7 +247,7 @@ async def search_events(request: Request, svc: Services) -> Response:
             ),
         )
     except LookupRejected as exc:
-        raise _bad(str(exc)) from None
+        raise InvalidParameter(str(exc)) from None
     head = orjson.dumps(
         _with_notice(
             {
@@ -302,45 +308,39 @@ async def _rest_of_export(
     # The streaming response itself watches for the disconnect and cancels this generator.
     steps = stream_bounded(iterator, timeout_s=svc.settings.query_timeout_s)
     request_id = state.get("request_id", "")
+    failure: NativeError
     try:
         async for chunk in steps:
             yield chunk
         return
     except QueryCancelled:
         return
-    except QueryTimeout:
-        code, store_error = "QueryTimeout", "QueryTimeout"
-        message = (
-            timeout_message(svc.settings.query_timeout_s) + " The export stopped here; it is incomplete."
-        )
+    except StoreQueryTimeout:
+        store_error = "QueryTimeout"
+        limit_s = svc.settings.query_timeout_s
+        failure = QueryTimeout.after(limit_s, " The export stopped here; it is incomplete.")
         error_log.warning("export stopped by the time limit (request %s)", request_id)
     except StoreUnavailable as exc:
-        code, store_error = "ServiceUnavailable", "StoreUnavailable"
-        message = "the store became unavailable; the export is incomplete"
+        store_error = "StoreUnavailable"
+        failure = ServiceUnavailable("the store became unavailable; the export is incomplete")
         error_log.warning("export: store unavailable (request %s): %s", request_id, exc)
     except Exception as exc:
-        code, store_error = "InternalError", "StoreError" if isinstance(exc, StoreError) else ""
-        message = "internal error; the export is incomplete"
+        store_error = "StoreError" if isinstance(exc, StoreError) else ""
+        failure = InternalError("internal error; the export is incomplete")
         error_log.exception("export failed (request %s)", request_id)
-    state["error_code"] = code
+    state["error_code"] = failure.code
     if store_error:
         state["store_error"] = store_error
-    yield export_trailer(fmt, code, message, request_id)
+    yield export_trailer(fmt, failure, request_id)
 
 
-def export_trailer(fmt: str, code: str, message: str, request_id: str) -> bytes:
+def export_trailer(fmt: str, err: NativeError, request_id: str) -> bytes:
+    """The error that cut a stream short, as its last NDJSON line or CSV row."""
     if fmt == "ndjson":
-        return orjson.dumps({"error": {"code": code, "message": message}, "requestId": request_id}) + b"\n"
+        return orjson.dumps(err.body(request_id)) + b"\n"
     buffer = io.StringIO()
-    csv.writer(buffer).writerow(["#error", code, message, request_id])
+    csv.writer(buffer).writerow(["#error", err.code, err.message, request_id])
     return buffer.getvalue().encode()
-
-
-def timeout_message(limit_s: float) -> str:
-    return (
-        f"the query ran longer than the limit of {limit_s:g} s (TRAILHOUSE_QUERY_TIMEOUT_S);"
-        " narrow the time range or add filters, or ask the operator to raise the limit."
-    )
 
 
 async def summary(request: Request, svc: Services) -> Response:
@@ -350,7 +350,7 @@ async def summary(request: Request, svc: Services) -> Response:
     end = _time(params.get("end"), "end", now)
     start = _time(params.get("start"), "start", now - svc.settings.retention_days * DAY_MS)
     if start > end:
-        raise _bad("start must not be later than end")
+        raise InvalidParameter("start must not be later than end")
     flt = EventFilter(start, end)
     facts = await _bounded(request, svc, _stored, svc, account_id, flt)
     return Response(
@@ -364,16 +364,16 @@ async def summary(request: Request, svc: Services) -> Response:
 
 
 async def access_key_report(request: Request, svc: Services) -> Response:
-    from ..service.access_keys import build_report
-    from ..service.report_render import report_to_html, report_to_json
+    from ...service.access_keys import build_report
+    from ...service.report_render import report_to_html, report_to_json
 
     _, account_id = await _reader(request, svc, REPORT_PARAMS)
     key_id = request.path_params["access_key_id"]
-    if "\x00" in key_id:
-        raise _bad("the AccessKey id may not contain NUL characters")
-    fmt = request.query_params.get("format", "json").lower()
-    if fmt not in REPORT_FORMATS:
-        raise _bad("format must be json or html")
+    if has_nul(key_id):
+        raise InvalidParameter("the AccessKey id may not contain NUL characters")
+    fmt = one_of(request.query_params.get("format", "json"), REPORT_FORMATS)
+    if fmt is None:
+        raise InvalidParameter("format must be json or html")
     now = now_ms()
     since = _time(request.query_params.get("since"), "since", now - svc.settings.usage_window_days * DAY_MS)
     report = await _bounded(

@@ -13,9 +13,9 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
-from ...model.query import Attr, EventFilter
-from ...model.times import format_wire_time
-from ...service.events import (
+from ....model.query import Attr, EventFilter
+from ....model.times import format_wire_time
+from ....service.events import (
     WINDOW_2017,
     LookupRejected,
     Problem,
@@ -25,9 +25,11 @@ from ...service.events import (
     resource_type_candidates,
     window_2020,
 )
-from ...service.pagetoken import query_digest
-from ...settings import Settings
-from ..context import Call, Services
+from ....service.pagetoken import query_digest
+from ....settings import Settings
+from ...context import Services
+from ...wire import plain_bool, plain_int
+from ..call import Call
 from ..errors import (
     ApiError,
     InvalidParameterCombination,
@@ -52,14 +54,13 @@ __all__ = [
     "parse_max_results",
 ]
 
-#: Not documented for LookupEvents; the sibling APIs default to 20 (spec §10 item 2).
+#: Not documented for LookupEvents; the sibling APIs default to 20.
 DEFAULT_MAX_RESULTS = 20
 MAX_RESULTS = 50
-#: The 2020 span when settings do not say otherwise (spec §10 item 3: 90 per the overview, 30 in
-#: the older page).
+#: The 2020 span when settings do not say otherwise (90 per the API overview, 30 in an older page).
 DEFAULT_SPAN_DAYS_2020 = 90
 
-#: The 2017-12-04 dedicated filter parameters, in the seed's order.
+#: The 2017-12-04 dedicated filter parameters, in the API reference's order.
 PARAMS_2017: tuple[tuple[str, Attr], ...] = (
     ("Event", Attr.EVENT_ID),
     ("Request", Attr.REQUEST_ID),
@@ -73,7 +74,7 @@ PARAMS_2017: tuple[tuple[str, Attr], ...] = (
     ("EventAccessKeyId", Attr.ACCESS_KEY_ID),
 )
 
-#: The twelve 2020-07-06 LookupAttribute keys (spec §5).
+#: The twelve 2020-07-06 LookupAttribute keys.
 LOOKUP_KEYS_2020: Mapping[str, Attr] = MappingProxyType(
     {
         "ServiceName": Attr.SERVICE_NAME,
@@ -99,10 +100,10 @@ _WIRE_ERRORS: Mapping[Problem, type[ApiError]] = MappingProxyType(
     {
         Problem.START_TIME_INVALID: InvalidParameterStartTime,
         Problem.END_TIME_INVALID: InvalidParameterEndTime,
-        # "Both or neither" is a rule about combining parameters; the seed's only such code fits.
+        # "Both or neither" is a rule about combining parameters; the only documented such code fits.
         Problem.TIMES_NOT_PAIRED: InvalidParameterCombination,
         Problem.END_NOT_AFTER_START: InvalidParameterCombination,
-        # InvalidTimeRangeException (the seed's combined code) is never raised: the two precise
+        # InvalidTimeRangeException (the documented combined code) is never raised: the two precise
         # codes above tell the caller which of its two conditions failed.
         Problem.SPAN_TOO_LONG: InvalidParameterDateOutOfRange,
         Problem.START_OUT_OF_DATE: InvalidParameterStartTimeOutOfDate,
@@ -113,8 +114,7 @@ _WIRE_ERRORS: Mapping[Problem, type[ApiError]] = MappingProxyType(
 )
 
 
-def _invalid(reason: str) -> InvalidQueryParameter:
-    return InvalidQueryParameter(f"{InvalidQueryParameter.message.rstrip('.')}: {reason}")
+_invalid = InvalidQueryParameter.because
 
 
 def _given(params: Mapping[str, str], name: str) -> str | None:
@@ -126,11 +126,12 @@ def parse_max_results(text: str | None) -> int:
     """MaxResults as a page size: absent or 0 → the default (20); otherwise 1–50."""
     if text is None:
         return DEFAULT_MAX_RESULTS
-    if not (text.isascii() and text.isdigit() and len(text) <= 6) or int(text) > MAX_RESULTS:
+    size = plain_int(text, max_digits=6)
+    if size is None or size > MAX_RESULTS:
         raise _invalid(f"MaxResults must be an integer from 0 to {MAX_RESULTS}.")
     # 0 is inside the documented range but an empty page is useless; clients that send 0 mean
     # "no preference" (the zero value of an unset integer field), so it gets the default.
-    return int(text) or DEFAULT_MAX_RESULTS
+    return size or DEFAULT_MAX_RESULTS
 
 
 def _check_event_rw(value: str, where: str) -> None:
@@ -158,7 +159,7 @@ def conditions_2020(params: Mapping[str, str]) -> dict[Attr, str]:
 
     Pairs are read in order of N into a map: a repeated key replaces the earlier value but keeps
     its place (the second one applies). The first two keys of that map are the conditions; any
-    further ones are ignored without error (spec §5). Every key and value is checked, used or not,
+    further ones are ignored without error, as the cloud does. Every key and value is checked, used or not,
     so a typo is reported rather than silently widening the search.
     """
     keys: dict[int, str] = {}
@@ -181,9 +182,10 @@ def conditions_2020(params: Mapping[str, str]) -> dict[Attr, str]:
         if attr is Attr.EVENT_RW:
             _check_event_rw(value, f"LookupAttribute.{n}.Value for EventRW")
         elif attr is Attr.SENSITIVE_ACTION:
-            if value.lower() not in ("true", "false"):
+            sensitive = plain_bool(value)
+            if sensitive is None:
                 raise _invalid(f"LookupAttribute.{n}.Value for SensitiveAction must be true or false.")
-            value = value.lower()
+            value = "true" if sensitive else "false"
         chosen[attr] = value
     first_two = dict(list(chosen.items())[:2])
     if first_two.get(Attr.EVENT_RW) == "All":

@@ -7,9 +7,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ..model.credentials import TokenScope
-from ..service.ingest import (
-    BatchTooLarge,
+from ...model.credentials import TokenScope
+from ...service.ingest import BatchTooLarge as DecodedTooLarge
+from ...service.ingest import (
     IngestLimits,
     UnreadableInput,
     decode_events,
@@ -17,11 +17,14 @@ from ..service.ingest import (
     ingest_items,
     is_gzip,
 )
-from .context import Services
-from .native_auth import authenticate_token
-from .native_errors import InvalidParameter, NativeError
+from ..context import Services
+from .auth import authenticate_token
+from .errors import BadRequest, BatchTooLarge, InvalidParameter, MalformedBody, PayloadTooLarge
 
-__all__ = ["ingest_events"]
+__all__ = ["INGEST_PARAMS", "ingest_events"]
+
+#: The query parameters of POST /api/v1/events; any other name is answered 400 UnknownParameter.
+INGEST_PARAMS = frozenset({"atomic"})
 
 
 async def read_limited_body(request: Request, limit: int) -> bytes:
@@ -29,16 +32,14 @@ async def read_limited_body(request: Request, limit: int) -> bytes:
     if declared is not None:
         try:
             if int(declared) > limit:
-                raise NativeError(
-                    413, "PayloadTooLarge", f"the body is larger than the limit of {limit} bytes"
-                )
+                raise PayloadTooLarge(f"the body is larger than the limit of {limit} bytes")
         except ValueError:
-            raise NativeError(400, "BadRequest", "Content-Length is not a number") from None
+            raise BadRequest("Content-Length is not a number") from None
     chunks = bytearray()
     async for chunk in request.stream():
         chunks += chunk
         if len(chunks) > limit:
-            raise NativeError(413, "PayloadTooLarge", f"the body is larger than the limit of {limit} bytes")
+            raise PayloadTooLarge(f"the body is larger than the limit of {limit} bytes")
     return bytes(chunks)
 
 
@@ -63,15 +64,13 @@ async def ingest_events(request: Request, svc: Services) -> Response:
         if request.headers.get("content-encoding", "").lower() == "gzip" or is_gzip(body):
             body = gunzip(body, limits.max_body_bytes)
         items = decode_events(body)
-    except BatchTooLarge as exc:
-        raise NativeError(413, "PayloadTooLarge", str(exc)) from None
+    except DecodedTooLarge as exc:
+        raise PayloadTooLarge(str(exc)) from None
     except UnreadableInput as exc:
-        raise NativeError(400, "MalformedBody", str(exc)) from None
+        raise MalformedBody(str(exc)) from None
     if len(items) > limits.max_batch_events:
-        raise NativeError(
-            413,
-            "BatchTooLarge",
-            f"the batch has {len(items)} events; the limit is {limits.max_batch_events} per request",
+        raise BatchTooLarge(
+            f"the batch has {len(items)} events; the limit is {limits.max_batch_events} per request"
         )
     report = await run_in_threadpool(
         ingest_items,

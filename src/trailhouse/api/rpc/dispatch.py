@@ -2,7 +2,7 @@
 
 Nothing is looked up by a request-controlled name: an action/version pair that is not a key of
 ``OPERATIONS`` is answered with InvalidAction.NotFound or InvalidVersion. docs/compatibility.md
-holds a table generated from this one (``python -m trailhouse.api.dispatch``); a test fails when
+holds a table generated from this one (``python -m trailhouse.api.rpc.dispatch``); a test fails when
 the two differ.
 """
 
@@ -12,7 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .context import Call, Services
+from ..context import Services
+from .call import Call
 from .operations import access_key_usage, lookup_events
 
 __all__ = ["OPERATIONS", "Operation", "compatibility_table"]

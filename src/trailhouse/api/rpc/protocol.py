@@ -1,6 +1,6 @@
 """Parse an RPC-style request into an ``RpcRequest`` and check its signature, without any framework.
 
-The entry points, in the order the gateway uses them (spec §2 "Order of checks"):
+The entry points, in the order the gateway uses them (docs/api.md, "Order of checks"):
 
 1. ``parse_request``: mode detection (step 1) plus everything needed to read the request at all.
    Raises ``UnsupportedHTTPMethod``, ``IncompleteSignature``/``MissingSignature``,
@@ -21,7 +21,7 @@ Decisions worth knowing:
   JSON scalars keep their literal spelling (``20``, ``1.50``, ``true``); nested values are flattened
   the SDK way (``Tags.1.Key``); ``null`` is dropped; a JSON body that is not an object is ignored.
 * V3 ``SignedHeaders`` must cover ``host``, every ``x-acs-*`` header present and, when there is a
-  body, ``content-type`` (D-V3's rule; the tea SDK signs all of them). Otherwise an attacker could
+  body, ``content-type`` (the V3 signing rules; the tea SDK signs all of them). Otherwise an attacker could
   replay a request under a fresh unsigned ``x-acs-date``/nonce. Violations are IncompleteSignature.
 * ``x-acs-content-sha256`` is compared with H(body) when present (mismatch: IncompleteSignature);
   when absent the canonical request still binds the body through the server-computed hash.
@@ -35,8 +35,10 @@ from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import parse_qsl
 
-from trailhouse.api import errors
-from trailhouse.api.signature import (
+from ..wire import one_of
+from . import errors
+from .render import Fmt
+from .signature import (
     ACS3_HMAC_SM3,
     ACS3_RSA_SHA256,
     HMAC_SHA1,
@@ -71,7 +73,6 @@ __all__ = [
 ]
 
 Style = Literal["V1", "V3"]
-Fmt = Literal["JSON", "XML"]
 BodyKind = Literal["none", "form", "json", "other"]
 
 ALLOWED_METHODS = frozenset({"GET", "POST"})
@@ -301,9 +302,10 @@ def _v1_format(value: str | None) -> Fmt:
     # Absent or blank means the documented default, XML; tea sends "json", aliyunsdkcore "JSON".
     if not value:
         return "XML"
-    if value.isascii() and value.upper() in ("JSON", "XML"):
-        return "JSON" if value.upper() == "JSON" else "XML"
-    raise errors.InvalidParameterFormat()
+    chosen = one_of(value, ("json", "xml"))
+    if chosen is None:
+        raise errors.InvalidParameterFormat()
+    return "JSON" if chosen == "json" else "XML"
 
 
 def _v3_format(headers: Mapping[str, str]) -> Fmt:
@@ -336,52 +338,59 @@ def parse_request(
     query = _query_pairs(raw_query)
     kind = _body_kind(hdrs, body)
 
-    if _is_v3(hdrs):
-        try:
-            authorization = parse_authorization(hdrs["authorization"])
-        except MalformedAuthorizationError:
-            raise errors.IncompleteSignature() from None
-        body_pairs: tuple[tuple[str, str], ...] = ()
-        if kind == "form":
-            body_pairs = _form_pairs(body)
-        elif kind == "json":
-            body_pairs = _json_pairs(body)
-        params = dict(query)
-        params.update(body_pairs)
-        v3 = V3Auth(
-            authorization=authorization,
-            date=hdrs.get("x-acs-date"),
-            nonce=hdrs.get("x-acs-signature-nonce"),
-            content_sha256=hdrs.get("x-acs-content-sha256"),
-            security_token=hdrs.get("x-acs-security-token"),
-            access_key_id_header=hdrs.get("x-acs-accesskey-id"),
-        )
-        return RpcRequest(
-            style="V3",
-            method=method,
-            path=path,
-            action=hdrs.get("x-acs-action") or None,
-            version=hdrs.get("x-acs-version") or None,
-            params=params,
-            query_pairs=query,
-            body_kind=kind,
-            body_pairs=body_pairs,
-            fmt=_v3_format(hdrs),
-            headers=hdrs,
-            body=body,
-            v1=None,
-            v3=v3,
-        )
+    v3 = _v3_auth(hdrs) if _is_v3(hdrs) else None
+    if v3 is not None:
+        # V3 covers the body through the payload hash, so form and JSON bodies are both merged.
+        body_pairs = _form_pairs(body) if kind == "form" else _json_pairs(body) if kind == "json" else ()
+    else:
+        # V1 signs the query plus a form body; any other body is not covered, so never merged.
+        body_pairs = _form_pairs(body) if kind == "form" else ()
+    params = {**dict(query), **dict(body_pairs)}
+    v1 = _v1_auth(params, hdrs) if v3 is None else None
+    # V3 names the action and version in headers, V1 in parameters.
+    if v3 is not None:
+        action, version, fmt = hdrs.get("x-acs-action"), hdrs.get("x-acs-version"), _v3_format(hdrs)
+    else:
+        action, version, fmt = params.get("Action"), params.get("Version"), _v1_format(params.get("Format"))
+    return RpcRequest(
+        style="V1" if v3 is None else "V3",
+        method=method,
+        path=path,
+        action=action or None,
+        version=version or None,
+        params=params,
+        query_pairs=query,
+        body_kind=kind,
+        body_pairs=body_pairs,
+        fmt=fmt,
+        headers=hdrs,
+        body=body,
+        v1=v1,
+        v3=v3,
+    )
 
-    # V1: the signed parameter map is the query plus a form body; other bodies are not covered.
-    body_pairs = _form_pairs(body) if kind == "form" else ()
-    params = dict(query)
-    params.update(body_pairs)
+
+def _v3_auth(hdrs: Mapping[str, str]) -> V3Auth:
+    try:
+        authorization = parse_authorization(hdrs["authorization"])
+    except MalformedAuthorizationError:
+        raise errors.IncompleteSignature() from None
+    return V3Auth(
+        authorization=authorization,
+        date=hdrs.get("x-acs-date"),
+        nonce=hdrs.get("x-acs-signature-nonce"),
+        content_sha256=hdrs.get("x-acs-content-sha256"),
+        security_token=hdrs.get("x-acs-security-token"),
+        access_key_id_header=hdrs.get("x-acs-accesskey-id"),
+    )
+
+
+def _v1_auth(params: Mapping[str, str], hdrs: Mapping[str, str]) -> V1Auth:
     if "Signature" not in params:
         if "authorization" not in hdrs and params.get("AccessKeyId"):
             raise errors.Missing("Signature")
         raise errors.IncompleteSignature()
-    v1 = V1Auth(
+    return V1Auth(
         access_key_id=params.get("AccessKeyId"),
         signature=params["Signature"],
         signature_method=params.get("SignatureMethod"),
@@ -390,22 +399,6 @@ def parse_request(
         timestamp=params.get("Timestamp"),
         security_token=params.get("SecurityToken"),
         signature_type=params.get("SignatureType"),
-    )
-    return RpcRequest(
-        style="V1",
-        method=method,
-        path=path,
-        action=params.get("Action") or None,
-        version=params.get("Version") or None,
-        params=params,
-        query_pairs=query,
-        body_kind=kind,
-        body_pairs=body_pairs,
-        fmt=_v1_format(params.get("Format")),
-        headers=hdrs,
-        body=body,
-        v1=v1,
-        v3=None,
     )
 
 
@@ -444,8 +437,9 @@ _V3_MANDATORY = (
 )
 
 
-def _v3_algorithm_supported(algorithm: str) -> bool:
-    return algorithm in V3_ALGORITHMS and (algorithm != ACS3_HMAC_SM3 or sm3_available())
+def _require_v3_algorithm(algorithm: str) -> None:
+    if algorithm not in V3_ALGORITHMS or (algorithm == ACS3_HMAC_SM3 and not sm3_available()):
+        raise errors.InvalidSignatureMethod()
 
 
 def validate_common(req: RpcRequest) -> None:
@@ -463,8 +457,7 @@ def validate_common(req: RpcRequest) -> None:
         if not req.headers.get(header):
             raise errors.Missing(name, f"{header} is mandatory for this action.")
     assert req.v3 is not None
-    if not _v3_algorithm_supported(req.v3.authorization.algorithm):
-        raise errors.InvalidSignatureMethod()
+    _require_v3_algorithm(req.v3.authorization.algorithm)
 
 
 def request_timestamp(req: RpcRequest) -> str | None:
@@ -504,8 +497,7 @@ def string_to_sign(req: RpcRequest) -> str:
         return v1_string_to_sign(req.method, req.v1_signed_params())
     assert req.v3 is not None
     auth = req.v3.authorization
-    if not _v3_algorithm_supported(auth.algorithm):
-        raise errors.InvalidSignatureMethod()
+    _require_v3_algorithm(auth.algorithm)
     creq = v3_canonical_request(
         req.method,
         req.path,
@@ -536,8 +528,7 @@ def verify(req: RpcRequest, secret: str) -> None:
 
     assert req.v3 is not None
     auth = req.v3.authorization
-    if not _v3_algorithm_supported(auth.algorithm):
-        raise errors.InvalidSignatureMethod()
+    _require_v3_algorithm(auth.algorithm)
     if not _v3_required_signed(req) <= set(auth.signed_headers):
         raise errors.IncompleteSignature()
     claimed = req.v3.content_sha256

@@ -18,18 +18,20 @@ from typing import Any
 from starlette.requests import ClientDisconnect, Request
 from starlette.types import Receive, Scope, Send
 
-from ..model.credentials import AccessKey
-from ..model.times import now_ms
-from ..service.secrets import MasterKeyError, Sealer, load_master_key
-from ..storage.base import QueryCancelled, QueryTimeout, StoreError, StoreUnavailable
+from ...model.credentials import AccessKey
+from ...model.times import now_ms
+from ...service.secrets import MasterKeyError, Sealer, load_master_key
+from ...storage.base import QueryCancelled, QueryTimeout, StoreError, StoreUnavailable
+from ..bounded import run_bounded
+from ..context import Services
+from ..limits import Limits, open_limits
+from ..wire import CLIENT_GONE, REQUEST_ID_HEADER, new_request_id
 from . import errors
 from .auth import KEY_CACHE_TTL_S, AccessKeyCache, authenticate
-from .bounded import run_bounded
-from .context import Call, Services
+from .call import Call
 from .dispatch import KNOWN_VERSIONS, OPERATIONS, THROTTLE_ACCESS_KEY_USAGE, THROTTLE_LOOKUP_EVENTS, Operation
-from .limits import Limits, open_limits
-from .protocol import Fmt, RpcRequest, guess_format, normalize_headers, parse_request, request_nonce
-from .render import error_body, new_request_id, render
+from .protocol import RpcRequest, guess_format, normalize_headers, parse_request, request_nonce
+from .render import Fmt, error_body, render
 
 __all__ = ["Gateway", "build_gateway"]
 
@@ -37,9 +39,6 @@ log = logging.getLogger("trailhouse.gateway")
 
 #: RPC requests are small; anything bigger than this is not an SDK call.
 MAX_RPC_BODY = 1024 * 1024
-#: The status logged for a client that left before its answer (nginx's "client closed request");
-#: the answer itself is never read.
-CLIENT_GONE = 499
 KNOWN_ACTIONS = frozenset(action for action, _ in OPERATIONS)
 
 
@@ -120,7 +119,7 @@ class Gateway:
                 "type": "http.response.start",
                 "status": outcome.status,
                 "headers": [
-                    (b"x-acs-request-id", request_id.encode("latin-1")),
+                    (REQUEST_ID_HEADER.encode(), request_id.encode("latin-1")),
                     (b"content-type", outcome.content_type.encode("latin-1")),
                     (b"content-length", str(len(outcome.body)).encode("latin-1")),
                 ],

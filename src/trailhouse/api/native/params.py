@@ -9,7 +9,8 @@ from __future__ import annotations
 import difflib
 from collections.abc import Collection, Iterable
 
-from .native_errors import InvalidParameter, UnknownParameter
+from ..wire import has_nul
+from .errors import InvalidParameter, UnknownParameter
 
 __all__ = ["check_params"]
 
@@ -55,8 +56,7 @@ def check_params(
     the valid names, when ``allowed`` is too long to read.
     """
     for name, value in pairs:
-        if "\x00" in name or "\x00" in value:
-            # PostgreSQL text cannot hold NUL, and no stored value contains one.
+        if has_nul(name) or has_nul(value):
             raise InvalidParameter(f"{name!r}: parameters may not contain NUL characters")
         if name in allowed or name.partition(".")[0] in families:
             continue

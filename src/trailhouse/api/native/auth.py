@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from starlette.requests import Request
 
-from ..model.credentials import ApiToken, TokenScope
-from ..service.credentials import token_hash
-from ..storage.base import EventStore
-from .native_errors import Forbidden, MissingAccount, Unauthorized
+from ...model.credentials import ApiToken, TokenScope
+from ...service.credentials import token_hash
+from ...storage.base import EventStore
+from .errors import Forbidden, MissingAccount, Unauthorized
 
 __all__ = ["authenticate_token", "choose_account"]
 

@@ -1,4 +1,4 @@
-"""Wire handlers of the GetAccessKeyLastUsed* family (2020-07-06), spec §6.
+"""Wire handlers of the GetAccessKeyLastUsed* family (2020-07-06).
 
 Each handler reads the string parameters, calls service.access_keys and shapes the response with
 the exact keys of the SDK models. RequestId is added by the gateway. Everything is scoped to the
@@ -10,11 +10,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ...service import access_keys
-from ...service.access_keys import LastUse, UsagePage, UsageQueryInvalid
-from ...service.pagetoken import InvalidPageToken
-from ..context import Call, Services
+from ....service import access_keys
+from ....service.access_keys import LastUse, UsagePage, UsageQueryInvalid
+from ....service.pagetoken import InvalidPageToken
+from ...context import Services
+from ...wire import plain_int
+from ..call import Call
 from ..errors import InvalidQueryParameter, Missing
+
+_invalid = InvalidQueryParameter.because
 
 __all__ = [
     "get_access_key_last_used_events",
@@ -27,11 +31,6 @@ __all__ = [
 #: Longer values cannot be an AccessKey ID or a service code; refuse them before touching the store.
 _MAX_PARAM_LENGTH = 128
 _MAX_TOKEN_LENGTH = 1024
-
-
-def _invalid(reason: str) -> InvalidQueryParameter:
-    # The documented message first (clients match on it), then what exactly was wrong.
-    return InvalidQueryParameter(f"{InvalidQueryParameter.message.rstrip('.')}: {reason}")
 
 
 def _required(params: Mapping[str, str], name: str) -> str:
@@ -47,10 +46,10 @@ def _page_size(params: Mapping[str, str]) -> int | None:
     raw = params.get("PageSize")
     if raw is None or raw == "":
         return None
-    # Plain decimal digits only: int() would also take " 7", "+7", "0x7"-like junk and "٣".
-    if not (raw.isascii() and raw.isdigit() and len(raw) <= 6) or int(raw) > access_keys.MAX_PAGE_SIZE:
+    size = plain_int(raw, max_digits=6)
+    if size is None or size > access_keys.MAX_PAGE_SIZE:
         raise _invalid(f"PageSize must be an integer from 0 to {access_keys.MAX_PAGE_SIZE}.")
-    return int(raw)
+    return size
 
 
 def _paged(call: Call, svc: Services, which: access_keys.UsageList) -> UsagePage:
@@ -75,7 +74,7 @@ def _paged(call: Call, svc: Services, which: access_keys.UsageList) -> UsagePage
             window_days=svc.settings.usage_window_days,
         )
     except (UsageQueryInvalid, InvalidPageToken) as exc:
-        # The seed documents InvalidQueryParameter as the one business error (spec §6, §10.12).
+        # InvalidQueryParameter is the one business error these APIs document.
         raise _invalid(f"{str(exc).rstrip('.')}.") from None
 
 
@@ -91,7 +90,7 @@ def _with_token(body: dict[str, Any], page: UsagePage) -> dict[str, Any]:
 
 def get_access_key_last_used_ips(call: Call, svc: Services) -> dict[str, Any]:
     page = _paged(call, svc, access_keys.UsageList.IPS)
-    # Key order follows the seed's example.
+    # Key order follows the API reference's example.
     ips = [{**_common(u), "Ip": u.item} for u in page.items]
     return _with_token({"Ips": ips}, page)
 

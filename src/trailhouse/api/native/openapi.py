@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .. import __version__
+from ... import __version__
 
 __all__ = ["openapi_spec"]
 
@@ -59,8 +59,8 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
 
 
 def openapi_spec() -> dict[str, Any]:
-    from ..service.search import CSV_COLUMNS, FILTER_PARAMS, PREFIXABLE
-    from .native_search import EXPORT_FORMATS, MAX_LIMIT
+    from ...service.search import CSV_COLUMNS, FILTER_PARAMS, PREFIXABLE
+    from .search import EXPORT_FORMATS, MAX_LIMIT
 
     filters = []
     for name, attr in FILTER_PARAMS.items():

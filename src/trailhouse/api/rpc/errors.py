@@ -1,6 +1,7 @@
 """Every error the ActionTrail wire protocol can return, one class per code.
 
-Codes, HTTP statuses and messages follow spec §3.2 (gateway) and §4 (LookupEvents). Class attributes
+Codes, HTTP statuses and messages are Alibaba Cloud's (gateway errors, LookupEvents' own codes;
+docs/api.md "Errors" lists them). Class attributes
 carry the defaults; an instance may override ``message`` (and, for the parametrised families
 ``Missing``/``Invalid``, ``code``). Rendering lives in ``render.error_body``.
 """
@@ -98,7 +99,7 @@ class SignatureDoesNotMatch(ApiError):
     """A well-formed signature that does not match ours.
 
     The message must end in ``server string to sign is:<StringToSign>``: aliyunsdkcore evaluates
-    ``Message.split(':')[1]`` for this code and crashes without a colon (spec §1.6).
+    ``Message.split(':')[1]`` for this code and crashes without a colon.
     """
 
     code = "SignatureDoesNotMatch"
@@ -226,7 +227,7 @@ class InvalidParameterFormat(ApiError):
 
 
 class UnsupportedHTTPMethod(ApiError):
-    # 400 follows the modern gateway table (D-GWERR); the older table's 403 is not used.
+    # 400 follows the current gateway error table; an older table's 403 is not used.
     code = "UnsupportedHTTPMethod"
     http_status = 400
     message = "This http method not supported."
@@ -297,7 +298,7 @@ class ServiceUnavailable(ApiError):
     message = "The request has failed due to a temporary failure of the server."
 
 
-# ------------------------------------------------------------------ LookupEvents business codes (§4)
+# ----------------------------------------------------------------------- LookupEvents business codes
 
 
 class InvalidParameterCombination(ApiError):
@@ -310,6 +311,11 @@ class InvalidQueryParameter(ApiError):
     code = "InvalidQueryParameter"
     http_status = 400
     message = "The specified query parameter is invalid."
+
+    @classmethod
+    def because(cls, reason: str) -> InvalidQueryParameter:
+        """The documented message first (clients match on it), then what exactly was wrong."""
+        return cls(f"{cls.message.rstrip('.')}: {reason}")
 
 
 class InvalidParameterDateOutOfRange(ApiError):

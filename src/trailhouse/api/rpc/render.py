@@ -1,4 +1,4 @@
-"""Response bodies in the two wire formats, and the §3.1 error envelope.
+"""Response bodies in the two wire formats, and the error envelope.
 
 JSON is the source of truth: XML is rendered from the JSON round-trip of the same data, so both
 formats always carry the same values (datetimes, enums, dataclasses and msgspec structs included).
@@ -9,7 +9,7 @@ ingested text without insignificant whitespace, so the bytes are what ``orjson.d
 a body that shows signs of another spelling (escapes, whitespace between tokens) is parsed and
 re-dumped instead (see ``_spliceable`` for what is not looked for).
 
-XML conventions (spec §2 "Format JSON vs XML"):
+XML conventions (what the SDKs' XML readers accept):
 
 * prologue ``<?xml version="1.0" encoding="UTF-8"?>``, root element as given (``{Action}Response``
   or ``Error``);
@@ -30,7 +30,6 @@ XML conventions (spec §2 "Format JSON vs XML"):
 from __future__ import annotations
 
 import re
-import uuid
 from collections.abc import Iterator, Sequence
 from typing import Any, Literal
 from urllib.parse import quote
@@ -38,17 +37,17 @@ from urllib.parse import quote
 import msgspec
 import orjson
 
-from trailhouse.api.errors import ApiError
-from trailhouse.model.event import parse_body
+from ...model.event import parse_body
+from .errors import ApiError
 
 __all__ = [
     "JSON_CONTENT_TYPE",
     "XML_CONTENT_TYPE",
+    "Fmt",
     "JsonDocuments",
     "content_type",
     "encode_xml_name",
     "error_body",
-    "new_request_id",
     "recommend_url",
     "render",
     "render_json",
@@ -60,6 +59,7 @@ JSON_CONTENT_TYPE = "application/json;charset=utf-8"
 XML_CONTENT_TYPE = "text/xml;charset=utf-8"
 XML_PROLOGUE = '<?xml version="1.0" encoding="UTF-8"?>'
 
+#: The two reply formats of the RPC wire.
 Fmt = Literal["JSON", "XML"]
 
 # Element names are kept to ASCII: XML 1.0 editions disagree on which other characters are name
@@ -69,11 +69,6 @@ _NAME_CHAR_RE = re.compile("[A-Za-z0-9_.-]")
 _VALID_NAME_RE = re.compile("[A-Za-z_][A-Za-z0-9_.-]*")
 _ESCAPE_LOOKALIKE_RE = re.compile(r"_x([0-9A-Fa-f]{4}|[0-9A-Fa-f]{8})_")
 _INVALID_TEXT_RE = re.compile("[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
-
-
-def new_request_id() -> str:
-    """An upper-case UUID4, the shape of real RequestIds (``6A6711BD-F18E-445C-9B6F-E7F9F6EEE9E0``)."""
-    return str(uuid.uuid4()).upper()
 
 
 def content_type(fmt: Fmt) -> str:
@@ -247,7 +242,7 @@ def recommend_url(code: str) -> str:
 
 
 def error_body(err: ApiError, request_id: str, host_id: str, fmt: Fmt) -> tuple[bytes, str]:
-    """The §3.1 envelope: RequestId, HostId, Code, Message, Recommend [, AccessDeniedDetail, extra…]."""
+    """The error envelope: RequestId, HostId, Code, Message, Recommend [, AccessDeniedDetail, extra…]."""
     body: dict[str, Any] = {
         "RequestId": request_id,
         "HostId": host_id,

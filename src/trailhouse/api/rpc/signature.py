@@ -1,7 +1,8 @@
 """Pure signature arithmetic for Alibaba Cloud's RPC signature V1 and signature V3 (ACS3-*).
 
 Nothing here knows about HTTP frameworks, stores or clocks: every function maps strings to strings,
-so the worked examples of the spec (§1.3, §1.4) can be checked byte for byte.
+so the worked signing examples of Alibaba Cloud's documentation and captured SDK requests
+(tests/data/captures) can be checked byte for byte.
 """
 
 from __future__ import annotations
@@ -14,7 +15,11 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
+from typing import TYPE_CHECKING
 from urllib.parse import quote
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
 __all__ = [
     "ACS3_HMAC_SHA256",
@@ -112,7 +117,7 @@ def payload_hash(algorithm: str, body: bytes) -> str:
 
 
 def v3_canonical_query(query_pairs: Iterable[tuple[str, str]]) -> str:
-    # Keys are encoded too (D-V3); the Python SDK leaves them raw, which is identical for the
+    # Keys are encoded too, as the V3 rules say; the Python SDK leaves them raw, which is identical for the
     # ``[A-Za-z0-9.]`` keys ActionTrail uses. Sorting by (key, value) only matters for repeated keys,
     # which no SDK sends.
     return "&".join(f"{percent_encode(k)}={percent_encode(v)}" for k, v in sorted(query_pairs))
@@ -155,7 +160,8 @@ def v3_signature(algorithm: str, secret: str, string_to_sign: str) -> str:
     return hmac.new(secret.encode(), string_to_sign.encode(), _digest_name(algorithm)).hexdigest()
 
 
-def _load_rsa_public_key(key_pem: str):  # -> RSAPublicKey; import kept local so HMAC-only use stays light
+def _load_rsa_public_key(key_pem: str) -> RSAPublicKey:
+    # The import is local so that HMAC-only use does not load cryptography.
     from cryptography.hazmat.primitives.asymmetric import rsa
     from cryptography.hazmat.primitives.serialization import load_pem_private_key, load_pem_public_key
 
