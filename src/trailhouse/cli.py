@@ -659,7 +659,7 @@ def _print_events(events: Iterator[object], fmt: str) -> int:
     """Print the events in ``fmt``; return how many there were."""
     import csv
 
-    from .service.search import CSV_COLUMNS, csv_row
+    from .render.events_csv import CSV_COLUMNS, csv_row
 
     stream = sys.stdout
     shown = 0
@@ -709,8 +709,10 @@ def access_key_report(
 ) -> None:
     """The leaked-key report: IPs, services, resources, failed calls and dangerous actions, as a timeline."""
     from .model.times import DAY_MS
-    from .service.access_keys import build_report
-    from .service.report_render import report_to_html, report_to_json, report_to_table
+    from .render.report_html import report_to_html
+    from .render.report_json import report_to_json
+    from .render.report_table import report_to_table
+    from .service.access_key_report import build_report
 
     if fmt not in ("table", "json", "html"):
         raise fail("--format must be table, json or html")
