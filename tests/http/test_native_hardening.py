@@ -591,8 +591,10 @@ def test_report_of_a_key_idle_in_the_window_says_when_it_was_last_used(server: L
 def test_renderers_say_plainly_that_an_unknown_key_is_not_in_the_record(backend_url: str) -> None:
     from rich.console import Console
 
-    from trailhouse.service.access_keys import build_report
-    from trailhouse.service.report_render import report_to_html, report_to_json, report_to_table
+    from trailhouse.render.report_html import report_to_html
+    from trailhouse.render.report_json import report_to_json
+    from trailhouse.render.report_table import report_to_table
+    from trailhouse.service.access_key_report import build_report
     from trailhouse.storage import open_store
 
     store = open_store(backend_url)

@@ -23,10 +23,13 @@ from rich.console import Console
 
 from trailhouse.model.event import event_from_mapping
 from trailhouse.model.times import DAY_MS, parse_wire_time
+from trailhouse.render.report_html import report_to_html
+from trailhouse.render.report_json import report_to_json
+from trailhouse.render.report_table import report_to_table
+from trailhouse.service import access_key_report as key_report
 from trailhouse.service import access_keys as ak
 from trailhouse.service.catalog import ServiceCatalog, default_catalog
 from trailhouse.service.pagetoken import InvalidPageToken, PageTokens
-from trailhouse.service.report_render import report_to_html, report_to_json, report_to_table
 from trailhouse.storage.base import EventStore
 from trailhouse.storage.sqlite import SqliteStore
 
@@ -772,7 +775,7 @@ def test_report_tells_the_leak_story(backend_store: EventStore) -> None:
     shuffled = events[:]
     rnd.shuffle(shuffled)  # arrival order must not matter
     put(backend_store, *shuffled)
-    report = ak.build_report(
+    report = key_report.build_report(
         backend_store,
         account_id=ACCOUNT,
         access_key_id=LEAK_KEY,
@@ -834,10 +837,12 @@ def test_report_tells_the_leak_story(backend_store: EventStore) -> None:
 def test_report_renderers_escape_and_stay_self_contained() -> None:
     with sqlite_store() as store:
         put(store, *leak_story())
-        report = ak.build_report(
+        report = key_report.build_report(
             store, account_id=ACCOUNT, access_key_id=LEAK_KEY, since_ms=T0 - 2 * DAY_MS, now_ms=T0 + DAY_MS
         )
-        empty = ak.build_report(store, account_id=ACCOUNT, access_key_id="LTAInever", since_ms=0, now_ms=NOW)
+        empty = key_report.build_report(
+            store, account_id=ACCOUNT, access_key_id="LTAInever", since_ms=0, now_ms=NOW
+        )
     data = report_to_json(report)
     assert orjson.loads(orjson.dumps(data)) == data
     assert data["firstUseFromNewIp"]["sourceIpAddress"] == ATTACKER_1
@@ -868,7 +873,7 @@ def test_report_renderers_escape_and_stay_self_contained() -> None:
 def test_long_windows_share_chart_columns() -> None:
     with sqlite_store() as store:
         put(store, *(ev(i, iso(NOW - i * 5 * DAY_MS), ip=f"10.0.{i % 12}.1") for i in range(80)))
-        report = ak.build_report(
+        report = key_report.build_report(
             store, account_id=ACCOUNT, access_key_id=KEYS[0], since_ms=NOW - 400 * DAY_MS, now_ms=NOW
         )
     assert report.total_calls == 80 and len(report.ips) == 12

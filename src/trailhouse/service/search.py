@@ -11,20 +11,16 @@ import ipaddress
 from collections.abc import Iterable
 from typing import Any
 
-import orjson
-
 from ..model.query import Attr, EventFilter, IpNetwork
 from ..model.times import DAY_MS, format_wire_time
 from ..storage.base import EventStore
 from .events import resource_type_candidates
 
 __all__ = [
-    "CSV_COLUMNS",
     "FILTER_PARAMS",
     "PREFIXABLE",
     "SearchParamError",
     "build_search_filter",
-    "csv_row",
     "window_notice",
 ]
 
@@ -153,34 +149,3 @@ def window_notice(
         f"account {account_id} has no events in the window; its newest event is from "
         f"{format_wire_time(newest[0].event_time_ms)}"
     )
-
-
-#: The columns of a CSV export: the fields an investigator reads first, dotted paths into the event.
-CSV_COLUMNS = (
-    "eventTime",
-    "eventId",
-    "eventName",
-    "serviceName",
-    "eventType",
-    "eventRW",
-    "acsRegion",
-    "sourceIpAddress",
-    "userIdentity.type",
-    "userIdentity.userName",
-    "userIdentity.accessKeyId",
-    "resourceType",
-    "resourceName",
-    "errorCode",
-    "errorMessage",
-    "requestId",
-)
-
-
-def csv_row(event: dict[str, Any]) -> list[str]:
-    row = []
-    for column in CSV_COLUMNS:
-        value: Any = event
-        for part in column.split("."):
-            value = value.get(part) if isinstance(value, dict) else None
-        row.append("" if value is None else value if isinstance(value, str) else orjson.dumps(value).decode())
-    return row

@@ -59,7 +59,8 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
 
 
 def openapi_spec() -> dict[str, Any]:
-    from ...service.search import CSV_COLUMNS, FILTER_PARAMS, PREFIXABLE
+    from ...render.events_csv import CSV_COLUMNS
+    from ...service.search import FILTER_PARAMS, PREFIXABLE
     from .search import EXPORT_FORMATS, MAX_LIMIT
 
     filters = []

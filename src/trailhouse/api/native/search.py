@@ -23,15 +23,14 @@ from ...model.credentials import ApiToken, TokenScope
 from ...model.event import parse_body
 from ...model.query import EventFilter, StoredEvent
 from ...model.times import DAY_MS, TimeFormatError, format_wire_time, now_ms, parse_event_time
+from ...render.events_csv import CSV_COLUMNS, csv_row
 from ...service.events import LookupRejected, lookup_events
 from ...service.pagetoken import query_digest
 from ...service.search import (
-    CSV_COLUMNS,
     FILTER_PARAMS,
     PREFIXABLE,
     SearchParamError,
     build_search_filter,
-    csv_row,
     window_notice,
 )
 from ...storage.base import QueryCancelled, StoreError, StoreUnavailable
@@ -364,8 +363,9 @@ async def summary(request: Request, svc: Services) -> Response:
 
 
 async def access_key_report(request: Request, svc: Services) -> Response:
-    from ...service.access_keys import build_report
-    from ...service.report_render import report_to_html, report_to_json
+    from ...render.report_html import report_to_html
+    from ...render.report_json import report_to_json
+    from ...service.access_key_report import build_report
 
     _, account_id = await _reader(request, svc, REPORT_PARAMS)
     key_id = request.path_params["access_key_id"]

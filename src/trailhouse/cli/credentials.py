@@ -1,0 +1,190 @@
+"""``trailhouse keys`` (AccessKey pairs for the ActionTrail API) and ``trailhouse tokens`` (native API)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Iterator
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from ..model.credentials import KeyStatus, TokenScope
+from ..model.times import format_wire_time
+from ..service.credentials import CredentialError, create_access_key, create_token
+from .common import DbOption, JsonOption, console, fail, load_settings, opened, out, sealer_or_fail
+
+__all__ = [
+    "keys_create",
+    "keys_delete",
+    "keys_disable",
+    "keys_enable",
+    "keys_list",
+    "tokens_create",
+    "tokens_delete",
+    "tokens_list",
+]
+
+
+@contextlib.contextmanager
+def _credential_errors() -> Iterator[None]:
+    """A refused key or token (unknown account, bad scope…) as a one-line failure."""
+    try:
+        yield
+    except CredentialError as exc:
+        raise fail(str(exc)) from None
+
+
+def keys_create(
+    account: Annotated[str, typer.Option("--account", help="The account the key belongs to.")],
+    user: Annotated[str, typer.Option("--user", help="The RAM user name shown for the key.")] = "root",
+    allow: Annotated[
+        list[str] | None, typer.Option("--allow", help="Limit to an action, e.g. actiontrail:LookupEvents.")
+    ] = None,
+    db: DbOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Create an AccessKey pair. The secret is shown once."""
+    settings = load_settings(db)
+    with opened(settings) as store, _credential_errors():
+        created = create_access_key(
+            store,
+            sealer_or_fail(settings),
+            account_id=account,
+            user_name=user,
+            allowed_actions=tuple(allow or ()),
+        )
+    if json_out:
+        out.print(
+            json.dumps(
+                {
+                    "AccessKeyId": created.key.access_key_id,
+                    "AccessKeySecret": created.secret,
+                    "AccountId": created.key.account_id,
+                }
+            )
+        )
+    else:
+        out.print(f"AccessKeyId:     {created.key.access_key_id}")
+        out.print(f"AccessKeySecret: {created.secret}")
+        out.print(f"AccountId:       {created.key.account_id}")
+        console.print("[dim]The secret is not stored in clear and cannot be shown again.[/]")
+
+
+def keys_list(
+    account: Annotated[str | None, typer.Option("--account")] = None,
+    db: DbOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """List AccessKeys (never their secrets)."""
+    with opened(load_settings(db), create=False) as store:
+        keys = store.list_access_keys(account_id=account)
+    rows: list[dict[str, Any]] = [
+        {
+            "AccessKeyId": k.access_key_id,
+            "AccountId": k.account_id,
+            "UserName": k.user_name,
+            "Status": str(k.status),
+            "AllowedActions": list(k.allowed_actions),
+            "CreateTime": format_wire_time(k.created_ms),
+        }
+        for k in keys
+    ]
+    if json_out:
+        out.print(json.dumps(rows))
+        return
+    table = Table("AccessKeyId", "AccountId", "UserName", "Status", "Allowed", "Created")
+    for r in rows:
+        table.add_row(
+            r["AccessKeyId"],
+            r["AccountId"],
+            r["UserName"],
+            r["Status"],
+            ", ".join(r["AllowedActions"]) or "all",
+            r["CreateTime"],
+        )
+    out.print(table)
+
+
+def _set_status(key_id: str, status: KeyStatus | None, db: str | None) -> None:
+    with opened(load_settings(db), create=False) as store:
+        done = (
+            store.delete_access_key(key_id) if status is None else store.set_access_key_status(key_id, status)
+        )
+    if not done:
+        raise fail(f"no AccessKey {key_id}")
+    console.print(f"{key_id}: {'deleted' if status is None else status}")
+
+
+def keys_disable(key_id: str, db: DbOption = None) -> None:
+    """Disable a key: requests signed with it get InvalidAccessKeyId.Inactive."""
+    _set_status(key_id, KeyStatus.INACTIVE, db)
+
+
+def keys_enable(key_id: str, db: DbOption = None) -> None:
+    """Enable a disabled key again."""
+    _set_status(key_id, KeyStatus.ACTIVE, db)
+
+
+def keys_delete(key_id: str, db: DbOption = None) -> None:
+    """Delete a key for good."""
+    _set_status(key_id, None, db)
+
+
+def tokens_create(
+    account: Annotated[
+        list[str] | None, typer.Option("--account", help="An account the token may use.")
+    ] = None,
+    all_accounts: Annotated[bool, typer.Option("--all-accounts", help="Any account.")] = False,
+    scope: Annotated[
+        list[TokenScope] | None, typer.Option("--scope", help="ingest (default) and/or read.")
+    ] = None,
+    db: DbOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Create a bearer token for the native API. The token is shown once."""
+    with opened(load_settings(db)) as store, _credential_errors():
+        created = create_token(
+            store,
+            account_ids=tuple(account or ()),
+            all_accounts=all_accounts,
+            scopes=tuple(scope or (TokenScope.INGEST,)),
+        )
+    if json_out:
+        out.print(json.dumps({"Token": created.secret, "TokenId": created.token.token_id}))
+    else:
+        out.print(f"Token:   {created.secret}")
+        out.print(f"TokenId: {created.token.token_id}")
+        console.print("[dim]Only a hash of the token is stored; it cannot be shown again.[/]")
+
+
+def tokens_list(db: DbOption = None, json_out: JsonOption = False) -> None:
+    """List tokens (never the token itself)."""
+    with opened(load_settings(db), create=False) as store:
+        tokens = store.list_tokens()
+    rows = [
+        {
+            "TokenId": t.token_id,
+            "Accounts": "*" if t.all_accounts else ",".join(t.account_ids),
+            "Scopes": ",".join(t.scopes),
+            "CreateTime": format_wire_time(t.created_ms),
+        }
+        for t in tokens
+    ]
+    if json_out:
+        out.print(json.dumps(rows))
+        return
+    table = Table("TokenId", "Accounts", "Scopes", "Created")
+    for r in rows:
+        table.add_row(*r.values())
+    out.print(table)
+
+
+def tokens_delete(token_id: str, db: DbOption = None) -> None:
+    """Revoke a token."""
+    with opened(load_settings(db), create=False) as store:
+        done = store.delete_token(token_id)
+    if not done:
+        raise fail(f"no token {token_id}")
+    console.print(f"{token_id}: deleted")

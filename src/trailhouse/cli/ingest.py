@@ -1,0 +1,182 @@
+"""``trailhouse ingest``: events from files (NDJSON, a JSON array, ``{"events": [...]}``, gzipped or not)."""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import io
+import itertools
+import json
+import sys
+import time
+import zlib
+from collections.abc import Iterator
+from typing import Annotated, BinaryIO
+
+import orjson
+import typer
+from rich.markup import escape
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from ..service.ingest import (
+    UTF8_BOM,
+    IngestLimits,
+    IngestReport,
+    UnreadableInput,
+    decode_events,
+    decode_ndjson,
+    ingest_items,
+)
+from ..storage.base import StoreError
+from .common import DbOption, JsonOption, console, fail, load_settings, open_or_fail, out
+
+__all__ = ["ingest"]
+
+#: Warnings printed one per line before the rest are only counted.
+MAX_WARNINGS_SHOWN = 50
+
+
+def _open_input(name: str, stack: contextlib.ExitStack) -> BinaryIO | gzip.GzipFile:
+    """The file (or stdin), transparently gunzipped when it starts with the gzip magic."""
+    raw: BinaryIO = sys.stdin.buffer if name == "-" else stack.enter_context(open(name, "rb"))  # noqa: SIM115
+    peek = getattr(raw, "peek", None)
+    if peek is None:  # a stdin replaced by an in-memory buffer: no look-ahead, so buffer it whole
+        raw = io.BytesIO(raw.read())
+        head = raw.getvalue()[:2]
+    else:
+        head = peek(2)[:2]
+    if head == b"\x1f\x8b":
+        return stack.enter_context(gzip.GzipFile(fileobj=raw, mode="rb"))
+    return raw
+
+
+def _file_items(name: str, chunk: int) -> Iterator[list[tuple[int, object]]]:
+    """Decoded events of one file, in chunks; NDJSON is streamed so that large files stay flat in memory."""
+    with contextlib.ExitStack() as stack:
+        yield from _decoded_chunks(_open_input(name, stack), chunk)
+
+
+def _decoded_chunks(stream: BinaryIO | gzip.GzipFile, chunk: int) -> Iterator[list[tuple[int, object]]]:
+    try:
+        lines = iter(stream)
+        skipped = 0
+        first = b""
+        for first in lines:
+            if skipped == 0 and first.startswith(UTF8_BOM):
+                first = first[len(UTF8_BOM) :]
+            if first.strip():
+                break
+            skipped += 1
+        head = first.lstrip()[:1]
+        if not head:
+            return
+        if head == b"[" or (head == b"{" and _is_document(first)):
+            items = decode_events(first + stream.read())
+            for start in range(0, len(items), chunk):
+                yield items[start : start + chunk]
+            return
+        batch: list[tuple[int, object]] = []
+        for item in decode_ndjson(itertools.chain([first], lines), first_line=skipped + 1):
+            batch.append(item)
+            if len(batch) >= chunk:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+        raise UnreadableInput(f"corrupt gzip data: {exc}") from None
+
+
+def _is_document(first_line: bytes) -> bool:
+    """Whether a file whose first line starts with '{' is one JSON document rather than NDJSON."""
+    try:
+        parsed = orjson.loads(first_line)
+    except orjson.JSONDecodeError:
+        return True  # a pretty-printed object spans lines
+    return isinstance(parsed, dict) and "events" in parsed and "eventId" not in parsed
+
+
+def ingest(
+    files: Annotated[
+        list[str], typer.Argument(help='NDJSON, JSON array, {"events": [...]}, .gz, or - for stdin.')
+    ],
+    db: DbOption = None,
+    batch: Annotated[int, typer.Option(help="Events per transaction.")] = 20000,
+    json_out: JsonOption = False,
+) -> None:
+    """Load ActionTrail events from files (as delivered to object storage) into the store."""
+    settings = load_settings(db)
+    store = open_or_fail(settings)
+    total = IngestReport()
+    limits = IngestLimits.of(settings)
+    started = time.perf_counter()
+    failed_files: list[str] = []
+    warnings_shown = 0
+    try:
+        with Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed:,} events"),
+            TextColumn("{task.fields[rate]:,.0f} events/s"),
+            TimeElapsedColumn(),
+            console=console,
+            disable=json_out or not console.is_terminal,
+        ) as progress:
+            task = progress.add_task("ingest", total=None, rate=0.0)
+            for name in files:
+                offset = 0
+                progress.update(task, description=name)
+                try:
+                    for items in _file_items(name, batch):
+                        report = ingest_items(store, items, may_write=lambda _account: True, limits=limits)
+                        for r in report.rejected:
+                            console.print(
+                                f"[yellow]{name}[/]: event {r.index} ({r.event_id or '?'}): "
+                                f"rejected: {escape(r.reason)}"
+                            )
+                        for w in report.warnings:
+                            warnings_shown += 1
+                            if warnings_shown <= MAX_WARNINGS_SHOWN:
+                                console.print(
+                                    f"[dim]{name}[/]: event {w.index} ({w.event_id}): "
+                                    f"warning: {escape(w.warning)}"
+                                )
+                        total.add(report)
+                        offset += len(items)
+                        elapsed = time.perf_counter() - started
+                        done = total.accepted + total.duplicates + len(total.rejected)
+                        progress.update(task, completed=done, rate=done / elapsed if elapsed else 0.0)
+                except (OSError, UnreadableInput) as exc:
+                    failed_files.append(name)
+                    console.print(f"[bold red]error:[/] cannot read {name}: {exc}")
+                except StoreError as exc:
+                    raise fail(f"the store failed while ingesting {name}: {exc}") from None
+    finally:
+        store.close()
+    elapsed = time.perf_counter() - started
+    done = total.accepted + total.duplicates + len(total.rejected)
+    summary = {
+        "accepted": total.accepted,
+        "duplicates": total.duplicates,
+        "rejected": len(total.rejected),
+        "warnings": len(total.warnings),
+        "events_with_warnings": total.warned_events,
+        "files": len(files),
+        "unreadable_files": failed_files,
+        "seconds": round(elapsed, 3),
+        "events_per_second": round(done / elapsed, 1) if elapsed else None,
+    }
+    if json_out:
+        out.print(json.dumps(summary))
+    else:
+        if warnings_shown > MAX_WARNINGS_SHOWN:
+            console.print(f"… and {warnings_shown - MAX_WARNINGS_SHOWN:,} more warnings")
+        console.print(
+            f"accepted {total.accepted:,}, duplicates {total.duplicates:,}, rejected {len(total.rejected):,} "
+            f"({total.warned_events:,} stored with warnings) "
+            f"in {elapsed:.2f}s ({summary['events_per_second'] or 0:,.0f} events/s)"
+        )
+    if failed_files:
+        raise typer.Exit(2)
+    if total.rejected:
+        raise typer.Exit(3)

@@ -1,0 +1,86 @@
+"""Commands on a store as a whole: ``migrate``, ``maintain`` and ``copy`` (from one store to another)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from ..model.times import now_ms
+from ..storage.base import StoreError
+from .common import DbOption, console, fail, load_settings, open_or_fail, opened, safe_url
+
+__all__ = ["copy", "maintain", "migrate"]
+
+
+def migrate(db: DbOption = None) -> None:
+    """Apply pending schema migrations and the data repairs that come with them.
+
+    The service also applies them at start-up. A repair says what it changed, e.g. the events an
+    old SQLite store held twice (same account and eventId in two UTC days), of which it keeps the
+    first arrival.
+    """
+    store = open_or_fail(load_settings(db))
+    repairs = list(store.repairs)
+    store.close()
+    for line in repairs:
+        console.print(f"repaired: {line}")
+    console.print(f"schema up to date: {safe_url(store.url)}")
+
+
+def maintain(
+    db: DbOption = None,
+    retention_days: Annotated[
+        int | None, typer.Option(help="Default 400 ($TRAILHOUSE_RETENTION_DAYS).")
+    ] = None,
+) -> None:
+    """Housekeeping the service also runs hourly: partitions ahead, drop those past retention, statistics."""
+    settings = load_settings(db, retention_days=retention_days)
+    with opened(settings, create=False) as store:
+        try:
+            done = store.maintain(now_ms=now_ms())
+        except StoreError as exc:
+            raise fail(str(exc)) from None
+    for line in done:
+        console.print(line)
+
+
+def copy(
+    source: Annotated[
+        str, typer.Option("--from", help="The store to copy from, e.g. sqlite:///trailhouse.db.")
+    ],
+    target: Annotated[str, typer.Option("--to", help="The store to copy into, e.g. postgresql://…")],
+    batch: Annotated[int, typer.Option(help="Events per transaction.")] = 20000,
+) -> None:
+    """Copy every event, AccessKey and token from one store to another; re-running copies nothing twice."""
+    from ..storage.copy import copy_store
+
+    src = open_or_fail(load_settings(source), create=False)
+    try:
+        dst = open_or_fail(load_settings(target))
+    except typer.Exit:
+        src.close()
+        raise
+    try:
+        with Progress(
+            TextColumn("copy"),
+            BarColumn(),
+            TextColumn("{task.completed:,} events"),
+            TimeElapsedColumn(),
+            console=console,
+            disable=not console.is_terminal,
+        ) as progress:
+            task = progress.add_task("copy", total=None)
+            result = copy_store(src, dst, batch=batch, progress=lambda n: progress.update(task, completed=n))
+    except StoreError as exc:
+        raise fail(f"copy failed (re-run to resume): {exc}") from None
+    finally:
+        src.close()
+        dst.close()
+    console.print(
+        f"copied {result.copied:,} events ({result.duplicates:,} already there); "
+        f"source holds {result.source_count:,}, target holds {result.target_count:,}"
+    )
+    if result.target_count < result.source_count:
+        raise fail("the target holds fewer events than the source")
