@@ -51,7 +51,7 @@ ALL_TERM_INDEXES = (
 
 
 def _events(seed: int, count: int) -> list[bytes]:
-    from trailhouse.service.generator import generate_events
+    from trailhouse.demo.generate import generate_events
 
     end = day_floor(int(time.time() * 1000))
     return [

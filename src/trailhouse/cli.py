@@ -560,7 +560,7 @@ def demo(
     json_out: JsonOption = False,
 ) -> None:
     """Load the demo dataset (idempotent) and create an AccessKey to query it with."""
-    from .service.demo import load_demo
+    from .demo.load import load_demo
 
     settings = _settings(db)
     store = _store(settings)
