@@ -13,7 +13,7 @@ import time
 import orjson
 
 from trailhouse.demo.generate import generate_events
-from trailhouse.model.event import event_from_json
+from trailhouse.model.event_text import event_from_json
 from trailhouse.storage.sqlite import SqliteStore
 
 N = int(sys.argv[2])

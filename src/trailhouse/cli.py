@@ -22,7 +22,7 @@ from rich.table import Table
 
 from . import package_version
 from .model.credentials import KeyStatus, TokenScope
-from .model.event import parse_body
+from .model.event_text import parse_body
 from .model.times import format_wire_time, now_ms
 from .service.credentials import CredentialError, create_access_key, create_token
 from .service.ingest import (

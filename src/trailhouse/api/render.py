@@ -39,7 +39,7 @@ import msgspec
 import orjson
 
 from trailhouse.api.errors import ApiError
-from trailhouse.model.event import parse_body
+from trailhouse.model.event_text import parse_body
 
 __all__ = [
     "JSON_CONTENT_TYPE",

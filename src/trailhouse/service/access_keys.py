@@ -16,7 +16,8 @@ from typing import Any
 
 import orjson
 
-from ..model.event import EventInvalid, event_from_mapping, parse_body
+from ..model.event import EventInvalid, event_from_mapping
+from ..model.event_text import parse_body
 from ..model.query import Attr, EventFilter, UsageEntry, UsageKind, UsagePosition
 from ..model.times import DAY_MS
 from ..storage.base import EventStore
