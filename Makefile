@@ -38,7 +38,7 @@ lint: $(VENV)/.dev-installed
 	$(BIN)/ruff format --check src tests bench scripts
 
 docs: $(VENV)/.dev-installed
-	$(BIN)/python -m trailhouse.docs_gen
+	$(BIN)/python scripts/docs_gen.py
 
 bench: $(VENV)/.dev-installed services
 	$(BIN)/python -m bench.run --events 1000000 --backends sqlite,postgres $(BENCH_ARGS)

@@ -25,7 +25,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from trailhouse.service.generator import generate_events, write_ndjson
+from trailhouse.demo.generate import generate_events, write_ndjson
 
 __all__ = ["DAY_MS", "PART_EVENTS", "Dataset", "account_ids", "day_floor", "ensure_dataset"]
 

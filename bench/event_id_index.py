@@ -12,8 +12,8 @@ import time
 
 import orjson
 
-from trailhouse.model.event import event_from_json
-from trailhouse.service.generator import generate_events
+from trailhouse.demo.generate import generate_events
+from trailhouse.model.event_text import event_from_json
 from trailhouse.storage.sqlite import SqliteStore
 
 N = int(sys.argv[2])

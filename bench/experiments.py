@@ -51,7 +51,7 @@ ALL_TERM_INDEXES = (
 
 
 def _events(seed: int, count: int) -> list[bytes]:
-    from trailhouse.service.generator import generate_events
+    from trailhouse.demo.generate import generate_events
 
     end = day_floor(int(time.time() * 1000))
     return [
@@ -323,7 +323,8 @@ class _Indexed(msgspec.Struct):  # only what the store indexes; unknown fields a
 
 def decode(args: argparse.Namespace) -> None:
     """Per-event cost of reading an event: as now, without re-serialising, and msgspec-typed."""
-    from trailhouse.model.event import compact_json, event_from_json, event_from_mapping
+    from trailhouse.model.event import event_from_mapping
+    from trailhouse.model.event_text import compact_json, event_from_json
 
     lines = _events(args.seed, args.events)
     typed = msgspec.json.Decoder(_Indexed)

@@ -37,9 +37,9 @@ def _profiler() -> Any:
 def profile_ingest(args: argparse.Namespace) -> None:
     import orjson
 
+    from trailhouse.demo.generate import generate_events
     from trailhouse.model.event import event_from_mapping
     from trailhouse.model.times import now_ms
-    from trailhouse.service.generator import generate_events
     from trailhouse.service.ingest import decode_events, ingest_items
     from trailhouse.storage import open_store
     from trailhouse.storage.codec import pack

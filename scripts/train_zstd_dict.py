@@ -15,7 +15,7 @@ from pathlib import Path
 import orjson
 import zstandard
 
-from trailhouse.service.generator import generate_events
+from trailhouse.demo.generate import generate_events
 
 SEED = 424242
 SAMPLES = 20_000

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import pytest
-
-from trailhouse.docs_gen import BLOCKS, ROOT, update_file
+from scripts.docs_gen import BLOCKS, ROOT, update_file
 
 
 @pytest.mark.parametrize("doc", sorted(BLOCKS))
 def test_generated_docs_are_current(doc: str) -> None:
     assert update_file(ROOT / doc, BLOCKS[doc], check=True), (
-        f"{doc} is stale: run `python -m trailhouse.docs_gen` and commit the result"
+        f"{doc} is stale: run `python scripts/docs_gen.py` and commit the result"
     )
 
 

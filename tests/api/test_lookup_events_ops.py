@@ -34,7 +34,8 @@ from trailhouse.api.rpc.operations.lookup_events import (
 )
 from trailhouse.api.rpc.render import render
 from trailhouse.model.credentials import AccessKey, KeyStatus
-from trailhouse.model.event import event_from_json, event_from_mapping
+from trailhouse.model.event import event_from_mapping
+from trailhouse.model.event_text import event_from_json
 from trailhouse.model.query import Attr, EventFilter
 from trailhouse.model.times import DAY_MS, format_wire_time, parse_event_time, parse_wire_time
 from trailhouse.service.events import resource_type_candidates

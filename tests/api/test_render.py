@@ -246,7 +246,7 @@ def test_number_spellings_and_repeated_keys_go_out_as_ingested() -> None:
     body = b'{"eventId":"n","a":1.50,"b":1E3,"c":-0,"d":1,"d":2}'
     assert render_json({"Events": JsonDocuments([body])}) == b'{"Events":[' + body + b"]}"
     assert JsonDocuments([body])[0] == {"eventId": "n", "a": 1.5, "b": 1000.0, "c": 0, "d": 2}
-    # A number no double holds is read as model.event.parse_body reads it (orjson refuses it): kept
+    # A number no double holds is read as model.event_text.parse_body reads it (orjson refuses it): kept
     # as its ingested spelling, so it goes out again exactly (never as infinity or a rounded value).
     huge = b'{"eventId":"h","x":1e400}'
     assert render_json({"Events": JsonDocuments([huge])}) == b'{"Events":[' + huge + b"]}"

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from tests.conftest import LiveServer, pg_schema_url
 from trailhouse.cli import app as cli_app
-from trailhouse.service.demo_story import DEMO_ACCOUNT
+from trailhouse.demo.story import DEMO_ACCOUNT
 
 pytestmark = pytest.mark.e2e
 

@@ -17,9 +17,9 @@ from typer.testing import CliRunner
 
 from tests.conftest import LiveServer
 from trailhouse.cli import app as cli_app
+from trailhouse.demo.load import load_demo
+from trailhouse.demo.story import DEMO_ACCOUNT, demo_story_facts
 from trailhouse.model.times import now_ms
-from trailhouse.service.demo import load_demo
-from trailhouse.service.demo_story import DEMO_ACCOUNT, demo_story_facts
 from trailhouse.service.secrets import Sealer, load_master_key
 
 pytestmark = pytest.mark.e2e

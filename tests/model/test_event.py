@@ -7,7 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from trailhouse.model.event import EventInvalid, event_from_json, event_from_mapping, parse_body, usage_source
+from trailhouse.model.event import EventInvalid, event_from_mapping, usage_source
+from trailhouse.model.event_text import event_from_json, parse_body
 from trailhouse.model.times import format_wire_time, parse_event_time, parse_wire_time
 
 

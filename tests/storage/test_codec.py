@@ -9,7 +9,7 @@ import orjson
 from hypothesis import given
 from hypothesis import strategies as st
 
-from trailhouse.service.generator import generate_events
+from trailhouse.demo.generate import generate_events
 from trailhouse.storage import codec
 
 

@@ -20,7 +20,7 @@ def demo(
     json_out: JsonOption = False,
 ) -> None:
     """Load the demo dataset (idempotent) and create an AccessKey to query it with."""
-    from ..service.demo import load_demo
+    from ..demo.load import load_demo
 
     settings = load_settings(db)
     with opened(settings) as store:

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from ..model.event import parse_body
+from ..model.event_text import parse_body
 from ..model.query import StoredEvent
 from ..model.times import now_ms
 from .common import (

@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..model.event import EventInvalid, event_from_mapping, parse_body
+from ..model.event import EventInvalid, event_from_mapping
+from ..model.event_text import parse_body
 from ..model.query import Attr, EventFilter, UsageKind
 from ..model.times import format_wire_time
 from ..storage.base import EventStore

@@ -18,7 +18,7 @@ from typing import Any, Self
 
 import orjson
 
-from ..model.event import parse_body
+from ..model.event_text import parse_body
 from ..model.query import UsageEntry, UsageKind, UsagePosition
 from ..model.times import DAY_MS
 from ..storage.base import EventStore

@@ -18,15 +18,8 @@ from typing import Any
 import msgspec
 import orjson
 
-from ..model.event import (
-    EventInvalid,
-    EventRecord,
-    depth_reason,
-    event_from_json,
-    event_from_mapping,
-    malformed_json_reason,
-    prepare_event_text,
-)
+from ..model.event import EventInvalid, EventRecord, event_from_mapping
+from ..model.event_text import depth_reason, event_from_json, malformed_json_reason, prepare_event_text
 from ..model.times import DAY_MS, now_ms
 from ..storage.base import EventStore
 

@@ -19,7 +19,8 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..model.event import EventInvalid, EventRecord, event_from_json
+from ..model.event import EventInvalid, EventRecord
+from ..model.event_text import event_from_json
 from .base import EventStore, LogEntry, StoreError
 
 __all__ = ["CopyError", "CopyResult", "copy_store"]

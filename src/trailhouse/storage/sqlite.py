@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ..model.credentials import AccessKey, ApiToken, KeyStatus, TokenScope
-from ..model.event import EventRecord, event_from_json
+from ..model.event import EventRecord
+from ..model.event_text import event_from_json
 from ..model.query import (
     EventFilter,
     IpNetwork,

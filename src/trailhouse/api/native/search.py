@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from ...model.credentials import ApiToken, TokenScope
-from ...model.event import parse_body
+from ...model.event_text import parse_body
 from ...model.query import EventFilter, StoredEvent
 from ...model.times import DAY_MS, TimeFormatError, format_wire_time, now_ms, parse_event_time
 from ...render.events_csv import CSV_COLUMNS, csv_row

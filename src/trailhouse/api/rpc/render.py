@@ -37,7 +37,7 @@ from urllib.parse import quote
 import msgspec
 import orjson
 
-from ...model.event import parse_body
+from ...model.event_text import parse_body
 from .errors import ApiError
 
 __all__ = [

@@ -12,8 +12,10 @@ from typing import Any
 import orjson
 import pytest
 
-from trailhouse.model.event import event_from_mapping
-from trailhouse.service.demo_story import (
+from trailhouse.demo.events import DAY_MS
+from trailhouse.demo.generate import generate_events, write_ndjson
+from trailhouse.demo.story import (
+    DEMO_ACCOUNT,
     DEMO_ACCOUNT_IDS,
     MAIN_ACCOUNT_ID,
     DemoStory,
@@ -21,7 +23,7 @@ from trailhouse.service.demo_story import (
     demo_story,
     demo_story_facts,
 )
-from trailhouse.service.generator import DAY_MS, generate_events, write_ndjson
+from trailhouse.model.event import event_from_mapping
 
 END_MS = 1_767_225_600_000 + 13 * 3_600_000 + 1234  # 2026-01-01T13:00:01.234Z, deliberately not aligned
 COUNT = 20_000
@@ -157,7 +159,7 @@ def test_daily_rhythm(events: list[dict[str, Any]]) -> None:
 
 
 def test_identity_shapes(events: list[dict[str, Any]]) -> None:
-    kinds = Counter()
+    kinds: Counter[str] = Counter()
     for e in events:
         identity = e["userIdentity"]
         key = key_id(e)
@@ -352,10 +354,5 @@ def test_demo_events(facts: DemoStory) -> None:
     assert not [e for e in background if e["userIdentity"].get("userName") in ("ci-deploy", "backup-admin")]
 
 
-def test_demo_names_are_reexported_by_the_generator_module() -> None:
-    from trailhouse.service import generator
-
-    assert generator.DEMO_ACCOUNT == MAIN_ACCOUNT_ID
-    assert generator.demo_story_facts is demo_story_facts and generator.demo_events is demo_events
-    with pytest.raises(AttributeError):
-        _ = generator.no_such_name
+def test_the_demo_credentials_belong_to_the_main_account() -> None:
+    assert DEMO_ACCOUNT == MAIN_ACCOUNT_ID

@@ -1,7 +1,10 @@
 """Generated parts of the docs: the operation table and the CLI reference.
 
-``python -m trailhouse.docs_gen`` rewrites them; ``tests/test_docs.py`` fails when they are stale.
+``python scripts/docs_gen.py`` (``make docs``) rewrites them in the checkout this script sits in;
+``--check`` only reports stale files; ``tests/test_docs.py`` fails when they are stale.
 A generated block sits between ``<!-- generated:NAME -->`` and ``<!-- /generated:NAME -->``.
+
+A repository tool, not part of the installed package: it writes the repository's docs/.
 """
 
 from __future__ import annotations
@@ -10,9 +13,12 @@ import re
 import sys
 from pathlib import Path
 
+import typer.core
+import typer.main
+
 __all__ = ["BLOCKS", "render_block", "update_file"]
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 BLOCKS = {
     "docs/compatibility.md": ["operations"],
     "docs/cli.md": ["cli"],
@@ -20,35 +26,37 @@ BLOCKS = {
 
 
 def _operations() -> str:
-    from .api.rpc.dispatch import compatibility_table
+    from trailhouse.api.rpc.dispatch import compatibility_table
 
     return compatibility_table()
 
 
 def _cli() -> str:
-    import click
-    import typer.core
-    import typer.main
+    from trailhouse.cli import app
 
-    from .cli import app
-
-    # Plain click help (rich would print boxes to the terminal instead of returning text).
+    # Plain help text (rich would print boxes to the terminal instead of returning text).
     typer.core.HAS_RICH = False
     root = typer.main.get_command(app)
     parts: list[str] = []
 
-    def walk(command: click.Command, path: list[str]) -> None:
-        with click.Context(command, info_name=" ".join(path), terminal_width=100) as ctx:
+    def walk(command: typer.core.TyperCommand | typer.core.TyperGroup, path: list[str]) -> None:
+        with command.context_class(command, info_name=" ".join(path), terminal_width=100) as ctx:
             text = command.get_help(ctx)
         parts.append(f"### `{' '.join(path)}`\n\n```text\n{text.rstrip()}\n```\n")
-        if hasattr(command, "list_commands"):
+        if isinstance(command, typer.core.TyperGroup):
             for name in sorted(command.list_commands(ctx)):
                 sub = command.get_command(ctx, name)
                 if sub is not None:
-                    walk(sub, [*path, name])
+                    walk(_typer_command(sub), [*path, name])
 
-    walk(root, ["trailhouse"])
+    walk(_typer_command(root), ["trailhouse"])
     return "\n".join(parts)
+
+
+def _typer_command(command: object) -> typer.core.TyperCommand | typer.core.TyperGroup:
+    if not isinstance(command, typer.core.TyperCommand | typer.core.TyperGroup):
+        raise TypeError(f"not a typer command: {command!r}")  # every command of the app is typer's
+    return command
 
 
 RENDERERS = {"operations": _operations, "cli": _cli}
@@ -79,10 +87,17 @@ def update_file(path: Path, names: list[str], check: bool = False) -> bool:
 
 
 def main() -> int:
+    if not (ROOT / "docs").is_dir():
+        print(
+            f"{ROOT / 'docs'} does not exist: this script rewrites a checkout's docs, so run it as "
+            "scripts/docs_gen.py inside a Trailhouse checkout",
+            file=sys.stderr,
+        )
+        return 2
     check = "--check" in sys.argv
     stale = [f for f, names in BLOCKS.items() if not update_file(ROOT / f, names, check=check)]
     if stale:
-        print("stale: " + ", ".join(stale) + " (run python -m trailhouse.docs_gen)")
+        print("stale: " + ", ".join(stale) + " (run python scripts/docs_gen.py)")
         return 1
     return 0
 

@@ -6,11 +6,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..model.credentials import TokenScope
+from ..service.credentials import create_access_key, create_token
+from ..service.ingest import ingest_items
+from ..service.secrets import Sealer
 from ..storage.base import EventStore
-from .credentials import create_access_key, create_token
-from .generator import DEMO_ACCOUNT, demo_events, demo_story_facts
-from .ingest import ingest_items
-from .secrets import Sealer
+from .story import DEMO_ACCOUNT, demo_events, demo_story_facts
 
 __all__ = ["DemoLoad", "load_demo"]
 

@@ -20,23 +20,21 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .generator import (
-    BROWSER_AGENTS,
+from .events import (
     DAY_MS,
-    ERROR_NO_PERMISSION,
     HOUR_MS,
     MINUTE_MS,
-    REGION_CODES,
     api_event,
     event_id_for,
     gateway_params,
-    generate_events,
     host_for,
-    op,
     random_key_id,
     signin_id,
     wire_time,
 )
+from .generate import generate_events
+from .operations import ERROR_NO_PERMISSION, REGION_CODES, op
+from .vocabulary import ALNUM, BROWSER_AGENTS
 
 __all__ = [
     "DEMO_ACCOUNT",
@@ -68,7 +66,6 @@ _CONTRAST_USER = "mei.chen"
 _CONTRAST_PRINCIPAL = "276543210987654321"
 _CONTRAST_IP = "42.120.75.88"
 _HOME = "cn-hangzhou"
-_ALNUM = "abcdefghijklmnopqrstuvwxyz0123456789"
 _RECON_REGIONS = (
     "cn-hangzhou",
     "cn-shanghai",
@@ -136,6 +133,15 @@ def demo_events(*, end_ms: int, seed: int = 7, count: int = 5000) -> Iterator[di
     return heapq.merge(background, demo_story(end_ms=end_ms, seed=seed), key=lambda e: e["eventTime"])
 
 
+@dataclass(frozen=True, slots=True)
+class _Caller:
+    """Who makes a call of the story: the identity it is recorded under, its address and client."""
+
+    identity: dict[str, Any]
+    ip: str
+    agent: str
+
+
 class _Story:
     def __init__(self, end_ms: int, seed: int) -> None:
         # A string seed is hashed with SHA-512 by random.seed: stable across processes and versions.
@@ -194,7 +200,7 @@ class _Story:
     # -- building blocks ---------------------------------------------------------------------------
 
     def _id(self, prefix: str, region: str) -> str:
-        return prefix + REGION_CODES[region] + "".join(self.rng.choices(_ALNUM, k=17))
+        return prefix + REGION_CODES[region] + "".join(self.rng.choices(ALNUM, k=17))
 
     def _add(self, t: int, event: dict[str, Any]) -> None:
         if self.end_ms - 30 * DAY_MS <= t < self.end_ms:  # never in the future, never outside the window
@@ -206,9 +212,7 @@ class _Story:
         service: str,
         name: str,
         *,
-        identity: dict[str, Any],
-        ip: str,
-        agent: str,
+        caller: _Caller,
         region: str = _HOME,
         args: dict[str, Any] | None = None,
         resources: Sequence[tuple[str, str]] = (),
@@ -231,9 +235,9 @@ class _Story:
                 operation=operation,
                 region=region,
                 params=params,
-                identity=dict(identity),
-                ip=ip,
-                user_agent=agent,
+                identity=dict(caller.identity),
+                ip=caller.ip,
+                user_agent=caller.agent,
                 resources=resources,
                 error=error,
                 response=response,
@@ -256,10 +260,10 @@ class _Story:
     def _pipeline_run(self, t: int) -> None:
         rng = self.rng
         ip = rng.choice(_CI_IPS)
-        call = {"identity": self.owner, "ip": ip, "agent": _CI_AGENT}
+        call = _Caller(self.owner, ip, _CI_AGENT)
         instance = rng.choice(self.instances)
         build = f"build-{rng.randrange(10000, 99999)}"
-        self._call(t, "Ecs", "DescribeInstances", **call, args={"PageSize": "100", "Tag.1.Key": "app"})
+        self._call(t, "Ecs", "DescribeInstances", caller=call, args={"PageSize": "100", "Tag.1.Key": "app"})
         t += rng.randrange(2000, 8000)
         for part in ("app.tar.gz", "manifest.json", "checksums.txt")[: rng.randint(1, 3)]:
             obj = f"releases/{build}/{part}"
@@ -267,7 +271,7 @@ class _Story:
                 t,
                 "Oss",
                 "PutObject",
-                **call,
+                caller=call,
                 bucket=_ARTIFACT_BUCKET,
                 args={"BucketName": _ARTIFACT_BUCKET, "ObjectName": obj},
                 resources=(("oss_object", f"{_ARTIFACT_BUCKET}/{obj}"),),
@@ -277,7 +281,7 @@ class _Story:
             t,
             "Ecs",
             "DescribeInstanceAttribute",
-            **call,
+            caller=call,
             args={"InstanceId": instance},
             resources=(("ecs_instance", instance),),
         )
@@ -287,12 +291,12 @@ class _Story:
                 t,
                 "Ecs",
                 "RebootInstance",
-                **call,
+                caller=call,
                 args={"InstanceId": instance, "ForceStop": "false"},
                 resources=(("ecs_instance", instance),),
             )
             t += rng.randrange(30000, 90000)
-        self._call(t, "Ecs", "DescribeInstanceStatus", **call, args={"PageSize": "50"})
+        self._call(t, "Ecs", "DescribeInstanceStatus", caller=call, args={"PageSize": "50"})
 
     def _contrast(self) -> None:
         """A colleague's ordinary console sign-ins from the office, one around the attack."""
@@ -343,16 +347,14 @@ class _Story:
                 t + rng.randrange(20000, 120000),
                 "Ecs",
                 "DescribeInstances",
-                identity=session,
-                ip=_CONTRAST_IP,
-                agent="ecs.console.aliyun.com",
+                caller=_Caller(session, _CONTRAST_IP, "ecs.console.aliyun.com"),
                 args={"PageSize": "10"},
             )
 
     def _attack(self) -> tuple[str, list[str], int]:
         rng, t = self.rng, self.t0
-        a = {"identity": self.owner, "ip": _ATTACKER_IPS[0], "agent": _ATTACKER_AGENT}
-        b = {"identity": self.owner, "ip": _ATTACKER_IPS[1], "agent": _ATTACKER_AGENT}
+        a = _Caller(self.owner, _ATTACKER_IPS[0], _ATTACKER_AGENT)
+        b = _Caller(self.owner, _ATTACKER_IPS[1], _ATTACKER_AGENT)
 
         def step(low_s: int, high_s: int) -> int:
             nonlocal t
@@ -360,27 +362,29 @@ class _Story:
             return t
 
         # Reconnaissance: who am I, what is there, in every region.
-        self._call(t, "Sts", "GetCallerIdentity", **a)
-        self._call(step(20, 90), "Ecs", "DescribeRegions", **a, args={"AcceptLanguage": "en-US"})
+        self._call(t, "Sts", "GetCallerIdentity", caller=a)
+        self._call(step(20, 90), "Ecs", "DescribeRegions", caller=a, args={"AcceptLanguage": "en-US"})
         for region in _RECON_REGIONS:
-            self._call(step(5, 30), "Ecs", "DescribeInstances", **a, region=region, args={"PageSize": "100"})
-        self._call(step(10, 60), "Oss", "ListBuckets", **a, args={"max-keys": "1000"})
+            self._call(
+                step(5, 30), "Ecs", "DescribeInstances", caller=a, region=region, args={"PageSize": "100"}
+            )
+        self._call(step(10, 60), "Oss", "ListBuckets", caller=a, args={"max-keys": "1000"})
         for bucket in (_DATA_BUCKET, _ARTIFACT_BUCKET):
             self._call(
                 step(5, 20),
                 "Oss",
                 "GetBucketInfo",
-                **a,
+                caller=a,
                 bucket=bucket,
                 args={"BucketName": bucket},
                 resources=(("oss_bucket", bucket),),
             )
-        self._call(step(30, 120), "Ram", "ListUsers", **a, args={"MaxItems": "100"})
+        self._call(step(30, 120), "Ram", "ListUsers", caller=a, args={"MaxItems": "100"})
         self._call(
             step(5, 30),
             "Ram",
             "ListPoliciesForUser",
-            **a,
+            caller=a,
             args={"UserName": _OWNER},
             resources=(("ram_user", _OWNER),),
         )
@@ -388,19 +392,19 @@ class _Story:
             step(10, 60),
             "Rds",
             "DescribeDBInstances",
-            **a,
+            caller=a,
             args={"PageSize": "30"},
             error=ERROR_NO_PERMISSION,
         )
         self._call(
-            step(10, 60), "Kms", "ListSecrets", **a, args={"PageSize": "100"}, error=ERROR_NO_PERMISSION
+            step(10, 60), "Kms", "ListSecrets", caller=a, args={"PageSize": "100"}, error=ERROR_NO_PERMISSION
         )
-        self._call(step(10, 60), "Actiontrail", "DescribeTrails", **a)
+        self._call(step(10, 60), "Actiontrail", "DescribeTrails", caller=a)
         self._call(
             step(10, 40),
             "Actiontrail",
             "StopLogging",
-            **a,
+            caller=a,
             args={"Name": "acme-audit"},
             resources=(("trail", "acme-audit"),),
             error=ERROR_NO_PERMISSION,
@@ -414,7 +418,7 @@ class _Story:
             step(1, 60),
             "Ram",
             "CreateUser",
-            **b,
+            caller=b,
             args={"UserName": _NEW_USER, "DisplayName": _NEW_USER, "Comments": "backup service"},
             resources=(("ram_user", _NEW_USER),),
             response={"User": {"UserName": _NEW_USER, "UserId": user_id, "CreateDate": wire_time(t)}},
@@ -423,7 +427,7 @@ class _Story:
             step(5, 20),
             "Ram",
             "CreateAccessKey",
-            **b,
+            caller=b,
             args={"UserName": _NEW_USER},
             resources=(("ram_user", _NEW_USER),),
             response={"AccessKey": {"AccessKeyId": new_key, "Status": "Active", "CreateDate": wire_time(t)}},
@@ -432,7 +436,7 @@ class _Story:
             step(5, 20),
             "Ram",
             "AttachPolicyToUser",
-            **b,
+            caller=b,
             args={"PolicyType": "System", "PolicyName": _POLICY, "UserName": _NEW_USER},
             resources=(("ram_policy", _POLICY), ("ram_user", _NEW_USER)),
         )
@@ -447,17 +451,13 @@ class _Story:
             step(60, 300),
             "Sts",
             "GetCallerIdentity",
-            identity=backdoor,
-            ip=_ATTACKER_IPS[1],
-            agent=_ATTACKER_AGENT,
+            caller=_Caller(backdoor, _ATTACKER_IPS[1], _ATTACKER_AGENT),
         )
         self._call(
             step(10, 60),
             "Oss",
             "ListBuckets",
-            identity=backdoor,
-            ip=_ATTACKER_IPS[1],
-            agent=_ATTACKER_AGENT,
+            caller=_Caller(backdoor, _ATTACKER_IPS[1], _ATTACKER_AGENT),
             args={"max-keys": "1000"},
         )
 
@@ -466,12 +466,14 @@ class _Story:
         region = _UNUSUAL_REGION
         group = self._id("sg-", region)
         launched = [self._id("i-", region) for _ in range(5)]
-        self._call(step(1, 60), "Ecs", "DescribeZones", **a, region=region, args={"AcceptLanguage": "en-US"})
+        self._call(
+            step(1, 60), "Ecs", "DescribeZones", caller=a, region=region, args={"AcceptLanguage": "en-US"}
+        )
         self._call(
             step(10, 40),
             "Ecs",
             "AuthorizeSecurityGroup",
-            **a,
+            caller=a,
             region=region,
             args={
                 "SecurityGroupId": group,
@@ -486,7 +488,7 @@ class _Story:
             step(10, 60),
             "Ecs",
             "RunInstances",
-            **a,
+            caller=a,
             region=region,
             args={
                 "InstanceType": "ecs.gn6i-c24g1.12xlarge",
@@ -503,7 +505,7 @@ class _Story:
             step(30, 120),
             "Ecs",
             "CreateInstance",
-            **a,
+            caller=a,
             region=region,
             args={
                 "InstanceType": "ecs.gn6v-c8g1.16xlarge",
@@ -517,7 +519,7 @@ class _Story:
             step(10, 30),
             "Ecs",
             "StartInstance",
-            **a,
+            caller=a,
             region=region,
             args={"InstanceId": launched[4]},
             resources=(("ecs_instance", launched[4]),),
@@ -529,7 +531,7 @@ class _Story:
             step(1, 600),
             "Oss",
             "ListObjects",
-            **b,
+            caller=b,
             bucket=_DATA_BUCKET,
             args={"BucketName": _DATA_BUCKET, "prefix": "exports/", "max-keys": "1000"},
             resources=(("oss_bucket", _DATA_BUCKET),),
@@ -540,7 +542,7 @@ class _Story:
                 step(1, 4),
                 "Oss",
                 "GetObject",
-                **b,
+                caller=b,
                 bucket=_DATA_BUCKET,
                 args={"BucketName": _DATA_BUCKET, "ObjectName": obj},
                 resources=(("oss_object", f"{_DATA_BUCKET}/{obj}"),),
