@@ -417,7 +417,7 @@ def keys_list(
     """List AccessKeys (never their secrets)."""
     store = _store(_settings(db), create=False)
     try:
-        keys = store.list_access_keys(account_id=account)
+        keys = store.list_all_access_keys() if account is None else store.list_access_keys(account_id=account)
     finally:
         store.close()
     rows = [
