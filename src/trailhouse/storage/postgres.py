@@ -63,7 +63,6 @@ from .sql import (
     RESOURCE_COLUMNS,
     SqlStore,
     apply_migrations,
-    build_find,
     event_row,
     resource_rows,
     split_batch,
@@ -322,6 +321,11 @@ class PostgresStore(SqlStore):
         with self._conn() as conn:
             return conn.execute(query, params).fetchall()
 
+    def _read_binary(self, query: str, params: Sequence[object]) -> list[Any]:
+        """Rows in binary form: bytea and arrays cost less to send than their text forms."""
+        with self._conn() as conn:
+            return conn.cursor(binary=True).execute(query, params).fetchall()
+
     def _lookup_terms(self, values: Sequence[str]) -> Iterable[tuple[int, Any]]:
         with self._conn() as conn:
             return conn.execute(
@@ -468,28 +472,11 @@ class PostgresStore(SqlStore):
             account_ref = self._term_id(account_id)
             if account_ref is None:
                 return []
-            query = self._build(flt, account_ref, after, descending, limit)
+            query = self._build_find(account_ref, flt, after, descending, limit)
             if query is None:
                 return []
-            with self._conn() as conn:
-                rows = conn.cursor(binary=True).execute(query[0], query[1]).fetchall()
+            rows = self._read_binary(query.sql, query.params)
         return [_stored_event(row) for row in rows]
-
-    def _build(
-        self, flt: EventFilter, account_ref: int, after: Position | None, descending: bool, limit: int
-    ) -> tuple[str, list[object]] | None:
-        query = build_find(
-            flt,
-            account_ref=account_ref,
-            after=after,
-            descending=descending,
-            limit=limit,
-            resolve=self._term_ids,
-            resolve_prefix=self._prefix_term_ids,
-            resolve_networks=self._network_term_ids,
-            dialect=POSTGRES,
-        )
-        return None if query is None else (query.sql, query.params)
 
     def explain_find(
         self, *, account_id: str, flt: EventFilter, descending: bool = True, force_index: bool = False
@@ -503,13 +490,13 @@ class PostgresStore(SqlStore):
             account_ref = self._term_id(account_id) or 0
             # A page in the middle of the window: the shape of every query after the first page.
             after = Position(flt.end_ms, 1 << 62) if descending else Position(flt.start_ms, -1)
-            query = self._build(flt, account_ref, after, descending, 50)
+            query = self._build_find(account_ref, flt, after, descending, 50)
             if query is None:
                 return []
             with self._conn() as conn, conn.transaction():
                 if force_index:
                     conn.execute("SET LOCAL enable_seqscan = off")
-                return [r[0] for r in conn.execute("EXPLAIN (COSTS OFF) " + query[0], query[1])]
+                return [r[0] for r in conn.execute("EXPLAIN (COSTS OFF) " + query.sql, query.params)]
 
     def maintain(self, *, now_ms: int) -> list[str]:
         """Partitions for the months ahead, drop those past retention."""
@@ -528,36 +515,26 @@ class PostgresStore(SqlStore):
             account_ref = self._term_id(account_id)
             if account_ref is None or not seqs:
                 return {}
-            with self._conn() as conn:
-                # One probe per seq: event_ids gives its event time, which names the one partition
-                # to read (see _BY_SEQ).
-                rows = (
-                    conn.cursor(binary=True)
-                    .execute(
-                        "SELECT e.seq, e.event_time, e.event_id, e.body FROM unnest(%b::bigint[]) AS s(seq)"
-                        " CROSS JOIN LATERAL (SELECT seq, event_time FROM event_ids"
-                        " WHERE seq = s.seq AND account = %s) i" + _BY_SEQ,
-                        (sorted(set(seqs)), account_ref),
-                    )
-                    .fetchall()
-                )
+            # One probe per seq: event_ids gives its event time, which names the one partition to
+            # read (see _BY_SEQ).
+            rows = self._read_binary(
+                "SELECT e.seq, e.event_time, e.event_id, e.body FROM unnest(%b::bigint[]) AS s(seq)"
+                " CROSS JOIN LATERAL (SELECT seq, event_time FROM event_ids"
+                " WHERE seq = s.seq AND account = %s) i" + _BY_SEQ,
+                (sorted(set(seqs)), account_ref),
+            )
         return {row[0]: _stored_event(row) for row in rows}
 
     def read_log(self, *, after_seq: int, limit: int) -> list[LogEntry]:
         # Safe to follow by seq: seqs commit in order under the log lock (module docstring).
-        with self._conn() as conn:
-            rows = (
-                conn.cursor(binary=True)
-                .execute(
-                    # The account name by a scalar subquery: one primary-key probe per row, where a
-                    # join may be planned as a scan of every term per row.
-                    "SELECT i.seq, (SELECT value FROM terms WHERE id = i.account), e.event_time, e.event_id,"
-                    " e.body FROM (SELECT seq, event_time, account FROM event_ids WHERE seq > %s"
-                    " ORDER BY seq LIMIT %s) i" + _BY_SEQ + " ORDER BY i.seq",
-                    (after_seq, limit),
-                )
-                .fetchall()
-            )
+        rows = self._read_binary(
+            # The account name by a scalar subquery: one primary-key probe per row, where a join
+            # may be planned as a scan of every term per row.
+            "SELECT i.seq, (SELECT value FROM terms WHERE id = i.account), e.event_time, e.event_id,"
+            " e.body FROM (SELECT seq, event_time, account FROM event_ids WHERE seq > %s"
+            " ORDER BY seq LIMIT %s) i" + _BY_SEQ + " ORDER BY i.seq",
+            (after_seq, limit),
+        )
         return [LogEntry(row[0], bytes(row[1]).decode(), _stored_event(row[:1] + row[2:])) for row in rows]
 
     def meta_get_or_set(self, name: str, value: bytes) -> bytes:

@@ -13,7 +13,6 @@ import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -24,17 +23,17 @@ from .base import AppendResult, LogEntry, StoreError, StoreMissing, StoreUnavail
 from .budget import current_budget
 from .sql import (
     DAY_BUCKETED_DRIVERS,
-    DAY_MS,
     EVENT_COLUMNS,
     RESOURCE_COLUMNS,
     SQLITE,
     FindQuery,
     SqlStore,
     apply_migrations,
-    build_find,
+    day_windows,
     event_row,
     resource_rows,
     split_batch,
+    split_statements,
     sqlite_day,
     term_values,
     upsert_usage,
@@ -200,7 +199,7 @@ class SqliteStore(SqlStore):
             execute=w.execute,
             transaction=lambda: _immediate(w),
             # executescript would commit on its own; run statements one by one inside our tx.
-            statements=_split_sql,
+            statements=lambda script: split_statements(script, sqlite3.complete_statement),
             applied=applied,
             repairs={
                 "0006_event_ids_unique_per_account": lambda: remove_duplicate_events(w, self._rebuild_usage)
@@ -489,28 +488,6 @@ class SqliteStore(SqlStore):
                 if remaining <= 0:
                     return
 
-    def _build_find(
-        self,
-        account_ref: int,
-        flt: EventFilter,
-        after: Position | None,
-        descending: bool,
-        limit: int | None,
-        day: int | None = None,
-    ) -> FindQuery | None:
-        return build_find(
-            flt,
-            account_ref=account_ref,
-            after=after,
-            descending=descending,
-            limit=limit,
-            resolve=self._term_ids,
-            resolve_prefix=self._prefix_term_ids,
-            resolve_networks=self._network_term_ids,
-            dialect=SQLITE,
-            day=day,
-        )
-
     def _rows(self, query: FindQuery) -> Iterator[StoredEvent]:
         for seq, event_time, event_id, body in self._reader().execute(query.sql, query.params):
             yield StoredEvent(seq, event_time, event_id, codec.unpack(body))
@@ -531,18 +508,8 @@ class SqliteStore(SqlStore):
             ).fetchone()
             for order in ("ASC", "DESC")
         ]
-        if ends[0] is None or ends[1] is None:
-            return
-        lo, hi = max(lo, ends[0][0]), min(hi, ends[1][0])
-        if lo > hi:
-            return
-        first, last = sqlite_day(lo), sqlite_day(hi)
-        days = range(last, first - 1, -1) if descending else range(first, last + 1)
-        for day in days:
-            # Truncating division puts (-1 day, +1 day) into day 0 and [d-1, d] days into d < 0.
-            start = day * DAY_MS if day > 0 else day * DAY_MS - DAY_MS + 1
-            end = day * DAY_MS if day < 0 else day * DAY_MS + DAY_MS - 1
-            yield replace(flt, start_ms=max(lo, start), end_ms=min(hi, end)), day
+        if ends[0] is not None and ends[1] is not None:
+            yield from day_windows(flt, max(lo, ends[0][0]), min(hi, ends[1][0]), descending=descending)
 
     @_translated
     def explain_find(self, *, account_id: str, flt: EventFilter, descending: bool = True) -> list[str]:
@@ -606,20 +573,6 @@ class SqliteStore(SqlStore):
             self._writer.execute("INSERT OR IGNORE INTO meta VALUES (?, ?)", (name, value))
             row = self._writer.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
         return bytes(row[0])
-
-
-def _split_sql(script: str) -> list[str]:
-    """The statements of a migration file, split where SQLite itself says a statement is complete."""
-    statements: list[str] = []
-    buffer = ""
-    for line in script.splitlines(keepends=True):
-        buffer += line
-        if sqlite3.complete_statement(buffer):
-            statements.append(buffer.strip())
-            buffer = ""
-    if buffer.strip() and not all(line.strip().startswith("--") for line in buffer.strip().splitlines()):
-        raise StoreError("a migration ends with an incomplete statement")
-    return statements
 
 
 @contextlib.contextmanager

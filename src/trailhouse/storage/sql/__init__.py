@@ -15,13 +15,14 @@ from .find import (
     FindQuery,
     build_find,
     build_usage,
+    day_windows,
     network_text_prefix,
     sqlite_day,
     term_values,
     text_value,
     usage_entry,
 )
-from .migrate import apply_migrations
+from .migrate import apply_migrations, split_statements
 from .rows import EVENT_COLUMNS, RESOURCE_COLUMNS, event_row, resource_rows, split_batch, upsert_usage
 from .store import SqlStore
 
@@ -39,10 +40,12 @@ __all__ = [
     "apply_migrations",
     "build_find",
     "build_usage",
+    "day_windows",
     "event_row",
     "network_text_prefix",
     "resource_rows",
     "split_batch",
+    "split_statements",
     "sqlite_day",
     "term_values",
     "text_value",

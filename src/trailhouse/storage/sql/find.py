@@ -7,8 +7,8 @@ placeholder style and a few statements differ, so a filter is translated to SQL 
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ...model.event import EventRecord, key_hash
@@ -21,6 +21,7 @@ __all__ = [
     "FindQuery",
     "build_find",
     "build_usage",
+    "day_windows",
     "network_text_prefix",
     "sqlite_day",
     "term_values",
@@ -94,6 +95,19 @@ DAY_BUCKETED_DRIVERS = frozenset(
 def sqlite_day(ms: int) -> int:
     """The UTC day of an epoch-ms time as SQLite computes ``event_time / 86400000`` (truncating)."""
     return ms // DAY_MS if ms >= 0 else -(-ms // DAY_MS)
+
+
+def day_windows(flt: EventFilter, lo: int, hi: int, *, descending: bool) -> Iterator[tuple[EventFilter, int]]:
+    """[lo, hi] cut into the UTC days of ``sqlite_day``, each as ``flt`` limited to it, in walk order."""
+    if lo > hi:
+        return
+    first, last = sqlite_day(lo), sqlite_day(hi)
+    days = range(last, first - 1, -1) if descending else range(first, last + 1)
+    for day in days:
+        # Truncating division puts (-1 day, +1 day) into day 0 and [d-1, d] days into d < 0.
+        start = day * DAY_MS if day > 0 else day * DAY_MS - DAY_MS + 1
+        end = day * DAY_MS if day < 0 else day * DAY_MS + DAY_MS - 1
+        yield replace(flt, start_ms=max(lo, start), end_ms=min(hi, end)), day
 
 
 def network_text_prefix(network: IpNetwork) -> str:

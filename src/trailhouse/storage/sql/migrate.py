@@ -7,10 +7,11 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Protocol
 
+from ..base import StoreError
 from ..migrations import migrations_for
 from .dialect import Dialect
 
-__all__ = ["Execute", "apply_migrations"]
+__all__ = ["Execute", "apply_migrations", "split_statements"]
 
 log = logging.getLogger("trailhouse.storage")
 
@@ -62,3 +63,18 @@ def apply_migrations(
             log.warning("migration %s: %s", migration.name, outcome)
             done.append(f"{migration.name}: {outcome}")
     return done
+
+
+def split_statements(script: str, is_complete: Callable[[str], bool]) -> list[str]:
+    """The statements of a migration file, split where ``is_complete`` (the driver's own parser,
+    e.g. ``sqlite3.complete_statement``) says a statement ends."""
+    statements: list[str] = []
+    buffer = ""
+    for line in script.splitlines(keepends=True):
+        buffer += line
+        if is_complete(buffer):
+            statements.append(buffer.strip())
+            buffer = ""
+    if buffer.strip() and not all(line.strip().startswith("--") for line in buffer.strip().splitlines()):
+        raise StoreError("a migration ends with an incomplete statement")
+    return statements

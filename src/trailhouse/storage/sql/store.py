@@ -25,7 +25,7 @@ from ...model.query import (
     WindowSummary,
 )
 from .dialect import Dialect
-from .find import build_usage, network_text_prefix, text_value, usage_entry
+from .find import FindQuery, build_find, build_usage, network_text_prefix, text_value, usage_entry
 
 __all__ = ["SqlStore", "access_key_from_row", "token_from_row"]
 
@@ -139,6 +139,28 @@ class SqlStore:
         return ids
 
     # -- events ---------------------------------------------------------------------------------
+    def _build_find(
+        self,
+        account_ref: int,
+        flt: EventFilter,
+        after: Position | None,
+        descending: bool,
+        limit: int | None,
+        day: int | None = None,
+    ) -> FindQuery | None:
+        return build_find(
+            flt,
+            account_ref=account_ref,
+            after=after,
+            descending=descending,
+            limit=limit,
+            resolve=self._term_ids,
+            resolve_prefix=self._prefix_term_ids,
+            resolve_networks=self._network_term_ids,
+            dialect=self.dialect,
+            day=day,
+        )
+
     def iter_events(
         self, *, account_id: str, flt: EventFilter, descending: bool, batch: int = 1000
     ) -> Iterator[StoredEvent]:
