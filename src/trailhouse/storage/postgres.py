@@ -140,7 +140,10 @@ class PostgresStore(SqlStore):
         self._months: set[int] = set()
         #: Test seam: called inside an ingest transaction after its inserts, just before commit.
         self._before_commit: Callable[[], None] | None = None
-        params = conninfo_to_dict(url)
+        try:
+            params = conninfo_to_dict(url)
+        except psycopg.Error as exc:
+            raise StoreError(f"not a PostgreSQL URL that libpq understands: {exc}") from exc
         params.setdefault("connect_timeout", _CONNECT_TIMEOUT_S)
         for name, value in _LIBPQ_LIVENESS.items():
             params.setdefault(name, value)

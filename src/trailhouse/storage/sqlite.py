@@ -221,6 +221,7 @@ class SqliteStore(SqlStore):
         if usage:
             conn.executemany(_UPSERT_USAGE, usage)
 
+    @_translated
     def close(self) -> None:
         if self._closed:
             return
