@@ -28,7 +28,7 @@ from ..model.event import (
     prepare_event_text,
 )
 from ..model.times import DAY_MS, now_ms
-from ..storage.base import EventStore
+from ..storage.base import EventLog
 
 __all__ = [
     "BatchTooLarge",
@@ -376,7 +376,7 @@ def validate_items(
 
 
 def ingest_items(
-    store: EventStore,
+    store: EventLog,
     items: Sequence[Item],
     *,
     may_write: Callable[[str], bool],
