@@ -529,8 +529,8 @@ def test_access_keys_crud(store: EventStore) -> None:
     assert store.get_access_key("LTAI1") == _key("LTAI1", created=1)
     assert store.get_access_key("nope") is None
     assert [k.access_key_id for k in store.list_access_keys(account_id=ACCOUNT)] == ["LTAI1", "LTAI2"]
-    assert [k.access_key_id for k in store.list_access_keys(account_id=None)] == ["LTAI1", "LTAI2", "LTAI3"]
-    assert store.list_access_keys(account_id=None)[2].allowed_actions == ()
+    assert [k.access_key_id for k in store.list_all_access_keys()] == ["LTAI1", "LTAI2", "LTAI3"]
+    assert store.list_all_access_keys()[2].allowed_actions == ()
     assert store.set_access_key_status("LTAI1", KeyStatus.INACTIVE)
     assert store.get_access_key("LTAI1").status is KeyStatus.INACTIVE  # type: ignore[union-attr]
     assert not store.set_access_key_status("nope", KeyStatus.ACTIVE)

@@ -79,7 +79,7 @@ def keys_list(
 ) -> None:
     """List AccessKeys (never their secrets)."""
     with opened(load_settings(db), create=False) as store:
-        keys = store.list_access_keys(account_id=account)
+        keys = store.list_all_access_keys() if account is None else store.list_access_keys(account_id=account)
     rows: list[dict[str, Any]] = [
         {
             "AccessKeyId": k.access_key_id,

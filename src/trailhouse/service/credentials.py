@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from ..model.credentials import AccessKey, ApiToken, KeyStatus, TokenScope
 from ..model.times import now_ms
-from ..storage.base import EventStore
+from ..storage.base import CredentialStore
 from .secrets import Sealer
 
 __all__ = [
@@ -71,7 +71,7 @@ def _check_account(account_id: str) -> None:
 
 
 def create_access_key(
-    store: EventStore,
+    store: CredentialStore,
     sealer: Sealer,
     *,
     account_id: str,
@@ -102,7 +102,7 @@ def token_hash(secret: str) -> bytes:
 
 
 def create_token(
-    store: EventStore,
+    store: CredentialStore,
     *,
     account_ids: tuple[str, ...],
     all_accounts: bool,

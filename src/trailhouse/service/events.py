@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 
 from ..model.query import EventFilter, Position, StoredEvent
 from ..model.times import DAY_MS, TimeFormatError, parse_wire_time
-from ..storage.base import EventStore
+from ..storage.base import EventLog
 from .pagetoken import InvalidPageToken, PageTokens
 
 __all__ = [
@@ -172,7 +172,7 @@ def expand_resource_type(value: str, known: Sequence[str]) -> tuple[str, ...]:
     return (value, *longer)
 
 
-def resource_type_candidates(store: EventStore, *, account_id: str, value: str) -> tuple[str, ...]:
+def resource_type_candidates(store: EventLog, *, account_id: str, value: str) -> tuple[str, ...]:
     """``expand_resource_type`` against the resource types the account's events name."""
     if "::" in value:
         return (value,)
@@ -211,7 +211,7 @@ def _open_token(
 
 
 def lookup_events(
-    store: EventStore,
+    store: EventLog,
     page_tokens: PageTokens,
     *,
     account_id: str,

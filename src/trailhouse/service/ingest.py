@@ -21,7 +21,7 @@ import orjson
 from ..model.event import EventInvalid, EventRecord, event_from_mapping
 from ..model.event_text import depth_reason, event_from_json, malformed_json_reason, prepare_event_text
 from ..model.times import DAY_MS, now_ms
-from ..storage.base import EventStore
+from ..storage.base import EventLog
 
 __all__ = [
     "BatchTooLarge",
@@ -369,7 +369,7 @@ def validate_items(
 
 
 def ingest_items(
-    store: EventStore,
+    store: EventLog,
     items: Sequence[Item],
     *,
     may_write: Callable[[str], bool],

@@ -19,7 +19,7 @@ import orjson
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from ..storage.base import EventStore
+from ..storage.base import MetadataStore
 
 __all__ = ["InvalidPageToken", "PageTokens", "query_digest"]
 
@@ -49,7 +49,7 @@ class PageTokens:
         self._aead = AESGCM(hashlib.sha256(b"trailhouse page token\x00" + key).digest())
 
     @classmethod
-    def for_store(cls, store: EventStore) -> PageTokens:
+    def for_store(cls, store: MetadataStore) -> PageTokens:
         return cls(store.meta_get_or_set(_META_NAME, secrets.token_bytes(32)))
 
     @staticmethod

@@ -13,7 +13,7 @@ from typing import Any
 
 from ..model.query import Attr, EventFilter, IpNetwork
 from ..model.times import DAY_MS, format_wire_time
-from ..storage.base import EventStore
+from ..storage.base import EventLog
 from .events import resource_type_candidates
 
 __all__ = [
@@ -51,7 +51,7 @@ class SearchParamError(ValueError):
 
 
 def build_search_filter(
-    store: EventStore,
+    store: EventLog,
     *,
     account_id: str,
     start_ms: int,
@@ -109,7 +109,7 @@ ALL_TIME = EventFilter(-62_135_596_800_000, 253_402_300_799_999)
 
 
 def window_notice(
-    store: EventStore,
+    store: EventLog,
     *,
     account_id: str,
     start_ms: int,

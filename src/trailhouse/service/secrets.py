@@ -10,7 +10,7 @@ from pathlib import Path
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from ..storage.base import EventStore
+from ..storage.base import CredentialStore
 
 __all__ = ["MasterKeyError", "Sealer", "check_master_key", "key_source", "load_master_key"]
 
@@ -68,12 +68,12 @@ def key_source(configured: str | None, data_dir: Path) -> str:
     return "TRAILHOUSE_MASTER_KEY" if configured else str(data_dir / _KEY_FILE)
 
 
-def check_master_key(sealer: Sealer, store: EventStore, *, sample: int = 3) -> None:
+def check_master_key(sealer: Sealer, store: CredentialStore, *, sample: int = 3) -> None:
     """Raise MasterKeyError when the key cannot open the secrets already stored.
 
     A server started with another key (another data directory, a lost key file) would otherwise
     answer every signed call with an error; refusing to start says so once, where it is fixed."""
-    for key in store.list_access_keys(account_id=None)[:sample]:
+    for key in store.list_all_access_keys()[:sample]:
         sealer.open(key.secret_sealed, key.access_key_id)
 
 

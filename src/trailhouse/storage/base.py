@@ -27,13 +27,17 @@ from ..model.query import (
 
 __all__ = [
     "AppendResult",
+    "CredentialStore",
+    "EventLog",
     "EventStore",
     "LogEntry",
+    "MetadataStore",
     "QueryCancelled",
     "QueryTimeout",
     "StoreError",
     "StoreMissing",
     "StoreUnavailable",
+    "UsageStore",
 ]
 
 
@@ -74,20 +78,9 @@ class LogEntry:
     event: StoredEvent
 
 
-class EventStore(Protocol):
-    """Events, their usage aggregates, and credentials, in one database."""
+class EventLog(Protocol):
+    """The events of every account: appended in batches, looked up, followed in commit order."""
 
-    url: str
-    #: True when no call waits on the network (an embedded database): callers may then run store
-    #: calls on an event loop instead of handing them to a worker thread.
-    in_process: bool
-    #: What opening the store repaired in its data, one line each (``trailhouse migrate`` prints them).
-    repairs: list[str]
-
-    # -- lifecycle ---------------------------------------------------------------------------
-    def close(self) -> None: ...
-
-    # -- events --------------------------------------------------------------------------------
     def append(self, records: Sequence[EventRecord]) -> AppendResult:
         """Store the new records of a batch in one transaction, durable when this returns.
 
@@ -116,14 +109,6 @@ class EventStore(Protocol):
 
     def summarize(self, *, account_id: str, start_ms: int, end_ms: int) -> WindowSummary: ...
 
-    def count_events(self) -> int:
-        """Every stored event of every account (for copies and operators, never for tenants)."""
-        ...
-
-    def maintain(self, *, now_ms: int) -> list[str]:
-        """Periodic housekeeping (partitions ahead and past retention, statistics); what it did."""
-        ...
-
     def resource_types(self, *, account_id: str) -> list[str]:
         """Every resource type the account's events name, sorted."""
         ...
@@ -134,7 +119,10 @@ class EventStore(Protocol):
         """Events in seq order after ``after_seq``, never skipping one that commits later."""
         ...
 
-    # -- AccessKey usage -------------------------------------------------------------------------
+
+class UsageStore(Protocol):
+    """What each AccessKey was last used for, folded from the events as they are appended."""
+
     def usage(
         self,
         *,
@@ -149,10 +137,24 @@ class EventStore(Protocol):
         """Most recent first. ``service_name`` None means every service."""
         ...
 
-    # -- credentials -----------------------------------------------------------------------------
+
+class CredentialStore(Protocol):
+    """AccessKeys (their secrets sealed) and API tokens (their hashes).
+
+    A key or token is looked up by its own id or hash: finding out which account it belongs to
+    is the point of the look-up.
+    """
+
     def save_access_key(self, key: AccessKey) -> None: ...
     def get_access_key(self, access_key_id: str) -> AccessKey | None: ...
-    def list_access_keys(self, *, account_id: str | None) -> list[AccessKey]: ...
+    def list_access_keys(self, *, account_id: str) -> list[AccessKey]:
+        """The AccessKeys of one account, oldest first."""
+        ...
+
+    def list_all_access_keys(self) -> list[AccessKey]:
+        """Every account's AccessKeys, by account (for operators and copies, never for a tenant)."""
+        ...
+
     def set_access_key_status(self, access_key_id: str, status: KeyStatus) -> bool: ...
     def delete_access_key(self, access_key_id: str) -> bool: ...
     def save_token(self, token: ApiToken) -> None: ...
@@ -160,7 +162,31 @@ class EventStore(Protocol):
     def list_tokens(self) -> list[ApiToken]: ...
     def delete_token(self, token_id: str) -> bool: ...
 
-    # -- settings shared by every node of one store -----------------------------------------------
+
+class MetadataStore(Protocol):
+    """The store as a whole: settings shared by every node, housekeeping, totals for operators."""
+
     def meta_get_or_set(self, name: str, value: bytes) -> bytes:
         """Return the stored value of ``name``, storing ``value`` first if there is none."""
         ...
+
+    def maintain(self, *, now_ms: int) -> list[str]:
+        """Periodic housekeeping (partitions ahead and past retention, statistics); what it did."""
+        ...
+
+    def count_events(self) -> int:
+        """Every stored event of every account (for copies and operators, never for tenants)."""
+        ...
+
+
+class EventStore(EventLog, UsageStore, CredentialStore, MetadataStore, Protocol):
+    """Events, their usage aggregates, and credentials, in one database: what a backend implements."""
+
+    url: str
+    #: True when no call waits on the network (an embedded database): callers may then run store
+    #: calls on an event loop instead of handing them to a worker thread.
+    in_process: bool
+    #: What opening the store repaired in its data, one line each (``trailhouse migrate`` prints them).
+    repairs: list[str]
+
+    def close(self) -> None: ...

@@ -98,7 +98,7 @@ def _revalidated(entry: LogEntry) -> EventRecord:
 
 
 def _copy_credentials(source: EventStore, target: EventStore) -> None:
-    for key in source.list_access_keys(account_id=None):
+    for key in source.list_all_access_keys():
         existing = target.get_access_key(key.access_key_id)
         if existing is None:
             target.save_access_key(key)

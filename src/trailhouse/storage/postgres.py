@@ -23,49 +23,52 @@ Concurrency, which is what differs from SQLite's single writer in one process:
   inserting the same new values in different orders), with ``INSERT … ON CONFLICT DO NOTHING``
   then a SELECT for the ids that already existed. Committed term ids never change, so they are
   cached.
-* Partitions are created as plain tables and then attached: ``ATTACH PARTITION`` takes only a
-  SHARE UPDATE EXCLUSIVE lock on the parent, so it neither waits for nor blocks inserts and
-  lookups in flight (``CREATE TABLE … PARTITION OF`` would take ACCESS EXCLUSIVE). Creators
-  serialize on an advisory lock and re-check under it. Should a partition vanish between the check
-  and the insert (another node applying retention), the insert fails and is retried once.
+* Partitions are created and dropped without blocking ingest or lookups (``pg_partitions``).
+  Should a partition vanish between the check and the insert (another node applying retention),
+  the insert fails and is retried once.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import math
-import re
 import threading
 import time
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 import psycopg
 import psycopg.errors
-from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from ..model.credentials import AccessKey, ApiToken, KeyStatus, TokenScope
 from ..model.event import EventRecord
-from ..model.query import (
-    EventFilter,
-    IpNetwork,
-    Position,
-    StoredEvent,
-    UsageEntry,
-    UsageKind,
-    UsagePosition,
-    WindowSummary,
-)
+from ..model.query import EventFilter, Position, StoredEvent
 from ..model.times import DAY_MS, now_ms
 from . import codec
 from .base import AppendResult, LogEntry, StoreError, StoreMissing, StoreUnavailable
 from .budget import QueryBudget, current_budget
-from .migrations import migrations_for
-from .sql import build_find, build_usage, network_text_prefix, term_values, usage_entry
+from .pg_partitions import (
+    advisory_lock,
+    catalogue,
+    create_months,
+    drop_month,
+    month_bounds,
+    month_of,
+)
+from .sql import (
+    EVENT_COLUMNS,
+    POSTGRES,
+    RESOURCE_COLUMNS,
+    SqlStore,
+    apply_migrations,
+    event_row,
+    resource_rows,
+    split_batch,
+    term_values,
+    upsert_usage,
+)
 from .usage import usage_rows
 
 __all__ = ["PostgresStore", "month_bounds", "month_of"]
@@ -74,8 +77,6 @@ Conn = psycopg.Connection[Any]
 
 #: Months of partitions created ahead of the current one at open, so ingest rarely creates any.
 AHEAD_MONTHS = 2
-#: The tables partitioned by month; resources first, the order every transaction locks them in.
-PARTITIONED = ("event_resources", "events")
 _CONNECT_TIMEOUT_S = 5
 #: The longest a caller waits for a pooled connection before StoreUnavailable.
 _CHECKOUT_TIMEOUT_S = 5.0
@@ -90,10 +91,6 @@ _LIBPQ_LIVENESS = {
     "keepalives_count": 3,
     "tcp_user_timeout": 30_000,
 }
-#: How long retention waits for the ACCESS EXCLUSIVE lock a DROP needs before giving up for now.
-_DROP_LOCK_TIMEOUT = "5s"
-_BOUND_RE = re.compile(r"FROM \('?(-?\d+)'?\) TO \('?(-?\d+)'?\)")
-
 #: The event row of each ``i`` (seq, event_time) row. LATERAL with LIMIT (which keeps the planner
 #: from flattening it into a join) makes it one index probe per row, which the executor prunes to
 #: the single partition holding that time; a plain join may become a hash join over every partition.
@@ -102,84 +99,21 @@ _BY_SEQ = (
     " LIMIT 1) e"
 )
 
-_EVENT_COLUMNS = (
-    "seq",
-    "account",
-    "event_time",
-    "event_key",
-    "request_key",
-    "event_name",
-    "event_type",
-    "event_rw",
-    "category",
-    "service",
-    "user_name",
-    "access_key",
-    "source_ip",
-    "role_name",
-    "sensitive",
-    "error_code",
-    "event_id",
-    "request_id",
-    "body",
-)
 _EVENT_TYPES = ["int8"] * 14 + ["int2", "int8", "bytea", "bytea", "bytea"]
 
-
-# -- months ------------------------------------------------------------------------------------
-# Partition bounds need calendar months for any millisecond an event may carry, beyond what
-# datetime represents (an eventTime with an offset can fall in year 0 or 10000): civil-date
-# arithmetic on day numbers (H. Hinnant's algorithms) has no such limits.
-
-
-def _days_from_civil(year: int, month: int, day: int) -> int:
-    year -= month <= 2
-    era = year // 400
-    yoe = year - era * 400
-    doy = (153 * (month + (-3 if month > 2 else 9)) + 2) // 5 + day - 1
-    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
-    return era * 146097 + doe - 719468
+#: Usage rows arrive as one array per column (``USAGE_COLUMNS`` order): one statement a batch.
+_UPSERT_USAGE = upsert_usage(
+    POSTGRES,
+    "SELECT * FROM unnest(%b::int8[], %b::int8[], %b::int2[], %b::int8[], %b::int8[],"
+    " %b::int8[], %b::int8[], %b::int8[], %b::int8[], %b::text[], %b::int8[], %b::int8[])",
+)
 
 
-def _civil_from_days(days: int) -> tuple[int, int]:
-    z = days + 719468
-    era = z // 146097
-    doe = z - era * 146097
-    yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
-    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
-    mp = (5 * doy + 2) // 153
-    month = mp + 3 if mp < 10 else mp - 9
-    return yoe + era * 400 + (month <= 2), month
-
-
-def month_of(ms: int) -> int:
-    """The month (UTC) an epoch-millisecond time falls in, as ``year * 12 + month - 1``."""
-    year, month = _civil_from_days(ms // DAY_MS)
-    return year * 12 + month - 1
-
-
-def month_bounds(month: int) -> tuple[int, int]:
-    """The epoch milliseconds [start, end) of a month numbered as ``month_of`` numbers it."""
-    year, m0 = divmod(month, 12)
-    next_year, next_m0 = divmod(month + 1, 12)
-    return (
-        _days_from_civil(year, m0 + 1, 1) * DAY_MS,
-        _days_from_civil(next_year, next_m0 + 1, 1) * DAY_MS,
-    )
-
-
-def _partition_name(table: str, month: int) -> str:
-    year, m0 = divmod(month, 12)
-    return f"{table}_{year:04d}_{m0 + 1:02d}" if year >= 0 else f"{table}_bc{-year:04d}_{m0 + 1:02d}"
-
-
-# -- the store ------------------------------------------------------------------------------------
-
-
-class PostgresStore:
+class PostgresStore(SqlStore):
     """EventStore on PostgreSQL (see the module docstring for the concurrency design)."""
 
     in_process = False
+    dialect = POSTGRES
 
     def __init__(
         self,
@@ -206,14 +140,17 @@ class PostgresStore:
         self._months: set[int] = set()
         #: Test seam: called inside an ingest transaction after its inserts, just before commit.
         self._before_commit: Callable[[], None] | None = None
-        params = conninfo_to_dict(url)
+        try:
+            params = conninfo_to_dict(url)
+        except psycopg.Error as exc:
+            raise StoreError(f"not a PostgreSQL URL that libpq understands: {exc}") from exc
         params.setdefault("connect_timeout", _CONNECT_TIMEOUT_S)
         for name, value in _LIBPQ_LIVENESS.items():
             params.setdefault(name, value)
         try:
             # One direct connection first: it fails at once with the server's own message when the
             # database is unreachable, where the pool would retry quietly until a timeout.
-            with psycopg.connect(make_conninfo(**params), autocommit=True) as conn:
+            with psycopg.connect(make_conninfo("", **params), autocommit=True) as conn:
                 if not create and conn.execute("SELECT to_regclass('schema_migrations')").fetchone() == (
                     None,
                 ):
@@ -227,7 +164,7 @@ class PostgresStore:
         except psycopg.Error as exc:
             raise StoreError(f"cannot migrate PostgreSQL database: {exc}") from exc
         self._pool: ConnectionPool[Conn] = ConnectionPool(
-            make_conninfo(**params),
+            make_conninfo("", **params),
             min_size=1,
             max_size=pool_size,
             timeout=_CHECKOUT_TIMEOUT_S,
@@ -320,45 +257,26 @@ class PostgresStore:
         The lock is taken before schema_migrations is even created, so two processes starting at
         once apply each migration exactly once.
         """
-        for migration in migrations_for("postgres"):
-            with conn.transaction():
-                _advisory_lock(conn, "migrate")
-                conn.execute(
-                    "CREATE TABLE IF NOT EXISTS schema_migrations"
-                    " (name text PRIMARY KEY, applied_ms bigint NOT NULL)"
-                )
-                done = conn.execute("SELECT 1 FROM schema_migrations WHERE name = %s", (migration.name,))
-                if done.fetchone():
-                    continue
-                conn.execute(migration.sql)  # several statements: allowed without parameters
-                conn.execute(
-                    "INSERT INTO schema_migrations VALUES (%s, (extract(epoch FROM now()) * 1000))",
-                    (migration.name,),
-                )
 
-    def applied_migrations(self) -> list[str]:
-        with self._conn() as conn:
-            return [r[0] for r in conn.execute("SELECT name FROM schema_migrations ORDER BY name")]
+        @contextmanager
+        def locked() -> Iterator[None]:
+            with conn.transaction():
+                advisory_lock(conn, "migrate")
+                yield
+
+        apply_migrations(
+            POSTGRES,
+            # A migration is several statements: allowed without parameters only.
+            execute=lambda query, params: conn.execute(query, params or None),
+            transaction=locked,
+            statements=lambda script: [script],
+        )
 
     # -- partitions ------------------------------------------------------------------------------
-    def _partitions(self, conn: Conn) -> dict[str, dict[int, str]]:
-        """Table -> {month: partition name} for both partitioned tables, from the catalog."""
-        found: dict[str, dict[int, str]] = {table: {} for table in PARTITIONED}
-        rows = conn.execute(
-            "SELECT p.relname, c.relname, pg_get_expr(c.relpartbound, c.oid) FROM pg_inherits i"
-            " JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_class p ON p.oid = i.inhparent"
-            " WHERE i.inhparent IN ('events'::regclass, 'event_resources'::regclass)"
-        )
-        for parent, name, bound in rows:
-            match = _BOUND_RE.search(bound or "")
-            if match:
-                found[parent][month_of(int(match.group(1)))] = name
-        return found
-
     def partitions(self) -> list[tuple[str, int, int]]:
         """The partitions of ``events`` as (name, start ms, end ms), oldest first."""
         with self._conn() as conn:
-            months = self._partitions(conn)["events"]
+            months = catalogue(conn)["events"]
         return [(name, *month_bounds(m)) for m, name in sorted(months.items())]
 
     def ensure_partitions(self, start_ms: int, end_ms: int) -> list[str]:
@@ -369,122 +287,53 @@ class PostgresStore:
         missing = sorted(set(months) - self._months)
         if not missing:
             return []
-        created: list[str] = []
         with self._conn() as conn:
-            with conn.transaction():
-                _advisory_lock(conn, "partitions")
-                existing = self._partitions(conn)
-                for month in missing:
-                    start, end = month_bounds(month)
-                    for table in PARTITIONED:
-                        if month in existing[table]:
-                            continue
-                        name = _partition_name(table, month)
-                        # A plain table, then ATTACH: see the module docstring for the lock levels.
-                        conn.execute(
-                            sql.SQL(
-                                "CREATE TABLE {} (LIKE {} INCLUDING DEFAULTS INCLUDING CONSTRAINTS"
-                                " INCLUDING STORAGE)"
-                            ).format(sql.Identifier(name), sql.Identifier(table))
-                        )
-                        conn.execute(
-                            sql.SQL("ALTER TABLE {} ATTACH PARTITION {} FOR VALUES FROM ({}) TO ({})").format(
-                                sql.Identifier(table),
-                                sql.Identifier(name),
-                                sql.Literal(start),
-                                sql.Literal(end),
-                            )
-                        )
-                        created.append(name)
+            created = create_months(conn, missing)
             self._months.update(missing)
         return created
 
     def drop_expired_partitions(self, now_ms: int) -> list[str]:
         """Drop the months that end before ``now_ms`` minus the retention period, with their events.
 
-        Each month goes in one transaction: its event_ids rows (so the dedupe and the log forget
-        those events too), then its two partitions. A DROP needs a brief ACCESS EXCLUSIVE lock
-        on the parents; rather than queue every lookup behind a long one, it gives up after
-        a few seconds with StoreUnavailable, and the next run tries again.
+        Each month goes in a transaction of its own (``pg_partitions.drop_month``); one that cannot
+        get its lock soon raises StoreUnavailable, and the next run tries again.
         """
         cutoff = now_ms - self.retention_days * DAY_MS
         dropped: list[str] = []
         with self._conn() as conn:
-            candidates = self._partitions(conn)
+            candidates = catalogue(conn)
             expired = sorted(
                 m
                 for m in {*candidates["events"], *candidates["event_resources"]}
                 if month_bounds(m)[1] <= cutoff
             )
             for month in expired:
-                with conn.transaction():
-                    conn.execute(
-                        sql.SQL("SET LOCAL lock_timeout = {}").format(sql.Literal(_DROP_LOCK_TIMEOUT))
-                    )
-                    _advisory_lock(conn, "partitions")
-                    existing = self._partitions(conn)  # again, under the lock: another node may be at it
-                    names = [existing[t][month] for t in PARTITIONED if month in existing[t]]
-                    if month in existing["events"]:
-                        conn.execute(
-                            sql.SQL("DELETE FROM event_ids WHERE seq IN (SELECT seq FROM {})").format(
-                                sql.Identifier(existing["events"][month])
-                            )
-                        )
-                    for name in names:  # resources first: the order lookups lock the parents in
-                        conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(name)))
-                dropped.extend(names)
+                dropped.extend(drop_month(conn, month))
                 self._months.discard(month)
         return dropped
 
-    # -- terms ---------------------------------------------------------------------------------
-    def _term_ids(self, values: Sequence[str]) -> list[int]:
-        ids: list[int] = []
-        missing: list[bytes] = []
-        for value in values:
-            cached = self._term_cache.get(value)
-            if cached is None:
-                missing.append(value.encode())
-            else:
-                ids.append(cached)
-        if missing:
-            with self._conn() as conn:
-                rows = conn.execute("SELECT id, value FROM terms WHERE value = ANY(%b)", (missing,))
-                for term_id, raw in rows:
-                    self._term_cache[bytes(raw).decode()] = term_id
-                    ids.append(term_id)
-        return ids
+    # -- primitives of SqlStore ----------------------------------------------------------------
+    def _guard(self) -> AbstractContextManager[None]:
+        return self._translated()
 
-    def _term_id(self, value: str) -> int | None:
-        ids = self._term_ids([value])
-        return ids[0] if ids else None
-
-    def _term_range(self, prefix: str) -> list[tuple[int, str]]:
-        """Every term starting with ``prefix``, through a range scan of the unique index."""
+    def _write(self, query: str, params: Sequence[object]) -> int:
         with self._conn() as conn:
-            if not prefix:
-                rows = conn.execute("SELECT id, value FROM terms").fetchall()
-            else:
-                low = prefix.encode()
-                # The last byte of UTF-8 text is never 0xFF, so incrementing it gives the upper bound.
-                high = low[:-1] + bytes((low[-1] + 1,))
-                rows = conn.execute(
-                    "SELECT id, value FROM terms WHERE value >= %s AND value < %s", (low, high)
-                ).fetchall()
-        return [(term_id, bytes(raw).decode()) for term_id, raw in rows]
+            return conn.execute(query, params).rowcount
 
-    def _prefix_term_ids(self, prefix: str) -> list[int]:
-        return [term_id for term_id, _ in self._term_range(prefix)]
+    def _read(self, query: str, params: Sequence[object] = ()) -> list[Any]:
+        with self._conn() as conn:
+            return conn.execute(query, params).fetchall()
 
-    def _network_term_ids(self, networks: tuple[IpNetwork, ...]) -> list[int]:
-        ids: list[int] = []
-        for network in networks:
-            for term_id, value in self._term_range(network_text_prefix(network)):
-                try:
-                    if ipaddress.ip_address(value) in network:
-                        ids.append(term_id)
-                except ValueError:
-                    continue
-        return ids
+    def _read_binary(self, query: str, params: Sequence[object]) -> list[Any]:
+        """Rows in binary form: bytea and arrays cost less to send than their text forms."""
+        with self._conn() as conn:
+            return conn.cursor(binary=True).execute(query, params).fetchall()
+
+    def _lookup_terms(self, values: Sequence[str]) -> Iterable[tuple[int, Any]]:
+        with self._conn() as conn:
+            return conn.execute(
+                "SELECT id, value FROM terms WHERE value = ANY(%b)", ([v.encode() for v in values],)
+            ).fetchall()
 
     def _intern(self, values: set[str]) -> None:
         """Give every value a committed term id, race-free against other writers and nodes."""
@@ -518,16 +367,7 @@ class PostgresStore:
     def append(self, records: Sequence[EventRecord]) -> AppendResult:
         if not records:
             return AppendResult([], [])
-        duplicates: list[int] = []
-        fresh: list[tuple[int, EventRecord]] = []
-        seen: set[tuple[str, str]] = set()
-        for index, rec in enumerate(records):
-            ident = (rec.account_id, rec.event_id)
-            if ident in seen:
-                duplicates.append(index)
-            else:
-                seen.add(ident)
-                fresh.append((index, rec))
+        fresh, duplicates = split_batch(records)
         self._intern(term_values(rec for _, rec in fresh))
         months = {month_of(rec.event_time_ms) for _, rec in fresh}
         for attempt in range(2):
@@ -595,18 +435,7 @@ class PostgresStore:
         if usage:
             # Sorted rows: a fixed lock order, should upserts ever run outside the log lock.
             conn.execute(
-                "INSERT INTO key_usage AS u (account, access_key, kind, service, item, item_type, first_used,"
-                " last_used, last_seq, source, calls, failed)"
-                " SELECT * FROM unnest(%b::int8[], %b::int8[], %b::int2[], %b::int8[], %b::int8[],"
-                " %b::int8[], %b::int8[], %b::int8[], %b::int8[], %b::text[], %b::int8[], %b::int8[])"
-                " ON CONFLICT (account, access_key, kind, service, item, item_type) DO UPDATE SET"
-                " first_used = LEAST(u.first_used, excluded.first_used),"
-                " last_seq = CASE WHEN excluded.last_used >= u.last_used"
-                " THEN excluded.last_seq ELSE u.last_seq END,"
-                " source = CASE WHEN excluded.last_used >= u.last_used"
-                " THEN excluded.source ELSE u.source END,"
-                " last_used = GREATEST(u.last_used, excluded.last_used),"
-                " calls = u.calls + excluded.calls, failed = u.failed + excluded.failed",
+                _UPSERT_USAGE,
                 [list(column) for column in zip(*usage, strict=True)],
                 binary=True,
             )
@@ -620,50 +449,24 @@ class PostgresStore:
         tid = self._tid
         with conn.cursor() as cur:
             # Resources before events: every transaction locks the two parents in that order.
-            resource_rows = [
-                (seq, tid(rec.account_id), rec.event_time_ms, tid(rtype), tid(rname))
-                for rec, seq in zip(records, seqs, strict=True)
-                for rtype, rname in rec.resources
-            ]
-            if resource_rows:
+            resources = resource_rows(records, seqs, tid)
+            if resources:
                 with cur.copy(
-                    "COPY event_resources (seq, account, event_time, rtype, rname) FROM STDIN (FORMAT BINARY)"
+                    f"COPY event_resources ({', '.join(RESOURCE_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
                 ) as copy:
-                    copy.set_types(["int8"] * 5)
-                    for resource_row in resource_rows:
+                    copy.set_types(["int8"] * len(RESOURCE_COLUMNS))
+                    for resource_row in resources:
                         copy.write_row(resource_row)
-                pairs = sorted({(row[1], row[3]) for row in resource_rows})
+                pairs = sorted({(row[1], row[3]) for row in resources})
                 cur.execute(
                     "INSERT INTO account_resource_types (account, rtype)"
                     " SELECT * FROM unnest(%s::int8[], %s::int8[]) ON CONFLICT DO NOTHING",
                     ([a for a, _ in pairs], [t for _, t in pairs]),
                 )
-            with cur.copy(f"COPY events ({', '.join(_EVENT_COLUMNS)}) FROM STDIN (FORMAT BINARY)") as copy:
+            with cur.copy(f"COPY events ({', '.join(EVENT_COLUMNS)}) FROM STDIN (FORMAT BINARY)") as copy:
                 copy.set_types(_EVENT_TYPES)
                 for rec, seq in zip(records, seqs, strict=True):
-                    copy.write_row(
-                        (
-                            seq,
-                            tid(rec.account_id),
-                            rec.event_time_ms,
-                            rec.event_key,
-                            rec.request_key,
-                            tid(rec.event_name),
-                            tid(rec.event_type),
-                            tid(rec.event_rw),
-                            tid(rec.event_category),
-                            tid(rec.service_name),
-                            tid(rec.user_name),
-                            tid(rec.access_key_id),
-                            tid(rec.source_ip),
-                            tid(rec.role_name),
-                            _flag(rec.sensitive_action),
-                            tid(rec.error_code),
-                            rec.event_id.encode(),
-                            None if rec.request_id is None else rec.request_id.encode(),
-                            codec.pack(rec.body),
-                        )
-                    )
+                    copy.write_row(event_row(rec, seq, tid, POSTGRES))
 
     def find_events(
         self, *, account_id: str, flt: EventFilter, after: Position | None, descending: bool, limit: int
@@ -672,32 +475,11 @@ class PostgresStore:
             account_ref = self._term_id(account_id)
             if account_ref is None:
                 return []
-            query = self._build(flt, account_ref, after, descending, limit)
+            query = self._build_find(account_ref, flt, after, descending, limit)
             if query is None:
                 return []
-            with self._conn() as conn:
-                rows = conn.cursor(binary=True).execute(query[0], query[1]).fetchall()
+            rows = self._read_binary(query.sql, query.params)
         return [_stored_event(row) for row in rows]
-
-    def _build(
-        self, flt: EventFilter, account_ref: int, after: Position | None, descending: bool, limit: int
-    ) -> tuple[str, list[object]] | None:
-        query = build_find(
-            flt,
-            account_ref=account_ref,
-            after=after,
-            descending=descending,
-            limit=limit,
-            resolve=self._term_ids,
-            resolve_prefix=self._prefix_term_ids,
-            resolve_networks=self._network_term_ids,
-            ph="%s",
-            distinct_on=True,
-        )
-        if query is None:
-            return None
-        # The builder's only text parameters are eventId/requestId values, stored here as bytea.
-        return query.sql, [p.encode() if isinstance(p, str) else p for p in query.params]
 
     def explain_find(
         self, *, account_id: str, flt: EventFilter, descending: bool = True, force_index: bool = False
@@ -711,13 +493,13 @@ class PostgresStore:
             account_ref = self._term_id(account_id) or 0
             # A page in the middle of the window: the shape of every query after the first page.
             after = Position(flt.end_ms, 1 << 62) if descending else Position(flt.start_ms, -1)
-            query = self._build(flt, account_ref, after, descending, 50)
+            query = self._build_find(account_ref, flt, after, descending, 50)
             if query is None:
                 return []
             with self._conn() as conn, conn.transaction():
                 if force_index:
                     conn.execute("SET LOCAL enable_seqscan = off")
-                return [r[0] for r in conn.execute("EXPLAIN (COSTS OFF) " + query[0], query[1])]
+                return [r[0] for r in conn.execute("EXPLAIN (COSTS OFF) " + query.sql, query.params)]
 
     def maintain(self, *, now_ms: int) -> list[str]:
         """Partitions for the months ahead, drop those past retention."""
@@ -731,229 +513,32 @@ class PostgresStore:
         with self._conn() as conn:
             conn.execute("ANALYZE terms, events, event_resources, event_ids, key_usage")
 
-    def iter_events(
-        self, *, account_id: str, flt: EventFilter, descending: bool, batch: int = 1000
-    ) -> Iterator[StoredEvent]:
-        after: Position | None = None
-        while True:
-            page = self.find_events(
-                account_id=account_id, flt=flt, after=after, descending=descending, limit=batch
-            )
-            yield from page
-            if len(page) < batch:
-                return
-            after = page[-1].position
-
-    def resource_types(self, *, account_id: str) -> list[str]:
-        with self._translated():
-            account_ref = self._term_id(account_id)
-            if account_ref is None:
-                return []
-            with self._conn() as conn:
-                rows = conn.execute(
-                    "SELECT t.value FROM account_resource_types a JOIN terms t ON t.id = a.rtype"
-                    " WHERE a.account = %s",
-                    (account_ref,),
-                ).fetchall()
-        return sorted(bytes(value).decode() for (value,) in rows)
-
-    def summarize(self, *, account_id: str, start_ms: int, end_ms: int) -> WindowSummary:
-        with self._translated():
-            account_ref = self._term_id(account_id)
-            if account_ref is None:
-                return WindowSummary(0, None, None)
-            with self._conn() as conn:
-                row = conn.execute(
-                    "SELECT count(*), min(event_time), max(event_time) FROM events"
-                    " WHERE account = %s AND event_time >= %s AND event_time <= %s",
-                    (account_ref, start_ms, end_ms),
-                ).fetchone()
-        assert row is not None
-        return WindowSummary(row[0], row[1], row[2])
-
     def events_by_seq(self, *, account_id: str, seqs: Sequence[int]) -> dict[int, StoredEvent]:
         with self._translated():
             account_ref = self._term_id(account_id)
             if account_ref is None or not seqs:
                 return {}
-            with self._conn() as conn:
-                # One probe per seq: event_ids gives its event time, which names the one partition
-                # to read (see _BY_SEQ).
-                rows = (
-                    conn.cursor(binary=True)
-                    .execute(
-                        "SELECT e.seq, e.event_time, e.event_id, e.body FROM unnest(%b::bigint[]) AS s(seq)"
-                        " CROSS JOIN LATERAL (SELECT seq, event_time FROM event_ids"
-                        " WHERE seq = s.seq AND account = %s) i" + _BY_SEQ,
-                        (sorted(set(seqs)), account_ref),
-                    )
-                    .fetchall()
-                )
+            # One probe per seq: event_ids gives its event time, which names the one partition to
+            # read (see _BY_SEQ).
+            rows = self._read_binary(
+                "SELECT e.seq, e.event_time, e.event_id, e.body FROM unnest(%b::bigint[]) AS s(seq)"
+                " CROSS JOIN LATERAL (SELECT seq, event_time FROM event_ids"
+                " WHERE seq = s.seq AND account = %s) i" + _BY_SEQ,
+                (sorted(set(seqs)), account_ref),
+            )
         return {row[0]: _stored_event(row) for row in rows}
 
     def read_log(self, *, after_seq: int, limit: int) -> list[LogEntry]:
         # Safe to follow by seq: seqs commit in order under the log lock (module docstring).
-        with self._conn() as conn:
-            rows = (
-                conn.cursor(binary=True)
-                .execute(
-                    # The account name by a scalar subquery: one primary-key probe per row, where a
-                    # join may be planned as a scan of every term per row.
-                    "SELECT i.seq, (SELECT value FROM terms WHERE id = i.account), e.event_time, e.event_id,"
-                    " e.body FROM (SELECT seq, event_time, account FROM event_ids WHERE seq > %s"
-                    " ORDER BY seq LIMIT %s) i" + _BY_SEQ + " ORDER BY i.seq",
-                    (after_seq, limit),
-                )
-                .fetchall()
-            )
+        rows = self._read_binary(
+            # The account name by a scalar subquery: one primary-key probe per row, where a join
+            # may be planned as a scan of every term per row.
+            "SELECT i.seq, (SELECT value FROM terms WHERE id = i.account), e.event_time, e.event_id,"
+            " e.body FROM (SELECT seq, event_time, account FROM event_ids WHERE seq > %s"
+            " ORDER BY seq LIMIT %s) i" + _BY_SEQ + " ORDER BY i.seq",
+            (after_seq, limit),
+        )
         return [LogEntry(row[0], bytes(row[1]).decode(), _stored_event(row[:1] + row[2:])) for row in rows]
-
-    def count_events(self) -> int:
-        """How many events the store holds, every account together."""
-        with self._conn() as conn:
-            row = conn.execute("SELECT count(*) FROM events").fetchone()
-        assert row is not None
-        return int(row[0])
-
-    # -- AccessKey usage -----------------------------------------------------------------------
-    def usage(
-        self,
-        *,
-        account_id: str,
-        access_key_id: str,
-        kind: UsageKind,
-        service_name: str | None,
-        since_ms: int,
-        after: UsagePosition | None,
-        limit: int,
-    ) -> list[UsageEntry]:
-        with self._translated():
-            account_ref = self._term_id(account_id)
-            key_ref = self._term_id(access_key_id)
-            if account_ref is None or key_ref is None:
-                return []
-            service_ref = None
-            if service_name is not None:
-                service_ref = self._term_id(service_name)
-                if service_ref is None:
-                    return []
-            query = build_usage(
-                account_ref=account_ref,
-                key_ref=key_ref,
-                kind=kind,
-                service_ref=service_ref,
-                since_ms=since_ms,
-                after=after,
-                limit=limit,
-                ph="%s",
-            )
-            with self._conn() as conn:
-                rows = conn.execute(query.sql, query.params).fetchall()
-        return [usage_entry(kind, row) for row in rows]
-
-    # -- credentials ---------------------------------------------------------------------------
-    def _write(self, query: str, params: Sequence[object]) -> int:
-        with self._conn() as conn:
-            return conn.execute(query, params).rowcount
-
-    def _read(self, query: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
-        with self._conn() as conn:
-            return conn.execute(query, params).fetchall()
-
-    _KEY_COLUMNS = "access_key_id, account_id, user_name, secret_sealed, status, allowed_actions, created_ms"
-    _TOKEN_COLUMNS = "token_id, token_hash, account_ids, all_accounts, scopes, created_ms"
-
-    def save_access_key(self, key: AccessKey) -> None:
-        self._write(
-            f"INSERT INTO access_keys ({self._KEY_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s)",
-            (
-                key.access_key_id,
-                key.account_id,
-                key.user_name,
-                key.secret_sealed,
-                str(key.status),
-                ",".join(key.allowed_actions),
-                key.created_ms,
-            ),
-        )
-
-    @staticmethod
-    def _key(row: Sequence[Any]) -> AccessKey:
-        key_id, account, user, sealed, status, allowed, created = row
-        return AccessKey(
-            key_id,
-            account,
-            user,
-            bytes(sealed),
-            KeyStatus(status),
-            tuple(a for a in allowed.split(",") if a),
-            created,
-        )
-
-    def get_access_key(self, access_key_id: str) -> AccessKey | None:
-        rows = self._read(
-            f"SELECT {self._KEY_COLUMNS} FROM access_keys WHERE access_key_id = %s", (access_key_id,)
-        )
-        return self._key(rows[0]) if rows else None
-
-    def list_access_keys(self, *, account_id: str | None) -> list[AccessKey]:
-        if account_id is None:
-            rows = self._read(f"SELECT {self._KEY_COLUMNS} FROM access_keys ORDER BY account_id, created_ms")
-        else:
-            rows = self._read(
-                f"SELECT {self._KEY_COLUMNS} FROM access_keys WHERE account_id = %s ORDER BY created_ms",
-                (account_id,),
-            )
-        return [self._key(r) for r in rows]
-
-    def set_access_key_status(self, access_key_id: str, status: KeyStatus) -> bool:
-        return (
-            self._write(
-                "UPDATE access_keys SET status = %s WHERE access_key_id = %s", (str(status), access_key_id)
-            )
-            > 0
-        )
-
-    def delete_access_key(self, access_key_id: str) -> bool:
-        return self._write("DELETE FROM access_keys WHERE access_key_id = %s", (access_key_id,)) > 0
-
-    def save_token(self, token: ApiToken) -> None:
-        self._write(
-            f"INSERT INTO api_tokens ({self._TOKEN_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s)",
-            (
-                token.token_id,
-                token.token_hash,
-                ",".join(token.account_ids),
-                token.all_accounts,
-                ",".join(token.scopes),
-                token.created_ms,
-            ),
-        )
-
-    @staticmethod
-    def _token(row: Sequence[Any]) -> ApiToken:
-        token_id, token_hash, accounts, all_accounts, scopes, created = row
-        return ApiToken(
-            token_id,
-            bytes(token_hash),
-            tuple(a for a in accounts.split(",") if a),
-            bool(all_accounts),
-            tuple(TokenScope(s) for s in scopes.split(",") if s),
-            created,
-        )
-
-    def find_token(self, token_hash: bytes) -> ApiToken | None:
-        rows = self._read(
-            f"SELECT {self._TOKEN_COLUMNS} FROM api_tokens WHERE token_hash = %s", (token_hash,)
-        )
-        return self._token(rows[0]) if rows else None
-
-    def list_tokens(self) -> list[ApiToken]:
-        rows = self._read(f"SELECT {self._TOKEN_COLUMNS} FROM api_tokens ORDER BY created_ms")
-        return [self._token(r) for r in rows]
-
-    def delete_token(self, token_id: str) -> bool:
-        return self._write("DELETE FROM api_tokens WHERE token_id = %s", (token_id,)) > 0
 
     def meta_get_or_set(self, name: str, value: bytes) -> bytes:
         with self._conn() as conn:
@@ -962,17 +547,6 @@ class PostgresStore:
             row = conn.execute("SELECT value FROM meta WHERE name = %s", (name,)).fetchone()
         assert row is not None
         return bytes(row[0])
-
-
-def _advisory_lock(conn: Conn, purpose: str) -> None:
-    """A transaction-level advisory lock, scoped to the store's schema (several may share a database)."""
-    conn.execute(
-        "SELECT pg_advisory_xact_lock(hashtext(%s::text || current_schema()))", (f"trailhouse.{purpose}.",)
-    )
-
-
-def _flag(value: bool | None) -> int | None:
-    return None if value is None else int(value)
 
 
 def _stored_event(row: Sequence[Any]) -> StoredEvent:

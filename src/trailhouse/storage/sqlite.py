@@ -9,49 +9,40 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import ipaddress
-import logging
 import os
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import replace
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ..model.credentials import AccessKey, ApiToken, KeyStatus, TokenScope
 from ..model.event import EventRecord
 from ..model.event_text import event_from_json
-from ..model.query import (
-    EventFilter,
-    IpNetwork,
-    Position,
-    StoredEvent,
-    UsageEntry,
-    UsageKind,
-    UsagePosition,
-    WindowSummary,
-)
+from ..model.query import EventFilter, Position, StoredEvent
 from . import codec
 from .base import AppendResult, LogEntry, StoreError, StoreMissing, StoreUnavailable
 from .budget import current_budget
-from .migrations import migrations_for
 from .sql import (
     DAY_BUCKETED_DRIVERS,
-    DAY_MS,
+    EVENT_COLUMNS,
+    RESOURCE_COLUMNS,
+    SQLITE,
     FindQuery,
-    build_find,
-    build_usage,
-    network_text_prefix,
+    SqlStore,
+    apply_migrations,
+    day_windows,
+    event_row,
+    resource_rows,
+    split_batch,
+    split_statements,
     sqlite_day,
     term_values,
-    usage_entry,
+    upsert_usage,
 )
+from .sqlite_repair import remove_duplicate_events
 from .usage import usage_rows
 
 __all__ = ["SqliteStore"]
-
-log = logging.getLogger("trailhouse.storage")
 
 #: How long a statement waits for a lock another process holds (a `trailhouse ingest` beside the
 #: service commits in well under a second); past it the caller gets StoreUnavailable, not a hang.
@@ -82,15 +73,22 @@ def _translate(exc: sqlite3.Error) -> StoreError:
     return StoreError(f"SQLite error: {exc}")
 
 
+@contextlib.contextmanager
+def _guarding() -> Iterator[None]:
+    """Driver errors leave as StoreError / StoreUnavailable / QueryTimeout / QueryCancelled."""
+    try:
+        yield
+    except sqlite3.Error as exc:
+        raise _translate(exc) from exc
+
+
 def _translated(method: Callable[..., T]) -> Callable[..., T]:
-    """Driver errors leave a public store method as StoreError / StoreUnavailable / QueryTimeout."""
+    """``_guarding`` around a whole public store method."""
 
     @functools.wraps(method)
     def wrapper(*args: Any, **kwargs: Any) -> T:
-        try:
+        with _guarding():
             return method(*args, **kwargs)
-        except sqlite3.Error as exc:
-            raise _translate(exc) from exc
 
     return wrapper
 
@@ -127,16 +125,11 @@ def _connect(path: str, cache_mib: int = 128) -> sqlite3.Connection:
     return conn
 
 
-_UPSERT_USAGE = (
-    "INSERT INTO key_usage (account, access_key, kind, service, item, item_type, first_used,"
-    " last_used, last_seq, source, calls, failed) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
-    " ON CONFLICT (account, access_key, kind, service, item, item_type) DO UPDATE SET"
-    " first_used = MIN(first_used, excluded.first_used),"
-    " last_seq = CASE WHEN excluded.last_used >= last_used"
-    " THEN excluded.last_seq ELSE last_seq END,"
-    " source = CASE WHEN excluded.last_used >= last_used THEN excluded.source ELSE source END,"
-    " last_used = MAX(last_used, excluded.last_used),"
-    " calls = calls + excluded.calls, failed = failed + excluded.failed"
+_UPSERT_USAGE = upsert_usage(SQLITE, f"VALUES ({SQLITE.marks(12)})")
+_INSERT_EVENT = f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) VALUES ({SQLITE.marks(len(EVENT_COLUMNS))})"
+_INSERT_RESOURCE = (
+    f"INSERT INTO event_resources ({', '.join(RESOURCE_COLUMNS)})"
+    f" VALUES ({SQLITE.marks(len(RESOURCE_COLUMNS))})"
 )
 
 
@@ -158,10 +151,11 @@ class _PendingBatch:
         self.error, self.done = error, True
 
 
-class SqliteStore:
+class SqliteStore(SqlStore):
     """EventStore on a SQLite file."""
 
     in_process = True
+    dialect = SQLITE
 
     def __init__(self, path: str | Path, *, create: bool = True) -> None:
         self.path = str(path)
@@ -200,74 +194,17 @@ class SqliteStore:
             "CREATE TABLE IF NOT EXISTS schema_migrations"
             " (name TEXT PRIMARY KEY, applied_ms INTEGER NOT NULL)"
         )
-        done = {row[0] for row in w.execute("SELECT name FROM schema_migrations")}
-        # Data repairs that belong to a migration, run in its transaction after its statements.
-        repairs: dict[str, Callable[[sqlite3.Connection], str | None]] = {
-            "0006_event_ids_unique_per_account": self._remove_duplicate_events,
-        }
-        for migration in migrations_for("sqlite"):
-            if migration.name in done:
-                continue
-            w.execute("BEGIN IMMEDIATE")
-            try:
-                # executescript would commit on its own; run statements one by one inside our tx.
-                for statement in _split_sql(migration.sql):
-                    w.execute(statement)
-                repair = repairs.get(migration.name)
-                outcome = repair(w) if repair is not None else None
-                w.execute(
-                    "INSERT INTO schema_migrations VALUES (?, CAST(strftime('%s','now') AS INTEGER) * 1000)",
-                    (migration.name,),
-                )
-                w.execute("COMMIT")
-            except BaseException:
-                w.execute("ROLLBACK")
-                raise
-            if outcome:
-                log.warning("migration %s: %s", migration.name, outcome)
-                self.repairs.append(f"{migration.name}: {outcome}")
-
-    def _remove_duplicate_events(self, conn: sqlite3.Connection) -> str | None:
-        """Remove the events stored more than once under one (account, eventId), keeping the first.
-
-        Before migration 0006 an event re-sent with an eventTime in another UTC day was stored
-        again. The AccessKey usage of the keys those copies named is rebuilt from what remains.
-        """
-        groups = conn.execute(
-            "SELECT account, event_key FROM events INDEXED BY events_key"
-            " GROUP BY account, event_key HAVING count(*) > 1"
-        ).fetchall()
-        doubled: list[int] = []
-        for account, key in groups:
-            first: dict[str, int] = {}
-            for seq, event_id in conn.execute(
-                "SELECT seq, event_id FROM events WHERE account = ? AND event_key = ? ORDER BY seq",
-                (account, key),
-            ):
-                if event_id in first:
-                    doubled.append(seq)
-                else:
-                    first[event_id] = seq
-        if not doubled:
-            return None
-        keys: set[tuple[int, int]] = set()
-        for start in range(0, len(doubled), 500):
-            chunk = doubled[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            keys.update(
-                conn.execute(
-                    f"SELECT account, access_key FROM events"
-                    f" WHERE seq IN ({marks}) AND access_key IS NOT NULL",
-                    chunk,
-                ).fetchall()
-            )
-            conn.execute(f"DELETE FROM event_resources WHERE seq IN ({marks})", chunk)
-            conn.execute(f"DELETE FROM events WHERE seq IN ({marks})", chunk)
-        for account, access_key in sorted(keys):
-            self._rebuild_usage(conn, account, access_key)
-        return (
-            f"removed {len(doubled)} events stored twice (same account and eventId, another day),"
-            f" keeping the first arrival; AccessKey usage rebuilt for {len(keys)} keys"
+        applied = {row[0] for row in w.execute("SELECT name FROM schema_migrations")}
+        self.repairs += apply_migrations(
+            SQLITE,
+            execute=w.execute,
+            transaction=lambda: _immediate(w),
+            # executescript would commit on its own; run statements one by one inside our tx.
+            statements=lambda script: split_statements(script, sqlite3.complete_statement),
+            applied=applied,
+            repairs={
+                "0006_event_ids_unique_per_account": lambda: remove_duplicate_events(w, self._rebuild_usage)
+            },
         )
 
     def _rebuild_usage(self, conn: sqlite3.Connection, account: int, access_key: int) -> None:
@@ -286,9 +223,6 @@ class SqliteStore:
             conn.executemany(_UPSERT_USAGE, usage)
 
     @_translated
-    def applied_migrations(self) -> list[str]:
-        return [r[0] for r in self._reader().execute("SELECT name FROM schema_migrations ORDER BY name")]
-
     def close(self) -> None:
         if self._closed:
             return
@@ -321,57 +255,30 @@ class SqliteStore:
                 self._readers.append(conn)
         return conn
 
-    # -- terms ---------------------------------------------------------------------------------
-    def _term_ids(self, values: Sequence[str]) -> list[int]:
-        ids: list[int] = []
-        missing: list[str] = []
-        for value in values:
-            cached = self._term_cache.get(value)
-            if cached is None:
-                missing.append(value)
-            else:
-                ids.append(cached)
-        if missing:
-            conn = self._reader()
-            for start in range(0, len(missing), 500):
-                chunk = missing[start : start + 500]
-                marks = ",".join("?" * len(chunk))
-                for term_id, value in conn.execute(
-                    f"SELECT id, value FROM terms WHERE value IN ({marks})", chunk
-                ):
-                    self._term_cache[value] = term_id
-                    ids.append(term_id)
-        return ids
+    # -- primitives of SqlStore ----------------------------------------------------------------
+    def _guard(self) -> contextlib.AbstractContextManager[None]:
+        return _guarding()
 
-    def _term_id(self, value: str) -> int | None:
-        ids = self._term_ids([value])
-        return ids[0] if ids else None
+    def _read(self, query: str, params: Sequence[object] = ()) -> list[Any]:
+        return self._reader().execute(query, params).fetchall()
 
-    def _prefix_term_ids(self, prefix: str) -> list[int]:
-        if not prefix:
-            return [r[0] for r in self._reader().execute("SELECT id FROM terms")]
-        upper = prefix[:-1] + chr(ord(prefix[-1]) + 1)
-        rows = self._reader().execute("SELECT id FROM terms WHERE value >= ? AND value < ?", (prefix, upper))
-        return [r[0] for r in rows]
+    def _write(self, query: str, params: Sequence[object]) -> int:
+        with self._write_lock:
+            if self._closed:
+                raise StoreError("the store is closed")
+            try:
+                cur = self._writer.execute(query, params)
+            except sqlite3.IntegrityError as exc:
+                raise StoreError(f"already stored: {exc}") from None
+            return cur.rowcount
 
-    def _network_term_ids(self, networks: tuple[IpNetwork, ...]) -> list[int]:
-        ids: list[int] = []
-        for network in networks:
-            prefix = network_text_prefix(network)
-            if prefix:
-                upper = prefix[:-1] + chr(ord(prefix[-1]) + 1)
-                rows = self._reader().execute(
-                    "SELECT id, value FROM terms WHERE value >= ? AND value < ?", (prefix, upper)
-                )
-            else:
-                rows = self._reader().execute("SELECT id, value FROM terms")
-            for term_id, value in rows:
-                try:
-                    if ipaddress.ip_address(value) in network:
-                        ids.append(term_id)
-                except ValueError:
-                    continue
-        return ids
+    def _lookup_terms(self, values: Sequence[str]) -> Iterable[tuple[int, Any]]:
+        conn = self._reader()
+        for start in range(0, len(values), 500):
+            chunk = values[start : start + 500]
+            yield from conn.execute(
+                f"SELECT id, value FROM terms WHERE value IN ({SQLITE.marks(len(chunk))})", chunk
+            )
 
     def _intern(self, conn: sqlite3.Connection, values: set[str], new_terms: dict[str, int]) -> None:
         """Give every value a term id inside the current write transaction."""
@@ -481,13 +388,8 @@ class SqliteStore:
     def _transaction(self, records: Sequence[EventRecord]) -> AppendResult:
         conn = self._writer
         new_terms: dict[str, int] = {}
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with _immediate(conn):
             result = self._append_locked(conn, records, new_terms)
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
         # Only committed ids may enter the shared cache.
         self._term_cache.update(new_terms)
         return result
@@ -495,19 +397,7 @@ class SqliteStore:
     def _append_locked(
         self, conn: sqlite3.Connection, records: Sequence[EventRecord], new_terms: dict[str, int]
     ) -> AppendResult:
-        accepted: list[int] = []
-        duplicates: list[int] = []
-        seen: set[tuple[str, str]] = set()
-        values: set[str] = set()
-        fresh: list[tuple[int, EventRecord]] = []
-        for index, rec in enumerate(records):
-            ident = (rec.account_id, rec.event_id)
-            if ident in seen:
-                duplicates.append(index)
-                continue
-            seen.add(ident)
-            fresh.append((index, rec))
-            values.add(rec.account_id)
+        fresh, duplicates = split_batch(records)
         self._intern(conn, {rec.account_id for _, rec in fresh}, new_terms)
 
         def tid(value: str | None) -> int | None:
@@ -518,78 +408,40 @@ class SqliteStore:
 
         kept: list[tuple[int, EventRecord]] = []
         buckets = [(tid(rec.account_id), rec.event_key) for _, rec in fresh]
-        stored = self._stored_event_ids(conn, buckets)  # type: ignore[arg-type]
+        stored = self._stored_event_ids(conn, buckets)
         for (index, rec), bucket in zip(fresh, buckets, strict=True):
-            if rec.event_id in stored.get(bucket, ()):  # type: ignore[arg-type]
+            if rec.event_id in stored.get(bucket, ()):
                 duplicates.append(index)
             else:
                 kept.append((index, rec))
         if not kept:
             return AppendResult([], sorted(duplicates))
 
-        values |= term_values(rec for _, rec in kept)
-        self._intern(conn, values, new_terms)
-
+        self._intern(conn, term_values(rec for _, rec in kept), new_terms)
         first_seq = (conn.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0]) + 1
-        event_rows = []
-        resource_rows = []
-        seqs: list[int] = []
-        for offset, (index, rec) in enumerate(kept):
-            seq = first_seq + offset
-            seqs.append(seq)
-            accepted.append(index)
-            account = tid(rec.account_id)
-            event_rows.append(
-                (
-                    seq,
-                    account,
-                    rec.event_time_ms,
-                    rec.event_key,
-                    rec.request_key,
-                    tid(rec.event_name),
-                    tid(rec.event_type),
-                    tid(rec.event_rw),
-                    tid(rec.event_category),
-                    tid(rec.service_name),
-                    tid(rec.user_name),
-                    tid(rec.access_key_id),
-                    tid(rec.source_ip),
-                    tid(rec.role_name),
-                    None if rec.sensitive_action is None else int(rec.sensitive_action),
-                    tid(rec.error_code),
-                    rec.event_id,
-                    rec.request_id,
-                    codec.pack(rec.body),
-                )
-            )
-            for rtype, rname in rec.resources:
-                resource_rows.append((seq, account, rec.event_time_ms, tid(rtype), tid(rname)))
+        seqs = list(range(first_seq, first_seq + len(kept)))
+        records = [rec for _, rec in kept]
         conn.executemany(
-            "INSERT INTO events (seq, account, event_time, event_key, request_key, event_name, event_type,"
-            " event_rw, category, service, user_name, access_key, source_ip, role_name, sensitive,"
-            " error_code, event_id, request_id, body) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            event_rows,
+            _INSERT_EVENT, [event_row(rec, seq, tid, SQLITE) for rec, seq in zip(records, seqs, strict=True)]
         )
-        if resource_rows:
-            conn.executemany(
-                "INSERT INTO event_resources (seq, account, event_time, rtype, rname) VALUES (?,?,?,?,?)",
-                resource_rows,
-            )
+        resources = resource_rows(records, seqs, tid)
+        if resources:
+            conn.executemany(_INSERT_RESOURCE, resources)
             conn.executemany(
                 "INSERT OR IGNORE INTO account_resource_types (account, rtype) VALUES (?, ?)",
-                {(row[1], row[3]) for row in resource_rows},
+                {(row[1], row[3]) for row in resources},
             )
-        usage = usage_rows([rec for _, rec in kept], seqs, tid)
+        usage = usage_rows(records, seqs, tid)
         if usage:
             conn.executemany(_UPSERT_USAGE, usage)
-        return AppendResult(accepted, sorted(duplicates))
+        return AppendResult([index for index, _ in kept], sorted(duplicates))
 
     @staticmethod
     def _stored_event_ids(
         conn: sqlite3.Connection, keys: list[tuple[int | None, int]]
-    ) -> dict[tuple[int, int], set[str]]:
+    ) -> dict[tuple[int | None, int], set[str]]:
         """The stored eventIds behind (account, eventId hash), whatever their day, in chunks."""
-        found: dict[tuple[int, int], set[str]] = {}
+        found: dict[tuple[int | None, int], set[str]] = {}
         by_account: dict[int, list[int]] = {}
         for account, key in keys:
             assert account is not None
@@ -638,29 +490,6 @@ class SqliteStore:
                 if remaining <= 0:
                     return
 
-    def _build_find(
-        self,
-        account_ref: int,
-        flt: EventFilter,
-        after: Position | None,
-        descending: bool,
-        limit: int | None,
-        day: int | None = None,
-    ) -> FindQuery | None:
-        return build_find(
-            flt,
-            account_ref=account_ref,
-            after=after,
-            descending=descending,
-            limit=limit,
-            resolve=self._term_ids,
-            resolve_prefix=self._prefix_term_ids,
-            resolve_networks=self._network_term_ids,
-            name_indexes=True,
-            day_buckets=True,
-            day=day,
-        )
-
     def _rows(self, query: FindQuery) -> Iterator[StoredEvent]:
         for seq, event_time, event_id, body in self._reader().execute(query.sql, query.params):
             yield StoredEvent(seq, event_time, event_id, codec.unpack(body))
@@ -681,18 +510,8 @@ class SqliteStore:
             ).fetchone()
             for order in ("ASC", "DESC")
         ]
-        if ends[0] is None or ends[1] is None:
-            return
-        lo, hi = max(lo, ends[0][0]), min(hi, ends[1][0])
-        if lo > hi:
-            return
-        first, last = sqlite_day(lo), sqlite_day(hi)
-        days = range(last, first - 1, -1) if descending else range(first, last + 1)
-        for day in days:
-            # Truncating division puts (-1 day, +1 day) into day 0 and [d-1, d] days into d < 0.
-            start = day * DAY_MS if day > 0 else day * DAY_MS - DAY_MS + 1
-            end = day * DAY_MS if day < 0 else day * DAY_MS + DAY_MS - 1
-            yield replace(flt, start_ms=max(lo, start), end_ms=min(hi, end)), day
+        if ends[0] is not None and ends[1] is not None:
+            yield from day_windows(flt, max(lo, ends[0][0]), min(hi, ends[1][0]), descending=descending)
 
     @_translated
     def explain_find(self, *, account_id: str, flt: EventFilter, descending: bool = True) -> list[str]:
@@ -708,47 +527,6 @@ class SqliteStore:
         if query is None:
             return []
         return [row[3] for row in self._reader().execute("EXPLAIN QUERY PLAN " + query.sql, query.params)]
-
-    def iter_events(
-        self, *, account_id: str, flt: EventFilter, descending: bool, batch: int = 1000
-    ) -> Iterator[StoredEvent]:
-        after: Position | None = None
-        while True:
-            page = self.find_events(
-                account_id=account_id, flt=flt, after=after, descending=descending, limit=batch
-            )
-            yield from page
-            if len(page) < batch:
-                return
-            after = page[-1].position
-
-    @_translated
-    def resource_types(self, *, account_id: str) -> list[str]:
-        account_ref = self._term_id(account_id)
-        if account_ref is None:
-            return []
-        rows = self._reader().execute(
-            "SELECT t.value FROM account_resource_types a JOIN terms t ON t.id = a.rtype WHERE a.account = ?"
-            " ORDER BY t.value",
-            (account_ref,),
-        )
-        return [r[0] for r in rows]
-
-    @_translated
-    def summarize(self, *, account_id: str, start_ms: int, end_ms: int) -> WindowSummary:
-        account_ref = self._term_id(account_id)
-        if account_ref is None:
-            return WindowSummary(0, None, None)
-        count, earliest, latest = (
-            self._reader()
-            .execute(
-                "SELECT count(*), min(event_time), max(event_time) FROM events"
-                " WHERE account = ? AND event_time >= ? AND event_time <= ?",
-                (account_ref, start_ms, end_ms),
-            )
-            .fetchone()
-        )
-        return WindowSummary(count, earliest, latest)
 
     @_translated
     def events_by_seq(self, *, account_id: str, seqs: Sequence[int]) -> dict[int, StoredEvent]:
@@ -782,54 +560,6 @@ class SqliteStore:
         ]
 
     @_translated
-    def count_events(self) -> int:
-        """How many events the store holds, every account together."""
-        return int(self._reader().execute("SELECT count(*) FROM events").fetchone()[0])
-
-    # -- AccessKey usage -----------------------------------------------------------------------
-    @_translated
-    def usage(
-        self,
-        *,
-        account_id: str,
-        access_key_id: str,
-        kind: UsageKind,
-        service_name: str | None,
-        since_ms: int,
-        after: UsagePosition | None,
-        limit: int,
-    ) -> list[UsageEntry]:
-        account_ref = self._term_id(account_id)
-        key_ref = self._term_id(access_key_id)
-        if account_ref is None or key_ref is None:
-            return []
-        service_ref = None
-        if service_name is not None:
-            service_ref = self._term_id(service_name)
-            if service_ref is None:
-                return []
-        query = build_usage(
-            account_ref=account_ref,
-            key_ref=key_ref,
-            kind=kind,
-            service_ref=service_ref,
-            since_ms=since_ms,
-            after=after,
-            limit=limit,
-        )
-        return [usage_entry(kind, row) for row in self._reader().execute(query.sql, query.params)]
-
-    # -- credentials ---------------------------------------------------------------------------
-    def _write(self, sql: str, params: Sequence[object]) -> int:
-        with self._write_lock:
-            if self._closed:
-                raise StoreError("the store is closed")
-            try:
-                cur = self._writer.execute(sql, params)
-            except sqlite3.IntegrityError as exc:
-                raise StoreError(f"already stored: {exc}") from None
-            return cur.rowcount
-
     @_translated
     def maintain(self, *, now_ms: int) -> list[str]:
         """Refresh the planner's statistics. Events are kept until deleted: one file, no partitions."""
@@ -840,109 +570,6 @@ class SqliteStore:
         return ["optimize"]
 
     @_translated
-    def save_access_key(self, key: AccessKey) -> None:
-        self._write(
-            "INSERT INTO access_keys VALUES (?,?,?,?,?,?,?)",
-            (
-                key.access_key_id,
-                key.account_id,
-                key.user_name,
-                key.secret_sealed,
-                str(key.status),
-                ",".join(key.allowed_actions),
-                key.created_ms,
-            ),
-        )
-
-    @staticmethod
-    def _key(row: Sequence[object]) -> AccessKey:
-        key_id, account, user, sealed, status, allowed, created = row
-        return AccessKey(
-            str(key_id),
-            str(account),
-            str(user),
-            bytes(sealed),  # type: ignore[arg-type]
-            KeyStatus(status),
-            tuple(a for a in str(allowed).split(",") if a),
-            int(created),  # type: ignore[arg-type]
-        )
-
-    @_translated
-    def get_access_key(self, access_key_id: str) -> AccessKey | None:
-        row = (
-            self._reader()
-            .execute("SELECT * FROM access_keys WHERE access_key_id = ?", (access_key_id,))
-            .fetchone()
-        )
-        return self._key(row) if row else None
-
-    @_translated
-    def list_access_keys(self, *, account_id: str | None) -> list[AccessKey]:
-        if account_id is None:
-            rows = self._reader().execute("SELECT * FROM access_keys ORDER BY account_id, created_ms")
-        else:
-            rows = self._reader().execute(
-                "SELECT * FROM access_keys WHERE account_id = ? ORDER BY created_ms", (account_id,)
-            )
-        return [self._key(r) for r in rows]
-
-    @_translated
-    def set_access_key_status(self, access_key_id: str, status: KeyStatus) -> bool:
-        return (
-            self._write(
-                "UPDATE access_keys SET status = ? WHERE access_key_id = ?", (str(status), access_key_id)
-            )
-            > 0
-        )
-
-    @_translated
-    def delete_access_key(self, access_key_id: str) -> bool:
-        return self._write("DELETE FROM access_keys WHERE access_key_id = ?", (access_key_id,)) > 0
-
-    @_translated
-    def save_token(self, token: ApiToken) -> None:
-        self._write(
-            "INSERT INTO api_tokens VALUES (?,?,?,?,?,?)",
-            (
-                token.token_id,
-                token.token_hash,
-                ",".join(token.account_ids),
-                int(token.all_accounts),
-                ",".join(token.scopes),
-                token.created_ms,
-            ),
-        )
-
-    @staticmethod
-    def _token(row: Sequence[object]) -> ApiToken:
-        token_id, token_hash, accounts, all_accounts, scopes, created = row
-        return ApiToken(
-            str(token_id),
-            bytes(token_hash),  # type: ignore[arg-type]
-            tuple(a for a in str(accounts).split(",") if a),
-            bool(all_accounts),
-            tuple(TokenScope(s) for s in str(scopes).split(",") if s),
-            int(created),  # type: ignore[arg-type]
-        )
-
-    @_translated
-    def find_token(self, token_hash: bytes) -> ApiToken | None:
-        row = (
-            self._reader().execute("SELECT * FROM api_tokens WHERE token_hash = ?", (token_hash,)).fetchone()
-        )
-        return self._token(row) if row else None
-
-    @_translated
-    def list_tokens(self) -> list[ApiToken]:
-        return [
-            self._token(r) for r in self._reader().execute("SELECT * FROM api_tokens ORDER BY created_ms")
-        ]
-
-    @_translated
-    def delete_token(self, token_id: str) -> bool:
-        return self._write("DELETE FROM api_tokens WHERE token_id = ?", (token_id,)) > 0
-
-    @_translated
     def meta_get_or_set(self, name: str, value: bytes) -> bytes:
         with self._write_lock:
             self._writer.execute("INSERT OR IGNORE INTO meta VALUES (?, ?)", (name, value))
@@ -950,15 +577,13 @@ class SqliteStore:
         return bytes(row[0])
 
 
-def _split_sql(script: str) -> list[str]:
-    """The statements of a migration file, split where SQLite itself says a statement is complete."""
-    statements: list[str] = []
-    buffer = ""
-    for line in script.splitlines(keepends=True):
-        buffer += line
-        if sqlite3.complete_statement(buffer):
-            statements.append(buffer.strip())
-            buffer = ""
-    if buffer.strip() and not all(line.strip().startswith("--") for line in buffer.strip().splitlines()):
-        raise StoreError("a migration ends with an incomplete statement")
-    return statements
+@contextlib.contextmanager
+def _immediate(conn: sqlite3.Connection) -> Iterator[None]:
+    """A write transaction that takes the database's write lock at once (``BEGIN IMMEDIATE``)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise

@@ -1,4 +1,4 @@
-"""SQL shared by the backends: the event columns and the one query builder behind every lookup.
+"""The one query builder behind every lookup, and the usage page query, for both dialects.
 
 Both backends keep the same tables (events, event_resources, terms, key_usage); only the
 placeholder style and a few statements differ, so a filter is translated to SQL in one place.
@@ -7,12 +7,13 @@ placeholder style and a few statements differ, so a filter is translated to SQL 
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
-from ..model.event import EventRecord, key_hash
-from ..model.query import Attr, EventFilter, IpNetwork, Position, UsageEntry, UsageKind, UsagePosition
+from ...model.event import EventRecord, key_hash
+from ...model.query import Attr, EventFilter, IpNetwork, Position, UsageEntry, UsageKind, UsagePosition
+from .dialect import Dialect
 
 __all__ = [
     "DAY_BUCKETED_DRIVERS",
@@ -20,9 +21,11 @@ __all__ = [
     "FindQuery",
     "build_find",
     "build_usage",
+    "day_windows",
     "network_text_prefix",
     "sqlite_day",
     "term_values",
+    "text_value",
     "usage_entry",
 ]
 
@@ -94,6 +97,19 @@ def sqlite_day(ms: int) -> int:
     return ms // DAY_MS if ms >= 0 else -(-ms // DAY_MS)
 
 
+def day_windows(flt: EventFilter, lo: int, hi: int, *, descending: bool) -> Iterator[tuple[EventFilter, int]]:
+    """[lo, hi] cut into the UTC days of ``sqlite_day``, each as ``flt`` limited to it, in walk order."""
+    if lo > hi:
+        return
+    first, last = sqlite_day(lo), sqlite_day(hi)
+    days = range(last, first - 1, -1) if descending else range(first, last + 1)
+    for day in days:
+        # Truncating division puts (-1 day, +1 day) into day 0 and [d-1, d] days into d < 0.
+        start = day * DAY_MS if day > 0 else day * DAY_MS - DAY_MS + 1
+        end = day * DAY_MS if day < 0 else day * DAY_MS + DAY_MS - 1
+        yield replace(flt, start_ms=max(lo, start), end_ms=min(hi, end)), day
+
+
 def network_text_prefix(network: IpNetwork) -> str:
     """The longest text prefix every address of ``network`` shares, to narrow a scan of IP terms."""
     if isinstance(network, ipaddress.IPv4Network):
@@ -101,10 +117,6 @@ def network_text_prefix(network: IpNetwork) -> str:
         octets = str(network.network_address).split(".")[:whole_octets]
         return ".".join(octets) + ("." if octets and whole_octets < 4 else "")
     return ""
-
-
-def _placeholders(ph: str, n: int) -> str:
-    return ", ".join([ph] * n)
 
 
 def build_find(
@@ -117,19 +129,17 @@ def build_find(
     resolve: ResolveTerms,
     resolve_prefix: ResolvePrefix,
     resolve_networks: Callable[[tuple[IpNetwork, ...]], list[int]],
-    ph: str = "?",
-    name_indexes: bool = False,
-    distinct_on: bool = False,
-    day_buckets: bool = False,
+    dialect: Dialect,
     day: int | None = None,
 ) -> FindQuery | None:
     """Translate a filter to one SELECT, or None when it can match nothing.
 
-    ``distinct_on`` is PostgreSQL's form of the resource join: it has no bare columns under GROUP
-    BY, so DISTINCT ON keeps one row per event; the event of each resource row is fetched by a
+    With ``dialect.distinct_on`` (PostgreSQL: no bare columns under GROUP BY) DISTINCT ON keeps
+    one row per event of the resource join; the event of each resource row is fetched by a
     LATERAL probe on (seq, event_time), which the executor prunes to one partition.
     ``day`` limits the query to one UTC day in the form SQLite's day-bucketed indexes need.
     """
+    ph = dialect.ph
     if flt.is_impossible():
         return None
     resource_conds: list[str] = []
@@ -144,7 +154,7 @@ def build_find(
         if len(ids) == 1:
             out.append(f"{column} = {ph}")
         else:
-            out.append(f"{column} IN ({_placeholders(ph, len(ids))})")
+            out.append(f"{column} IN ({dialect.marks(len(ids))})")
         out_params.extend(ids)
         return True
 
@@ -159,20 +169,20 @@ def build_find(
             hash_col, text_col = HASHED_COLUMNS[attr]
             distinct = sorted(set(values))
             days = range(flt.start_ms // DAY_MS, flt.end_ms // DAY_MS + 1)
-            if day_buckets and attr is Attr.REQUEST_ID and len(days) <= MAX_DAY_PROBES:
+            if dialect.day_buckets and attr is Attr.REQUEST_ID and len(days) <= MAX_DAY_PROBES:
                 # SQLite's requestId index leads with the UTC day (migration 0003): probe each day.
                 # The eventId index spans every day (0006), since eventIds are unique per account.
-                event_conds.append(f"e.event_time / {DAY_MS} IN ({_placeholders(ph, len(days))})")
+                event_conds.append(f"e.event_time / {DAY_MS} IN ({dialect.marks(len(days))})")
                 params_ev.extend(days)
-            event_conds.append(f"e.{hash_col} IN ({_placeholders(ph, len(distinct))})")
+            event_conds.append(f"e.{hash_col} IN ({dialect.marks(len(distinct))})")
             params_ev.extend(key_hash(v) for v in distinct)
-            event_conds.append(f"e.{text_col} IN ({_placeholders(ph, len(distinct))})")
-            params_ev.extend(distinct)
+            event_conds.append(f"e.{text_col} IN ({dialect.marks(len(distinct))})")
+            params_ev.extend(dialect.text(v) for v in distinct)
         elif attr is Attr.SENSITIVE_ACTION:
             flags = {v.lower() for v in values}
             if not flags <= {"true", "false"}:
                 return None
-            event_conds.append(f"e.sensitive IN ({_placeholders(ph, len(flags))})")
+            event_conds.append(f"e.sensitive IN ({dialect.marks(len(flags))})")
             params_ev.extend(1 if f == "true" else 0 for f in sorted(flags))
         else:  # pragma: no cover - every Attr is handled above
             raise ValueError(f"cannot filter on {attr}")
@@ -219,7 +229,7 @@ def build_find(
     order = "DESC" if descending else "ASC"
     select = "SELECT e.seq, e.event_time, e.event_id, e.body"
     driver = "event_resources" if resource_conds else "events"
-    if resource_conds and distinct_on:
+    if resource_conds and dialect.distinct_on:
         sql = (
             f"SELECT DISTINCT ON (r.event_time, r.seq) e.seq, e.event_time, e.event_id, e.body "
             f"FROM event_resources r CROSS JOIN LATERAL (SELECT * FROM events e "
@@ -234,7 +244,7 @@ def build_find(
         )
     else:
         source = "events e"
-        if name_indexes:
+        if dialect.index_hints:
             # "IS NULL" cannot use the partial index of its column (SQLite: "no query solution").
             used = {c.split(" ", 1)[0].removeprefix("e.") for c in event_conds if not c.endswith("IS NULL")}
             driver = next((i for col, i in SQLITE_INDEX_PRIORITY if col in used), "events_time")
@@ -282,12 +292,13 @@ def build_usage(
     since_ms: int,
     after: UsagePosition | None,
     limit: int,
-    ph: str = "?",
+    dialect: Dialect,
 ) -> FindQuery:
     """One page of ``key_usage``, most recent first; ``service_ref`` None reads every service.
 
     Across services the last ties break on the service too (the same item on two services).
     """
+    ph = dialect.ph
     conds = [f"u.account = {ph}", f"u.access_key = {ph}", f"u.kind = {ph}", f"u.last_used >= {ph}"]
     params: list[object] = [account_ref, key_ref, int(kind), since_ms]
     if service_ref is not None:
@@ -340,9 +351,9 @@ def usage_entry(kind: UsageKind, row: Sequence[Any]) -> UsageEntry:
     ) = row
     return UsageEntry(
         kind=kind,
-        service_name=_text(service),
-        item=_text(item),
-        item_type=_text(item_type),
+        service_name=text_value(service),
+        item=text_value(item),
+        item_type=text_value(item_type),
         first_used_ms=first,
         last_used_ms=last,
         calls=calls,
@@ -353,5 +364,5 @@ def usage_entry(kind: UsageKind, row: Sequence[Any]) -> UsageEntry:
     )
 
 
-def _text(value: str | bytes | memoryview) -> str:
+def text_value(value: str | bytes | memoryview) -> str:
     return value if isinstance(value, str) else bytes(value).decode()

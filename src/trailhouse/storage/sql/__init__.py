@@ -1,0 +1,54 @@
+"""The SQL both backends share, steered by a dialect object (``dialect.SQLITE``, ``dialect.POSTGRES``).
+
+``find`` builds every lookup and the usage page; ``rows`` the rows an ingest writes; ``migrate``
+applies the numbered migrations; ``store.SqlStore`` the store methods that read and write alike.
+The backend modules keep what really differs: connections, locking, bulk loading, partitions.
+"""
+
+from __future__ import annotations
+
+from .dialect import POSTGRES, SQLITE, Dialect
+from .find import (
+    DAY_BUCKETED_DRIVERS,
+    DAY_MS,
+    INTERNED_COLUMNS,
+    FindQuery,
+    build_find,
+    build_usage,
+    day_windows,
+    network_text_prefix,
+    sqlite_day,
+    term_values,
+    text_value,
+    usage_entry,
+)
+from .migrate import apply_migrations, split_statements
+from .rows import EVENT_COLUMNS, RESOURCE_COLUMNS, event_row, resource_rows, split_batch, upsert_usage
+from .store import SqlStore
+
+__all__ = [
+    "DAY_BUCKETED_DRIVERS",
+    "DAY_MS",
+    "EVENT_COLUMNS",
+    "INTERNED_COLUMNS",
+    "POSTGRES",
+    "RESOURCE_COLUMNS",
+    "SQLITE",
+    "Dialect",
+    "FindQuery",
+    "SqlStore",
+    "apply_migrations",
+    "build_find",
+    "build_usage",
+    "day_windows",
+    "event_row",
+    "network_text_prefix",
+    "resource_rows",
+    "split_batch",
+    "split_statements",
+    "sqlite_day",
+    "term_values",
+    "text_value",
+    "upsert_usage",
+    "usage_entry",
+]

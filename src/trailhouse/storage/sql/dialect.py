@@ -1,0 +1,81 @@
+"""What the two SQL dialects spell differently, as one object each backend hands the shared SQL.
+
+The tables are the same on both; SQLite keeps strings as TEXT where PostgreSQL keeps the event
+and term strings as bytea, and each has its own placeholders, scalar min/max and clock.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["POSTGRES", "SQLITE", "Dialect"]
+
+
+@dataclass(frozen=True, slots=True)
+class Dialect:
+    #: The folder of its migrations (``storage/migrations/<name>``).
+    name: str
+    #: The driver's parameter placeholder.
+    ph: str
+    #: Scalar (two-argument) minimum and maximum.
+    least: str
+    greatest: str
+    #: The current time in epoch milliseconds, as an SQL expression.
+    now_ms: str
+    #: Column types of the bookkeeping tables.
+    text_type: str
+    int_type: str
+    #: Whether event ids, request ids and terms are stored as bytes (bytea) rather than text.
+    bytes_text: bool
+    #: Whether a flag column is a real boolean (else 0/1).
+    booleans: bool
+    #: Lookups name the index to use (SQLite's ``INDEXED BY``): its planner has no statistics on a
+    #: fresh file.
+    index_hints: bool
+    #: The resource join keeps one row per event with ``DISTINCT ON`` (PostgreSQL has no bare
+    #: columns under GROUP BY).
+    distinct_on: bool
+    #: Some indexes lead with the UTC day, so a lookup may probe a window day by day.
+    day_buckets: bool
+
+    def marks(self, n: int) -> str:
+        """``n`` placeholders, comma-separated."""
+        return ", ".join([self.ph] * n)
+
+    def text(self, value: str) -> str | bytes:
+        """A string as the driver stores it in an event or term column."""
+        return value.encode() if self.bytes_text else value
+
+    def flag(self, value: bool) -> bool | int:
+        return value if self.booleans else int(value)
+
+
+SQLITE = Dialect(
+    name="sqlite",
+    ph="?",
+    least="MIN",
+    greatest="MAX",
+    now_ms="CAST(strftime('%s','now') AS INTEGER) * 1000",
+    text_type="TEXT",
+    int_type="INTEGER",
+    bytes_text=False,
+    booleans=False,
+    index_hints=True,
+    distinct_on=False,
+    day_buckets=True,
+)
+
+POSTGRES = Dialect(
+    name="postgres",
+    ph="%s",
+    least="LEAST",
+    greatest="GREATEST",
+    now_ms="(extract(epoch FROM now()) * 1000)",
+    text_type="text",
+    int_type="bigint",
+    bytes_text=True,
+    booleans=True,
+    index_hints=False,
+    distinct_on=True,
+    day_buckets=False,
+)

@@ -1,0 +1,128 @@
+"""The rows an ingest writes, the same on both backends: events, their resources, AccessKey usage."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from ...model.event import EventRecord
+from .. import codec
+from .dialect import Dialect
+
+__all__ = [
+    "EVENT_COLUMNS",
+    "RESOURCE_COLUMNS",
+    "USAGE_COLUMNS",
+    "TermId",
+    "event_row",
+    "resource_rows",
+    "split_batch",
+    "upsert_usage",
+]
+
+#: The columns of ``events``, in the order ``event_row`` gives their values.
+EVENT_COLUMNS = (
+    "seq",
+    "account",
+    "event_time",
+    "event_key",
+    "request_key",
+    "event_name",
+    "event_type",
+    "event_rw",
+    "category",
+    "service",
+    "user_name",
+    "access_key",
+    "source_ip",
+    "role_name",
+    "sensitive",
+    "error_code",
+    "event_id",
+    "request_id",
+    "body",
+)
+RESOURCE_COLUMNS = ("seq", "account", "event_time", "rtype", "rname")
+#: The columns of ``key_usage``, in the order of ``usage.usage_rows``.
+USAGE_COLUMNS = (
+    "account",
+    "access_key",
+    "kind",
+    "service",
+    "item",
+    "item_type",
+    "first_used",
+    "last_used",
+    "last_seq",
+    "source",
+    "calls",
+    "failed",
+)
+_USAGE_KEY = "account, access_key, kind, service, item, item_type"
+
+#: A term's id; None for a missing value (the column is NULL).
+TermId = Callable[[str | None], int | None]
+
+
+def split_batch(records: Sequence[EventRecord]) -> tuple[list[tuple[int, EventRecord]], list[int]]:
+    """(index, record) of each first (account, eventId) of a batch, and the indexes repeating one."""
+    fresh: list[tuple[int, EventRecord]] = []
+    duplicates: list[int] = []
+    seen: set[tuple[str, str]] = set()
+    for index, rec in enumerate(records):
+        ident = (rec.account_id, rec.event_id)
+        if ident in seen:
+            duplicates.append(index)
+        else:
+            seen.add(ident)
+            fresh.append((index, rec))
+    return fresh, duplicates
+
+
+def event_row(rec: EventRecord, seq: int, tid: TermId, dialect: Dialect) -> tuple[object, ...]:
+    """The ``events`` row of a record, in ``EVENT_COLUMNS`` order."""
+    return (
+        seq,
+        tid(rec.account_id),
+        rec.event_time_ms,
+        rec.event_key,
+        rec.request_key,
+        tid(rec.event_name),
+        tid(rec.event_type),
+        tid(rec.event_rw),
+        tid(rec.event_category),
+        tid(rec.service_name),
+        tid(rec.user_name),
+        tid(rec.access_key_id),
+        tid(rec.source_ip),
+        tid(rec.role_name),
+        None if rec.sensitive_action is None else int(rec.sensitive_action),
+        tid(rec.error_code),
+        dialect.text(rec.event_id),
+        None if rec.request_id is None else dialect.text(rec.request_id),
+        codec.pack(rec.body),
+    )
+
+
+def resource_rows(
+    records: Sequence[EventRecord], seqs: Sequence[int], tid: TermId
+) -> list[tuple[int, int | None, int, int | None, int | None]]:
+    """The ``event_resources`` rows of records stored under ``seqs``, in ``RESOURCE_COLUMNS`` order."""
+    return [
+        (seq, tid(rec.account_id), rec.event_time_ms, tid(rtype), tid(rname))
+        for rec, seq in zip(records, seqs, strict=True)
+        for rtype, rname in rec.resources
+    ]
+
+
+def upsert_usage(dialect: Dialect, source: str) -> str:
+    """Fold usage rows into ``key_usage``: counts add up, first/last widen, the latest call's seq and
+    source win. ``source`` gives the rows (``VALUES (…)`` or a SELECT) in ``USAGE_COLUMNS`` order."""
+    return (
+        f"INSERT INTO key_usage AS u ({', '.join(USAGE_COLUMNS)}) {source}"
+        f" ON CONFLICT ({_USAGE_KEY}) DO UPDATE SET"
+        f" first_used = {dialect.least}(u.first_used, excluded.first_used),"
+        " last_seq = CASE WHEN excluded.last_used >= u.last_used THEN excluded.last_seq ELSE u.last_seq END,"
+        " source = CASE WHEN excluded.last_used >= u.last_used THEN excluded.source ELSE u.source END,"
+        f" last_used = {dialect.greatest}(u.last_used, excluded.last_used),"
+        " calls = u.calls + excluded.calls, failed = u.failed + excluded.failed"
+    )

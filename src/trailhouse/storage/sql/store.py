@@ -1,0 +1,331 @@
+"""What both SQL backends do alike, written once over a few primitives each backend provides.
+
+A backend gives its dialect, a guard that turns its driver's errors into the store's (``_guard``),
+one-statement reads and writes, and the term look-ups its driver does best; this class builds
+the credential, usage, summary and term-id methods of the store on them. Every public method
+here runs inside ``_guard``, so no driver exception leaves it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager
+from typing import Any
+
+from ...model.credentials import AccessKey, ApiToken, KeyStatus, TokenScope
+from ...model.query import (
+    EventFilter,
+    IpNetwork,
+    Position,
+    StoredEvent,
+    UsageEntry,
+    UsageKind,
+    UsagePosition,
+    WindowSummary,
+)
+from .dialect import Dialect
+from .find import FindQuery, build_find, build_usage, network_text_prefix, text_value, usage_entry
+
+__all__ = ["SqlStore", "access_key_from_row", "token_from_row"]
+
+Row = Sequence[Any]
+
+_KEY_COLUMNS = "access_key_id, account_id, user_name, secret_sealed, status, allowed_actions, created_ms"
+_TOKEN_COLUMNS = "token_id, token_hash, account_ids, all_accounts, scopes, created_ms"
+
+
+def access_key_from_row(row: Row) -> AccessKey:
+    key_id, account, user, sealed, status, allowed, created = row
+    return AccessKey(
+        str(key_id),
+        str(account),
+        str(user),
+        bytes(sealed),
+        KeyStatus(status),
+        tuple(a for a in str(allowed).split(",") if a),
+        int(created),
+    )
+
+
+def token_from_row(row: Row) -> ApiToken:
+    token_id, token_hash, accounts, all_accounts, scopes, created = row
+    return ApiToken(
+        str(token_id),
+        bytes(token_hash),
+        tuple(a for a in str(accounts).split(",") if a),
+        bool(all_accounts),
+        tuple(TokenScope(s) for s in str(scopes).split(",") if s),
+        int(created),
+    )
+
+
+class SqlStore:
+    """The shared half of an SQL ``EventStore``; subclasses supply the primitives below."""
+
+    dialect: Dialect
+    #: Committed term ids (value -> id): they never change once committed, so the cache is always right.
+    _term_cache: dict[str, int]
+
+    # -- primitives a backend provides ---------------------------------------------------------
+    def _guard(self) -> AbstractContextManager[None]:
+        """Driver errors inside become StoreError and its kinds; a closed store refuses."""
+        raise NotImplementedError
+
+    def _read(self, query: str, params: Sequence[object] = ()) -> list[Any]:
+        raise NotImplementedError
+
+    def _write(self, query: str, params: Sequence[object]) -> int:
+        """Run one statement in a transaction of its own; the rows it changed."""
+        raise NotImplementedError
+
+    def _lookup_terms(self, values: Sequence[str]) -> Iterable[tuple[int, Any]]:
+        """(id, stored value) of those ``values`` that are terms."""
+        raise NotImplementedError
+
+    def find_events(
+        self, *, account_id: str, flt: EventFilter, after: Position | None, descending: bool, limit: int
+    ) -> list[StoredEvent]:
+        raise NotImplementedError
+
+    # -- terms ---------------------------------------------------------------------------------
+    def _term_ids(self, values: Sequence[str]) -> list[int]:
+        ids: list[int] = []
+        missing: list[str] = []
+        for value in values:
+            cached = self._term_cache.get(value)
+            if cached is None:
+                missing.append(value)
+            else:
+                ids.append(cached)
+        if missing:
+            for term_id, raw in self._lookup_terms(missing):
+                self._term_cache[text_value(raw)] = term_id
+                ids.append(term_id)
+        return ids
+
+    def _term_id(self, value: str) -> int | None:
+        ids = self._term_ids([value])
+        return ids[0] if ids else None
+
+    def _term_range(self, prefix: str) -> list[tuple[int, str]]:
+        """Every term starting with ``prefix``, through a range scan of the unique index."""
+        if not prefix:
+            rows = self._read("SELECT id, value FROM terms")
+        else:
+            low = prefix.encode()
+            # The last byte of UTF-8 text is never 0xFF, so incrementing it gives the upper bound;
+            # as text, the next code point does (SQLite compares TEXT by its UTF-8 bytes).
+            if self.dialect.bytes_text:
+                bounds: tuple[object, object] = (low, low[:-1] + bytes((low[-1] + 1,)))
+            else:
+                bounds = (prefix, prefix[:-1] + chr(ord(prefix[-1]) + 1))
+            ph = self.dialect.ph
+            rows = self._read(f"SELECT id, value FROM terms WHERE value >= {ph} AND value < {ph}", bounds)
+        return [(term_id, text_value(raw)) for term_id, raw in rows]
+
+    def _prefix_term_ids(self, prefix: str) -> list[int]:
+        return [term_id for term_id, _ in self._term_range(prefix)]
+
+    def _network_term_ids(self, networks: tuple[IpNetwork, ...]) -> list[int]:
+        ids: list[int] = []
+        for network in networks:
+            for term_id, value in self._term_range(network_text_prefix(network)):
+                try:
+                    if ipaddress.ip_address(value) in network:
+                        ids.append(term_id)
+                except ValueError:
+                    continue
+        return ids
+
+    # -- events ---------------------------------------------------------------------------------
+    def _build_find(
+        self,
+        account_ref: int,
+        flt: EventFilter,
+        after: Position | None,
+        descending: bool,
+        limit: int | None,
+        day: int | None = None,
+    ) -> FindQuery | None:
+        return build_find(
+            flt,
+            account_ref=account_ref,
+            after=after,
+            descending=descending,
+            limit=limit,
+            resolve=self._term_ids,
+            resolve_prefix=self._prefix_term_ids,
+            resolve_networks=self._network_term_ids,
+            dialect=self.dialect,
+            day=day,
+        )
+
+    def iter_events(
+        self, *, account_id: str, flt: EventFilter, descending: bool, batch: int = 1000
+    ) -> Iterator[StoredEvent]:
+        after: Position | None = None
+        while True:
+            page = self.find_events(
+                account_id=account_id, flt=flt, after=after, descending=descending, limit=batch
+            )
+            yield from page
+            if len(page) < batch:
+                return
+            after = page[-1].position
+
+    def resource_types(self, *, account_id: str) -> list[str]:
+        with self._guard():
+            account_ref = self._term_id(account_id)
+            if account_ref is None:
+                return []
+            rows = self._read(
+                "SELECT t.value FROM account_resource_types a JOIN terms t ON t.id = a.rtype"
+                f" WHERE a.account = {self.dialect.ph}",
+                (account_ref,),
+            )
+        return sorted(text_value(value) for (value,) in rows)
+
+    def summarize(self, *, account_id: str, start_ms: int, end_ms: int) -> WindowSummary:
+        ph = self.dialect.ph
+        with self._guard():
+            account_ref = self._term_id(account_id)
+            if account_ref is None:
+                return WindowSummary(0, None, None)
+            ((count, earliest, latest),) = self._read(
+                "SELECT count(*), min(event_time), max(event_time) FROM events"
+                f" WHERE account = {ph} AND event_time >= {ph} AND event_time <= {ph}",
+                (account_ref, start_ms, end_ms),
+            )
+        return WindowSummary(count, earliest, latest)
+
+    def count_events(self) -> int:
+        """How many events the store holds, every account together."""
+        with self._guard():
+            return int(self._read("SELECT count(*) FROM events")[0][0])
+
+    def applied_migrations(self) -> list[str]:
+        with self._guard():
+            return [r[0] for r in self._read("SELECT name FROM schema_migrations ORDER BY name")]
+
+    # -- AccessKey usage -----------------------------------------------------------------------
+    def usage(
+        self,
+        *,
+        account_id: str,
+        access_key_id: str,
+        kind: UsageKind,
+        service_name: str | None,
+        since_ms: int,
+        after: UsagePosition | None,
+        limit: int,
+    ) -> list[UsageEntry]:
+        with self._guard():
+            account_ref = self._term_id(account_id)
+            key_ref = self._term_id(access_key_id)
+            if account_ref is None or key_ref is None:
+                return []
+            service_ref = None
+            if service_name is not None:
+                service_ref = self._term_id(service_name)
+                if service_ref is None:
+                    return []
+            query = build_usage(
+                account_ref=account_ref,
+                key_ref=key_ref,
+                kind=kind,
+                service_ref=service_ref,
+                since_ms=since_ms,
+                after=after,
+                limit=limit,
+                dialect=self.dialect,
+            )
+            rows = self._read(query.sql, query.params)
+        return [usage_entry(kind, row) for row in rows]
+
+    # -- credentials ---------------------------------------------------------------------------
+    def save_access_key(self, key: AccessKey) -> None:
+        with self._guard():
+            self._write(
+                f"INSERT INTO access_keys ({_KEY_COLUMNS}) VALUES ({self.dialect.marks(7)})",
+                (
+                    key.access_key_id,
+                    key.account_id,
+                    key.user_name,
+                    key.secret_sealed,
+                    str(key.status),
+                    ",".join(key.allowed_actions),
+                    key.created_ms,
+                ),
+            )
+
+    def get_access_key(self, access_key_id: str) -> AccessKey | None:
+        with self._guard():
+            rows = self._read(
+                f"SELECT {_KEY_COLUMNS} FROM access_keys WHERE access_key_id = {self.dialect.ph}",
+                (access_key_id,),
+            )
+        return access_key_from_row(rows[0]) if rows else None
+
+    def list_access_keys(self, *, account_id: str) -> list[AccessKey]:
+        """The AccessKeys of one account, oldest first."""
+        with self._guard():
+            rows = self._read(
+                f"SELECT {_KEY_COLUMNS} FROM access_keys WHERE account_id = {self.dialect.ph}"
+                " ORDER BY created_ms",
+                (account_id,),
+            )
+        return [access_key_from_row(r) for r in rows]
+
+    def list_all_access_keys(self) -> list[AccessKey]:
+        """Every account's AccessKeys (for operators and copies, never for a tenant)."""
+        with self._guard():
+            rows = self._read(f"SELECT {_KEY_COLUMNS} FROM access_keys ORDER BY account_id, created_ms")
+        return [access_key_from_row(r) for r in rows]
+
+    def set_access_key_status(self, access_key_id: str, status: KeyStatus) -> bool:
+        ph = self.dialect.ph
+        with self._guard():
+            return (
+                self._write(
+                    f"UPDATE access_keys SET status = {ph} WHERE access_key_id = {ph}",
+                    (str(status), access_key_id),
+                )
+                > 0
+            )
+
+    def delete_access_key(self, access_key_id: str) -> bool:
+        with self._guard():
+            ph = self.dialect.ph
+            return self._write(f"DELETE FROM access_keys WHERE access_key_id = {ph}", (access_key_id,)) > 0
+
+    def save_token(self, token: ApiToken) -> None:
+        with self._guard():
+            self._write(
+                f"INSERT INTO api_tokens ({_TOKEN_COLUMNS}) VALUES ({self.dialect.marks(6)})",
+                (
+                    token.token_id,
+                    token.token_hash,
+                    ",".join(token.account_ids),
+                    self.dialect.flag(token.all_accounts),
+                    ",".join(token.scopes),
+                    token.created_ms,
+                ),
+            )
+
+    def find_token(self, token_hash: bytes) -> ApiToken | None:
+        with self._guard():
+            rows = self._read(
+                f"SELECT {_TOKEN_COLUMNS} FROM api_tokens WHERE token_hash = {self.dialect.ph}",
+                (token_hash,),
+            )
+        return token_from_row(rows[0]) if rows else None
+
+    def list_tokens(self) -> list[ApiToken]:
+        with self._guard():
+            rows = self._read(f"SELECT {_TOKEN_COLUMNS} FROM api_tokens ORDER BY created_ms")
+        return [token_from_row(r) for r in rows]
+
+    def delete_token(self, token_id: str) -> bool:
+        with self._guard():
+            return self._write(f"DELETE FROM api_tokens WHERE token_id = {self.dialect.ph}", (token_id,)) > 0

@@ -1,0 +1,194 @@
+"""The error contract of both backends: a real failure reaches the caller as one of the store's errors
+(StoreError, StoreUnavailable, QueryTimeout, QueryCancelled), never as a sqlite3 or psycopg exception.
+
+``pytest.raises`` lets any other exception through, so a driver error escaping a method fails here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from trailhouse.model.credentials import AccessKey, ApiToken, KeyStatus, TokenScope
+from trailhouse.model.query import Attr, EventFilter, UsageKind
+from trailhouse.storage import open_store
+from trailhouse.storage import sqlite as sqlite_backend
+from trailhouse.storage.base import (
+    EventStore,
+    QueryCancelled,
+    StoreError,
+    StoreUnavailable,
+)
+from trailhouse.storage.budget import query_budget
+from trailhouse.storage.postgres import PostgresStore
+from trailhouse.storage.sqlite import SqliteStore
+
+from .conftest import ACCOUNT, Backend, at, record
+
+WINDOW = EventFilter(at("2026-01-01T00:00:00Z"), at("2026-12-31T23:59:59Z"))
+KEY = AccessKey("LTAIerr", ACCOUNT, "alice", b"sealed", KeyStatus.ACTIVE, (), 1)
+TOKEN = ApiToken("tok-err", b"\x07" * 32, (ACCOUNT,), False, (TokenScope.READ,), 1)
+
+#: Every public method of the store contract, called with plausible arguments.
+CALLS: dict[str, Callable[[EventStore], Any]] = {
+    "append": lambda s: s.append([record("late")]),
+    "find_events": lambda s: s.find_events(
+        account_id=ACCOUNT, flt=WINDOW, after=None, descending=True, limit=10
+    ),
+    "iter_events": lambda s: list(s.iter_events(account_id=ACCOUNT, flt=WINDOW, descending=False)),
+    "summarize": lambda s: s.summarize(account_id=ACCOUNT, start_ms=WINDOW.start_ms, end_ms=WINDOW.end_ms),
+    "resource_types": lambda s: s.resource_types(account_id=ACCOUNT),
+    "events_by_seq": lambda s: s.events_by_seq(account_id=ACCOUNT, seqs=[1]),
+    "read_log": lambda s: s.read_log(after_seq=0, limit=10),
+    "count_events": lambda s: s.count_events(),
+    "usage": lambda s: s.usage(
+        account_id=ACCOUNT,
+        access_key_id="LTAIalice",
+        kind=UsageKind.EVENT,
+        service_name=None,
+        since_ms=0,
+        after=None,
+        limit=10,
+    ),
+    "save_access_key": lambda s: s.save_access_key(KEY),
+    "get_access_key": lambda s: s.get_access_key("LTAIerr"),
+    "list_access_keys": lambda s: s.list_access_keys(account_id=ACCOUNT),
+    "list_all_access_keys": lambda s: s.list_all_access_keys(),
+    "set_access_key_status": lambda s: s.set_access_key_status("LTAIerr", KeyStatus.INACTIVE),
+    "delete_access_key": lambda s: s.delete_access_key("LTAIerr"),
+    "save_token": lambda s: s.save_token(TOKEN),
+    "find_token": lambda s: s.find_token(TOKEN.token_hash),
+    "list_tokens": lambda s: s.list_tokens(),
+    "delete_token": lambda s: s.delete_token("tok-err"),
+    "meta_get_or_set": lambda s: s.meta_get_or_set("errors-test", b"v"),
+}
+#: Calls that may also do nothing on a closed store (SQLite's housekeeping skips a closed file).
+MAY_BE_NO_OP = {"maintain": lambda s: s.maintain(now_ms=at("10:00:00"))}
+
+WRITES = [
+    "append",
+    "save_access_key",
+    "set_access_key_status",
+    "delete_access_key",
+    "save_token",
+    "delete_token",
+    "meta_get_or_set",
+]
+
+
+def test_the_contract_lists_every_public_method() -> None:
+    """A method added to a backend must be added here, so its errors are tested too."""
+    extra = {"close", "applied_migrations", "explain_find"}
+    for cls, own in (
+        (SqliteStore, set()),
+        (PostgresStore, {"analyze", "partitions", "ensure_partitions", "drop_expired_partitions"}),
+    ):
+        public = {name for name in dir(cls) if not name.startswith("_") and callable(getattr(cls, name))}
+        assert public == set(CALLS) | set(MAY_BE_NO_OP) | extra | own, cls.__name__
+
+
+@pytest.mark.parametrize("name", [*CALLS, *MAY_BE_NO_OP, "applied_migrations"])
+def test_a_closed_store_refuses_with_store_error(store: EventStore, name: str) -> None:
+    store.append([record("e1")])
+    store.find_events(account_id=ACCOUNT, flt=WINDOW, after=None, descending=True, limit=1)
+    store.close()
+    call = {**CALLS, **MAY_BE_NO_OP, "applied_migrations": lambda s: s.applied_migrations()}[name]
+    if name in MAY_BE_NO_OP:
+        with contextlib.suppress(StoreError):
+            call(store)
+        return
+    with pytest.raises(StoreError):
+        call(store)
+    store.close()  # closing again is harmless
+
+
+def test_a_used_then_closed_sqlite_store_refuses_on_every_thread(tmp_path: Path) -> None:
+    """The reading thread's connection is closed underneath it: sqlite3 says ProgrammingError."""
+    store = SqliteStore(tmp_path / "closed.db")
+    store.append([record("e1")])
+    assert store.count_events() == 1
+    store.close()
+    for name in ("count_events", "find_events", "get_access_key", "list_tokens", "read_log"):
+        with pytest.raises(StoreError):
+            CALLS[name](store)
+
+
+@pytest.mark.parametrize("name", WRITES)
+def test_writes_behind_another_connections_exclusive_lock_are_unavailable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    monkeypatch.setattr(sqlite_backend, "_BUSY_TIMEOUT_S", 0.2)
+    path = tmp_path / "locked.db"
+    store = SqliteStore(path)
+    if name in {"set_access_key_status", "delete_access_key"}:
+        store.save_access_key(KEY)
+    if name == "delete_token":
+        store.save_token(TOKEN)
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN EXCLUSIVE")
+    try:
+        started = time.monotonic()
+        with pytest.raises(StoreUnavailable, match="locked"):
+            CALLS[name](store)
+        assert time.monotonic() - started < 3
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    CALLS[name](store)  # and it works again once the lock is gone
+    store.close()
+
+
+def test_a_file_that_is_not_a_database_is_a_store_error(tmp_path: Path) -> None:
+    path = tmp_path / "garbage.db"
+    path.write_bytes(b"this is not a SQLite database, not even its header" * 100)
+    with pytest.raises(StoreError, match="cannot open SQLite database"):
+        SqliteStore(path)
+
+
+def test_a_postgres_port_nobody_listens_on_is_unavailable(tmp_path: Path) -> None:
+    started = time.monotonic()
+    with pytest.raises(StoreUnavailable, match="cannot open PostgreSQL database"):
+        PostgresStore("postgresql://127.0.0.1:1/test?connect_timeout=2")
+    with pytest.raises(StoreUnavailable):
+        open_store("postgresql://127.0.0.1:1/test?connect_timeout=2")
+    assert time.monotonic() - started < 10
+
+
+@pytest.mark.parametrize(
+    "url", ["postgresql://127.0.0.1/test?nosuchoption=1", "postgresql://[::1/test", "postgresql://h:port/x"]
+)
+def test_a_malformed_postgres_url_is_a_store_error(url: str) -> None:
+    with pytest.raises(StoreError):
+        PostgresStore(url)
+
+
+@pytest.mark.postgres
+def test_a_postgres_connection_killed_under_the_store_is_unavailable(pg_backend: Backend) -> None:
+    store = pg_backend.open(pool_size=1)
+    assert isinstance(store, PostgresStore)
+    with store._conn() as conn:
+        pid = conn.info.backend_pid
+    with psycopg.connect(pg_backend.location, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+    with pytest.raises(StoreUnavailable):
+        store.count_events()
+
+
+def _slow_read(store: EventStore) -> Any:
+    flt = EventFilter(WINDOW.start_ms, WINDOW.end_ms, prefixes={Attr.EVENT_NAME: "Describe"})
+    return list(store.iter_events(account_id=ACCOUNT, flt=flt, descending=True, batch=1))
+
+
+def test_a_cancelled_budget_stops_reads_with_query_cancelled(store: EventStore) -> None:
+    store.append([record(f"c{i}", f"10:{i // 60:02d}:{i % 60:02d}") for i in range(200)])
+    with query_budget(60) as budget:
+        budget.cancel()
+        with pytest.raises(QueryCancelled):
+            _slow_read(store)
