@@ -36,6 +36,8 @@ reliability: $(VENV)/.dev-installed services
 lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check src tests bench scripts
 	$(BIN)/ruff format --check src tests bench scripts
+	$(BIN)/mypy
+	$(BIN)/python -m pytest -q -p no:randomly tests/test_layers.py
 
 docs: $(VENV)/.dev-installed
 	$(BIN)/python scripts/docs_gen.py

@@ -1,4 +1,4 @@
-"""Generated parts of the docs: the operation table and the CLI reference.
+"""Generated parts of the docs: the operation table, the settings table and the CLI reference.
 
 ``python scripts/docs_gen.py`` (``make docs``) rewrites them in the checkout this script sits in;
 ``--check`` only reports stale files; ``tests/test_docs.py`` fails when they are stale.
@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BLOCKS = {
     "docs/compatibility.md": ["operations"],
     "docs/cli.md": ["cli"],
+    "docs/configuration.md": ["settings"],
 }
 
 
@@ -29,6 +30,16 @@ def _operations() -> str:
     from trailhouse.api.rpc.dispatch import compatibility_table
 
     return compatibility_table()
+
+
+def _settings() -> str:
+    from trailhouse.settings import Settings
+
+    lines = ["| setting | environment | flag | default | meaning |", "|---|---|---|---|---|"]
+    for row in Settings.table():
+        flag = f"`{row.flag}`" if row.flag else "—"
+        lines.append(f"| `{row.attr}` | `{row.env}` | {flag} | {row.default} | {row.meaning} |")
+    return "\n".join(lines) + "\n"
 
 
 def _cli() -> str:
@@ -59,7 +70,7 @@ def _typer_command(command: object) -> typer.core.TyperCommand | typer.core.Type
     return command
 
 
-RENDERERS = {"operations": _operations, "cli": _cli}
+RENDERERS = {"operations": _operations, "settings": _settings, "cli": _cli}
 
 
 def render_block(name: str) -> str:

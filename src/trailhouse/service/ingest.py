@@ -177,9 +177,10 @@ def _event_id_in(text: bytes) -> str | None:
     if match is None:
         return None
     try:
-        return orjson.loads(b'"' + match.group(1) + b'"')
+        value = orjson.loads(b'"' + match.group(1) + b'"')
     except orjson.JSONDecodeError:
         return None
+    return value if isinstance(value, str) else None
 
 
 def _split_array(text: bytes, start: int, closing: bytes = b"") -> list[bytes] | None:
