@@ -1,4 +1,4 @@
-"""Property tests of the RPC gateway: whatever arrives at ``/``, the answer is the §3.1 envelope.
+"""Property tests of the RPC gateway: whatever arrives at ``/``, the answer is a well-formed envelope.
 
 Driven in process: the real ASGI app through ``httpx.ASGITransport`` (routing, body reading and
 the response headers included), and ``Gateway.process`` directly for what an HTTP client cannot
@@ -493,7 +493,7 @@ def test_signed_requests_with_arbitrary_parameters(harness: Harness, case: Signe
     data = check_response(harness.request(case.method, query, encoded, body))
     event(f"code {data.get('Code', 'OK')}")
     if case.style == "V3" and case.algorithm == ACS3_RSA_SHA256:
-        # Mandatory headers are checked before the method (spec §2 order, steps 2 and 3).
+        # Mandatory headers are checked before the method (docs/api.md §1.4, steps 2 and 3).
         assert data.get("Code") in ("InvalidSignatureMethod", "MissingAction", "MissingVersion"), data
         return
     # A correctly signed request is never refused for its signature.

@@ -143,7 +143,7 @@ INSTANTS = [NOW - k for k in (0, 500, 1000, 60_000, HOUR_MS, DAY_MS, 6 * DAY_MS)
 
 
 def value_of(event: dict[str, Any], attr: Attr) -> str | None:
-    """An event's value for a filter attribute, read straight from the raw dict (spec §7)."""
+    """An event's value for a filter attribute, read straight from the raw dict by its documented name."""
     identity = event["userIdentity"]
     if attr is Attr.ROLE_NAME:
         name = identity.get("userName")
@@ -281,7 +281,8 @@ def pool(attr: Attr, events: list[dict[str, Any]]) -> list[str]:
     return POOLS[attr] + ["never-stored"]
 
 
-# The documented mappings, written out independently of the code under test (spec §4, §5).
+# The filter-to-field mappings of the two LookupEvents pages, written out independently of the code
+# under test (docs/compatibility.md, "What each filter matches").
 SPEC_2017 = {
     "Event": Attr.EVENT_ID,
     "Request": Attr.REQUEST_ID,

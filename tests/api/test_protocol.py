@@ -1,4 +1,4 @@
-"""Request parsing, common-parameter validation and verification (spec §1, §2)."""
+"""Request parsing, common-parameter validation and verification (docs/api.md §1.2–§1.4)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Response rendering (JSON/XML), the §3.1 error envelope and the error catalogue of §3.2/§4."""
+"""Response rendering (JSON/XML), the error envelope and the error catalogue (docs/api.md §1.5, §1.6)."""
 
 from __future__ import annotations
 

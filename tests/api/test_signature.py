@@ -1,4 +1,12 @@
-"""Signature arithmetic against the worked examples of spec §1.3–§1.4 and the captured vectors."""
+"""Signature arithmetic against known vectors.
+
+Example A is the DescribeRegions vector Alibaba Cloud publishes for the RPC signature (V1), example C
+the RunInstances vector it publishes for V3. Examples B and D are LookupEvents requests with special
+characters, signed with the official SDKs' own code; example E re-checks requests captured from those
+SDKs end to end.
+The algorithms: https://www.alibabacloud.com/help/en/sdk/product-overview/rpc-mechanism and
+https://www.alibabacloud.com/help/en/sdk/product-overview/v3-request-structure-and-signature
+"""
 
 from __future__ import annotations
 
@@ -62,7 +70,7 @@ def test_percent_encode_equals_quote_for_any_text(raw: str) -> None:
     assert percent_encode(raw) == quote(raw, safe="~")
 
 
-# ------------------------------------------------------------------------------------- V1, §1.3
+# ----------------------------------------------------------------------------------- V1 (HMAC-SHA1)
 
 
 def test_example_a_official_doc_vector() -> None:
@@ -140,7 +148,7 @@ def test_captured_v1_vectors(index: int, signature: str) -> None:
     assert v1_signature(SECRET, v1_string_to_sign(req.method, params)) == signature
 
 
-# ------------------------------------------------------------------------------------- V3, §1.4
+# -------------------------------------------------------------------------------------- V3 (ACS3-*)
 
 
 def test_example_c_official_v3_vector() -> None:

@@ -559,7 +559,7 @@ def test_v3_payload_hash_mismatch_is_rejected(
 def test_v3_repeated_header_is_joined_with_a_comma(
     http: httpx.Client, live_server: LiveServer, tenant: Tenant
 ) -> None:
-    # Spec §1.4: duplicate header names are canonicalised as one header, values joined with ','.
+    # A repeated header is canonicalised once, its values joined with ',' (what the tea SDK signs).
     req = sign_v3(live_server, "POST", tenant.key_id, tenant.secret, extra_headers={"x-acs-custom": "a,b"})
     wire = [(n.encode(), v.encode()) for n, v in req.headers.items() if n != "x-acs-custom"]
     wire += [(b"x-acs-custom", b"a"), (b"x-acs-custom", b"b")]
