@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from ..api.rpc.dispatch import RAM_ACTIONS
 from ..model.credentials import KeyStatus, TokenScope
 from ..model.times import format_wire_time
 from ..service.credentials import CredentialError, create_access_key, create_token
@@ -46,6 +47,9 @@ def keys_create(
     json_out: JsonOption = False,
 ) -> None:
     """Create an AccessKey pair. The secret is shown once."""
+    for action in allow or ():
+        if action not in RAM_ACTIONS:
+            raise fail(f"unknown action {action!r}; known: {', '.join(RAM_ACTIONS)}")
     settings = load_settings(db)
     with opened(settings) as store, _credential_errors():
         created = create_access_key(

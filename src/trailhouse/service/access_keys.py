@@ -158,7 +158,7 @@ def page_size_or_default(page_size: int | None) -> int:
 
 
 def format_detail(body: bytes) -> str:
-    """The stored event as the ``Detail`` string: JSON indented by two spaces, as in the seed example.
+    """The stored event as the ``Detail`` string: JSON indented by two spaces, as documented.
 
     Keys keep their stored order and values their types; only whitespace differs from the body.
     """

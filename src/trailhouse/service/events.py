@@ -3,7 +3,7 @@
 Three jobs live here, each knowing nothing of HTTP or of the wire's parameter names:
 
 * ``resolve_window`` turns the StartTime/EndTime texts into a checked time window, following the
-  rules of the 2017-12-04 seed (defaults, 90-day reach, span limit) or of 2020-07-06 (both or
+  rules documented for 2017-12-04 (defaults, 90-day reach, span limit) or of 2020-07-06 (both or
   neither, longer span).
 * ``lookup_events`` reads one page in SQL with keyset paging: the position of the last event
   returned, and the window the first page resolved, travel in an HMAC-signed page token bound to
@@ -12,7 +12,7 @@ Three jobs live here, each knowing nothing of HTTP or of the wire's parameter na
   names (``ACS::ECS::Instance``) the account's events name.
 
 Problems with a request raise ``LookupRejected``, whose ``kind`` names the problem; each caller maps
-kinds to its own error vocabulary (api/operations/lookup_events.py to the seed's error codes).
+kinds to its own error vocabulary (api/rpc/operations/lookup_events.py to the documented error codes).
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ _SECOND_MS = 1000
 
 
 class Problem(enum.StrEnum):
-    """What is wrong with a lookup request. Each maps to one of the seed's error codes."""
+    """What is wrong with a lookup request. Each maps to one of the error codes LookupEvents documents."""
 
     START_TIME_INVALID = "start_time_invalid"  # StartTime does not parse
     END_TIME_INVALID = "end_time_invalid"  # EndTime does not parse
@@ -83,7 +83,7 @@ class WindowRules:
     max_span_days: int
     #: 2020-07-06: StartTime and EndTime must be given together or not at all.
     both_or_neither: bool
-    #: A missing StartTime means this many days before now (the seed says 7).
+    #: A missing StartTime means this many days before now (LookupEvents documents 7).
     default_days: int = 7
     #: Only events of the last this many days can be searched.
     reach_days: int = 90
@@ -93,7 +93,7 @@ class WindowRules:
     clock_skew_ms: int = 15 * 60 * 1000
 
 
-#: 2017-12-04 (seed): defaults now−7d/now, last 90 days, span ≤ 30 days.
+#: 2017-12-04 (as documented): defaults now−7d/now, last 90 days, span ≤ 30 days.
 WINDOW_2017 = WindowRules(max_span_days=30, both_or_neither=False)
 
 

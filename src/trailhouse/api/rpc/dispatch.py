@@ -16,7 +16,7 @@ from ..context import Services
 from .call import Call
 from .operations import access_key_usage, lookup_events
 
-__all__ = ["OPERATIONS", "Operation", "compatibility_table"]
+__all__ = ["OPERATIONS", "RAM_ACTIONS", "Operation", "compatibility_table"]
 
 Handler = Callable[[Call, Services], dict[str, Any]]
 
@@ -90,6 +90,8 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
 }
 
 KNOWN_VERSIONS = frozenset(version for _, version in OPERATIONS)
+#: What a key may be limited to: each served action's RAM-style name, or all of them.
+RAM_ACTIONS = (*sorted({op.ram_action for op in OPERATIONS.values()}), "actiontrail:*")
 
 
 def compatibility_table() -> str:
