@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from trailhouse.model.event import EventInvalid, event_from_mapping, usage_source
+from trailhouse.model.event import EventInvalid, event_from_mapping, fast_record, usage_source
 from trailhouse.model.event_text import event_from_json, parse_body
 from trailhouse.model.times import format_wire_time, parse_event_time, parse_wire_time
 
@@ -289,6 +289,35 @@ def test_fast_and_slow_paths_agree(
     event["userIdentity"] = {**event["userIdentity"], **identity}  # type: ignore[dict-item]
     text = orjson.dumps(event)
     assert _outcome(lambda: event_from_json(text)) == _outcome(lambda: event_from_mapping(event))
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"requestParameters": {"RegionId": "cn-hangzhou"}},
+        {"responseElements": [1, 2]},
+        {"responseElements": "ok"},
+        {"additionalEventData": {"a": 1}, "eventAttributes": {"b": 2}},
+        {"requestParameters": None, "responseElements": None},
+        {"referencedResources": {"ACS::ECS::Instance": ["i-1", "i-2"]}},
+    ],
+)
+def test_typical_events_take_the_fast_path(extra: dict[str, object]) -> None:
+    # Regression: ``msgspec.Raw | None`` fields made every event with an object field fail the
+    # typed decode, so the fast path answered for almost no real event.
+    event = base_event(**extra)
+    event["userIdentity"] = {**event["userIdentity"], "sessionContext": {"attributes": {}}}  # type: ignore[dict-item]
+    body = orjson.dumps(event)
+    fast = fast_record(body)
+    assert fast is not None
+    assert _outcome(lambda: fast) == _outcome(lambda: event_from_mapping(event, body=body))
+
+
+@pytest.mark.parametrize(
+    "extra", [{"requestParameters": "a=b"}, {"responseElements": 5}, {"eventAttributes": [1]}]
+)
+def test_a_raw_field_of_another_type_leaves_the_fast_path(extra: dict[str, object]) -> None:
+    assert fast_record(orjson.dumps(base_event(**extra))) is None
 
 
 def test_body_is_the_input_without_insignificant_whitespace() -> None:

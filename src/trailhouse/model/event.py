@@ -7,7 +7,9 @@ lookups filter on, extracted once at ingest so that no query ever has to parse J
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import operator
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -337,61 +339,55 @@ def _record(
     )
 
 
-# The fast path: a typed msgspec decode in C of only what is indexed or type-checked; ``null`` is
-# None, as absence is. Objects that are only type-checked stay raw (their first byte says the
-# type). Anything odd returns None, and event_from_mapping judges it and words the warnings, so
-# the fast path only ever answers for events without warnings.
-class _Identity(msgspec.Struct):
-    type: str | None = None
-    accountId: str | int | None = None  # noqa: N815 (wire names)
-    principalId: str | int | None = None  # noqa: N815
-    userName: str | None = None  # noqa: N815
-    accessKeyId: str | None = None  # noqa: N815
-    sessionContext: msgspec.Raw | None = None  # noqa: N815
+# The fast path: a typed msgspec decode in C of only what is indexed or type-checked, built from
+# the same tables as the checks above. ``null`` is None, as absence is. Objects that are only
+# type-checked stay raw (their first byte says the type; an empty Raw is an absent field). Anything
+# odd returns None, and event_from_mapping judges it and words the warnings, so the fast path only
+# ever answers for events without warnings.
+_FIRST_BYTES: dict[type, int] = {dict: ord("{"), list: ord("["), str: ord('"')}
+_SCALARS = (str, int, bool)
 
 
-class _Event(msgspec.Struct):
-    eventId: str | None = None  # noqa: N815
-    eventVersion: str | int | None = None  # noqa: N815
-    eventTime: str | None = None  # noqa: N815
-    eventName: str | None = None  # noqa: N815
-    eventSource: str | None = None  # noqa: N815
-    eventType: str | None = None  # noqa: N815
-    eventRW: str | None = None  # noqa: N815
-    eventCategory: str | None = None  # noqa: N815
-    serviceName: str | None = None  # noqa: N815
-    apiVersion: str | None = None  # noqa: N815
-    acsRegion: str | None = None  # noqa: N815
-    isGlobal: bool | None = None  # noqa: N815
-    requestId: str | None = None  # noqa: N815
-    requestParameters: msgspec.Raw | None = None  # noqa: N815
-    requestParameterJson: str | None = None  # noqa: N815
-    responseElements: msgspec.Raw | None = None  # noqa: N815
-    additionalEventData: msgspec.Raw | None = None  # noqa: N815
-    referencedResources: dict[str, list[str] | str] | None = None  # noqa: N815
-    resourceName: str | None = None  # noqa: N815
-    resourceType: str | None = None  # noqa: N815
-    errorCode: str | None = None  # noqa: N815
-    errorMessage: str | None = None  # noqa: N815
-    sourceIpAddress: str | None = None  # noqa: N815
-    userAgent: str | None = None  # noqa: N815
-    vpcId: str | None = None  # noqa: N815
-    recipientAccountId: str | None = None  # noqa: N815
-    eventAttributes: msgspec.Raw | None = None  # noqa: N815
-    userIdentity: _Identity | None = None  # noqa: N815
-    sensitiveAction: bool | str | None = None  # noqa: N815
+def _fast_struct(
+    name: str, types: dict[str, tuple[type, ...]], decoded_as: dict[str, Any]
+) -> tuple[type[msgspec.Struct], dict[str, frozenset[int]]]:
+    """A msgspec Struct with one optional field per documented field, and the raw fields' allowed
+    first bytes (``n`` is null)."""
+    fields: list[tuple[str, Any, Any]] = []
+    raw: dict[str, frozenset[int]] = {}
+    for attr, allowed in types.items():
+        if attr in decoded_as:
+            fields.append((attr, decoded_as[attr] | None, None))
+        elif all(t in _SCALARS for t in allowed):
+            fields.append((attr, functools.reduce(operator.or_, allowed) | None, None))
+        else:
+            # ``Raw | None`` is not a type msgspec decodes: null comes in as the Raw text ``null``.
+            fields.append((attr, msgspec.Raw, msgspec.Raw()))
+            raw[attr] = frozenset({ord("n"), *(_FIRST_BYTES[t] for t in allowed)})
+    return msgspec.defstruct(name, fields), raw
 
 
+_Identity, _IDENTITY_RAW = _fast_struct("_Identity", _IDENTITY_TYPES, {})
+_Event, _EVENT_RAW = _fast_struct(
+    "_Event",
+    _FIELD_TYPES,
+    {"referencedResources": dict[str, list[str] | str], "userIdentity": _Identity},
+)
 _DECODER = msgspec.json.Decoder(_Event)
-# Raw fields and the first byte their documented types allow ("n": null, which is absence).
-_OBJECT = (ord("{"), ord("n"))
-_RESPONSE = (ord("{"), ord("["), ord('"'), ord("n"))
+
+
+def _raw_fields_fit(obj: Any, allowed: dict[str, frozenset[int]]) -> bool:
+    for name, first in allowed.items():
+        raw = getattr(obj, name)
+        if len(raw) and memoryview(raw)[0] not in first:
+            return False
+    return True
 
 
 def fast_record(body: bytes) -> EventRecord | None:
     """The record of a compact JSON event, or None when the slow path must judge it."""
     try:
-        ev = _DECODER.decode(body)
+        ev: Any = _DECODER.decode(body)
     except (msgspec.ValidationError, msgspec.DecodeError):
         return None
     identity = ev.userIdentity
@@ -406,10 +402,7 @@ def fast_record(body: bytes) -> EventRecord | None:
     account_id = identity.accountId
     if type(account_id) is not str or not account_id or len(account_id) > MAX_ID_LENGTH:
         return None  # integers and the rest: the slow path converts or explains
-    for raw in (ev.requestParameters, ev.additionalEventData, ev.eventAttributes, identity.sessionContext):
-        if raw is not None and memoryview(raw)[0] not in _OBJECT:
-            return None
-    if ev.responseElements is not None and memoryview(ev.responseElements)[0] not in _RESPONSE:
+    if not (_raw_fields_fit(ev, _EVENT_RAW) and _raw_fields_fit(identity, _IDENTITY_RAW)):
         return None
     warnings: list[str] = []
     sensitive = _sensitive(ev.sensitiveAction, warnings)
