@@ -674,3 +674,16 @@ def test_any_valid_event_round_trips_unchanged(store: EventStore, events: list[d
         assert found.event_id == r.event_id and found.event_time_ms == r.event_time_ms
         by_name = EventFilter(r.event_time_ms, r.event_time_ms, equals={Attr.EVENT_NAME: (r.event_name,)})
         assert found.seq in {e.seq for e in find_all(store, by_name, account=r.account_id)}
+
+
+def test_ids_with_a_nul_match_nothing(store: EventStore) -> None:
+    # PostgreSQL text cannot hold NUL: a look-up by such an id is an answer (none), never an error.
+    assert store.get_access_key("LTAI\x00x") is None
+    assert store.list_access_keys(account_id="1\x002") == []
+    assert store.set_access_key_status("LTAI\x00x", KeyStatus.INACTIVE) is False
+    assert store.delete_access_key("LTAI\x00x") is False
+    assert store.delete_token("t\x00") is False
+    flt = EventFilter(
+        EVERYTHING.start_ms, EVERYTHING.end_ms, equals={Attr.EVENT_NAME: ("Describe\x00Instances",)}
+    )
+    assert store.find_events(account_id=ACCOUNT, flt=flt, after=None, descending=True, limit=5) == []

@@ -31,6 +31,8 @@ __all__ = ["SqlStore", "access_key_from_row", "token_from_row"]
 
 Row = Sequence[Any]
 
+#: Ids are looked up as text, which PostgreSQL cannot hold with a NUL in it; no stored id has one.
+_NUL = "\x00"
 _KEY_COLUMNS = "access_key_id, account_id, user_name, secret_sealed, status, allowed_actions, created_ms"
 _TOKEN_COLUMNS = "token_id, token_hash, account_ids, all_accounts, scopes, created_ms"
 
@@ -260,6 +262,8 @@ class SqlStore:
             )
 
     def get_access_key(self, access_key_id: str) -> AccessKey | None:
+        if _NUL in access_key_id:
+            return None  # no stored id holds one (PostgreSQL text cannot), so none matches
         with self._guard():
             rows = self._read(
                 f"SELECT {_KEY_COLUMNS} FROM access_keys WHERE access_key_id = {self.dialect.ph}",
@@ -269,6 +273,8 @@ class SqlStore:
 
     def list_access_keys(self, *, account_id: str) -> list[AccessKey]:
         """The AccessKeys of one account, oldest first."""
+        if _NUL in account_id:
+            return []
         with self._guard():
             rows = self._read(
                 f"SELECT {_KEY_COLUMNS} FROM access_keys WHERE account_id = {self.dialect.ph}"
@@ -284,6 +290,8 @@ class SqlStore:
         return [access_key_from_row(r) for r in rows]
 
     def set_access_key_status(self, access_key_id: str, status: KeyStatus) -> bool:
+        if _NUL in access_key_id:
+            return False
         ph = self.dialect.ph
         with self._guard():
             return (
@@ -295,6 +303,8 @@ class SqlStore:
             )
 
     def delete_access_key(self, access_key_id: str) -> bool:
+        if _NUL in access_key_id:
+            return False
         with self._guard():
             ph = self.dialect.ph
             return self._write(f"DELETE FROM access_keys WHERE access_key_id = {ph}", (access_key_id,)) > 0
@@ -327,5 +337,7 @@ class SqlStore:
         return [token_from_row(r) for r in rows]
 
     def delete_token(self, token_id: str) -> bool:
+        if _NUL in token_id:
+            return False
         with self._guard():
             return self._write(f"DELETE FROM api_tokens WHERE token_id = {self.dialect.ph}", (token_id,)) > 0
