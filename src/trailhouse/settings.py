@@ -162,6 +162,13 @@ class Settings:
         "PostgreSQL drops partitions past it",
         flag="--retention-days",
     )
+    sqlite_cache_mib: int = setting(
+        1024,
+        "SQLITE_CACHE_MIB",
+        "SQLite's page cache for writing, in MiB (each reading thread gets up to 128 of its own); "
+        "allocated as pages are used, so the process grows to about this much with the data and "
+        "stays there. Less memory, slower ingest of large stores",
+    )
     query_timeout_s: float = setting(
         10.0,
         "QUERY_TIMEOUT_S",
@@ -276,6 +283,7 @@ class Settings:
         )
         need(self.usage_window_days >= 1, "usage_window_days", "days, at least 1")
         need(self.retention_days >= 1, "retention_days", "days, at least 1")
+        need(self.sqlite_cache_mib >= 2, "sqlite_cache_mib", "MiB, at least 2")
         need(self.query_timeout_s >= 0, "query_timeout_s", "seconds, 0 (no limit) or more")
         need(self.idle_timeout_s > 0, "idle_timeout_s", "seconds, more than 0")
         need(self.request_timeout_s > 0, "request_timeout_s", "seconds, more than 0")

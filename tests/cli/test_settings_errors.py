@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -79,3 +80,21 @@ def test_settings_validate_in_one_place() -> None:
     with pytest.raises(SettingsError, match="TRAILHOUSE_REQUEST_TIMEOUT_S"):
         Settings.from_env(request_timeout_s=0.0)
     Settings().validate()  # the defaults are valid
+    with pytest.raises(SettingsError, match="TRAILHOUSE_SQLITE_CACHE_MIB is 1: expected MiB, at least 2"):
+        Settings(sqlite_cache_mib=1).validate()
+
+
+def test_every_setting_reads_its_variable_and_goes_back_to_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    # One declaration per setting: from_env and to_env agree on every variable.
+    for row in Settings.table():
+        monkeypatch.delenv(row.env, raising=False)
+    monkeypatch.setenv("TRAILHOUSE_SQLITE_CACHE_MIB", "64")
+    monkeypatch.setenv("TRAILHOUSE_QUERY_TIMEOUT_S", "2.5")
+    settings = Settings.from_env()
+    assert settings.sqlite_cache_mib == 64 and settings.query_timeout_s == 2.5
+    env = settings.to_env()
+    assert set(env) == {row.env for row in Settings.table()}
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    # Workers get the data directory resolved, so all of them find the same master key.
+    assert Settings.from_env() == dataclasses.replace(settings, data_dir=str(settings.resolved_data_dir()))

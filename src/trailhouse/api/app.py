@@ -141,7 +141,13 @@ def create_app(
     """Build the app. A store passed in stays the caller's to close unless ``close_store`` says otherwise."""
     owns_store = store is None if close_store is None else close_store
     store = (
-        store if store is not None else open_store(settings.db_url, retention_days=settings.retention_days)
+        store
+        if store is not None
+        else open_store(
+            settings.db_url,
+            retention_days=settings.retention_days,
+            sqlite_cache_mib=settings.sqlite_cache_mib,
+        )
     )
     svc = Services(settings=settings, store=store, page_tokens=PageTokens.for_store(store))
     limiter = build_gateway(svc)

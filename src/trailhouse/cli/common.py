@@ -87,7 +87,12 @@ def safe_url(url: str) -> str:
 def open_or_fail(settings: Settings, *, create: bool = True) -> EventStore:
     """The store; ``create=False`` for commands that only read what is there."""
     try:
-        return open_store(settings.db_url, retention_days=settings.retention_days, create=create)
+        return open_store(
+            settings.db_url,
+            retention_days=settings.retention_days,
+            create=create,
+            sqlite_cache_mib=settings.sqlite_cache_mib,
+        )
     except StoreMissing:
         raise fail(
             f"no store at {safe_url(settings.db_url)}: nothing has been ingested there; "

@@ -16,10 +16,13 @@ __all__ = [
 ]
 
 
-def open_store(url: str, *, retention_days: int = 400, create: bool = True) -> EventStore:
+def open_store(
+    url: str, *, retention_days: int = 400, create: bool = True, sqlite_cache_mib: int = 1024
+) -> EventStore:
     """Open (and migrate) the store a URL names: ``sqlite:///path`` or ``postgresql://…``.
 
-    ``retention_days`` matters to PostgreSQL, whose monthly partitions past it are dropped.
+    ``retention_days`` matters to PostgreSQL, whose monthly partitions past it are dropped;
+    ``sqlite_cache_mib`` to SQLite (its page cache).
     With ``create=False`` (commands that only read) a store that was never created raises
     ``StoreMissing`` instead of being created empty: a mistyped path must not answer "0 events".
     """
@@ -27,7 +30,7 @@ def open_store(url: str, *, retention_days: int = 400, create: bool = True) -> E
     if path is not None:
         from .sqlite import SqliteStore
 
-        return SqliteStore(path, create=create)
+        return SqliteStore(path, create=create, cache_mib=sqlite_cache_mib)
     if url.startswith(("postgresql://", "postgres://")):
         from .postgres import PostgresStore
 

@@ -157,8 +157,11 @@ class SqliteStore(SqlStore):
     in_process = True
     dialect = SQLITE
 
-    def __init__(self, path: str | Path, *, create: bool = True) -> None:
+    def __init__(self, path: str | Path, *, create: bool = True, cache_mib: int = 1024) -> None:
         self.path = str(path)
+        #: The writer's page cache; each reader's is at most 128 MiB of it. SQLite allocates the
+        #: cache as pages are used, so a process's memory grows to about this much and stays there.
+        self._cache_mib = cache_mib
         self.url = f"sqlite:///{self.path}"
         #: What opening repaired in the data (one line each), for ``trailhouse migrate`` to report.
         self.repairs: list[str] = []
@@ -181,7 +184,7 @@ class SqliteStore(SqlStore):
         try:
             # Every ingested event changes a leaf page in each index; at 10M events those indexes are
             # gigabytes, and a page that falls out of the writer's cache must be read back first.
-            self._writer = _connect(self.path, cache_mib=1024)
+            self._writer = _connect(self.path, cache_mib=cache_mib)
             self._migrate()
         except sqlite3.Error as exc:
             error = _translate(exc)
@@ -245,7 +248,7 @@ class SqliteStore(SqlStore):
         if conn is None:
             if self._closed:
                 raise StoreError("the store is closed")
-            conn = _connect(self.path)
+            conn = _connect(self.path, cache_mib=min(128, self._cache_mib))
             conn.execute("PRAGMA query_only=ON")
             # Reads stop when the request's budget is spent (storage.budget): a broad lookup ends
             # with QueryTimeout instead of running on after its client was answered or left.
