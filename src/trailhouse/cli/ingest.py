@@ -13,19 +13,19 @@ import zlib
 from collections.abc import Iterator
 from typing import Annotated, BinaryIO
 
-import orjson
 import typer
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ..service.ingest import (
-    UTF8_BOM,
     IngestLimits,
     IngestReport,
     UnreadableInput,
     decode_events,
     decode_ndjson,
     ingest_items,
+    is_ndjson_start,
+    without_bom,
 )
 from ..storage.base import StoreError
 from .common import DbOption, JsonOption, console, fail, load_settings, open_or_fail, out
@@ -62,15 +62,14 @@ def _decoded_chunks(stream: BinaryIO | gzip.GzipFile, chunk: int) -> Iterator[li
         skipped = 0
         first = b""
         for first in lines:
-            if skipped == 0 and first.startswith(UTF8_BOM):
-                first = first[len(UTF8_BOM) :]
+            if skipped == 0:
+                first = without_bom(first)
             if first.strip():
                 break
             skipped += 1
-        head = first.lstrip()[:1]
-        if not head:
+        if not first.strip():
             return
-        if head == b"[" or (head == b"{" and _is_document(first)):
+        if not is_ndjson_start(first):
             items = decode_events(first + stream.read())
             for start in range(0, len(items), chunk):
                 yield items[start : start + chunk]
@@ -85,15 +84,6 @@ def _decoded_chunks(stream: BinaryIO | gzip.GzipFile, chunk: int) -> Iterator[li
             yield batch
     except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
         raise UnreadableInput(f"corrupt gzip data: {exc}") from None
-
-
-def _is_document(first_line: bytes) -> bool:
-    """Whether a file whose first line starts with '{' is one JSON document rather than NDJSON."""
-    try:
-        parsed = orjson.loads(first_line)
-    except orjson.JSONDecodeError:
-        return True  # a pretty-printed object spans lines
-    return isinstance(parsed, dict) and "events" in parsed and "eventId" not in parsed
 
 
 def ingest(

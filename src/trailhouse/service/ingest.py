@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import zlib
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -213,11 +213,34 @@ def _split_array(text: bytes, start: int, closing: bytes = b"") -> list[bytes] |
     return elements
 
 
+def without_bom(data: bytes) -> bytes:
+    """A UTF-8 byte order mark before a body (or a file's first line) is not part of it."""
+    return data[len(UTF8_BOM) :] if data.startswith(UTF8_BOM) else data
+
+
+def is_events_wrapper(members: Mapping[str, object]) -> bool:
+    """The rule that tells ``{"events": [...]}`` from a single event: an ``events`` member, no eventId."""
+    return "events" in members and "eventId" not in members
+
+
+def is_ndjson_start(first_line: bytes) -> bool:
+    """Whether a stream whose first non-blank line is ``first_line`` is NDJSON, read line by line,
+    rather than one JSON document (an array, ``{"events": [...]}``, or an object over several lines)."""
+    head = first_line.lstrip()[:1]
+    if head == b"[":
+        return False
+    if head != b"{":
+        return True  # not JSON at all: line by line, so the rejection names the line
+    try:
+        parsed = orjson.loads(first_line)
+    except orjson.JSONDecodeError:
+        return False  # a pretty-printed object spans lines
+    return not (isinstance(parsed, dict) and is_events_wrapper(parsed))
+
+
 def decode_events(data: bytes) -> list[Item]:
     """Decode a whole document: JSON array, ``{"events": [...]}``, a single event object, or NDJSON."""
-    if data.startswith(UTF8_BOM):
-        data = data[len(UTF8_BOM) :]
-    text = data.lstrip()
+    text = without_bom(data).lstrip()
     if not text:
         return []
     if text[:1] == b"[":
@@ -233,7 +256,7 @@ def decode_events(data: bytes) -> list[Item]:
             if wrapper is not None:
                 return _split_elements(text, wrapper.end(), b"}")
             return list(decode_ndjson(text.splitlines()))
-        if "events" in members and "eventId" not in members:
+        if is_events_wrapper(members):
             try:
                 return _elements(_RAW_LIST.decode(members["events"]))
             except msgspec.ValidationError:
@@ -262,8 +285,8 @@ def decode_ndjson(lines: Iterable[bytes], first_index: int = 0, first_line: int 
     Rejection naming its line."""
     index = first_index
     for number, line in enumerate(lines, start=first_line):
-        if number == 1 and line.startswith(UTF8_BOM):
-            line = line[len(UTF8_BOM) :]
+        if number == 1:
+            line = without_bom(line)
         if not line.strip():
             continue
         try:
