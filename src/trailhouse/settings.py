@@ -54,24 +54,16 @@ class SettingInfo:
     meaning: str
 
 
-def _env_value(name: str, kind: str, raw: str) -> object:
-    if kind == "int":
-        try:
-            return int(raw)
-        except ValueError:
-            raise SettingsError(f"{name} is {raw!r}: expected a whole number") from None
-    if kind == "float":
-        try:
-            return float(raw)
-        except ValueError:
-            raise SettingsError(f"{name} is {raw!r}: expected a number") from None
-    return raw
+#: How the environment's text becomes a value, by the type of the setting's default (None: text).
+_PARSERS: dict[type, tuple[Any, str]] = {int: (int, "a whole number"), float: (float, "a number")}
 
 
-def _kind(f: Field[Any]) -> str:
-    """How the environment's text becomes the field's value: by the type of its default."""
-    types = {"int": "int", "float": "float"}
-    return types.get(str(f.type).split(" ")[0], "str")
+def _env_value(f: Field[Any], raw: str) -> object:
+    parse, expected = _PARSERS.get(type(f.default), (str, "text"))
+    try:
+        return parse(raw)
+    except ValueError:
+        raise SettingsError(f"{f.metadata['env']} is {raw!r}: expected {expected}") from None
 
 
 def _plain(value: object) -> str:
@@ -219,7 +211,7 @@ class Settings:
             if raw in (None, ""):
                 continue
             assert raw is not None
-            values[f.name] = _env_value(f.metadata["env"], _kind(f), raw)
+            values[f.name] = _env_value(f, raw)
         values.update({k: v for k, v in overrides.items() if v is not None})
         if isinstance(values.get("log_level"), str):
             values["log_level"] = str(values["log_level"]).lower()
