@@ -319,14 +319,15 @@ class SqliteStore(SqlStore):
         with self._pending_lock:
             self._pending.append(mine)
         # Bounded like the database's own busy wait: while another process holds the file, callers
-        # queued behind one another must not wait a busy timeout each.
+        # queued behind one another must not wait a busy timeout each. Writes queued this long
+        # behind our own are back-pressure too, so the message names both causes.
         if not self._write_lock.acquire(timeout=_BUSY_TIMEOUT_S):
             with self._pending_lock:
                 if mine in self._pending:
                     self._pending.remove(mine)
                     raise StoreUnavailable(
-                        "the SQLite database is locked by another process: no write went through"
-                        f" in {_BUSY_TIMEOUT_S:.0f} s"
+                        f"no write went through in {_BUSY_TIMEOUT_S:.0f} s: the SQLite database is locked"
+                        " by another process, or the writes queued ahead of this one are too slow"
                     )
             self._write_lock.acquire()  # a holder took this batch into its group: wait for its outcome
         try:
