@@ -29,7 +29,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import BACKENDS, LiveServer, free_port, pg_schema_url
+from tests.conftest import BACKENDS, LiveServer, free_port, pg_schema_url, pg_table_locked
 from trailhouse.api.limits import MAX_NONCE_CHARS, InProcessLimits, RedisLimits
 from trailhouse.api.rpc.signature import percent_encode, v1_signature, v1_string_to_sign
 from trailhouse.model.event import event_from_mapping
@@ -247,12 +247,16 @@ def test_event_loop_answers_while_long_lookups_run(big: Big, tmp_path: Path) -> 
 
 
 def test_query_past_the_time_limit_is_503_service_unavailable(big: Big, tmp_path: Path) -> None:
+    # PostgreSQL's statement_timeout is given in whole tenths of a second (at least 100 ms), which a
+    # fast machine beats on this store; there the lookup waits behind another session's lock instead.
+    postgres = big.db_url.startswith("postgres")
     with serve(big.db_url, tmp_path / "data", query_timeout_s=0.002, **OFF) as served:
         key = served.key(big.account_id)
-        started = time.monotonic()
-        response = get(served, signed(key, **SCAN_ALL))
-        took = time.monotonic() - started
-        xml = get(served, signed(key, Format="XML", **SCAN_ALL))
+        with pg_table_locked(big.db_url, "events") if postgres else contextlib.nullcontext():
+            started = time.monotonic()
+            response = get(served, signed(key, **SCAN_ALL))
+            took = time.monotonic() - started
+            xml = get(served, signed(key, Format="XML", **SCAN_ALL))
         metrics = httpx.get(f"{served.url}/metrics", timeout=10).text
     assert response.status_code == 503, response.text[:500]
     body = response.json()
