@@ -165,7 +165,8 @@ class Settings:
         10.0,
         "QUERY_TIMEOUT_S",
         "the longest a request's store work may run (a lookup, a search page), in seconds; past it "
-        "the request is stopped and answered 503 ServiceUnavailable / QueryTimeout. `0` switches it off",
+        "the request is stopped and answered 503 ServiceUnavailable / QueryTimeout. `0` switches it off. "
+        "PostgreSQL applies it in whole tenths of a second, at least 0.1 s",
     )
     idle_timeout_s: float = setting(
         5.0,
