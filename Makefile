@@ -4,19 +4,17 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PORT   ?= 8080
 
-.PHONY: run test lint bench bench-large services docs clean reliability
+.PHONY: run test lint bench bench-large services browser docs clean reliability
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 
+# One install, editable, for every target: `make test` never replaces the package under a running
+# `make run`, and edits under src/ take effect without reinstalling.
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q .
-	touch $@
-
-$(VENV)/.dev-installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q -e '.[dev]'
-	touch $@ $(VENV)/.installed
+	touch $@
 
 run: $(VENV)/.installed
 	$(BIN)/trailhouse demo --port $(PORT)
@@ -26,26 +24,30 @@ run: $(VENV)/.installed
 services:
 	@bash scripts/ensure-services
 
-test: $(VENV)/.dev-installed services lint
+# The browser tests drive Debian's Chromium: install it (and its driver) when it is absent.
+browser:
+	@bash scripts/ensure-browser
+
+test: $(VENV)/.installed services browser lint
 	$(BIN)/python -m pytest -q
 
 # The reliability suite at full sizes (tests/reliability, docs/reliability.md); `make test` runs it short.
-reliability: $(VENV)/.dev-installed services
+reliability: $(VENV)/.installed services
 	TRAILHOUSE_RELIABILITY=full $(BIN)/python -m pytest -q tests/reliability
 
-lint: $(VENV)/.dev-installed
+lint: $(VENV)/.installed
 	$(BIN)/ruff check src tests bench scripts
 	$(BIN)/ruff format --check src tests bench scripts
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q -p no:randomly tests/test_layers.py
 
-docs: $(VENV)/.dev-installed
+docs: $(VENV)/.installed
 	$(BIN)/python scripts/docs_gen.py
 
-bench: $(VENV)/.dev-installed services
+bench: $(VENV)/.installed services
 	$(BIN)/python -m bench.run --events 1000000 --backends sqlite,postgres $(BENCH_ARGS)
 
-bench-large: $(VENV)/.dev-installed services
+bench-large: $(VENV)/.installed services
 	$(BIN)/python -m bench.run --events 10000000 --backends sqlite,postgres $(BENCH_ARGS)
 
 clean:
