@@ -15,6 +15,7 @@ import contextlib
 import random
 import threading
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -161,8 +162,17 @@ def test_long_query_is_stopped_by_the_time_limit(
     assert after.status_code == 200
 
 
-def _active_queries(db_url: str) -> int:
-    """Statements of other sessions running now in the test database (PostgreSQL)."""
+def _tagged(db_url: str) -> tuple[str, str]:
+    """The URL with an application_name of its own, so that its sessions can be told apart from
+    those of any other test run sharing the database server."""
+    if backend_of(db_url) != "postgres":
+        return db_url, ""
+    tag = "th_" + uuid.uuid4().hex[:12]
+    return f"{db_url}{'&' if '?' in db_url else '?'}application_name={tag}", tag
+
+
+def _active_queries(tag: str) -> int:
+    """Statements of the tagged server's sessions running now (PostgreSQL)."""
     import psycopg
 
     from tests.conftest import PG_URL
@@ -170,7 +180,8 @@ def _active_queries(db_url: str) -> int:
     with psycopg.connect(PG_URL, autocommit=True) as conn:
         row = conn.execute(
             "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND pid <> pg_backend_pid()"
-            " AND datname = current_database() AND query ILIKE '%event%'"
+            " AND datname = current_database() AND application_name = %s AND query ILIKE '%%event%%'",
+            (tag,),
         ).fetchone()
     return int(row[0]) if row else 0
 
@@ -198,10 +209,11 @@ def test_long_query_cancelled_when_client_leaves(
 ) -> None:
     db_url, creds, count = filled
     backend = backend_of(db_url)
+    server_url, tag = _tagged(db_url)
     others: list[float] = []
     with (
         serving(
-            db_url,
+            server_url,
             data_dir,
             master_key,
             TRAILHOUSE_QUERY_TIMEOUT_S=0,  # no limit: only the client's leaving can stop it
@@ -243,7 +255,7 @@ def test_long_query_cancelled_when_client_leaves(
         cpu_left = cpu_seconds(server.pid)
         gone_after = None
         while time.monotonic() - left_at < window:
-            if backend == "postgres" and gone_after is None and _active_queries(db_url) == 0:
+            if backend == "postgres" and gone_after is None and _active_queries(tag) == 0:
                 gone_after = time.monotonic() - left_at
             time.sleep(0.05)
         cpu_after = cpu_seconds(server.pid) - cpu_left
