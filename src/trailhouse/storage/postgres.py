@@ -552,7 +552,8 @@ class PostgresStore(SqlStore, MerkleLogSql):
                     with conn.cursor() as cur:
                         cur.executemany(sql, params)
                     return []
-                return conn.execute(sql, params).fetchall()
+                cur = conn.execute(sql, params)
+                return cur.fetchall() if cur.description is not None else []
 
             yield run
 
