@@ -165,9 +165,8 @@ def test_sequencing_survives_a_crash_between_steps(backend_store: Any) -> None:
         pass
     head = backend_store.log_head(account_id=A)
     assert head is not None and head.size == 50
-    bodies = backend_store.events_by_seq(
-        account_id=A, seqs=backend_store.log_leaf_seqs(account_id=A, start=0, end=50)
-    )
+    seqs = backend_store.log_leaf_seqs(account_id=A, start=0, end=50)
+    bodies = backend_store.events_by_seq(account_id=A, seqs=seqs)
     frontier = Frontier()
     frontier.extend(leaf_hash(bodies[s].body) for s in sorted(bodies))
     assert frontier.root() == head.root
