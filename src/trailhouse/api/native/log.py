@@ -137,3 +137,82 @@ def log_routes() -> list[tuple[str, Any, str, list[str]]]:
         ("/api/v1/events/{event_id}/proof", event_proof, "EventProof", ["GET"]),
     ]
     return table
+
+
+def log_openapi_paths(errors: Any) -> dict[str, Any]:
+    """The log's paths for openapi.json; ``errors(*codes)`` gives the shared error responses."""
+    account = {
+        "name": "account",
+        "in": "query",
+        "schema": {"type": "string"},
+        "description": "when the token has several",
+    }
+    text = {"text/plain": {"schema": {"type": "string"}}}
+    octets = {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}
+    paths: dict[str, Any] = {}
+    for prefix, params in (
+        ("/api/v1/log", [account]),
+        (
+            "/api/v1/log/accounts/{account}",
+            [{"name": "account", "in": "path", "required": True, "schema": {"type": "string"}}],
+        ),
+    ):
+        paths[f"{prefix}/checkpoint"] = {
+            "get": {
+                "summary": "The account's latest signed checkpoint (C2SP tlog-checkpoint in a signed note)",
+                "parameters": params,
+                "responses": {
+                    "200": {"description": "the signed note", "content": text},
+                    **errors(400, 401, 403, 503),
+                },
+            }
+        }
+        paths[prefix + "/tile/{tile}"] = {
+            "get": {
+                "summary": "C2SP tlog-tiles: tile/<L>/<N>[.p/<W>] or tile/entries/<N>[.p/<W>]",
+                "parameters": [
+                    *params,
+                    {"name": "tile", "in": "path", "required": True, "schema": {"type": "string"}},
+                ],
+                "responses": {
+                    "200": {"description": "the tile", "content": octets},
+                    **errors(400, 401, 403, 404, 503),
+                },
+            }
+        }
+    paths["/api/v1/log/consistency"] = {
+        "get": {
+            "summary": "RFC 6962 consistency proof between two tree sizes of the account's log",
+            "parameters": [
+                account,
+                *(
+                    {"name": n, "in": "query", "required": True, "schema": {"type": "integer"}}
+                    for n in ("from", "to")
+                ),
+            ],
+            "responses": {
+                "200": {
+                    "description": '{"from", "to", "proof": [base64 hashes]}',
+                    "content": {"application/json": {"schema": {"type": "object"}}},
+                },
+                **errors(400, 401, 403, 404, 503),
+            },
+        }
+    }
+    paths["/api/v1/events/{event_id}/proof"] = {
+        "get": {
+            "summary": "RFC 6962 inclusion proof of an event in the account's latest checkpoint",
+            "parameters": [
+                account,
+                {"name": "event_id", "in": "path", "required": True, "schema": {"type": "string"}},
+            ],
+            "responses": {
+                "200": {
+                    "description": '{"eventId", "leafIndex", "treeSize", "inclusionPath", "checkpoint"}',
+                    "content": {"application/json": {"schema": {"type": "object"}}},
+                },
+                **errors(400, 401, 403, 404, 503),
+            },
+        }
+    }
+    return paths
