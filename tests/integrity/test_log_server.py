@@ -170,3 +170,33 @@ def test_sequencing_survives_a_crash_between_steps(backend_store: Any) -> None:
     frontier = Frontier()
     frontier.extend(leaf_hash(bodies[s].body) for s in sorted(bodies))
     assert frontier.root() == head.root
+
+
+def test_two_sequencers_at_once_neither_lose_nor_double(backend_store: Any) -> None:
+    """Two nodes' sequencers racing on one store: each event is logged once, in seq order."""
+    import threading
+
+    from trailhouse.model.event import event_from_mapping
+    from trailhouse.service.integrity.log import sequence
+    from trailhouse.service.integrity.note import generate_signer
+
+    signer = generate_signer("race")
+    backend_store.append([event_from_mapping(make_event(i)) for i in range(400)])
+
+    def run() -> None:
+        while backend_store.log_watermark() < 400:
+            sequence(backend_store, signer, lambda: 0, limit=13)
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    head = backend_store.log_head(account_id=A)
+    assert head is not None and head.size == 400
+    seqs = backend_store.log_leaf_seqs(account_id=A, start=0, end=400)
+    assert seqs == sorted(seqs) and len(set(seqs)) == 400
+    bodies = backend_store.events_by_seq(account_id=A, seqs=seqs)
+    frontier = Frontier()
+    frontier.extend(leaf_hash(bodies[s].body) for s in seqs)
+    assert frontier.root() == head.root

@@ -156,3 +156,13 @@ def test_range_hash_from_subtrees_matches_memory() -> None:
 
     for lo, hi in [(0, 37), (32, 37), (16, 32), (36, 37), (0, 1)]:
         assert range_hash_from_subtrees(lo, hi, subtree) == memory(lo, hi)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 1100), st.data())
+def test_levels_give_every_prefix_root(size: int, data: st.DataObject) -> None:
+    from trailhouse.service.integrity.merkle import Levels, leaf_hashes
+
+    leaves = leaf_hashes(i.to_bytes(4, "big") for i in range(size))
+    prefix = data.draw(st.integers(0, size))
+    assert Levels(leaves).root(prefix) == root_from_leaves(leaves[:prefix])

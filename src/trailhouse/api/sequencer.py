@@ -8,6 +8,7 @@ so a second node only waits its turn (and takes over when the first stops).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 from starlette.concurrency import run_in_threadpool
@@ -29,8 +30,15 @@ RETRY_S = 1.0
 
 async def sequence_forever(store: EventStore, signer: Signer) -> None:
     while True:
+        step = asyncio.ensure_future(run_in_threadpool(sequence, store, signer, now_ms))
         try:
-            done = await run_in_threadpool(sequence, store, signer, now_ms)
+            done = await asyncio.shield(step)
+        except asyncio.CancelledError:
+            # Shutting down: let the store call in its thread finish (one short transaction)
+            # before the app closes the store under it.
+            with contextlib.suppress(Exception):
+                await step
+            raise
         except StoreError as exc:
             error_log.warning("log sequencer: %s", exc)
             await asyncio.sleep(RETRY_S)

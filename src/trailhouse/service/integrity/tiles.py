@@ -124,26 +124,38 @@ class TileAppender:
                     raise ProofError(f"the stored edge tile of level {level} is damaged")
                 self._edges[level] = bytearray(data)
             level += 1
-        self.changed: dict[tuple[int, int], bytes] = {}
+        #: Tiles completed while appending (full, final), and the edge tiles touched.
+        self._full: dict[tuple[int, int], bytes] = {}
+        self._touched: set[int] = set()
 
     def append(self, leaf: bytes) -> None:
         level, value = 0, leaf
         while True:
             edge = self._edges.setdefault(level, bytearray())
             edge += value
-            count = (self.size >> (TILE_HEIGHT * level)) + 1
-            tile_index = (count - 1) // TILE_WIDTH
-            self.changed[(level, tile_index)] = bytes(edge)
+            self._touched.add(level)
             if len(edge) < TILE_BYTES:
                 break
+            # A completed tile's root is the next level's next hash (its count is the new size
+            # shifted, which equals the old size shifted plus one exactly when the tile completes).
+            tile_index = (self.size >> (TILE_HEIGHT * level)) // TILE_WIDTH
+            self._full[(level, tile_index)] = bytes(edge)
             value = root_from_leaves(
                 [bytes(edge[i : i + HASH_SIZE]) for i in range(0, TILE_BYTES, HASH_SIZE)]
             )
             self._edges[level] = bytearray()
-            # A completed tile's root is the next level's next hash (its count is the new size
-            # shifted, which equals the old size shifted plus one exactly when the tile completes).
             level += 1
         self.size += 1
+
+    @property
+    def changed(self) -> dict[tuple[int, int], bytes]:
+        """Every tile that differs from what was stored: (level, index) -> its hashes."""
+        changed = dict(self._full)
+        for level in self._touched:
+            edge = self._edges.get(level)
+            if edge:
+                changed[(level, (self.size >> (TILE_HEIGHT * level)) // TILE_WIDTH)] = bytes(edge)
+        return changed
 
 
 def entry_bundle(entries: Sequence[bytes]) -> bytes:

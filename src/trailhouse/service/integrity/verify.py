@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .checkpoint import Checkpoint, CheckpointError, open_checkpoint
-from .merkle import Frontier, leaf_hash
+from .merkle import Levels, leaf_hashes
 from .note import Verifier
 
 __all__ = ["Finding", "Report", "event_id_of", "verify_log"]
@@ -104,20 +104,9 @@ def open_checkpoints(
     return sorted(unique.values(), key=lambda cp: cp.size)
 
 
-def _prefix_roots(leaves: Sequence[bytes], sizes: Iterable[int]) -> dict[int, bytes]:
-    wanted = sorted(set(s for s in sizes if s <= len(leaves)))
-    roots: dict[int, bytes] = {}
-    frontier = Frontier()
-    if 0 in wanted:
-        roots[0] = frontier.root()
-    for i, leaf in enumerate(leaves, 1):
-        frontier.append(leaf)
-        if wanted and i == wanted[0]:
-            roots[i] = frontier.root()
-            wanted.pop(0)
-            if not wanted:
-                break
-    return roots
+def _prefix_roots(leaves: list[bytes], sizes: Iterable[int]) -> dict[int, bytes]:
+    levels = Levels(leaves)
+    return {size: levels.root(size) for size in set(sizes) if size <= len(leaves)}
 
 
 def verify_log(
@@ -144,10 +133,10 @@ def verify_log(
     if reference is None:
         if not in_log_order:
             raise ValueError("events in any order need a reference log to be checked against")
-        leaves = [leaf_hash(e) for e in entries]
+        leaves = leaf_hashes(entries)
         report.verified_size = _locate(leaves, cps, report, "the events")
         return report
-    ref_leaves = [leaf_hash(e) for e in reference]
+    ref_leaves = leaf_hashes(reference)
     bad_before = len(report.findings)
     proven = _locate(ref_leaves, cps, report, "the reference log")
     if len(report.findings) > bad_before:
@@ -157,7 +146,7 @@ def verify_log(
     return report
 
 
-def _locate(leaves: Sequence[bytes], cps: list[Checkpoint], report: Report, what: str) -> int:
+def _locate(leaves: list[bytes], cps: list[Checkpoint], report: Report, what: str) -> int:
     """Check ``leaves`` against each checkpoint; report where they stop matching. The size proven."""
     roots = _prefix_roots(leaves, (cp.size for cp in cps))
     proven, good_sizes, bad_sizes = 0, [], []

@@ -2,7 +2,8 @@
 
 A backend supplies ``_log_transaction``: a context that holds the sequencer lock (SQLite: the
 write lock and ``BEGIN IMMEDIATE``; PostgreSQL: the ``log_sequencer`` row ``FOR UPDATE``) and
-yields a statement runner inside that transaction. Everything else is written once here.
+yields a statement runner inside that transaction. Everything else is written once here. Reading
+and hashing happen before the lock; the write checks the watermark is still the one read.
 """
 
 from __future__ import annotations
@@ -74,14 +75,21 @@ class MerkleLogSql:
 
     def log_sequence(self, step: Callable[[list[LogEntry], LogView], LogAppend], *, limit: int) -> int:
         ph = self.dialect.ph
-        with self._guard(), self._log_transaction() as run:
-            ((watermark,),) = run("SELECT watermark FROM log_sequencer WHERE id = 1", (), False)
-            entries = self.read_log(after_seq=int(watermark), limit=limit)
+        # Optimistic: read and hash outside the lock, so that ingest is not held up while the
+        # step hashes; write only if no other sequencer moved the watermark meanwhile (every write
+        # of the log moves it, so an unchanged watermark means everything read is still current).
+        with self._guard():
+            watermark = int(self._read("SELECT watermark FROM log_sequencer WHERE id = 1")[0][0])
+            entries = self.read_log(after_seq=watermark, limit=limit)
             if not entries:
                 return 0
-            done = step(entries, _View(self, run))
-            if done.watermark <= watermark:
-                raise StoreError("a sequencing step must move the watermark forward")
+            done = step(entries, _View(self, lambda sql, params, many: self._read(sql, params)))
+        if done.watermark <= watermark:
+            raise StoreError("a sequencing step must move the watermark forward")
+        with self._guard(), self._log_transaction() as run:
+            ((current,),) = run("SELECT watermark FROM log_sequencer WHERE id = 1", (), False)
+            if int(current) != watermark:
+                return 0  # another sequencer went first: the next round starts from its watermark
             refs: dict[str, int] = {}
             for account in {h.account_id for h in done.heads}:
                 ref = self._term_id(account)
