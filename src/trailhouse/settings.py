@@ -202,6 +202,19 @@ class Settings:
         "when set, `GET /metrics` wants `Authorization: Bearer <this>`",
         shown="none (`/metrics` is open)",
     )
+    log_key: str | None = setting(
+        None,
+        "LOG_KEY",
+        "the Ed25519 key that signs the Merkle log's checkpoints, as a C2SP signer key "
+        "(`PRIVATE+KEY+<name>+<id>+<key>`); see docs/integrity.md. **Several nodes must share it**",
+        shown="generated once into `<data dir>/log.key` (mode 0600)",
+    )
+    log_sequencer: str = setting(
+        "on",
+        "LOG_SEQUENCER",
+        "`on`: `serve` adds every event to its account's Merkle log and signs a checkpoint within a "
+        "second; `off`: events wait, unlogged, until a node with it on runs (benchmarks)",
+    )
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -282,6 +295,12 @@ class Settings:
         need(self.request_timeout_s > 0, "request_timeout_s", "seconds, more than 0")
         need(self.max_connections >= 0, "max_connections", "a count, 0 (no cap) or more")
         need(self.log_level.lower() in LOG_LEVELS, "log_level", "one of " + ", ".join(LOG_LEVELS))
+        need(self.log_sequencer in ("on", "off"), "log_sequencer", "on or off")
+        if self.log_key is not None and not self.log_key.startswith("PRIVATE+KEY+"):
+            # The value is a secret: name the setting, never echo it.
+            raise SettingsError(
+                "TRAILHOUSE_LOG_KEY: expected a C2SP signer key, PRIVATE+KEY+<name>+<id>+<key>"
+            )
         if bool(self.tls_cert) != bool(self.tls_key):
             raise SettingsError(
                 "TRAILHOUSE_TLS_CERT (or --tls-cert) and TRAILHOUSE_TLS_KEY (or --tls-key): "

@@ -31,6 +31,7 @@ from .native.routes import OPERATIONS as NATIVE_OPERATIONS
 from .native.routes import http_error, native_routes
 from .rpc.dispatch import OPERATIONS as RPC_OPERATIONS
 from .rpc.gateway import build_gateway
+from .sequencer import sequence_forever
 from .wire import REQUEST_ID_HEADER
 
 __all__ = ["create_app"]
@@ -149,7 +150,10 @@ def create_app(
             sqlite_cache_mib=settings.sqlite_cache_mib,
         )
     )
-    svc = Services(settings=settings, store=store, page_tokens=PageTokens.for_store(store))
+    from ..service.integrity.keys import load_log_signer
+
+    signer = load_log_signer(settings.log_key, settings.resolved_data_dir())
+    svc = Services(settings=settings, store=store, page_tokens=PageTokens.for_store(store), log_signer=signer)
     limiter = build_gateway(svc)
     operations = {action for action, _ in RPC_OPERATIONS} | NATIVE_OPERATIONS
     metrics = Metrics(operations=operations, token=settings.metrics_token)
@@ -157,12 +161,16 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         housekeeping = asyncio.create_task(_maintain_forever(store))
+        tasks = [housekeeping]
+        if settings.log_sequencer == "on":
+            tasks.append(asyncio.create_task(sequence_forever(store, signer)))
         try:
             yield
         finally:
-            housekeeping.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await housekeeping
+            for task in tasks:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             limiter.close()
             if owns_store:
                 store.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..service.integrity.note import Signer
 from ..service.pagetoken import PageTokens
 from ..settings import Settings
 from ..storage.base import EventStore
@@ -18,3 +19,5 @@ class Services:
     settings: Settings
     store: EventStore
     page_tokens: PageTokens
+    #: Signs the Merkle log's checkpoints (service/integrity); None where no log is kept.
+    log_signer: Signer | None = None

@@ -20,10 +20,12 @@ from .credentials import (
 )
 from .demo import demo
 from .ingest import ingest
+from .log import log_checkpoint, log_consistency, log_export, log_proof, log_public_key
 from .lookup import lookup
 from .report import access_key_report
 from .serve import serve
 from .stores import copy, maintain, migrate
+from .verify import verify
 
 __all__ = ["app", "main"]
 
@@ -34,6 +36,8 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(tokens_app, name="tokens")
 access_key_app = typer.Typer(no_args_is_help=True, help="Questions about one AccessKey.")
 app.add_typer(access_key_app, name="access-key")
+log_app = typer.Typer(no_args_is_help=True, help="The Merkle log: checkpoints, proofs, its key.")
+app.add_typer(log_app, name="log")
 
 
 def _version(value: bool) -> None:
@@ -69,6 +73,12 @@ access_key_app.command("report")(access_key_report)
 app.command()(migrate)
 app.command()(maintain)
 app.command()(copy)
+log_app.command("checkpoint")(log_checkpoint)
+log_app.command("proof")(log_proof)
+log_app.command("consistency")(log_consistency)
+log_app.command("export")(log_export)
+log_app.command("public-key")(log_public_key)
+app.command()(verify)
 
 
 def main() -> None:

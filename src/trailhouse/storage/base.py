@@ -9,7 +9,7 @@ look-ups, whose purpose is to find out which account a key belongs to.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -30,7 +30,11 @@ __all__ = [
     "CredentialStore",
     "EventLog",
     "EventStore",
+    "LogAppend",
     "LogEntry",
+    "LogHead",
+    "LogView",
+    "MerkleLogStore",
     "MetadataStore",
     "QueryCancelled",
     "QueryTimeout",
@@ -179,7 +183,70 @@ class MetadataStore(Protocol):
         ...
 
 
-class EventStore(EventLog, UsageStore, CredentialStore, MetadataStore, Protocol):
+@dataclass(frozen=True, slots=True)
+class LogHead:
+    """The state of one account's Merkle log: its size, root, the roots of its full subtrees
+    (concatenated, left to right) from which it grows, and the signed checkpoint of that state."""
+
+    account_id: str
+    size: int
+    root: bytes
+    frontier: bytes
+    checkpoint: str
+    updated_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class LogAppend:
+    """What one sequencing step writes, all in the transaction that moves the watermark."""
+
+    watermark: int
+    heads: list[LogHead]
+    #: (account, tile level, tile index, the tile's hashes): tiles replaced whole.
+    tiles: list[tuple[str, int, int, bytes]]
+    #: (account, leaf index, seq): which event each new leaf is.
+    leaves: list[tuple[str, int, int]]
+
+
+class LogView(Protocol):
+    """What a sequencing step may read, inside the sequencer's transaction."""
+
+    def head(self, account_id: str) -> LogHead | None: ...
+    def tile(self, account_id: str, level: int, index: int) -> bytes | None: ...
+
+
+class MerkleLogStore(Protocol):
+    """Each account's Merkle log over its events in arrival order (the hashing is the service's).
+
+    One sequencer at a time (across processes and nodes) follows ``read_log`` from a watermark
+    stored with the log, so a crash loses nothing and never appends an event twice.
+    """
+
+    def log_sequence(self, step: Callable[[list[LogEntry], LogView], LogAppend], *, limit: int) -> int:
+        """Under the sequencer lock, in one transaction: read up to ``limit`` events after the
+        watermark, let ``step`` hash them, write what it returns. The number of events sequenced."""
+        ...
+
+    def log_head(self, *, account_id: str) -> LogHead | None: ...
+
+    def log_tiles(self, *, account_id: str, refs: Sequence[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+        """The stored tiles (level, index) of the account's log that exist."""
+        ...
+
+    def log_leaf_index(self, *, account_id: str, seq: int) -> int | None:
+        """The leaf index of the account's event ``seq`` (None while not yet sequenced)."""
+        ...
+
+    def log_leaf_seqs(self, *, account_id: str, start: int, end: int) -> list[int]:
+        """The seqs of leaves [start, end) of the account's log, in leaf order."""
+        ...
+
+    def log_watermark(self) -> int:
+        """The last seq the sequencer has taken into the logs."""
+        ...
+
+
+class EventStore(EventLog, UsageStore, CredentialStore, MetadataStore, MerkleLogStore, Protocol):
     """Events, their usage aggregates, and credentials, in one database: what a backend implements."""
 
     url: str

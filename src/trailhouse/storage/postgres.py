@@ -69,6 +69,7 @@ from .sql import (
     term_values,
     upsert_usage,
 )
+from .sql.merkle_log import MerkleLogSql, Run
 from .usage import usage_rows
 
 __all__ = ["PostgresStore", "month_bounds", "month_of"]
@@ -109,7 +110,7 @@ _UPSERT_USAGE = upsert_usage(
 )
 
 
-class PostgresStore(SqlStore):
+class PostgresStore(SqlStore, MerkleLogSql):
     """EventStore on PostgreSQL (see the module docstring for the concurrency design)."""
 
     in_process = False
@@ -539,6 +540,22 @@ class PostgresStore(SqlStore):
             (after_seq, limit),
         )
         return [LogEntry(row[0], bytes(row[1]).decode(), _stored_event(row[:1] + row[2:])) for row in rows]
+
+    @contextmanager
+    def _log_transaction(self) -> Iterator[Run]:
+        """The sequencer's transaction, holding the log_sequencer row: one sequencer across nodes."""
+        with self._conn() as conn, conn.transaction():
+            conn.execute("SELECT 1 FROM log_sequencer WHERE id = 1 FOR UPDATE")
+
+            def run(sql: str, params: Sequence[Any], many: bool) -> list[Any]:
+                if many:
+                    with conn.cursor() as cur:
+                        cur.executemany(sql, params)
+                    return []
+                cur = conn.execute(sql, params)
+                return cur.fetchall() if cur.description is not None else []
+
+            yield run
 
     def meta_get_or_set(self, name: str, value: bytes) -> bytes:
         with self._conn() as conn:

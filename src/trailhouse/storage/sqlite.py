@@ -39,6 +39,7 @@ from .sql import (
     term_values,
     upsert_usage,
 )
+from .sql.merkle_log import MerkleLogSql, Run
 from .sqlite_repair import remove_duplicate_events
 from .usage import usage_rows
 
@@ -151,7 +152,7 @@ class _PendingBatch:
         self.error, self.done = error, True
 
 
-class SqliteStore(SqlStore):
+class SqliteStore(SqlStore, MerkleLogSql):
     """EventStore on a SQLite file."""
 
     in_process = True
@@ -563,7 +564,27 @@ class SqliteStore(SqlStore):
             for seq, account, event_time, event_id, body in rows
         ]
 
-    @_translated
+    @contextlib.contextmanager
+    def _log_transaction(self) -> Iterator[Run]:
+        """The sequencer's transaction: the one writer, so no other process or thread sequences."""
+        if not self._write_lock.acquire(timeout=_BUSY_TIMEOUT_S):
+            raise StoreUnavailable("the SQLite writer is busy (the log sequencer waits for its turn)")
+        try:
+            if self._closed:
+                raise StoreError("the store is closed")
+            conn = self._writer
+
+            def run(sql: str, params: Sequence[Any], many: bool) -> list[Any]:
+                if many:
+                    conn.executemany(sql, params)
+                    return []
+                return conn.execute(sql, params).fetchall()
+
+            with _immediate(conn):
+                yield run
+        finally:
+            self._write_lock.release()
+
     @_translated
     def maintain(self, *, now_ms: int) -> list[str]:
         """Refresh the planner's statistics. Events are kept until deleted: one file, no partitions."""

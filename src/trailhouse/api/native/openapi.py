@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from ... import __version__
+from .log import log_openapi_paths
 
 __all__ = ["openapi_spec"]
 
@@ -439,5 +440,6 @@ def openapi_spec() -> dict[str, Any]:
                     },
                 }
             },
+            **log_openapi_paths(_error_responses),
         },
     }

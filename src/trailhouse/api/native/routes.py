@@ -35,6 +35,7 @@ from .errors import (
     Unauthorized,
     error_response,
 )
+from .log import LOG_OPERATIONS, log_routes
 from .params import check_params
 
 __all__ = ["OPERATIONS", "Endpoint", "endpoint", "http_error", "native_routes"]
@@ -55,6 +56,7 @@ OPERATIONS = frozenset(
         "Healthz",
         "Readyz",
         "Metrics",
+        *LOG_OPERATIONS,
     }
 )
 
@@ -173,6 +175,7 @@ def native_routes(svc: Services, metrics: Metrics) -> list[Route]:
         ("/api/v1/summary", search.summary, "Summary", ["GET"]),
         ("/api/v1/access-keys/{access_key_id}/report", search.access_key_report, "AccessKeyReport", ["GET"]),
         ("/api/v1/openapi.json", search.openapi_document, "OpenAPI", ["GET"]),
+        *log_routes(),
     ]
     return [
         Route(path, endpoint(fn, svc, route=path, action=action), methods=methods)

@@ -1,0 +1,141 @@
+"""``trailhouse verify``: check events against signed checkpoints, offline; or watch a live log.
+
+Exit codes: 0 everything verifies, 1 a problem was found (the JSON report names each), 2 bad
+arguments or unreadable input.
+"""
+
+from __future__ import annotations
+
+import gzip
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any
+
+import orjson
+import typer
+
+from ..service.integrity.note import NoteError, Verifier
+from ..service.integrity.verify import verify_log
+from .common import EXIT_USAGE, fail, out
+
+__all__ = ["verify"]
+
+EXIT_PROBLEM = 1
+
+
+def _verifiers(key: str) -> list[Verifier]:
+    text = Path(key).read_text() if Path(key).is_file() else key
+    try:
+        return [Verifier.parse(line) for line in text.split() if line.strip()]
+    except NoteError as exc:
+        raise fail(f"--key: {exc}", EXIT_USAGE) from None
+
+
+def _notes(path: Path) -> list[tuple[str, bytes]]:
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in (".note", ".txt", ""))
+        return [(str(p), p.read_bytes()) for p in files]
+    if not path.is_file():
+        raise fail(f"--checkpoints: {path} is neither a file nor a folder", EXIT_USAGE)
+    return [(str(path), path.read_bytes())]
+
+
+def _ndjson(path: Path) -> Iterator[bytes]:
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as fh:
+        for line in fh:
+            line = line.rstrip(b"\r\n")
+            if line:
+                yield line
+
+
+def _delivered(folder: Path) -> Iterator[bytes]:
+    """The events of a trail's delivered .gz files (``…/AliyunLogs/Actiontrail/<region>/Y/M/D/*.gz``),
+    each a gzip JSON array of events (or NDJSON), files in name order (their names start with the time)."""
+    for path in sorted(folder.rglob("*.gz"), key=lambda p: p.name):
+        if "Actiontrail-Digest" in path.parts:
+            continue
+        data = gzip.decompress(path.read_bytes())
+        if data.lstrip().startswith(b"["):
+            for event in orjson.loads(data):
+                yield orjson.dumps(event)
+        else:
+            yield from (line for line in data.splitlines() if line.strip())
+
+
+def _print(report: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        out.print(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode())
+        return
+    if report["ok"]:
+        out.print(f"OK: {report['events']} events verify against {report['checkpoints']} checkpoint(s)")
+    for finding in report["findings"]:
+        out.print(f"{finding['kind'].upper()}: {finding['message']}")
+
+
+def verify(
+    key: Annotated[str | None, typer.Option("--key", help="Verifier key (vkey) or a file of them.")] = None,
+    checkpoints: Annotated[
+        Path | None, typer.Option("--checkpoints", help="A signed checkpoint, or a folder of them.")
+    ] = None,
+    events: Annotated[
+        Path | None, typer.Option("--events", help="NDJSON events (.ndjson or .ndjson.gz).")
+    ] = None,
+    delivery: Annotated[
+        Path | None, typer.Option("--delivery", help="A folder of a trail's delivered .gz files.")
+    ] = None,
+    reference: Annotated[
+        Path | None,
+        typer.Option("--reference", help="The log's entries as a mirror kept them (NDJSON, log order)."),
+    ] = None,
+    any_order: Annotated[
+        bool, typer.Option("--any-order", help="The events are not in log order (a native export).")
+    ] = False,
+    watch: Annotated[str | None, typer.Option("--watch", help="Follow a live log: the server's URL.")] = None,
+    state: Annotated[
+        Path | None,
+        typer.Option("--state", help="With --watch: where seen checkpoints and entries are kept."),
+    ] = None,
+    token: Annotated[
+        str | None, typer.Option("--token", envvar="TRAILHOUSE_TOKEN", help="With --watch: a read token.")
+    ] = None,
+    account: Annotated[str | None, typer.Option("--account", help="With --watch: the account.")] = None,
+    once: Annotated[bool, typer.Option("--once", help="With --watch: one look, then exit.")] = False,
+    interval: Annotated[
+        float, typer.Option("--interval", help="With --watch: seconds between looks.")
+    ] = 10.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the JSON report.")] = False,
+) -> None:
+    """Check events against signed checkpoints and name what is wrong: altered, missing, inserted,
+    reordered, truncated, forked (docs/integrity.md)."""
+    if key is None:
+        raise fail("--key is required: the log's verifier key (`trailhouse log public-key`)", EXIT_USAGE)
+    verifiers = _verifiers(key)
+    if watch:
+        if state is None or token is None:
+            raise fail("--watch needs --state and --token", EXIT_USAGE)
+        from .watch import watch_log
+
+        code = watch_log(
+            watch, state, token, account, verifiers, once=once, interval=interval, as_json=as_json
+        )
+        raise typer.Exit(code)
+    if checkpoints is None or (events is None) == (delivery is None):
+        raise fail("give --checkpoints and one of --events or --delivery", EXIT_USAGE)
+    try:
+        entries = _ndjson(events) if events is not None else _delivered(delivery)  # type: ignore[arg-type]
+        ref = list(_ndjson(reference)) if reference is not None else None
+        if ref is None and any_order:
+            raise fail("--any-order needs --reference (the log in its order)", EXIT_USAGE)
+        report = verify_log(
+            verifiers=verifiers,
+            checkpoints=_notes(checkpoints),
+            events=entries,
+            in_log_order=not any_order,
+            reference=ref,
+        )
+    except (OSError, ValueError) as exc:
+        raise fail(f"cannot read the input: {exc}", EXIT_USAGE) from None
+    _print(report.to_json(), as_json)
+    if not report.ok:
+        raise typer.Exit(EXIT_PROBLEM)

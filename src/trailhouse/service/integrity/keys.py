@@ -1,0 +1,56 @@
+"""The log's Ed25519 signing key: given in configuration, or generated once into the data directory.
+
+Like the master key (service/secrets.py): ``TRAILHOUSE_LOG_KEY`` holds a C2SP signer key
+(``PRIVATE+KEY+<name>+<id>+<key>``); without it, ``<data dir>/log.key`` is created (0600) on first
+use. Several nodes must share one key, or each would sign with its own.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+from pathlib import Path
+
+from .note import NoteError, Signer, generate_signer
+
+__all__ = ["LogKeyError", "load_log_signer", "log_key_source"]
+
+_KEY_FILE = "log.key"
+
+
+class LogKeyError(Exception):
+    pass
+
+
+def _default_name() -> str:
+    host = re.sub(r"[^A-Za-z0-9.-]", "-", socket.gethostname()) or "localhost"
+    return f"trailhouse.{host}"
+
+
+def load_log_signer(configured: str | None, data_dir: Path) -> Signer:
+    if configured:
+        try:
+            return Signer.parse(configured)
+        except NoteError as exc:
+            raise LogKeyError(f"TRAILHOUSE_LOG_KEY: {exc}") from None
+    path = data_dir / _KEY_FILE
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        try:
+            # O_EXCL: two processes starting at once must not each write a different key.
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass
+        else:
+            with os.fdopen(fd, "w") as fh:
+                fh.write(generate_signer(_default_name()).skey + "\n")
+    try:
+        return Signer.parse(path.read_text())
+    except (OSError, NoteError) as exc:
+        raise LogKeyError(f"cannot read the log key in {path}: {exc}") from None
+
+
+def log_key_source(configured: str | None, data_dir: Path) -> str:
+    """Where the log key in use comes from, for messages (never the key itself)."""
+    return "TRAILHOUSE_LOG_KEY" if configured else str(data_dir / _KEY_FILE)

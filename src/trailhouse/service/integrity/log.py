@@ -1,0 +1,185 @@
+"""Each account's Merkle log: sequencing new events into it, and reading proofs out of it.
+
+The entry of an event is its stored body, byte for byte what the native export and LookupEvents
+return, so whoever holds an event holds its leaf: ``SHA-256(0x00 ‖ body)``. Leaves are in arrival
+order (seq) per account. The sequencer (``sequence``) follows the store's commit-ordered log from
+a watermark kept in the same transaction as the tiles and heads it writes; the store lets one
+sequencer run at a time. Each step signs a new checkpoint for every account it extended.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ...model.query import Attr, EventFilter
+from ...storage.base import EventLog, LogAppend, LogEntry, LogHead, LogView, MerkleLogStore
+from .checkpoint import Checkpoint, sign_checkpoint
+from .merkle import (
+    EMPTY_ROOT,
+    HASH_SIZE,
+    Frontier,
+    ProofError,
+    consistency_proof,
+    inclusion_proof,
+    leaf_hash,
+    range_hash_from_subtrees,
+)
+from .note import Signer
+from .tiles import TILE_WIDTH, TileAppender, TileRef, entry_bundle, tile_node, tile_width
+
+__all__ = [
+    "InclusionProof",
+    "LogNotFound",
+    "checkpoint_note",
+    "consistency",
+    "find_event_seq",
+    "inclusion",
+    "log_origin",
+    "read_tile",
+    "sequence",
+]
+
+#: Events per sequencing transaction: large enough to keep up with bulk ingest, small enough
+#: that the transaction (which holds SQLite's writer) stays short.
+SEQUENCE_BATCH = 5000
+
+
+class LogNotFound(LookupError):
+    """What was asked of the log is not in it (yet): an unknown event, a size beyond the tree, no tile."""
+
+
+def log_origin(signer: Signer, account_id: str) -> str:
+    """The checkpoint origin of an account's log: the key's name, then the account."""
+    return f"{signer.name}/{account_id}"
+
+
+def _split(frontier: bytes) -> list[bytes]:
+    return [frontier[i : i + HASH_SIZE] for i in range(0, len(frontier), HASH_SIZE)]
+
+
+def _edge_reader(view: LogView, account: str) -> Callable[[int, int], bytes | None]:
+    return lambda level, index: view.tile(account, level, index)
+
+
+def sequencing_step(
+    signer: Signer, now_ms: Callable[[], int]
+) -> Callable[[list[LogEntry], LogView], LogAppend]:
+    """The pure step the store runs inside the sequencer's transaction."""
+
+    def step(entries: list[LogEntry], view: LogView) -> LogAppend:
+        by_account: dict[str, list[LogEntry]] = {}
+        for entry in entries:
+            by_account.setdefault(entry.account_id, []).append(entry)
+        heads: list[LogHead] = []
+        tiles: list[tuple[str, int, int, bytes]] = []
+        leaves: list[tuple[str, int, int]] = []
+        stamp = now_ms()
+        for account, new in by_account.items():
+            head = view.head(account)
+            size = head.size if head else 0
+            frontier = Frontier.resume(size, _split(head.frontier)) if head else Frontier()
+            appender = TileAppender(size, _edge_reader(view, account))
+            for entry in new:
+                leaf = leaf_hash(entry.event.body)
+                leaves.append((account, frontier.size, entry.seq))
+                frontier.append(leaf)
+                appender.append(leaf)
+            root = frontier.root()
+            note = sign_checkpoint(Checkpoint(log_origin(signer, account), frontier.size, root), signer)
+            heads.append(LogHead(account, frontier.size, root, b"".join(frontier.subtrees()), note, stamp))
+            tiles += [(account, level, index, data) for (level, index), data in appender.changed.items()]
+        return LogAppend(entries[-1].seq, heads, tiles, leaves)
+
+    return step
+
+
+def sequence(
+    store: MerkleLogStore, signer: Signer, now_ms: Callable[[], int], *, limit: int = SEQUENCE_BATCH
+) -> int:
+    """Take the next events into their accounts' logs; how many (0: the logs are up to date)."""
+    return store.log_sequence(sequencing_step(signer, now_ms), limit=limit)
+
+
+def checkpoint_note(store: MerkleLogStore, signer: Signer, account_id: str) -> str:
+    """The latest signed checkpoint of the account's log (an empty tree, signed now, if none yet)."""
+    head = store.log_head(account_id=account_id)
+    if head is not None:
+        return head.checkpoint
+    return sign_checkpoint(Checkpoint(log_origin(signer, account_id), 0, EMPTY_ROOT), signer)
+
+
+class _Tiles:
+    """Tile reads of one account for one proof, each tile fetched once."""
+
+    def __init__(self, store: MerkleLogStore, account_id: str) -> None:
+        self._store, self._account = store, account_id
+        self._cache: dict[tuple[int, int], bytes] = {}
+
+    def tile(self, level: int, index: int) -> bytes:
+        key = (level, index)
+        if key not in self._cache:
+            found = self._store.log_tiles(account_id=self._account, refs=[key])
+            if key not in found:
+                raise LogNotFound(f"tile {level}/{index} is not stored")
+            self._cache[key] = found[key]
+        return self._cache[key]
+
+    def range_hash(self, lo: int, hi: int) -> bytes:
+        return range_hash_from_subtrees(lo, hi, lambda h, i: tile_node(h, i, self.tile))
+
+
+@dataclass(frozen=True, slots=True)
+class InclusionProof:
+    leaf_index: int
+    tree_size: int
+    path: list[bytes]
+    checkpoint: str
+
+
+def find_event_seq(store: EventLog, account_id: str, event_id: str) -> int | None:
+    flt = EventFilter(-(1 << 62), 1 << 62, equals={Attr.EVENT_ID: (event_id,)})
+    found = store.find_events(account_id=account_id, flt=flt, after=None, descending=False, limit=1)
+    return found[0].seq if found else None
+
+
+def inclusion(store: MerkleLogStore, account_id: str, seq: int) -> InclusionProof:
+    """The proof that event ``seq`` is in the account's latest checkpoint."""
+    head = store.log_head(account_id=account_id)
+    index = store.log_leaf_index(account_id=account_id, seq=seq)
+    if head is None or index is None or index >= head.size:
+        raise LogNotFound("the event is not in the log yet (it is added within a second of ingest)")
+    path = inclusion_proof(index, head.size, _Tiles(store, account_id).range_hash)
+    return InclusionProof(index, head.size, path, head.checkpoint)
+
+
+def consistency(store: MerkleLogStore, account_id: str, old_size: int, new_size: int) -> list[bytes]:
+    """The proof that the account's tree of ``old_size`` leaves is a prefix of that of ``new_size``."""
+    head = store.log_head(account_id=account_id)
+    size = head.size if head else 0
+    if not 0 <= old_size <= new_size <= size:
+        raise LogNotFound(f"the log has {size} leaves: sizes must satisfy 0 ≤ from ≤ to ≤ {size}")
+    try:
+        return consistency_proof(old_size, new_size, _Tiles(store, account_id).range_hash)
+    except ProofError as exc:  # a damaged store: say so rather than answer a wrong proof
+        raise LogNotFound(str(exc)) from None
+
+
+def read_tile(store: MerkleLogStore, events: EventLog, account_id: str, ref: TileRef) -> bytes:
+    """A hash tile or entry bundle, as tlog-tiles serves it, if the latest checkpoint covers it."""
+    head = store.log_head(account_id=account_id)
+    size = head.size if head else 0
+    if ref.width > tile_width(ref, size):
+        raise LogNotFound("the log's latest checkpoint does not cover that tile")
+    if ref.level is None:
+        start = ref.index * TILE_WIDTH
+        seqs = store.log_leaf_seqs(account_id=account_id, start=start, end=start + ref.width)
+        bodies = events.events_by_seq(account_id=account_id, seqs=seqs)
+        missing = [s for s in seqs if s not in bodies]
+        if len(seqs) != ref.width or missing:
+            raise LogNotFound("events of that bundle are no longer stored")
+        return entry_bundle([bodies[s].body for s in seqs])
+    data = store.log_tiles(account_id=account_id, refs=[(ref.level, ref.index)]).get((ref.level, ref.index))
+    if data is None or len(data) < ref.width * HASH_SIZE:
+        raise LogNotFound("that tile is not stored")
+    return data[: ref.width * HASH_SIZE]

@@ -1,0 +1,180 @@
+"""C2SP tlog-tiles (https://c2sp.org/tlog-tiles): tile paths, tile contents, entry bundles.
+
+A tile at level L holds up to 256 consecutive hashes of tree height 8·L: level 0 holds leaf
+hashes, level 1 the roots of full level-0 tiles, and so on. A full tile is 8,192 bytes; the last
+tile of a level may be partial, served as ``<N>.p/<W>`` (W hashes). An entry bundle holds the
+entries of one level-0 tile, each prefixed by its length as a big-endian uint16.
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+from .merkle import HASH_SIZE, ProofError, root_from_leaves
+
+__all__ = [
+    "TILE_WIDTH",
+    "EntryTooLarge",
+    "TileAppender",
+    "TileRef",
+    "entry_bundle",
+    "parse_entry_bundle",
+    "parse_tile_path",
+    "tile_node",
+    "tile_path",
+    "tile_width",
+]
+
+TILE_HEIGHT = 8
+TILE_WIDTH = 1 << TILE_HEIGHT
+TILE_BYTES = TILE_WIDTH * HASH_SIZE
+MAX_ENTRY = 0xFFFF
+
+_INDEX = re.compile(r"(?:x\d{3}/)*\d{3}")
+
+
+class EntryTooLarge(ValueError):
+    """An entry over 65,535 bytes, which a tlog-tiles entry bundle cannot carry."""
+
+
+@dataclass(frozen=True, slots=True)
+class TileRef:
+    """A tile: its level (``None`` for an entry bundle), index and width (256 unless partial)."""
+
+    level: int | None
+    index: int
+    width: int = TILE_WIDTH
+
+
+def encode_index(index: int) -> str:
+    groups = f"{index:03d}"
+    # Pad to a multiple of three digits, then x-prefix every group but the last.
+    groups = groups.zfill(-(-len(groups) // 3) * 3)
+    parts = [groups[i : i + 3] for i in range(0, len(groups), 3)]
+    return "/".join([*("x" + p for p in parts[:-1]), parts[-1]])
+
+
+def tile_path(ref: TileRef) -> str:
+    """``tile/<L>/<N>[.p/<W>]`` or ``tile/entries/<N>[.p/<W>]``."""
+    head = "entries" if ref.level is None else str(ref.level)
+    tail = "" if ref.width == TILE_WIDTH else f".p/{ref.width}"
+    return f"tile/{head}/{encode_index(ref.index)}{tail}"
+
+
+def parse_tile_path(path: str) -> TileRef:
+    """The tile a path under ``tile/`` names (without the ``tile/`` prefix); ValueError if none."""
+    head, _, rest = path.partition("/")
+    if head == "entries":
+        level = None
+    elif head.isdigit() and len(head) <= 2 and (head == "0" or not head.startswith("0")):
+        level = int(head)
+    else:
+        raise ValueError(f"not a tile level: {head!r}")
+    width = TILE_WIDTH
+    if ".p/" in rest:
+        rest, _, w = rest.partition(".p/")
+        if not w.isdigit() or w.startswith("0") or not 1 <= int(w) < TILE_WIDTH:
+            raise ValueError(f"a partial tile's width is 1 to 255: {w!r}")
+        width = int(w)
+    if not _INDEX.fullmatch(rest):
+        raise ValueError(f"not a tile index: {rest!r}")
+    index = int(rest.replace("x", "").replace("/", ""))
+    if encode_index(index) != rest:
+        raise ValueError(f"a tile index has no leading zero groups: {rest!r}")
+    return TileRef(level, index, width)
+
+
+def tile_width(ref: TileRef, tree_size: int) -> int:
+    """How many hashes (or entries) the tile holds in a tree of ``tree_size`` leaves (0: none yet)."""
+    count = tree_size >> (TILE_HEIGHT * (ref.level or 0))
+    return max(0, min(TILE_WIDTH, count - ref.index * TILE_WIDTH))
+
+
+def tile_node(height: int, index: int, read_tile: Callable[[int, int], bytes]) -> bytes:
+    """The hash of node (height, index) from the tile holding its subtree's hashes."""
+    level, rest = divmod(height, TILE_HEIGHT)
+    first = index << rest
+    tile_index, offset = divmod(first, TILE_WIDTH)
+    data = read_tile(level, tile_index)
+    end = offset + (1 << rest)
+    if len(data) < end * HASH_SIZE:
+        raise ProofError(f"tile {level}/{tile_index} holds {len(data) // HASH_SIZE} hashes, not {end}")
+    hashes = [data[i * HASH_SIZE : (i + 1) * HASH_SIZE] for i in range(offset, end)]
+    return hashes[0] if rest == 0 else root_from_leaves(hashes)
+
+
+class TileAppender:
+    """Appends leaf hashes to the right edge of a tiled tree; says which tiles changed.
+
+    Built from the tree size and the partial tile of each level (the only ones that can grow).
+    """
+
+    def __init__(self, size: int, partial: Callable[[int, int], bytes | None]) -> None:
+        self.size = size
+        self._edges: dict[int, bytearray] = {}
+        level = 0
+        while size >> (TILE_HEIGHT * level):
+            count = size >> (TILE_HEIGHT * level)
+            if count % TILE_WIDTH:
+                data = partial(level, count // TILE_WIDTH) or b""
+                if len(data) != (count % TILE_WIDTH) * HASH_SIZE:
+                    raise ProofError(f"the stored edge tile of level {level} is damaged")
+                self._edges[level] = bytearray(data)
+            level += 1
+        #: Tiles completed while appending (full, final), and the edge tiles touched.
+        self._full: dict[tuple[int, int], bytes] = {}
+        self._touched: set[int] = set()
+
+    def append(self, leaf: bytes) -> None:
+        level, value = 0, leaf
+        while True:
+            edge = self._edges.setdefault(level, bytearray())
+            edge += value
+            self._touched.add(level)
+            if len(edge) < TILE_BYTES:
+                break
+            # A completed tile's root is the next level's next hash (its count is the new size
+            # shifted, which equals the old size shifted plus one exactly when the tile completes).
+            tile_index = (self.size >> (TILE_HEIGHT * level)) // TILE_WIDTH
+            self._full[(level, tile_index)] = bytes(edge)
+            value = root_from_leaves(
+                [bytes(edge[i : i + HASH_SIZE]) for i in range(0, TILE_BYTES, HASH_SIZE)]
+            )
+            self._edges[level] = bytearray()
+            level += 1
+        self.size += 1
+
+    @property
+    def changed(self) -> dict[tuple[int, int], bytes]:
+        """Every tile that differs from what was stored: (level, index) -> its hashes."""
+        changed = dict(self._full)
+        for level in self._touched:
+            edge = self._edges.get(level)
+            if edge:
+                changed[(level, (self.size >> (TILE_HEIGHT * level)) // TILE_WIDTH)] = bytes(edge)
+        return changed
+
+
+def entry_bundle(entries: Sequence[bytes]) -> bytes:
+    out = bytearray()
+    for entry in entries:
+        if len(entry) > MAX_ENTRY:
+            raise EntryTooLarge(f"an entry of {len(entry)} bytes does not fit an entry bundle")
+        out += struct.pack(">H", len(entry)) + entry
+    return bytes(out)
+
+
+def parse_entry_bundle(data: bytes) -> Iterator[bytes]:
+    pos = 0
+    while pos < len(data):
+        if pos + 2 > len(data):
+            raise ValueError("an entry bundle ends inside a length")
+        (length,) = struct.unpack_from(">H", data, pos)
+        pos += 2
+        if pos + length > len(data):
+            raise ValueError("an entry bundle ends inside an entry")
+        yield data[pos : pos + length]
+        pos += length

@@ -1,0 +1,178 @@
+"""The Merkle log's SQL (tables of migration sqlite/0007, postgres/0005), for both backends.
+
+A backend supplies ``_log_transaction``: a context that holds the sequencer lock (SQLite: the
+write lock and ``BEGIN IMMEDIATE``; PostgreSQL: the ``log_sequencer`` row ``FOR UPDATE``) and
+yields a statement runner inside that transaction. Everything else is written once here. Reading
+and hashing happen before the lock; the write checks the watermark is still the one read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
+from typing import Any
+
+from ..base import LogAppend, LogEntry, LogHead, LogView, StoreError
+from .dialect import Dialect
+
+__all__ = ["MerkleLogSql", "Run"]
+
+#: Runs one statement in the sequencer's transaction: (sql, params, many) -> rows (reads) or [].
+Run = Callable[[str, Sequence[Any], bool], list[Any]]
+
+
+class _View:
+    def __init__(self, store: MerkleLogSql, run: Run) -> None:
+        self._store, self._run = store, run
+        self._ph = store.dialect.ph
+
+    def head(self, account_id: str) -> LogHead | None:
+        ref = self._store._term_id(account_id)
+        if ref is None:
+            return None
+        rows = self._run(
+            f"SELECT size, root, frontier, checkpoint, updated_ms FROM log_heads WHERE account = {self._ph}",
+            (ref,),
+            False,
+        )
+        return _head(account_id, rows[0]) if rows else None
+
+    def tile(self, account_id: str, level: int, index: int) -> bytes | None:
+        ref = self._store._term_id(account_id)
+        ph = self._ph
+        rows = self._run(
+            f"SELECT hashes FROM log_tiles WHERE account = {ph} AND level = {ph} AND idx = {ph}",
+            (ref, level, index),
+            False,
+        )
+        return bytes(rows[0][0]) if rows else None
+
+
+def _head(account_id: str, row: Sequence[Any]) -> LogHead:
+    size, root, frontier, checkpoint, updated = row
+    return LogHead(account_id, int(size), bytes(root), bytes(frontier), str(checkpoint), int(updated))
+
+
+class MerkleLogSql:
+    """The Merkle log methods of an SQL store (mixed into SqliteStore and PostgresStore)."""
+
+    dialect: Dialect
+
+    def _term_id(self, value: str) -> int | None:
+        raise NotImplementedError
+
+    def _guard(self) -> AbstractContextManager[None]:
+        raise NotImplementedError
+
+    def _read(self, query: str, params: Sequence[object] = ()) -> list[Any]:
+        raise NotImplementedError
+
+    def read_log(self, *, after_seq: int, limit: int) -> list[LogEntry]:
+        raise NotImplementedError
+
+    def _log_transaction(self) -> AbstractContextManager[Run]:
+        raise NotImplementedError
+
+    def log_sequence(self, step: Callable[[list[LogEntry], LogView], LogAppend], *, limit: int) -> int:
+        ph = self.dialect.ph
+        # Optimistic: read and hash outside the lock, so that ingest is not held up while the
+        # step hashes; write only if no other sequencer moved the watermark meanwhile (every write
+        # of the log moves it, so an unchanged watermark means everything read is still current).
+        with self._guard():
+            watermark = int(self._read("SELECT watermark FROM log_sequencer WHERE id = 1")[0][0])
+            entries = self.read_log(after_seq=watermark, limit=limit)
+            if not entries:
+                return 0
+            done = step(entries, _View(self, lambda sql, params, many: self._read(sql, params)))
+        if done.watermark <= watermark:
+            raise StoreError("a sequencing step must move the watermark forward")
+        with self._guard(), self._log_transaction() as run:
+            ((current,),) = run("SELECT watermark FROM log_sequencer WHERE id = 1", (), False)
+            if int(current) != watermark:
+                return 0  # another sequencer went first: the next round starts from its watermark
+            refs: dict[str, int] = {}
+            for account in {h.account_id for h in done.heads}:
+                ref = self._term_id(account)
+                if ref is None:
+                    raise StoreError(f"no stored events for account {account!r}")
+                refs[account] = ref
+            if done.leaves:
+                run(
+                    f"INSERT INTO log_leaves (seq, account, idx) VALUES ({ph}, {ph}, {ph})",
+                    [(seq, refs[a], idx) for a, idx, seq in done.leaves],
+                    True,
+                )
+            if done.tiles:
+                run(
+                    f"INSERT INTO log_tiles (account, level, idx, hashes) VALUES ({ph}, {ph}, {ph}, {ph})"
+                    " ON CONFLICT (account, level, idx) DO UPDATE SET hashes = excluded.hashes",
+                    [(refs[a], level, index, hashes) for a, level, index, hashes in done.tiles],
+                    True,
+                )
+            run(
+                "INSERT INTO log_heads (account, size, root, frontier, checkpoint, updated_ms)"
+                f" VALUES ({ph}, {ph}, {ph}, {ph}, {ph}, {ph}) ON CONFLICT (account) DO UPDATE SET"
+                " size = excluded.size, root = excluded.root, frontier = excluded.frontier,"
+                " checkpoint = excluded.checkpoint, updated_ms = excluded.updated_ms",
+                [
+                    (refs[h.account_id], h.size, h.root, h.frontier, h.checkpoint, h.updated_ms)
+                    for h in done.heads
+                ],
+                True,
+            )
+            run(f"UPDATE log_sequencer SET watermark = {ph} WHERE id = 1", (done.watermark,), False)
+            return len(entries)
+
+    def log_head(self, *, account_id: str) -> LogHead | None:
+        with self._guard():
+            ref = self._term_id(account_id)
+            if ref is None:
+                return None
+            rows = self._read(
+                "SELECT size, root, frontier, checkpoint, updated_ms FROM log_heads"
+                f" WHERE account = {self.dialect.ph}",
+                (ref,),
+            )
+        return _head(account_id, rows[0]) if rows else None
+
+    def log_tiles(self, *, account_id: str, refs: Sequence[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+        ph = self.dialect.ph
+        found: dict[tuple[int, int], bytes] = {}
+        with self._guard():
+            ref = self._term_id(account_id)
+            if ref is None:
+                return found
+            for level, index in sorted(set(refs)):
+                rows = self._read(
+                    f"SELECT hashes FROM log_tiles WHERE account = {ph} AND level = {ph} AND idx = {ph}",
+                    (ref, level, index),
+                )
+                if rows:
+                    found[(level, index)] = bytes(rows[0][0])
+        return found
+
+    def log_leaf_index(self, *, account_id: str, seq: int) -> int | None:
+        ph = self.dialect.ph
+        with self._guard():
+            ref = self._term_id(account_id)
+            if ref is None:
+                return None
+            rows = self._read(f"SELECT idx FROM log_leaves WHERE seq = {ph} AND account = {ph}", (seq, ref))
+        return int(rows[0][0]) if rows else None
+
+    def log_leaf_seqs(self, *, account_id: str, start: int, end: int) -> list[int]:
+        ph = self.dialect.ph
+        with self._guard():
+            ref = self._term_id(account_id)
+            if ref is None:
+                return []
+            rows = self._read(
+                f"SELECT seq FROM log_leaves WHERE account = {ph} AND idx >= {ph} AND idx < {ph}"
+                " ORDER BY idx",
+                (ref, start, end),
+            )
+        return [int(r[0]) for r in rows]
+
+    def log_watermark(self) -> int:
+        with self._guard():
+            return int(self._read("SELECT watermark FROM log_sequencer WHERE id = 1")[0][0])
