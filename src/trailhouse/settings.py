@@ -216,6 +216,33 @@ class Settings:
         "second; `off`: events wait, unlogged, until a node with it on runs (benchmarks)",
     )
 
+    oss_dir: str | None = setting(
+        None,
+        "OSS_DIR",
+        "trail delivery to OSS without an endpoint: a directory whose sub-directories are the buckets",
+        shown="`<data dir>/oss`",
+    )
+    oss_endpoint: str | None = setting(
+        None,
+        "OSS_ENDPOINT",
+        "an S3-compatible endpoint URL (Alibaba OSS's S3 API, MinIO, Ceph) for trail delivery; when "
+        "set it replaces the directory. Credentials and region the usual boto3 way "
+        "(`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_DEFAULT_REGION`, `~/.aws`)",
+        shown="none (the directory)",
+    )
+    nats_url: str | None = setting(
+        None,
+        "NATS_URL",
+        "NATS JetStream server(s) that trails with an `SlsProjectArn` deliver to, e.g. "
+        "`nats://127.0.0.1:4222` (comma-separated for a cluster)",
+        shown="none (stream delivery reports an error)",
+    )
+    delivery_window_s: float = setting(
+        60.0,
+        "DELIVERY_WINDOW_S",
+        "a trail's OSS file holds the events that arrived in this many seconds (ActionTrail: 300)",
+    )
+
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
         """Defaults, then the environment, then ``overrides`` (flags; None means not given)."""
@@ -294,6 +321,21 @@ class Settings:
         need(self.idle_timeout_s > 0, "idle_timeout_s", "seconds, more than 0")
         need(self.request_timeout_s > 0, "request_timeout_s", "seconds, more than 0")
         need(self.max_connections >= 0, "max_connections", "a count, 0 (no cap) or more")
+        need(
+            self.oss_endpoint is None or self.oss_endpoint.startswith(("http://", "https://")),
+            "oss_endpoint",
+            "an http:// or https:// URL",
+        )
+        need(
+            self.nats_url is None
+            or all(
+                u.strip().startswith(("nats://", "tls://", "ws://", "wss://"))
+                for u in self.nats_url.split(",")
+            ),
+            "nats_url",
+            "nats://host:port (comma-separated for several)",
+        )
+        need(self.delivery_window_s > 0, "delivery_window_s", "seconds, more than 0")
         need(self.log_level.lower() in LOG_LEVELS, "log_level", "one of " + ", ".join(LOG_LEVELS))
         need(self.log_sequencer in ("on", "off"), "log_sequencer", "on or off")
         if self.log_key is not None and not self.log_key.startswith("PRIVATE+KEY+"):
@@ -319,6 +361,12 @@ class Settings:
                 value = self.resolved_data_dir()
             pairs[f.metadata["env"]] = "" if value is None else str(value)
         return pairs
+
+    def resolved_oss_dir(self) -> Path:
+        """TRAILHOUSE_OSS_DIR, else ``oss`` in the data directory: the directory of buckets."""
+        if self.oss_dir:
+            return Path(self.oss_dir).expanduser().resolve()
+        return self.resolved_data_dir() / "oss"
 
     def resolved_data_dir(self) -> Path:
         """TRAILHOUSE_DATA_DIR; else beside the SQLite file (the key travels with the data it opens);
