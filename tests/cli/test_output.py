@@ -224,3 +224,15 @@ def test_every_json_output_names_keys_in_camel_case(tmp_path: Path) -> None:
         assert keys, command
         wrong = sorted(k for k in keys if not CAMEL.fullmatch(k))
         assert not wrong, f"{command}: {wrong}"
+
+
+def test_a_field_of_another_type_is_shown_as_stored(tmp_path: Path) -> None:
+    environment = clean_env(tmp_path, TRAILHOUSE_DB=f"sqlite:///{tmp_path / 'odd.db'}")
+    odd = b'{"eventId":"odd-1","eventTime":"2026-11-29T00:00:00Z","errorCode":123456789012345678901234567890,'
+    odd += b'"eventName":"X","userIdentity":{"accountId":"' + ACCOUNT.encode() + b'","userName":["a","b"]}}'
+    (tmp_path / "odd.json").write_bytes(odd)
+    assert run("ingest", str(tmp_path / "odd.json"), env=environment).returncode == 0
+    result = run("lookup", "--account", ACCOUNT, env=environment)
+    header, row = (line.split("\t") for line in result.stdout.splitlines())
+    shown = dict(zip(header, row, strict=True))
+    assert shown["errorCode"] == "123456789012345678901234567890" and shown["user"] == '["a","b"]'

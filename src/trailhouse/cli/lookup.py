@@ -11,6 +11,7 @@ import sys
 from collections.abc import Iterator
 from typing import Annotated
 
+import orjson
 import typer
 
 from ..model.event_text import parse_body
@@ -173,17 +174,35 @@ def _print_events(events: Iterator[StoredEvent], fmt: OutputFormat, cap: int | N
 
 
 def _event_row(e: StoredEvent) -> list[str]:
-    ev = parse_body(e.body)
-    who = ev.get("userIdentity") or {}
-    if not isinstance(who, dict):
-        who = {}
-    return [
-        str(ev.get("eventTime", "")),
-        str(ev.get("eventName", "") or ""),
-        str(who.get("userName", "") or ""),
-        str(ev.get("sourceIpAddress", "") or ""),
-        str(ev.get("errorCode", "") or ""),
-        str(who.get("accessKeyId", "") or ""),
-        str(ev.get("serviceName", "") or ""),
-        str(ev.get("eventId", "") or ""),
+    try:
+        # orjson is several times faster than parse_body, and exact for the text fields shown.
+        row = _row_of(orjson.loads(e.body))
+    except orjson.JSONDecodeError:
+        row = None
+    # A field of another type than text (a number, kept as spelled) is shown as parse_body reads it.
+    return row if row is not None else _row_of(parse_body(e.body), exact=True) or []
+
+
+def _row_of(ev: object, *, exact: bool = False) -> list[str] | None:
+    if not isinstance(ev, dict):
+        return None if not exact else [""] * len(EVENT_COLUMNS)
+    who = ev.get("userIdentity")
+    who = who if isinstance(who, dict) else {}
+    values = [
+        ev.get("eventTime"),
+        ev.get("eventName"),
+        who.get("userName"),
+        ev.get("sourceIpAddress"),
+        ev.get("errorCode"),
+        who.get("accessKeyId"),
+        ev.get("serviceName"),
+        ev.get("eventId"),
     ]
+    if not exact and any(v is not None and not isinstance(v, str) for v in values):
+        return None
+    return ["" if v is None else v if isinstance(v, str) else _text(v) for v in values]
+
+
+def _text(value: object) -> str:
+    # orjson writes a number no double holds (an orjson.Fragment) back as it was spelled.
+    return orjson.dumps(value).decode()
