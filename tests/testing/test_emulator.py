@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -125,3 +126,14 @@ def _request_2020():  # type: ignore[no-untyped-def]
     from alibabacloud_actiontrail20200706 import models as m20
 
     return m20.LookupEventsRequest()
+
+
+def test_a_refused_setting_leaves_nothing_behind(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import tempfile
+
+    from trailhouse.settings import SettingsError
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    with pytest.raises(SettingsError, match="THROTTLE_LOOKUP_EVENTS"):
+        Emulator(throttle_lookup_events=-1.0)
+    assert list(tmp_path.iterdir()) == []

@@ -95,8 +95,13 @@ class Emulator:
             port=self.port,
             **options,
         )
-        self.settings.validate()
-        self.app = create_app(self.settings)
+        try:
+            self.settings.validate()
+            self.app = create_app(self.settings)
+        except BaseException:
+            self._socket.close()
+            shutil.rmtree(self._folder, ignore_errors=True)
+            raise
         self.store = self.app.state.services.store
         self._sealer = Sealer(load_master_key(self.settings.master_key, self.settings.resolved_data_dir()))
         # One operator token for every account: record() writes and events() reads with it.
