@@ -46,3 +46,24 @@ def test_plugin_can_be_turned_off(tmp_path: Path) -> None:
     (tmp_path / "test_user.py").write_text(USER_TEST)
     result = _pytest(tmp_path, "-p", "no:trailhouse")
     assert result.returncode != 0 and "fixture 'trail' not found" in result.stdout
+
+
+def test_the_plugin_costs_nothing_to_suites_that_do_not_use_it() -> None:
+    # Loaded into every pytest run where trailhouse is installed (this repo's too): no hooks, and
+    # no server code imported until a test asks for the fixture.
+    import trailhouse.testing.plugin as plugin
+
+    assert not [name for name in vars(plugin) if name.startswith("pytest_")]
+    probe = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, trailhouse.testing.plugin; "
+            "print([m for m in ('uvicorn', 'trailhouse.api.app', 'trailhouse.storage') if m in sys.modules])",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert probe.stdout.strip() == "[]"

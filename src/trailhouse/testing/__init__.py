@@ -11,8 +11,12 @@ docs/testing.md shows them at work (the suite in ``examples/``).
 
 from __future__ import annotations
 
-from .emulator import Emulator, EmulatorError, RecordError, SdkMissing, Trail, emulator
-from .events import complete_event, make_event
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .events import complete_event, make_event
+    from .server import Emulator, EmulatorError, RecordError, SdkMissing, Trail, emulator
 
 __all__ = [
     "Emulator",
@@ -24,3 +28,23 @@ __all__ = [
     "emulator",
     "make_event",
 ]
+
+#: Where each name lives. Imported on first use: the pytest plugin (a submodule) is loaded into
+#: every pytest run where trailhouse is installed, and must not pull the server in with it.
+_HOMES = {
+    "Emulator": "server",
+    "EmulatorError": "server",
+    "RecordError": "server",
+    "SdkMissing": "server",
+    "Trail": "server",
+    "emulator": "server",
+    "complete_event": "events",
+    "make_event": "events",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{home}"), name)

@@ -21,8 +21,8 @@ from ..service.ingest import decode_events, ingest_items
 from ..service.search import build_search_filter
 from ..storage import open_store
 from ..storage.base import EventStore
-from .emulator import RecordError
 from .events import complete_event
+from .server import RecordError
 
 __all__ = ["LocalTrail"]
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
-    from .emulator import Emulator, Trail
+    from .server import Emulator, Trail
 
 __all__ = ["trail", "trailhouse_emulator"]
 
@@ -24,7 +24,7 @@ __all__ = ["trail", "trailhouse_emulator"]
 @pytest.fixture(scope="session")
 def trailhouse_emulator() -> Iterator[Emulator]:
     """A Trailhouse on 127.0.0.1 with a throwaway SQLite store and throttling off, for the session."""
-    from .emulator import Emulator
+    from .server import Emulator
 
     with Emulator() as server:
         yield server
