@@ -36,8 +36,8 @@ reliability: $(VENV)/.installed services
 	TRAILHOUSE_RELIABILITY=full $(BIN)/python -m pytest -q tests/reliability
 
 lint: $(VENV)/.installed
-	$(BIN)/ruff check src tests bench scripts
-	$(BIN)/ruff format --check src tests bench scripts
+	$(BIN)/ruff check src tests bench scripts examples
+	$(BIN)/ruff format --check src tests bench scripts examples
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q -p no:randomly tests/test_layers.py
 

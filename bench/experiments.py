@@ -449,7 +449,7 @@ def serve_workers(args: argparse.Namespace) -> None:
                             break
                     except httpx.HTTPError:
                         time.sleep(0.1)
-                creds = Credentials(key["AccessKeyId"], key["AccessKeySecret"], f"127.0.0.1:{port}")
+                creds = Credentials(key["accessKeyId"], key["accessKeySecret"], f"127.0.0.1:{port}")
                 pools.append(ClientPool(args.clients // processes, f"http://127.0.0.1:{port}", creds))
             for shape in shapes:
                 out: list[dict[str, Any]] = [{} for _ in pools]

@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> None:
     server.start()
     try:
         time.sleep(2)  # every worker up
-        creds = Credentials(key["AccessKeyId"], key["AccessKeySecret"], server.host)
+        creds = Credentials(key["accessKeyId"], key["accessKeySecret"], server.host)
         result: dict[str, Any] = {}
         out["queries"] = _queries(
             args.backend, options, shapes, server, creds, None, work, result, ClientPool

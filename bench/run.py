@@ -213,7 +213,7 @@ def _ingest_cli(
         "rejected": report_["rejected"],
         "bytes": nbytes,
         "seconds": report_["seconds"],
-        "events_per_second": report_["events_per_second"],
+        "events_per_second": report_["eventsPerSecond"],
         "mb_per_second": round(nbytes / report_["seconds"] / 1e6, 2) if report_["seconds"] else None,
         "wall_seconds_with_process_start": round(wall, 3),
         "batch_events": batch,
@@ -266,7 +266,7 @@ def run_backend(
             batches = read_batches(ds.slice_http.path, args.batch)
             _log(f"{name}: HTTP ingest of {ds.slice_http.events:,} events, {args.producers} producers")
             spy_proc = PySpy(spy, server.pid, prof_dir / "ingest_http.raw") if spy else None
-            out["ingest_http"] = http_ingest(server.base_url, token["Token"], batches, args.producers)
+            out["ingest_http"] = http_ingest(server.base_url, token["token"], batches, args.producers)
             out["ingest_http"]["batch_events"] = args.batch
             if spy_proc:
                 _profile(out, "ingest_http", spy_proc.stop())
@@ -289,7 +289,7 @@ def run_backend(
             }
             _log(f"{name}: {out['disk']['bytes_per_event']} bytes/event")
 
-            creds = Credentials(key["AccessKeyId"], key["AccessKeySecret"], server.host)
+            creds = Credentials(key["accessKeyId"], key["accessKeySecret"], server.host)
             out["queries"] = _queries(name, args, shapes, server, creds, spy, prof_dir, out, ClientPool)
         finally:
             out["server_exit"] = server.stop()

@@ -393,7 +393,7 @@ CATALOGUE = [
         errors.InvalidActionNotFound,
         "InvalidAction.NotFound",
         404,
-        "Specified api is not found, please check your url and method.",
+        "Trailhouse does not implement this operation.",
     ),
     (errors.InvalidVersion, "InvalidVersion", 400, "Specified parameter Version is not valid."),
     (

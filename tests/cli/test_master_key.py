@@ -85,7 +85,7 @@ def test_key_created_from_one_folder_serves_from_another(tmp_path: Path, pg_avai
         assert list(one.iterdir()) == []  # nothing of ours in the working directory
         with serving(env=env, cwd=other) as served:
             status = _lookup_with_sdk(
-                f"127.0.0.1:{served.port}", pair["AccessKeyId"], pair["AccessKeySecret"]
+                f"127.0.0.1:{served.port}", pair["accessKeyId"], pair["accessKeySecret"]
             )
         assert status == 200
         assert list(other.iterdir()) == []

@@ -71,27 +71,27 @@ def test_copy_keeps_every_answer(
             )
             client = Client(
                 Config(
-                    access_key_id=demo["AccessKeyId"],
-                    access_key_secret=demo["AccessKeySecret"],
+                    access_key_id=demo["accessKeyId"],
+                    access_key_secret=demo["accessKeySecret"],
                     endpoint=server.endpoint,
                     protocol="http",
                 )
             )
             queries: list[list[tuple[str, str]]] = [
                 [],
-                [("EventAccessKeyId", demo["LeakedAccessKeyId"])],
+                [("EventAccessKeyId", demo["leakedAccessKeyId"])],
                 [("EventName", "CreateUser")],
                 [("ServiceName", "Ecs"), ("EventRW", "Write")],
-                [("SourceIpAddress", demo["AttackerIps"][0])],
+                [("SourceIpAddress", demo["attackerIps"][0])],
             ]
             answers.append([walk(client, models, q, d) for q in queries for d in ("BACKWARD", "FORWARD")])
             usage = client.get_access_key_last_used_ips(
                 models.GetAccessKeyLastUsedIpsRequest(
-                    access_key=demo["LeakedAccessKeyId"], service_name="Ecs"
+                    access_key=demo["leakedAccessKeyId"], service_name="Ecs"
                 )
             ).body.to_map()
             usage.pop("RequestId")
             answers[-1].append(usage)
         assert answers[0] == answers[1]
         assert answers[0][0]  # the unfiltered week is not empty
-    assert demo["AccountId"] == DEMO_ACCOUNT
+    assert demo["accountId"] == DEMO_ACCOUNT

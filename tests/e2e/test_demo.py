@@ -136,9 +136,9 @@ def test_demo_command_and_cli_lookups(tmp_path: Path, monkeypatch: pytest.Monkey
     result = runner.invoke(cli_app, ["demo", "--db", db, "--count", "800", "--json"])
     assert result.exit_code == 0, result.output
     loaded = json.loads(result.output)
-    assert loaded["Accepted"] > 800 and loaded["AccessKeyId"].startswith("LTAI")
+    assert loaded["accepted"] > 800 and loaded["accessKeyId"].startswith("LTAI")
     again = json.loads(runner.invoke(cli_app, ["demo", "--db", db, "--count", "800", "--json"]).output)
-    assert again["Accepted"] <= loaded["Accepted"] // 10  # the same events are not stored twice
+    assert again["accepted"] <= loaded["accepted"] // 10  # the same events are not stored twice
     text = runner.invoke(cli_app, ["demo", "--db", db, "--count", "800", "--port", "9999"]).output
     assert "127.0.0.1:9999" in text and "AccessKeySecret" in text and "get_access_key_last_used_ips" in text
 

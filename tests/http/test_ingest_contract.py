@@ -287,7 +287,7 @@ def test_cli_ingest_stores_odd_files_and_reports_warnings(tmp_path: Path, backen
         timeout=120,
     )
     summary = json.loads(run.stdout.strip().splitlines()[-1])
-    assert (summary["accepted"], summary["rejected"], summary["events_with_warnings"]) == (3, 1, 2), run
+    assert (summary["accepted"], summary["rejected"], summary["eventsWithWarnings"]) == (3, 1, 2), run
     assert run.returncode == 3  # an event was rejected (older than retention)
     assert "older than the retention window" in run.stderr + run.stdout
     assert "warning: field vpcId should be string" in run.stderr + run.stdout

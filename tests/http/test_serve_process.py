@@ -28,7 +28,7 @@ def run_cli(*args: str, env: dict[str, str]) -> str:
 def test_serve_then_sigterm(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 'serve.db'}"
     env = {**os.environ, "TRAILHOUSE_DB": db, "TRAILHOUSE_DATA_DIR": str(tmp_path / "data")}
-    token = json.loads(run_cli("tokens", "create", "--account", "42", "--json", env=env))["Token"]
+    token = json.loads(run_cli("tokens", "create", "--account", "42", "--json", env=env))["token"]
     key = json.loads(run_cli("keys", "create", "--account", "42", "--json", env=env))
     port = free_port()
     proc = subprocess.Popen(
@@ -64,7 +64,7 @@ def test_serve_then_sigterm(tmp_path: Path) -> None:
         assert r.json()["accepted"] == 20
         # A V1 request puts its signature in the query string: the access log must not show it.
         httpx.get(
-            f"http://127.0.0.1:{port}/?Action=LookupEvents&Signature=SeCrEtSiG&AccessKeyId={key['AccessKeyId']}"
+            f"http://127.0.0.1:{port}/?Action=LookupEvents&Signature=SeCrEtSiG&AccessKeyId={key['accessKeyId']}"
         )
         proc.send_signal(signal.SIGTERM)
         # uvicorn re-raises the signal once it has shut down gracefully, so -SIGTERM is a clean stop.
@@ -77,7 +77,7 @@ def test_serve_then_sigterm(tmp_path: Path) -> None:
         log = proc.stdout.read().decode()
     assert "/api/v1/events" in log  # the access log is on
     assert "Application shutdown complete" in log  # the lifespan ran: the store was closed
-    for secret in (token, key["AccessKeySecret"], "SeCrEtSiG"):
+    for secret in (token, key["accessKeySecret"], "SeCrEtSiG"):
         assert secret not in log
     store = open_store(db)
     try:
@@ -100,7 +100,7 @@ def test_serve_with_workers_shares_nonces_through_redis(tmp_path: Path, redis_ur
         check=False,
     )
     assert refused.returncode == 1 and b"--redis" in refused.stderr
-    token = json.loads(run_cli("tokens", "create", "--account", "42", "--json", env=env))["Token"]
+    token = json.loads(run_cli("tokens", "create", "--account", "42", "--json", env=env))["token"]
     port = free_port()
     env["TRAILHOUSE_REDIS_PREFIX"] = f"workers-{port}"
     proc = subprocess.Popen(

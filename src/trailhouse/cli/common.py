@@ -6,7 +6,12 @@ A failure leaves through ``fail``: one line on stderr and a non-zero exit, never
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import datetime
+import enum
+import json
+import re
+import sys
+from collections.abc import Iterator, Sequence
 from typing import Annotated
 
 import typer
@@ -15,6 +20,7 @@ from rich.markup import escape
 
 from ..model.query import EventFilter
 from ..model.times import TimeFormatError, parse_event_time
+from ..render.table import Column, RowWriter
 from ..service.secrets import MasterKeyError, Sealer, check_master_key, key_source, load_master_key
 from ..settings import Settings, SettingsError
 from ..storage import open_store
@@ -26,6 +32,8 @@ __all__ = [
     "EXIT_USAGE",
     "DbOption",
     "JsonOption",
+    "OutputFormat",
+    "TIME_HELP",
     "account_has_events",
     "check_sealer",
     "cli_time",
@@ -33,11 +41,14 @@ __all__ = [
     "fail",
     "load_settings",
     "note",
+    "note_hidden",
     "open_or_fail",
     "opened",
     "out",
+    "row_writer",
     "safe_url",
     "sealer_or_fail",
+    "write_json",
 ]
 
 #: Messages, progress and notes; stdout (``out``) carries only what a command answers.
@@ -133,13 +144,57 @@ def check_sealer(settings: Settings, sealer: Sealer, store: EventStore) -> None:
         ) from None
 
 
-def cli_time(value: str | None, default: int, name: str) -> int:
+#: ``YYYY-MM-DD`` alone: a UTC day, which every option that takes a time accepts.
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+TIME_HELP = "ISO 8601 with Z (2026-11-29T08:00:00Z) or a UTC date (2026-11-29)"
+
+
+def cli_time(value: str | None, default: int, name: str, *, end: bool = False) -> int:
+    """A time option: ISO 8601 with a UTC designator, or a date ``YYYY-MM-DD`` meaning that UTC
+    day: its first millisecond, or with ``end`` (an ``--end`` option) its last, so that
+    ``--start 2026-11-29 --end 2026-11-29`` is the whole day."""
     if not value:
         return default
+    if _DATE.fullmatch(value):
+        try:
+            day = datetime.date.fromisoformat(value)
+        except ValueError:
+            raise fail(f"{name}: {value!r} is not a date") from None
+        first = int(datetime.datetime(day.year, day.month, day.day, tzinfo=datetime.UTC).timestamp()) * 1000
+        return first + 86_400_000 - 1 if end else first
     try:
         return parse_event_time(value)
     except TimeFormatError as exc:
-        raise fail(f"{name}: {exc}") from None
+        raise fail(f"{name}: {exc}; give {TIME_HELP}") from None
+
+
+class OutputFormat(enum.StrEnum):
+    """What ``--format`` takes for listings; ``table`` is tab-separated when stdout is not a terminal."""
+
+    TABLE = "table"
+    TSV = "tsv"
+    NDJSON = "ndjson"
+    JSON = "json"
+    CSV = "csv"
+
+
+def write_json(value: object) -> None:
+    """JSON on stdout, unformatted by rich (whose markup would eat ``[...]`` in values)."""
+    sys.stdout.write(json.dumps(value, ensure_ascii=False) + "\n")
+    sys.stdout.flush()
+
+
+def row_writer(columns: Sequence[Column], *, tsv: bool = False) -> RowWriter:
+    """Rows on stdout: aligned on a terminal of its width, tab-separated in a pipe (or with ``tsv``)."""
+    return RowWriter(columns, sys.stdout, terminal=out.is_terminal and not tsv, width=out.width)
+
+
+def note_hidden(writer: RowWriter) -> None:
+    if writer.hidden:
+        note(
+            f"not shown at this terminal width: {', '.join(writer.hidden)} "
+            "(--format tsv, or a pipe, shows every column)"
+        )
 
 
 def account_has_events(store: EventStore, account: str) -> bool:

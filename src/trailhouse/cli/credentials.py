@@ -3,18 +3,29 @@
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import Iterator
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from ..api.rpc.dispatch import RAM_ACTIONS
 from ..model.credentials import KeyStatus, TokenScope
 from ..model.times import format_wire_time
+from ..render.table import Column
 from ..service.credentials import CredentialError, create_access_key, create_token
-from .common import DbOption, JsonOption, console, fail, load_settings, opened, out, sealer_or_fail
+from .common import (
+    DbOption,
+    JsonOption,
+    console,
+    fail,
+    load_settings,
+    note_hidden,
+    opened,
+    out,
+    row_writer,
+    sealer_or_fail,
+    write_json,
+)
 
 __all__ = [
     "keys_create",
@@ -26,6 +37,22 @@ __all__ = [
     "tokens_delete",
     "tokens_list",
 ]
+
+#: Ids and times are never wrapped: ``keys disable`` wants the id exactly as listed.
+KEY_COLUMNS = (
+    Column("AccessKeyId", whole=True),
+    Column("AccountId", whole=True),
+    Column("UserName", priority=1),
+    Column("Status", priority=1),
+    Column("Allowed", priority=3),
+    Column("Created", whole=True, priority=2),
+)
+TOKEN_COLUMNS = (
+    Column("TokenId", whole=True),
+    Column("Accounts", priority=1),
+    Column("Scopes", priority=1),
+    Column("Created", whole=True, priority=2),
+)
 
 
 @contextlib.contextmanager
@@ -60,14 +87,13 @@ def keys_create(
             allowed_actions=tuple(allow or ()),
         )
     if json_out:
-        out.print(
-            json.dumps(
-                {
-                    "AccessKeyId": created.key.access_key_id,
-                    "AccessKeySecret": created.secret,
-                    "AccountId": created.key.account_id,
-                }
-            )
+        write_json(
+            {
+                "accessKeyId": created.key.access_key_id,
+                "accessKeySecret": created.secret,
+                "accountId": created.key.account_id,
+                "userName": created.key.user_name,
+            }
         )
     else:
         out.print(f"AccessKeyId:     {created.key.access_key_id}")
@@ -86,29 +112,31 @@ def keys_list(
         keys = store.list_all_access_keys() if account is None else store.list_access_keys(account_id=account)
     rows: list[dict[str, Any]] = [
         {
-            "AccessKeyId": k.access_key_id,
-            "AccountId": k.account_id,
-            "UserName": k.user_name,
-            "Status": str(k.status),
-            "AllowedActions": list(k.allowed_actions),
-            "CreateTime": format_wire_time(k.created_ms),
+            "accessKeyId": k.access_key_id,
+            "accountId": k.account_id,
+            "userName": k.user_name,
+            "status": str(k.status),
+            "allowedActions": list(k.allowed_actions),
+            "createTime": format_wire_time(k.created_ms),
         }
         for k in keys
     ]
     if json_out:
-        out.print(json.dumps(rows))
+        write_json(rows)
         return
-    table = Table("AccessKeyId", "AccountId", "UserName", "Status", "Allowed", "Created")
-    for r in rows:
-        table.add_row(
-            r["AccessKeyId"],
-            r["AccountId"],
-            r["UserName"],
-            r["Status"],
-            ", ".join(r["AllowedActions"]) or "all",
-            r["CreateTime"],
-        )
-    out.print(table)
+    table = row_writer(KEY_COLUMNS)
+    table.write_all(
+        [
+            r["accessKeyId"],
+            r["accountId"],
+            r["userName"],
+            r["status"],
+            ", ".join(r["allowedActions"]) or "all",
+            r["createTime"],
+        ]
+        for r in rows
+    )
+    note_hidden(table)
 
 
 def _set_status(key_id: str, status: KeyStatus | None, db: str | None) -> None:
@@ -156,7 +184,7 @@ def tokens_create(
             scopes=tuple(scope or (TokenScope.INGEST,)),
         )
     if json_out:
-        out.print(json.dumps({"Token": created.secret, "TokenId": created.token.token_id}))
+        write_json({"token": created.secret, "tokenId": created.token.token_id})
     else:
         out.print(f"Token:   {created.secret}")
         out.print(f"TokenId: {created.token.token_id}")
@@ -167,22 +195,23 @@ def tokens_list(db: DbOption = None, json_out: JsonOption = False) -> None:
     """List tokens (never the token itself)."""
     with opened(load_settings(db), create=False) as store:
         tokens = store.list_tokens()
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
-            "TokenId": t.token_id,
-            "Accounts": "*" if t.all_accounts else ",".join(t.account_ids),
-            "Scopes": ",".join(t.scopes),
-            "CreateTime": format_wire_time(t.created_ms),
+            "tokenId": t.token_id,
+            "accounts": ["*"] if t.all_accounts else list(t.account_ids),
+            "scopes": [str(scope) for scope in t.scopes],
+            "createTime": format_wire_time(t.created_ms),
         }
         for t in tokens
     ]
     if json_out:
-        out.print(json.dumps(rows))
+        write_json(rows)
         return
-    table = Table("TokenId", "Accounts", "Scopes", "Created")
-    for r in rows:
-        table.add_row(*r.values())
-    out.print(table)
+    table = row_writer(TOKEN_COLUMNS)
+    table.write_all(
+        [r["tokenId"], ",".join(r["accounts"]), ",".join(r["scopes"]), r["createTime"]] for r in rows
+    )
+    note_hidden(table)
 
 
 def tokens_delete(token_id: str, db: DbOption = None) -> None:

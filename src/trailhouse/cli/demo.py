@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated
 
 import typer
 
 from ..model.times import now_ms
-from .common import DbOption, JsonOption, load_settings, opened, out, sealer_or_fail
+from .common import DbOption, JsonOption, load_settings, opened, out, sealer_or_fail, write_json
 
 __all__ = ["demo"]
 
@@ -26,6 +25,18 @@ def demo(
     with opened(settings) as store:
         loaded = load_demo(store, sealer_or_fail(settings), count=count, now=now_ms())
     if json_out:
-        out.print(json.dumps(loaded.to_dict()))
+        # The CLI's JSON keys are camelCase (docs/cli.md, "Output").
+        write_json(
+            {
+                "accepted": loaded.accepted,
+                "duplicates": loaded.duplicates,
+                "accountId": loaded.account_id,
+                "accessKeyId": loaded.access_key_id,
+                "accessKeySecret": loaded.access_key_secret,
+                "readToken": loaded.read_token,
+                "leakedAccessKeyId": loaded.leaked_key,
+                "attackerIps": list(loaded.attacker_ips),
+            }
+        )
         return
     out.print(loaded.instructions(port))

@@ -6,7 +6,6 @@ import contextlib
 import gzip
 import io
 import itertools
-import json
 import sys
 import time
 import zlib
@@ -28,7 +27,7 @@ from ..service.ingest import (
     without_bom,
 )
 from ..storage.base import StoreError
-from .common import DbOption, JsonOption, console, fail, load_settings, open_or_fail, out
+from .common import DbOption, JsonOption, console, fail, load_settings, open_or_fail, write_json
 
 __all__ = ["ingest"]
 
@@ -150,21 +149,21 @@ def ingest(
         "duplicates": total.duplicates,
         "rejected": len(total.rejected),
         "warnings": len(total.warnings),
-        "events_with_warnings": total.warned_events,
+        "eventsWithWarnings": total.warned_events,
         "files": len(files),
-        "unreadable_files": failed_files,
+        "unreadableFiles": failed_files,
         "seconds": round(elapsed, 3),
-        "events_per_second": round(done / elapsed, 1) if elapsed else None,
+        "eventsPerSecond": round(done / elapsed, 1) if elapsed else None,
     }
     if json_out:
-        out.print(json.dumps(summary))
+        write_json(summary)
     else:
         if warnings_shown > MAX_WARNINGS_SHOWN:
             console.print(f"… and {warnings_shown - MAX_WARNINGS_SHOWN:,} more warnings")
         console.print(
             f"accepted {total.accepted:,}, duplicates {total.duplicates:,}, rejected {len(total.rejected):,} "
             f"({total.warned_events:,} stored with warnings) "
-            f"in {elapsed:.2f}s ({summary['events_per_second'] or 0:,.0f} events/s)"
+            f"in {elapsed:.2f}s ({summary['eventsPerSecond'] or 0:,.0f} events/s)"
         )
     if failed_files:
         raise typer.Exit(2)

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
+from ..service.credentials import CredentialError
 from ..storage.base import StoreError
 from .common import (
     EXIT_USAGE,
@@ -17,6 +18,7 @@ from .common import (
     fail,
     load_settings,
     open_or_fail,
+    out,
     safe_url,
     sealer_or_fail,
 )
@@ -48,8 +50,86 @@ def serve(
         str | None, typer.Option("--tls-cert", help="PEM certificate (chain) to serve HTTPS; with --tls-key.")
     ] = None,
     tls_key: Annotated[str | None, typer.Option("--tls-key", help="PEM private key of --tls-cert.")] = None,
+    dev: Annotated[
+        bool,
+        typer.Option(
+            "--dev",
+            help="For development and tests: a throwaway store unless --db, throttling off, and an "
+            "AccessKey pair, a token and an SDK snippet printed at start.",
+        ),
+    ] = False,
+    account: Annotated[
+        str | None, typer.Option("--account", help="With --dev: the account of the printed credentials.")
+    ] = None,
 ) -> None:
     """Start the HTTP service: the ActionTrail API at / and the native API at /api/v1."""
+    if account is not None and not dev:
+        raise fail("--account is for --dev: it names the account of the printed credentials", EXIT_USAGE)
+    if not dev:
+        _serve(
+            db,
+            host,
+            port,
+            redis,
+            throttle_lookup,
+            throttle_usage,
+            retention_days,
+            workers,
+            log_level,
+            tls_cert,
+            tls_key,
+        )
+        return
+    if workers != 1:
+        raise fail("--dev runs one process: leave out --workers", EXIT_USAGE)
+    import signal
+    import tempfile
+
+    # uvicorn re-raises the signal that stopped it once it has shut down; as an exception here
+    # (SIGINT is one already), it leaves through the ``with`` and the throwaway folder is removed.
+    signal.signal(signal.SIGTERM, _exit_quietly)
+    try:
+        with tempfile.TemporaryDirectory(prefix="trailhouse-dev-") as folder:
+            # The master key goes with a throwaway store; a given --db keeps the usual one (its keys need it).
+            _serve(
+                db or f"sqlite:///{folder}/trail.db",
+                host,
+                port,
+                redis,
+                0.0 if throttle_lookup is None else throttle_lookup,
+                0.0 if throttle_usage is None else throttle_usage,
+                retention_days,
+                1,
+                log_level,
+                tls_cert,
+                tls_key,
+                dev_account=account or "",
+                data_dir=None if db else f"{folder}/data",
+            )
+    except KeyboardInterrupt:
+        pass
+
+
+def _exit_quietly(signum: int, frame: object) -> None:
+    raise SystemExit(0)
+
+
+def _serve(
+    db: str | None,
+    host: str | None,
+    port: int | None,
+    redis: str | None,
+    throttle_lookup: float | None,
+    throttle_usage: float | None,
+    retention_days: int | None,
+    workers: int,
+    log_level: str | None,
+    tls_cert: str | None,
+    tls_key: str | None,
+    *,
+    dev_account: str | None = None,
+    data_dir: str | None = None,
+) -> None:
     import logging
 
     import uvicorn
@@ -68,6 +148,7 @@ def serve(
         retention_days=retention_days,
         tls_cert=tls_cert,
         tls_key=tls_key,
+        data_dir=data_dir,
     )
     if workers < 1:
         raise fail(f"--workers={workers}: expected 1 or more", EXIT_USAGE)
@@ -103,6 +184,16 @@ def serve(
     except typer.Exit:
         store.close()
         raise
+    if dev_account is not None:
+        from .dev import dev_credentials
+
+        try:
+            created = dev_credentials(store, sealer, dev_account or None)
+        except (CredentialError, StoreError) as exc:
+            store.close()
+            raise fail(str(exc)) from None
+        # The credentials are what this command answers (stdout); the rest are messages (stderr).
+        out.print(escape(created.banner(endpoint(settings))), soft_wrap=True)
     console.print(
         f"Trailhouse on [bold]{endpoint(settings)}[/] (store {escape(safe_url(store.url))})", soft_wrap=True
     )

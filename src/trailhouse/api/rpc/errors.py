@@ -8,7 +8,7 @@ carry the defaults; an instance may override ``message`` (and, for the parametri
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 __all__ = [
@@ -234,9 +234,29 @@ class UnsupportedHTTPMethod(ApiError):
 
 
 class InvalidActionNotFound(ApiError):
+    """An Action this server does not serve: Alibaba's code and status, and a message that says so.
+
+    Alibaba's own message ("Specified api is not found, please check your url and method.") sends a
+    developer looking for a typo; here the operation may well exist in the cloud and simply not be
+    implemented, so the message says that and lists what is served (the gateway passes the
+    operation table, which this module cannot import without a cycle).
+    """
+
     code = "InvalidAction.NotFound"
     http_status = 404
-    message = "Specified api is not found, please check your url and method."
+    message = "Trailhouse does not implement this operation."
+
+    @classmethod
+    def unserved(cls, action: str, version: str, served: Iterable[tuple[str, str]]) -> InvalidActionNotFound:
+        by_version: dict[str, list[str]] = {}
+        for served_action, served_version in sorted(served, key=lambda pair: (pair[1], pair[0])):
+            by_version.setdefault(served_version, []).append(served_action)
+        listing = "; ".join(f"{v}: {', '.join(actions)}" for v, actions in by_version.items())
+        # The action is the client's text: bounded, so a huge or odd value cannot bloat the answer.
+        shown = action[:64] + ("…" if len(action) > 64 else "") if action else "(none)"
+        return cls(
+            f"Trailhouse does not implement the operation {shown} (version {version}). It serves: {listing}."
+        )
 
 
 class InvalidVersion(ApiError):

@@ -230,7 +230,7 @@ class Gateway:
             return op
         if version not in KNOWN_VERSIONS:
             raise errors.InvalidVersion()
-        raise errors.InvalidActionNotFound()
+        raise errors.InvalidActionNotFound.unserved(action, version, OPERATIONS)
 
     @staticmethod
     def _authorise(op: Operation, key: AccessKey) -> None:
