@@ -303,6 +303,14 @@ def test_error_body_json() -> None:
     assert list(json.loads(body)) == ["RequestId", "HostId", "Code", "Message", "Recommend"]
 
 
+def test_unserved_operation_recommends_the_compatibility_table_not_alibabas_troubleshooter() -> None:
+    err = errors.InvalidActionNotFound.unserved("CreateFoo", "2020-07-06", [("LookupEvents", "2020-07-06")])
+    body = json.loads(error_body(err, "RID", "h", "JSON")[0])
+    assert body["Code"] == "InvalidAction.NotFound"
+    assert "aliyun.com" not in body["Recommend"] and "docs/compatibility.md" in body["Recommend"]
+    assert "CreateFoo" in body["Message"] and "LookupEvents" in body["Message"]
+
+
 def test_error_body_xml() -> None:
     body, ctype = error_body(errors.InvalidAccessKeyIdNotFound(), "RID", "h", "XML")
     assert ctype == XML_CONTENT_TYPE == "text/xml;charset=utf-8"

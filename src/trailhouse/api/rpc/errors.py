@@ -61,6 +61,8 @@ class ApiError(Exception):
     code: str = "InternalError"
     http_status: int = 500
     message: str = "The request processing has failed due to some unknown error, exception or failure."
+    #: The envelope's Recommend, when Alibaba's troubleshooter page for the code would mislead.
+    recommend: str | None = None
 
     def __init__(
         self,
@@ -245,6 +247,8 @@ class InvalidActionNotFound(ApiError):
     code = "InvalidAction.NotFound"
     http_status = 404
     message = "Trailhouse does not implement this operation."
+    # Alibaba's troubleshooter would explain a typo, not an operation this server lacks.
+    recommend = "Trailhouse serves the operations of docs/compatibility.md in its repository."
 
     @classmethod
     def unserved(cls, action: str, version: str, served: Iterable[tuple[str, str]]) -> InvalidActionNotFound:

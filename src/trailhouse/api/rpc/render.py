@@ -248,7 +248,7 @@ def error_body(err: ApiError, request_id: str, host_id: str, fmt: Fmt) -> tuple[
         "HostId": host_id,
         "Code": err.code,
         "Message": err.message,
-        "Recommend": recommend_url(err.code),
+        "Recommend": err.recommend or recommend_url(err.code),
     }
     if err.access_denied_detail:
         body["AccessDeniedDetail"] = err.access_denied_detail
