@@ -37,7 +37,7 @@ code,.mono{font-family:ui-monospace,Menlo,monospace}.nw{white-space:nowrap}
 .legend span{display:inline-block;margin-right:1rem}
 a{color:#0969da;text-decoration:none}a:hover{text-decoration:underline}
 dl.facts{display:grid;grid-template-columns:max-content minmax(0,1fr);gap:.2rem .8rem;margin:.4rem 0}
-dl.facts dt{color:#57606a}dl.facts dd{margin:0}
+dl.facts dt{color:#57606a}dl.facts dd{margin:0;min-width:0;overflow-x:auto}
 details{margin-top:1.2rem}summary{cursor:pointer;font-weight:600;font-size:1.05rem}
 """.strip()
 

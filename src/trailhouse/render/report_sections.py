@@ -157,11 +157,18 @@ def summary(r: AccessKeyReport) -> list[tuple[str, list[Cell]]]:
             else [t("none")],
         ),
         ("Created", [ident(f"{c.kind} {c.name}", "#" + c.anchor) for c in r.created] or [t("nothing")]),
-        ("Bulk reads", [t(_bulk_line(b)) for b in r.bulk_reads[:3] if not b.routine] or [t("none")]),
+        (
+            "Bulk reads",
+            [lst(_bulk_line(b) for b in _findings(r)[:5])] if _findings(r) else [t("none")],
+        ),
         ("Principals", [t(", ".join(r.identities) or "none")]),
         ("First use", [tm(r.first_use.event_time_ms)] if r.first_use else [t("none in the window")]),
         ("Last use", [tm(r.last_use.event_time_ms)] if r.last_use else [t("none in the window")]),
     ]
+
+
+def _findings(r: AccessKeyReport) -> list[BulkRead]:
+    return [b for b in r.bulk_reads if not b.routine]
 
 
 def _bulk_line(b: BulkRead) -> str:
@@ -223,7 +230,7 @@ def _created_sections(r: AccessKeyReport, new: set[str]) -> list[Section]:
     out = [
         Section(
             f"What the key created ({r.created_total})",
-            ("Created (UTC)", "Kind", "Name", "For user", "From", "Its calls since", "From IPs"),
+            ("Created (UTC)", "Kind", "Name", "For user", "From", "Its calls", "From IPs"),
             [
                 [
                     tm(c.created.event_time_ms),
@@ -276,7 +283,7 @@ def _entity_section(c: CreatedEntity, new: set[str]) -> Section:
     if a.event_names:
         facts.append(("Events", [t(", ".join(f"{n} ×{k}" for n, k in a.event_names[:20]))]))
     if a.bulk_reads:
-        facts.append(("Bulk reads", [t(_bulk_line(b)) for b in a.bulk_reads[:5]]))
+        facts.append(("Bulk reads", [lst(_bulk_line(b) for b in a.bulk_reads[:5])]))
     return Section(
         f"{c.kind} {c.name}",
         _EVENT_HEADERS,
