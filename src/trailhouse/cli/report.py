@@ -11,6 +11,7 @@ import typer
 from ..model.times import format_wire_time, now_ms
 from .common import (
     EXIT_NOTHING,
+    EXIT_USAGE,
     DbOption,
     account_has_events,
     fail,
@@ -53,7 +54,7 @@ def access_key_report(
         try:
             since_ms = parse_leak_time(since) if since else None
         except TimeFormatError as exc:
-            raise fail(f"--since: {exc}") from None
+            raise fail(f"--since: {exc}", EXIT_USAGE) from None
         report = build_report(
             store,
             account_id=account,
