@@ -12,8 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ..model.event import EventInvalid, event_from_mapping
-from ..model.event_text import parse_body
+from ..model.event import EventRecord
 from ..model.query import Attr, EventFilter, UsageKind
 from ..model.times import format_wire_time
 from ..storage.base import EventStore
@@ -21,7 +20,7 @@ from .access_keys import all_usage
 from .catalog import ServiceCatalog, default_catalog
 from .report.bursts import BurstFinder
 from .report.created import FOLLOW_LIMIT, Creation, created_by, follow
-from .report.events import DANGEROUS_ACTIONS, report_event
+from .report.events import DANGEROUS_ACTIONS, read_event, report_event
 from .report.leak_time import CHURN_NETWORKS, derive_leak_time, network_of
 from .report.types import (
     BulkRead,
@@ -229,21 +228,22 @@ def build_report(
     first_by_ip: dict[str, ReportEvent] = {}
     bursts = BurstFinder(findings_ms, REPORT_LIST_LIMIT)
 
+    last_seen: tuple[dict[str, Any], EventRecord] | None = None
     for stored in store.iter_events(account_id=account_id, flt=flt, descending=False):
-        doc = parse_body(stored.body)
-        try:
-            rec = event_from_mapping(doc, body=stored.body)
-        except EventInvalid:  # stored events were validated at ingest; never stop a report on one
+        found_event = read_event(stored.body)
+        if found_event is None:  # stored events were validated at ingest; never stop a report on one
             continue
+        doc, rec = found_event
         t, failed = rec.event_time_ms, rec.error_code is not None
         window_total += 1
         ip = rec.source_ip or ""
         service = rec.service_name or ""
-        view = report_event(doc, rec.resources, t)
+        # Views are built only where one is kept: most events are only counted.
         if first is None:
-            first = view
-        last = view
-        first_by_ip.setdefault(ip, view)
+            first = report_event(doc, rec.resources, t)
+        last_seen = (doc, rec)
+        if ip not in first_by_ip:
+            first_by_ip[ip] = report_event(doc, rec.resources, t)
         identity = doc["userIdentity"]
         identities[f"{identity.get('type') or 'unknown'}:{identity.get('userName') or ''}"] = None
         new_ip = is_new(ip, t)
@@ -251,8 +251,14 @@ def build_report(
         ip_tally = _tally(ips, ip, t, failed)
         if service:
             ip_tally.extra[f"s:{service}"] = None
-        if view.user_agent and sum(k.startswith("u:") for k in ip_tally.extra) < _MAX_USER_AGENTS:
-            ip_tally.extra[f"u:{view.user_agent}"] = None
+        agent = doc.get("userAgent")
+        if (
+            isinstance(agent, str)
+            and agent
+            and f"u:{agent}" not in ip_tally.extra
+            and sum(k.startswith("u:") for k in ip_tally.extra) < _MAX_USER_AGENTS
+        ):
+            ip_tally.extra[f"u:{agent}"] = None
         _tally(services, service, t, failed)
         _tally(event_names, (service, rec.event_name), t, failed)
         for rtype, rname in rec.resources:
@@ -263,7 +269,7 @@ def build_report(
         bucket = hourly.setdefault(ip, {})
         hour = t - t % HOUR_MS
         bucket[hour] = bucket.get(hour, 0) + 1
-        bursts.add(t, ip, rec.event_name, failed, view.resources)
+        bursts.add(t, ip, rec.event_name, failed, rec.resources)
 
         if t < findings_ms:
             continue
@@ -271,7 +277,7 @@ def build_report(
         failed_total += int(failed)
         since_leak[ip] = since_leak.get(ip, 0) + 1
         if failed and len(failed_list) < REPORT_LIST_LIMIT:
-            failed_list.append(view)
+            failed_list.append(report_event(doc, rec.resources, t))
         reason = DANGEROUS_ACTIONS.get(rec.event_name)
         if reason is not None:
             dangerous_total += 1
@@ -279,15 +285,17 @@ def build_report(
                 dangerous.append(report_event(doc, rec.resources, t, reason))
         for _, rname in rec.resources:
             for c in by_name.get(rname, ()):
-                if len(c.changes) < _CHANGES_SHOWN and c.created.event_id != view.event_id:
-                    c.changes.append(view)
+                if len(c.changes) < _CHANGES_SHOWN and c.created.event_id != rec.event_id:
+                    c.changes.append(report_event(doc, rec.resources, t))
         made = created_by(doc)
         if made is not None:
             created_total += 1
             if len(creations) < FOLLOW_LIMIT:
-                c = Creation(made[0], made[1], made[2], view)
+                c = Creation(made[0], made[1], made[2], report_event(doc, rec.resources, t))
                 creations.append(c)
                 by_name.setdefault(c.name, []).append(c)
+    if last_seen is not None:
+        last = report_event(last_seen[0], last_seen[1].resources, last_seen[1].event_time_ms)
 
     ip_rows = sorted(
         (

@@ -66,7 +66,9 @@ class BurstFinder:
         self._found: list[tuple[tuple[str, str], _Run]] = []
         self.total = 0
 
-    def add(self, t: int, ip: str, event_name: str, failed: bool, resources: tuple[str, ...]) -> None:
+    def add(
+        self, t: int, ip: str, event_name: str, failed: bool, resources: tuple[tuple[str, str], ...]
+    ) -> None:
         kind = read_kind(event_name)
         if kind is None:
             return
@@ -81,9 +83,9 @@ class BurstFinder:
         run.calls += 1
         run.failed += int(failed)
         run.names[event_name] += 1
-        for r in resources:
+        for rtype, rname in resources:
             if len(run.resources) < _RESOURCES_COUNTED:
-                run.resources[r] = None
+                run.resources[f"{rtype} {rname}".strip()] = None
 
     def _close(self, key: tuple[str, str], run: _Run) -> None:
         if run.calls < BURST_MIN_CALLS:

@@ -10,12 +10,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from ...model.event import EventInvalid, event_from_mapping
-from ...model.event_text import parse_body
 from ...model.query import Attr, EventFilter
 from ...storage.base import EventLog
 from .bursts import BurstFinder
-from .events import DANGEROUS_ACTIONS, report_event
+from .events import DANGEROUS_ACTIONS, read_event, report_event
 from .types import CreatedEntity, EntityActivity, IpCount, ReportEvent
 
 __all__ = ["CREATING_ACTIONS", "FOLLOW_LIMIT", "Creation", "created_by", "follow"]
@@ -106,11 +104,10 @@ def follow(
         first_ms: int | None = None
         last_ms: int | None = None
         for stored in store.iter_events(account_id=account_id, flt=flt, descending=False):
-            doc = parse_body(stored.body)
-            try:
-                rec = event_from_mapping(doc, body=stored.body)
-            except EventInvalid:
+            found = read_event(stored.body)
+            if found is None:
                 continue
+            doc, rec = found
             if rec.event_id == c.created.event_id:
                 continue  # the creation itself, for a policy named by its own CreatePolicy
             t, is_failed = rec.event_time_ms, rec.error_code is not None
@@ -127,7 +124,7 @@ def follow(
             reason = DANGEROUS_ACTIONS.get(rec.event_name)
             if reason and len(dangerous) < list_limit:
                 dangerous.append(report_event(doc, rec.resources, t, reason))
-            bursts.add(t, ip, rec.event_name, is_failed, view.resources)
+            bursts.add(t, ip, rec.event_name, is_failed, rec.resources)
         activity = EntityActivity(
             how=how,
             calls=calls,

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from ...model.event import EventInvalid, EventRecord, event_from_mapping, fast_record
+from ...model.event_text import parse_body
 from .types import ReportEvent
 
-__all__ = ["DANGEROUS_ACTIONS", "report_event"]
+__all__ = ["DANGEROUS_ACTIONS", "read_event", "report_event"]
 
 #: Actions an attacker uses to persist, escalate, evade or spend, with the reason shown in reports.
 DANGEROUS_ACTIONS: dict[str, str] = {
@@ -61,3 +63,19 @@ def report_event(
         resources=tuple(f"{rtype} {rname}".strip() for rtype, rname in resources),
         reason=reason,
     )
+
+
+def read_event(body: bytes) -> tuple[dict[str, Any], EventRecord] | None:
+    """A stored event's document and record: the C decode of ingest's fast path, else the checks.
+
+    None for an event the checks refuse (stored events were validated at ingest; a report never
+    stops on one).
+    """
+    doc = parse_body(body)
+    rec = fast_record(body)
+    if rec is not None:
+        return doc, rec
+    try:
+        return doc, event_from_mapping(doc, body=body)
+    except EventInvalid:
+        return None
