@@ -4,7 +4,7 @@ The busy key ("fleet") is used from 320 IPs in four /24 networks; its IPs appear
 days (every network on the first day), each calls a few times a day, one of them downloads 30
 backups every night. Two days before the end, three IPs of a network it never used take over:
 enumeration, 40 downloads each, 15 secrets, a new role with AdministratorAccess, and that role's
-sessions from one of them.
+sessions from one of them. A day later one more fleet machine joins, inside a known network.
 """
 
 from __future__ import annotations
@@ -30,6 +30,8 @@ FLEET_NETWORKS = ("47.98.10", "47.98.11", "47.98.12", "121.40.7")
 FLEET_IPS = tuple(f"{FLEET_NETWORKS[i % 4]}.{i // 4 + 1}" for i in range(320))
 BACKUP_IP = FLEET_IPS[0]
 THIEF_IPS = ("91.240.118.10", "91.240.118.11", "91.240.118.12")
+#: A fleet machine first used after the attack, in a network the key already used: new, but weaker.
+LATE_FLEET_IP = "47.98.12.250"
 ROLE = "ops-automation"
 ATTACK_MS = END_MS - 2 * DAY_MS + 3 * HOUR_MS + 17_000
 
@@ -125,6 +127,9 @@ def busy_events() -> list[dict[str, Any]]:
                 "Oss",
                 resource=("ACS::OSS::Object", f"backups/db-{k}.dump"),
             )
+
+    for k in range(5):
+        b.call(END_MS - DAY_MS + k * HOUR_MS, LATE_FLEET_IP, "DescribeInstances", "Ecs")
 
     t = ATTACK_MS
     thief = THIEF_IPS[0]

@@ -23,6 +23,7 @@ from tests.report._stories import (
     BUSY_KEY,
     END_MS,
     FLEET_IPS,
+    LATE_FLEET_IP,
     ROLE,
     THIEF_IPS,
     busy_events,
@@ -93,6 +94,7 @@ def test_demo_leak_time_is_the_attackers_first_call(backend_store: EventStore) -
     assert "185.220.101.0/24" in leak.basis
     # New means: not seen from this key before the leak time. The CI runners are not.
     assert [a.ip for a in report.new_ips] == list(FACTS.attacker_ips)
+    assert not any(a.known_network for a in report.new_ips)
     assert report.first_use_from_new_ip is not None
     assert report.first_use_from_new_ip.source_ip == FACTS.attacker_ips[0]
     assert report.since_ms == FACTS.first_malicious_ms
@@ -254,8 +256,19 @@ def test_a_key_without_a_foreign_network_has_no_leak_time() -> None:
 def test_busy_key_leak_time_and_new_ips(busy: AccessKeyReport) -> None:
     assert busy.leak is not None and busy.leak.time_ms == ATTACK_MS and busy.leak.caveat == ""
     assert busy.leak.baseline_ip_count < len(FLEET_IPS)  # most fleet IPs joined later, in known networks
-    assert [a.ip for a in busy.new_ips] == list(THIEF_IPS)
-    assert len(busy.ips) == len(FLEET_IPS) + len(THIEF_IPS)
+    assert [a.ip for a in busy.new_ips] == [*THIEF_IPS, LATE_FLEET_IP]
+    assert len(busy.ips) == len(FLEET_IPS) + len(THIEF_IPS) + 1
+    # New, but inside a network the key used before: listed after the foreign ones, and said so.
+    known = {a.ip: a.known_network for a in busy.new_ips}
+    assert known == {**dict.fromkeys(THIEF_IPS, False), LATE_FLEET_IP: True}
+    data = report_to_json(busy)
+    assert {ip["ip"] for ip in data["ips"] if ip["knownNetwork"] and ip["new"]} == {LATE_FLEET_IP}
+    alert = report_to_html(busy).split('<p class="alert">', 1)[1].split("</p>", 1)[0]
+    assert "4 new IP(s) (1 of them in networks the key used before)" in alert
+    assert alert.index(THIEF_IPS[2]) < alert.index(LATE_FLEET_IP)
+    summary = table_text(busy, 160).split("What the key created", 1)[0]
+    line = next(line for line in summary.splitlines() if "New IPs" in line)
+    assert line.index(THIEF_IPS[2]) < line.index(LATE_FLEET_IP)
 
 
 def test_busy_key_bulk_reads_and_routine_backup(busy: AccessKeyReport) -> None:
@@ -287,7 +300,8 @@ def test_busy_key_lists_are_capped(busy: AccessKeyReport, busy_store: EventStore
     ip_table = page.split('<h2 id="ips">', 1)[1].split("</table>", 1)[0]
     assert ip_table.count("<tr id=") == ROWS_SHOWN
     # New IPs are listed first, above the cut.
-    assert all(f'id="ip-{ip}"' in ip_table for ip in THIEF_IPS)
+    assert all(f'id="ip-{ip}"' in ip_table for ip in (*THIEF_IPS, LATE_FLEET_IP))
+    assert ip_table.index(THIEF_IPS[2]) < ip_table.index(LATE_FLEET_IP)
     assert len(report_to_json(busy)["ips"]) == len(busy.ips)  # the JSON form holds them all
     text = table_text(busy, 120)
     assert f"… and {more} more (--format json lists them all)" in text

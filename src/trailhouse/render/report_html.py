@@ -125,15 +125,16 @@ def _section(sec: Section) -> str:
 
 
 def _alert(r: AccessKeyReport) -> str:
-    new = r.new_ips
+    new = sorted(r.new_ips, key=lambda a: a.known_network)
     if not new or r.leak is None or r.leak.time_ms is None:
         return ""
     ips = ", ".join(_cell(ipc(a.ip, True)) for a in new[:5])
     if len(new) > 5:
         ips += f" and {len(new) - 5} more"
-    parts = [
-        f"From {_cell(Cell(iso(r.leak.time_ms), 'time'))} the key was used from {len(new)} new IP(s): {ips}."
-    ]
+    inside = sum(a.known_network for a in new)
+    known = f" ({inside} of them in networks the key used before)" if inside else ""
+    when = _cell(Cell(iso(r.leak.time_ms), "time"))
+    parts = [f"From {when} the key was used from {len(new)} new IP(s){known}: {ips}."]
     if r.created:
         made = ", ".join(_cell(Cell(f"{c.kind} {c.name}", "id", "#" + c.anchor)) for c in r.created[:5])
         used = sum(c.activity.calls for c in r.created)

@@ -147,6 +147,7 @@ def report_to_json(report: AccessKeyReport) -> dict[str, Any]:
                 "firstSeenEver": iso(a.first_seen_ever_ms),
                 "firstSeenEverMs": a.first_seen_ever_ms,
                 "new": a.new,
+                "knownNetwork": a.known_network,
                 "services": list(a.services),
                 "userAgents": list(a.user_agents),
             }

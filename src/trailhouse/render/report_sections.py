@@ -129,7 +129,8 @@ def summary(r: AccessKeyReport) -> list[tuple[str, list[Cell]]]:
         head.append(("Suspected leak", [t("none found: " + leak.basis)]))
     if r.notice:
         head.append(("Notice", [t(r.notice)]))
-    new = [a.ip for a in r.new_ips]
+    # IPs of networks the key never used come first: they are the attacker's more often.
+    new = [a.ip for a in sorted(r.new_ips, key=lambda a: a.known_network)]
     new_cells: list[Cell] = [ipc(ip, True) for ip in new[:SUMMARY_IPS_SHOWN]]
     if len(new) > SUMMARY_IPS_SHOWN:
         new_cells.append(t(f"and {len(new) - SUMMARY_IPS_SHOWN} more"))
@@ -298,12 +299,12 @@ def _entity_section(c: CreatedEntity, new: set[str]) -> Section:
 def sections(r: AccessKeyReport) -> list[Section]:
     new = {a.ip for a in r.new_ips}
     # New IPs first, then by calls: the addresses that matter stay above the cut.
-    ip_order = sorted(r.ips, key=lambda a: (not a.new, -a.calls, a.ip))
+    ip_order = sorted(r.ips, key=lambda a: (not a.new, a.known_network, -a.calls, a.ip))
     ip_rows, ip_more = _cap(
         [
             [
                 ipc(a.ip, a.new),
-                t("NEW" if a.new else ""),
+                t(("NEW, known network" if a.known_network else "NEW") if a.new else ""),
                 tm(a.first_seen_ms),
                 tm(a.last_seen_ms),
                 num(a.calls),

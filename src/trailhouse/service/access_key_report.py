@@ -297,6 +297,8 @@ def build_report(
     if last_seen is not None:
         last = report_event(last_seen[0], last_seen[1].resources, last_seen[1].event_time_ms)
 
+    # Networks the key used before the leak time: a new IP inside one is likelier the key's own.
+    known_networks = {network_of(ip) for ip, first_ms in first_use.items() if not is_new(ip, first_ms)}
     ip_rows = sorted(
         (
             IpActivity(
@@ -310,6 +312,7 @@ def build_report(
                 first_seen_ever_ms=min(first_use.get(ip, tl.first_ms), tl.first_ms),
                 new=is_new(ip, tl.first_ms),
                 calls_since_leak=since_leak.get(ip, 0),
+                known_network=bool(ip) and network_of(ip) in known_networks,
             )
             for ip, tl in ips.items()
         ),

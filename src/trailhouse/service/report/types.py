@@ -67,6 +67,8 @@ class IpActivity:
     #: True when the IP never used the key before the leak time: the signal of a leak.
     new: bool
     calls_since_leak: int = 0
+    #: In a network (/24, /48) the key used before the leak time: for a new IP, the weaker signal.
+    known_network: bool = False
 
 
 @dataclass(frozen=True, slots=True)
