@@ -13,21 +13,21 @@ from pathlib import Path
 
 import pytest
 
-from tests.report._stories import BUSY_KEY, busy_events, demo_events, put, report_of
+from tests.report._stories import BUSY_KEY, END_MS, busy_events, demo_events, put, report_of
 from trailhouse.demo.story import demo_story_facts
 from trailhouse.render.report_html import report_to_html
 from trailhouse.storage.sqlite import SqliteStore
-
-from ._stories import END_MS
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 WIDTHS = (900, 1400)
 
-# Every element that must stay on one line, and how many of them wrapped.
+# The elements that must stay on one line but wrapped.
 _WRAPPED = """() => Array.from(document.querySelectorAll('.nw, .ip'))
     .filter(e => e.offsetParent !== null && e.getClientRects().length > 1)
     .map(e => e.textContent)"""
+# The first scrolling box is the summary's.
+_SUMMARY_FITS = "() => { const s = document.querySelector('.scroll'); return s.scrollWidth <= s.clientWidth }"
 
 
 @pytest.fixture(scope="module")
@@ -70,6 +70,8 @@ def test_report_holds_at_900_and_1400_px(pages: dict[str, Path], name: str) -> N
                 scroll_width = page.evaluate("document.documentElement.scrollWidth")
                 assert scroll_width <= page.evaluate("window.innerWidth"), (name, width, scroll_width)
                 assert page.evaluate(_WRAPPED) == [], (name, width)
+                # The summary fits without scrolling its box: it is what a responder reads first.
+                assert page.evaluate(_SUMMARY_FITS), (name, width)
                 # The findings are on the first screen: the alert and the summary.
                 alert = page.locator("p.alert").first
                 assert alert.is_visible() and alert.bounding_box()["y"] < 300  # type: ignore[index]

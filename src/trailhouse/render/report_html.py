@@ -63,7 +63,8 @@ def _words(text: str) -> str:
 def _cell(c: Cell) -> str:
     text = _e(c.text)
     if c.kind == "list":
-        return "<br>".join(f'<span class="nw">{_e(item)}</span>' for item in c.text.split("\n"))
+        # One item per line; an item wraps between words only, never inside an id or a time.
+        return "<br>".join(_words(item) for item in c.text.split("\n"))
     if c.kind == "text":
         text = _words(c.text)
     if c.kind == "ip":
