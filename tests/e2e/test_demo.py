@@ -120,6 +120,29 @@ def test_report_pins_the_story(demo_server: tuple[LiveServer, object]) -> None:
     )
     failed = {e["eventName"] for e in report["failed"]}
     assert set(facts.denied_actions) <= failed
+    # The report investigates (issue 18): the leak time is derived from the key's history, the new
+    # IPs are the attacker's and not the CI runners', the created key is followed to its use, and
+    # the download burst is flagged.
+    assert report["leakTime"]["derived"] is True
+    assert report["leakTime"]["timeMs"] == facts.first_malicious_ms
+    assert report["newIps"] == list(facts.attacker_ips)
+    created = {c["name"]: c for c in report["created"]}
+    key = created[facts.created_access_key_id]
+    assert key["kind"] == "AccessKey" and key["owner"] == facts.created_user_name
+    assert [ip["ip"] for ip in key["activity"]["ips"]] == [facts.attacker_ips[1]]
+    downloads = [b for b in report["bulkReads"] if b["kind"] == "download"]
+    assert [(b["sourceIpAddress"], b["calls"]) for b in downloads] == [
+        (facts.attacker_ips[1], facts.exfiltrated_object_count)
+    ]
+    # since= takes a day (UTC midnight) as well as a time, and then no longer derives it.
+    day = facts.first_malicious_time[:10]
+    given = httpx.get(
+        f"{server.url}/api/v1/access-keys/{facts.leaked_key_id}/report",
+        params={"since": day},
+        headers={"authorization": f"Bearer {loaded.read_token}"},  # type: ignore[attr-defined]
+        timeout=30,
+    ).json()
+    assert given["leakTime"]["derived"] is False and given["since"] == f"{day}T00:00:00Z"
     html = httpx.get(
         f"{server.url}/api/v1/access-keys/{facts.leaked_key_id}/report?format=html",
         headers={"authorization": f"Bearer {loaded.read_token}"},
@@ -174,6 +197,39 @@ def test_demo_command_and_cli_lookups(tmp_path: Path, monkeypatch: pytest.Monkey
     )
     assert report.exit_code == 0, report.output
     assert {ip["ip"] for ip in json.loads(report.output)["ips"]} >= set(facts.attacker_ips)
+    assert json.loads(report.output)["newIps"] == list(facts.attacker_ips)
+    dated = runner.invoke(
+        cli_app,
+        [
+            "access-key",
+            "report",
+            facts.leaked_key_id,
+            "--account",
+            DEMO_ACCOUNT,
+            "--db",
+            db,
+            "--format",
+            "json",
+        ]
+        + ["--since", facts.first_malicious_time[:10]],
+    )
+    assert dated.exit_code == 0, dated.output
+    assert json.loads(dated.output)["leakTime"]["derived"] is False
+    bad = runner.invoke(
+        cli_app,
+        [
+            "access-key",
+            "report",
+            facts.leaked_key_id,
+            "--account",
+            DEMO_ACCOUNT,
+            "--db",
+            db,
+            "--since",
+            "2026-02-30",
+        ],
+    )
+    assert bad.exit_code == 2 and "--since" in bad.output and "2026-02-30" in bad.output
     table = runner.invoke(
         cli_app, ["access-key", "report", facts.leaked_key_id, "--account", DEMO_ACCOUNT, "--db", db]
     )

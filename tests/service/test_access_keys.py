@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -855,8 +856,12 @@ def test_report_renderers_escape_and_stay_self_contained() -> None:
     page = report_to_html(report)
     assert page.startswith("<!DOCTYPE html>") and "<svg" in page and "<rect" in page
     assert "<script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
-    for external in ("src=", "href=", "@import", "url("):
+    for external in ("src=", "@import", "url("):
         assert external not in page
+    # Links stay inside the page (anchors of IPs and created things), never outside it.
+    assert re.findall(r'href="([^"]*)"', page) and all(
+        h.startswith("#") for h in re.findall(r'href="([^"]*)"', page)
+    )
     assert ATTACKER_1 in page and "backup-admin" in page
 
     console = Console(record=True, width=220, color_system=None)

@@ -211,6 +211,21 @@ def openapi_spec() -> dict[str, Any]:
                         "failedCalls": {"type": "integer"},
                         "firstUse": {"type": ["object", "null"]},
                         "lastUse": {"type": ["object", "null"]},
+                        "leakTime": {
+                            "type": ["object", "null"],
+                            "description": "When the leak is suspected (time null: none found), whether it"
+                            " was derived, and on what basis.",
+                        },
+                        "windowStart": {"type": "string"},
+                        "windowCalls": {"type": "integer"},
+                        "newIps": {"type": "array", "items": {"type": "string"}},
+                        "created": {
+                            "type": "array",
+                            "items": {"type": "object"},
+                            "description": "Users, AccessKeys, roles and policies the key created,"
+                            " and their activity",
+                        },
+                        "bulkReads": {"type": "array", "items": {"type": "object"}},
                         "ips": {"type": "array", "items": {"type": "object"}},
                         "services": {"type": "array", "items": {"type": "object"}},
                         "resources": {"type": "array", "items": {"type": "object"}},
@@ -365,7 +380,13 @@ def openapi_spec() -> dict[str, Any]:
                             "schema": {"type": "string"},
                         },
                         {"name": "account", "in": "query", "schema": {"type": "string"}},
-                        {"name": "since", "in": "query", "schema": {"type": "string", "format": "date-time"}},
+                        {
+                            "name": "since",
+                            "in": "query",
+                            "description": "The suspected leak time: YYYY-MM-DD (UTC midnight) or ISO 8601"
+                            " with a zone. Absent: derived from the key's history (leakTime.basis says how).",
+                            "schema": {"type": "string"},
+                        },
                         {"name": "format", "in": "query", "schema": {"enum": ["json", "html"]}},
                     ],
                     "responses": {

@@ -103,6 +103,21 @@ def _time(value: str | None, name: str, default: int) -> int:
     return ms
 
 
+def _leak_time(value: str | None) -> int | None:
+    """The report's ``since``: a day (``YYYY-MM-DD``, UTC) or a time; absent, the service derives it."""
+    from ...service.report.leak_time import parse_leak_time
+
+    if not value:
+        return None
+    try:
+        ms = parse_leak_time(value)
+    except (TimeFormatError, ValueError, OverflowError) as exc:
+        raise InvalidParameter(f"since: {exc}") from None
+    if not MIN_TIME_MS <= ms <= MAX_TIME_MS:
+        raise InvalidParameter(f"since: {value!r} is outside the years 0001 to 9999 (UTC)")
+    return ms
+
+
 async def _bounded(request: Request, svc: Services, fn: Callable[..., T], *args: Any) -> T:
     """Store work of this request: off the loop, within the time limit, cancelled if the client leaves."""
     return await run_bounded(fn, *args, timeout_s=svc.settings.query_timeout_s, receive=request.receive)
@@ -375,12 +390,17 @@ async def access_key_report(request: Request, svc: Services) -> Response:
     if fmt is None:
         raise InvalidParameter("format must be json or html")
     now = now_ms()
-    since = _time(request.query_params.get("since"), "since", now - svc.settings.usage_window_days * DAY_MS)
+    since = _leak_time(request.query_params.get("since"))
     report = await _bounded(
         request,
         svc,
         lambda: build_report(
-            svc.store, account_id=account_id, access_key_id=key_id, since_ms=since, now_ms=now
+            svc.store,
+            account_id=account_id,
+            access_key_id=key_id,
+            since_ms=since,
+            now_ms=now,
+            window_start_ms=now - svc.settings.usage_window_days * DAY_MS,
         ),
     )
     if not report.found:
