@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import json
 import sys
 from typing import Annotated
@@ -24,6 +25,14 @@ from .common import (
 __all__ = ["access_key_report"]
 
 
+class ReportFormat(enum.StrEnum):
+    """The forms of the report, so that --help lists them and typer refuses others."""
+
+    TABLE = "table"
+    JSON = "json"
+    HTML = "html"
+
+
 def access_key_report(
     key: Annotated[str, typer.Argument(help="The AccessKey id.")],
     account: Annotated[str, typer.Option("--account", help="The account the key belongs to.")],
@@ -35,7 +44,9 @@ def access_key_report(
             " from the key's history (the first call from a network outside its first days of use)."
         ),
     ] = None,
-    fmt: Annotated[str, typer.Option("--format", help="table, json or html.")] = "table",
+    fmt: Annotated[
+        ReportFormat, typer.Option("--format", help="table, json or html.", case_sensitive=False)
+    ] = ReportFormat.TABLE,
     db: DbOption = None,
 ) -> None:
     """The leaked-key report: when the key leaked, new IPs, what it created, bulk reads, dangerous actions."""
@@ -46,8 +57,6 @@ def access_key_report(
     from ..service.access_key_report import build_report
     from ..service.report.leak_time import parse_leak_time
 
-    if fmt not in ("table", "json", "html"):
-        raise fail("--format must be table, json or html")
     settings = load_settings(db)
     with opened(settings, create=False) as store:
         now = now_ms()
