@@ -120,7 +120,9 @@ async def measure(db: Path, accounts: list[str], end_ms: int, repeat: int) -> di
         sizes = {a: store.summarize(account_id=a, start_ms=start_ms, end_ms=end_ms).count for a in accounts}
         account = max(sizes, key=lambda a: sizes[a])
         _log(f"account {account}: {sizes[account]:,} events in the 90 days")
-        key = create_access_key(store, Sealer(base64.b64decode(master)), account_id=account, user_name="bench")
+        key = create_access_key(
+            store, Sealer(base64.b64decode(master)), account_id=account, user_name="bench"
+        )
         app = create_app(settings, store)
         window = f"start={start_ms}&end={end_ms}"
         transport = httpx.ASGITransport(app=app)
