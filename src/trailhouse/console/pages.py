@@ -54,50 +54,50 @@ def _filter(console: Console, state: SearchState, who: Principal) -> tuple[Event
         raise PageError(400, "Cannot search", str(exc)) from None
 
 
-async def search_page(console: Console, request: Request) -> Response:
-    who = await console.signed_in(request, SEARCH)
-    state = _state(console, request)
-    flt, bound = await console.bounded(request, _filter, console, state, who)
+def _search(console: Console, request: Request, state: SearchState) -> dict[str, Any]:
+    """Everything the search page reads, in one worker call: who, the page of rows, the chart."""
+    who = console.check(request, SEARCH)
+    flt, bound = _filter(console, state, who)
     svc = console.svc
     try:
-        page = await console.bounded(
-            request,
-            lambda: lookup_events(
-                svc.store,
-                svc.page_tokens,
-                account_id=who.account_id,
-                flt=flt,
-                descending=True,
-                limit=state.rows,
-                next_token=state.cursor,
-                token_kind="console",
-                digest=query_digest(bound),
-            ),
+        page = lookup_events(
+            svc.store,
+            svc.page_tokens,
+            account_id=who.account_id,
+            flt=flt,
+            descending=True,
+            limit=state.rows,
+            next_token=state.cursor,
+            token_kind="console",
+            digest=query_digest(bound),
         )
     except LookupRejected as exc:
         raise PageError(
             400, "Cannot page", f"{exc.message} Start the search again from its first page."
         ) from None
-    chart = None
-    if state.histogram:
-        chart = await console.bounded(
-            request, lambda: histogram(svc.store, account_id=who.account_id, flt=flt)
-        )
-    rows = [event_view(e) for e in page.events]
+    chart = histogram(svc.store, account_id=who.account_id, flt=flt) if state.histogram else None
+    return {
+        "who": who,
+        "rows": [event_view(e) for e in page.events],
+        "chart": chart,
+        "next_cursor": page.next_token,
+    }
+
+
+async def search_page(console: Console, request: Request) -> Response:
+    state = _state(console, request)
+    found = await console.bounded(request, _search, console, request, state)
     return console.page(
         request,
         "search.html",
-        who=who,
         nav="search",
         title="Search",
         state=state,
-        rows=rows,
-        chart=chart,
-        next_cursor=page.next_token,
         columns=COLUMNS,
         form_filters=FORM_FILTERS,
         row_choices=ROW_CHOICES,
         trailing_now=not state.explicit_window,
+        **found,
     )
 
 

@@ -91,7 +91,11 @@ class Console:
 
     async def signed_in(self, request: Request, *actions: str) -> Principal:
         """The principal, who must be allowed at least one of ``actions`` (none: any signed-in user)."""
-        who = await self.bounded(request, self.principal, request)
+        return await self.bounded(request, self.check, request, *actions)
+
+    def check(self, request: Request, *actions: str) -> Principal:
+        """``signed_in`` for code already running off the event loop (one worker hop per page)."""
+        who = self.principal(request)
         if who is None:
             raise SignInNeeded()
         if actions and not any(who.allows(a) for a in actions):

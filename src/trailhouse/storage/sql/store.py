@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
+from dataclasses import replace
 from typing import Any
 
 from ...model.credentials import AccessKey, ApiToken, KeyStatus, TokenScope
@@ -38,6 +39,23 @@ from .find import (
 )
 
 __all__ = ["SqlStore", "access_key_from_row", "token_from_row"]
+
+#: Drivers whose lookups read the events table alone (no resource join, no day-bucketed index).
+_COUNTED_BY_RANGE = frozenset(
+    {
+        "events",
+        "events_time",
+        "events_key",
+        "events_request",
+        "events_name",
+        "events_error",
+        "events_service",
+        "events_type",
+        "events_sensitive",
+    }
+)
+#: Beyond this many buckets one grouped statement is cheaper than a statement per bucket.
+_MAX_RANGE_COUNTS = 2000
 
 Row = Sequence[Any]
 
@@ -224,6 +242,9 @@ class SqlStore:
             find = self._build_find(account_ref, flt, None, True, None)
             if find is None:
                 return []
+            buckets = (flt.end_ms - origin_ms) // bucket_ms + 1
+            if self.dialect.index_hints and find.driver in _COUNTED_BY_RANGE and buckets <= _MAX_RANGE_COUNTS:
+                return self._count_bucket_by_bucket(account_ref, flt, origin_ms, bucket_ms)
             queries: list[FindQuery | None] = [find]
             if self.dialect.day_buckets and find.driver in DAY_BUCKETED_DRIVERS:
                 # The index leads with the UTC day: count day by day, within the account's data.
@@ -241,6 +262,31 @@ class SqlStore:
                 for bucket, n in self._read(counted.sql, counted.params):
                     counts[int(bucket)] = counts.get(int(bucket), 0) + int(n)
         return [(origin_ms + b * bucket_ms, n) for b, n in sorted(counts.items())]
+
+    def _count_bucket_by_bucket(
+        self, account_ref: int, flt: EventFilter, origin_ms: int, bucket_ms: int
+    ) -> list[tuple[int, int]]:
+        """SQLite: one ``count(*)`` over an index range per bucket.
+
+        SQLite groups an expression of the time through a temporary B-tree, row by row; counting
+        each bucket's range of the index it would walk anyway was seven times faster over 400,000
+        events (docs/benchmarks.md, "Console").
+        """
+        out: list[tuple[int, int]] = []
+        start = origin_ms
+        while start <= flt.end_ms:
+            window = replace(
+                flt, start_ms=max(flt.start_ms, start), end_ms=min(flt.end_ms, start + bucket_ms - 1)
+            )
+            query = self._build_find(account_ref, window, None, True, None)
+            if query is not None:
+                ((n,),) = self._read(
+                    f"SELECT count(*) FROM {query.events_source} WHERE {query.where}", query.params
+                )
+                if n:
+                    out.append((start, int(n)))
+            start += bucket_ms
+        return out
 
     def _time_bounds(self, account_ref: int) -> tuple[int, int]:
         """The oldest and newest event time of an account (a window beyond them holds nothing)."""
