@@ -74,6 +74,7 @@ class Console:
             undefined=jinja2.StrictUndefined,
             trim_blocks=True,
             lstrip_blocks=True,
+            auto_reload=False,  # package data: no stat() of every template on every page
         )
         self.env.filters["time"] = _local
         self.env.filters["urlq"] = lambda v: urllib.parse.quote(str(v), safe="")
