@@ -32,6 +32,7 @@ __all__ = [
     "SignInThrottle",
     "check_access_key",
     "check_token",
+    "principal_from",
     "same_secret",
 ]
 

@@ -91,7 +91,9 @@ async def sign_in_submit(console: Console, request: Request) -> Response:
     token = fields.get("token", "").strip()
     account = fields.get("account", "").strip()
     client = request.client.host if request.client else "?"
-    names = (f"ip:{client}", f"key:{key_id}" if key_id else "key:-token-")
+    # Per client IP always; per key id when one is given (tokens have no id before they are
+    # found, and one shared name would let anybody lock every token holder out).
+    names = (f"ip:{client}", f"key:{key_id}") if key_id and not token else (f"ip:{client}",)
     wait = console.throttle.wait_s(names)
     keep = {"key_id": key_id, "account": account, "next": fields.get("next", "")}
     if wait > 0:
@@ -124,7 +126,7 @@ async def sign_in_submit(console: Console, request: Request) -> Response:
         console.throttle.failed(names)
         await asyncio.sleep(FAILURE_DELAY_S)
         return _form_page(console, request, status=401, fields=keep, error=str(exc))
-    console.throttle.succeeded((names[1],))
+    console.throttle.succeeded(names[1:])
     response = RedirectResponse(_next(fields.get("next")), status_code=303)
     response.set_cookie(
         SESSION_COOKIE,
