@@ -228,3 +228,10 @@ def test_hostile_values_are_escaped_on_every_page(site: Site) -> None:
         assert HOSTILE["message"] in csv_export.text  # data, served as CSV (not HTML): kept as is
         for response in (search, event, key):
             assert "script-src 'self'" in response.headers["content-security-policy"]
+
+
+def test_an_empty_search_says_why(site: Site) -> None:
+    with signed_in_client(site, site.key_b) as client:
+        old = client.get("/console/search?start=2020-01-01T00:00:00Z&end=2020-01-02T00:00:00Z")
+        assert old.status_code == 200 and "No events match" in old.text
+        assert "its newest event is from" in old.text or "not kept" in old.text

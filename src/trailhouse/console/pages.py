@@ -25,6 +25,7 @@ from ..model.times import DAY_MS, format_wire_time, now_ms
 from ..render.events_csv import CSV_COLUMNS, csv_row
 from ..service.events import LookupRejected, lookup_events
 from ..service.pagetoken import query_digest
+from ..service.search import window_notice
 from .present import event_view, histogram, pretty_json
 from .session import Principal
 from .state import COLUMNS, FORM_FILTERS, ROW_CHOICES, SearchState, StateError, parse_state
@@ -78,12 +79,26 @@ def _search(console: Console, request: Request, state: SearchState) -> dict[str,
         ) from None
     chart = histogram(svc.store, account_id=who.account_id, flt=flt) if state.histogram else None
     views = [event_view(e) for e in page.events]
+    notice = None
+    if not views and not state.cursor:
+        # An empty page alone cannot tell a quiet window from one past retention or an empty account.
+        stored = svc.store.summarize(account_id=who.account_id, start_ms=flt.start_ms, end_ms=flt.end_ms)
+        notice = window_notice(
+            svc.store,
+            account_id=who.account_id,
+            start_ms=flt.start_ms,
+            end_ms=flt.end_ms,
+            stored_count=stored.count,
+            now_ms=now_ms(),
+            retention_days=svc.settings.retention_days,
+        )
     return {
         "who": who,
         # Cells computed here, not by the template: a page of 200 rows stays cheap to render.
         "rows": [(v, quote(v.event_id, safe=""), [(c, v.column(c)) for c in state.columns]) for v in views],
         "chart": chart,
         "next_cursor": page.next_token,
+        "notice": notice,
     }
 
 
