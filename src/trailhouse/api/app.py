@@ -153,6 +153,7 @@ def create_app(
     svc = Services(settings=settings, store=store, page_tokens=PageTokens.for_store(store))
     limiter = build_gateway(svc)
     operations = {action for action, _ in RPC_OPERATIONS} | NATIVE_OPERATIONS
+    operations.add("Console")  # every web console page (docs/console.md)
     metrics = Metrics(operations=operations, token=settings.metrics_token)
 
     @contextlib.asynccontextmanager

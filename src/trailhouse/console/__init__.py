@@ -26,7 +26,8 @@ Handler = Callable[[Console, Request], Awaitable[Response]]
 
 def _page(console: Console, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
     async def endpoint(request: Request) -> Response:
-        request.scope.setdefault("state", {})["action"] = "Console"
+        state = request.scope.setdefault("state", {})
+        state["action"], state["route"] = "Console", PREFIX
         try:
             return await handler(console, request)
         except (PageError, SignInNeeded) as exc:
