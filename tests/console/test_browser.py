@@ -157,6 +157,22 @@ def test_drag_across_the_histogram_zooms_in(page: Any, site: Site) -> None:
     shot(page, "04-search-zoomed")
 
 
+def test_a_histogram_bar_is_reached_and_followed_with_the_keyboard(page: Any, site: Site) -> None:
+    browser_sign_in(page, site.key_a)
+    page.goto(f"/console/search?{window_query(site, 7)}")
+    bars = page.locator("svg.histogram a.bar")
+    busy = next(i for i in range(bars.count()) if int(bars.nth(i).get_attribute("data-count")) > 0)
+    bars.nth(busy).focus()
+    count = int(bars.nth(busy).get_attribute("data-count"))
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
+    assert int(page.locator("[data-total]").get_attribute("data-total")) == count
+    span = parse_event_time(dict(_params(page.url))["end"]) - parse_event_time(
+        dict(_params(page.url))["start"]
+    )
+    assert span < 7 * DAY_MS / 50
+
+
 def test_open_an_event_copy_it_and_follow_same_access_key(page: Any, site: Site) -> None:
     browser_sign_in(page, site.key_a)
     page.goto(f"/console/search?{window_query(site, 7)}&EventAccessKeyId={site.leaked_key}")

@@ -53,8 +53,9 @@
       params.set("end", iso(Math.ceil((start + hi * span) / 1000) * 1000));
       go(params);
     });
-    // The bars are links; a drag must not also follow one.
-    svg.addEventListener("click", function (ev) { ev.preventDefault(); });
+    // The bars are links: pointer clicks and drags are handled above, but Enter on a focused
+    // bar (a click with detail 0) follows its link, so the chart works from the keyboard.
+    svg.addEventListener("click", function (ev) { if (ev.detail !== 0) ev.preventDefault(); });
   }
 
   // Quick ranges: the last hour / day / week ... ending now.
