@@ -130,6 +130,12 @@ def test_choose_columns(page: Any, site: Site) -> None:
     page.wait_for_load_state()
     assert ("cols", "name,service,user,key,ip,rw,error,agent") in _params(page.url)
     assert "User agent" in page.locator("table.events thead th").all_inner_texts()
+    # "Last 24 hours" keeps the search and the columns, over the day ending now.
+    page.click("a.quick:text('24 hours')")
+    page.wait_for_load_state()
+    after = dict(_params(page.url))
+    assert parse_event_time(after["end"]) - parse_event_time(after["start"]) == DAY_MS
+    assert after["cols"] == "name,service,user,key,ip,rw,error,agent"
 
 
 def test_drag_across_the_histogram_zooms_in(page: Any, site: Site) -> None:

@@ -34,6 +34,14 @@ from .web import SECURITY_HEADERS, Console, PageError
 __all__ = ["event_page", "export", "histogram_svg", "search_page"]
 
 SEARCH = "LookupEvents"
+#: The "last …" links of the search form: the same search over a window ending now.
+QUICK_RANGES = (
+    ("1 hour", 3_600_000),
+    ("24 hours", DAY_MS),
+    ("7 days", 7 * DAY_MS),
+    ("30 days", 30 * DAY_MS),
+    ("90 days", 90 * DAY_MS),
+)
 #: How far around an event its "same …" links search.
 AROUND_MS = 3 * DAY_MS
 
@@ -104,6 +112,7 @@ def _search(console: Console, request: Request, state: SearchState) -> dict[str,
 
 async def search_page(console: Console, request: Request) -> Response:
     state = _state(console, request)
+    now = now_ms()
     found = await console.bounded(request, _search, console, request, state)
     return console.page(
         request,
@@ -114,7 +123,7 @@ async def search_page(console: Console, request: Request) -> Response:
         columns=COLUMNS,
         form_filters=FORM_FILTERS,
         row_choices=ROW_CHOICES,
-        trailing_now=not state.explicit_window,
+        quick=[(label, state.query(start_ms=now - ms, end_ms=now)) for label, ms in QUICK_RANGES],
         **found,
     )
 

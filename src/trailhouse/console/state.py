@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import urllib.parse
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ..model.query import EventFilter
@@ -81,7 +81,6 @@ class SearchState:
     rows: int = DEFAULT_ROWS
     cursor: str | None = None
     histogram: bool = True
-    explicit_window: bool = field(default=False, compare=False)
 
     # -- URLs ----------------------------------------------------------------------------------
     def params(self, *, cursor: bool = False) -> list[tuple[str, str]]:
@@ -202,5 +201,4 @@ def parse_state(params: list[tuple[str, str]], *, now_ms: int, retention_days: i
         rows=int(rows_text) if rows_text else DEFAULT_ROWS,
         cursor=single.get("cursor") or None,
         histogram=single.get("histogram", "on") != "off",
-        explicit_window="start" in single or "end" in single,
     )

@@ -1,6 +1,6 @@
 // Trailhouse console: the little interaction the pages need, no build step.
 // Everything works without it (links and forms); this adds drag-to-zoom on the histogram,
-// quick time ranges, copy buttons and a tidier URL for the search form.
+// copy buttons and a tidier URL for the search form.
 (function () {
   "use strict";
 
@@ -58,19 +58,6 @@
     svg.addEventListener("click", function (ev) { if (ev.detail !== 0) ev.preventDefault(); });
   }
 
-  // Quick ranges: the last hour / day / week ... ending now.
-  function quick(link) {
-    link.addEventListener("click", function (ev) {
-      ev.preventDefault();
-      var spec = link.dataset.range, n = Number(spec.slice(1));
-      var ms = (spec[0] === "h" ? 3600e3 : 86400e3) * n, now = Date.now();
-      var form = document.getElementById("search-form");
-      form.elements.start.value = iso(Math.floor((now - ms) / 1000) * 1000);
-      form.elements.end.value = iso(Math.ceil(now / 1000) * 1000);
-      form.requestSubmit();
-    });
-  }
-
   function copy(button) {
     button.addEventListener("click", function () {
       var text = button.hasAttribute("data-copy-url")
@@ -106,7 +93,6 @@
 
   document.addEventListener("DOMContentLoaded", function () {
     document.querySelectorAll("svg.histogram").forEach(brush);
-    document.querySelectorAll("a.quick").forEach(quick);
     document.querySelectorAll("button.copy").forEach(copy);
     var form = document.getElementById("search-form");
     if (form) tidy(form);
