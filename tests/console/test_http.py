@@ -35,7 +35,7 @@ def test_session_cookie_is_http_only_strict_and_expires(site: Site) -> None:
         )
         attrs = {a.strip().split("=")[0].lower() for a in cookie.split(";")}
         assert {"httponly", "max-age", "path"} <= attrs
-        assert "samesite=strict" in cookie.lower()
+        assert "samesite=lax" in cookie.lower()  # links from tickets open signed in; forms carry CSRF
         assert "Path=/console" in cookie
 
 

@@ -1,6 +1,6 @@
 """Console sign-in: who may sign in, the sealed session cookie, CSRF tokens, and slowed-down guessing.
 
-A session is an AES-GCM sealed JSON value in an HttpOnly, SameSite=Strict cookie (sealed with the
+A session is an AES-GCM sealed JSON value in an HttpOnly, SameSite=Lax cookie (sealed with the
 master key, bound to the label ``console-session``): the browser can neither read nor forge it.
 It names the credential it was opened with; every request checks the credential again, so a
 disabled or deleted key or token ends its sessions at once. Its expiry is inside the seal.

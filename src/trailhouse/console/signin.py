@@ -128,13 +128,15 @@ async def sign_in_submit(console: Console, request: Request) -> Response:
         return _form_page(console, request, status=401, fields=keep, error=str(exc))
     console.throttle.succeeded(names[1:])
     response = RedirectResponse(_next(fields.get("next")), status_code=303)
+    # Lax, not Strict: a console link pasted into a ticket opens signed in. Every page a GET
+    # reaches only reads; the forms that change something carry a CSRF value.
     response.set_cookie(
         SESSION_COOKIE,
         cookie_value,
         max_age=console.sessions.lifetime_s,
         path=PREFIX,
         httponly=True,
-        samesite="strict",
+        samesite="lax",
         secure=_secure(request),
     )
     response.delete_cookie(SIGN_IN_COOKIE, path=PREFIX)
@@ -150,5 +152,5 @@ async def sign_out(console: Console, request: Request) -> Response:
             403, "Form expired", "The sign-out form was not sent from this console. Reload the page."
         )
     response = RedirectResponse(f"{PREFIX}/sign-in", status_code=303)
-    response.delete_cookie(SESSION_COOKIE, path=PREFIX, httponly=True, samesite="strict")
+    response.delete_cookie(SESSION_COOKIE, path=PREFIX, httponly=True, samesite="lax")
     return response
