@@ -307,3 +307,15 @@ def test_readme_screenshot_of_the_search_page(page: Any, site: Site) -> None:
     if os.environ.get("TRAILHOUSE_UPDATE_SCREENSHOTS") == "1":
         README_SHOT.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(written, README_SHOT)
+
+
+def test_a_link_followed_from_another_site_opens_signed_in(page: Any, site: Site) -> None:
+    """The link pasted into a ticket: clicking it on another site must not ask to sign in again."""
+    browser_sign_in(page, site.key_a)
+    target = f"{site.url}/console/search?{window_query(site, 7)}&EventName=ConsoleSignin"
+    page.goto("about:blank")
+    page.set_content(f'<a id="ticket" href="{target}">the search</a>')
+    page.click("#ticket")
+    page.wait_for_url(re.compile(r".*/console/search\?.*"))
+    assert ("EventName", "ConsoleSignin") in _params(page.url)
+    assert page.locator("[data-account]").inner_text() == site.account_a
