@@ -235,3 +235,10 @@ def test_an_empty_search_says_why(site: Site) -> None:
         old = client.get("/console/search?start=2020-01-01T00:00:00Z&end=2020-01-02T00:00:00Z")
         assert old.status_code == 200 and "No events match" in old.text
         assert "its newest event is from" in old.text or "not kept" in old.text
+
+
+def test_an_unknown_console_page_is_an_html_404(site: Site) -> None:
+    with httpx.Client(base_url=site.url) as client:
+        r = client.get("/console/no-such-page")
+        assert r.status_code == 404 and r.headers["content-type"].startswith("text/html")
+        assert "no page at this address" in r.text

@@ -42,6 +42,10 @@ async def _home(console: Console, request: Request) -> Response:
     return RedirectResponse(f"{PREFIX}/search", status_code=303)
 
 
+async def _not_found(console: Console, request: Request) -> Response:
+    raise PageError(404, "Not found", "The console has no page at this address.")
+
+
 def console_mount(svc: Services, console: Console | None = None) -> Mount:
     console = console or Console(svc)
     routes = [
@@ -56,5 +60,6 @@ def console_mount(svc: Services, console: Console | None = None) -> Mount:
         Route("/access-key", _page(console, access_key_page), methods=["GET"]),
         Route("/access-key/{access_key_id:path}", _page(console, access_key_page), methods=["GET"]),
         Mount("/static", app=StaticFiles(directory=HERE / "static"), name="console-static"),
+        Route("/{rest:path}", _page(console, _not_found), methods=["GET", "HEAD"]),
     ]
     return Mount(PREFIX, routes=routes)
