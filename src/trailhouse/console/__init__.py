@@ -14,6 +14,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from ..api.context import Services
+from ..storage.base import StoreError
 from .keys import access_key_page
 from .pages import event_page, export, histogram_svg, search_page
 from .signin import sign_in_form, sign_in_submit, sign_out
@@ -31,7 +32,11 @@ def _page(console: Console, handler: Handler) -> Callable[[Request], Awaitable[R
         try:
             return await handler(console, request)
         except (PageError, SignInNeeded) as exc:
-            return console.error_page(request, exc, console.principal(request))
+            try:
+                who = console.principal(request)  # the page frame shows who is signed in
+            except StoreError:
+                who = None
+            return console.error_page(request, exc, who)
         except Exception as exc:  # store trouble becomes a page; anything else stays a 500
             return console.error_page(request, exc)
 
