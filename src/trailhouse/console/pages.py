@@ -28,7 +28,7 @@ from ..service.pagetoken import query_digest
 from ..service.search import window_notice
 from .present import event_view, histogram, pretty_json
 from .session import Principal
-from .state import COLUMNS, FORM_FILTERS, ROW_CHOICES, SearchState, StateError, parse_state
+from .state import COLUMNS, DEFAULT_COLUMNS, FORM_FILTERS, ROW_CHOICES, SearchState, StateError, parse_state
 from .web import SECURITY_HEADERS, Console, PageError
 
 __all__ = ["event_page", "export", "histogram_svg", "search_page"]
@@ -121,6 +121,7 @@ async def search_page(console: Console, request: Request) -> Response:
         title="Search",
         state=state,
         columns=COLUMNS,
+        default_columns=DEFAULT_COLUMNS,
         form_filters=FORM_FILTERS,
         row_choices=ROW_CHOICES,
         quick=[(label, state.query(start_ms=now - ms, end_ms=now)) for label, ms in QUICK_RANGES],

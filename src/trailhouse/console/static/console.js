@@ -79,14 +79,25 @@
     try { document.execCommand("copy"); } finally { area.remove(); }
   }
 
-  // The search form: leave empty fields out of the URL, so links stay short and readable.
+  // The search form: leave empty fields out of the URL and send the chosen columns as one
+  // `cols` value (none when they are the default), so links stay short and readable.
   function tidy(form) {
+    var chooser = form.querySelector("details.columns");
     form.addEventListener("submit", function () {
+      var boxes = form.querySelectorAll("input[name=col]"), chosen = [];
+      boxes.forEach(function (box) { if (box.checked) chosen.push(box.value); box.disabled = true; });
+      var joined = chosen.join(",");
+      if (chosen.length && chooser && joined !== chooser.dataset.defaultCols) {
+        var hidden = document.createElement("input");
+        hidden.type = "hidden"; hidden.name = "cols"; hidden.value = joined; hidden.className = "tidy";
+        form.appendChild(hidden);
+      }
       Array.prototype.forEach.call(form.elements, function (el) {
         if (el.name && el.value === "" && (el.tagName === "INPUT" || el.tagName === "SELECT")) el.disabled = true;
       });
       setTimeout(function () {
         Array.prototype.forEach.call(form.elements, function (el) { el.disabled = false; });
+        form.querySelectorAll("input.tidy").forEach(function (el) { el.remove(); });
       }, 0);
     });
   }
