@@ -154,6 +154,11 @@ class Settings:
         "PostgreSQL drops partitions past it",
         flag="--retention-days",
     )
+    console_session_s: int = setting(
+        8 * 3600,
+        "CONSOLE_SESSION_S",
+        "how long a web console sign-in lasts, in seconds (then the console asks to sign in again)",
+    )
     sqlite_cache_mib: int = setting(
         1024,
         "SQLITE_CACHE_MIB",
@@ -317,6 +322,7 @@ class Settings:
         need(self.usage_window_days >= 1, "usage_window_days", "days, at least 1")
         need(self.retention_days >= 1, "retention_days", "days, at least 1")
         need(self.sqlite_cache_mib >= 2, "sqlite_cache_mib", "MiB, at least 2")
+        need(self.console_session_s >= 1, "console_session_s", "seconds, at least 1")
         need(self.query_timeout_s >= 0, "query_timeout_s", "seconds, 0 (no limit) or more")
         need(self.idle_timeout_s > 0, "idle_timeout_s", "seconds, more than 0")
         need(self.request_timeout_s > 0, "request_timeout_s", "seconds, more than 0")

@@ -292,6 +292,28 @@ def test_lookups_match_the_model(loaded: Loaded, name: str) -> None:
         assert expected(loaded.records, flt, False, ACCOUNT), "the filter should match something"
 
 
+@pytest.mark.parametrize("name", list(FILTERS))
+def test_counts_by_time_match_the_model(loaded: Loaded, name: str) -> None:
+    flt = FILTERS[name]
+    hour = 3_600_000
+    for account in (ACCOUNT, OTHER_ACCOUNT):
+        times = {r.event_id: r.event_time_ms for _, r in loaded.records if r.account_id == account}
+        origin = flt.start_ms - 7 * 60_000  # buckets need not start at the window
+        want: dict[int, int] = {}
+        for event_id in expected(loaded.records, flt, False, account):
+            start = origin + (times[event_id] - origin) // hour * hour
+            want[start] = want.get(start, 0) + 1
+        got = loaded.store.count_by_time(account_id=account, flt=flt, origin_ms=origin, bucket_ms=hour)
+        assert got == sorted(want.items())
+
+
+def test_counts_by_time_refuse_an_origin_after_the_window(store: EventStore) -> None:
+    with pytest.raises(ValueError):
+        store.count_by_time(account_id=ACCOUNT, flt=WHOLE_DAY, origin_ms=WHOLE_DAY.start_ms + 1, bucket_ms=10)
+    with pytest.raises(ValueError):
+        store.count_by_time(account_id=ACCOUNT, flt=WHOLE_DAY, origin_ms=WHOLE_DAY.start_ms, bucket_ms=0)
+
+
 @pytest.mark.parametrize("name", ["window", "everything", "resource name", "network /24", "succeeded"])
 @pytest.mark.parametrize("page_size", [1, 7, 50])
 def test_keyset_paging_has_no_gaps_or_repeats(loaded: Loaded, name: str, page_size: int) -> None:

@@ -57,6 +57,9 @@ CALLS: dict[str, Callable[[EventStore], Any]] = {
     ),
     "iter_events": lambda s: list(s.iter_events(account_id=ACCOUNT, flt=WINDOW, descending=False)),
     "summarize": lambda s: s.summarize(account_id=ACCOUNT, start_ms=WINDOW.start_ms, end_ms=WINDOW.end_ms),
+    "count_by_time": lambda s: s.count_by_time(
+        account_id=ACCOUNT, flt=WINDOW, origin_ms=WINDOW.start_ms, bucket_ms=3_600_000
+    ),
     "resource_types": lambda s: s.resource_types(account_id=ACCOUNT),
     "events_by_seq": lambda s: s.events_by_seq(account_id=ACCOUNT, seqs=[1]),
     "read_log": lambda s: s.read_log(after_seq=0, limit=10),

@@ -18,9 +18,10 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware.errors import ServerErrorMiddleware
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ..console import console_mount
 from ..service.pagetoken import PageTokens
 from ..settings import Settings
 from ..storage import open_store
@@ -156,6 +157,7 @@ def create_app(
     svc = Services(settings=settings, store=store, page_tokens=PageTokens.for_store(store), log_signer=signer)
     limiter = build_gateway(svc)
     operations = {action for action, _ in RPC_OPERATIONS} | NATIVE_OPERATIONS
+    operations.add("Console")  # every web console page (docs/console.md)
     metrics = Metrics(operations=operations, token=settings.metrics_token)
 
     @contextlib.asynccontextmanager
@@ -176,7 +178,8 @@ def create_app(
                 store.close()
 
     # The first route is only reached when App.__call__ does not take the request (a root_path is set).
-    routes = [Route("/", limiter, methods=list(RPC_METHODS)), *native_routes(svc, metrics)]
+    routes: list[BaseRoute] = [Route("/", limiter, methods=list(RPC_METHODS)), *native_routes(svc, metrics)]
+    routes.append(console_mount(svc))  # the web console under /console (docs/console.md)
     app = App(
         rpc=limiter,
         metrics=metrics,

@@ -46,6 +46,7 @@ class DemoLoad:
 Demo data: {self.accepted:,} events stored ({self.duplicates:,} were already there).
 
 Endpoint:        http://{endpoint}  (ActionTrail OpenAPI at /, native API at /api/v1)
+Web console:     http://{endpoint}/console  (sign in with the AccessKey pair or the read token below)
 AccountId:       {self.account_id}
 AccessKeyId:     {self.access_key_id}
 AccessKeySecret: {self.access_key_secret}

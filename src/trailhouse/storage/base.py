@@ -117,6 +117,15 @@ class EventLog(Protocol):
 
     def summarize(self, *, account_id: str, start_ms: int, end_ms: int) -> WindowSummary: ...
 
+    def count_by_time(
+        self, *, account_id: str, flt: EventFilter, origin_ms: int, bucket_ms: int
+    ) -> list[tuple[int, int]]:
+        """How many events match ``flt`` per time bucket: (bucket start ms, count), oldest first.
+
+        Buckets are ``bucket_ms`` wide, counted from ``origin_ms``; empty buckets are left out.
+        """
+        ...
+
     def resource_types(self, *, account_id: str) -> list[str]:
         """Every resource type the account's events name, sorted."""
         ...

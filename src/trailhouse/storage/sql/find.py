@@ -20,6 +20,7 @@ __all__ = [
     "INTERNED_COLUMNS",
     "FindQuery",
     "build_find",
+    "build_time_counts",
     "build_usage",
     "day_windows",
     "network_text_prefix",
@@ -81,6 +82,10 @@ class FindQuery:
     params: list[object]
     #: What drives the query: the SQLite index named for it, "event_resources", or "events".
     driver: str = "events"
+    #: The conditions (``params`` up to the limit fill them) and the events table as named in the
+    #: FROM clause (with its index hint), so other statements can reuse the filter.
+    where: str = ""
+    events_source: str = "events e"
 
 
 #: SQLite indexes that lead with the UTC day (migration 0005). Their attribute has thousands of
@@ -229,6 +234,7 @@ def build_find(
     order = "DESC" if descending else "ASC"
     select = "SELECT e.seq, e.event_time, e.event_id, e.body"
     driver = "event_resources" if resource_conds else "events"
+    source = "events e"
     if resource_conds and dialect.distinct_on:
         sql = (
             f"SELECT DISTINCT ON (r.event_time, r.seq) e.seq, e.event_time, e.event_id, e.body "
@@ -243,7 +249,6 @@ def build_find(
             f"GROUP BY r.event_time, r.seq ORDER BY r.event_time {order}, r.seq {order}"
         )
     else:
-        source = "events e"
         if dialect.index_hints:
             # "IS NULL" cannot use the partial index of its column (SQLite: "no query solution").
             used = {c.split(" ", 1)[0].removeprefix("e.") for c in event_conds if not c.endswith("IS NULL")}
@@ -255,7 +260,29 @@ def build_find(
     if limit is not None:
         sql += f" LIMIT {ph}"
         params.append(limit)
-    return FindQuery(sql, params, driver)
+    return FindQuery(sql, params, driver, " AND ".join(conds), source)
+
+
+def build_time_counts(find: FindQuery, *, origin_ms: int, bucket_ms: int) -> FindQuery:
+    """The events a find query (built without a limit) matches, counted per time bucket.
+
+    Bucket ``b`` holds the times ``[origin + b * width, origin + (b + 1) * width)``. The find's
+    conditions and index hint are kept; only the rows it yields change: the event time alone
+    (one row per event, also when several of its resources match), never the body.
+    """
+    origin, width = int(origin_ms), int(bucket_ms)
+    if width <= 0:
+        raise ValueError("the bucket width must be positive")
+    if find.driver == "event_resources":
+        # One row per (event, matching resource): keep one per event before counting.
+        inner = (
+            "SELECT DISTINCT r.event_time AS event_time, r.seq FROM event_resources r"
+            f" JOIN events e ON e.seq = r.seq AND e.event_time = r.event_time WHERE {find.where}"
+        )
+    else:
+        inner = f"SELECT e.event_time AS event_time FROM {find.events_source} WHERE {find.where}"
+    sql = f"SELECT (h.event_time - {origin}) / {width} AS b, count(*) FROM ({inner}) h GROUP BY b ORDER BY b"
+    return FindQuery(sql, list(find.params), find.driver)
 
 
 def term_values(records: Iterable[EventRecord]) -> set[str]:

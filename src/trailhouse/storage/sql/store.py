@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
+from dataclasses import replace
 from typing import Any
 
 from ...model.credentials import AccessKey, ApiToken, KeyStatus, TokenScope
@@ -25,10 +26,37 @@ from ...model.query import (
     WindowSummary,
 )
 from .dialect import Dialect
-from .find import FindQuery, build_find, build_usage, network_text_prefix, text_value, usage_entry
+from .find import (
+    DAY_BUCKETED_DRIVERS,
+    FindQuery,
+    build_find,
+    build_time_counts,
+    build_usage,
+    day_windows,
+    network_text_prefix,
+    text_value,
+    usage_entry,
+)
 from .trails import TrailSql
 
 __all__ = ["SqlStore", "access_key_from_row", "token_from_row"]
+
+#: Drivers whose lookups read the events table alone (no resource join, no day-bucketed index).
+_COUNTED_BY_RANGE = frozenset(
+    {
+        "events",
+        "events_time",
+        "events_key",
+        "events_request",
+        "events_name",
+        "events_error",
+        "events_service",
+        "events_type",
+        "events_sensitive",
+    }
+)
+#: Beyond this many buckets one grouped statement is cheaper than a statement per bucket.
+_MAX_RANGE_COUNTS = 2000
 
 Row = Sequence[Any]
 
@@ -201,6 +229,79 @@ class SqlStore(TrailSql):
                 (account_ref, start_ms, end_ms),
             )
         return WindowSummary(count, earliest, latest)
+
+    def count_by_time(
+        self, *, account_id: str, flt: EventFilter, origin_ms: int, bucket_ms: int
+    ) -> list[tuple[int, int]]:
+        if bucket_ms <= 0 or origin_ms > flt.start_ms:
+            raise ValueError("buckets need a positive width and an origin at or before the window")
+        counts: dict[int, int] = {}
+        with self._guard():
+            account_ref = self._term_id(account_id)
+            if account_ref is None:
+                return []
+            find = self._build_find(account_ref, flt, None, True, None)
+            if find is None:
+                return []
+            buckets = (flt.end_ms - origin_ms) // bucket_ms + 1
+            if self.dialect.index_hints and find.driver in _COUNTED_BY_RANGE and buckets <= _MAX_RANGE_COUNTS:
+                return self._count_bucket_by_bucket(account_ref, flt, origin_ms, bucket_ms)
+            queries: list[FindQuery | None] = [find]
+            if self.dialect.day_buckets and find.driver in DAY_BUCKETED_DRIVERS:
+                # The index leads with the UTC day: count day by day, within the account's data.
+                lo, hi = self._time_bounds(account_ref)
+                queries = [
+                    self._build_find(account_ref, day_flt, None, True, None, day)
+                    for day_flt, day in day_windows(
+                        flt, max(flt.start_ms, lo), min(flt.end_ms, hi), descending=False
+                    )
+                ]
+            for query in queries:
+                if query is None:
+                    continue
+                counted = build_time_counts(query, origin_ms=origin_ms, bucket_ms=bucket_ms)
+                for bucket, n in self._read(counted.sql, counted.params):
+                    counts[int(bucket)] = counts.get(int(bucket), 0) + int(n)
+        return [(origin_ms + b * bucket_ms, n) for b, n in sorted(counts.items())]
+
+    def _count_bucket_by_bucket(
+        self, account_ref: int, flt: EventFilter, origin_ms: int, bucket_ms: int
+    ) -> list[tuple[int, int]]:
+        """SQLite: one ``count(*)`` over an index range per bucket.
+
+        SQLite groups an expression of the time through a temporary B-tree, row by row; counting
+        each bucket's range of the index it would walk anyway was seven times faster over 400,000
+        events (docs/benchmarks.md, "Console").
+        """
+        out: list[tuple[int, int]] = []
+        start = origin_ms
+        while start <= flt.end_ms:
+            window = replace(
+                flt, start_ms=max(flt.start_ms, start), end_ms=min(flt.end_ms, start + bucket_ms - 1)
+            )
+            query = self._build_find(account_ref, window, None, True, None)
+            if query is not None:
+                ((n,),) = self._read(
+                    f"SELECT count(*) FROM {query.events_source} WHERE {query.where}", query.params
+                )
+                if n:
+                    out.append((start, int(n)))
+            start += bucket_ms
+        return out
+
+    def _time_bounds(self, account_ref: int) -> tuple[int, int]:
+        """The oldest and newest event time of an account (a window beyond them holds nothing)."""
+        ph = self.dialect.ph
+        ends = [
+            self._read(
+                f"SELECT event_time FROM events WHERE account = {ph} ORDER BY event_time {order} LIMIT 1",
+                (account_ref,),
+            )
+            for order in ("ASC", "DESC")
+        ]
+        if not ends[0] or not ends[1]:
+            return 0, -1
+        return int(ends[0][0][0]), int(ends[1][0][0])
 
     def count_events(self) -> int:
         """How many events the store holds, every account together."""
