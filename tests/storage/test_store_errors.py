@@ -17,6 +17,7 @@ import psycopg
 import pytest
 
 from trailhouse.model.credentials import AccessKey, ApiToken, KeyStatus, TokenScope
+from trailhouse.model.delivery import DeliveryCheckpoint
 from trailhouse.model.query import Attr, EventFilter, UsageKind
 from trailhouse.storage import open_store
 from trailhouse.storage import sqlite as sqlite_backend
@@ -34,6 +35,7 @@ from .conftest import ACCOUNT, Backend, at, record
 
 WINDOW = EventFilter(at("2026-01-01T00:00:00Z"), at("2026-12-31T23:59:59Z"))
 KEY = AccessKey("LTAIerr", ACCOUNT, "alice", b"sealed", KeyStatus.ACTIVE, (), 1)
+CHECKPOINT = DeliveryCheckpoint(ACCOUNT, "t", "oss", "1", 0)
 TOKEN = ApiToken("tok-err", b"\x07" * 32, (ACCOUNT,), False, (TokenScope.READ,), 1)
 
 #: Every public method of the store contract, called with plausible arguments.
@@ -68,6 +70,15 @@ CALLS: dict[str, Callable[[EventStore], Any]] = {
     "list_tokens": lambda s: s.list_tokens(),
     "delete_token": lambda s: s.delete_token("tok-err"),
     "meta_get_or_set": lambda s: s.meta_get_or_set("errors-test", b"v"),
+    # trail delivery (storage/sql/delivery.py)
+    "log_head": lambda s: s.log_head(),
+    "get_checkpoint": lambda s: s.get_checkpoint(account_id=ACCOUNT, trail_name="t", sink="oss"),
+    "list_checkpoints": lambda s: s.list_checkpoints(account_id=ACCOUNT, trail_name="t"),
+    "save_checkpoint": lambda s: s.save_checkpoint(CHECKPOINT, lease="l", owner="o"),
+    "delete_checkpoints": lambda s: s.delete_checkpoints(account_id=ACCOUNT, trail_name="t"),
+    "take_lease": lambda s: s.take_lease("l", owner="o", now_ms=1, ttl_ms=1000),
+    "release_lease": lambda s: s.release_lease("l", owner="o"),
+    "lease_owner": lambda s: s.lease_owner("l", now_ms=1),
 }
 #: Calls that may also do nothing on a closed store (SQLite's housekeeping skips a closed file).
 MAY_BE_NO_OP = {"maintain": lambda s: s.maintain(now_ms=at("10:00:00"))}
@@ -80,6 +91,8 @@ WRITES = [
     "save_token",
     "delete_token",
     "meta_get_or_set",
+    "save_checkpoint",
+    "take_lease",
 ]
 
 

@@ -39,6 +39,7 @@ from .sql import (
     term_values,
     upsert_usage,
 )
+from .sql.delivery import DeliverySql
 from .sqlite_repair import remove_duplicate_events
 from .usage import usage_rows
 
@@ -151,7 +152,7 @@ class _PendingBatch:
         self.error, self.done = error, True
 
 
-class SqliteStore(SqlStore):
+class SqliteStore(SqlStore, DeliverySql):
     """EventStore on a SQLite file."""
 
     in_process = True
