@@ -19,6 +19,14 @@ import pytest
 from trailhouse.model.credentials import AccessKey, ApiToken, KeyStatus, TokenScope
 from trailhouse.model.delivery import DeliveryCheckpoint
 from trailhouse.model.query import Attr, EventFilter, UsageKind
+from trailhouse.model.trail import (
+    DataEventSelector,
+    EventRW,
+    HistoryJob,
+    HistoryJobStatus,
+    Trail,
+    TrailStatus,
+)
 from trailhouse.storage import open_store
 from trailhouse.storage import sqlite as sqlite_backend
 from trailhouse.storage.base import (
@@ -36,6 +44,11 @@ from .conftest import ACCOUNT, Backend, at, record
 WINDOW = EventFilter(at("2026-01-01T00:00:00Z"), at("2026-12-31T23:59:59Z"))
 KEY = AccessKey("LTAIerr", ACCOUNT, "alice", b"sealed", KeyStatus.ACTIVE, (), 1)
 CHECKPOINT = DeliveryCheckpoint(ACCOUNT, "t", "oss", "1", 0)
+TRAIL = Trail(
+    ACCOUNT, "err-trail", "cn-hangzhou", "All", EventRW.WRITE, TrailStatus.FRESH, oss_bucket_name="err-b"
+)
+SELECTOR = DataEventSelector(ACCOUNT, "err-trail", "[]", True, (), 1, 1)
+JOB = HistoryJob(1, ACCOUNT, "err-trail", "cn-hangzhou", HistoryJobStatus.INITIALIZING, 0, 1, "", 1, 1)
 TOKEN = ApiToken("tok-err", b"\x07" * 32, (ACCOUNT,), False, (TokenScope.READ,), 1)
 
 #: Every public method of the store contract, called with plausible arguments.
@@ -79,6 +92,35 @@ CALLS: dict[str, Callable[[EventStore], Any]] = {
     "take_lease": lambda s: s.take_lease("l", owner="o", now_ms=1, ttl_ms=1000),
     "release_lease": lambda s: s.release_lease("l", owner="o"),
     "lease_owner": lambda s: s.lease_owner("l", now_ms=1),
+    "create_trail": lambda s: s.create_trail(TRAIL, max_per_region=5, max_organization=1),
+    "get_trail": lambda s: s.get_trail(account_id=ACCOUNT, name=TRAIL.name),
+    "list_trails": lambda s: s.list_trails(account_id=ACCOUNT),
+    "list_all_trails": lambda s: s.list_all_trails(),
+    "update_trail": lambda s: s.update_trail(TRAIL),
+    "delete_trail": lambda s: s.delete_trail(account_id=ACCOUNT, name=TRAIL.name),
+    "put_data_event_selector": lambda s: s.put_data_event_selector(SELECTOR),
+    "get_data_event_selector": lambda s: s.get_data_event_selector(account_id=ACCOUNT, trail_name=TRAIL.name),
+    "list_data_event_selectors": lambda s: s.list_data_event_selectors(account_id=ACCOUNT),
+    "delete_data_event_selector": lambda s: s.delete_data_event_selector(
+        account_id=ACCOUNT, trail_name=TRAIL.name
+    ),
+    "create_history_job": lambda s: s.create_history_job(JOB, max_open_per_account=1),
+    "get_history_job": lambda s: s.get_history_job(account_id=ACCOUNT, job_id=1),
+    "list_history_jobs": lambda s: s.list_history_jobs(account_id=ACCOUNT, offset=0, limit=10),
+    "delete_history_job": lambda s: s.delete_history_job(account_id=ACCOUNT, job_id=1),
+    "list_open_history_jobs": lambda s: s.list_open_history_jobs(),
+    "update_history_job": lambda s: s.update_history_job(JOB),
+    "add_organization_member": lambda s: s.add_organization_member(
+        management_account_id=ACCOUNT, member_account_id="1111", organization_id="rd-err", now_ms=1
+    ),
+    "remove_organization_member": lambda s: s.remove_organization_member(
+        management_account_id=ACCOUNT, member_account_id="1111"
+    ),
+    "delete_organization": lambda s: s.delete_organization(management_account_id=ACCOUNT),
+    "organization_of": lambda s: s.organization_of(ACCOUNT),
+    "list_organizations": lambda s: s.list_organizations(),
+    "get_account_setting": lambda s: s.get_account_setting(account_id=ACCOUNT, name="n"),
+    "set_account_setting": lambda s: s.set_account_setting(account_id=ACCOUNT, name="n", value="v"),
 }
 #: Calls that may also do nothing on a closed store (SQLite's housekeeping skips a closed file).
 MAY_BE_NO_OP = {"maintain": lambda s: s.maintain(now_ms=at("10:00:00"))}
@@ -93,6 +135,12 @@ WRITES = [
     "meta_get_or_set",
     "save_checkpoint",
     "take_lease",
+    "create_trail",
+    "update_trail",
+    "put_data_event_selector",
+    "create_history_job",
+    "add_organization_member",
+    "set_account_setting",
 ]
 
 
@@ -144,6 +192,8 @@ def test_writes_behind_another_connections_exclusive_lock_are_unavailable(
         store.save_access_key(KEY)
     if name == "delete_token":
         store.save_token(TOKEN)
+    if name in {"update_trail", "put_data_event_selector"}:
+        store.create_trail(TRAIL, max_per_region=5, max_organization=1)
     other = sqlite3.connect(path, isolation_level=None)
     other.execute("BEGIN EXCLUSIVE")
     try:

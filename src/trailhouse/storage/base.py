@@ -9,6 +9,7 @@ look-ups, whose purpose is to find out which account a key belongs to.
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -25,6 +26,7 @@ from ..model.query import (
     UsagePosition,
     WindowSummary,
 )
+from ..model.trail import DataEventSelector, HistoryJob, Organization, Trail
 
 __all__ = [
     "AppendResult",
@@ -39,6 +41,8 @@ __all__ = [
     "StoreError",
     "StoreMissing",
     "StoreUnavailable",
+    "TrailConflict",
+    "TrailStore",
     "UsageStore",
 ]
 
@@ -218,7 +222,102 @@ class DeliveryStore(Protocol):
         ...
 
 
-class EventStore(EventLog, UsageStore, CredentialStore, MetadataStore, DeliveryStore, Protocol):
+class TrailConflict(enum.StrEnum):
+    """Why a trail write was refused; the write changed nothing."""
+
+    NAME_TAKEN = "name_taken"  # the account has a trail of that name
+    NOT_FOUND = "not_found"  # the account has no trail of that name
+    REGION_FULL = "region_full"  # the account has max_per_region trails in the home region
+    ORGANIZATION_FULL = "organization_full"  # the account has max_organization organization trails
+    BUCKET_TAKEN = "bucket_taken"  # another trail (of any account) delivers to the bucket
+
+
+class TrailStore(Protocol):
+    """Trails, their data event selectors and delivery-history jobs, organizations, account settings.
+
+    Tenant methods take ``account_id``; the ``*_all_*`` and ``*_open_*`` ones are for the
+    delivery engine and operators. Limits are checked in the write's own transaction, so two
+    nodes creating trails at once cannot pass them together.
+    """
+
+    def create_trail(
+        self, trail: Trail, *, max_per_region: int, max_organization: int
+    ) -> TrailConflict | None:
+        """Store a new trail unless a limit or a name/bucket conflict refuses it (None: stored)."""
+        ...
+
+    def get_trail(self, *, account_id: str, name: str) -> Trail | None: ...
+    def list_trails(self, *, account_id: str) -> list[Trail]:
+        """The account's trails by name."""
+        ...
+
+    def list_all_trails(self) -> list[Trail]:
+        """Every account's trails, by account and name (the delivery engine, operators)."""
+        ...
+
+    def update_trail(self, trail: Trail) -> TrailConflict | None:
+        """Replace the stored trail of (account, name) with ``trail``: NOT_FOUND, BUCKET_TAKEN or None."""
+        ...
+
+    def delete_trail(self, *, account_id: str, name: str) -> bool:
+        """Delete a trail and its data event selector; False when there was none."""
+        ...
+
+    def put_data_event_selector(self, selector: DataEventSelector) -> bool:
+        """Store (or replace) a trail's selector; False when the trail does not exist."""
+        ...
+
+    def get_data_event_selector(self, *, account_id: str, trail_name: str) -> DataEventSelector | None: ...
+    def list_data_event_selectors(self, *, account_id: str) -> list[DataEventSelector]:
+        """The account's selectors by trail name."""
+        ...
+
+    def delete_data_event_selector(self, *, account_id: str, trail_name: str) -> bool: ...
+
+    def create_history_job(self, job: HistoryJob, *, max_open_per_account: int) -> HistoryJob | None:
+        """Store a job and return it with its id. A job of the same account and non-empty client
+        token is returned instead of a new one; None when the account already has
+        ``max_open_per_account`` jobs initializing or delivering."""
+        ...
+
+    def get_history_job(self, *, account_id: str, job_id: int) -> HistoryJob | None: ...
+    def list_history_jobs(self, *, account_id: str, offset: int, limit: int) -> tuple[list[HistoryJob], int]:
+        """One page of the account's jobs, newest first, and how many it has in all."""
+        ...
+
+    def delete_history_job(self, *, account_id: str, job_id: int) -> bool: ...
+    def list_open_history_jobs(self) -> list[HistoryJob]:
+        """Every account's jobs still initializing or delivering, oldest first (the delivery engine)."""
+        ...
+
+    def update_history_job(self, job: HistoryJob) -> bool:
+        """Record a job's progress (status, times, checkpoint, error); False when it was deleted."""
+        ...
+
+    def add_organization_member(
+        self, *, management_account_id: str, member_account_id: str, organization_id: str, now_ms: int
+    ) -> Organization:
+        """Make ``member_account_id`` a member of the management account's organization, creating
+        the organization (with ``organization_id``) if it has none. Callers check first that the
+        member is in no organization and the management account is no member."""
+        ...
+
+    def remove_organization_member(self, *, management_account_id: str, member_account_id: str) -> bool: ...
+    def delete_organization(self, *, management_account_id: str) -> bool:
+        """Dissolve an organization and its memberships."""
+        ...
+
+    def organization_of(self, account_id: str) -> Organization | None:
+        """The organization the account manages or is a member of."""
+        ...
+
+    def list_organizations(self) -> list[Organization]: ...
+
+    def get_account_setting(self, *, account_id: str, name: str) -> str | None: ...
+    def set_account_setting(self, *, account_id: str, name: str, value: str) -> None: ...
+
+
+class EventStore(EventLog, UsageStore, CredentialStore, MetadataStore, TrailStore, DeliveryStore, Protocol):
     """Events, their usage aggregates, and credentials, in one database: what a backend implements."""
 
     url: str

@@ -61,6 +61,7 @@ from .sql import (
     EVENT_COLUMNS,
     POSTGRES,
     RESOURCE_COLUMNS,
+    ConnectionTx,
     SqlStore,
     apply_migrations,
     event_row,
@@ -329,6 +330,14 @@ class PostgresStore(SqlStore, DeliverySql):
         """Rows in binary form: bytea and arrays cost less to send than their text forms."""
         with self._conn() as conn:
             return conn.cursor(binary=True).execute(query, params).fetchall()
+
+    @contextmanager
+    def _write_transaction(self) -> Iterator[ConnectionTx]:
+        """One transaction, serialised with every other trail write of this schema by an advisory
+        lock: the limits checked inside (trails per region, one open history job) hold across nodes."""
+        with self._conn() as conn, conn.transaction():
+            advisory_lock(conn, "trails")
+            yield ConnectionTx(conn)
 
     def _lookup_terms(self, values: Sequence[str]) -> Iterable[tuple[int, Any]]:
         with self._conn() as conn:

@@ -27,6 +27,7 @@ from .sql import (
     EVENT_COLUMNS,
     RESOURCE_COLUMNS,
     SQLITE,
+    ConnectionTx,
     FindQuery,
     SqlStore,
     apply_migrations,
@@ -275,6 +276,11 @@ class SqliteStore(SqlStore, DeliverySql):
             except sqlite3.IntegrityError as exc:
                 raise StoreError(f"already stored: {exc}") from None
             return cur.rowcount
+
+    @contextlib.contextmanager
+    def _write_transaction(self) -> Iterator[ConnectionTx]:
+        with self._write_lock, _immediate(self._writer):
+            yield ConnectionTx(self._writer)
 
     def _lookup_terms(self, values: Sequence[str]) -> Iterable[tuple[int, Any]]:
         conn = self._reader()

@@ -25,8 +25,10 @@ from .find import (
 from .migrate import apply_migrations, split_statements
 from .rows import EVENT_COLUMNS, RESOURCE_COLUMNS, event_row, resource_rows, split_batch, upsert_usage
 from .store import SqlStore
+from .trails import ConnectionTx
 
 __all__ = [
+    "ConnectionTx",
     "DAY_BUCKETED_DRIVERS",
     "DAY_MS",
     "EVENT_COLUMNS",
