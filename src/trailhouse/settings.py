@@ -229,6 +229,12 @@ class Settings:
         "DELIVERY_WINDOW_S",
         "a trail's OSS file holds the events that arrived in this many seconds (ActionTrail: 300)",
     )
+    delivery_lease_s: float = setting(
+        15.0,
+        "DELIVERY_LEASE_S",
+        "with several nodes one delivers each trail, under a lease renewed every third of this many "
+        "seconds; when that node dies another takes the trail over after at most this long",
+    )
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -323,6 +329,7 @@ class Settings:
             "nats://host:port (comma-separated for several)",
         )
         need(self.delivery_window_s > 0, "delivery_window_s", "seconds, more than 0")
+        need(self.delivery_lease_s >= 1, "delivery_lease_s", "seconds, at least 1")
         need(self.log_level.lower() in LOG_LEVELS, "log_level", "one of " + ", ".join(LOG_LEVELS))
         if bool(self.tls_cert) != bool(self.tls_key):
             raise SettingsError(

@@ -15,8 +15,8 @@ import pytest
 
 from trailhouse.delivery.engine import DeliveryEngine, WindowDelivered
 from trailhouse.delivery.object_storage import DirectoryStorage, S3Storage
-from trailhouse.model.trail import DataEventSelector, EventRW
 from trailhouse.model.times import now_ms
+from trailhouse.model.trail import DataEventSelector, EventRW
 from trailhouse.settings import Settings
 from trailhouse.storage.base import EventStore
 

@@ -87,6 +87,18 @@ class DeliveryStats:
     #: Log entries between the head and each trail's slowest checkpoint, by trail ARN.
     behind: dict[str, int] = field(default_factory=dict)
 
+    def snapshot(self) -> dict[str, Any]:
+        """Plain values for /metrics (api/metrics.py knows nothing of the engine's types)."""
+        lags = sorted(self.stream_lag_s[-10_000:])
+        p99 = lags[min(len(lags) - 1, int(len(lags) * 0.99))] if lags else 0.0
+        return {
+            "events": dict(self.events),
+            "files": self.files,
+            "errors": dict(self.errors),
+            "behind": dict(self.behind),
+            "stream_lag_p99_s": p99,
+        }
+
 
 class DeliveryFailed(Exception):
     """A destination failed; the checkpoint keeps the message and the step is retried later."""
@@ -131,7 +143,7 @@ class DeliveryEngine:
         storage: ObjectStorage | None = None,
         publisher: StreamPublisher | None = None,
         node_id: str | None = None,
-        lease_ttl_s: float = 15.0,
+        lease_ttl_s: float | None = None,
         poll_s: float = 0.2,
         refresh_s: float = 2.0,
         max_file_events: int = 10_000,
@@ -144,7 +156,7 @@ class DeliveryEngine:
             publisher if publisher is not None else (StreamPublisher(nats_url) if nats_url else None)
         )
         self.node_id = node_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self.lease_ttl_ms = int(lease_ttl_s * 1000)
+        self.lease_ttl_ms = int((lease_ttl_s or settings.delivery_lease_s) * 1000)
         self.poll_s = poll_s
         self.refresh_s = refresh_s
         self.window_s = settings.delivery_window_s
