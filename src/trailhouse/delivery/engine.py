@@ -396,7 +396,9 @@ class DeliveryEngine:
             return
         if flush and len(entries) == READ_BATCH:
             return  # read on to the head before closing the window
-        window = replace(cp, window_end_seq=state.scan_seq, window_ms=now_ms())
+        # Each window a second after the last at least: the file names' times then order the files
+        # as the events arrived, also when a busy trail closes several windows in one second.
+        window = replace(cp, window_end_seq=state.scan_seq, window_ms=max(now_ms(), cp.window_ms + 1000))
         await self._save(run, state, window)
         await self._write_window(run, state, window)
 
@@ -451,7 +453,6 @@ class DeliveryEngine:
                 cp,
                 delivered_seq=cp.window_end_seq,
                 window_end_seq=0,
-                window_ms=0,
                 last_delivery_ms=now_ms() if files else cp.last_delivery_ms,
                 last_error="",
                 last_error_ms=None,

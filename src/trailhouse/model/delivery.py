@@ -34,7 +34,8 @@ class DeliveryCheckpoint:
     delivered_seq: int
     #: A window recorded but not yet committed: events in (delivered_seq, window_end_seq]; 0: none.
     window_end_seq: int = 0
-    #: The window's time, which names its files (UTC, to the second).
+    #: The window's time, which names its files (UTC, to the second); after the commit, the last
+    #: window's (the next is at least a second later).
     window_ms: int = 0
     last_delivery_ms: int | None = None
     last_error: str = ""
