@@ -48,6 +48,8 @@ log = logging.getLogger("trailhouse.delivery")
 
 READ_BATCH = 1000
 MAX_BACKOFF_S = 60.0
+#: How often a stream checkpoint is saved while records flow (see _step_stream).
+STREAM_SAVE_S = 1.0
 
 
 def lease_name(account_id: str, trail_name: str) -> str:
@@ -115,6 +117,8 @@ class _SinkState:
     retry_at: float = 0.0
     persisted_at: float = 0.0
     reconciled: bool = False
+    #: The checkpoint in memory is ahead of the stored one (stream saves are spaced out).
+    dirty: bool = False
 
 
 @dataclass
@@ -144,7 +148,7 @@ class DeliveryEngine:
         publisher: StreamPublisher | None = None,
         node_id: str | None = None,
         lease_ttl_s: float | None = None,
-        poll_s: float = 0.2,
+        poll_s: float = 0.1,
         refresh_s: float = 2.0,
         max_file_events: int = 10_000,
     ) -> None:
@@ -193,6 +197,7 @@ class DeliveryEngine:
                 if not any(self._pending(run) for run in self._runs.values()):
                     return
         finally:
+            await self._flush_checkpoints()
             if self.publisher is not None:  # its connection belongs to this event loop
                 await self.publisher.close()
 
@@ -205,6 +210,7 @@ class DeliveryEngine:
         )
 
     async def close(self) -> None:
+        await self._flush_checkpoints()
         for run in self._runs.values():
             with contextlib.suppress(StoreError):
                 await asyncio.to_thread(
@@ -227,7 +233,8 @@ class DeliveryEngine:
         for run in list(self._runs.values()):
             if not await self._hold_lease(run):
                 continue
-            for state in run.sinks.values():
+            # The stream first: its records are due within seconds, a file only when its window closes.
+            for state in sorted(run.sinks.values(), key=lambda st: st.sink != Sink.STREAM.value):
                 if time.monotonic() < state.retry_at:
                     continue
                 try:
@@ -318,6 +325,15 @@ class DeliveryEngine:
             raise DeliveryFailed("lost the trail's lease to another node")
         state.checkpoint = checkpoint
         state.persisted_at = time.monotonic()
+        state.dirty = False
+
+    async def _flush_checkpoints(self) -> None:
+        """Save the checkpoints held only in memory (before a lease is let go)."""
+        for run in self._runs.values():
+            for state in run.sinks.values():
+                if state.dirty and state.checkpoint is not None and run.lease_until:
+                    with contextlib.suppress(DeliveryFailed, StoreError):
+                        await self._save(run, state, state.checkpoint)
 
     async def _load(self, run: _TrailRun, state: _SinkState) -> DeliveryCheckpoint:
         trail = run.trail
@@ -484,6 +500,8 @@ class DeliveryEngine:
             state.reconciled = True
         entries = await self._read(cp.delivered_seq)
         if not entries:
+            if state.dirty and time.monotonic() - state.persisted_at >= STREAM_SAVE_S:
+                await self._save(run, state, cp)
             return
         records: list[tuple[str, bytes]] = []
         seqs: list[int] = []
@@ -498,10 +516,11 @@ class DeliveryEngine:
                 seqs.append(entry.seq)
         last_seq = entries[-1].seq
         if not records:
-            if time.monotonic() - state.persisted_at > 10 or last_seq >= self._head:
+            if time.monotonic() - state.persisted_at > 10:
                 await self._save(run, state, replace(cp, delivered_seq=last_seq))
             else:
                 state.checkpoint = replace(cp, delivered_seq=last_seq)
+                state.dirty = True
             return
         try:
             await self.publisher.publish(target, records)
@@ -512,18 +531,22 @@ class DeliveryEngine:
         lags.extend(acked - self._seen.get(s, acked) for s in seqs)
         if len(lags) > 100_000:
             del lags[:50_000]
-        await self._save(
-            run,
-            state,
-            replace(
-                cp,
-                delivered_seq=last_seq,
-                last_delivery_ms=now_ms(),
-                last_error="",
-                last_error_ms=None,
-                delivered_events=cp.delivered_events + len(records),
-            ),
+        moved = replace(
+            cp,
+            delivered_seq=last_seq,
+            last_delivery_ms=now_ms(),
+            last_error="",
+            last_error_ms=None,
+            delivered_events=cp.delivered_events + len(records),
         )
+        # The stream itself records how far delivery got (its last record's Nats-Msg-Id, read when a
+        # node takes the trail), so the checkpoint is saved at most every STREAM_SAVE_S: a store write
+        # per batch would compete with ingest for the write lock.
+        if time.monotonic() - state.persisted_at >= STREAM_SAVE_S or cp.last_error:
+            await self._save(run, state, moved)
+        else:
+            state.checkpoint = moved
+            state.dirty = True
         self.stats.events["sls"] += len(records)
 
     # -- for tests and operators -----------------------------------------------------------------
