@@ -294,3 +294,43 @@ def test_delivered_files_restore_the_events_byte_for_byte(
     finally:
         restored.close()
     assert got == expected
+
+
+def test_history_job_backfills_the_window_once(backend_store: EventStore, tmp_path: Path) -> None:
+    from trailhouse.model.trail import HistoryJob, HistoryJobStatus
+
+    store = backend_store
+    storage = DirectoryStorage(tmp_path / "oss")
+    storage.create_bucket("history-bucket")
+    old = [event() for _ in range(12)]
+    store.append(records([*old, event(account=OTHER)]))
+    add_trail(store, oss_bucket_name="history-bucket")
+    engine = engine_for(store, storage, max_file_events=5)
+    asyncio.run(engine.run_once())
+    assert in_files(storage, "history-bucket") == []  # the live delivery starts at the head
+    now = now_ms()
+    job = store.create_history_job(
+        HistoryJob(
+            0,
+            ACCOUNT,
+            "trail-one",
+            "cn-hangzhou",
+            HistoryJobStatus.INITIALIZING,
+            now - 90 * 86_400_000,
+            now + 1,
+            "",
+            now,
+            now,
+        ),
+        max_open_per_account=1,
+    )
+    assert job is not None
+    live = [event() for _ in range(3)]
+    store.append(records(live))
+    engine.history._next_refresh = 0
+    asyncio.run(engine.run_once())
+    done = store.get_history_job(account_id=ACCOUNT, job_id=job.job_id)
+    assert done is not None and done.status is HistoryJobStatus.COMPLETE and done.error == ""
+    got = in_files(storage, "history-bucket")
+    assert sorted(got) == sorted(e["eventId"] for e in [*old, *live])
+    assert len(got) == len(set(got))

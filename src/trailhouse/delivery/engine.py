@@ -34,7 +34,7 @@ from typing import Any
 
 from ..model.delivery import DeliveryCheckpoint, Sink
 from ..model.times import now_ms
-from ..model.trail import DataEventSelector, Trail, TrailStatus
+from ..model.trail import Trail, TrailStatus
 from ..settings import Settings
 from ..storage.base import EventStore, LogEntry, StoreError
 from .files import FileGroup, OssFile, build_file
@@ -54,6 +54,17 @@ STREAM_SAVE_S = 1.0
 
 def lease_name(account_id: str, trail_name: str) -> str:
     return f"trail/{account_id}/{trail_name}"
+
+
+def run_of(run: str) -> str:
+    """A checkpoint's logging run (the trail's StartLoggingTime) from ``<run>@<start seq>``."""
+    return run.partition("@")[0]
+
+
+def run_start(run: str) -> int:
+    """The seq a logging run started after (its destinations deliver what comes after it)."""
+    start = run.partition("@")[2]
+    return int(start) if start.isdigit() else 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +183,10 @@ class DeliveryEngine:
         self._next_refresh = 0.0
         #: When this node first saw each seq (monotonic), to measure ingest → stream record lag.
         self._seen: dict[int, float] = {}
+        from .history import HistoryJobs
+
+        #: Delivery-history jobs (backfills of the last 90 days), run beside the live delivery.
+        self.history = HistoryJobs(self)
 
     # -- the loop --------------------------------------------------------------------------------
     async def run_forever(self) -> None:
@@ -194,7 +209,7 @@ class DeliveryEngine:
         try:
             for _ in range(max_rounds):
                 await self.tick(flush=True)
-                if not any(self._pending(run) for run in self._runs.values()):
+                if not any(self._pending(run) for run in self._runs.values()) and not self.history.pending():
                     return
         finally:
             await self._flush_checkpoints()
@@ -227,6 +242,8 @@ class DeliveryEngine:
         if now >= self._next_refresh:
             await self._refresh()
             self._next_refresh = now + self.refresh_s
+        with contextlib.suppress(DeliveryFailed):
+            await self.history.step()
         if not self._runs:
             return
         self._head = await asyncio.to_thread(self.store.log_head)
@@ -256,13 +273,7 @@ class DeliveryEngine:
             sinks = self._sinks_of(trail)
             if not sinks:
                 continue
-            accounts: frozenset[str] = frozenset({trail.account_id})
-            if trail.is_organization_trail:
-                org = await asyncio.to_thread(self.store.organization_of, trail.account_id)
-                if org is not None and org.management_account_id == trail.account_id:
-                    accounts = frozenset(org.account_ids)
-            selector = await asyncio.to_thread(self._selector_of, trail)
-            wanted[(trail.account_id, trail.name)] = TrailScope(trail, accounts, selector)
+            wanted[(trail.account_id, trail.name)] = await asyncio.to_thread(self.scope_of, trail)
         for key in list(self._runs):
             if key not in wanted:
                 gone = self._runs.pop(key)
@@ -281,8 +292,15 @@ class DeliveryEngine:
             else:
                 run.scope = scope
 
-    def _selector_of(self, trail: Trail) -> DataEventSelector | None:
-        return self.store.get_data_event_selector(account_id=trail.account_id, trail_name=trail.name)
+    def scope_of(self, trail: Trail) -> TrailScope:
+        """The trail's accounts (every member of an organization trail's organization) and selector."""
+        accounts: frozenset[str] = frozenset({trail.account_id})
+        if trail.is_organization_trail:
+            org = self.store.organization_of(trail.account_id)
+            if org is not None and org.management_account_id == trail.account_id:
+                accounts = frozenset(org.account_ids)
+        selector = self.store.get_data_event_selector(account_id=trail.account_id, trail_name=trail.name)
+        return TrailScope(trail, accounts, selector)
 
     @staticmethod
     def _sinks_of(trail: Trail) -> list[str]:
@@ -342,10 +360,16 @@ class DeliveryEngine:
                 account_id=trail.account_id, trail_name=trail.name, sink=state.sink
             )
         )
-        if cp is None or cp.run != run.run_id:
-            # A new logging run starts at the head: ActionTrail delivers what happens while it logs.
-            head = await asyncio.to_thread(self.store.log_head)
-            cp = DeliveryCheckpoint(trail.account_id, trail.name, state.sink, run.run_id, head)
+        if cp is None or run_of(cp.run) != run.run_id:
+            # A new logging run starts at the head: ActionTrail delivers what happens while it logs
+            # (a delivery-history job delivers the past). Every destination of the run starts at the
+            # same seq, which the run's name records: a history job delivers up to it.
+            others = await asyncio.to_thread(
+                lambda: self.store.list_checkpoints(account_id=trail.account_id, trail_name=trail.name)
+            )
+            starts = [run_start(o.run) for o in others if run_of(o.run) == run.run_id]
+            head = starts[0] if starts else await asyncio.to_thread(self.store.log_head)
+            cp = DeliveryCheckpoint(trail.account_id, trail.name, state.sink, f"{run.run_id}@{head}", head)
             await self._save(run, state, cp)
         state.checkpoint = cp
         state.scan_seq = cp.delivered_seq

@@ -27,9 +27,9 @@ class DeliveryCheckpoint:
     trail_name: str
     #: ``oss``, ``sls`` (the stream), or ``job:<id>`` for a delivery-history job.
     sink: str
-    #: Which logging run the checkpoint belongs to (the trail's StartLoggingTime): a trail stopped
-    #: and started again begins a new run at the log head, as ActionTrail delivers nothing of the
-    #: time it was off.
+    #: Which logging run the checkpoint belongs to: ``<StartLoggingTime ms>@<seq it started after>``.
+    #: A trail stopped and started again begins a new run at the log head, as ActionTrail delivers
+    #: nothing of the time it was off; a delivery-history job delivers up to the run's start.
     run: str
     delivered_seq: int
     #: A window recorded but not yet committed: events in (delivered_seq, window_end_seq]; 0: none.
