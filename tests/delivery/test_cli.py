@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import os
 import subprocess
 import sys
@@ -53,3 +54,35 @@ def test_deliver_once_then_status(tmp_path: Path) -> None:
     assert table.returncode == 0 and b"cli-bucket" in table.stdout
     missing = _cli("trails", "status", "nope", "--db", db, env=env)
     assert missing.returncode != 0 and b"no trail named" in missing.stderr
+
+
+def test_demo_trail_delivers_the_demo_data_into_a_directory(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path}/demo.db"
+    env = {**os.environ, "TRAILHOUSE_DATA_DIR": str(tmp_path), "COLUMNS": "250"}
+    for name in ("TRAILHOUSE_OSS_DIR", "TRAILHOUSE_OSS_ENDPOINT", "TRAILHOUSE_NATS_URL"):
+        env.pop(name, None)
+    made = _cli("demo", "--db", db, "--count", "300", env=env)
+    assert made.returncode == 0, made.stderr.decode()
+    files = tmp_path / "oss" / "trailhouse-demo"
+    assert f"{files}/AliyunLogs/Actiontrail/" in made.stdout.decode()
+    done = _cli("trails", "deliver", "--once", "--db", db, "--json", env=env)
+    assert done.returncode == 0, done.stderr.decode()
+    store = open_store(db)
+    try:
+        (job,), _ = store.list_history_jobs(account_id=ACCOUNT, offset=0, limit=10)
+        assert job.status == 2  # COMPLETE: the demo data was backfilled
+        wanted = {
+            e.event.event_id
+            for e in store.read_log(after_seq=0, limit=100_000)
+            if e.account_id == ACCOUNT
+            and job.window_start_ms <= e.event.event_time_ms < job.window_end_ms
+            and orjson.loads(e.event.body)["eventCategory"] != "Data"  # the trail has no data event selector
+        }
+    finally:
+        store.close()
+    delivered = [
+        e["eventId"]
+        for p in sorted(files.rglob("Actiontrail_*.gz"))
+        for e in orjson.loads(gzip.decompress(p.read_bytes()))
+    ]
+    assert len(wanted) > 100 and len(delivered) == len(wanted) and set(delivered) == wanted
