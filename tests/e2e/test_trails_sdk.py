@@ -456,3 +456,132 @@ def test_insufficient_bucket_policy(
             assert (err.code, err.status) == ("InsufficientBucketPolicyException", 403), variant.id
     finally:
         _close_sdk_sessions(server.port)
+
+
+# -- 2020-07-06: delivery-history jobs, data event selectors, global events region ----------------
+
+
+@pytest.mark.parametrize("variant", V2020_ONLY, ids=[v.id for v in V2020_ONLY])
+def test_delivery_history_jobs(
+    variant: SdkVariant, api: Callable[..., TrailApi], trail_server: LiveServer
+) -> None:
+    client, stranger = api(variant), api(variant)
+    err = client.error("CreateDeliveryHistoryJob", TrailName="no-such-trail")
+    assert (err.code, err.status) == ("TrailNotFoundException", 404)
+    err = client.error("CreateDeliveryHistoryJob")
+    assert (err.code, err.status) == ("MissingTrailName", 400)
+    client("CreateTrail", Name="backfilled", SlsProjectArn="acs:log:cn-hangzhou:1:project/audit")
+    job_id = client("CreateDeliveryHistoryJob", TrailName="backfilled", ClientToken="token-1")["JobId"]
+    assert isinstance(job_id, int) and job_id > 0
+    # The same ClientToken is the same job; another job while one is open is refused.
+    assert (
+        client("CreateDeliveryHistoryJob", TrailName="backfilled", ClientToken="token-1")["JobId"] == job_id
+    )
+    err = client.error("CreateDeliveryHistoryJob", TrailName="backfilled", ClientToken="token-2")
+    assert (err.code, err.status) == ("MaximumNumberOfDeliveryHistoryJobsExceeded", 403)
+
+    job = client("GetDeliveryHistoryJob", JobId=job_id)
+    assert job["JobId"] == job_id and job["TrailName"] == "backfilled" and job["JobStatus"] == 0
+    assert job["HomeRegion"] == "cn-hangzhou" and job["Status"] == [{"Region": "cn-hangzhou", "Status": 0}]
+    for field in ("StartTime", "EndTime", "CreatedTime", "UpdatedTime"):
+        assert WIRE_TIME.match(job[field]), field
+    assert job["EndTime"] == job["CreatedTime"] and job["StartTime"] < job["EndTime"]
+    (stored,) = [j for j in trail_server.store.list_open_history_jobs() if j.job_id == job_id]
+    assert stored.window_end_ms - stored.window_start_ms == 90 * 86_400_000
+
+    listed = client("ListDeliveryHistoryJobs")
+    assert listed["TotalCount"] == 1 and listed["PageNumber"] == 1 and listed["PageSize"] == 20
+    assert [j["JobId"] for j in listed["DeliveryHistoryJobs"]] == [job_id]
+    assert stranger("ListDeliveryHistoryJobs")["TotalCount"] == 0
+    err = stranger.error("GetDeliveryHistoryJob", JobId=job_id)
+    assert (err.code, err.status) == ("DeliveryHistoryJobNotFound", 404)
+    err = client.error("ListDeliveryHistoryJobs", PageSize=101)
+    assert (err.code, err.status) == ("InvalidQueryParameter", 400)
+    err = client.error("ListDeliveryHistoryJobs", PageNumber=0)
+    assert (err.code, err.status) == ("InvalidQueryParameter", 400)
+
+    err = stranger.error("DeleteDeliveryHistoryJob", JobId=job_id)
+    assert (err.code, err.status) == ("DeliveryHistoryJobNotFound", 404)
+    client("DeleteDeliveryHistoryJob", JobId=job_id)
+    err = client.error("GetDeliveryHistoryJob", JobId=job_id)
+    assert (err.code, err.status) == ("DeliveryHistoryJobNotFound", 404)
+    # Once it is gone, a new job may start.
+    assert client("CreateDeliveryHistoryJob", TrailName="backfilled")["JobId"] > job_id
+
+
+def test_data_event_selectors_and_services(api: Callable[..., TrailApi], trail_server: LiveServer) -> None:
+    client = api(VARIANTS["tea2020-v3"])
+    selectors = '[{"ServiceName":"OSS"}]'
+    err = client.error("PutDataEventSelector", TrailName="data-trail", EventSelectors=selectors)
+    assert (err.code, err.status) == ("TrailNotFoundException", 404)
+    client("CreateTrail", Name="data-trail", SlsProjectArn="acs:log:cn-hangzhou:1:project/audit")
+    err = client.error("GetDataEventSelector", TrailName="data-trail")
+    assert (err.code, err.status) == ("DataEventSelectorNotFound", 404)
+    for bad in ("not json", "[]", '[{"ServiceName":"Ecs"}]', '{"ServiceName":"OSS"}', "[1]"):
+        err = client.error("PutDataEventSelector", TrailName="data-trail", EventSelectors=bad)
+        assert (err.code, err.status) == ("InvalidQueryParameter", 400), bad
+    err = client.error("PutDataEventSelector", TrailName="data-trail")
+    assert (err.code, err.status) == ("MissingEventSelectors", 400)
+
+    put = client("PutDataEventSelector", TrailName="data-trail", EventSelectors=selectors)
+    arn = f"acs:actiontrail:cn-hangzhou:{client.account_id}:trail/data-trail"
+    assert put["DataEventSelectors"] == selectors and put["TrailArn"] == arn
+    got = client("GetDataEventSelector", TrailName="data-trail")
+    assert (
+        got["DataEventSelectors"] == selectors and got["IsTrailAllRegion"] is True and got["TrailArn"] == arn
+    )
+    (config,) = got["SlsDeliveryConfigs"]
+    assert (
+        config["RegionSlsProjectArn"] == "acs:log:cn-hangzhou:1:project/audit"
+        and config["TrailRegion"] == "All"
+    )
+
+    client(
+        "PutDataEventSelector",
+        TrailName="data-trail",
+        EventSelectors=selectors,
+        IsTrailAllRegion=False,
+        TrailRegionIds="cn-shanghai,cn-hangzhou",
+    )
+    got = client("GetDataEventSelector", TrailName="data-trail")
+    assert got["IsTrailAllRegion"] is False
+    assert [c["TrailRegion"] for c in got["SlsDeliveryConfigs"]] == ["cn-hangzhou", "cn-shanghai"]
+    err = client.error(
+        "PutDataEventSelector", TrailName="data-trail", EventSelectors=selectors, TrailRegionIds="x-1"
+    )
+    assert (err.code, err.status) == ("InvalidQueryParameter", 400)
+
+    client("CreateTrail", Name="data-trail-2", OssBucketName=_bucket(trail_server))
+    client("PutDataEventSelector", TrailName="data-trail-2", EventSelectors=selectors)
+    first = client("ListDataEventSelectors", MaxResults=1)["Data"]
+    assert [i["TrailName"] for i in first["DataEventSelectorInfos"]] == ["data-trail"] and first[
+        "MaxResults"
+    ] == 1
+    second = client("ListDataEventSelectors", MaxResults=1, NextToken=first["NextToken"])["Data"]
+    (info,) = second["DataEventSelectorInfos"]
+    assert (
+        info["TrailName"] == "data-trail-2" and info["SlsDeliveryConfigs"] == [] and "NextToken" not in second
+    )
+    err = api(VARIANTS["tea2020-v3"]).error("ListDataEventSelectors", NextToken=first["NextToken"])
+    assert (err.code, err.status) == ("InvalidQueryParameter", 400)  # another account's token
+
+    services = client("ListDataEventServices")["Data"]["ServiceInfos"]
+    assert [s["ServiceName"] for s in services] == ["OSS"] and "GetObject" in services[0]["EventNames"]
+
+    client("DeleteDataEventSelector", TrailName="data-trail")
+    err = client.error("DeleteDataEventSelector", TrailName="data-trail")
+    assert (err.code, err.status) == ("DataEventSelectorNotFound", 404)
+    client("DeleteTrail", Name="data-trail-2")
+    assert client("ListDataEventSelectors")["Data"]["DataEventSelectorInfos"] == []
+
+
+def test_global_events_storage_region(api: Callable[..., TrailApi]) -> None:
+    client, other = api(VARIANTS["tea2020-v3"]), api(VARIANTS["tea2020-v3"])
+    assert client("GetGlobalEventsStorageRegion")["StorageRegion"] == "cn-hangzhou"
+    client("UpdateGlobalEventsStorageRegion", StorageRegion="ap-southeast-1")
+    assert client("GetGlobalEventsStorageRegion")["StorageRegion"] == "ap-southeast-1"
+    assert other("GetGlobalEventsStorageRegion")["StorageRegion"] == "cn-hangzhou"
+    err = client.error("UpdateGlobalEventsStorageRegion", StorageRegion="cn-beijing")
+    assert (err.code, err.status) == ("InvalidQueryParameter", 400)
+    err = client.error("UpdateGlobalEventsStorageRegion")
+    assert (err.code, err.status) == ("MissingStorageRegion", 400)
