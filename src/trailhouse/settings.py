@@ -229,6 +229,12 @@ class Settings:
         "DELIVERY_WINDOW_S",
         "a trail's OSS file holds the events that arrived in this many seconds (ActionTrail: 300)",
     )
+    delivery_lease_s: float = setting(
+        15.0,
+        "DELIVERY_LEASE_S",
+        "with several nodes one delivers each trail, under a lease renewed every third of this many "
+        "seconds; when that node dies another takes the trail over after at most this long",
+    )
     region: str = setting(
         "cn-hangzhou",
         "REGION",
@@ -335,6 +341,7 @@ class Settings:
             "nats://host:port (comma-separated for several)",
         )
         need(self.delivery_window_s > 0, "delivery_window_s", "seconds, more than 0")
+        need(self.delivery_lease_s >= 1, "delivery_lease_s", "seconds, at least 1")
         need(
             len(self.region) <= 32 and self.region.replace("-", "").isalnum() and self.region.islower(),
             "region",

@@ -160,15 +160,23 @@ def create_app(
     operations = {action for action, _ in RPC_OPERATIONS} | NATIVE_OPERATIONS
     metrics = Metrics(operations=operations, token=settings.metrics_token)
 
+    from ..delivery.engine import DeliveryEngine
+
+    # Trail delivery runs on every node; leases in the store let one node deliver each trail.
+    delivery = DeliveryEngine(store, settings)
+    metrics.watch_delivery(delivery.stats.snapshot)
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         housekeeping = asyncio.create_task(_maintain_forever(store))
+        delivering = asyncio.create_task(delivery.run_forever())
         try:
             yield
         finally:
-            housekeeping.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await housekeeping
+            for task in (delivering, housekeeping):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             limiter.close()
             # The S3 client's pooled connections, closed rather than left to the collector.
             close_buckets = getattr(svc.buckets, "close", None)
@@ -189,6 +197,7 @@ def create_app(
     app.state.services = svc
     app.state.gateway = limiter
     app.state.metrics = metrics
+    app.state.delivery = delivery
     app.add_middleware(AccessLog, metrics=metrics)
     return app
 

@@ -24,6 +24,7 @@ from .lookup import lookup
 from .report import access_key_report
 from .serve import serve
 from .stores import copy, maintain, migrate
+from .trails_status import trails_deliver, trails_status
 
 __all__ = ["app", "main"]
 
@@ -34,6 +35,8 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(tokens_app, name="tokens")
 access_key_app = typer.Typer(no_args_is_help=True, help="Questions about one AccessKey.")
 app.add_typer(access_key_app, name="access-key")
+trails_app = typer.Typer(no_args_is_help=True, help="Trails: where their delivery stands, delivering now.")
+app.add_typer(trails_app, name="trails")
 
 
 def _version(value: bool) -> None:
@@ -69,6 +72,8 @@ access_key_app.command("report")(access_key_report)
 app.command()(migrate)
 app.command()(maintain)
 app.command()(copy)
+trails_app.command("status")(trails_status)
+trails_app.command("deliver")(trails_deliver)
 
 
 def main() -> None:

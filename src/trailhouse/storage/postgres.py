@@ -70,6 +70,7 @@ from .sql import (
     term_values,
     upsert_usage,
 )
+from .sql.delivery import DeliverySql
 from .usage import usage_rows
 
 __all__ = ["PostgresStore", "month_bounds", "month_of"]
@@ -110,7 +111,7 @@ _UPSERT_USAGE = upsert_usage(
 )
 
 
-class PostgresStore(SqlStore):
+class PostgresStore(SqlStore, DeliverySql):
     """EventStore on PostgreSQL (see the module docstring for the concurrency design)."""
 
     in_process = False

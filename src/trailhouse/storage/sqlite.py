@@ -40,6 +40,7 @@ from .sql import (
     term_values,
     upsert_usage,
 )
+from .sql.delivery import DeliverySql
 from .sqlite_repair import remove_duplicate_events
 from .usage import usage_rows
 
@@ -152,7 +153,7 @@ class _PendingBatch:
         self.error, self.done = error, True
 
 
-class SqliteStore(SqlStore):
+class SqliteStore(SqlStore, DeliverySql):
     """EventStore on a SQLite file."""
 
     in_process = True
