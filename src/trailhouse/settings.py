@@ -235,6 +235,18 @@ class Settings:
         "with several nodes one delivers each trail, under a lease renewed every third of this many "
         "seconds; when that node dies another takes the trail over after at most this long",
     )
+    region: str = setting(
+        "cn-hangzhou",
+        "REGION",
+        "the ActionTrail region this server speaks for: new trails' HomeRegion, where the five-trail "
+        "limit counts, and what DescribeTrails shows without IncludeShadowTrails",
+    )
+    throttle_trails: float = setting(
+        20.0,
+        "THROTTLE_TRAILS",
+        "trail operations (CreateTrail, DescribeTrails, …) per second per account and operation; "
+        "`0` switches it off",
+    )
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -330,6 +342,12 @@ class Settings:
         )
         need(self.delivery_window_s > 0, "delivery_window_s", "seconds, more than 0")
         need(self.delivery_lease_s >= 1, "delivery_lease_s", "seconds, at least 1")
+        need(
+            len(self.region) <= 32 and self.region.replace("-", "").isalnum() and self.region.islower(),
+            "region",
+            "a region id such as cn-hangzhou or ap-southeast-1",
+        )
+        need(self.throttle_trails >= 0, "throttle_trails", "calls per second, 0 or more")
         need(self.log_level.lower() in LOG_LEVELS, "log_level", "one of " + ", ".join(LOG_LEVELS))
         if bool(self.tls_cert) != bool(self.tls_key):
             raise SettingsError(

@@ -21,6 +21,7 @@ from starlette.middleware.errors import ServerErrorMiddleware
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ..delivery.object_storage import open_object_storage
 from ..service.pagetoken import PageTokens
 from ..settings import Settings
 from ..storage import open_store
@@ -149,7 +150,12 @@ def create_app(
             sqlite_cache_mib=settings.sqlite_cache_mib,
         )
     )
-    svc = Services(settings=settings, store=store, page_tokens=PageTokens.for_store(store))
+    svc = Services(
+        settings=settings,
+        store=store,
+        page_tokens=PageTokens.for_store(store),
+        buckets=open_object_storage(settings),
+    )
     limiter = build_gateway(svc)
     operations = {action for action, _ in RPC_OPERATIONS} | NATIVE_OPERATIONS
     metrics = Metrics(operations=operations, token=settings.metrics_token)
@@ -172,6 +178,10 @@ def create_app(
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             limiter.close()
+            # The S3 client's pooled connections, closed rather than left to the collector.
+            close_buckets = getattr(svc.buckets, "close", None)
+            if callable(close_buckets):
+                close_buckets()
             if owns_store:
                 store.close()
 

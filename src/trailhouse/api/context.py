@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..service.pagetoken import PageTokens
+from ..service.trails import BucketProbe
 from ..settings import Settings
 from ..storage.base import EventStore
 
@@ -18,3 +19,5 @@ class Services:
     settings: Settings
     store: EventStore
     page_tokens: PageTokens
+    #: Where trails' OSS buckets are (the delivery layer's object storage); None: not configured.
+    buckets: BucketProbe | None = None
