@@ -44,7 +44,7 @@ def trails_status(
                 raise fail(f"no trail named {name!r}" + (f" in account {account}" if account else ""))
             for trail in trails:
                 s = trail_delivery_status(
-                    store, storage, trail=trail, stream_configured=bool(settings.nats_url)
+                    store, storage.bucket_status, trail=trail, stream_configured=bool(settings.nats_url)
                 )
                 rows.append(
                     {

@@ -278,6 +278,10 @@ class DeliveryEngine:
             if key not in wanted:
                 gone = self._runs.pop(key)
                 with contextlib.suppress(StoreError):
+                    if not any((t.account_id, t.name) == key for t in trails):  # deleted: forget it
+                        await asyncio.to_thread(
+                            self.store.delete_checkpoints, account_id=key[0], trail_name=key[1]
+                        )
                     await asyncio.to_thread(self.store.release_lease, lease_name(*key), owner=self.node_id)
                 self.stats.behind.pop(gone.trail.trail_arn, None)
         for key, scope in wanted.items():

@@ -8,12 +8,13 @@ has still to go through (in scope or not): 0 when delivery is caught up.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..model.delivery import DeliveryCheckpoint, Sink
 from ..model.trail import Trail
 from ..storage.base import EventStore
-from .object_storage import BucketStatus, ObjectStorage, ObjectStorageError
+from .object_storage import BucketStatus, ObjectStorageError
 from .stream import StreamTarget
 
 __all__ = ["DestinationStatus", "TrailDeliveryStatus", "trail_delivery_status"]
@@ -72,16 +73,21 @@ def _destination(
 
 
 def trail_delivery_status(
-    store: EventStore, storage: ObjectStorage, *, trail: Trail, stream_configured: bool
+    store: EventStore,
+    bucket_status_of: Callable[[str], str] | None,
+    *,
+    trail: Trail,
+    stream_configured: bool,
 ) -> TrailDeliveryStatus:
+    """``bucket_status_of`` is the object storage's ``bucket_status`` (None: no storage configured)."""
     checkpoints = {
         cp.sink: cp for cp in store.list_checkpoints(account_id=trail.account_id, trail_name=trail.name)
     }
     head = store.log_head()
     bucket_status: BucketStatus | None = None
-    if trail.oss_bucket_name:
+    if trail.oss_bucket_name and bucket_status_of is not None:
         try:
-            bucket_status = storage.bucket_status(trail.oss_bucket_name)
+            bucket_status = BucketStatus(bucket_status_of(trail.oss_bucket_name))
         except ObjectStorageError:
             bucket_status = None  # the endpoint is unreachable: not known to be writable
     oss = _destination(

@@ -14,7 +14,7 @@ from typing import Any
 
 from ..context import Services
 from .call import Call
-from .operations import access_key_usage, lookup_events, trail_extras, trails
+from .operations import access_key_usage, lookup_events, trail_extras, trail_status, trails
 
 __all__ = ["OPERATIONS", "RAM_ACTIONS", "Operation", "compatibility_table"]
 
@@ -262,6 +262,20 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         trail_extras.update_global_events_storage_region,
         THROTTLE_TRAILS,
         "Keep global events in cn-hangzhou or ap-southeast-1.",
+    ),
+    ("GetTrailStatus", "2017-12-04"): Operation(
+        "GetTrailStatus",
+        "2017-12-04",
+        trail_status.get_trail_status_2017,
+        THROTTLE_TRAILS,
+        "Whether a trail logs; its last OSS delivery and error (from the delivery checkpoints).",
+    ),
+    ("GetTrailStatus", "2020-07-06"): Operation(
+        "GetTrailStatus",
+        "2020-07-06",
+        trail_status.get_trail_status_2020,
+        THROTTLE_TRAILS,
+        "Whether a trail logs; last delivery and error for OSS and the stream; bucket and stream health.",
     ),
 }
 
