@@ -334,3 +334,35 @@ def test_history_job_backfills_the_window_once(backend_store: EventStore, tmp_pa
     got = in_files(storage, "history-bucket")
     assert sorted(got) == sorted(e["eventId"] for e in [*old, *live])
     assert len(got) == len(set(got))
+
+
+def test_stop_logging_still_delivers_the_open_window(backend_store: EventStore, tmp_path: Path) -> None:
+    from trailhouse.model.trail import TrailStatus
+
+    store = backend_store
+    storage = DirectoryStorage(tmp_path / "oss")
+    storage.create_bucket("stop-bucket")
+    trail = add_trail(store, oss_bucket_name="stop-bucket")
+    engine = DeliveryEngine(store, Settings(delivery_window_s=600), storage=storage, poll_s=0.05)
+
+    async def scenario() -> None:
+        await engine.tick()  # the run starts at the head
+        wanted = [event() for _ in range(3)]
+        store.append(records(wanted))
+        await engine.tick()
+        await engine.tick()  # the window is open for ten minutes: nothing written yet
+        assert in_files(storage, "stop-bucket") == []
+        store.update_trail(trail.with_status(TrailStatus.DISABLE, now_ms()))
+        engine._next_refresh = 0
+        await engine.tick()  # StopLogging seen: the window closes and is written
+        engine._next_refresh = 0
+        await engine.tick()
+        assert not engine._runs  # drained, let go
+        assert sorted(in_files(storage, "stop-bucket")) == sorted(e["eventId"] for e in wanted)
+        store.append(records([event()]))  # after the stop: not delivered
+        engine._next_refresh = 0
+        await engine.tick()
+        assert len(in_files(storage, "stop-bucket")) == 3
+        await engine.close()
+
+    asyncio.run(scenario())

@@ -137,6 +137,8 @@ class _TrailRun:
     scope: TrailScope
     sinks: dict[str, _SinkState]
     lease_until: float = 0.0
+    #: StopLogging was seen: deliver what arrived up to this seq (open windows close), then let go.
+    stop_seq: int | None = None
 
     @property
     def trail(self) -> Trail:
@@ -255,7 +257,7 @@ class DeliveryEngine:
                 if time.monotonic() < state.retry_at:
                     continue
                 try:
-                    await self._step(run, state, flush=flush)
+                    await self._step(run, state, flush=flush or run.stop_seq is not None)
                     state.failures = 0
                 except DeliveryFailed as exc:
                     await self._failed(run, state, str(exc))
@@ -263,6 +265,17 @@ class DeliveryEngine:
             self.stats.behind[run.trail.trail_arn] = max(0, self._head - slowest)
 
     _head: int = 0
+
+    @staticmethod
+    def _drained(run: _TrailRun) -> bool:
+        """A stopped trail's destinations have delivered everything up to the stop."""
+        assert run.stop_seq is not None
+        return all(
+            s.checkpoint is not None
+            and not s.checkpoint.window_end_seq
+            and s.checkpoint.delivered_seq >= run.stop_seq
+            for s in run.sinks.values()
+        )
 
     async def _refresh(self) -> None:
         trails = await asyncio.to_thread(self.store.list_all_trails)
@@ -276,6 +289,22 @@ class DeliveryEngine:
             wanted[(trail.account_id, trail.name)] = await asyncio.to_thread(self.scope_of, trail)
         for key in list(self._runs):
             if key not in wanted:
+                held = self._runs[key]
+                stopped = next(
+                    (t for t in trails if (t.account_id, t.name) == key and t.status is TrailStatus.DISABLE),
+                    None,
+                )
+                if (
+                    stopped is not None
+                    and str(stopped.start_logging_ms or 0) == held.run_id
+                    and held.lease_until
+                ):
+                    # Events that arrived while the trail logged are still delivered (the open window).
+                    if held.stop_seq is None:
+                        held.stop_seq = await asyncio.to_thread(self.store.log_head)
+                    if not self._drained(held):
+                        continue
+                await self._flush_checkpoints([held])
                 gone = self._runs.pop(key)
                 with contextlib.suppress(StoreError):
                     if not any((t.account_id, t.name) == key for t in trails):  # deleted: forget it
@@ -349,9 +378,9 @@ class DeliveryEngine:
         state.persisted_at = time.monotonic()
         state.dirty = False
 
-    async def _flush_checkpoints(self) -> None:
+    async def _flush_checkpoints(self, runs: list[_TrailRun] | None = None) -> None:
         """Save the checkpoints held only in memory (before a lease is let go)."""
-        for run in self._runs.values():
+        for run in self._runs.values() if runs is None else runs:
             for state in run.sinks.values():
                 if state.dirty and state.checkpoint is not None and run.lease_until:
                     with contextlib.suppress(DeliveryFailed, StoreError):
