@@ -366,3 +366,23 @@ def test_stop_logging_still_delivers_the_open_window(backend_store: EventStore, 
         await engine.close()
 
     asyncio.run(scenario())
+
+
+def test_a_backlog_is_split_into_files_of_at_most_max_file_events(
+    backend_store: EventStore, tmp_path: Path
+) -> None:
+    store = backend_store
+    storage = DirectoryStorage(tmp_path / "oss")
+    storage.create_bucket("split-bucket")
+    add_trail(store, oss_bucket_name="split-bucket")
+    engine = engine_for(store, storage, max_file_events=400)
+    asyncio.run(engine.run_once())
+    for _ in range(3):
+        store.append(records([event() for _ in range(500)]))
+    asyncio.run(engine.run_once())
+    counts = [
+        len(orjson.loads(gzip.decompress(storage.get("split-bucket", k))))
+        for k in storage.list("split-bucket")
+    ]
+    assert sum(counts) == 1500 and max(counts) <= 400 and len(counts) == 4
+    assert len(set(in_files(storage, "split-bucket"))) == 1500

@@ -465,9 +465,10 @@ class DeliveryEngine:
             return
         assert state.window_open is not None
         due = time.monotonic() - state.window_open >= self.window_s
-        if not (flush or due or state.in_window >= self.max_file_events):
+        full = state.in_window >= self.max_file_events
+        if not (flush or due or full):
             return
-        if flush and len(entries) == READ_BATCH:
+        if flush and not full and len(entries) == READ_BATCH:
             return  # read on to the head before closing the window
         # Each window a second after the last at least: the file names' times then order the files
         # as the events arrived, also when a busy trail closes several windows in one second.
