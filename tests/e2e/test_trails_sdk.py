@@ -585,3 +585,25 @@ def test_global_events_storage_region(api: Callable[..., TrailApi]) -> None:
     assert (err.code, err.status) == ("InvalidQueryParameter", 400)
     err = client.error("UpdateGlobalEventsStorageRegion")
     assert (err.code, err.status) == ("MissingStorageRegion", 400)
+
+
+# -- the gateway's rules apply to trail operations too ------------------------------------------
+
+
+def test_permissions_and_throttling(server_factory: Callable[..., LiveServer], backend_url: str) -> None:
+    server = server_factory(db_url=backend_url, throttle_trails=0.1)
+    try:
+        variant = VARIANTS["tea2020-v3"]
+        account = _account()
+        reader = new_access_key(server, account, allowed_actions=("actiontrail:DescribeTrails",))
+        limited = TrailApi(make_sdk_client(variant, server, reader.key.access_key_id, reader.secret), account)
+        assert limited("DescribeTrails")["TrailList"] == []
+        err = limited.error(
+            "CreateTrail", Name="not-allowed", SlsProjectArn="acs:log:cn-hangzhou:1:project/audit"
+        )
+        assert (err.code, err.status) == ("NoPermission", 403)
+        # One call per ten seconds per account and operation: the second at once is throttled.
+        err = limited.error("DescribeTrails")
+        assert (err.code, err.status) == ("Throttling.User", 400)
+    finally:
+        _close_sdk_sessions(server.port)

@@ -25,7 +25,7 @@ class OrganizationError(ValueError):
 
 
 def _check_account(account_id: str) -> None:
-    if not _ACCOUNT.match(account_id):
+    if not _ACCOUNT.fullmatch(account_id):
         raise OrganizationError(f"{account_id!r} is not an account id (digits only)")
 
 

@@ -113,7 +113,7 @@ def _invalid(parameter: str, message: str) -> TrailRequestError:
 
 
 def check_trail_name(name: str) -> None:
-    if not _TRAIL_NAME.match(name):
+    if not _TRAIL_NAME.fullmatch(name):
         raise TrailRequestError(
             Problem.INVALID_TRAIL_NAME,
             "The trail name must be 6 to 36 characters long, start with a lowercase letter and contain "
@@ -146,7 +146,7 @@ def parse_trail_region(value: str | None) -> str:
 
 
 def _check_arn(parameter: str, value: str, pattern: re.Pattern[str], shape: str) -> None:
-    if not pattern.match(value):
+    if not pattern.fullmatch(value):
         raise _invalid(parameter, f"{parameter} must look like {shape}.")
 
 
@@ -159,7 +159,7 @@ def _check_destinations(t: Trail) -> None:
             "or SLS (SlsProjectArn) instead.",
         )
     if t.max_compute_project_arn:
-        found = _ODPS_PROJECT_ARN.match(t.max_compute_project_arn)
+        found = _ODPS_PROJECT_ARN.fullmatch(t.max_compute_project_arn)
         if not found or not found.group(1).startswith("actiontrail_"):
             raise _invalid(
                 "MaxComputeProjectArn",
@@ -175,7 +175,7 @@ def _check_destinations(t: Trail) -> None:
             Problem.INVALID_DELIVERY_CONFIGURATION,
             "You must specify at least one SLS project (SlsProjectArn) or OSS bucket (OssBucketName).",
         )
-    if t.oss_bucket_name and not _BUCKET_NAME.match(t.oss_bucket_name):
+    if t.oss_bucket_name and not _BUCKET_NAME.fullmatch(t.oss_bucket_name):
         raise TrailRequestError(
             Problem.INVALID_BUCKET_NAME,
             "The bucket name must be 3 to 63 characters long, start and end with a lowercase letter or a "
@@ -186,7 +186,7 @@ def _check_destinations(t: Trail) -> None:
             raise TrailRequestError(
                 Problem.INVALID_DELIVERY_CONFIGURATION, "OssKeyPrefix needs an OSS bucket (OssBucketName)."
             )
-        if not _PREFIX.match(t.oss_key_prefix):
+        if not _PREFIX.fullmatch(t.oss_key_prefix):
             raise TrailRequestError(
                 Problem.INVALID_PREFIX,
                 "The prefix must be 6 to 32 characters long, start with a letter and contain only letters, "
@@ -203,7 +203,7 @@ def _check_destinations(t: Trail) -> None:
     ):
         if value:
             _check_arn(parameter, value, _ROLE_ARN, "acs:ram::<uid>:role/<name>")
-    if t.role_name and not _ROLE_NAME.match(t.role_name):
+    if t.role_name and not _ROLE_NAME.fullmatch(t.role_name):
         raise _invalid(
             "RoleName", "RoleName must be 1 to 64 letters, digits, periods, hyphens or underscores."
         )
