@@ -254,3 +254,31 @@ def test_two_nodes_one_delivers_and_the_other_takes_over(
         expected = _expected(db_url, creds.account_id, start)
         assert _file_event_ids(tmp_path / "oss", bucket) == expected
         assert _stream_event_ids(nats_url, project) == expected
+
+
+def test_kill_9_with_an_s3_destination(tmp_path: Path, nats_url: str, moto_endpoint: str) -> None:
+    """The same, delivering to a real S3 endpoint (a moto server process) instead of a directory."""
+    from trailhouse.delivery.object_storage import S3Storage
+
+    db_url = f"sqlite:///{tmp_path / 's3.db'}"
+    with _trail(db_url, tmp_path) as (creds, bucket, project, start, key):
+        s3 = S3Storage(moto_endpoint)
+        s3.create_bucket(bucket)
+        env = _env(tmp_path, nats_url) | {"TRAILHOUSE_OSS_ENDPOINT": moto_endpoint}
+        server = ServeProcess(db_url, tmp_path, key, env).start()
+        try:
+            with Feeder([server], creds) as feeder:
+                for _ in range(2):
+                    time.sleep(2.5)
+                    server.kill9()
+                    server.start()
+                time.sleep(1.5)
+            assert len(feeder.acked) > 50
+            _wait_caught_up(db_url, creds.account_id)
+        finally:
+            server.stop()
+        expected = _expected(db_url, creds.account_id, start)
+        keys = list(s3.list(bucket))  # key order is the window time's order
+        ids = [e["eventId"] for k in keys for e in orjson.loads(gzip.decompress(s3.get(bucket, k)))]
+        assert ids == expected
+        assert _stream_event_ids(nats_url, project) == expected
