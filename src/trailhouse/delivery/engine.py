@@ -199,6 +199,9 @@ class DeliveryEngine:
                 except StoreError as exc:  # the store is down: try again at the next tick
                     log.warning("delivery: store unavailable: %s", exc)
                     await asyncio.sleep(1.0)
+                except Exception:  # a defect must not end delivery for the life of the process
+                    log.exception("delivery: unexpected failure; retrying")
+                    await asyncio.sleep(5.0)
                 await asyncio.sleep(self.poll_s)
         finally:
             await self.close()
