@@ -46,6 +46,7 @@ docs: $(VENV)/.installed
 
 bench: $(VENV)/.installed services
 	$(BIN)/python -m bench.run --events 1000000 --backends sqlite,postgres $(BENCH_ARGS)
+	$(BIN)/python -m bench.delivery --rate 500 --seconds 60
 
 bench-large: $(VENV)/.installed services
 	$(BIN)/python -m bench.run --events 10000000 --backends sqlite,postgres $(BENCH_ARGS)

@@ -247,6 +247,24 @@ class Settings:
         "DELIVERY_WINDOW_S",
         "a trail's OSS file holds the events that arrived in this many seconds (ActionTrail: 300)",
     )
+    delivery_lease_s: float = setting(
+        15.0,
+        "DELIVERY_LEASE_S",
+        "with several nodes one delivers each trail, under a lease renewed every third of this many "
+        "seconds; when that node dies another takes the trail over after at most this long",
+    )
+    region: str = setting(
+        "cn-hangzhou",
+        "REGION",
+        "the ActionTrail region this server speaks for: new trails' HomeRegion, where the five-trail "
+        "limit counts, and what DescribeTrails shows without IncludeShadowTrails",
+    )
+    throttle_trails: float = setting(
+        20.0,
+        "THROTTLE_TRAILS",
+        "trail operations (CreateTrail, DescribeTrails, …) per second per account and operation; "
+        "`0` switches it off",
+    )
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -342,6 +360,13 @@ class Settings:
             "nats://host:port (comma-separated for several)",
         )
         need(self.delivery_window_s > 0, "delivery_window_s", "seconds, more than 0")
+        need(self.delivery_lease_s >= 1, "delivery_lease_s", "seconds, at least 1")
+        need(
+            len(self.region) <= 32 and self.region.replace("-", "").isalnum() and self.region.islower(),
+            "region",
+            "a region id such as cn-hangzhou or ap-southeast-1",
+        )
+        need(self.throttle_trails >= 0, "throttle_trails", "calls per second, 0 or more")
         need(self.log_level.lower() in LOG_LEVELS, "log_level", "one of " + ", ".join(LOG_LEVELS))
         need(self.log_sequencer in ("on", "off"), "log_sequencer", "on or off")
         if self.log_key is not None and not self.log_key.startswith("PRIVATE+KEY+"):

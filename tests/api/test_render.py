@@ -494,6 +494,96 @@ CATALOGUE = [
         400,
         "The end time must be later than the start time. The time span cannot exceed 30 days.",
     ),
+    (
+        errors.InvalidTrailNameException,
+        "InvalidTrailNameException",
+        400,
+        "The trail name is invalid.",
+    ),
+    (
+        errors.InvalidBucketNameException,
+        "InvalidBucketNameException",
+        400,
+        "The bucket name is invalid.",
+    ),
+    (
+        errors.InvalidPrefixException,
+        "InvalidPrefixException",
+        400,
+        "The OSS key prefix is invalid.",
+    ),
+    (
+        errors.InvalidDeliveryConfigurationException,
+        "InvalidDeliveryConfigurationException",
+        400,
+        "You must specify at least one SLS project or OSS bucket.",
+    ),
+    (
+        errors.RepeatOssBucket,
+        "RepeatOssBucket",
+        400,
+        "The bucket is already used by another trail.",
+    ),
+    (
+        errors.TrailAlreadyExistsException,
+        "TrailAlreadyExistsException",
+        400,
+        "A trail with this name already exists.",
+    ),
+    (
+        errors.MaximumNumberOfOrganizationTrailExceeded,
+        "MaximumNumberOfOrganizationTrailExceeded",
+        400,
+        "Your account can create only one organization trail.",
+    ),
+    (
+        errors.NotAllowCreateOrganizationTrail,
+        "NotAllowCreateOrganizationTrail",
+        400,
+        "Your account is not allowed to create an organization trail.",
+    ),
+    (
+        errors.InsufficientBucketPolicyException,
+        "InsufficientBucketPolicyException",
+        403,
+        "ActionTrail is not allowed to write to the bucket.",
+    ),
+    (
+        errors.MaximumNumberOfTrailsExceededException,
+        "MaximumNumberOfTrailsExceededException",
+        403,
+        "The number of trails exceeds the upper limit (5).",
+    ),
+    (
+        errors.BucketDoesNotExistException,
+        "BucketDoesNotExistException",
+        404,
+        "The bucket does not exist.",
+    ),
+    (
+        errors.TrailNotFoundException,
+        "TrailNotFoundException",
+        404,
+        "The trail does not exist.",
+    ),
+    (
+        errors.DeliveryHistoryJobNotFound,
+        "DeliveryHistoryJobNotFound",
+        404,
+        "The delivery history job does not exist.",
+    ),
+    (
+        errors.MaximumNumberOfDeliveryHistoryJobsExceeded,
+        "MaximumNumberOfDeliveryHistoryJobsExceeded",
+        403,
+        "Your account can have only one running delivery history job.",
+    ),
+    (
+        errors.DataEventSelectorNotFound,
+        "DataEventSelectorNotFound",
+        404,
+        "The trail has no data event selector.",
+    ),
 ]
 
 

@@ -141,3 +141,32 @@ def test_invalid_source_events_and_meta_conflicts_are_reported(tmp_path: Path, p
     assert result.meta_conflicts == ("page_token_key",)
     assert result.target_count == result.source_count - 1
     source.close()
+
+
+def test_trails_selectors_and_organizations_travel(tmp_path: Path, pg_backend: Backend) -> None:
+    from trailhouse.model.trail import DataEventSelector, EventRW, Trail, TrailStatus
+
+    source = SqliteStore(tmp_path / "trails-source.db")
+    target = pg_backend.open()
+    org = source.add_organization_member(
+        management_account_id=ACCOUNT, member_account_id=OTHER_ACCOUNT, organization_id="rd-copy01", now_ms=5
+    )
+    trails = [
+        Trail(ACCOUNT, f"trail-{i}", "cn-hangzhou", "All", EventRW.ALL, TrailStatus.ENABLE,
+              oss_bucket_name=f"bucket-{i}", start_logging_ms=7, create_ms=1, update_ms=2)
+        for i in range(5)
+    ] + [Trail(OTHER_ACCOUNT, "org-trail", "cn-hangzhou", "All", EventRW.WRITE, TrailStatus.FRESH,
+               sls_project_arn="acs:log:cn-hangzhou:1:project/audit", is_organization_trail=True,
+               organization_id="rd-copy01")]  # fmt: skip
+    for trail in trails:
+        assert source.create_trail(trail, max_per_region=5, max_organization=1) is None
+    selector = DataEventSelector(ACCOUNT, "trail-1", '[{"ServiceName":"OSS"}]', True, (), 3, 4)
+    assert source.put_data_event_selector(selector)
+    # The target already has one trail of that name (a rerun): it is kept, the others arrive.
+    assert target.create_trail(trails[0], max_per_region=5, max_organization=1) is None
+    for _ in range(2):
+        copy_store(source, target)
+        assert target.list_all_trails() == source.list_all_trails()
+        assert target.list_organizations() == [org]
+        assert target.list_data_event_selectors(account_id=ACCOUNT) == [selector]
+    source.close()

@@ -17,6 +17,7 @@ import psycopg
 import pytest
 
 from trailhouse.model.credentials import AccessKey, ApiToken, KeyStatus, TokenScope
+from trailhouse.model.delivery import DeliveryCheckpoint
 from trailhouse.model.query import Attr, EventFilter, UsageKind
 from trailhouse.model.trail import (
     DataEventSelector,
@@ -42,6 +43,7 @@ from .conftest import ACCOUNT, Backend, at, record
 
 WINDOW = EventFilter(at("2026-01-01T00:00:00Z"), at("2026-12-31T23:59:59Z"))
 KEY = AccessKey("LTAIerr", ACCOUNT, "alice", b"sealed", KeyStatus.ACTIVE, (), 1)
+CHECKPOINT = DeliveryCheckpoint(ACCOUNT, "t", "oss", "1", 0)
 TRAIL = Trail(
     ACCOUNT, "err-trail", "cn-hangzhou", "All", EventRW.WRITE, TrailStatus.FRESH, oss_bucket_name="err-b"
 )
@@ -84,6 +86,15 @@ CALLS: dict[str, Callable[[EventStore], Any]] = {
     "list_tokens": lambda s: s.list_tokens(),
     "delete_token": lambda s: s.delete_token("tok-err"),
     "meta_get_or_set": lambda s: s.meta_get_or_set("errors-test", b"v"),
+    # trail delivery (storage/sql/delivery.py)
+    "log_head": lambda s: s.log_head(),
+    "get_checkpoint": lambda s: s.get_checkpoint(account_id=ACCOUNT, trail_name="t", sink="oss"),
+    "list_checkpoints": lambda s: s.list_checkpoints(account_id=ACCOUNT, trail_name="t"),
+    "save_checkpoint": lambda s: s.save_checkpoint(CHECKPOINT, lease="l", owner="o"),
+    "delete_checkpoints": lambda s: s.delete_checkpoints(account_id=ACCOUNT, trail_name="t"),
+    "take_lease": lambda s: s.take_lease("l", owner="o", now_ms=1, ttl_ms=1000),
+    "release_lease": lambda s: s.release_lease("l", owner="o"),
+    "lease_owner": lambda s: s.lease_owner("l", now_ms=1),
     "create_trail": lambda s: s.create_trail(TRAIL, max_per_region=5, max_organization=1),
     "get_trail": lambda s: s.get_trail(account_id=ACCOUNT, name=TRAIL.name),
     "list_trails": lambda s: s.list_trails(account_id=ACCOUNT),
@@ -125,6 +136,8 @@ WRITES = [
     "save_token",
     "delete_token",
     "meta_get_or_set",
+    "save_checkpoint",
+    "take_lease",
     "create_trail",
     "update_trail",
     "put_data_event_selector",

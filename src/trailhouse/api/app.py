@@ -22,6 +22,7 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..console import console_mount
+from ..delivery.object_storage import open_object_storage
 from ..service.pagetoken import PageTokens
 from ..settings import Settings
 from ..storage import open_store
@@ -154,16 +155,28 @@ def create_app(
     from ..service.integrity.keys import load_log_signer
 
     signer = load_log_signer(settings.log_key, settings.resolved_data_dir())
-    svc = Services(settings=settings, store=store, page_tokens=PageTokens.for_store(store), log_signer=signer)
+    svc = Services(
+        settings=settings,
+        store=store,
+        page_tokens=PageTokens.for_store(store),
+        log_signer=signer,
+        buckets=open_object_storage(settings),
+    )
     limiter = build_gateway(svc)
     operations = {action for action, _ in RPC_OPERATIONS} | NATIVE_OPERATIONS
     operations.add("Console")  # every web console page (docs/console.md)
     metrics = Metrics(operations=operations, token=settings.metrics_token)
 
+    from ..delivery.engine import DeliveryEngine
+
+    # Trail delivery runs on every node; leases in the store let one node deliver each trail.
+    delivery = DeliveryEngine(store, settings)
+    metrics.watch_delivery(delivery.stats.snapshot)
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         housekeeping = asyncio.create_task(_maintain_forever(store))
-        tasks = [housekeeping]
+        tasks = [housekeeping, asyncio.create_task(delivery.run_forever())]
         if settings.log_sequencer == "on":
             tasks.append(asyncio.create_task(sequence_forever(store, signer)))
         try:
@@ -174,6 +187,10 @@ def create_app(
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             limiter.close()
+            # The S3 client's pooled connections, closed rather than left to the collector.
+            close_buckets = getattr(svc.buckets, "close", None)
+            if callable(close_buckets):
+                close_buckets()
             if owns_store:
                 store.close()
 
@@ -190,6 +207,7 @@ def create_app(
     app.state.services = svc
     app.state.gateway = limiter
     app.state.metrics = metrics
+    app.state.delivery = delivery
     app.add_middleware(AccessLog, metrics=metrics)
     return app
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from ..service.integrity.note import Signer
 from ..service.pagetoken import PageTokens
+from ..service.trails import BucketProbe
 from ..settings import Settings
 from ..storage.base import EventStore
 
@@ -21,3 +22,5 @@ class Services:
     page_tokens: PageTokens
     #: Signs the Merkle log's checkpoints (service/integrity); None where no log is kept.
     log_signer: Signer | None = None
+    #: Where trails' OSS buckets are (the delivery layer's object storage); None: not configured.
+    buckets: BucketProbe | None = None

@@ -13,10 +13,12 @@ counts of a native ingest).
 from __future__ import annotations
 
 import hmac
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 __all__ = ["CONTENT_TYPE_LATEST", "Metrics"]
 
@@ -101,6 +103,10 @@ class Metrics:
                 if isinstance(n, int) and n > 0:
                     self.ingest.labels(outcome).inc(n)
 
+    def watch_delivery(self, snapshot: Callable[[], Mapping[str, Any]]) -> None:
+        """Serve the trail delivery engine's counters, read from ``snapshot`` at each scrape."""
+        self.registry.register(_DeliveryCollector(snapshot))
+
     def authorised(self, authorization: str) -> bool:
         """Without a token configured /metrics is open (like /healthz); with one it must be sent."""
         if not self.token:
@@ -110,3 +116,44 @@ class Metrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class _DeliveryCollector(Collector):
+    """This node's trail delivery: events and files delivered, failures, how far behind, stream lag."""
+
+    def __init__(self, snapshot: Callable[[], Mapping[str, Any]]) -> None:
+        self.snapshot = snapshot
+
+    def collect(self) -> Iterator[Any]:
+        snap = self.snapshot()
+        events = CounterMetricFamily(
+            "trailhouse_delivery_events", "Events delivered by this node, by destination.", labels=["sink"]
+        )
+        for sink, n in sorted(snap.get("events", {}).items()):
+            events.add_metric([sink], n)
+        yield events
+        yield CounterMetricFamily(
+            "trailhouse_delivery_files", "OSS files written by this node.", value=snap.get("files", 0)
+        )
+        errors = CounterMetricFamily(
+            "trailhouse_delivery_errors",
+            "Failed delivery attempts (retried), by destination.",
+            labels=["sink"],
+        )
+        for sink, n in sorted(snap.get("errors", {}).items()):
+            errors.add_metric([sink], n)
+        yield errors
+        behind = GaugeMetricFamily(
+            "trailhouse_delivery_behind_events",
+            "Log entries not yet delivered, by trail this node delivers (its slowest destination).",
+            labels=["trail"],
+        )
+        for trail, n in sorted(snap.get("behind", {}).items()):
+            behind.add_metric([trail], n)
+        yield behind
+        yield GaugeMetricFamily(
+            "trailhouse_delivery_stream_lag_p99_seconds",
+            "p99 of the time from an event's arrival in the log to its stream record's acknowledgement "
+            "(the last 10,000 records).",
+            value=snap.get("stream_lag_p99_s", 0.0),
+        )

@@ -22,9 +22,12 @@ from .demo import demo
 from .ingest import ingest
 from .log import log_checkpoint, log_consistency, log_export, log_proof, log_public_key
 from .lookup import lookup
+from .org import org_add_member, org_delete, org_list, org_remove_member
 from .report import access_key_report
 from .serve import serve
 from .stores import copy, maintain, migrate
+from .trails import trails_list
+from .trails_status import trails_deliver, trails_status
 from .verify import verify
 
 __all__ = ["app", "main"]
@@ -38,6 +41,13 @@ access_key_app = typer.Typer(no_args_is_help=True, help="Questions about one Acc
 app.add_typer(access_key_app, name="access-key")
 log_app = typer.Typer(no_args_is_help=True, help="The Merkle log: checkpoints, proofs, its key.")
 app.add_typer(log_app, name="log")
+trails_app = typer.Typer(no_args_is_help=True, help="Trails: where their delivery stands, delivering now.")
+app.add_typer(trails_app, name="trails")
+org_app = typer.Typer(
+    no_args_is_help=True,
+    help="Organizations: a management account whose organization trails cover its members.",
+)
+app.add_typer(org_app, name="org")
 
 
 def _version(value: bool) -> None:
@@ -79,6 +89,13 @@ log_app.command("consistency")(log_consistency)
 log_app.command("export")(log_export)
 log_app.command("public-key")(log_public_key)
 app.command()(verify)
+trails_app.command("list")(trails_list)
+trails_app.command("status")(trails_status)
+trails_app.command("deliver")(trails_deliver)
+org_app.command("add-member")(org_add_member)
+org_app.command("remove-member")(org_remove_member)
+org_app.command("list")(org_list)
+org_app.command("delete")(org_delete)
 
 
 def main() -> None:

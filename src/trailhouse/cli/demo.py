@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from ..model.times import now_ms
-from .common import DbOption, JsonOption, load_settings, opened, out, sealer_or_fail, write_json
+from .common import DbOption, JsonOption, fail, load_settings, opened, out, sealer_or_fail, write_json
 
 __all__ = ["demo"]
 
@@ -19,11 +19,22 @@ def demo(
     json_out: JsonOption = False,
 ) -> None:
     """Load the demo dataset (idempotent) and create an AccessKey to query it with."""
+    from ..delivery.object_storage import DirectoryStorage, ObjectStorageError, open_object_storage
     from ..demo.load import load_demo
 
     settings = load_settings(db)
+    # The demo trail delivers into a bucket of the directory of buckets (or the S3 endpoint).
+    objects = open_object_storage(settings)
+    bucket = "trailhouse-demo"
+    try:
+        objects.create_bucket(bucket)
+    except ObjectStorageError as exc:
+        raise fail(f"cannot create the demo trail's bucket {bucket!r} in {objects.location}: {exc}") from None
+    files = f"{objects.location}/{bucket}" if isinstance(objects, DirectoryStorage) else f"s3://{bucket}"
     with opened(settings) as store:
-        loaded = load_demo(store, sealer_or_fail(settings), count=count, now=now_ms())
+        loaded = load_demo(
+            store, sealer_or_fail(settings), count=count, now=now_ms(), trail_bucket=bucket, trail_files=files
+        )
     if json_out:
         # The CLI's JSON keys are camelCase (docs/cli.md, "Output").
         write_json(

@@ -10,7 +10,8 @@ import sys
 import time
 import zlib
 from collections.abc import Iterator
-from typing import Annotated, BinaryIO
+from pathlib import Path
+from typing import Annotated, Any, BinaryIO
 
 import typer
 from rich.markup import escape
@@ -22,7 +23,9 @@ from ..service.ingest import (
     UnreadableInput,
     decode_events,
     decode_ndjson,
+    delivered_order,
     ingest_items,
+    is_event_file,
     is_ndjson_start,
     without_bom,
 )
@@ -49,10 +52,46 @@ def _open_input(name: str, stack: contextlib.ExitStack) -> BinaryIO | gzip.GzipF
     return raw
 
 
-def _file_items(name: str, chunk: int) -> Iterator[list[tuple[int, object]]]:
+def _file_items(name: str, chunk: int, objects: Any = None) -> Iterator[list[tuple[int, object]]]:
     """Decoded events of one file, in chunks; NDJSON is streamed so that large files stay flat in memory."""
     with contextlib.ExitStack() as stack:
+        if name.startswith("s3://"):
+            bucket, _, key = name.removeprefix("s3://").partition("/")
+            data = objects.get(bucket, key)
+            raw: BinaryIO | gzip.GzipFile = io.BufferedReader(io.BytesIO(data))
+            if data[:2] == b"\x1f\x8b":
+                raw = stack.enter_context(gzip.GzipFile(fileobj=io.BytesIO(data), mode="rb"))
+            yield from _decoded_chunks(raw, chunk)
+            return
         yield from _decoded_chunks(_open_input(name, stack), chunk)
+
+
+def _expand(names: list[str], settings: Any) -> tuple[list[str], Any]:
+    """Directories become their event files and ``s3://bucket/prefix`` the objects under it, each
+    tree in the order its files were delivered (service/ingest.py says which files and which order)."""
+    expanded: list[str] = []
+    objects = None
+    for name in names:
+        if name.startswith("s3://"):
+            if not settings.oss_endpoint:
+                raise fail(
+                    f"{name}: set TRAILHOUSE_OSS_ENDPOINT to the S3-compatible endpoint to read it from"
+                )
+            from ..delivery.object_storage import ObjectStorageError, S3Storage
+
+            objects = objects or S3Storage(settings.oss_endpoint)
+            bucket, _, prefix = name.removeprefix("s3://").partition("/")
+            try:
+                keys = [k for k in objects.list(bucket, prefix) if is_event_file(k)]
+            except ObjectStorageError as exc:
+                raise fail(f"cannot list {name}: {exc}") from None
+            expanded.extend(f"s3://{bucket}/{k}" for k in delivered_order(keys))
+        elif name != "-" and Path(name).is_dir():
+            found = [p.as_posix() for p in Path(name).rglob("*") if p.is_file() and is_event_file(p.name)]
+            expanded.extend(delivered_order(found))
+        else:
+            expanded.append(name)
+    return expanded, objects
 
 
 def _decoded_chunks(stream: BinaryIO | gzip.GzipFile, chunk: int) -> Iterator[list[tuple[int, object]]]:
@@ -87,7 +126,11 @@ def _decoded_chunks(stream: BinaryIO | gzip.GzipFile, chunk: int) -> Iterator[li
 
 def ingest(
     files: Annotated[
-        list[str], typer.Argument(help='NDJSON, JSON array, {"events": [...]}, .gz, or - for stdin.')
+        list[str],
+        typer.Argument(
+            help='NDJSON, JSON array, {"events": [...]}, .gz, - for stdin, a directory of delivered files, '
+            "or s3://bucket/prefix (with TRAILHOUSE_OSS_ENDPOINT)."
+        ),
     ],
     db: DbOption = None,
     batch: Annotated[int, typer.Option(help="Events per transaction.")] = 20000,
@@ -95,6 +138,7 @@ def ingest(
 ) -> None:
     """Load ActionTrail events from files (as delivered to object storage) into the store."""
     settings = load_settings(db)
+    files, objects = _expand(files, settings)
     store = open_or_fail(settings)
     total = IngestReport()
     limits = IngestLimits.of(settings)
@@ -116,7 +160,7 @@ def ingest(
                 offset = 0
                 progress.update(task, description=name)
                 try:
-                    for items in _file_items(name, batch):
+                    for items in _file_items(name, batch, objects):
                         report = ingest_items(store, items, may_write=lambda _account: True, limits=limits)
                         for r in report.rejected:
                             console.print(

@@ -224,6 +224,10 @@ class S3Storage:
             return ObjectStorageError(f"bucket {bucket!r} at {self.location}: {code} ({status})")
         return ObjectStorageUnavailable(f"{self.location}: {type(exc).__name__}: {exc}")
 
+    def close(self) -> None:
+        """Release the client's pooled connections (a server shutting down)."""
+        self._client.close()
+
     def bucket_status(self, bucket: str) -> BucketStatus:
         if not _BUCKET.match(bucket):
             return BucketStatus.MISSING

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..model.credentials import TokenScope
+from ..model.times import DAY_MS
+from ..model.trail import EventRW, HistoryJob, HistoryJobStatus, Trail, TrailStatus
 from ..service.credentials import create_access_key, create_token
 from ..service.ingest import ingest_items
 from ..service.secrets import Sealer
@@ -27,6 +29,9 @@ class DemoLoad:
     read_token: str
     leaked_key: str
     attacker_ips: tuple[str, ...]
+    #: The demo trail's bucket, and where its files appear ("" when no trail was asked for).
+    trail_name: str = ""
+    trail_files: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -38,6 +43,8 @@ class DemoLoad:
             "ReadToken": self.read_token,
             "LeakedAccessKeyId": self.leaked_key,
             "AttackerIps": list(self.attacker_ips),
+            "TrailName": self.trail_name,
+            "TrailFiles": self.trail_files,
         }
 
     def instructions(self, port: int) -> str:
@@ -76,11 +83,70 @@ Native API:
     curl -H 'Authorization: Bearer {self.read_token}' \\
       'http://{endpoint}/api/v1/access-keys/{self.leaked_key}/report?format=html' > report.html
     trailhouse access-key report {self.leaked_key} --account {self.account_id}
+{self._trail_text()}"""
+
+    def _trail_text(self) -> str:
+        if not self.trail_name:
+            return ""
+        return f"""
+Trail "{self.trail_name}" delivers the account's events as ActionTrail's gzip files (a backfill of
+the demo data first, then every new event a minute after it arrives), into:
+
+    {self.trail_files}/AliyunLogs/Actiontrail/<region>/YYYY/MM/DD/Actiontrail_*.gz
+
+    trailhouse trails status {self.trail_name} --account {self.account_id}
+    find {self.trail_files} -name '*.gz' | head
+    trailhouse ingest --db sqlite:///copy.db {self.trail_files}    # the files restore the events
 """
 
 
-def load_demo(store: EventStore, sealer: Sealer, *, count: int, now: int, seed: int = DEMO_SEED) -> DemoLoad:
-    """Store the demo events (idempotent: event ids are fixed by the seed) and make fresh credentials."""
+DEMO_TRAIL = "demo-trail"
+
+
+def _demo_trail(store: EventStore, bucket: str, now: int) -> None:
+    """A trail delivering the demo account to ``bucket``, and a history job that backfills the demo
+    data into it (both idempotent: a trail of that name, a job of that client token, stay)."""
+    trail = Trail(
+        DEMO_ACCOUNT,
+        DEMO_TRAIL,
+        "cn-hangzhou",
+        "All",
+        EventRW.ALL,
+        TrailStatus.ENABLE,
+        oss_bucket_name=bucket,
+        create_ms=now,
+        update_ms=now,
+        start_logging_ms=now,
+    )
+    store.create_trail(trail, max_per_region=5, max_organization=1)  # a conflict: it is there already
+    job = HistoryJob(
+        0,
+        DEMO_ACCOUNT,
+        DEMO_TRAIL,
+        "cn-hangzhou",
+        HistoryJobStatus.INITIALIZING,
+        now - 90 * DAY_MS,
+        now,
+        "demo-backfill",
+        now,
+        now,
+    )
+    store.create_history_job(job, max_open_per_account=1)
+
+
+def load_demo(
+    store: EventStore,
+    sealer: Sealer,
+    *,
+    count: int,
+    now: int,
+    seed: int = DEMO_SEED,
+    trail_bucket: str = "",
+    trail_files: str = "",
+) -> DemoLoad:
+    """Store the demo events (idempotent: event ids are fixed by the seed) and make fresh credentials.
+
+    With ``trail_bucket`` (an existing bucket), also a trail delivering the demo account into it."""
     items = list(enumerate(demo_events(end_ms=now, seed=seed, count=count)))
     accepted = duplicates = 0
     for start in range(0, len(items), 5000):
@@ -94,6 +160,8 @@ def load_demo(store: EventStore, sealer: Sealer, *, count: int, now: int, seed: 
         store, account_ids=(DEMO_ACCOUNT,), all_accounts=False, scopes=(TokenScope.READ, TokenScope.INGEST)
     )
     facts = demo_story_facts(end_ms=now, seed=seed)
+    if trail_bucket:
+        _demo_trail(store, trail_bucket, now)
     return DemoLoad(
         accepted=accepted,
         duplicates=duplicates,
@@ -103,4 +171,6 @@ def load_demo(store: EventStore, sealer: Sealer, *, count: int, now: int, seed: 
         read_token=token.secret,
         leaked_key=facts.leaked_key_id,
         attacker_ips=tuple(facts.attacker_ips),
+        trail_name=DEMO_TRAIL if trail_bucket else "",
+        trail_files=trail_files if trail_bucket else "",
     )

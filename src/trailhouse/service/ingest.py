@@ -32,6 +32,8 @@ __all__ = [
     "Rejection",
     "UnreadableInput",
     "decode_events",
+    "delivered_order",
+    "is_event_file",
     "gunzip",
     "ingest_items",
     "is_gzip",
@@ -211,6 +213,31 @@ def _split_array(text: bytes, start: int, closing: bytes = b"") -> list[bytes] |
     if end is None or text[end:].strip() != closing or any(not e.strip() for e in elements):
         return None
     return elements
+
+
+#: The name of a file a trail delivers (delivery/files.py writes it; ActionTrail's layout):
+#: ``Actiontrail_<region>_<YYYYMMDDHHMMSS>_1002_<count>_<bytes>_<md5>.gz``.
+_DELIVERED_NAME = re.compile(r"Actiontrail_[A-Za-z0-9-]+_(\d{14})_\d+_\d+_\d+_[0-9a-f]{32}\.gz$")
+#: What a tree of files holds that ingest reads: delivered .gz files and exports.
+EVENT_FILE_SUFFIXES = (".gz", ".json", ".ndjson", ".jsonl")
+
+
+def is_event_file(name: str) -> bool:
+    """Whether a file found in a delivered tree (a directory, a bucket prefix) is one to ingest."""
+    base = name.rsplit("/", 1)[-1]
+    return not base.startswith(".") and base.endswith(EVENT_FILE_SUFFIXES)
+
+
+def delivered_order(names: Iterable[str]) -> list[str]:
+    """A delivered tree's files in the order they were written: by the window time in ActionTrail's
+    file name (its date folders sort by region first), then by path; other files after, by path.
+    Ingesting in this order restores the events in their arrival order."""
+
+    def key(name: str) -> tuple[int, str, str]:
+        m = _DELIVERED_NAME.search(name)
+        return (0, m.group(1), name) if m else (1, "", name)
+
+    return sorted(names, key=key)
 
 
 def without_bom(data: bytes) -> bytes:

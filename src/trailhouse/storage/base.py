@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from ..model.credentials import AccessKey, ApiToken, KeyStatus
+from ..model.delivery import DeliveryCheckpoint
 from ..model.event import EventRecord
 from ..model.query import (
     EventFilter,
@@ -30,6 +31,7 @@ from ..model.trail import DataEventSelector, HistoryJob, Organization, Trail
 __all__ = [
     "AppendResult",
     "CredentialStore",
+    "DeliveryStore",
     "EventLog",
     "EventStore",
     "LogAppend",
@@ -259,6 +261,43 @@ class MerkleLogStore(Protocol):
         ...
 
 
+class DeliveryStore(Protocol):
+    """Trail delivery's own state: checkpoints per trail and destination, and leases between nodes.
+
+    Operator-wide, like the log the engine follows: the checkpoints name their account.
+    """
+
+    def newest_seq(self) -> int:
+        """The highest seq committed to the log (0 for an empty log)."""
+        ...
+
+    def get_checkpoint(self, *, account_id: str, trail_name: str, sink: str) -> DeliveryCheckpoint | None: ...
+
+    def list_checkpoints(self, *, account_id: str, trail_name: str) -> list[DeliveryCheckpoint]:
+        """A trail's checkpoints by sink."""
+        ...
+
+    def save_checkpoint(self, checkpoint: DeliveryCheckpoint, *, lease: str, owner: str) -> bool:
+        """Insert or replace the checkpoint, only while ``owner`` holds ``lease`` (False: it does not,
+        and nothing changed): a node that lost its lease while paused cannot move a checkpoint back."""
+        ...
+
+    def delete_checkpoints(self, *, account_id: str, trail_name: str) -> int:
+        """Forget a trail's checkpoints (the trail was deleted); how many there were."""
+        ...
+
+    def take_lease(self, name: str, *, owner: str, now_ms: int, ttl_ms: int) -> bool:
+        """Take or renew the lease ``name`` until ``now_ms + ttl_ms``: True when ``owner`` now holds it
+        (it was free, expired, or already ``owner``'s)."""
+        ...
+
+    def release_lease(self, name: str, *, owner: str) -> None: ...
+
+    def lease_owner(self, name: str, *, now_ms: int) -> str | None:
+        """Who holds an unexpired lease ``name``, if anyone."""
+        ...
+
+
 class TrailConflict(enum.StrEnum):
     """Why a trail write was refused; the write changed nothing."""
 
@@ -354,7 +393,16 @@ class TrailStore(Protocol):
     def set_account_setting(self, *, account_id: str, name: str, value: str) -> None: ...
 
 
-class EventStore(EventLog, UsageStore, CredentialStore, MetadataStore, MerkleLogStore, TrailStore, Protocol):
+class EventStore(
+    EventLog,
+    UsageStore,
+    CredentialStore,
+    MetadataStore,
+    MerkleLogStore,
+    TrailStore,
+    DeliveryStore,
+    Protocol,
+):
     """Events, their usage aggregates, and credentials, in one database: what a backend implements."""
 
     url: str

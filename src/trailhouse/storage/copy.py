@@ -1,5 +1,7 @@
 """Copy one store into another (SQLite to PostgreSQL, typically), safely re-runnable.
 
+Trails, their data event selectors and organizations travel too (``_copy_trails``).
+
 Events travel in the source's log order, each body re-validated on the way and appended
 verbatim; the target's dedupe on (account, eventId) makes a second run copy nothing twice, so an
 interrupted copy is simply run again. AccessKey usage is rebuilt by the target from the events
@@ -60,6 +62,7 @@ def copy_store(
         raise ValueError("batch must be at least 1")
     meta_conflicts = _copy_meta(source, target)
     _copy_credentials(source, target)
+    _copy_trails(source, target)
     copied = duplicates = handled = 0
     invalid: list[tuple[int, str]] = []
     after_seq = 0
@@ -86,6 +89,32 @@ def copy_store(
             f" ({len(invalid)} invalid): was the source written to during the copy? Run the copy again."
         )
     return CopyResult(copied, duplicates, source_count, target_count, tuple(invalid), meta_conflicts)
+
+
+def _copy_trails(source: EventStore, target: EventStore) -> None:
+    """Organizations, trails and their data event selectors, each unless the target has it.
+
+    Delivery-history jobs and delivery progress stay behind: they belong to the source's
+    deliverers, and the target's start from its own log.
+    """
+    for organization in source.list_organizations():
+        for member in organization.member_account_ids:
+            if target.organization_of(member) is None:
+                target.add_organization_member(
+                    management_account_id=organization.management_account_id,
+                    member_account_id=member,
+                    organization_id=organization.organization_id,
+                    now_ms=organization.created_ms,
+                )
+    trails = source.list_all_trails()
+    for trail in trails:
+        if target.get_trail(account_id=trail.account_id, name=trail.name) is None:
+            # The source already held its limits; a copy must not drop a trail over them.
+            target.create_trail(trail, max_per_region=len(trails) + 1, max_organization=len(trails) + 1)
+    for account_id in sorted({t.account_id for t in trails}):
+        for selector in source.list_data_event_selectors(account_id=account_id):
+            if target.get_data_event_selector(account_id=account_id, trail_name=selector.trail_name) is None:
+                target.put_data_event_selector(selector)
 
 
 def _revalidated(entry: LogEntry) -> EventRecord:

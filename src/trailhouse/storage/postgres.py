@@ -70,6 +70,7 @@ from .sql import (
     term_values,
     upsert_usage,
 )
+from .sql.delivery import DeliverySql
 from .sql.merkle_log import MerkleLogSql, Run
 from .usage import usage_rows
 
@@ -111,7 +112,7 @@ _UPSERT_USAGE = upsert_usage(
 )
 
 
-class PostgresStore(SqlStore, MerkleLogSql):
+class PostgresStore(SqlStore, MerkleLogSql, DeliverySql):
     """EventStore on PostgreSQL (see the module docstring for the concurrency design)."""
 
     in_process = False

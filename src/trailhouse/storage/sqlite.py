@@ -40,6 +40,7 @@ from .sql import (
     term_values,
     upsert_usage,
 )
+from .sql.delivery import DeliverySql
 from .sql.merkle_log import MerkleLogSql, Run
 from .sqlite_repair import remove_duplicate_events
 from .usage import usage_rows
@@ -153,7 +154,7 @@ class _PendingBatch:
         self.error, self.done = error, True
 
 
-class SqliteStore(SqlStore, MerkleLogSql):
+class SqliteStore(SqlStore, MerkleLogSql, DeliverySql):
     """EventStore on a SQLite file."""
 
     in_process = True

@@ -14,7 +14,7 @@ from typing import Any
 
 from ..context import Services
 from .call import Call
-from .operations import access_key_usage, lookup_events
+from .operations import access_key_usage, lookup_events, trail_extras, trail_status, trails
 
 __all__ = ["OPERATIONS", "RAM_ACTIONS", "Operation", "compatibility_table"]
 
@@ -22,6 +22,7 @@ Handler = Callable[[Call, Services], dict[str, Any]]
 
 THROTTLE_LOOKUP_EVENTS = "lookup_events"
 THROTTLE_ACCESS_KEY_USAGE = "access_key_usage"
+THROTTLE_TRAILS = "trails"
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +87,195 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         access_key_usage.get_access_key_last_used_info,
         THROTTLE_ACCESS_KEY_USAGE,
         "The owner of an AccessKey and its most recent use.",
+    ),
+    ("CreateTrail", "2017-12-04"): Operation(
+        "CreateTrail",
+        "2017-12-04",
+        trails.create_trail,
+        THROTTLE_TRAILS,
+        "Create a trail (Status Fresh until StartLogging); OSS bucket and/or SLS project; 5 per region.",
+    ),
+    ("CreateTrail", "2020-07-06"): Operation(
+        "CreateTrail",
+        "2020-07-06",
+        trails.create_trail,
+        THROTTLE_TRAILS,
+        "Create a trail (Status Fresh until StartLogging); OSS bucket and/or SLS project; 5 per region.",
+    ),
+    ("UpdateTrail", "2017-12-04"): Operation(
+        "UpdateTrail",
+        "2017-12-04",
+        trails.update_trail,
+        THROTTLE_TRAILS,
+        "Change a trail's destinations, EventRW and TrailRegion.",
+    ),
+    ("UpdateTrail", "2020-07-06"): Operation(
+        "UpdateTrail",
+        "2020-07-06",
+        trails.update_trail,
+        THROTTLE_TRAILS,
+        "Change a trail's destinations, EventRW and TrailRegion.",
+    ),
+    ("DeleteTrail", "2017-12-04"): Operation(
+        "DeleteTrail",
+        "2017-12-04",
+        trails.delete_trail,
+        THROTTLE_TRAILS,
+        "Delete a trail and its data event selector.",
+    ),
+    ("DeleteTrail", "2020-07-06"): Operation(
+        "DeleteTrail",
+        "2020-07-06",
+        trails.delete_trail,
+        THROTTLE_TRAILS,
+        "Delete a trail and its data event selector.",
+    ),
+    ("DescribeTrails", "2017-12-04"): Operation(
+        "DescribeTrails",
+        "2017-12-04",
+        trails.describe_trails,
+        THROTTLE_TRAILS,
+        "The account's trails (NameList), shadow and organization trails on request.",
+    ),
+    ("DescribeTrails", "2020-07-06"): Operation(
+        "DescribeTrails",
+        "2020-07-06",
+        trails.describe_trails,
+        THROTTLE_TRAILS,
+        "The account's trails (NameList), shadow and organization trails on request.",
+    ),
+    ("StartLogging", "2017-12-04"): Operation(
+        "StartLogging",
+        "2017-12-04",
+        trails.start_logging,
+        THROTTLE_TRAILS,
+        "Status Fresh/Disable -> Enable: the trail delivers.",
+    ),
+    ("StartLogging", "2020-07-06"): Operation(
+        "StartLogging",
+        "2020-07-06",
+        trails.start_logging,
+        THROTTLE_TRAILS,
+        "Status Fresh/Disable -> Enable: the trail delivers.",
+    ),
+    ("StopLogging", "2017-12-04"): Operation(
+        "StopLogging",
+        "2017-12-04",
+        trails.stop_logging,
+        THROTTLE_TRAILS,
+        "Status Enable -> Disable: the trail stops delivering.",
+    ),
+    ("StopLogging", "2020-07-06"): Operation(
+        "StopLogging",
+        "2020-07-06",
+        trails.stop_logging,
+        THROTTLE_TRAILS,
+        "Status Enable -> Disable: the trail stops delivering.",
+    ),
+    ("DescribeRegions", "2017-12-04"): Operation(
+        "DescribeRegions",
+        "2017-12-04",
+        trails.describe_regions,
+        THROTTLE_TRAILS,
+        "The regions TrailRegion may name (2020: LocalName, RegionEndpoint).",
+    ),
+    ("DescribeRegions", "2020-07-06"): Operation(
+        "DescribeRegions",
+        "2020-07-06",
+        trails.describe_regions,
+        THROTTLE_TRAILS,
+        "The regions TrailRegion may name (2020: LocalName, RegionEndpoint).",
+    ),
+    ("CreateDeliveryHistoryJob", "2020-07-06"): Operation(
+        "CreateDeliveryHistoryJob",
+        "2020-07-06",
+        trail_extras.create_delivery_history_job,
+        THROTTLE_TRAILS,
+        "Record a job replaying a trail's last 90 days into it; one running per account.",
+    ),
+    ("GetDeliveryHistoryJob", "2020-07-06"): Operation(
+        "GetDeliveryHistoryJob",
+        "2020-07-06",
+        trail_extras.get_delivery_history_job,
+        THROTTLE_TRAILS,
+        "A delivery-history job's window and status (0-3).",
+    ),
+    ("ListDeliveryHistoryJobs", "2020-07-06"): Operation(
+        "ListDeliveryHistoryJobs",
+        "2020-07-06",
+        trail_extras.list_delivery_history_jobs,
+        THROTTLE_TRAILS,
+        "The account's delivery-history jobs, newest first, by page.",
+    ),
+    ("DeleteDeliveryHistoryJob", "2020-07-06"): Operation(
+        "DeleteDeliveryHistoryJob",
+        "2020-07-06",
+        trail_extras.delete_delivery_history_job,
+        THROTTLE_TRAILS,
+        "Delete a delivery-history job (a running one stops).",
+    ),
+    ("PutDataEventSelector", "2020-07-06"): Operation(
+        "PutDataEventSelector",
+        "2020-07-06",
+        trail_extras.put_data_event_selector,
+        THROTTLE_TRAILS,
+        "Choose the data events (OSS) a trail delivers.",
+    ),
+    ("GetDataEventSelector", "2020-07-06"): Operation(
+        "GetDataEventSelector",
+        "2020-07-06",
+        trail_extras.get_data_event_selector,
+        THROTTLE_TRAILS,
+        "A trail's data event selector.",
+    ),
+    ("ListDataEventSelectors", "2020-07-06"): Operation(
+        "ListDataEventSelectors",
+        "2020-07-06",
+        trail_extras.list_data_event_selectors,
+        THROTTLE_TRAILS,
+        "The account's data event selectors, by page.",
+    ),
+    ("DeleteDataEventSelector", "2020-07-06"): Operation(
+        "DeleteDataEventSelector",
+        "2020-07-06",
+        trail_extras.delete_data_event_selector,
+        THROTTLE_TRAILS,
+        "Remove a trail's data event selector.",
+    ),
+    ("ListDataEventServices", "2020-07-06"): Operation(
+        "ListDataEventServices",
+        "2020-07-06",
+        trail_extras.list_data_event_services,
+        THROTTLE_TRAILS,
+        "The services with data events and their event names.",
+    ),
+    ("GetGlobalEventsStorageRegion", "2020-07-06"): Operation(
+        "GetGlobalEventsStorageRegion",
+        "2020-07-06",
+        trail_extras.get_global_events_storage_region,
+        THROTTLE_TRAILS,
+        "Where the account's global events are kept.",
+    ),
+    ("UpdateGlobalEventsStorageRegion", "2020-07-06"): Operation(
+        "UpdateGlobalEventsStorageRegion",
+        "2020-07-06",
+        trail_extras.update_global_events_storage_region,
+        THROTTLE_TRAILS,
+        "Keep global events in cn-hangzhou or ap-southeast-1.",
+    ),
+    ("GetTrailStatus", "2017-12-04"): Operation(
+        "GetTrailStatus",
+        "2017-12-04",
+        trail_status.get_trail_status_2017,
+        THROTTLE_TRAILS,
+        "Whether a trail logs; its last OSS delivery and error (from the delivery checkpoints).",
+    ),
+    ("GetTrailStatus", "2020-07-06"): Operation(
+        "GetTrailStatus",
+        "2020-07-06",
+        trail_status.get_trail_status_2020,
+        THROTTLE_TRAILS,
+        "Whether a trail logs; last delivery and error for OSS and the stream; bucket and stream health.",
     ),
 }
 

@@ -13,13 +13,19 @@ from typing import Any
 
 __all__ = [
     "ApiError",
+    "BucketDoesNotExistException",
+    "DataEventSelectorNotFound",
+    "DeliveryHistoryJobNotFound",
     "ForbiddenRAM",
     "IncompleteSignature",
+    "InsufficientBucketPolicyException",
     "InternalError",
     "Invalid",
     "InvalidAccessKeyIdInactive",
     "InvalidAccessKeyIdNotFound",
     "InvalidActionNotFound",
+    "InvalidBucketNameException",
+    "InvalidDeliveryConfigurationException",
     "InvalidParameter",
     "InvalidParameterCombination",
     "InvalidParameterDateOutOfRange",
@@ -28,6 +34,7 @@ __all__ = [
     "InvalidParameterStartTime",
     "InvalidParameterStartTimeExceedsCurrent",
     "InvalidParameterStartTimeOutOfDate",
+    "InvalidPrefixException",
     "InvalidProductNotFound",
     "InvalidQueryParameter",
     "InvalidSecurityTokenExpired",
@@ -37,16 +44,24 @@ __all__ = [
     "InvalidTimeRangeException",
     "InvalidTimeStampExpired",
     "InvalidTimeStampFormat",
+    "InvalidTrailNameException",
     "InvalidVersion",
+    "MaximumNumberOfDeliveryHistoryJobsExceeded",
+    "MaximumNumberOfOrganizationTrailExceeded",
+    "MaximumNumberOfTrailsExceededException",
     "Missing",
     "MissingSecurityToken",
     "NoPermission",
+    "NotAllowCreateOrganizationTrail",
+    "RepeatOssBucket",
     "ServiceUnavailable",
     "SignatureDoesNotMatch",
     "SignatureNonceUsed",
     "Throttling",
     "ThrottlingApi",
     "ThrottlingUser",
+    "TrailAlreadyExistsException",
+    "TrailNotFoundException",
     "UnsupportedHTTPMethod",
 ]
 
@@ -376,3 +391,98 @@ class InvalidTimeRangeException(ApiError):
     code = "InvalidTimeRangeException"
     http_status = 400
     message = "The end time must be later than the start time. The time span cannot exceed 30 days."
+
+
+# ------------------------------------------------------------------------------ trail business codes
+# CreateTrail/UpdateTrail/DeleteTrail/StartLogging/StopLogging codes and statuses from ActionTrail's
+# published API metadata; the delivery-history ones are Trailhouse's (docs/compatibility.md, "Trails").
+
+
+class InvalidTrailNameException(ApiError):
+    code = "InvalidTrailNameException"
+    http_status = 400
+    message = "The trail name is invalid."
+
+
+class InvalidBucketNameException(ApiError):
+    code = "InvalidBucketNameException"
+    http_status = 400
+    message = "The bucket name is invalid."
+
+
+class InvalidPrefixException(ApiError):
+    code = "InvalidPrefixException"
+    http_status = 400
+    message = "The OSS key prefix is invalid."
+
+
+class InvalidDeliveryConfigurationException(ApiError):
+    code = "InvalidDeliveryConfigurationException"
+    http_status = 400
+    message = "You must specify at least one SLS project or OSS bucket."
+
+
+class RepeatOssBucket(ApiError):
+    code = "RepeatOssBucket"
+    http_status = 400
+    message = "The bucket is already used by another trail."
+
+
+class TrailAlreadyExistsException(ApiError):
+    code = "TrailAlreadyExistsException"
+    http_status = 400
+    message = "A trail with this name already exists."
+
+
+class MaximumNumberOfOrganizationTrailExceeded(ApiError):
+    code = "MaximumNumberOfOrganizationTrailExceeded"
+    http_status = 400
+    message = "Your account can create only one organization trail."
+
+
+class NotAllowCreateOrganizationTrail(ApiError):
+    code = "NotAllowCreateOrganizationTrail"
+    http_status = 400
+    message = "Your account is not allowed to create an organization trail."
+
+
+class InsufficientBucketPolicyException(ApiError):
+    code = "InsufficientBucketPolicyException"
+    http_status = 403
+    message = "ActionTrail is not allowed to write to the bucket."
+
+
+class MaximumNumberOfTrailsExceededException(ApiError):
+    code = "MaximumNumberOfTrailsExceededException"
+    http_status = 403
+    message = "The number of trails exceeds the upper limit (5)."
+
+
+class BucketDoesNotExistException(ApiError):
+    code = "BucketDoesNotExistException"
+    http_status = 404
+    message = "The bucket does not exist."
+
+
+class TrailNotFoundException(ApiError):
+    code = "TrailNotFoundException"
+    http_status = 404
+    message = "The trail does not exist."
+
+
+class DeliveryHistoryJobNotFound(ApiError):
+    code = "DeliveryHistoryJobNotFound"
+    http_status = 404
+    message = "The delivery history job does not exist."
+
+
+class MaximumNumberOfDeliveryHistoryJobsExceeded(ApiError):
+    code = "MaximumNumberOfDeliveryHistoryJobsExceeded"
+    http_status = 403
+    message = "Your account can have only one running delivery history job."
+
+
+class DataEventSelectorNotFound(ApiError):
+    code = "DataEventSelectorNotFound"
+    http_status = 404
+    message = "The trail has no data event selector."

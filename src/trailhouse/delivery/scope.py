@@ -1,0 +1,82 @@
+"""Which events of the log a trail delivers: its accounts, EventRW, TrailRegion, data events.
+
+An account trail delivers its own account's events; an organization trail every account of the
+organization its account manages. Management events are filtered by EventRW and the trail's
+regions (the event's ``acsRegion``); data events (``eventCategory: Data``) only where the trail's
+data event selector names their service and region.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import orjson
+
+from ..model.trail import DataEventSelector, Trail
+from ..storage.base import LogEntry
+
+__all__ = ["EventFacts", "TrailScope", "event_facts"]
+
+
+@dataclass(frozen=True, slots=True)
+class EventFacts:
+    """What scope and file layout need of an event, read once from its stored text."""
+
+    acs_region: str
+    event_rw: str
+    category: str
+    service_name: str
+
+
+def event_facts(body: bytes) -> EventFacts:
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        doc = {}
+    if not isinstance(doc, dict):
+        doc = {}
+
+    def text(name: str) -> str:
+        value = doc.get(name)
+        return value if isinstance(value, str) else ""
+
+    return EventFacts(text("acsRegion"), text("eventRW"), text("eventCategory"), text("serviceName"))
+
+
+def _selector_services(selector: DataEventSelector | None) -> frozenset[str]:
+    if selector is None:
+        return frozenset()
+    try:
+        parsed = orjson.loads(selector.event_selectors)
+    except orjson.JSONDecodeError:
+        return frozenset()
+    if not isinstance(parsed, list):
+        return frozenset()
+    return frozenset(
+        str(s.get("ServiceName", "")).upper() for s in parsed if isinstance(s, dict) and s.get("ServiceName")
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class TrailScope:
+    """A trail's filter, built once per refresh of the trail list."""
+
+    trail: Trail
+    accounts: frozenset[str]
+    selector: DataEventSelector | None = None
+
+    def covers(self, entry: LogEntry) -> EventFacts | None:
+        """The event's facts when the trail delivers it, else None."""
+        if entry.account_id not in self.accounts:
+            return None
+        facts = event_facts(entry.event.body)
+        if facts.category == "Data":
+            sel = self.selector
+            if sel is None or facts.service_name.upper() not in _selector_services(sel):
+                return None
+            if not sel.is_trail_all_region and facts.acs_region not in sel.trail_region_ids:
+                return None
+            return facts
+        if not self.trail.covers(acs_region=facts.acs_region, event_rw=facts.event_rw):
+            return None
+        return facts

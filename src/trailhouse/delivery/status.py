@@ -1,0 +1,104 @@
+"""What GetTrailStatus and ``trailhouse trails status`` report: the truth from the store.
+
+Delivery can run on any node, so the status is read from the checkpoints in the store (the
+last delivery and the last error of each destination, saved by whichever node delivered), plus
+a live look at the bucket. ``behind`` is how many log entries the trail's slowest destination
+has still to go through (in scope or not): 0 when delivery is caught up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ..model.delivery import DeliveryCheckpoint, Sink
+from ..model.trail import Trail
+from ..storage.base import EventStore
+from .object_storage import BucketStatus, ObjectStorageError
+from .stream import StreamTarget
+
+__all__ = ["DestinationStatus", "TrailDeliveryStatus", "trail_delivery_status"]
+
+
+@dataclass(frozen=True, slots=True)
+class DestinationStatus:
+    configured: bool
+    last_delivery_ms: int | None
+    #: The error of the last attempt, "" when it succeeded (an error older than the last delivery is over).
+    last_error: str
+    delivered_events: int
+    behind: int
+    healthy: bool
+
+
+@dataclass(frozen=True, slots=True)
+class TrailDeliveryStatus:
+    trail: Trail
+    oss: DestinationStatus
+    stream: DestinationStatus
+    bucket_status: BucketStatus | None
+
+    @property
+    def behind(self) -> int:
+        return max(
+            self.oss.behind if self.oss.configured else 0, self.stream.behind if self.stream.configured else 0
+        )
+
+
+def _current_error(cp: DeliveryCheckpoint | None) -> str:
+    if cp is None or not cp.last_error:
+        return ""
+    if (
+        cp.last_delivery_ms is not None
+        and cp.last_error_ms is not None
+        and cp.last_error_ms < cp.last_delivery_ms
+    ):
+        return ""
+    return cp.last_error
+
+
+def _destination(
+    configured: bool, cp: DeliveryCheckpoint | None, head: int, healthy: bool, logging: bool
+) -> DestinationStatus:
+    if not configured:
+        return DestinationStatus(False, None, "", 0, 0, False)
+    error = _current_error(cp)
+    if cp is None:
+        # Not picked up yet: everything since the trail started is still to go (nothing before it).
+        return DestinationStatus(True, None, "", 0, 0, healthy and not error)
+    behind = max(0, head - cp.delivered_seq) if logging else 0
+    return DestinationStatus(
+        True, cp.last_delivery_ms, error, cp.delivered_events, behind, healthy and not error
+    )
+
+
+def trail_delivery_status(
+    store: EventStore,
+    bucket_status_of: Callable[[str], str] | None,
+    *,
+    trail: Trail,
+    stream_configured: bool,
+) -> TrailDeliveryStatus:
+    """``bucket_status_of`` is the object storage's ``bucket_status`` (None: no storage configured)."""
+    checkpoints = {
+        cp.sink: cp for cp in store.list_checkpoints(account_id=trail.account_id, trail_name=trail.name)
+    }
+    head = store.newest_seq()
+    bucket_status: BucketStatus | None = None
+    if trail.oss_bucket_name and bucket_status_of is not None:
+        try:
+            bucket_status = BucketStatus(bucket_status_of(trail.oss_bucket_name))
+        except ObjectStorageError:
+            bucket_status = None  # the endpoint is unreachable: not known to be writable
+    oss = _destination(
+        bool(trail.oss_bucket_name),
+        checkpoints.get(Sink.OSS.value),
+        head,
+        bucket_status is BucketStatus.OK,
+        trail.is_logging,
+    )
+    stream_ok = stream_configured and StreamTarget.for_trail(trail.sls_project_arn, trail.name) is not None
+    stream = _destination(
+        bool(trail.sls_project_arn), checkpoints.get(Sink.STREAM.value), head, stream_ok, trail.is_logging
+    )
+    return TrailDeliveryStatus(trail, oss, stream, bucket_status)
