@@ -26,6 +26,7 @@ from ..model.trail import HistoryJob, HistoryJobStatus, Trail
 from ..storage.base import LogEntry, StoreError
 from .files import FileGroup, build_file
 from .object_storage import ObjectStorageError
+from .runs import run_of, run_start
 from .scope import TrailScope
 from .stream import StreamError, StreamTarget, message_id, record_bytes
 
@@ -126,8 +127,6 @@ class HistoryJobs:
             live = await asyncio.to_thread(
                 lambda: store.list_checkpoints(account_id=job.account_id, trail_name=job.trail_name)
             )
-            from .engine import run_of, run_start
-
             run = str(trail.start_logging_ms or 0)
             starts = [run_start(cp.run) for cp in live if run_of(cp.run) == run and trail.is_logging]
             progress = JobProgress(upto=min([head, *starts]))

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import orjson
 
 from ..model.trail import DataEventSelector, Trail
+from ..service.trail_extras import selector_covers
 from ..storage.base import LogEntry
 
 __all__ = ["EventFacts", "TrailScope", "event_facts"]
@@ -43,20 +44,6 @@ def event_facts(body: bytes) -> EventFacts:
     return EventFacts(text("acsRegion"), text("eventRW"), text("eventCategory"), text("serviceName"))
 
 
-def _selector_services(selector: DataEventSelector | None) -> frozenset[str]:
-    if selector is None:
-        return frozenset()
-    try:
-        parsed = orjson.loads(selector.event_selectors)
-    except orjson.JSONDecodeError:
-        return frozenset()
-    if not isinstance(parsed, list):
-        return frozenset()
-    return frozenset(
-        str(s.get("ServiceName", "")).upper() for s in parsed if isinstance(s, dict) and s.get("ServiceName")
-    )
-
-
 @dataclass(frozen=True, slots=True)
 class TrailScope:
     """A trail's filter, built once per refresh of the trail list."""
@@ -72,9 +59,9 @@ class TrailScope:
         facts = event_facts(entry.event.body)
         if facts.category == "Data":
             sel = self.selector
-            if sel is None or facts.service_name.upper() not in _selector_services(sel):
-                return None
-            if not sel.is_trail_all_region and facts.acs_region not in sel.trail_region_ids:
+            if sel is None or not selector_covers(
+                sel, service_name=facts.service_name, acs_region=facts.acs_region
+            ):
                 return None
             return facts
         if not self.trail.covers(acs_region=facts.acs_region, event_rw=facts.event_rw):
