@@ -11,9 +11,9 @@ from .conftest import ACCOUNT, record
 
 
 def test_log_head_follows_appends(backend_store: EventStore) -> None:
-    assert backend_store.log_head() == 0
+    assert backend_store.newest_seq() == 0
     backend_store.append([record("e1"), record("e2")])
-    head = backend_store.log_head()
+    head = backend_store.newest_seq()
     assert head == max(e.seq for e in backend_store.read_log(after_seq=0, limit=10))
 
 

@@ -87,7 +87,7 @@ CALLS: dict[str, Callable[[EventStore], Any]] = {
     "delete_token": lambda s: s.delete_token("tok-err"),
     "meta_get_or_set": lambda s: s.meta_get_or_set("errors-test", b"v"),
     # trail delivery (storage/sql/delivery.py)
-    "log_head": lambda s: s.log_head(),
+    "newest_seq": lambda s: s.newest_seq(),
     "get_checkpoint": lambda s: s.get_checkpoint(account_id=ACCOUNT, trail_name="t", sink="oss"),
     "list_checkpoints": lambda s: s.list_checkpoints(account_id=ACCOUNT, trail_name="t"),
     "save_checkpoint": lambda s: s.save_checkpoint(CHECKPOINT, lease="l", owner="o"),
