@@ -200,3 +200,11 @@ def test_two_sequencers_at_once_neither_lose_nor_double(backend_store: Any) -> N
     frontier = Frontier()
     frontier.extend(leaf_hash(bodies[s].body) for s in seqs)
     assert frontier.root() == head.root
+
+
+def test_one_sequencer_lease_at_a_time(backend_store: Any) -> None:
+    assert backend_store.log_claim(owner="node-a", now_ms=1000, lease_ms=5000)
+    assert backend_store.log_claim(owner="node-a", now_ms=2000, lease_ms=5000)  # renewed
+    assert not backend_store.log_claim(owner="node-b", now_ms=6999, lease_ms=5000)
+    assert backend_store.log_claim(owner="node-b", now_ms=7001, lease_ms=5000)  # a lapsed lease
+    assert not backend_store.log_claim(owner="node-a", now_ms=8000, lease_ms=5000)

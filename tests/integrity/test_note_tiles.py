@@ -14,7 +14,7 @@ from trailhouse.service.integrity.checkpoint import (
     open_checkpoint,
     sign_checkpoint,
 )
-from trailhouse.service.integrity.merkle import leaf_hash, root_from_leaves
+from trailhouse.service.integrity.merkle import Frontier, leaf_hash, root_from_leaves
 from trailhouse.service.integrity.note import (
     NoteError,
     Signer,
@@ -117,8 +117,11 @@ def test_appended_tiles_give_every_node(size: int) -> None:
     half = size // 3
     for start, end in ((0, half), (half, size)):
         appender = TileAppender(start, lambda lv, ix: tiles.get((lv, ix)))
-        for leaf in leaves[start:end]:
-            appender.append(leaf)
+        frontier = Frontier.resume(start, [root_from_leaves(leaves[a:b]) for a, b in _subtrees(start)])
+        for i, leaf in enumerate(leaves[start:end]):
+            # Every other leaf with the frontier's tile roots, the others computing their own.
+            roots = frontier.append(leaf)
+            appender.append(leaf, roots if i % 2 else None)
         tiles.update(appender.changed)
     for height in range(0, size.bit_length()):
         for index in {0, (size >> height) - 1}:
@@ -127,6 +130,15 @@ def test_appended_tiles_give_every_node(size: int) -> None:
             want = root_from_leaves(leaves[index << height : (index + 1) << height])
             assert tile_node(height, index, lambda lv, ix: tiles[(lv, ix)]) == want
     assert len(tiles[(0, 0)]) == min(size, 256) * 32
+
+
+def _subtrees(size: int) -> list[tuple[int, int]]:
+    ranges, start = [], 0
+    for h in range(size.bit_length() - 1, -1, -1):
+        if size >> h & 1:
+            ranges.append((start, start + (1 << h)))
+            start += 1 << h
+    return ranges
 
 
 def test_entry_bundles_round_trip() -> None:

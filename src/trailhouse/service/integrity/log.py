@@ -83,8 +83,7 @@ def sequencing_step(
             for entry in new:
                 leaf = leaf_hash(entry.event.body)
                 leaves.append((account, frontier.size, entry.seq))
-                frontier.append(leaf)
-                appender.append(leaf)
+                appender.append(leaf, frontier.append(leaf))
             root = frontier.root()
             note = sign_checkpoint(Checkpoint(log_origin(signer, account), frontier.size, root), signer)
             heads.append(LogHead(account, frontier.size, root, b"".join(frontier.subtrees()), note, stamp))

@@ -34,6 +34,7 @@ HASH_SIZE = 32
 EMPTY_ROOT = hashlib.sha256(b"").digest()
 
 RangeHash = Callable[[int, int], bytes]
+_sha256 = hashlib.sha256
 
 
 class ProofError(ValueError):
@@ -67,14 +68,19 @@ class Frontier:
         self._stack: list[tuple[int, bytes]] = []
         self.size = 0
 
-    def append(self, leaf: bytes) -> None:
+    def append(self, leaf: bytes) -> list[bytes] | None:
+        """Add a leaf; the subtrees of height 8, 16, … it completed (tile roots), if any."""
         height, value = 0, leaf
         stack = self._stack
+        completed = None
         while stack and stack[-1][0] == height:
-            value = node_hash(stack.pop()[1], value)
+            value = _sha256(b"\x01" + stack.pop()[1] + value).digest()
             height += 1
+            if not height & 7:
+                completed = [*(completed or ()), value]
         stack.append((height, value))
         self.size += 1
+        return completed
 
     def extend(self, leaves: Iterable[bytes]) -> None:
         for leaf in leaves:
