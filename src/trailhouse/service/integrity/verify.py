@@ -221,3 +221,38 @@ def _diff(entries: list[bytes], reference: Sequence[bytes], report: Report, *, i
                     leafIndex=b,
                     after=a,
                 )
+
+
+def split_events(data: bytes) -> list[bytes]:
+    """The events of a delivered file's content, each as its exact bytes: a JSON array (split at
+    its top-level commas, never re-serialised, so an event's bytes stay its leaf's entry) or NDJSON.
+    """
+    text = data.strip()
+    if not text.startswith(b"["):
+        return [line.strip() for line in text.splitlines() if line.strip()]
+    events: list[bytes] = []
+    depth, in_string, escaped, start = 0, False, False, 1
+    for i in range(1, len(text)):
+        c = text[i]
+        if in_string:
+            if escaped:
+                escaped = False
+            elif c == 0x5C:  # backslash
+                escaped = True
+            elif c == 0x22:
+                in_string = False
+        elif c == 0x22:
+            in_string = True
+        elif c in (0x7B, 0x5B):  # { [
+            depth += 1
+        elif c in (0x7D, 0x5D):  # } ]
+            if depth == 0:  # the array's own closing bracket
+                item = text[start:i].strip()
+                if item:
+                    events.append(item)
+                return events
+            depth -= 1
+        elif c == 0x2C and depth == 0:  # a comma between events
+            events.append(text[start:i].strip())
+            start = i + 1
+    raise ValueError("a delivered file's JSON array is not closed")
