@@ -144,3 +144,15 @@ def _subtrees(size: int) -> list[tuple[int, int]]:
 def test_entry_bundles_round_trip() -> None:
     entries = [b"", b"a", b"x" * 65_535]
     assert list(parse_entry_bundle(entry_bundle(entries))) == entries
+
+
+def test_delivered_arrays_split_byte_for_byte() -> None:
+    from trailhouse.service.integrity.verify import split_events
+
+    events = [b'{"a":"x,]}[{\\"","b":[1,{"c":2}]}', b'{"eventId":"e2","n":1e400}', b"{}"]
+    assert split_events(b"[" + b",".join(events) + b"]") == events
+    assert split_events(b" [\n" + b" ,\n".join(events) + b"\n] ") == events
+    assert split_events(b"\n".join(events) + b"\n") == events
+    assert split_events(b"[]") == []
+    with pytest.raises(ValueError):
+        split_events(b'[{"a":1}')
