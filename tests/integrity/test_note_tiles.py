@@ -156,3 +156,26 @@ def test_delivered_arrays_split_byte_for_byte() -> None:
     assert split_events(b"[]") == []
     with pytest.raises(ValueError):
         split_events(b'[{"a":1}')
+
+
+def test_events_newer_than_the_mirror_are_unverified_not_inserted() -> None:
+    from trailhouse.service.integrity.log import log_origin
+    from trailhouse.service.integrity.merkle import root_from_leaves
+    from trailhouse.service.integrity.verify import verify_log
+
+    signer = generate_signer("t")
+    events = [b'{"eventId":"e%d"}' % i for i in range(10)]
+    note = sign_checkpoint(
+        Checkpoint(log_origin(signer, "1"), 8, root_from_leaves([leaf_hash(e) for e in events[:8]])), signer
+    )
+    report = verify_log(
+        verifiers=[signer.verifier], checkpoints=[("cp", note.encode())], events=events, reference=events[:8]
+    )
+    assert report.ok and report.unverified == 2 and report.verified_size == 8
+    # Out of order, an event the reference lacks cannot be told from an inserted one.
+    shuffled = [events[9], *events[:8]]
+    report = verify_log(
+        verifiers=[signer.verifier], checkpoints=[("cp", note.encode())], events=shuffled,
+        reference=events[:8], in_log_order=False,
+    )  # fmt: skip
+    assert set(report.counts) == {"inserted"}
