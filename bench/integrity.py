@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import statistics
 import tempfile
@@ -39,11 +40,12 @@ def _records(count: int) -> list[Any]:
     return [event_from_mapping(e) for e in events]
 
 
-def _ingest(store: SqliteStore, records: list[Any]) -> float:
-    started = time.perf_counter()
+def _ingest(store: SqliteStore, records: list[Any]) -> tuple[float, float]:
+    """Wall seconds, and CPU seconds of this process (every thread: the sequencer's too)."""
+    started, cpu = time.perf_counter(), time.process_time()
     for i in range(0, len(records), BATCH):
         store.append(records[i : i + BATCH])
-    return time.perf_counter() - started
+    return time.perf_counter() - started, time.process_time() - cpu
 
 
 def run(count: int, folder: Path) -> dict[str, Any]:
@@ -69,17 +71,20 @@ def run(count: int, folder: Path) -> dict[str, Any]:
 
     thread = threading.Thread(target=sequencer)
     thread.start()
-    seconds_off = ingest_on = until_logged = 0.0
+    seconds_off = ingest_on = until_logged = cpu_off = cpu_on = 0.0
     step = -(-count // ROUNDS)
     for start in range(0, count, step):
         part = records[start : start + step]
-        seconds_off += _ingest(off, part)
+        wall, cpu = _ingest(off, part)
+        seconds_off += wall
+        cpu_off += cpu
         running.set()
-        t0 = time.perf_counter()
-        ingest_on += _ingest(on, part)
+        t0, c0 = time.perf_counter(), time.process_time()
+        ingest_on += _ingest(on, part)[0]
         while on.log_watermark() < start + len(part):  # seqs start at 1, one per event
             time.sleep(0.01)
         until_logged += time.perf_counter() - t0
+        cpu_on += time.process_time() - c0
         running.clear()
     stop.set()
     thread.join()
@@ -90,18 +95,26 @@ def run(count: int, folder: Path) -> dict[str, Any]:
     result["ingest_log_on_until_checkpointed_events_per_s"] = round(count / until_logged)
     result["ingest_overhead_pct"] = round(100 * (ingest_on / seconds_off - 1), 1)
     result["checkpointed_overhead_pct"] = round(100 * (until_logged / seconds_off - 1), 1)
+    # CPU seconds, which the machine's other load does not inflate as it does wall time.
+    result["ingest_cpu_us_per_event_log_off"] = round(1e6 * cpu_off / count, 1)
+    result["ingest_cpu_us_per_event_log_on"] = round(1e6 * cpu_on / count, 1)
+    result["cpu_overhead_pct"] = round(100 * (cpu_on / cpu_off - 1), 1)
 
     # Inclusion proofs of random events of the largest account.
     account = max(accounts, key=lambda a: on.log_head(account_id=a).size)  # type: ignore[union-attr]
     size = on.log_head(account_id=account).size  # type: ignore[union-attr]
     rng = random.Random(7)
     seqs = on.log_leaf_seqs(account_id=account, start=0, end=size)
-    times = []
+    times, cpu_times = [], []
     for seq in rng.sample(seqs, min(2000, len(seqs))):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         inclusion(on, account, seq)
         times.append((time.perf_counter() - t0) * 1000)
+        cpu_times.append((time.process_time() - c0) * 1000)
     times.sort()
+    cpu_times.sort()
+    result["proof_cpu_ms_p50"] = round(statistics.median(cpu_times), 3)
+    result["proof_cpu_ms_p99"] = round(cpu_times[int(len(cpu_times) * 0.99) - 1], 3)
     result["proof_tree_size"] = size
     result["proof_ms_p50"] = round(statistics.median(times), 3)
     result["proof_ms_p99"] = round(times[int(len(times) * 0.99) - 1], 3)
@@ -114,17 +127,19 @@ def run(count: int, folder: Path) -> dict[str, Any]:
             bodies = on.events_by_seq(account_id=account, seqs=chunk)
             fh.write(b"".join(bodies[s].body + b"\n" for s in chunk))
     checkpoint = on.log_head(account_id=account).checkpoint  # type: ignore[union-attr]
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     with open(export, "rb") as fh:
         report = verify_log(
             verifiers=[signer.verifier],
             checkpoints=[("head", checkpoint.encode())],
             events=(line.rstrip(b"\n") for line in fh),
         )
-    seconds = time.perf_counter() - t0
+    seconds, cpu_seconds = time.perf_counter() - t0, time.process_time() - c0
     assert report.ok, report.to_json()
     result["verify_events"] = size
     result["verify_events_per_s"] = round(size / seconds)
+    result["verify_cpu_events_per_s"] = round(size / cpu_seconds)
+    result["load_average_1m_at_end"] = round(os.getloadavg()[0], 1)
     on.close()
     return result
 

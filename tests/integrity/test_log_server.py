@@ -200,3 +200,32 @@ def test_two_sequencers_at_once_neither_lose_nor_double(backend_store: Any) -> N
     frontier = Frontier()
     frontier.extend(leaf_hash(bodies[s].body) for s in seqs)
     assert frontier.root() == head.root
+
+
+def test_one_sequencer_lease_at_a_time(backend_store: Any) -> None:
+    assert backend_store.log_claim(owner="node-a", now_ms=1000, lease_ms=5000)
+    assert backend_store.log_claim(owner="node-a", now_ms=2000, lease_ms=5000)  # renewed
+    assert not backend_store.log_claim(owner="node-b", now_ms=6999, lease_ms=5000)
+    assert backend_store.log_claim(owner="node-b", now_ms=7001, lease_ms=5000)  # a lapsed lease
+    assert not backend_store.log_claim(owner="node-a", now_ms=8000, lease_ms=5000)
+
+
+def test_an_event_too_large_for_a_bundle_is_refused_but_provable(backend_store: Any) -> None:
+    from trailhouse.model.event import event_from_mapping
+    from trailhouse.service.integrity.log import find_event_seq, inclusion, read_tile, sequence
+    from trailhouse.service.integrity.note import generate_signer
+    from trailhouse.service.integrity.tiles import EntryTooLarge, TileRef
+
+    signer = generate_signer("big")
+    big = make_event(1)
+    big["requestParameters"] = {"blob": "x" * 70_000}
+    backend_store.append([event_from_mapping(make_event(0)), event_from_mapping(big)])
+    while sequence(backend_store, signer, lambda: 0):
+        pass
+    with pytest.raises(EntryTooLarge):
+        read_tile(backend_store, backend_store, A, TileRef(None, 0, 2))
+    assert len(read_tile(backend_store, backend_store, A, TileRef(0, 0, 2))) == 64
+    seq = find_event_seq(backend_store, A, f"log-{A}-1")
+    assert seq is not None
+    proof = inclusion(backend_store, A, seq)
+    assert (proof.leaf_index, proof.tree_size) == (1, 2)

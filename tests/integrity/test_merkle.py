@@ -166,3 +166,26 @@ def test_levels_give_every_prefix_root(size: int, data: st.DataObject) -> None:
     leaves = leaf_hashes(i.to_bytes(4, "big") for i in range(size))
     prefix = data.draw(st.integers(0, size))
     assert Levels(leaves).root(prefix) == root_from_leaves(leaves[:prefix])
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.binary(max_size=20), min_size=1, max_size=70), st.data())
+def test_cross_check_with_pymerkle(entries: list[bytes], data: st.DataObject) -> None:
+    """pymerkle (an independent implementation, RFC 6962 prefixes) agrees on every root and
+    accepts our proofs' roots; its leaf indices count from one."""
+    from pymerkle import InmemoryTree
+
+    tree = InmemoryTree(algorithm="sha256")
+    for entry in entries:
+        tree.append_entry(entry)
+    leaves = [leaf_hash(e) for e in entries]
+    for size in range(1, len(entries) + 1):
+        assert tree.get_root(size) == root_from_leaves(leaves[:size])
+        assert tree.get_leaf(size) == leaves[size - 1]
+    index = data.draw(st.integers(0, len(entries) - 1))
+    size = data.draw(st.integers(index + 1, len(entries)))
+    proof = inclusion_proof(index, size, memory_range_hash(leaves[:size]))
+    verify_inclusion(index, size, leaves[index], proof, tree.get_root(size))
+    old = data.draw(st.integers(1, size))
+    consistency = consistency_proof(old, size, memory_range_hash(leaves[:size]))
+    verify_consistency(old, size, tree.get_root(old), tree.get_root(size), consistency)

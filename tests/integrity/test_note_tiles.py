@@ -14,7 +14,7 @@ from trailhouse.service.integrity.checkpoint import (
     open_checkpoint,
     sign_checkpoint,
 )
-from trailhouse.service.integrity.merkle import leaf_hash, root_from_leaves
+from trailhouse.service.integrity.merkle import Frontier, leaf_hash, root_from_leaves
 from trailhouse.service.integrity.note import (
     NoteError,
     Signer,
@@ -117,8 +117,11 @@ def test_appended_tiles_give_every_node(size: int) -> None:
     half = size // 3
     for start, end in ((0, half), (half, size)):
         appender = TileAppender(start, lambda lv, ix: tiles.get((lv, ix)))
-        for leaf in leaves[start:end]:
-            appender.append(leaf)
+        frontier = Frontier.resume(start, [root_from_leaves(leaves[a:b]) for a, b in _subtrees(start)])
+        for i, leaf in enumerate(leaves[start:end]):
+            # Every other leaf with the frontier's tile roots, the others computing their own.
+            roots = frontier.append(leaf)
+            appender.append(leaf, roots if i % 2 else None)
         tiles.update(appender.changed)
     for height in range(0, size.bit_length()):
         for index in {0, (size >> height) - 1}:
@@ -129,6 +132,50 @@ def test_appended_tiles_give_every_node(size: int) -> None:
     assert len(tiles[(0, 0)]) == min(size, 256) * 32
 
 
+def _subtrees(size: int) -> list[tuple[int, int]]:
+    ranges, start = [], 0
+    for h in range(size.bit_length() - 1, -1, -1):
+        if size >> h & 1:
+            ranges.append((start, start + (1 << h)))
+            start += 1 << h
+    return ranges
+
+
 def test_entry_bundles_round_trip() -> None:
     entries = [b"", b"a", b"x" * 65_535]
     assert list(parse_entry_bundle(entry_bundle(entries))) == entries
+
+
+def test_delivered_arrays_split_byte_for_byte() -> None:
+    from trailhouse.service.integrity.verify import split_events
+
+    events = [b'{"a":"x,]}[{\\"","b":[1,{"c":2}]}', b'{"eventId":"e2","n":1e400}', b"{}"]
+    assert split_events(b"[" + b",".join(events) + b"]") == events
+    assert split_events(b" [\n" + b" ,\n".join(events) + b"\n] ") == events
+    assert split_events(b"\n".join(events) + b"\n") == events
+    assert split_events(b"[]") == []
+    with pytest.raises(ValueError):
+        split_events(b'[{"a":1}')
+
+
+def test_events_newer_than_the_mirror_are_unverified_not_inserted() -> None:
+    from trailhouse.service.integrity.log import log_origin
+    from trailhouse.service.integrity.merkle import root_from_leaves
+    from trailhouse.service.integrity.verify import verify_log
+
+    signer = generate_signer("t")
+    events = [b'{"eventId":"e%d"}' % i for i in range(10)]
+    note = sign_checkpoint(
+        Checkpoint(log_origin(signer, "1"), 8, root_from_leaves([leaf_hash(e) for e in events[:8]])), signer
+    )
+    report = verify_log(
+        verifiers=[signer.verifier], checkpoints=[("cp", note.encode())], events=events, reference=events[:8]
+    )
+    assert report.ok and report.unverified == 2 and report.verified_size == 8
+    # Out of order, an event the reference lacks cannot be told from an inserted one.
+    shuffled = [events[9], *events[:8]]
+    report = verify_log(
+        verifiers=[signer.verifier], checkpoints=[("cp", note.encode())], events=shuffled,
+        reference=events[:8], in_log_order=False,
+    )  # fmt: skip
+    assert set(report.counts) == {"inserted"}

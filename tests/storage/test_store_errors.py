@@ -31,6 +31,7 @@ from trailhouse.storage import open_store
 from trailhouse.storage import sqlite as sqlite_backend
 from trailhouse.storage.base import (
     EventStore,
+    LogAppend,
     QueryCancelled,
     StoreError,
     StoreUnavailable,
@@ -86,6 +87,16 @@ CALLS: dict[str, Callable[[EventStore], Any]] = {
     "list_tokens": lambda s: s.list_tokens(),
     "delete_token": lambda s: s.delete_token("tok-err"),
     "meta_get_or_set": lambda s: s.meta_get_or_set("errors-test", b"v"),
+    # the Merkle log (storage/sql/merkle_log.py)
+    "log_sequence": lambda s: s.log_sequence(
+        lambda entries, view: LogAppend(max((e.seq for e in entries), default=0), [], [], []), limit=10
+    ),
+    "log_claim": lambda s: s.log_claim(owner="o", now_ms=1, lease_ms=1000),
+    "log_head": lambda s: s.log_head(account_id=ACCOUNT),
+    "log_tiles": lambda s: s.log_tiles(account_id=ACCOUNT, refs=[(0, 0)]),
+    "log_leaf_index": lambda s: s.log_leaf_index(account_id=ACCOUNT, seq=1),
+    "log_leaf_seqs": lambda s: s.log_leaf_seqs(account_id=ACCOUNT, start=0, end=1),
+    "log_watermark": lambda s: s.log_watermark(),
     # trail delivery (storage/sql/delivery.py)
     "newest_seq": lambda s: s.newest_seq(),
     "get_checkpoint": lambda s: s.get_checkpoint(account_id=ACCOUNT, trail_name="t", sink="oss"),
@@ -136,6 +147,8 @@ WRITES = [
     "save_token",
     "delete_token",
     "meta_get_or_set",
+    # log_sequence is not here: with nothing new to sequence it reads and writes nothing.
+    "log_claim",
     "save_checkpoint",
     "take_lease",
     "create_trail",

@@ -1,8 +1,9 @@
 """The Merkle log's sequencer as a background task of ``serve`` (the hashing is service/integrity).
 
 It polls often enough that a signed checkpoint covers every acknowledged event within a second,
-and runs the store work in a thread. Every node runs it; the store lets one sequence at a time,
-so a second node only waits its turn (and takes over when the first stops).
+and runs the store work in a thread. Every process runs it; a lease in the store lets one of them
+do the work (another takes over within LEASE_MS when it stops), and the store's watermark check
+keeps the log right even if two ever sequence at once.
 """
 
 from __future__ import annotations
@@ -10,6 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import socket
+import uuid
 
 from starlette.concurrency import run_in_threadpool
 
@@ -28,9 +32,20 @@ POLL_S = 0.1
 RETRY_S = 1.0
 
 
+#: How long a sequencer's lease lasts without renewal: another node takes over after it.
+LEASE_MS = 5000
+
+
+def _sequence_if_leased(store: EventStore, signer: Signer, owner: str) -> int:
+    if not store.log_claim(owner=owner, now_ms=now_ms(), lease_ms=LEASE_MS):
+        return 0  # another process or node sequences: it holds the lease
+    return sequence(store, signer, now_ms)
+
+
 async def sequence_forever(store: EventStore, signer: Signer) -> None:
+    owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
     while True:
-        step = asyncio.ensure_future(run_in_threadpool(sequence, store, signer, now_ms))
+        step = asyncio.ensure_future(run_in_threadpool(_sequence_if_leased, store, signer, owner))
         try:
             done = await asyncio.shield(step)
         except asyncio.CancelledError:

@@ -14,8 +14,9 @@ from typing import Annotated, Any
 import orjson
 import typer
 
+from ..service.integrity.digest import check_digests
 from ..service.integrity.note import NoteError, Verifier
-from ..service.integrity.verify import verify_log
+from ..service.integrity.verify import Finding, split_events, verify_log
 from .common import EXIT_USAGE, fail, out
 
 __all__ = ["verify"]
@@ -55,12 +56,30 @@ def _delivered(folder: Path) -> Iterator[bytes]:
     for path in sorted(folder.rglob("*.gz"), key=lambda p: p.name):
         if "Actiontrail-Digest" in path.parts:
             continue
-        data = gzip.decompress(path.read_bytes())
-        if data.lstrip().startswith(b"["):
-            for event in orjson.loads(data):
-                yield orjson.dumps(event)
-        else:
-            yield from (line for line in data.splitlines() if line.strip())
+        yield from split_events(gzip.decompress(path.read_bytes()))
+
+
+def _check_digests(digests: Path, delivery: Path, verifiers: list[Verifier]) -> list[tuple[str, str]]:
+    """Each digest under ``digests`` against the files under ``delivery`` (matched by their path
+    below the delivery folder, else by file name)."""
+    found = {
+        p.relative_to(delivery).as_posix(): p
+        for p in delivery.rglob("*.gz")
+        if "Actiontrail-Digest" not in p.parts
+    }
+    by_name = {p.name: p for p in found.values()}
+    chain = [orjson.loads(gzip.decompress(p.read_bytes())) for p in sorted(digests.rglob("*.json.gz"))]
+    files: dict[str, bytes] = {}
+    for digest in chain:
+        for listed in digest["logFiles"]:
+            path = found.get(listed["path"]) or by_name.get(Path(listed["path"]).name)
+            if path is None:
+                for relative, candidate in found.items():
+                    if listed["path"].endswith("/" + relative):
+                        path = candidate
+            if path is not None:
+                files[listed["path"]] = path.read_bytes()
+    return check_digests(chain, files, verifiers, lambda content: split_events(gzip.decompress(content)))
 
 
 def _print(report: dict[str, Any], as_json: bool) -> None:
@@ -104,6 +123,12 @@ def verify(
     interval: Annotated[
         float, typer.Option("--interval", help="With --watch: seconds between looks.")
     ] = 10.0,
+    digests: Annotated[
+        Path | None,
+        typer.Option(
+            "--digests", help="A folder of digests (AliyunLogs/Actiontrail-Digest/…); with --delivery."
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the JSON report.")] = False,
 ) -> None:
     """Check events against signed checkpoints and name what is wrong: altered, missing, inserted,
@@ -120,8 +145,33 @@ def verify(
             watch, state, token, account, verifiers, once=once, interval=interval, as_json=as_json
         )
         raise typer.Exit(code)
+    if digests is not None:
+        if delivery is None:
+            raise fail("--digests needs --delivery: the folder of the files they list", EXIT_USAGE)
+        try:
+            problems = _check_digests(digests, delivery, verifiers)
+        except (OSError, ValueError, KeyError) as exc:
+            raise fail(f"cannot read the digests: {exc}", EXIT_USAGE) from None
+        counts: dict[str, int] = {}
+        for kind, _ in problems:
+            counts[kind] = counts.get(kind, 0) + 1
+        summary = {
+            "ok": not problems,
+            "digests": len(list(digests.rglob("*.json.gz"))),
+            "problems": counts,
+            "findings": [Finding(kind, message).to_json() for kind, message in problems],
+            "events": None,
+            "checkpoints": None,
+        }
+        if as_json:
+            out.print(orjson.dumps(summary, option=orjson.OPT_INDENT_2).decode())
+        else:
+            out.print(f"OK: {summary['digests']} digest(s) verify" if not problems else "")
+            for kind, message in problems:
+                out.print(f"{kind.upper()}: {message}")
+        raise typer.Exit(0 if not problems else EXIT_PROBLEM)
     if checkpoints is None or (events is None) == (delivery is None):
-        raise fail("give --checkpoints and one of --events or --delivery", EXIT_USAGE)
+        raise fail("give --checkpoints and one of --events or --delivery (or --digests)", EXIT_USAGE)
     try:
         entries = _ndjson(events) if events is not None else _delivered(delivery)  # type: ignore[arg-type]
         ref = list(_ndjson(reference)) if reference is not None else None

@@ -242,6 +242,10 @@ class MerkleLogStore(Protocol):
         watermark, let ``step`` hash them, write what it returns. The number of events sequenced."""
         ...
 
+    def log_claim(self, *, owner: str, now_ms: int, lease_ms: int) -> bool:
+        """Take or renew the sequencer's lease for ``owner`` (True), unless another owner holds it."""
+        ...
+
     def log_head(self, *, account_id: str) -> LogHead | None: ...
 
     def log_tiles(self, *, account_id: str, refs: Sequence[tuple[int, int]]) -> dict[tuple[int, int], bytes]:

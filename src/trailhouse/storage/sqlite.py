@@ -42,6 +42,7 @@ from .sql import (
 )
 from .sql.delivery import DeliverySql
 from .sql.merkle_log import MerkleLogSql, Run
+from .sqlite_log import writer_transaction
 from .sqlite_repair import remove_duplicate_events
 from .usage import usage_rows
 
@@ -571,26 +572,8 @@ class SqliteStore(SqlStore, MerkleLogSql, DeliverySql):
             for seq, account, event_time, event_id, body in rows
         ]
 
-    @contextlib.contextmanager
-    def _log_transaction(self) -> Iterator[Run]:
-        """The sequencer's transaction: the one writer, so no other process or thread sequences."""
-        if not self._write_lock.acquire(timeout=_BUSY_TIMEOUT_S):
-            raise StoreUnavailable("the SQLite writer is busy (the log sequencer waits for its turn)")
-        try:
-            if self._closed:
-                raise StoreError("the store is closed")
-            conn = self._writer
-
-            def run(sql: str, params: Sequence[Any], many: bool) -> list[Any]:
-                if many:
-                    conn.executemany(sql, params)
-                    return []
-                return conn.execute(sql, params).fetchall()
-
-            with _immediate(conn):
-                yield run
-        finally:
-            self._write_lock.release()
+    def _log_transaction(self) -> contextlib.AbstractContextManager[Run]:
+        return writer_transaction(self._write_lock, _BUSY_TIMEOUT_S, lambda: self._closed, self._writer)
 
     @_translated
     def maintain(self, *, now_ms: int) -> list[str]:

@@ -177,6 +177,10 @@ def log_openapi_paths(errors: Any) -> dict[str, Any]:
                 "responses": {
                     "200": {"description": "the tile", "content": octets},
                     **errors(400, 401, 403, 404, 503),
+                    "422": {
+                        **errors(400)["400"],
+                        "description": "EntryTooLarge: an event over 65,535 bytes cannot be bundled",
+                    },
                 },
             }
         }

@@ -7,9 +7,11 @@ use. Several nodes must share one key, or each would sign with its own.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import socket
+import tempfile
 from pathlib import Path
 
 from .note import NoteError, Signer, generate_signer
@@ -37,14 +39,16 @@ def load_log_signer(configured: str | None, data_dir: Path) -> Signer:
     path = data_dir / _KEY_FILE
     if not path.exists():
         data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # Written whole under a private name, then linked into place: two processes starting at
+        # once (serve --workers) never each keep a different key, nor read a half-written one.
+        fd, temp = tempfile.mkstemp(dir=data_dir, prefix=".log.key.")
         try:
-            # O_EXCL: two processes starting at once must not each write a different key.
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            pass
-        else:
             with os.fdopen(fd, "w") as fh:
                 fh.write(generate_signer(_default_name()).skey + "\n")
+            with contextlib.suppress(FileExistsError):
+                os.link(temp, path)
+        finally:
+            os.unlink(temp)
     try:
         return Signer.parse(path.read_text())
     except (OSError, NoteError) as exc:

@@ -19,6 +19,7 @@ from .merkle import (
     EMPTY_ROOT,
     HASH_SIZE,
     Frontier,
+    Levels,
     ProofError,
     consistency_proof,
     inclusion_proof,
@@ -26,7 +27,7 @@ from .merkle import (
     range_hash_from_subtrees,
 )
 from .note import Signer
-from .tiles import TILE_WIDTH, TileAppender, TileRef, entry_bundle, tile_node, tile_width
+from .tiles import TILE_HEIGHT, TILE_WIDTH, TileAppender, TileRef, entry_bundle, tile_width
 
 __all__ = [
     "InclusionProof",
@@ -83,8 +84,7 @@ def sequencing_step(
             for entry in new:
                 leaf = leaf_hash(entry.event.body)
                 leaves.append((account, frontier.size, entry.seq))
-                frontier.append(leaf)
-                appender.append(leaf)
+                appender.append(leaf, frontier.append(leaf))
             root = frontier.root()
             note = sign_checkpoint(Checkpoint(log_origin(signer, account), frontier.size, root), signer)
             heads.append(LogHead(account, frontier.size, root, b"".join(frontier.subtrees()), note, stamp))
@@ -115,6 +115,7 @@ class _Tiles:
     def __init__(self, store: MerkleLogStore, account_id: str) -> None:
         self._store, self._account = store, account_id
         self._cache: dict[tuple[int, int], bytes] = {}
+        self._levels: dict[tuple[int, int], Levels] = {}
 
     def tile(self, level: int, index: int) -> bytes:
         key = (level, index)
@@ -125,8 +126,23 @@ class _Tiles:
             self._cache[key] = found[key]
         return self._cache[key]
 
+    def node(self, height: int, index: int) -> bytes:
+        """Node (height, index), from its tile's levels, built once per tile (one comprehension
+        per level: a proof costs about two tiles' hashing, not a Python loop per hash)."""
+        level, rest = divmod(height, TILE_HEIGHT)
+        tile_index, offset = divmod(index << rest, TILE_WIDTH)
+        levels = self._levels.get((level, tile_index))
+        if levels is None:
+            data = self.tile(level, tile_index)
+            levels = Levels([data[i : i + HASH_SIZE] for i in range(0, len(data), HASH_SIZE)])
+            self._levels[(level, tile_index)] = levels
+        row = levels.levels[rest] if rest < len(levels.levels) else []
+        if offset >> rest >= len(row):
+            raise LogNotFound(f"tile {level}/{tile_index} does not hold node {height}/{index}")
+        return row[offset >> rest]
+
     def range_hash(self, lo: int, hi: int) -> bytes:
-        return range_hash_from_subtrees(lo, hi, lambda h, i: tile_node(h, i, self.tile))
+        return range_hash_from_subtrees(lo, hi, self.node)
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,6 +34,8 @@ HASH_SIZE = 32
 EMPTY_ROOT = hashlib.sha256(b"").digest()
 
 RangeHash = Callable[[int, int], bytes]
+_sha256 = hashlib.sha256
+_LEAF_PREFIX = hashlib.sha256(b"\x00")
 
 
 class ProofError(ValueError):
@@ -67,14 +69,19 @@ class Frontier:
         self._stack: list[tuple[int, bytes]] = []
         self.size = 0
 
-    def append(self, leaf: bytes) -> None:
+    def append(self, leaf: bytes) -> list[bytes] | None:
+        """Add a leaf; the subtrees of height 8, 16, … it completed (tile roots), if any."""
         height, value = 0, leaf
         stack = self._stack
+        completed = None
         while stack and stack[-1][0] == height:
-            value = node_hash(stack.pop()[1], value)
+            value = _sha256(b"\x01" + stack.pop()[1] + value).digest()
             height += 1
+            if not height & 7:
+                completed = [*(completed or ()), value]
         stack.append((height, value))
         self.size += 1
+        return completed
 
     def extend(self, leaves: Iterable[bytes]) -> None:
         for leaf in leaves:
@@ -106,8 +113,15 @@ class Frontier:
 
 def leaf_hashes(entries: Iterable[bytes]) -> list[bytes]:
     """``leaf_hash`` of many entries (a comprehension: the verifier's hot loop)."""
-    sha256 = hashlib.sha256
-    return [sha256(b"\x00" + entry).digest() for entry in entries]
+    # Copying a hasher primed with the prefix spares concatenating (copying) each entry.
+    primed = _LEAF_PREFIX.copy
+    out: list[bytes] = []
+    append = out.append
+    for entry in entries:
+        h = primed()
+        h.update(entry)
+        append(h.digest())
+    return out
 
 
 class Levels:

@@ -128,7 +128,9 @@ class TileAppender:
         self._full: dict[tuple[int, int], bytes] = {}
         self._touched: set[int] = set()
 
-    def append(self, leaf: bytes) -> None:
+    def append(self, leaf: bytes, roots: Sequence[bytes] | None = None) -> None:
+        """Add a leaf hash. ``roots``: the tile roots it completed, as ``Frontier.append`` returns
+        them (saves hashing each completed tile again); computed here when not given."""
         level, value = 0, leaf
         while True:
             edge = self._edges.setdefault(level, bytearray())
@@ -140,9 +142,12 @@ class TileAppender:
             # shifted, which equals the old size shifted plus one exactly when the tile completes).
             tile_index = (self.size >> (TILE_HEIGHT * level)) // TILE_WIDTH
             self._full[(level, tile_index)] = bytes(edge)
-            value = root_from_leaves(
-                [bytes(edge[i : i + HASH_SIZE]) for i in range(0, TILE_BYTES, HASH_SIZE)]
-            )
+            if roots is not None:
+                value = roots[level]
+            else:
+                value = root_from_leaves(
+                    [bytes(edge[i : i + HASH_SIZE]) for i in range(0, TILE_BYTES, HASH_SIZE)]
+                )
             self._edges[level] = bytearray()
             level += 1
         self.size += 1

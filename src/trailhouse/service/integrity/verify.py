@@ -56,6 +56,8 @@ class Report:
     checkpoints: int = 0
     events: int = 0
     verified_size: int = 0
+    #: Events after the last checkpointed one (log order): newer than every checkpoint given.
+    unverified: int = 0
     findings: list[Finding] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
 
@@ -74,6 +76,7 @@ class Report:
             "checkpoints": self.checkpoints,
             "events": self.events,
             "verifiedSize": self.verified_size,
+            "unverified": self.unverified,
             "problems": self.counts,
             "findings": [f.to_json() for f in self.findings],
         }
@@ -190,11 +193,25 @@ def _diff(entries: list[bytes], reference: Sequence[bytes], report: Report, *, i
     ref_ids = {event_id_of(e) for e in reference}
     seen: set[str] = set()
     order: list[int] = []
-    for entry in entries:
+    # In log order, events after the last one the reference holds are simply newer than the
+    # latest checkpoint seen: not yet provable, not inserted (refresh the mirror to check them).
+    tail = len(entries)
+    if in_log_order:
+        while tail and event_id_of(entries[tail - 1]) not in ref_by_id:
+            tail -= 1
+        report.unverified = len(entries) - tail
+    for entry in entries[:tail]:
         event_id = event_id_of(entry)
         found = ref_by_id.get(event_id)
         if found is None:
-            report.add("inserted", f"event {event_id} is in no signed leaf of the log", eventId=event_id)
+            report.add(
+                "inserted",
+                f"event {event_id} is in no signed leaf of the log (inserted, or newer than the "
+                "latest checkpoint seen: refresh the mirror to tell)"
+                if not in_log_order
+                else f"event {event_id} is in no signed leaf of the log",
+                eventId=event_id,
+            )
             continue
         seen.add(event_id)
         order.append(found)
@@ -221,3 +238,38 @@ def _diff(entries: list[bytes], reference: Sequence[bytes], report: Report, *, i
                     leafIndex=b,
                     after=a,
                 )
+
+
+def split_events(data: bytes) -> list[bytes]:
+    """The events of a delivered file's content, each as its exact bytes: a JSON array (split at
+    its top-level commas, never re-serialised, so an event's bytes stay its leaf's entry) or NDJSON.
+    """
+    text = data.strip()
+    if not text.startswith(b"["):
+        return [line.strip() for line in text.splitlines() if line.strip()]
+    events: list[bytes] = []
+    depth, in_string, escaped, start = 0, False, False, 1
+    for i in range(1, len(text)):
+        c = text[i]
+        if in_string:
+            if escaped:
+                escaped = False
+            elif c == 0x5C:  # backslash
+                escaped = True
+            elif c == 0x22:
+                in_string = False
+        elif c == 0x22:
+            in_string = True
+        elif c in (0x7B, 0x5B):  # { [
+            depth += 1
+        elif c in (0x7D, 0x5D):  # } ]
+            if depth == 0:  # the array's own closing bracket
+                item = text[start:i].strip()
+                if item:
+                    events.append(item)
+                return events
+            depth -= 1
+        elif c == 0x2C and depth == 0:  # a comma between events
+            events.append(text[start:i].strip())
+            start = i + 1
+    raise ValueError("a delivered file's JSON array is not closed")

@@ -79,11 +79,18 @@ class MerkleLogSql:
         # step hashes; write only if no other sequencer moved the watermark meanwhile (every write
         # of the log moves it, so an unchanged watermark means everything read is still current).
         with self._guard():
-            watermark = int(self._read("SELECT watermark FROM log_sequencer WHERE id = 1")[0][0])
+            watermark = self._log_watermark()
             entries = self.read_log(after_seq=watermark, limit=limit)
             if not entries:
                 return 0
-            done = step(entries, _View(self, lambda sql, params, many: self._read(sql, params)))
+            try:
+                done = step(entries, _View(self, lambda sql, params, many: self._read(sql, params)))
+            except Exception:
+                # Reads that straddled another sequencer's commit can disagree (a new head, an
+                # old tile): if the watermark moved, start over from it next round.
+                if self._log_watermark() != watermark:
+                    return 0
+                raise
         if done.watermark <= watermark:
             raise StoreError("a sequencing step must move the watermark forward")
         with self._guard(), self._log_transaction() as run:
@@ -122,6 +129,19 @@ class MerkleLogSql:
             )
             run(f"UPDATE log_sequencer SET watermark = {ph} WHERE id = 1", (done.watermark,), False)
             return len(entries)
+
+    def _write(self, query: str, params: Sequence[object]) -> int:
+        raise NotImplementedError
+
+    def log_claim(self, *, owner: str, now_ms: int, lease_ms: int) -> bool:
+        ph = self.dialect.ph
+        with self._guard():
+            claimed = self._write(
+                f"UPDATE log_sequencer SET owner = {ph}, lease_until = {ph}"
+                f" WHERE id = 1 AND (owner = {ph} OR lease_until < {ph})",
+                (owner, now_ms + lease_ms, owner, now_ms),
+            )
+        return claimed == 1
 
     def log_head(self, *, account_id: str) -> LogHead | None:
         with self._guard():
@@ -173,6 +193,9 @@ class MerkleLogSql:
             )
         return [int(r[0]) for r in rows]
 
+    def _log_watermark(self) -> int:
+        return int(self._read("SELECT watermark FROM log_sequencer WHERE id = 1")[0][0])
+
     def log_watermark(self) -> int:
         with self._guard():
-            return int(self._read("SELECT watermark FROM log_sequencer WHERE id = 1")[0][0])
+            return self._log_watermark()

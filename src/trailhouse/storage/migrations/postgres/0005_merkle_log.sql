@@ -1,10 +1,14 @@
--- Each account's Merkle log (service/integrity), as on SQLite (0007_merkle_log). The one
+-- Each account's Merkle log (service/integrity). The sequencer row also holds a lease (owner,
+-- lease_until) so that of several processes or nodes only one does the hashing at a time.
+--, as on SQLite (0007_merkle_log). The one
 -- log_sequencer row is the sequencer lock: a node sequences while holding it FOR UPDATE.
 CREATE TABLE log_sequencer (
-    id        integer PRIMARY KEY CHECK (id = 1),
-    watermark bigint NOT NULL
+    id          integer PRIMARY KEY CHECK (id = 1),
+    watermark   bigint NOT NULL,
+    owner       text NOT NULL,
+    lease_until bigint NOT NULL
 );
-INSERT INTO log_sequencer VALUES (1, 0);
+INSERT INTO log_sequencer VALUES (1, 0, '', 0);
 CREATE TABLE log_heads (
     account    bigint PRIMARY KEY,
     size       bigint NOT NULL,

@@ -1,11 +1,15 @@
--- Each account's Merkle log (service/integrity): the sequencer's watermark (the last seq taken
+-- Each account's Merkle log (service/integrity). The sequencer row also holds a lease (owner,
+-- lease_until) so that of several processes or nodes only one does the hashing at a time.
+--: the sequencer's watermark (the last seq taken
 -- into the logs), each log's head (size, root, frontier, signed checkpoint), its C2SP tiles, and
 -- which event each leaf is. Existing events are sequenced from seq 1 when the service starts.
 CREATE TABLE log_sequencer (
-    id        INTEGER PRIMARY KEY CHECK (id = 1),
-    watermark INTEGER NOT NULL
+    id          INTEGER PRIMARY KEY CHECK (id = 1),
+    watermark   INTEGER NOT NULL,
+    owner       TEXT NOT NULL,
+    lease_until INTEGER NOT NULL
 );
-INSERT INTO log_sequencer VALUES (1, 0);
+INSERT INTO log_sequencer VALUES (1, 0, '', 0);
 CREATE TABLE log_heads (
     account    INTEGER PRIMARY KEY,
     size       INTEGER NOT NULL,
