@@ -315,3 +315,34 @@ def test_browser_event_page_shows_the_checked_mark_and_opens_the_proof(tpage: An
     tpage.wait_for_url(re.compile(r".*/console/proof/.*"))
     body = orjson.loads(tpage.locator("body").inner_text())
     assert body["eventId"] == event_id and body["treeSize"] >= 1
+
+
+def test_browser_a_tampered_event_shows_a_failed_mark(tpage: Any, tsite: Site) -> None:
+    from tests.console.test_backends import _sql
+    from trailhouse.storage import codec
+
+    store, account = tsite.server.store, tsite.account_a
+    event_id = f"late-{account}-4"
+    _wait(
+        "the event to be sequenced",
+        lambda: store.log_leaf_index(account_id=account, seq=_stored(tsite, event_id).seq) is not None,
+    )
+    stored = _stored(tsite, event_id)
+    forged = stored.body.replace(b'"DeleteBucket"', b'"GetBucketInfo"')
+    _sql(
+        tsite.server.settings.db_url,
+        "UPDATE events SET body = ? WHERE seq = ?",
+        (codec.pack(forged), stored.seq),
+    )
+    _browser_sign_in(tpage, tsite.key_a)
+    tpage.goto(f"/console/event/{urllib.parse.quote(event_id, safe='')}")
+    mark = tpage.locator("dd.mark")
+    assert mark.get_attribute("data-mark") == "failed"
+    assert "does not match the logged one" in mark.inner_text()
+    assert tpage.locator("h1").inner_text().startswith("GetBucketInfo")  # the page shows what is stored
+    shot(tpage, "11-event-tampered")
+
+
+def _stored(site: Site, event_id: str) -> Any:
+    events = site.server.store.iter_events(account_id=site.account_a, flt=_all(), descending=True)
+    return next(e for e in events if e.event_id == event_id)
