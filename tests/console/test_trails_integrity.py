@@ -27,6 +27,7 @@ from trailhouse.service.credentials import create_access_key
 from trailhouse.service.integrity.checkpoint import open_checkpoint
 from trailhouse.service.integrity.keys import load_log_signer
 from trailhouse.service.integrity.merkle import leaf_hash, verify_inclusion
+from trailhouse.service.organizations import add_member
 from trailhouse.service.secrets import Sealer, load_master_key
 from trailhouse.service.trails import TrailParams, create_trail, set_logging
 
@@ -34,6 +35,7 @@ from .conftest import ACCOUNT_B, CHROMIUM, Site, make_site, shot, signed_in_clie
 
 BUCKET = "audit-bucket-a"
 PREFIX = "trailhouse-a"
+ACCOUNT_C = "5555000011112222"
 SLS = "acs:log:cn-hangzhou:{account}:project/audit-stream"
 
 
@@ -92,6 +94,18 @@ def tsite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
             home_region=settings.region,
             now_ms=now,
         )
+        # Account C is a member of A's organization: it sees A's organization trail, nothing else of A's.
+        add_member(store, management_account_id=s.account_a, member_account_id=ACCOUNT_C, now_ms=now)
+        create_trail(
+            store,
+            buckets,
+            TrailParams(
+                name="org-wide", sls_project_arn=SLS.format(account=s.account_a), is_organization_trail=True
+            ),
+            account_id=s.account_a,
+            home_region=settings.region,
+            now_ms=now,
+        )
         create_trail(
             store,
             buckets,
@@ -110,13 +124,13 @@ def tsite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         yield s
 
 
-def _key(site: Site, *actions: str) -> tuple[str, str]:
+def _key(site: Site, *actions: str, account: str | None = None) -> tuple[str, str]:
     settings = site.server.settings
     sealer = Sealer(load_master_key(settings.master_key, settings.resolved_data_dir()))
     made = create_access_key(
         site.server.store,
         sealer,
-        account_id=site.account_a,
+        account_id=account or site.account_a,
         allowed_actions=tuple(f"actiontrail:{a}" for a in actions),
     )
     return made.key.access_key_id, made.secret
@@ -171,7 +185,18 @@ def test_account_b_sees_none_of_as_trails_nor_proofs(tsite: Site) -> None:
         assert "b-only-trail" in html
         assert "audit-oss" not in html and "fresh-stream" not in html and BUCKET not in html
         foreign = client.get(f"/console/proof/{urllib.parse.quote(f'late-{tsite.account_a}-0')}")
-        assert foreign.status_code == 404 and "audit" not in foreign.text
+        assert foreign.status_code == 404 and foreign.json()["error"]["code"] == "NotFound"
+
+
+def test_organization_trail_is_flagged_and_shown_to_a_member(tsite: Site) -> None:
+    with signed_in_client(tsite, tsite.key_a) as client:
+        row = _row(client.get("/console/trails").text, "org-wide")
+        assert 'data-organization="true"' in row and "rd-" in row and "owned by" not in row
+    with signed_in_client(tsite, _key(tsite, account=ACCOUNT_C)) as client:
+        html = client.get("/console/trails").text
+        row = _row(html, "org-wide")
+        assert 'data-organization="true"' in row and f"owned by management account {tsite.account_a}" in row
+        assert "audit-oss" not in html and "fresh-stream" not in html and BUCKET not in html
 
 
 def test_trails_need_describe_trails_and_status_needs_get_trail_status(tsite: Site) -> None:
@@ -292,6 +317,7 @@ def test_browser_trails_page_from_the_navigation(tpage: Any, tsite: Site) -> Non
     assert [rows.nth(i).get_attribute("data-trail") for i in range(rows.count())] == [
         "audit-oss",
         "fresh-stream",
+        "org-wide",
     ]
     assert tpage.locator("tr[data-trail=audit-oss] td").nth(1).inner_text().startswith("Enable")
     assert tpage.locator("tr[data-trail=fresh-stream] td").nth(1).inner_text().startswith("Fresh")

@@ -19,7 +19,7 @@ from starlette.responses import Response
 from ..model.query import Attr, EventFilter, StoredEvent
 from ..model.times import DAY_MS, now_ms
 from ..service.integrity.event_mark import EventMark, MarkState, check_event
-from .web import SECURITY_HEADERS, Console, PageError
+from .web import SECURITY_HEADERS, Console
 
 __all__ = ["MarkView", "event_proof", "find_event", "mark_of"]
 
@@ -69,8 +69,8 @@ def _json(body: dict[str, Any], status: int = 200) -> Response:
 def _proof(console: Console, request: Request, event_id: str) -> tuple[int, dict[str, Any]]:
     who = console.check(request, SEARCH)
     stored = find_event(console, who.account_id, event_id)
-    if stored is None:
-        raise PageError(404, "No such event", "This account holds no event with that ID.")
+    if stored is None:  # as the API: the same answer whether or not another account holds it
+        return 404, {"error": {"code": "NotFound", "message": f"the account has no event {event_id!r}"}}
     mark = _check(console, who.account_id, stored)
     if mark.proof is None:
         code = "ServiceUnavailable" if mark.state is MarkState.NO_LOG else "NotFound"
