@@ -5,12 +5,14 @@ from __future__ import annotations
 import base64
 import os
 import re
+import time
 import urllib.parse
 from pathlib import Path
 
 import httpx
 
 from trailhouse.model.event import event_from_mapping
+from trailhouse.model.query import Attr, EventFilter
 from trailhouse.model.times import DAY_MS, format_wire_time, now_ms
 from trailhouse.service.credentials import create_access_key
 from trailhouse.service.secrets import Sealer
@@ -87,5 +89,99 @@ def test_search_histogram_event_and_export_agree_on_both_backends(backend_url: s
             assert len(export.text.splitlines()) == len(want)
             foreign = client.get(f"/console/event/{urllib.parse.quote('ev-22-0001')}")
             assert foreign.status_code == 404
+    finally:
+        store.close()
+
+
+def _sql(db_url: str, statement: str, params: tuple[object, ...]) -> None:
+    """Change the database behind the server's back, as tests/integrity/test_tamper.py does."""
+    if db_url.startswith("sqlite"):
+        import sqlite3
+
+        conn = sqlite3.connect(db_url.removeprefix("sqlite:///"))
+        with conn:
+            conn.execute(statement, params)
+        conn.close()
+    else:
+        import psycopg
+
+        with psycopg.connect(db_url, autocommit=True) as conn:
+            conn.execute(statement.replace("?", "%s"), params)
+
+
+def _mark(client: httpx.Client, event_id: str) -> tuple[str, str]:
+    html = client.get(f"/console/event/{urllib.parse.quote(event_id, safe='')}").text
+    found = re.search(r'<dd class="mark[^"]*" data-mark="([a-z-]+)"[^>]*>(.*?)</dd>', html, re.S)
+    assert found, "no integrity mark on the event page"
+    return found.group(1), found.group(2)
+
+
+def _signed_in(client: httpx.Client, key_id: str, secret: str) -> None:
+    form = client.get("/console/sign-in")
+    form_data = {"csrf": csrf_of(form.text), "key_id": key_id, "secret": secret}
+    signed = client.post("/console/sign-in", data=form_data)
+    assert signed.status_code == 303
+
+
+def test_integrity_mark_checked_then_failed_after_tampering_on_both_backends(
+    backend_url: str, tmp_path: Path
+) -> None:
+    from trailhouse.storage import codec
+
+    master = base64.b64encode(os.urandom(32)).decode()
+    settings = Settings(db_url=backend_url, port=free_port(), data_dir=str(tmp_path / "d"), master_key=master)
+    store = open_store(backend_url)
+    now = now_ms()
+    events = [_event(i, now) for i in range(1, 40)] + [_event(i, now, ACCOUNT_B) for i in range(1, 5)]
+    store.append([event_from_mapping({k: v for k, v in e.items() if v is not None}) for e in events])
+    key = create_access_key(store, Sealer(base64.b64decode(master)), account_id=ACCOUNT)
+    target, other = "ev-56-0007", "ev-56-0008"
+    try:
+        with run_server(settings, store) as server, httpx.Client(base_url=server.url) as client:
+            _signed_in(client, key.key.access_key_id, key.secret)
+            deadline = time.monotonic() + 20
+            while (mark := _mark(client, target))[0] != "checked":
+                assert mark[0] == "pending", mark  # never failed while the sequencer catches up
+                assert time.monotonic() < deadline, "the event was not sequenced"
+                time.sleep(0.2)
+            assert f"proof checked against checkpoint of size {len(events) - 4}." in mark[1]
+            proof = client.get(f"/console/proof/{target}")
+            assert proof.status_code == 200 and proof.json()["treeSize"] == len(events) - 4
+            # Someone with database access rewrites the stored event.
+            stored = store.find_events(
+                account_id=ACCOUNT,
+                flt=EventFilter(now - 30 * DAY_MS, now + DAY_MS, equals={Attr.EVENT_ID: (target,)}),
+                after=None,
+                descending=True,
+                limit=1,
+            )[0]
+            forged = stored.body.replace(b'"sourceIpAddress":"10.0.3.7"', b'"sourceIpAddress":"10.9.9.9"')
+            assert forged != stored.body
+            _sql(backend_url, "UPDATE events SET body = ? WHERE seq = ?", (codec.pack(forged), stored.seq))
+            state, text = _mark(client, target)
+            assert state == "failed" and "does not match the logged one" in text, text
+            assert "10.9.9.9" in client.get(f"/console/event/{target}").text  # the page shows what is stored
+            assert _mark(client, other)[0] == "checked"  # the rest of the log still proves
+    finally:
+        store.close()
+
+
+def test_an_event_not_yet_sequenced_says_so(tmp_path: Path) -> None:
+    master = base64.b64encode(os.urandom(32)).decode()
+    db_url = f"sqlite:///{tmp_path / 'off.db'}"
+    settings = Settings(
+        db_url=db_url, port=free_port(), data_dir=str(tmp_path / "d"), master_key=master, log_sequencer="off"
+    )
+    store = open_store(db_url)
+    now = now_ms()
+    store.append([event_from_mapping({k: v for k, v in _event(1, now).items() if v is not None})])
+    key = create_access_key(store, Sealer(base64.b64decode(master)), account_id=ACCOUNT)
+    try:
+        with run_server(settings, store) as server, httpx.Client(base_url=server.url) as client:
+            _signed_in(client, key.key.access_key_id, key.secret)
+            state, text = _mark(client, "ev-56-0001")
+            assert state == "pending" and "Not yet sequenced" in text and "/console/proof/" not in text
+            proof = client.get("/console/proof/ev-56-0001")
+            assert proof.status_code == 404 and proof.json()["error"]["code"] == "NotFound"
     finally:
         store.close()

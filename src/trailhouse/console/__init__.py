@@ -15,9 +15,11 @@ from starlette.staticfiles import StaticFiles
 
 from ..api.context import Services
 from ..storage.base import StoreError
+from .integrity import event_proof
 from .keys import access_key_page
 from .pages import event_page, export, histogram_svg, search_page
 from .signin import sign_in_form, sign_in_submit, sign_out
+from .trails import trails_page
 from .web import HERE, PREFIX, Console, PageError, SignInNeeded
 
 __all__ = ["console_mount"]
@@ -61,6 +63,8 @@ def console_mount(svc: Services, console: Console | None = None) -> Mount:
         Route("/search", _page(console, search_page), methods=["GET"]),
         Route("/histogram", _page(console, histogram_svg), methods=["GET"]),
         Route("/export", _page(console, export), methods=["GET"]),
+        Route("/proof/{event_id:path}", _page(console, event_proof), methods=["GET"]),
+        Route("/trails", _page(console, trails_page), methods=["GET"]),
         Route("/event/{event_id:path}", _page(console, event_page), methods=["GET"]),
         Route("/access-key", _page(console, access_key_page), methods=["GET"]),
         Route("/access-key/{access_key_id:path}", _page(console, access_key_page), methods=["GET"]),

@@ -20,16 +20,17 @@ from starlette.responses import Response, StreamingResponse
 
 from ..api.bounded import stream_bounded
 from ..model.event_text import parse_body
-from ..model.query import Attr, EventFilter
+from ..model.query import EventFilter, StoredEvent
 from ..model.times import DAY_MS, format_wire_time, now_ms
 from ..render.events_csv import CSV_COLUMNS, csv_row
 from ..service.events import LookupRejected, lookup_events
 from ..service.pagetoken import query_digest
 from ..service.search import window_notice
+from .integrity import MarkView, find_event, mark_of
 from .present import event_view, histogram, pretty_json
 from .session import Principal
 from .state import COLUMNS, DEFAULT_COLUMNS, FORM_FILTERS, ROW_CHOICES, SearchState, StateError, parse_state
-from .web import SECURITY_HEADERS, Console, PageError
+from .web import PREFIX, SECURITY_HEADERS, Console, PageError
 
 __all__ = ["event_page", "export", "histogram_svg", "search_page"]
 
@@ -196,24 +197,20 @@ def _around(state_ms: int, pairs: list[tuple[str, str]]) -> str:
     return state.query()
 
 
+def _event_and_mark(
+    console: Console, request: Request, event_id: str
+) -> tuple[Principal, StoredEvent, MarkView]:
+    """The event page's reads in one worker call: who, the stored event, its integrity mark."""
+    who = console.check(request, SEARCH)
+    stored = find_event(console, who.account_id, event_id)
+    if stored is None:
+        raise PageError(404, "No such event", "This account holds no event with that ID.")
+    return who, stored, mark_of(console, who.account_id, stored)
+
+
 async def event_page(console: Console, request: Request) -> Response:
-    who = await console.signed_in(request, SEARCH)
     event_id = request.path_params["event_id"]
-    now = now_ms()
-    retention = console.svc.settings.retention_days * DAY_MS
-    # Any time the store may hold: events stamped ahead of now (a producer's clock) too.
-    flt = EventFilter(now - retention, now + retention, equals={Attr.EVENT_ID: (event_id,)})
-    if "\x00" in event_id:
-        raise PageError(404, "No such event", "This account holds no event with that ID.")
-    found = await console.bounded(
-        request,
-        lambda: console.svc.store.find_events(
-            account_id=who.account_id, flt=flt, after=None, descending=True, limit=1
-        ),
-    )
-    if not found:
-        raise PageError(404, "No such event", "This account holds no event with that ID.")
-    stored = found[0]
+    who, stored, mark = await console.bounded(request, _event_and_mark, console, request, event_id)
     view = event_view(stored)
     t = stored.event_time_ms
     links: list[tuple[str, str]] = []
@@ -239,4 +236,6 @@ async def event_page(console: Console, request: Request) -> Response:
         json_text=pretty_json(stored.body),
         links=links,
         around=replace(window).query(),
+        mark=mark,
+        proof_url=f"{PREFIX}/proof/{quote(stored.event_id, safe='')}",
     )
