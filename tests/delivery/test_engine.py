@@ -386,3 +386,51 @@ def test_a_backlog_is_split_into_files_of_at_most_max_file_events(
     ]
     assert sum(counts) == 1500 and max(counts) <= 400 and len(counts) == 4
     assert len(set(in_files(storage, "split-bucket"))) == 1500
+
+
+def test_a_backfill_counts_as_a_delivery_in_the_trails_status(
+    backend_store: EventStore, tmp_path: Path
+) -> None:
+    """GetTrailStatus must not say 'never delivered' of a trail whose files so far are its backfill."""
+    from trailhouse.delivery.status import trail_delivery_status
+    from trailhouse.model.trail import HistoryJob, HistoryJobStatus
+
+    store = backend_store
+    storage = DirectoryStorage(tmp_path / "oss")
+    storage.create_bucket("backfill-bucket")
+    store.append(records([event() for _ in range(4)]))
+    trail = add_trail(store, oss_bucket_name="backfill-bucket")
+    engine = engine_for(store, storage)
+    asyncio.run(engine.run_once())
+
+    def status() -> int | None:
+        current = store.get_trail(account_id=ACCOUNT, name=trail.name)
+        assert current is not None
+        got = trail_delivery_status(store, storage.bucket_status, trail=current, stream_configured=False)
+        return got.oss.last_delivery_ms
+
+    assert status() is None  # nothing new since the trail started, no backfill yet
+    now = now_ms()
+    job = store.create_history_job(
+        HistoryJob(
+            0,
+            ACCOUNT,
+            trail.name,
+            "cn-hangzhou",
+            HistoryJobStatus.INITIALIZING,
+            now - 86_400_000,
+            now + 1,
+            "",
+            now,
+            now,
+        ),
+        max_open_per_account=1,
+    )
+    assert job is not None
+    engine.history._next_refresh = 0
+    asyncio.run(engine.run_once())
+    done = store.get_history_job(account_id=ACCOUNT, job_id=job.job_id)
+    assert (
+        done is not None and done.status is HistoryJobStatus.COMPLETE and in_files(storage, "backfill-bucket")
+    )
+    assert status() == done.finished_ms

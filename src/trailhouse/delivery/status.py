@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..model.delivery import DeliveryCheckpoint, Sink
-from ..model.trail import Trail
+from ..model.trail import HistoryJobStatus, Trail
 from ..storage.base import EventStore
 from .object_storage import BucketStatus, ObjectStorageError
 from .stream import StreamTarget
@@ -57,18 +57,50 @@ def _current_error(cp: DeliveryCheckpoint | None) -> str:
     return cp.last_error
 
 
+def _latest(*times: int | None) -> int | None:
+    known = [t for t in times if t is not None]
+    return max(known) if known else None
+
+
+def _backfilled_ms(store: EventStore, trail: Trail) -> int | None:
+    """When a delivery-history job of the trail last delivered something: a backfill's files and
+    records are deliveries too, and a trail whose only deliveries so far are its backfill (the
+    demo's, before any new event) must not report that nothing was ever delivered."""
+    jobs, _ = store.list_history_jobs(account_id=trail.account_id, offset=0, limit=1000)
+    times = [
+        j.finished_ms if j.status is HistoryJobStatus.COMPLETE else j.updated_ms
+        for j in jobs
+        if j.trail_name == trail.name
+        and (
+            j.status is HistoryJobStatus.COMPLETE
+            or (j.status is HistoryJobStatus.DELIVERING and j.checkpoint)
+        )
+    ]
+    return _latest(*times)
+
+
 def _destination(
-    configured: bool, cp: DeliveryCheckpoint | None, head: int, healthy: bool, logging: bool
+    configured: bool,
+    cp: DeliveryCheckpoint | None,
+    head: int,
+    healthy: bool,
+    logging: bool,
+    backfilled_ms: int | None = None,
 ) -> DestinationStatus:
     if not configured:
         return DestinationStatus(False, None, "", 0, 0, False)
     error = _current_error(cp)
     if cp is None:
         # Not picked up yet: everything since the trail started is still to go (nothing before it).
-        return DestinationStatus(True, None, "", 0, 0, healthy and not error)
+        return DestinationStatus(True, backfilled_ms, "", 0, 0, healthy and not error)
     behind = max(0, head - cp.delivered_seq) if logging else 0
     return DestinationStatus(
-        True, cp.last_delivery_ms, error, cp.delivered_events, behind, healthy and not error
+        True,
+        _latest(cp.last_delivery_ms, backfilled_ms),
+        error,
+        cp.delivered_events,
+        behind,
+        healthy and not error,
     )
 
 
@@ -84,6 +116,7 @@ def trail_delivery_status(
         cp.sink: cp for cp in store.list_checkpoints(account_id=trail.account_id, trail_name=trail.name)
     }
     head = store.newest_seq()
+    backfilled_ms = _backfilled_ms(store, trail)
     bucket_status: BucketStatus | None = None
     if trail.oss_bucket_name and bucket_status_of is not None:
         try:
@@ -96,9 +129,15 @@ def trail_delivery_status(
         head,
         bucket_status is BucketStatus.OK,
         trail.is_logging,
+        backfilled_ms,
     )
     stream_ok = stream_configured and StreamTarget.for_trail(trail.sls_project_arn, trail.name) is not None
     stream = _destination(
-        bool(trail.sls_project_arn), checkpoints.get(Sink.STREAM.value), head, stream_ok, trail.is_logging
+        bool(trail.sls_project_arn),
+        checkpoints.get(Sink.STREAM.value),
+        head,
+        stream_ok,
+        trail.is_logging,
+        backfilled_ms,
     )
     return TrailDeliveryStatus(trail, oss, stream, bucket_status)
