@@ -17,10 +17,12 @@ import psycopg
 import pytest
 
 from trailhouse.model.credentials import AccessKey, ApiToken, KeyStatus, TokenScope
+from trailhouse.model.insights import InsightQuery
 from trailhouse.model.query import Attr, EventFilter, UsageKind
 from trailhouse.storage import open_store
 from trailhouse.storage import sqlite as sqlite_backend
 from trailhouse.storage.base import (
+    DetectorCheckpoint,
     EventStore,
     QueryCancelled,
     StoreError,
@@ -68,6 +70,26 @@ CALLS: dict[str, Callable[[EventStore], Any]] = {
     "list_tokens": lambda s: s.list_tokens(),
     "delete_token": lambda s: s.delete_token("tok-err"),
     "meta_get_or_set": lambda s: s.meta_get_or_set("errors-test", b"v"),
+    "insight_types_enabled": lambda s: s.insight_types_enabled(account_id=ACCOUNT),
+    "set_insight_type": lambda s: s.set_insight_type(
+        account_id=ACCOUNT, insight_type="IpInsight", enabled=True, now_ms=1
+    ),
+    "all_enabled_insight_types": lambda s: s.all_enabled_insight_types(),
+    "put_insight_selectors": lambda s: s.put_insight_selectors(
+        account_id=ACCOUNT, trail_name="t", selectors=["IpInsight"], now_ms=1
+    ),
+    "get_insight_selectors": lambda s: s.get_insight_selectors(account_id=ACCOUNT, trail_name="t"),
+    "find_insights": lambda s: s.find_insights(
+        account_id=ACCOUNT, query=InsightQuery(0, 1), after=None, limit=10
+    ),
+    "count_insights": lambda s: s.count_insights(account_id=ACCOUNT, start_ms=0, end_ms=1),
+    "take_detector_lease": lambda s: s.take_detector_lease(detector="d", owner="o", now_ms=1, ttl_ms=1),
+    "detector_checkpoint": lambda s: s.detector_checkpoint(detector="d"),
+    "commit_insights": lambda s: s.commit_insights(
+        [], detector="d", owner="o", checkpoint=DetectorCheckpoint(1, b"")
+    ),
+    "log_head": lambda s: s.log_head(),
+    "count_matching": lambda s: s.count_matching(account_id=ACCOUNT, flt=WINDOW, cap=10),
 }
 #: Calls that may also do nothing on a closed store (SQLite's housekeeping skips a closed file).
 MAY_BE_NO_OP = {"maintain": lambda s: s.maintain(now_ms=at("10:00:00"))}
@@ -80,6 +102,9 @@ WRITES = [
     "save_token",
     "delete_token",
     "meta_get_or_set",
+    "set_insight_type",
+    "put_insight_selectors",
+    "take_detector_lease",
 ]
 
 

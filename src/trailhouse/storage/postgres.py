@@ -61,6 +61,7 @@ from .sql import (
     EVENT_COLUMNS,
     POSTGRES,
     RESOURCE_COLUMNS,
+    FindQuery,
     SqlStore,
     apply_migrations,
     event_row,
@@ -527,6 +528,24 @@ class PostgresStore(SqlStore):
                 (sorted(set(seqs)), account_ref),
             )
         return {row[0]: _stored_event(row) for row in rows}
+
+    @contextmanager
+    def _write_transaction(self) -> Iterator[Callable[[str, Sequence[object]], int]]:
+        with self._conn() as conn, conn.transaction():
+            yield lambda query, params: conn.execute(query, params).rowcount
+
+    def _count_queries(self, account_id: str, flt: EventFilter) -> Iterator[FindQuery]:
+        account_ref = self._term_id(account_id)
+        if account_ref is None:
+            return
+        query = self._build_find(account_ref, flt, None, False, None)
+        if query is not None:
+            yield query
+
+    def log_head(self) -> int:
+        with self._conn() as conn:
+            row = conn.execute("SELECT last_seq FROM log_head WHERE id = 1").fetchone()
+        return int(row[0]) if row else 0
 
     def read_log(self, *, after_seq: int, limit: int) -> list[LogEntry]:
         # Safe to follow by seq: seqs commit in order under the log lock (module docstring).

@@ -15,11 +15,14 @@ __all__ = [
     "ApiError",
     "ForbiddenRAM",
     "IncompleteSignature",
+    "InsightTypeNotAvailable",
+    "InsightTypeNotValid",
     "InternalError",
     "Invalid",
     "InvalidAccessKeyIdInactive",
     "InvalidAccessKeyIdNotFound",
     "InvalidActionNotFound",
+    "InvalidInsightSelectors",
     "InvalidParameter",
     "InvalidParameterCombination",
     "InvalidParameterDateOutOfRange",
@@ -352,3 +355,25 @@ class InvalidTimeRangeException(ApiError):
     code = "InvalidTimeRangeException"
     http_status = 400
     message = "The end time must be later than the start time. The time span cannot exceed 30 days."
+
+
+# ------------------------------------------------------------------------- Insights business codes
+# Codes the Insights operations name (docs/compatibility.md, "Insights"); messages are ours.
+
+
+class InsightTypeNotValid(ApiError):
+    code = "InsightTypeNotValid"
+    http_status = 400
+    message = "The specified InsightType is not valid."
+
+
+class InsightTypeNotAvailable(ApiError):
+    code = "InsightTypeNotAvailable"
+    http_status = 400
+    message = "The specified InsightType is not available."
+
+
+class InvalidInsightSelectors(ApiError):
+    code = "InvalidInsightSelectors"
+    http_status = 400
+    message = "The specified InsightSelectors is not valid."

@@ -29,7 +29,14 @@ from ..wire import CLIENT_GONE, REQUEST_ID_HEADER, new_request_id
 from . import errors
 from .auth import KEY_CACHE_TTL_S, AccessKeyCache, authenticate
 from .call import Call
-from .dispatch import KNOWN_VERSIONS, OPERATIONS, THROTTLE_ACCESS_KEY_USAGE, THROTTLE_LOOKUP_EVENTS, Operation
+from .dispatch import (
+    KNOWN_VERSIONS,
+    OPERATIONS,
+    THROTTLE_ACCESS_KEY_USAGE,
+    THROTTLE_INSIGHTS,
+    THROTTLE_LOOKUP_EVENTS,
+    Operation,
+)
 from .protocol import RpcRequest, guess_format, normalize_headers, parse_request, request_nonce
 from .render import Fmt, error_body, render
 
@@ -68,6 +75,7 @@ class Gateway:
         self._rates = {
             THROTTLE_LOOKUP_EVENTS: svc.settings.throttle_lookup_events,
             THROTTLE_ACCESS_KEY_USAGE: svc.settings.throttle_access_key_usage,
+            THROTTLE_INSIGHTS: svc.settings.throttle_access_key_usage,
         }
 
     def close(self) -> None:

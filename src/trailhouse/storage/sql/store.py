@@ -26,6 +26,7 @@ from ...model.query import (
 )
 from .dialect import Dialect
 from .find import FindQuery, build_find, build_usage, network_text_prefix, text_value, usage_entry
+from .insights import InsightSql
 
 __all__ = ["SqlStore", "access_key_from_row", "token_from_row"]
 
@@ -62,7 +63,7 @@ def token_from_row(row: Row) -> ApiToken:
     )
 
 
-class SqlStore:
+class SqlStore(InsightSql):
     """The shared half of an SQL ``EventStore``; subclasses supply the primitives below."""
 
     dialect: Dialect

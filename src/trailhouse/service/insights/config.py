@@ -1,0 +1,35 @@
+"""The detector's thresholds: one value each, filled from settings by the door that runs it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["Thresholds"]
+
+
+@dataclass(frozen=True, slots=True)
+class Thresholds:
+    """Every number a rule compares against (docs/insights.md explains each rule)."""
+
+    #: How far back the history a baseline is read from reaches.
+    baseline_days: int = 14
+    #: IpInsight: the network a source IPv4 address is judged by (/24; 32 judges single addresses).
+    ip_prefix_v4: int = 24
+    ip_prefix_v6: int = 64
+    #: IpInsight: a key needs this many calls in its history before a new network means anything.
+    ip_min_history_calls: int = 50
+    #: IpInsight: at most this share of the key's history calls came from a network used once.
+    ip_max_new_share: float = 0.02
+    #: ApiCallRateInsight / ApiErrorRateInsight: calls (errors) per minute, and times the baseline.
+    rate_min_per_minute: int = 30
+    rate_multiplier: float = 10.0
+    error_min_per_minute: int = 20
+    error_multiplier: float = 10.0
+    #: AkInsight: a key unused this many days that calls again; one key's calls per minute.
+    ak_dormant_days: int = 30
+    ak_min_per_minute: int = 120
+    ak_multiplier: float = 10.0
+    #: Policy/Password/TrailConcealment: an identity that made no such change in this many days.
+    change_history_days: int = 30
+    #: Policies whose attachment is always an insight, whatever the history.
+    always_policies: tuple[str, ...] = ("AdministratorAccess",)

@@ -1,0 +1,326 @@
+"""The rate rules: ApiCallRateInsight, ApiErrorRateInsight and AkInsight's call jump.
+
+Calls are counted per subject (an API, or an AccessKey) and per minute of event time. The baseline
+is the subject's average calls per minute in the stored history (``baseline_days`` back, or since
+the account's first event), read once an hour per subject. A minute that reaches
+max(minimum, multiplier × baseline) starts an insight at once (its Start record names the events
+counted so far); the insight ends with the first minute that stays below (its End record has the
+totals). The open insights and the current minute's counts are the detector's saved state.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ...model.insights import StoredInsight
+from ...model.query import Attr, EventFilter
+from ...model.times import format_wire_time
+from .config import Thresholds
+from .history import History
+from .record import Attribution, Seen, Statistics, insight_record
+
+__all__ = ["RateRule", "rate_rules"]
+
+MINUTE_MS = 60_000
+HOUR_MS = 3_600_000
+DAY_MS = 86_400_000
+#: Baselines count at most this many events (beyond it, the average is already far above any minimum).
+_COUNT_CAP = 2_000_000
+_TRIGGERS_KEPT = 200
+
+
+@dataclass(slots=True)
+class _Minute:
+    minute: int
+    count: int = 0
+    ids: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class _Open:
+    start_ms: int
+    first_minute: int
+    last_hot_minute: int
+    count: int
+    baseline: float
+    baseline_minutes: int
+    region: str
+    ids: list[str] = field(default_factory=list)
+    keys: Counter[str] = field(default_factory=Counter)
+    ips: Counter[str] = field(default_factory=Counter)
+    trigger: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class _Subject:
+    current: _Minute
+    open: _Open | None = None
+    baseline: float = 0.0
+    baseline_minutes: int = 0
+    baseline_at: int = -1
+
+
+class RateRule:
+    """One rate rule: which events count, for which subject, and its thresholds."""
+
+    def __init__(
+        self,
+        insight_type: str,
+        history: History,
+        th: Thresholds,
+        *,
+        subject: Callable[[Seen], str | None],
+        baseline_filter: Callable[[str, int, int], EventFilter],
+        minimum: int,
+        multiplier: float,
+        what: str,
+    ) -> None:
+        self.insight_type, self._history, self._th = insight_type, history, th
+        self._subject, self._baseline_filter = subject, baseline_filter
+        self._minimum, self._multiplier, self._what = minimum, multiplier, what
+        self._subjects: dict[tuple[str, str], _Subject] = {}
+
+    # -- per event --------------------------------------------------------------------------------
+    def check(self, ev: Seen) -> list[StoredInsight]:
+        name = self._subject(ev)
+        if name is None:
+            return []
+        minute = ev.time_ms - ev.time_ms % MINUTE_MS
+        key = (ev.account_id, name)
+        state = self._subjects.get(key)
+        found: list[StoredInsight] = []
+        if state is None:
+            state = self._subjects[key] = _Subject(_Minute(minute))
+        elif minute > state.current.minute:
+            found += self._close_minute(key, state)
+            state.current = _Minute(minute)
+        elif minute < state.current.minute:
+            return []  # a late event: its minute is closed (it is in the baseline all the same)
+        cur = state.current
+        cur.count += 1
+        if len(cur.ids) < _TRIGGERS_KEPT:
+            cur.ids.append(ev.event_id)
+        if state.open is not None:
+            self._extend(state.open, ev)
+            if cur.count >= self._threshold_value(state.open.baseline):
+                state.open.last_hot_minute = max(state.open.last_hot_minute, minute)
+            return found
+        threshold = self._threshold(key, state, minute)
+        if cur.count >= threshold:
+            state.open = _Open(
+                start_ms=ev.time_ms,
+                first_minute=minute,
+                last_hot_minute=minute,
+                count=cur.count,
+                baseline=state.baseline,
+                baseline_minutes=state.baseline_minutes,
+                region=ev.region,
+                ids=list(cur.ids),
+                trigger={"service": ev.service, "name": ev.name, "ip": ev.ip, "key": ev.access_key_id},
+            )
+            state.open.keys[ev.access_key_id or ev.user_name] += cur.count
+            state.open.ips[ev.ip] += cur.count
+            found.append(self._record(key, state.open, "Start", ev.time_ms, ev))
+        return found
+
+    @staticmethod
+    def _extend(o: _Open, ev: Seen) -> None:
+        o.count += 1
+        o.keys[ev.access_key_id or ev.user_name] += 1
+        o.ips[ev.ip] += 1
+        if len(o.ids) < _TRIGGERS_KEPT:
+            o.ids.append(ev.event_id)
+
+    def _threshold_value(self, baseline: float) -> int:
+        return max(self._minimum, math.ceil(self._multiplier * baseline))
+
+    def _threshold(self, key: tuple[str, str], state: _Subject, minute: int) -> int:
+        if state.baseline_at < 0 or minute - state.baseline_at >= HOUR_MS:
+            account, name = key
+            start = minute - self._th.baseline_days * DAY_MS
+            earliest = self._history.earliest(account, minute)
+            if earliest is not None:
+                start = max(start, earliest - earliest % MINUTE_MS)
+            minutes = max(1, (minute - start) // MINUTE_MS)
+            calls = self._history.count(account, self._baseline_filter(name, start, minute - 1), _COUNT_CAP)
+            state.baseline, state.baseline_minutes, state.baseline_at = calls / minutes, minutes, minute
+        return self._threshold_value(state.baseline)
+
+    # -- closing ----------------------------------------------------------------------------------
+    def _close_minute(self, key: tuple[str, str], state: _Subject) -> list[StoredInsight]:
+        """The current minute is over: an open insight whose last hot minute it was not ends."""
+        o = state.open
+        if o is None:
+            return []
+        if state.current.minute == o.last_hot_minute and state.current.count >= self._threshold_value(
+            o.baseline
+        ):
+            return []  # still hot; the next minute decides
+        end_ms = o.last_hot_minute + MINUTE_MS
+        state.open = None
+        return [self._record(key, o, "End", end_ms, None)]
+
+    def expire(self, clock_ms: int) -> list[StoredInsight]:
+        """Close what no event will close: subjects whose minute ended a minute before ``clock_ms``."""
+        found: list[StoredInsight] = []
+        for key, state in list(self._subjects.items()):
+            if state.current.minute + 2 * MINUTE_MS > clock_ms:
+                continue
+            if state.open is not None:
+                o = state.open
+                state.open = None
+                found.append(self._record(key, o, "End", o.last_hot_minute + MINUTE_MS, None))
+            del self._subjects[key]
+        return found
+
+    def _record(
+        self, key: tuple[str, str], o: _Open, state: str, time_ms: int, ev: Seen | None
+    ) -> StoredInsight:
+        account, name = key
+        minutes = max(1, (o.last_hot_minute - o.first_minute) // MINUTE_MS + 1)
+        rate = o.count / minutes
+        trigger = Seen(
+            seq=0,
+            account_id=account,
+            event_id=o.ids[0] if o.ids else "",
+            time_ms=o.start_ms,
+            name=o.trigger.get("name", ""),
+            service=o.trigger.get("service", ""),
+            rw="",
+            error_code="",
+            ip=o.trigger.get("ip", ""),
+            access_key_id=o.trigger.get("key", ""),
+            user_name="",
+            identity_type="",
+            region=o.region,
+        )
+        return insight_record(
+            account_id=account,
+            insight_type=self.insight_type,
+            insight_object=name,
+            anchor=str(o.first_minute),
+            state=state,
+            time_ms=time_ms,
+            region=o.region,
+            statistics=Statistics(rate, minutes, o.baseline, o.baseline_minutes, o.count),
+            attributions=[
+                Attribution("userIdentity.accessKeyId", [(k, c / minutes) for k, c in o.keys.most_common(5)]),
+                Attribution("sourceIpAddress", [(k, c / minutes) for k, c in o.ips.most_common(5)]),
+            ],
+            triggers=o.ids,
+            explanation=(
+                f"{self._what} of {name}: {o.count} in {minutes} minute(s) from"
+                f" {format_wire_time(o.first_minute)}, against a baseline of {o.baseline:.3f} per minute over"
+                f" {o.baseline_minutes} minutes (threshold {self._threshold_value(o.baseline)} per minute)."
+            ),
+            trigger=trigger,
+        )
+
+    # -- saved state ------------------------------------------------------------------------------
+    def dump(self) -> list[Any]:
+        out: list[Any] = []
+        for (account, name), s in self._subjects.items():
+            o = s.open
+            out.append(
+                [
+                    account,
+                    name,
+                    s.current.minute,
+                    s.current.count,
+                    s.current.ids,
+                    None
+                    if o is None
+                    else [
+                        o.start_ms,
+                        o.first_minute,
+                        o.last_hot_minute,
+                        o.count,
+                        o.baseline,
+                        o.baseline_minutes,
+                        o.region,
+                        o.ids,
+                        dict(o.keys),
+                        dict(o.ips),
+                        o.trigger,
+                    ],
+                ]
+            )
+        return out
+
+    def load(self, saved: list[Any]) -> None:
+        self._subjects.clear()
+        for account, name, minute, count, ids, o in saved:
+            state = _Subject(_Minute(minute, count, list(ids)))
+            if o is not None:
+                state.open = _Open(
+                    o[0],
+                    o[1],
+                    o[2],
+                    o[3],
+                    o[4],
+                    o[5],
+                    o[6],
+                    list(o[7]),
+                    Counter(o[8]),
+                    Counter(o[9]),
+                    dict(o[10]),
+                )
+                state.baseline, state.baseline_minutes = o[4], o[5]
+            self._subjects[(account, name)] = state
+
+
+def _api(ev: Seen) -> str:
+    return f"{ev.service}:{ev.name}"
+
+
+def _api_filter(extra: dict[str, Any]) -> Callable[[str, int, int], EventFilter]:
+    def build(name: str, start: int, end: int) -> EventFilter:
+        service, _, event = name.partition(":")
+        equals: dict[Attr, tuple[str, ...]] = {Attr.SERVICE_NAME: (service,), Attr.EVENT_NAME: (event,)}
+        equals.update(extra.get("equals", {}))
+        return EventFilter(start, end, equals=equals, has_error=extra.get("has_error"))
+
+    return build
+
+
+def rate_rules(history: History, th: Thresholds) -> list[RateRule]:
+    return [
+        RateRule(
+            "ApiCallRateInsight",
+            history,
+            th,
+            subject=lambda ev: _api(ev) if ev.rw == "Write" and ev.name else None,
+            baseline_filter=_api_filter({"equals": {Attr.EVENT_RW: ("Write",)}}),
+            minimum=th.rate_min_per_minute,
+            multiplier=th.rate_multiplier,
+            what="Write calls",
+        ),
+        RateRule(
+            "ApiErrorRateInsight",
+            history,
+            th,
+            subject=lambda ev: _api(ev) if ev.error_code and ev.name else None,
+            baseline_filter=_api_filter({"has_error": True}),
+            minimum=th.error_min_per_minute,
+            multiplier=th.error_multiplier,
+            what="Failed calls",
+        ),
+        RateRule(
+            "AkInsight",
+            history,
+            th,
+            subject=lambda ev: (
+                ev.access_key_id if ev.access_key_id and not ev.access_key_id.startswith("STS.") else None
+            ),
+            baseline_filter=lambda key, start, end: EventFilter(
+                start, end, equals={Attr.ACCESS_KEY_ID: (key,)}
+            ),
+            minimum=th.ak_min_per_minute,
+            multiplier=th.ak_multiplier,
+            what="Calls by AccessKey",
+        ),
+    ]
