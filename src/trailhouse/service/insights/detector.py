@@ -102,6 +102,10 @@ class Detector:
     def step(self) -> StepResult:
         """One pass: hold the lease, read a batch of the log, commit what it raised."""
         now = self._clock()
+        enabled = self._store.all_enabled_insight_types()
+        if not enabled:
+            # Nothing to detect: no lease, no writes. Enabling a type later starts where the log is then.
+            return StepResult(False, 0, 0)
         if not self._store.take_detector_lease(
             detector=DETECTOR_NAME, owner=self._owner, now_ms=now, ttl_ms=self._lease_ms
         ):
@@ -113,7 +117,6 @@ class Detector:
             self._resume()
         assert self._position is not None
         entries = self._store.read_log(after_seq=self._position, limit=self._batch)
-        enabled = self._store.all_enabled_insight_types() if entries else {}
         found: list[StoredInsight] = []
         for entry in entries:
             kinds = enabled.get(entry.account_id)

@@ -13,7 +13,6 @@ from types import MappingProxyType
 from typing import Any
 
 from ....model.insights import INSIGHT_TYPES, InsightAttr, InsightQuery
-from ....model.times import format_wire_time
 from ....service.insights.lookup import (
     InsightProblem,
     InsightRejected,
@@ -230,11 +229,8 @@ def lookup_insight_events(call: Call, svc: Services) -> dict[str, Any]:
         )
     except InsightRejected as exc:
         raise _wire(exc) from None
-    reply: dict[str, Any] = {
-        "StartTime": format_wire_time(page.start_ms),
-        "EndTime": format_wire_time(page.end_ms),
-        "Events": JsonDocuments([i.body for i in page.insights]),
-    }
+    # The documented reply is {RequestId, Events, NextToken}: no StartTime/EndTime as LookupEvents has.
+    reply: dict[str, Any] = {"Events": JsonDocuments([i.body for i in page.insights])}
     if page.next_token is not None:
         reply["NextToken"] = page.next_token
     return reply
