@@ -68,17 +68,19 @@ class Detector:
         self._last_event_wall = 0
         self._position = None
 
-    def _resume(self) -> None:
+    def _resume(self) -> bool:
+        """Continue from the checkpoint; True when there is none yet (the log's head is the start)."""
         checkpoint = self._store.detector_checkpoint(detector=DETECTOR_NAME)
         if checkpoint is None:
             self._position = self._store.log_head()
-            return
+            return True
         self._position = checkpoint.watermark
         if checkpoint.state:
             saved = orjson.loads(checkpoint.state)
             for rule in self._rates:
                 rule.load(saved.get(rule.insight_type, []))
             self._stream_clock = int(saved.get("clock", 0))
+        return False
 
     def _state(self) -> bytes:
         saved: dict[str, object] = {rule.insight_type: rule.dump() for rule in self._rates}
@@ -113,8 +115,9 @@ class Detector:
                 log.info("insights: another node holds the detector lease; standing by")
                 self._reset()
             return StepResult(False, 0, 0)
+        fresh = False
         if self._position is None:
-            self._resume()
+            fresh = self._resume()
         assert self._position is not None
         entries = self._store.read_log(after_seq=self._position, limit=self._batch)
         found: list[StoredInsight] = []
@@ -134,7 +137,7 @@ class Detector:
         for rate in self._rates:
             found += rate.expire(clock + _IDLE_CLOSE_MS)
         position = entries[-1].seq if entries else self._position
-        if not entries and not found:
+        if not entries and not found and not fresh:
             return StepResult(True, 0, 0)
         try:
             stored = self._store.commit_insights(
