@@ -22,12 +22,12 @@ from dataclasses import dataclass, field
 from starlette.concurrency import run_in_threadpool
 
 from ..model.insights import StoredInsight
-from ..service.insights.config import Thresholds
+from ..service.insights.config import thresholds_from
 from ..service.insights.detector import Detector, StepResult
 from ..settings import Settings
 from ..storage.base import EventStore, StoreError
 
-__all__ = ["Webhook", "WebhookStats", "detect_forever", "thresholds_from"]
+__all__ = ["Webhook", "WebhookStats", "detect_forever"]
 
 log = logging.getLogger("trailhouse.insights")
 
@@ -36,24 +36,6 @@ IDLE_PAUSE_S = 1.0
 #: Webhook delivery: attempts per record, and the first back-off (doubled each retry).
 WEBHOOK_ATTEMPTS = 6
 WEBHOOK_FIRST_BACKOFF_S = 1.0
-
-
-def thresholds_from(settings: Settings) -> Thresholds:
-    return Thresholds(
-        baseline_days=settings.insight_baseline_days,
-        ip_prefix_v4=settings.insight_ip_prefix_v4,
-        ip_min_history_calls=settings.insight_ip_min_history_calls,
-        ip_max_new_share=settings.insight_ip_max_new_share,
-        rate_min_per_minute=settings.insight_rate_min_per_minute,
-        rate_multiplier=settings.insight_rate_multiplier,
-        error_min_per_minute=settings.insight_error_min_per_minute,
-        error_multiplier=settings.insight_error_multiplier,
-        ak_dormant_days=settings.insight_ak_dormant_days,
-        ak_min_per_minute=settings.insight_ak_min_per_minute,
-        ak_multiplier=settings.insight_ak_multiplier,
-        change_history_days=settings.insight_change_history_days,
-        always_policies=tuple(p.strip() for p in settings.insight_always_policies.split(",") if p.strip()),
-    )
 
 
 @dataclass

@@ -20,6 +20,14 @@ from .credentials import (
 )
 from .demo import demo
 from .ingest import ingest
+from .insights import (
+    insights_detect,
+    insights_disable,
+    insights_enable,
+    insights_list,
+    insights_show,
+    insights_types,
+)
 from .lookup import lookup
 from .report import access_key_report
 from .serve import serve
@@ -34,6 +42,8 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(tokens_app, name="tokens")
 access_key_app = typer.Typer(no_args_is_help=True, help="Questions about one AccessKey.")
 app.add_typer(access_key_app, name="access-key")
+insights_app = typer.Typer(no_args_is_help=True, help="Insights: anomalies found as events arrive.")
+app.add_typer(insights_app, name="insights")
 
 
 def _version(value: bool) -> None:
@@ -69,6 +79,12 @@ access_key_app.command("report")(access_key_report)
 app.command()(migrate)
 app.command()(maintain)
 app.command()(copy)
+insights_app.command("list")(insights_list)
+insights_app.command("show")(insights_show)
+insights_app.command("enable")(insights_enable)
+insights_app.command("disable")(insights_disable)
+insights_app.command("types")(insights_types)
+insights_app.command("detect")(insights_detect)
 
 
 def main() -> None:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
-__all__ = ["Thresholds"]
+__all__ = ["Thresholds", "thresholds_from"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,3 +33,19 @@ class Thresholds:
     change_history_days: int = 30
     #: Policies whose attachment is always an insight, whatever the history.
     always_policies: tuple[str, ...] = ("AdministratorAccess",)
+
+
+def thresholds_from(settings: object) -> Thresholds:
+    """Thresholds from the settings object: each field is its ``insight_<name>`` setting.
+
+    Read by name so that this layer needs no import of ``settings``; a missing one keeps its default.
+    """
+    values: dict[str, object] = {}
+    for f in fields(Thresholds):
+        value = getattr(settings, f"insight_{f.name}", None)
+        if value is None:
+            continue
+        if f.name == "always_policies" and isinstance(value, str):
+            value = tuple(p.strip() for p in value.split(",") if p.strip())
+        values[f.name] = value
+    return Thresholds(**values)  # type: ignore[arg-type]
