@@ -12,9 +12,9 @@ from typing import Any
 
 import orjson
 import pytest
+from bench.insight_traffic import DAY_MS, Anomaly, Traffic, anomaly, merged, normal_traffic
 
 from tests.conftest import LiveServer
-from tests.e2e.insight_scenarios import DAY_MS, Anomaly, Traffic, anomaly, merged, normal_traffic
 from trailhouse.model.event import event_from_mapping
 from trailhouse.model.insights import INSIGHT_TYPES, InsightQuery
 from trailhouse.model.times import now_ms

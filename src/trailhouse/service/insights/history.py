@@ -22,12 +22,29 @@ class History:
 
     def key_ips(self, account_id: str, access_key_id: str, since_ms: int) -> Iterator[UsageEntry]:
         """Every (service, IP) the key was used from since ``since_ms`` (the usage aggregates)."""
+        return self._usage(account_id, access_key_id, since_ms, UsageKind.IP)
+
+    def key_calls(self, account_id: str, access_key_id: str, before_ms: int) -> tuple[int, int | None]:
+        """The key's calls and its first call's time, from the usage aggregates (one row per service).
+
+        The totals include calls stored after ``before_ms`` that the detector has not reached yet:
+        a baseline a little high, which errs against raising an insight.
+        """
+        calls, first = 0, None
+        for entry in self._usage(account_id, access_key_id, 0, UsageKind.PRODUCT):
+            calls += entry.calls
+            first = entry.first_used_ms if first is None else min(first, entry.first_used_ms)
+        return calls, first if first is None or first < before_ms else None
+
+    def _usage(
+        self, account_id: str, access_key_id: str, since_ms: int, kind: UsageKind
+    ) -> Iterator[UsageEntry]:
         after: UsagePosition | None = None
         while True:
             page = self._store.usage(
                 account_id=account_id,
                 access_key_id=access_key_id,
-                kind=UsageKind.IP,
+                kind=kind,
                 service_name=None,
                 since_ms=since_ms,
                 after=after,

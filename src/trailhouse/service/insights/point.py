@@ -24,6 +24,15 @@ _CACHE_LIMIT = 200_000
 
 
 def network_of(ip: str, v4: int, v6: int) -> str:
+    """The network an address is judged by (``a.b.c.0/24``); anything unparsable is itself."""
+    parts = ip.split(".")
+    if len(parts) == 4 and all(p.isdigit() and len(p) <= 3 for p in parts):
+        value = 0
+        for p in parts:
+            value = value << 8 | int(p)
+        if value < 1 << 32:
+            value &= ~((1 << (32 - v4)) - 1) & 0xFFFFFFFF
+            return f"{value >> 24}.{value >> 16 & 255}.{value >> 8 & 255}.{value & 255}/{v4}"
     try:
         address = ipaddress.ip_address(ip)
     except ValueError:

@@ -31,6 +31,10 @@ DAY_MS = 86_400_000
 #: Baselines count at most this many events (beyond it, the average is already far above any minimum).
 _COUNT_CAP = 2_000_000
 _TRIGGERS_KEPT = 200
+_CACHE_LIMIT = 200_000
+#: A baseline kept up to date by the detector drifts only by the calls leaving its window: a
+#: fresh count from the store once a week is enough (each count reads up to two weeks of calls).
+_RECOUNT_MS = 7 * DAY_MS
 
 
 @dataclass(slots=True)
@@ -56,12 +60,20 @@ class _Open:
 
 
 @dataclass(slots=True)
+class _Baseline:
+    """Calls of a subject since ``start`` (counted in the store at ``counted_at``, then by the detector)."""
+
+    start: int
+    counted_at: int
+    calls: int
+
+
+@dataclass(slots=True)
 class _Subject:
     current: _Minute
     open: _Open | None = None
     baseline: float = 0.0
     baseline_minutes: int = 0
-    baseline_at: int = -1
 
 
 class RateRule:
@@ -75,14 +87,16 @@ class RateRule:
         *,
         subject: Callable[[Seen], str | None],
         baseline_filter: Callable[[str, int, int], EventFilter],
+        per_key: bool = False,
         minimum: int,
         multiplier: float,
         what: str,
     ) -> None:
         self.insight_type, self._history, self._th = insight_type, history, th
-        self._subject, self._baseline_filter = subject, baseline_filter
+        self._subject, self._baseline_filter, self._per_key = subject, baseline_filter, per_key
         self._minimum, self._multiplier, self._what = minimum, multiplier, what
         self._subjects: dict[tuple[str, str], _Subject] = {}
+        self._baselines: dict[tuple[str, str], _Baseline] = {}
 
     # -- per event --------------------------------------------------------------------------------
     def check(self, ev: Seen) -> list[StoredInsight]:
@@ -102,6 +116,9 @@ class RateRule:
             return []  # a late event: its minute is closed (it is in the baseline all the same)
         cur = state.current
         cur.count += 1
+        base = self._baselines.get(key)
+        if base is not None and ev.time_ms > base.counted_at:
+            base.calls += 1  # the baseline keeps up with what the detector sees
         if len(cur.ids) < _TRIGGERS_KEPT:
             cur.ids.append(ev.event_id)
         if state.open is not None:
@@ -139,15 +156,26 @@ class RateRule:
         return max(self._minimum, math.ceil(self._multiplier * baseline))
 
     def _threshold(self, key: tuple[str, str], state: _Subject, minute: int) -> int:
-        if state.baseline_at < 0 or minute - state.baseline_at >= HOUR_MS:
+        """The subject's threshold now. Its baseline is counted in the store once a week (of event
+        time) and kept up to date in between by counting the events the detector sees."""
+        base = self._baselines.get(key)
+        if base is None or minute - base.counted_at >= _RECOUNT_MS:
             account, name = key
-            start = minute - self._th.baseline_days * DAY_MS
-            earliest = self._history.earliest(account, minute)
-            if earliest is not None:
-                start = max(start, earliest - earliest % MINUTE_MS)
-            minutes = max(1, (minute - start) // MINUTE_MS)
-            calls = self._history.count(account, self._baseline_filter(name, start, minute - 1), _COUNT_CAP)
-            state.baseline, state.baseline_minutes, state.baseline_at = calls / minutes, minutes, minute
+            if self._per_key:
+                calls, first = self._history.key_calls(account, name, minute)
+                start = minute if first is None else first - first % MINUTE_MS
+            else:
+                start = minute - self._th.baseline_days * DAY_MS
+                earliest = self._history.earliest(account, minute)
+                if earliest is not None:
+                    start = max(start, earliest - earliest % MINUTE_MS)
+                flt = self._baseline_filter(name, start, minute - 1)
+                calls = self._history.count(account, flt, _COUNT_CAP)
+            if len(self._baselines) > _CACHE_LIMIT:
+                self._baselines.clear()
+            base = self._baselines[key] = _Baseline(start, minute, calls)
+        minutes = max(1, (minute - base.start) // MINUTE_MS)
+        state.baseline, state.baseline_minutes = base.calls / minutes, minutes
         return self._threshold_value(state.baseline)
 
     # -- closing ----------------------------------------------------------------------------------
@@ -319,6 +347,8 @@ def rate_rules(history: History, th: Thresholds) -> list[RateRule]:
             baseline_filter=lambda key, start, end: EventFilter(
                 start, end, equals={Attr.ACCESS_KEY_ID: (key,)}
             ),
+            # An AccessKey's average since its first call, from the usage aggregates: one read.
+            per_key=True,
             minimum=th.ak_min_per_minute,
             multiplier=th.ak_multiplier,
             what="Calls by AccessKey",

@@ -1,9 +1,9 @@
-"""Normal traffic from the project's generator, and the anomalies a scenario injects into it.
+"""Normal traffic from the project's generator, and the anomalies injected into it (Insights).
 
-Shared by the scenario tests and bench/insights.py. The generator makes one world (accounts, keys,
-IP slices, API profiles) per seed; a scenario stores its first days as history, then streams the
-rest as "live" traffic with anomalies mixed in. Each injected event is a copy of a real event of
-the same world, changed only where the anomaly needs it.
+Shared by tests/e2e/test_insights_scenarios.py and bench/insights.py. The generator makes one
+world (accounts, keys, IP slices, API profiles) per seed; a scenario stores its first days as
+history, then streams the rest as "live" traffic with anomalies mixed in. Each injected event is a
+copy of a real event of the same world, changed only where the anomaly needs it.
 """
 
 from __future__ import annotations
