@@ -39,9 +39,13 @@ _RECOUNT_MS = 7 * DAY_MS
 
 @dataclass(slots=True)
 class _Minute:
+    """One subject's calls in the current minute: they join an insight only if the minute is hot."""
+
     minute: int
     count: int = 0
     ids: list[str] = field(default_factory=list)
+    keys: Counter[str] = field(default_factory=Counter)
+    ips: Counter[str] = field(default_factory=Counter)
 
 
 @dataclass(slots=True)
@@ -111,46 +115,60 @@ class RateRule:
             state = self._subjects[key] = _Subject(_Minute(minute))
         elif minute > state.current.minute:
             found += self._close_minute(key, state)
+            self._fold(key, state.current)
             state.current = _Minute(minute)
         elif minute < state.current.minute:
             return []  # a late event: its minute is closed (it is in the baseline all the same)
         cur = state.current
         cur.count += 1
-        base = self._baselines.get(key)
-        if base is not None and ev.time_ms > base.counted_at:
-            base.calls += 1  # the baseline keeps up with what the detector sees
         if len(cur.ids) < _TRIGGERS_KEPT:
             cur.ids.append(ev.event_id)
-        if state.open is not None:
-            self._extend(state.open, ev)
-            if cur.count >= self._threshold_value(state.open.baseline):
-                state.open.last_hot_minute = max(state.open.last_hot_minute, minute)
+        cur.keys[ev.access_key_id or ev.user_name] += 1
+        cur.ips[ev.ip] += 1
+        o = state.open
+        if o is not None:
+            if o.last_hot_minute == minute:
+                self._add(o, ev)
+            elif cur.count >= self._threshold_value(o.baseline):
+                self._merge(o, cur)  # this minute is hot too: the insight goes on
+                o.last_hot_minute = minute
             return found
         threshold = self._threshold(key, state, minute)
         if cur.count >= threshold:
-            state.open = _Open(
+            o = state.open = _Open(
                 start_ms=ev.time_ms,
                 first_minute=minute,
                 last_hot_minute=minute,
-                count=cur.count,
+                count=0,
                 baseline=state.baseline,
                 baseline_minutes=state.baseline_minutes,
                 region=ev.region,
-                ids=list(cur.ids),
                 trigger={"service": ev.service, "name": ev.name, "ip": ev.ip, "key": ev.access_key_id},
             )
-            state.open.keys[ev.access_key_id or ev.user_name] += cur.count
-            state.open.ips[ev.ip] += cur.count
-            found.append(self._record(key, state.open, "Start", ev.time_ms, ev))
+            self._merge(o, cur)
+            found.append(self._record(key, o, "Start", ev.time_ms, ev))
         return found
 
+    def _fold(self, key: tuple[str, str], done: _Minute) -> None:
+        """A finished minute joins the baseline: it keeps up with what the detector sees."""
+        base = self._baselines.get(key)
+        if base is not None and done.minute >= base.counted_at:
+            base.calls += done.count
+
     @staticmethod
-    def _extend(o: _Open, ev: Seen) -> None:
+    def _add(o: _Open, ev: Seen) -> None:
         o.count += 1
         o.keys[ev.access_key_id or ev.user_name] += 1
         o.ips[ev.ip] += 1
         if len(o.ids) < _TRIGGERS_KEPT:
             o.ids.append(ev.event_id)
+
+    @staticmethod
+    def _merge(o: _Open, cur: _Minute) -> None:
+        o.count += cur.count
+        o.keys.update(cur.keys)
+        o.ips.update(cur.ips)
+        o.ids.extend(cur.ids[: max(0, _TRIGGERS_KEPT - len(o.ids))])
 
     def _threshold_value(self, baseline: float) -> int:
         return max(self._minimum, math.ceil(self._multiplier * baseline))
@@ -184,9 +202,7 @@ class RateRule:
         o = state.open
         if o is None:
             return []
-        if state.current.minute == o.last_hot_minute and state.current.count >= self._threshold_value(
-            o.baseline
-        ):
+        if state.current.minute == o.last_hot_minute:
             return []  # still hot; the next minute decides
         end_ms = o.last_hot_minute + MINUTE_MS
         state.open = None
@@ -202,6 +218,7 @@ class RateRule:
                 o = state.open
                 state.open = None
                 found.append(self._record(key, o, "End", o.last_hot_minute + MINUTE_MS, None))
+            self._fold(key, state.current)
             del self._subjects[key]
         return found
 
@@ -260,6 +277,8 @@ class RateRule:
                     s.current.minute,
                     s.current.count,
                     s.current.ids,
+                    dict(s.current.keys),
+                    dict(s.current.ips),
                     None
                     if o is None
                     else [
@@ -281,8 +300,8 @@ class RateRule:
 
     def load(self, saved: list[Any]) -> None:
         self._subjects.clear()
-        for account, name, minute, count, ids, o in saved:
-            state = _Subject(_Minute(minute, count, list(ids)))
+        for account, name, minute, count, ids, keys, ips, o in saved:
+            state = _Subject(_Minute(minute, count, list(ids), Counter(keys), Counter(ips)))
             if o is not None:
                 state.open = _Open(
                     o[0],
