@@ -77,9 +77,14 @@ class Webhook:
                 "X-Trailhouse-Insight-Id": record.insight_id,
             },
         )
-        with urllib.request.urlopen(request, timeout=self._timeout) as response:  # noqa: S310 (operator's URL)
-            if not 200 <= response.status < 300:
-                raise urllib.error.HTTPError(self.url, response.status, "not 2xx", response.headers, None)
+        try:
+            with urllib.request.urlopen(request, timeout=self._timeout) as response:  # noqa: S310 (operator's URL)
+                status = response.status
+        except urllib.error.HTTPError as exc:  # 4xx/5xx: close its response, retry as any failure
+            exc.close()
+            raise OSError(f"HTTP {exc.code} from the webhook") from None
+        if not 200 <= status < 300:
+            raise OSError(f"HTTP {status} from the webhook")
 
     def _dead(self, record: StoredInsight, why: str) -> None:
         self.stats.dead_letters += 1
