@@ -29,6 +29,9 @@ class Traffic:
     stream: list[dict[str, Any]]
     #: AccessKeys of the history, busiest first.
     keys: list[str] = field(default_factory=list)
+    #: Keys with a settled set of networks (IpInsight judges only those): at least 50 calls, and
+    #: no network new to them in the last 7 days of the history.
+    settled_keys: list[str] = field(default_factory=list)
 
     def template(self, key: str) -> dict[str, Any]:
         """The key's latest history event: the shape an injected call of that key takes."""
@@ -45,11 +48,20 @@ def normal_traffic(
     cut = end_ms - int(stream_days * DAY_MS)
     history = [e for e in events if parse_wire_time(e["eventTime"]) < cut]
     stream = [e for e in events if parse_wire_time(e["eventTime"]) >= cut]
-    keys = Counter(
-        e["userIdentity"].get("accessKeyId") for e in history if e["userIdentity"].get("accessKeyId")
-    )
+    keys: Counter[str] = Counter()
+    first_seen: dict[tuple[str, str], int] = {}
+    for e in history:
+        key = e["userIdentity"].get("accessKeyId")
+        if not key or key.startswith("STS."):
+            continue
+        keys[key] += 1
+        network = ".".join(str(e.get("sourceIpAddress", "")).split(".")[:3])
+        first_seen.setdefault((key, network), parse_wire_time(e["eventTime"]))
+    recent: Counter[str] = Counter(k for (k, _), t in first_seen.items() if t >= cut - 7 * DAY_MS)
     account = events[0]["userIdentity"]["accountId"]
-    return Traffic(account, history, stream, [k for k, _ in keys.most_common() if not k.startswith("STS.")])
+    busiest = [k for k, _ in keys.most_common()]
+    settled = [k for k in busiest if keys[k] >= 50 and recent[k] == 0]
+    return Traffic(account, history, stream, busiest, settled)
 
 
 def call(
@@ -110,7 +122,13 @@ def burst(template: dict[str, Any], start_ms: int, n: int, **changes: Any) -> tu
 def anomaly(kind: str, traffic: Traffic, at_ms: int, n: int = 0) -> Anomaly:
     """One anomaly of ``kind``, the ``n``-th of its kind (each uses another key, API or address)."""
     keys = traffic.keys
+    # Rates: one of the five busiest keys; changes: a different key each time (a key's second
+    # change of a kind within 30 days is routine by the rule); new networks: a settled key.
     key = keys[n % min(len(keys), 5)]
+    if kind in ("PolicyChangeInsight", "PasswordChangeInsight", "TrailConcealmentInsight"):
+        key = keys[n % len(keys)]
+    if kind == "IpInsight":
+        key = traffic.settled_keys[n % len(traffic.settled_keys)]
     t = traffic.template(key)
     minute = at_ms - at_ms % MINUTE_MS
     if kind == "IpInsight":

@@ -224,10 +224,13 @@ class Settings:
     insight_ip_min_history_calls: int = setting(
         50, "INSIGHT_IP_MIN_HISTORY_CALLS", "IpInsight: calls an AccessKey needs in its history to be judged"
     )
-    insight_ip_max_new_share: float = setting(
-        0.02,
-        "INSIGHT_IP_MAX_NEW_SHARE",
-        "IpInsight: judged only when at most this share of the key's calls came from an address used once",
+    insight_ip_max_recent_new: int = setting(
+        1,
+        "INSIGHT_IP_MAX_RECENT_NEW",
+        "IpInsight: a key is judged only when at most this many networks were new to it in the recent days",
+    )
+    insight_ip_recent_days: int = setting(
+        7, "INSIGHT_IP_RECENT_DAYS", "IpInsight: the recent days INSIGHT_IP_MAX_RECENT_NEW counts over"
     )
     insight_rate_min_per_minute: int = setting(
         30, "INSIGHT_RATE_MIN_PER_MINUTE", "ApiCallRateInsight: write calls of one API per minute, at least"
@@ -355,7 +358,8 @@ class Settings:
         need(self.insight_baseline_days >= 1, "insight_baseline_days", "days, at least 1")
         need(0 < self.insight_ip_prefix_v4 <= 32, "insight_ip_prefix_v4", "a prefix length from 1 to 32")
         need(self.insight_ip_min_history_calls >= 0, "insight_ip_min_history_calls", "a count, 0 or more")
-        need(0 <= self.insight_ip_max_new_share <= 1, "insight_ip_max_new_share", "a share from 0 to 1")
+        need(self.insight_ip_max_recent_new >= 0, "insight_ip_max_recent_new", "a count, 0 or more")
+        need(self.insight_ip_recent_days >= 1, "insight_ip_recent_days", "days, at least 1")
         for attr in (
             "insight_rate_min_per_minute",
             "insight_error_min_per_minute",

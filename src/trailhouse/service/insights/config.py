@@ -18,8 +18,10 @@ class Thresholds:
     ip_prefix_v6: int = 64
     #: IpInsight: a key needs this many calls in its history before a new network means anything.
     ip_min_history_calls: int = 50
-    #: IpInsight: at most this share of the key's history calls came from a network used once.
-    ip_max_new_share: float = 0.02
+    #: IpInsight: the key is judged only when at most this many networks were new to it in the
+    #: ``ip_recent_days`` before (its set of networks is settled).
+    ip_max_recent_new: int = 1
+    ip_recent_days: int = 7
     #: ApiCallRateInsight / ApiErrorRateInsight: calls (errors) per minute, and times the baseline.
     rate_min_per_minute: int = 30
     rate_multiplier: float = 10.0

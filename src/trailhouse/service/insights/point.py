@@ -42,14 +42,26 @@ def network_of(ip: str, v4: int, v6: int) -> str:
 
 
 class _KeyNetworks:
-    __slots__ = ("calls", "networks", "singles", "since_ms")
+    """The networks a key used (each with when it first used it), and its calls, as of the detector."""
 
-    def __init__(self, networks: set[str], calls: int, singles: int, since_ms: int) -> None:
-        self.networks, self.calls, self.singles, self.since_ms = networks, calls, singles, since_ms
+    __slots__ = ("calls", "networks", "since_ms")
+
+    def __init__(self, networks: dict[str, int], calls: int, since_ms: int) -> None:
+        self.networks, self.calls, self.since_ms = networks, calls, since_ms
+
+    def recent_new(self, now_ms: int, window_ms: int) -> int:
+        """Networks the key used for the first time in the window before ``now_ms``."""
+        return sum(1 for first in self.networks.values() if now_ms - window_ms <= first < now_ms)
 
 
 class IpRule:
-    """IpInsight: an AccessKey calls from a network absent from its history, where new networks are rare."""
+    """IpInsight: an AccessKey calls from a network absent from its history, where new networks are rare.
+
+    A key is judged when it has a history (``ip_min_history_calls``) and a settled set of networks:
+    at most ``ip_max_recent_new`` networks first used in the ``ip_recent_days`` before. A key that
+    meets new networks every day (a fleet that scales, a mobile client) would make every new one
+    an insight, so it is not judged.
+    """
 
     def __init__(self, history: History, th: Thresholds) -> None:
         self._history, self._th = history, th
@@ -57,15 +69,17 @@ class IpRule:
 
     def _load(self, ev: Seen) -> _KeyNetworks:
         since = ev.time_ms - self._th.baseline_days * DAY_MS
-        per_ip: dict[str, tuple[int, int]] = {}
+        calls = 0
+        networks: dict[str, int] = {}
+        first_seen = ev.time_ms
         for entry in self._history.key_ips(ev.account_id, ev.access_key_id, since):
-            calls, first = per_ip.get(entry.item, (0, entry.first_used_ms))
-            per_ip[entry.item] = (calls + entry.calls, min(first, entry.first_used_ms))
-        before = {ip: calls for ip, (calls, first) in per_ip.items() if first < ev.time_ms}
-        networks = {network_of(ip, self._th.ip_prefix_v4, self._th.ip_prefix_v6) for ip in before}
-        singles = sum(1 for calls in before.values() if calls == 1)
-        first_seen = min((first for _, first in per_ip.values()), default=ev.time_ms)
-        return _KeyNetworks(networks, sum(before.values()), singles, first_seen)
+            if entry.first_used_ms >= ev.time_ms:
+                continue  # stored ahead of the detector: not history yet
+            calls += entry.calls
+            network = network_of(entry.item, self._th.ip_prefix_v4, self._th.ip_prefix_v6)
+            networks[network] = min(networks.get(network, entry.first_used_ms), entry.first_used_ms)
+            first_seen = min(first_seen, entry.first_used_ms)
+        return _KeyNetworks(networks, calls, first_seen)
 
     def check(self, ev: Seen) -> list[StoredInsight]:
         if not ev.ip or not ev.access_key_id or ev.access_key_id.startswith("STS."):
@@ -79,8 +93,9 @@ class IpRule:
         network = network_of(ev.ip, self._th.ip_prefix_v4, self._th.ip_prefix_v6)
         found: list[StoredInsight] = []
         if network not in known.networks:
-            share = known.singles / known.calls if known.calls else 1.0
-            if known.calls >= self._th.ip_min_history_calls and share <= self._th.ip_max_new_share:
+            window = self._th.ip_recent_days * DAY_MS
+            recent = known.recent_new(ev.time_ms, window)
+            if known.calls >= self._th.ip_min_history_calls and recent <= self._th.ip_max_recent_new:
                 found = insight_pair(
                     account_id=ev.account_id,
                     insight_type="IpInsight",
@@ -88,7 +103,9 @@ class IpRule:
                     anchor=ev.event_id,
                     time_ms=ev.time_ms,
                     region=ev.region,
-                    statistics=Statistics(1, 0, known.calls / max(1, len(known.networks)), 0, 1),
+                    statistics=Statistics(
+                        1, 0, known.calls / max(1, len(known.networks)), int(window // 60_000), 1
+                    ),
                     attributions=[
                         Attribution(
                             "sourceIpAddress", [(ev.ip, 1.0)], [(n, 0.0) for n in sorted(known.networks)[:5]]
@@ -100,12 +117,12 @@ class IpRule:
                         f"AccessKey {ev.access_key_id} called {ev.service}:{ev.name} from {ev.ip}"
                         f" (network {network}); its {known.calls} earlier calls since"
                         f" {format_wire_time(known.since_ms)} came from {len(known.networks)} other"
-                        f" network(s), none of them this one."
+                        f" network(s), none of them this one, and {recent} network(s) were new to it"
+                        f" in the {self._th.ip_recent_days} days before."
                     ),
                     trigger=ev,
                 )
-            known.networks.add(network)
-            known.singles += 1
+            known.networks[network] = ev.time_ms
         known.calls += 1
         return found
 
