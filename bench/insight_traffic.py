@@ -29,8 +29,8 @@ class Traffic:
     stream: list[dict[str, Any]]
     #: AccessKeys of the history, busiest first.
     keys: list[str] = field(default_factory=list)
-    #: Keys with a settled set of networks (IpInsight judges only those): at least 50 calls, and
-    #: no network new to them in the last 7 days of the history.
+    #: Keys with a settled set of networks (IpInsight judges only those): at least 50 calls, at
+    #: most 100 networks, and none new to them in the last 7 days of the history.
     settled_keys: list[str] = field(default_factory=list)
 
     def template(self, key: str) -> dict[str, Any]:
@@ -60,7 +60,8 @@ def normal_traffic(
     recent: Counter[str] = Counter(k for (k, _), t in first_seen.items() if t >= cut - 7 * DAY_MS)
     account = events[0]["userIdentity"]["accountId"]
     busiest = [k for k, _ in keys.most_common()]
-    settled = [k for k in busiest if keys[k] >= 50 and recent[k] == 0]
+    networks: Counter[str] = Counter(k for k, _ in first_seen)
+    settled = [k for k in busiest if keys[k] >= 50 and recent[k] == 0 and networks[k] <= 100]
     return Traffic(account, history, stream, busiest, settled)
 
 

@@ -229,6 +229,9 @@ class Settings:
         "INSIGHT_IP_MAX_RECENT_NEW",
         "IpInsight: a key is judged only when at most this many networks were new to it in the recent days",
     )
+    insight_ip_max_networks: int = setting(
+        100, "INSIGHT_IP_MAX_NETWORKS", "IpInsight: a key that used more networks than this is not judged"
+    )
     insight_ip_recent_days: int = setting(
         7, "INSIGHT_IP_RECENT_DAYS", "IpInsight: the recent days INSIGHT_IP_MAX_RECENT_NEW counts over"
     )
@@ -360,6 +363,7 @@ class Settings:
         need(self.insight_ip_min_history_calls >= 0, "insight_ip_min_history_calls", "a count, 0 or more")
         need(self.insight_ip_max_recent_new >= 0, "insight_ip_max_recent_new", "a count, 0 or more")
         need(self.insight_ip_recent_days >= 1, "insight_ip_recent_days", "days, at least 1")
+        need(self.insight_ip_max_networks >= 1, "insight_ip_max_networks", "a count, at least 1")
         for attr in (
             "insight_rate_min_per_minute",
             "insight_error_min_per_minute",

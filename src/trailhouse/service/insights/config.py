@@ -22,6 +22,8 @@ class Thresholds:
     #: ``ip_recent_days`` before (its set of networks is settled).
     ip_max_recent_new: int = 1
     ip_recent_days: int = 7
+    #: IpInsight: nor a key that used more networks than this (a fleet, not a settled client).
+    ip_max_networks: int = 100
     #: ApiCallRateInsight / ApiErrorRateInsight: calls (errors) per minute, and times the baseline.
     rate_min_per_minute: int = 30
     rate_multiplier: float = 10.0

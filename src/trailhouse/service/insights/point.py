@@ -58,9 +58,9 @@ class IpRule:
     """IpInsight: an AccessKey calls from a network absent from its history, where new networks are rare.
 
     A key is judged when it has a history (``ip_min_history_calls``) and a settled set of networks:
-    at most ``ip_max_recent_new`` networks first used in the ``ip_recent_days`` before. A key that
-    meets new networks every day (a fleet that scales, a mobile client) would make every new one
-    an insight, so it is not judged.
+    at most ``ip_max_networks`` of them, and at most ``ip_max_recent_new`` first used in the
+    ``ip_recent_days`` before. A key that meets new networks every day, or calls from thousands (a
+    fleet that scales, a mobile client), would make every new one an insight, so it is not judged.
     """
 
     def __init__(self, history: History, th: Thresholds) -> None:
@@ -95,7 +95,8 @@ class IpRule:
         if network not in known.networks:
             window = self._th.ip_recent_days * DAY_MS
             recent = known.recent_new(ev.time_ms, window)
-            if known.calls >= self._th.ip_min_history_calls and recent <= self._th.ip_max_recent_new:
+            settled = recent <= self._th.ip_max_recent_new and len(known.networks) <= self._th.ip_max_networks
+            if known.calls >= self._th.ip_min_history_calls and settled:
                 found = insight_pair(
                     account_id=ev.account_id,
                     insight_type="IpInsight",
