@@ -61,7 +61,6 @@ from .sql import (
     EVENT_COLUMNS,
     POSTGRES,
     RESOURCE_COLUMNS,
-    FindQuery,
     SqlStore,
     apply_migrations,
     event_row,
@@ -533,14 +532,6 @@ class PostgresStore(SqlStore):
     def _write_transaction(self) -> Iterator[Callable[[str, Sequence[object]], int]]:
         with self._conn() as conn, conn.transaction():
             yield lambda query, params: conn.execute(query, params).rowcount
-
-    def _count_queries(self, account_id: str, flt: EventFilter) -> Iterator[FindQuery]:
-        account_ref = self._term_id(account_id)
-        if account_ref is None:
-            return
-        query = self._build_find(account_ref, flt, None, False, None)
-        if query is not None:
-            yield query
 
     def log_head(self) -> int:
         with self._conn() as conn:

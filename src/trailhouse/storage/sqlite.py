@@ -552,31 +552,9 @@ class SqliteStore(SqlStore):
 
     @contextlib.contextmanager
     def _write_transaction(self) -> Iterator[Callable[[str, Sequence[object]], int]]:
-        with self._write_lock:
-            if self._closed:
-                raise StoreError("the store is closed")
-            with _immediate(self._writer):
-                yield lambda query, params: self._writer.execute(query, params).rowcount
-
-    def _count_queries(self, account_id: str, flt: EventFilter) -> Iterator[FindQuery]:
-        account_ref = self._term_id(account_id)
-        if account_ref is None:
-            return
-        query = self._build_find(account_ref, flt, None, False, None)
-        if query is None:
-            return
-        if query.driver not in DAY_BUCKETED_DRIVERS:
-            yield query
-            return
-        for day_flt, day in self._days(account_ref, flt, None, False):
-            day_query = self._build_find(account_ref, day_flt, None, False, None, day)
-            assert day_query is not None
-            yield day_query
-
-    @_translated
-    def log_head(self) -> int:
-        row = self._reader().execute("SELECT max(seq) FROM events").fetchone()
-        return int(row[0] or 0)
+        # A closed writer raises sqlite3.ProgrammingError, which the caller's _guard makes a StoreError.
+        with self._write_lock, _immediate(self._writer):
+            yield lambda query, params: self._writer.execute(query, params).rowcount
 
     @_translated
     def read_log(self, *, after_seq: int, limit: int) -> list[LogEntry]:

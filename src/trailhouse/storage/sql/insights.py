@@ -14,10 +14,10 @@ from typing import Any
 import orjson
 
 from ...model.insights import InsightAttr, InsightCount, InsightPosition, InsightQuery, StoredInsight
-from ...model.query import EventFilter
+from ...model.query import EventFilter, Position
 from ..base import DetectorCheckpoint, LeaseLost
 from .dialect import Dialect
-from .find import FindQuery
+from .find import DAY_BUCKETED_DRIVERS, FindQuery
 
 __all__ = ["InsightSql"]
 
@@ -65,9 +65,45 @@ class InsightSql:
         """One write transaction; the callable runs a statement in it and returns its row count."""
         raise NotImplementedError
 
+    def _term_id(self, value: str) -> int | None:
+        raise NotImplementedError
+
+    def _build_find(
+        self,
+        account_ref: int,
+        flt: EventFilter,
+        after: Position | None,
+        descending: bool,
+        limit: int | None,
+        day: int | None = None,
+    ) -> FindQuery | None:
+        raise NotImplementedError
+
+    def _days(
+        self, account_ref: int, flt: EventFilter, after: Position | None, descending: bool
+    ) -> Iterator[tuple[EventFilter, int]]:
+        """The window's UTC days (backends whose indexes lead with the day, see ``Dialect.day_buckets``)."""
+        raise NotImplementedError
+
     def _count_queries(self, account_id: str, flt: EventFilter) -> Iterator[FindQuery]:
         """The find queries whose rows together are the events matching ``flt`` (no limit)."""
-        raise NotImplementedError
+        account_ref = self._term_id(account_id)
+        query = None if account_ref is None else self._build_find(account_ref, flt, None, False, None)
+        if account_ref is None or query is None:
+            return
+        if not self.dialect.day_buckets or query.driver not in DAY_BUCKETED_DRIVERS:
+            yield query
+            return
+        for day_flt, day in self._days(account_ref, flt, None, False):
+            day_query = self._build_find(account_ref, day_flt, None, False, None, day)
+            assert day_query is not None
+            yield day_query
+
+    def log_head(self) -> int:
+        """The highest seq stored (a backend with a cheaper answer overrides this)."""
+        with self._guard():
+            rows = self._read("SELECT max(seq) FROM events")
+        return int(rows[0][0] or 0)
 
     # -- settings --------------------------------------------------------------------------------
     def insight_types_enabled(self, *, account_id: str) -> list[str]:
