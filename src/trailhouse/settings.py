@@ -265,6 +265,81 @@ class Settings:
         "trail operations (CreateTrail, DescribeTrails, …) per second per account and operation; "
         "`0` switches it off",
     )
+    # -- Insights (docs/insights.md) --------------------------------------------------------------
+    insights_detector: str = setting(
+        "on", "INSIGHTS_DETECTOR", "`on`: `serve` runs the Insights detector (one node at a time); `off`: not"
+    )
+    insight_types: str = setting(
+        "IpInsight,ApiCallRateInsight,ApiErrorRateInsight,AkInsight,PolicyChangeInsight,"
+        "PasswordChangeInsight,TrailConcealmentInsight",
+        "INSIGHT_TYPES",
+        "the Insights types this server offers (comma-separated); others are InsightTypeNotAvailable",
+        shown="all seven",
+    )
+    insight_baseline_days: int = setting(
+        14, "INSIGHT_BASELINE_DAYS", "days of stored history a baseline reads"
+    )
+    insight_ip_prefix_v4: int = setting(
+        24,
+        "INSIGHT_IP_PREFIX_V4",
+        "IpInsight judges IPv4 sources by this network prefix (32: single addresses)",
+    )
+    insight_ip_min_history_calls: int = setting(
+        50, "INSIGHT_IP_MIN_HISTORY_CALLS", "IpInsight: calls an AccessKey needs in its history to be judged"
+    )
+    insight_ip_max_recent_new: int = setting(
+        1,
+        "INSIGHT_IP_MAX_RECENT_NEW",
+        "IpInsight: a key is judged only when at most this many networks were new to it in the recent days",
+    )
+    insight_ip_max_networks: int = setting(
+        100, "INSIGHT_IP_MAX_NETWORKS", "IpInsight: a key that used more networks than this is not judged"
+    )
+    insight_ip_recent_days: int = setting(
+        7, "INSIGHT_IP_RECENT_DAYS", "IpInsight: the recent days INSIGHT_IP_MAX_RECENT_NEW counts over"
+    )
+    insight_rate_min_per_minute: int = setting(
+        30, "INSIGHT_RATE_MIN_PER_MINUTE", "ApiCallRateInsight: write calls of one API per minute, at least"
+    )
+    insight_rate_multiplier: float = setting(
+        10.0, "INSIGHT_RATE_MULTIPLIER", "ApiCallRateInsight: and at least this many times the baseline"
+    )
+    insight_error_min_per_minute: int = setting(
+        20,
+        "INSIGHT_ERROR_MIN_PER_MINUTE",
+        "ApiErrorRateInsight: failed calls of one API per minute, at least",
+    )
+    insight_error_multiplier: float = setting(
+        10.0, "INSIGHT_ERROR_MULTIPLIER", "ApiErrorRateInsight: and at least this many times the baseline"
+    )
+    insight_ak_dormant_days: int = setting(
+        30, "INSIGHT_AK_DORMANT_DAYS", "AkInsight: an AccessKey idle this many days that calls again"
+    )
+    insight_ak_min_per_minute: int = setting(
+        120, "INSIGHT_AK_MIN_PER_MINUTE", "AkInsight: one AccessKey's calls per minute, at least"
+    )
+    insight_ak_multiplier: float = setting(
+        10.0, "INSIGHT_AK_MULTIPLIER", "AkInsight: and at least this many times the key's baseline"
+    )
+    insight_change_history_days: int = setting(
+        30,
+        "INSIGHT_CHANGE_HISTORY_DAYS",
+        "Policy/Password/TrailConcealment: raised when the caller made no such change in this many days",
+    )
+    insight_always_policies: str = setting(
+        "AdministratorAccess",
+        "INSIGHT_ALWAYS_POLICIES",
+        "PolicyChangeInsight: attaching these policies (comma-separated) is always an insight",
+    )
+    insight_webhook_url: str | None = setting(
+        None, "INSIGHT_WEBHOOK_URL", "POST every new insight record here (JSON)", shown="none"
+    )
+    insight_webhook_secret: str | None = setting(
+        None,
+        "INSIGHT_WEBHOOK_SECRET",
+        "signs webhook bodies: `X-Trailhouse-Signature: sha256=<hex HMAC of the body>`",
+        shown="none",
+    )
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -374,6 +449,28 @@ class Settings:
             raise SettingsError(
                 "TRAILHOUSE_LOG_KEY: expected a C2SP signer key, PRIVATE+KEY+<name>+<id>+<key>"
             )
+        need(self.insights_detector in ("on", "off"), "insights_detector", "on or off")
+        need(self.insight_baseline_days >= 1, "insight_baseline_days", "days, at least 1")
+        need(0 < self.insight_ip_prefix_v4 <= 32, "insight_ip_prefix_v4", "a prefix length from 1 to 32")
+        need(self.insight_ip_min_history_calls >= 0, "insight_ip_min_history_calls", "a count, 0 or more")
+        need(self.insight_ip_max_recent_new >= 0, "insight_ip_max_recent_new", "a count, 0 or more")
+        need(self.insight_ip_recent_days >= 1, "insight_ip_recent_days", "days, at least 1")
+        need(self.insight_ip_max_networks >= 1, "insight_ip_max_networks", "a count, at least 1")
+        for attr in (
+            "insight_rate_min_per_minute",
+            "insight_error_min_per_minute",
+            "insight_ak_min_per_minute",
+        ):
+            need(getattr(self, attr) >= 1, attr, "calls per minute, at least 1")
+        for attr in ("insight_rate_multiplier", "insight_error_multiplier", "insight_ak_multiplier"):
+            need(getattr(self, attr) >= 1, attr, "a multiplier of at least 1")
+        need(self.insight_ak_dormant_days >= 1, "insight_ak_dormant_days", "days, at least 1")
+        need(self.insight_change_history_days >= 0, "insight_change_history_days", "days, 0 (always) or more")
+        need(
+            self.insight_webhook_url is None or self.insight_webhook_url.startswith(("http://", "https://")),
+            "insight_webhook_url",
+            "an http:// or https:// URL",
+        )
         if bool(self.tls_cert) != bool(self.tls_key):
             raise SettingsError(
                 "TRAILHOUSE_TLS_CERT (or --tls-cert) and TRAILHOUSE_TLS_KEY (or --tls-key): "

@@ -18,6 +18,7 @@ import pytest
 
 from trailhouse.model.credentials import AccessKey, ApiToken, KeyStatus, TokenScope
 from trailhouse.model.delivery import DeliveryCheckpoint
+from trailhouse.model.insights import InsightQuery
 from trailhouse.model.query import Attr, EventFilter, UsageKind
 from trailhouse.model.trail import (
     DataEventSelector,
@@ -30,6 +31,7 @@ from trailhouse.model.trail import (
 from trailhouse.storage import open_store
 from trailhouse.storage import sqlite as sqlite_backend
 from trailhouse.storage.base import (
+    DetectorCheckpoint,
     EventStore,
     LogAppend,
     QueryCancelled,
@@ -135,6 +137,25 @@ CALLS: dict[str, Callable[[EventStore], Any]] = {
     "list_organizations": lambda s: s.list_organizations(),
     "get_account_setting": lambda s: s.get_account_setting(account_id=ACCOUNT, name="n"),
     "set_account_setting": lambda s: s.set_account_setting(account_id=ACCOUNT, name="n", value="v"),
+    "insight_types_enabled": lambda s: s.insight_types_enabled(account_id=ACCOUNT),
+    "set_insight_type": lambda s: s.set_insight_type(
+        account_id=ACCOUNT, insight_type="IpInsight", enabled=True, now_ms=1
+    ),
+    "all_enabled_insight_types": lambda s: s.all_enabled_insight_types(),
+    "put_insight_selectors": lambda s: s.put_insight_selectors(
+        account_id=ACCOUNT, trail_name="t", selectors=["IpInsight"], now_ms=1
+    ),
+    "get_insight_selectors": lambda s: s.get_insight_selectors(account_id=ACCOUNT, trail_name="t"),
+    "find_insights": lambda s: s.find_insights(
+        account_id=ACCOUNT, query=InsightQuery(0, 1), after=None, limit=10
+    ),
+    "count_insights": lambda s: s.count_insights(account_id=ACCOUNT, start_ms=0, end_ms=1),
+    "take_detector_lease": lambda s: s.take_detector_lease(detector="d", owner="o", now_ms=1, ttl_ms=1),
+    "detector_checkpoint": lambda s: s.detector_checkpoint(detector="d"),
+    "commit_insights": lambda s: s.commit_insights(
+        [], detector="d", owner="o", checkpoint=DetectorCheckpoint(1, b"")
+    ),
+    "count_matching": lambda s: s.count_matching(account_id=ACCOUNT, flt=WINDOW, cap=10),
 }
 #: Calls that may also do nothing on a closed store (SQLite's housekeeping skips a closed file).
 MAY_BE_NO_OP = {"maintain": lambda s: s.maintain(now_ms=at("10:00:00"))}
@@ -157,6 +178,9 @@ WRITES = [
     "create_history_job",
     "add_organization_member",
     "set_account_setting",
+    "set_insight_type",
+    "put_insight_selectors",
+    "take_detector_lease",
 ]
 
 

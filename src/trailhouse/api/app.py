@@ -138,6 +138,22 @@ async def _maintain_forever(store: EventStore) -> None:
         await asyncio.sleep(MAINTENANCE_INTERVAL_S)
 
 
+def _insights_tasks(app: Starlette, settings: Settings, store: EventStore) -> list[asyncio.Task[None]]:
+    """The Insights detector (and its webhook), unless TRAILHOUSE_INSIGHTS_DETECTOR=off."""
+    from .insights_task import Webhook, detect_forever
+
+    if settings.insights_detector != "on":
+        return []
+    webhook = None
+    if settings.insight_webhook_url:
+        webhook = Webhook(settings.insight_webhook_url, settings.insight_webhook_secret)
+    app.state.insights_webhook = webhook
+    tasks = [asyncio.create_task(detect_forever(store, settings, webhook))]
+    if webhook is not None:
+        tasks.append(asyncio.create_task(webhook.deliver_forever()))
+    return tasks
+
+
 def create_app(
     settings: Settings, store: EventStore | None = None, *, close_store: bool | None = None
 ) -> Starlette:
@@ -176,7 +192,11 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         housekeeping = asyncio.create_task(_maintain_forever(store))
-        tasks = [housekeeping, asyncio.create_task(delivery.run_forever())]
+        tasks = [
+            housekeeping,
+            asyncio.create_task(delivery.run_forever()),
+            *_insights_tasks(app, settings, store),
+        ]
         if settings.log_sequencer == "on":
             tasks.append(asyncio.create_task(sequence_forever(store, signer)))
         try:
@@ -184,6 +204,7 @@ def create_app(
         finally:
             for task in tasks:
                 task.cancel()
+            for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             limiter.close()

@@ -20,6 +20,14 @@ from .credentials import (
 )
 from .demo import demo
 from .ingest import ingest
+from .insights import (
+    insights_detect,
+    insights_disable,
+    insights_enable,
+    insights_list,
+    insights_show,
+    insights_types,
+)
 from .log import log_checkpoint, log_consistency, log_export, log_proof, log_public_key
 from .lookup import lookup
 from .org import org_add_member, org_delete, org_list, org_remove_member
@@ -48,6 +56,8 @@ org_app = typer.Typer(
     help="Organizations: a management account whose organization trails cover its members.",
 )
 app.add_typer(org_app, name="org")
+insights_app = typer.Typer(no_args_is_help=True, help="Insights: anomalies found as events arrive.")
+app.add_typer(insights_app, name="insights")
 
 
 def _version(value: bool) -> None:
@@ -96,6 +106,12 @@ org_app.command("add-member")(org_add_member)
 org_app.command("remove-member")(org_remove_member)
 org_app.command("list")(org_list)
 org_app.command("delete")(org_delete)
+insights_app.command("list")(insights_list)
+insights_app.command("show")(insights_show)
+insights_app.command("enable")(insights_enable)
+insights_app.command("disable")(insights_disable)
+insights_app.command("types")(insights_types)
+insights_app.command("detect")(insights_detect)
 
 
 def main() -> None:

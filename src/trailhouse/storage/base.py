@@ -17,6 +17,7 @@ from typing import Protocol
 from ..model.credentials import AccessKey, ApiToken, KeyStatus
 from ..model.delivery import DeliveryCheckpoint
 from ..model.event import EventRecord
+from ..model.insights import InsightCount, InsightPosition, InsightQuery, StoredInsight
 from ..model.query import (
     EventFilter,
     Position,
@@ -33,8 +34,11 @@ __all__ = [
     "CredentialStore",
     "DeliveryStore",
     "EventLog",
+    "DetectorCheckpoint",
     "EventStore",
     "LogAppend",
+    "InsightStore",
+    "LeaseLost",
     "LogEntry",
     "LogHead",
     "LogView",
@@ -397,6 +401,67 @@ class TrailStore(Protocol):
     def set_account_setting(self, *, account_id: str, name: str, value: str) -> None: ...
 
 
+class LeaseLost(StoreError):
+    """A detector's lease passed to another node: its work since the last commit is not stored."""
+
+
+@dataclass(frozen=True, slots=True)
+class DetectorCheckpoint:
+    """Where a detector is in the log (the last seq it has fully processed) and its saved state."""
+
+    watermark: int
+    state: bytes
+
+
+class InsightStore(Protocol):
+    """Insights: which types each account enabled, trail selectors, the records, the detector's place."""
+
+    def insight_types_enabled(self, *, account_id: str) -> list[str]: ...
+    def set_insight_type(self, *, account_id: str, insight_type: str, enabled: bool, now_ms: int) -> None: ...
+    def all_enabled_insight_types(self) -> dict[str, frozenset[str]]:
+        """Every account's enabled types (for the detector, never for a tenant)."""
+        ...
+
+    def put_insight_selectors(
+        self, *, account_id: str, trail_name: str, selectors: Sequence[str], now_ms: int
+    ) -> None: ...
+    def get_insight_selectors(self, *, account_id: str, trail_name: str) -> list[str] | None: ...
+
+    def find_insights(
+        self, *, account_id: str, query: InsightQuery, after: InsightPosition | None, limit: int
+    ) -> list[tuple[InsightPosition, StoredInsight]]:
+        """Newest first, strictly after ``after``."""
+        ...
+
+    def count_insights(self, *, account_id: str, start_ms: int, end_ms: int) -> list[InsightCount]:
+        """Start records (one per insight) in the window, by type and region."""
+        ...
+
+    def take_detector_lease(self, *, detector: str, owner: str, now_ms: int, ttl_ms: int) -> bool:
+        """Hold (or renew) the one lease that lets a node run ``detector``; False while another holds it."""
+        ...
+
+    def detector_checkpoint(self, *, detector: str) -> DetectorCheckpoint | None: ...
+
+    def commit_insights(
+        self, insights: Sequence[StoredInsight], *, detector: str, owner: str, checkpoint: DetectorCheckpoint
+    ) -> int:
+        """Store new insights and the checkpoint in one transaction; how many insights were new.
+
+        An insight whose (account, insight_id) is stored already changes nothing. LeaseLost when
+        ``owner`` no longer holds the lease (nothing is stored then).
+        """
+        ...
+
+    def newest_seq(self) -> int:
+        """The highest seq stored (0 when the log is empty)."""
+        ...
+
+    def count_matching(self, *, account_id: str, flt: EventFilter, cap: int) -> int:
+        """How many events match ``flt``, counting no further than ``cap``."""
+        ...
+
+
 class EventStore(
     EventLog,
     UsageStore,
@@ -405,6 +470,7 @@ class EventStore(
     MerkleLogStore,
     TrailStore,
     DeliveryStore,
+    InsightStore,
     Protocol,
 ):
     """Events, their usage aggregates, and credentials, in one database: what a backend implements."""

@@ -539,6 +539,12 @@ class PostgresStore(SqlStore, MerkleLogSql, DeliverySql):
             )
         return {row[0]: _stored_event(row) for row in rows}
 
+    def newest_seq(self) -> int:
+        # The seq counter row: one primary-key read, where MAX(seq) walks an index.
+        with self._conn() as conn:
+            row = conn.execute("SELECT last_seq FROM log_head WHERE id = 1").fetchone()
+        return int(row[0]) if row else 0
+
     def read_log(self, *, after_seq: int, limit: int) -> list[LogEntry]:
         # Safe to follow by seq: seqs commit in order under the log lock (module docstring).
         rows = self._read_binary(

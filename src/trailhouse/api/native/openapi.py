@@ -60,6 +60,7 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
 
 
 def openapi_spec() -> dict[str, Any]:
+    from ...model.insights import INSIGHT_TYPES
     from ...render.events_csv import CSV_COLUMNS
     from ...service.search import FILTER_PARAMS, PREFIXABLE
     from .search import EXPORT_FORMATS, MAX_LIMIT
@@ -364,6 +365,49 @@ def openapi_spec() -> dict[str, Any]:
                                 },
                             },
                             "summary",
+                        ),
+                        **_error_responses(400, 401, 403, 503),
+                    },
+                }
+            },
+            "/api/v1/insights": {
+                "get": {
+                    "summary": "Insight records of the account, newest first (token scope: read)",
+                    "parameters": [
+                        *common,
+                        *[
+                            {"name": name, "in": "query", "schema": {"type": "string"}}
+                            for name in (
+                                "id",
+                                "object",
+                                "accessKeyId",
+                                "sourceIp",
+                                "eventName",
+                                "serviceName",
+                            )
+                        ],
+                        {"name": "type", "in": "query", "schema": {"enum": list(INSIGHT_TYPES)}},
+                        {
+                            "name": "limit",
+                            "in": "query",
+                            "schema": {"type": "integer", "minimum": 1, "maximum": 500},
+                        },
+                        {"name": "cursor", "in": "query", "schema": {"type": "string"}},
+                    ],
+                    "responses": {
+                        "200": _json(
+                            {
+                                "type": "object",
+                                "required": ["account", "window", "count", "insights"],
+                                "properties": {
+                                    "account": {"type": "string"},
+                                    "window": {"$ref": "#/components/schemas/Window"},
+                                    "count": {"type": "integer"},
+                                    "nextCursor": {"type": ["string", "null"]},
+                                    "insights": {"type": "array", "items": {"type": "object"}},
+                                },
+                            },
+                            "a page of insight records (docs/insights.md describes the record)",
                         ),
                         **_error_responses(400, 401, 403, 503),
                     },

@@ -22,7 +22,7 @@ from ..bounded import run_bounded
 from ..context import Services
 from ..metrics import CONTENT_TYPE_LATEST, Metrics
 from ..wire import CLIENT_GONE, REQUEST_ID_HEADER, new_request_id
-from . import ingest, search
+from . import ingest, insights, search
 from .errors import (
     BadRequest,
     InternalError,
@@ -52,6 +52,7 @@ OPERATIONS = frozenset(
         "ExportEvents",
         "Summary",
         "AccessKeyReport",
+        "ListInsights",
         "OpenAPI",
         "Healthz",
         "Readyz",
@@ -176,6 +177,7 @@ def native_routes(svc: Services, metrics: Metrics) -> list[Route]:
         ("/api/v1/access-keys/{access_key_id}/report", search.access_key_report, "AccessKeyReport", ["GET"]),
         ("/api/v1/openapi.json", search.openapi_document, "OpenAPI", ["GET"]),
         *log_routes(),
+        ("/api/v1/insights", insights.list_insights, "ListInsights", ["GET"]),
     ]
     return [
         Route(path, endpoint(fn, svc, route=path, action=action), methods=methods)

@@ -14,7 +14,7 @@ from typing import Any
 
 from ..context import Services
 from .call import Call
-from .operations import access_key_usage, lookup_events, trail_extras, trail_status, trails
+from .operations import access_key_usage, insights, lookup_events, trail_extras, trail_status, trails
 
 __all__ = ["OPERATIONS", "RAM_ACTIONS", "Operation", "compatibility_table"]
 
@@ -23,6 +23,8 @@ Handler = Callable[[Call, Services], dict[str, Any]]
 THROTTLE_LOOKUP_EVENTS = "lookup_events"
 THROTTLE_ACCESS_KEY_USAGE = "access_key_usage"
 THROTTLE_TRAILS = "trails"
+#: The Insights operations share the usage family's rate (TRAILHOUSE_THROTTLE_ACCESS_KEY_USAGE).
+THROTTLE_INSIGHTS = "insights"
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,6 +278,55 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         trail_status.get_trail_status_2020,
         THROTTLE_TRAILS,
         "Whether a trail logs; last delivery and error for OSS and the stream; bucket and stream health.",
+    ),
+    ("EnableInsight", "2020-07-06"): Operation(
+        "EnableInsight",
+        "2020-07-06",
+        insights.enable_insight,
+        THROTTLE_INSIGHTS,
+        "Turn an Insights type on for the account.",
+    ),
+    ("DisableInsight", "2020-07-06"): Operation(
+        "DisableInsight",
+        "2020-07-06",
+        insights.disable_insight,
+        THROTTLE_INSIGHTS,
+        "Turn an Insights type off for the account.",
+    ),
+    ("GetInsightTypes", "2020-07-06"): Operation(
+        "GetInsightTypes",
+        "2020-07-06",
+        insights.get_insight_types,
+        THROTTLE_INSIGHTS,
+        "The Insights types offered, each with whether the account enabled it.",
+    ),
+    ("PutInsightSelectors", "2020-07-06"): Operation(
+        "PutInsightSelectors",
+        "2020-07-06",
+        insights.put_insight_selectors,
+        THROTTLE_INSIGHTS,
+        "Choose the Insights types a trail records.",
+    ),
+    ("GetInsightSelectors", "2020-07-06"): Operation(
+        "GetInsightSelectors",
+        "2020-07-06",
+        insights.get_insight_selectors,
+        THROTTLE_INSIGHTS,
+        "The Insights types a trail records.",
+    ),
+    ("GetInsightsEventsCount", "2020-07-06"): Operation(
+        "GetInsightsEventsCount",
+        "2020-07-06",
+        insights.get_insights_events_count,
+        THROTTLE_INSIGHTS,
+        "Insights per type and region in a window (or one Date).",
+    ),
+    ("LookupInsightEvents", "2020-07-06"): Operation(
+        "LookupInsightEvents",
+        "2020-07-06",
+        insights.lookup_insight_events,
+        THROTTLE_INSIGHTS,
+        "Search insight records with up to two LookupAttribute filters; 93-day span.",
     ),
 }
 

@@ -19,6 +19,8 @@ __all__ = [
     "ForbiddenRAM",
     "IncompleteSignature",
     "InsufficientBucketPolicyException",
+    "InsightTypeNotAvailable",
+    "InsightTypeNotValid",
     "InternalError",
     "Invalid",
     "InvalidAccessKeyIdInactive",
@@ -26,6 +28,7 @@ __all__ = [
     "InvalidActionNotFound",
     "InvalidBucketNameException",
     "InvalidDeliveryConfigurationException",
+    "InvalidInsightSelectors",
     "InvalidParameter",
     "InvalidParameterCombination",
     "InvalidParameterDateOutOfRange",
@@ -486,3 +489,25 @@ class DataEventSelectorNotFound(ApiError):
     code = "DataEventSelectorNotFound"
     http_status = 404
     message = "The trail has no data event selector."
+
+
+# ------------------------------------------------------------------------- Insights business codes
+# Codes the Insights operations name (docs/compatibility.md, "Insights"); messages are ours.
+
+
+class InsightTypeNotValid(ApiError):
+    code = "InsightTypeNotValid"
+    http_status = 400
+    message = "The specified InsightType is not valid."
+
+
+class InsightTypeNotAvailable(ApiError):
+    code = "InsightTypeNotAvailable"
+    http_status = 400
+    message = "The specified InsightType is not available."
+
+
+class InvalidInsightSelectors(ApiError):
+    code = "InvalidInsightSelectors"
+    http_status = 400
+    message = "The specified InsightSelectors is not valid."

@@ -33,6 +33,7 @@ from .dispatch import (
     KNOWN_VERSIONS,
     OPERATIONS,
     THROTTLE_ACCESS_KEY_USAGE,
+    THROTTLE_INSIGHTS,
     THROTTLE_LOOKUP_EVENTS,
     THROTTLE_TRAILS,
     Operation,
@@ -76,6 +77,7 @@ class Gateway:
             THROTTLE_LOOKUP_EVENTS: svc.settings.throttle_lookup_events,
             THROTTLE_ACCESS_KEY_USAGE: svc.settings.throttle_access_key_usage,
             THROTTLE_TRAILS: svc.settings.throttle_trails,
+            THROTTLE_INSIGHTS: svc.settings.throttle_access_key_usage,
         }
 
     def close(self) -> None:

@@ -37,6 +37,7 @@ from .find import (
     text_value,
     usage_entry,
 )
+from .insights import InsightSql
 from .trails import TrailSql
 
 __all__ = ["SqlStore", "access_key_from_row", "token_from_row"]
@@ -91,7 +92,7 @@ def token_from_row(row: Row) -> ApiToken:
     )
 
 
-class SqlStore(TrailSql):
+class SqlStore(TrailSql, InsightSql):
     """The shared half of an SQL ``EventStore``; subclasses supply the primitives below."""
 
     dialect: Dialect

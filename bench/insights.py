@@ -1,0 +1,256 @@
+"""Insights quality and cost: ``python -m bench.insights --events 1000000`` (see ``--help``).
+
+1. Normal traffic from the generator (bench/insight_traffic.py): ``--events`` events over
+   ``--days`` days in one account; all but the last ``--stream-days`` are stored as history.
+2. ``--per-type`` anomalies of each of the seven types are mixed into the streamed days, at
+   distinct minutes (docs/insights.md describes each injection).
+3. The history is copied to fresh stores four times, which ingest the stream in batches of
+   ``--batch`` at full speed: with the detector off, on, on, off (on: every type enabled and the
+   detector stepping in a thread of the same process, as ``serve`` runs it). The difference of
+   the means is the ingest cost of Insights; quality figures come from the first "on" run. A
+   history already loaded in ``--dir`` with the same parameters is reused.
+4. Figures: recall per type (an anomaly counts when an insight of its type names one of its
+   events), false insights per 100,000 streamed normal events (Start records naming no injected
+   event), detection latency (acknowledgement of the anomaly's batch → commit of its insight)
+   p50/p99, the detector's throughput, and the ingest cost.
+
+SQLite only (the detector's reads and writes are the same SQL on PostgreSQL). Results go to
+bench/results/<stamp>-insights-<n>.json and are printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import shutil
+import tempfile
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from trailhouse.model.event import event_from_mapping
+from trailhouse.model.insights import INSIGHT_TYPES
+from trailhouse.model.times import now_ms
+from trailhouse.service.insights.config import Thresholds
+from trailhouse.service.insights.detector import Detector
+from trailhouse.storage.sqlite import SqliteStore
+
+from .insight_traffic import DAY_MS, MINUTE_MS, Anomaly, anomaly, merged, normal_traffic
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def _append(store: SqliteStore, events: list[dict[str, Any]], batch: int) -> list[float]:
+    """Append in batches; the monotonic time each batch was acknowledged."""
+    acks = []
+    for start in range(0, len(events), batch):
+        store.append([event_from_mapping(e) for e in events[start : start + batch]])
+        acks.append(time.monotonic())
+    return acks
+
+
+class Running:
+    """The detector stepping in a thread of this process, noting when each insight was committed."""
+
+    def __init__(self, store: SqliteStore) -> None:
+        self.detector = Detector(store, Thresholds(), owner="bench")
+        self.committed: list[tuple[float, list[dict[str, Any]]]] = []
+        self.processed = 0
+        self.busy_s = 0.0
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            started = time.monotonic()
+            result = self.detector.step()
+            self.busy_s += time.monotonic() - started
+            self.processed += result.processed
+            if result.insights:
+                self.committed.append((time.monotonic(), [orjson.loads(i.body) for i in result.insights]))
+            if result.processed == 0:
+                time.sleep(0.2)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.thread.join()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--days", type=int, default=21)
+    parser.add_argument("--stream-days", type=float, default=3.0)
+    parser.add_argument("--per-type", type=int, default=20)
+    parser.add_argument("--batch", type=int, default=1000)
+    parser.add_argument("--seed", type=int, default=20261206)
+    parser.add_argument("--dir", default=None, help="work directory (default: a temporary one)")
+    args = parser.parse_args(argv)
+
+    work = Path(args.dir or tempfile.mkdtemp(prefix="insights-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    base = work / "history.db"
+    marker = work / "history.json"
+    wanted = {"events": args.events, "days": args.days, "stream_days": args.stream_days, "seed": args.seed}
+    reuse = False
+    if base.exists() and marker.exists():
+        saved = json.loads(marker.read_text())
+        reuse = {k: saved.get(k) for k in wanted} == wanted and saved.get("per_type") == args.per_type
+    end = json.loads(marker.read_text())["end_ms"] if reuse else now_ms() - 10 * MINUTE_MS
+    t0 = time.monotonic()
+    traffic = normal_traffic(
+        seed=args.seed, count=args.events, end_ms=end, days=args.days, stream_days=args.stream_days
+    )
+    generated_s = time.monotonic() - t0
+    rng = random.Random(args.seed)
+    cut = end - int(args.stream_days * DAY_MS)
+    slots = rng.sample(range(int(args.stream_days * 24 * 60) - 10), len(INSIGHT_TYPES) * args.per_type)
+    anomalies: list[Anomaly] = []
+    for i, kind in enumerate(t for t in INSIGHT_TYPES for _ in range(args.per_type)):
+        anomalies.append(anomaly(kind, traffic, cut + slots[i] * MINUTE_MS + 1000, n=i))
+    history = sorted(
+        traffic.history + [e for a in anomalies for e in a.history], key=lambda e: e["eventTime"]
+    )
+    stream = merged(traffic.stream, anomalies)
+    injected = {e["eventId"]: i for i, a in enumerate(anomalies) for e in a.events}
+
+    history_s = 0.0
+    if not reuse:
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{base}{suffix}").unlink(missing_ok=True)
+        t0 = time.monotonic()
+        store = SqliteStore(base)
+        _append(store, history, 5000)
+        store.close()
+        history_s = time.monotonic() - t0
+        marker.write_text(json.dumps({**wanted, "per_type": args.per_type, "end_ms": end}))
+
+    def copy(name: str) -> Path:
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{work / name}{suffix}").unlink(missing_ok=True)
+            if Path(f"{base}{suffix}").exists():
+                shutil.copy(f"{base}{suffix}", f"{work / name}{suffix}")
+        return work / name
+
+    def stream_off(name: str) -> float:
+        off = SqliteStore(copy(name))
+        t0 = time.monotonic()
+        _append(off, stream, args.batch)
+        took = time.monotonic() - t0
+        off.close()
+        return took
+
+    def stream_on(name: str) -> tuple[float, float, Running, dict[int, float]]:
+        """The stream with every type enabled and the detector running in this process."""
+        on = SqliteStore(copy(name))
+        for kind in INSIGHT_TYPES:
+            on.set_insight_type(
+                account_id=traffic.account_id, insight_type=kind, enabled=True, now_ms=now_ms()
+            )
+        running = Running(on)
+        running.thread.start()
+        while on.detector_checkpoint(detector="insights") is None:
+            time.sleep(0.05)
+        acked: dict[int, float] = {}
+        t0 = time.monotonic()
+        for start in range(0, len(stream), args.batch):
+            batch = stream[start : start + args.batch]
+            on.append([event_from_mapping(e) for e in batch])
+            ack = time.monotonic()
+            for e in batch:
+                if e["eventId"] in injected:
+                    acked.setdefault(injected[e["eventId"]], ack)
+        took = time.monotonic() - t0
+        head = on.newest_seq()
+        while (cp := on.detector_checkpoint(detector="insights")) is None or cp.watermark < head:
+            time.sleep(0.2)
+        caught_up = time.monotonic() - t0
+        time.sleep(1.0)
+        running.stop()
+        on.close()
+        return took, caught_up, running, acked
+
+    # Off, on, on, off: a load that drifts during the run weighs on both sides alike.
+    off_1 = stream_off("off.db")
+    on_1, caught_up_s, running, acked = stream_on("on.db")
+    on_2, _, _, _ = stream_on("on.db")
+    off_2 = stream_off("off.db")
+    off_s, on_s = (off_1 + off_2) / 2, (on_1 + on_2) / 2
+
+    detected: dict[int, float] = {}
+    false_starts: list[dict[str, Any]] = []
+    starts_by_type: Counter[str] = Counter()
+    for when, records in running.committed:
+        for r in records:
+            if r["insightDetails"]["state"] != "Start":
+                continue
+            starts_by_type[r["insightDetails"]["insightType"]] += 1
+            owners = {injected[e] for e in r["triggeringEventIds"] if e in injected}
+            if not owners:
+                false_starts.append(r)
+            for i in owners:
+                if anomalies[i].kind == r["insightDetails"]["insightType"]:
+                    detected.setdefault(i, when)
+    recall: dict[str, float] = {}
+    for kind in INSIGHT_TYPES:
+        mine = [i for i, a in enumerate(anomalies) if a.kind == kind]
+        recall[kind] = round(100 * sum(1 for i in mine if i in detected) / len(mine), 1)
+    latencies = sorted(detected[i] - acked[i] for i in detected)
+
+    def pct(p: float) -> float:
+        return (
+            round(latencies[min(len(latencies) - 1, int(p * len(latencies)))], 3)
+            if latencies
+            else float("nan")
+        )
+
+    normal = len(traffic.stream)
+    result = {
+        "command": f"python -m bench.insights --events {args.events} --days {args.days}"
+        f" --stream-days {args.stream_days} --per-type {args.per_type} --batch {args.batch}"
+        f" --seed {args.seed}",
+        "events_total": len(history) + len(stream),
+        "history_events": len(history),
+        "stream_normal_events": normal,
+        "anomalies_per_type": args.per_type,
+        "generated_s": round(generated_s, 1),
+        "history_load_s": round(history_s, 1),
+        "recall_percent": recall,
+        "false_insights": len(false_starts),
+        "false_insights_per_100k_normal": round(100_000 * len(false_starts) / max(1, normal), 2),
+        "false_insight_types": dict(Counter(r["insightDetails"]["insightType"] for r in false_starts)),
+        "false_insight_examples": [r["explanation"] for r in false_starts[:5]],
+        "detection_latency_s": {
+            "p50": pct(0.5),
+            "p99": pct(0.99),
+            "max": latencies[-1] if latencies else None,
+        },
+        "ingest_events_per_s_off": round(len(stream) / off_s),
+        "ingest_events_per_s_on": round(len(stream) / on_s),
+        "ingest_cost_percent": round(100 * (on_s - off_s) / off_s, 1),
+        "ingest_seconds_off_on_on_off": [round(x, 1) for x in (off_1, on_1, on_2, off_2)],
+        "history_reused": reuse,
+        "detector_caught_up_s_after_start": round(caught_up_s, 1),
+        "detector_busy_s": round(running.busy_s, 1),
+        "detector_events_per_busy_s": round(running.processed / max(running.busy_s, 1e-9)),
+        "starts_by_type": dict(starts_by_type),
+    }
+    RESULTS.mkdir(exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    out = RESULTS / f"{stamp}-insights-{args.events}.json"
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+    print(f"written to {out}")
+    if not args.dir:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

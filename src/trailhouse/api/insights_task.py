@@ -1,0 +1,127 @@
+"""The Insights detector as a background task of ``serve``, and the optional webhook.
+
+Every node runs the task; the store's lease lets one of them detect at a time (the others stand by
+and take over within the lease's 30 s when it stops renewing). New insight records go to the
+webhook, when one is set, from the node that raised them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import logging
+import socket
+import urllib.error
+import urllib.request
+import uuid
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from starlette.concurrency import run_in_threadpool
+
+from ..model.insights import StoredInsight
+from ..service.insights.config import thresholds_from
+from ..service.insights.detector import Detector, StepResult
+from ..settings import Settings
+from ..storage.base import EventStore, StoreError
+
+__all__ = ["Webhook", "WebhookStats", "detect_forever"]
+
+log = logging.getLogger("trailhouse.insights")
+
+#: Pause between steps when the detector has caught up with the log.
+IDLE_PAUSE_S = 1.0
+#: Webhook delivery: attempts per record, and the first back-off (doubled each retry).
+WEBHOOK_ATTEMPTS = 6
+WEBHOOK_FIRST_BACKOFF_S = 1.0
+
+
+@dataclass
+class WebhookStats:
+    delivered: int = 0
+    retried: int = 0
+    #: Records given up on after every attempt failed (also logged, one line each).
+    dead_letters: int = 0
+    dead_ids: deque[str] = field(default_factory=lambda: deque(maxlen=1000))
+
+
+class Webhook:
+    """POSTs each record's JSON, signed ``X-Trailhouse-Signature: sha256=<hex HMAC-SHA256 of the body>``."""
+
+    def __init__(self, url: str, secret: str | None, *, timeout_s: float = 10.0) -> None:
+        self.url, self._secret, self._timeout = url, (secret or "").encode(), timeout_s
+        self.stats = WebhookStats()
+        self._queue: asyncio.Queue[StoredInsight] = asyncio.Queue(maxsize=100_000)
+
+    def signature(self, body: bytes) -> str:
+        return "sha256=" + hmac.new(self._secret, body, hashlib.sha256).hexdigest()
+
+    def submit(self, records: Sequence[StoredInsight]) -> None:
+        for record in records:
+            try:
+                self._queue.put_nowait(record)
+            except asyncio.QueueFull:
+                self._dead(record, "the delivery queue is full")
+
+    def _post(self, record: StoredInsight) -> None:
+        request = urllib.request.Request(
+            self.url,
+            data=record.body,
+            method="POST",
+            headers={
+                "Content-Type": "application/json",
+                "X-Trailhouse-Signature": self.signature(record.body),
+                "X-Trailhouse-Delivery": str(uuid.uuid4()),
+                "X-Trailhouse-Insight-Id": record.insight_id,
+            },
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=self._timeout) as response:  # noqa: S310 (operator's URL)
+                status = response.status
+        except urllib.error.HTTPError as exc:  # 4xx/5xx: close its response, retry as any failure
+            exc.close()
+            raise OSError(f"HTTP {exc.code} from the webhook") from None
+        if not 200 <= status < 300:
+            raise OSError(f"HTTP {status} from the webhook")
+
+    def _dead(self, record: StoredInsight, why: str) -> None:
+        self.stats.dead_letters += 1
+        self.stats.dead_ids.append(record.insight_id)
+        log.error("insights webhook: gave up on %s (%s)", record.insight_id, why)
+
+    async def deliver_forever(self) -> None:
+        while True:
+            record = await self._queue.get()
+            backoff = WEBHOOK_FIRST_BACKOFF_S
+            for attempt in range(1, WEBHOOK_ATTEMPTS + 1):
+                try:
+                    await run_in_threadpool(self._post, record)
+                    self.stats.delivered += 1
+                    break
+                except OSError as exc:  # URLError, HTTPError (not 2xx) and timeouts are OSErrors
+                    if attempt == WEBHOOK_ATTEMPTS:
+                        self._dead(record, str(exc))
+                        break
+                    self.stats.retried += 1
+                    await asyncio.sleep(backoff)
+                    backoff *= 2
+
+
+async def detect_forever(store: EventStore, settings: Settings, webhook: Webhook | None = None) -> None:
+    """Step the detector for as long as the app runs; a store error waits and tries again."""
+    detector = Detector(store, thresholds_from(settings), owner=f"{socket.gethostname()}:{uuid.uuid4()}")
+    while True:
+        try:
+            result: StepResult = await run_in_threadpool(detector.step)
+        except StoreError as exc:
+            log.warning("insights: detector step failed: %s", exc)
+            await asyncio.sleep(5)
+            continue
+        if result.stored:
+            log.info("insights: %d new insight record(s)", result.stored)
+        if webhook is not None and result.insights:
+            webhook.submit(result.insights)
+        if result.processed == 0:
+            await asyncio.sleep(IDLE_PAUSE_S)

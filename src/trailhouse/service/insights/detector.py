@@ -1,0 +1,156 @@
+"""The detector: follows the event log and raises insights as events arrive.
+
+One node at a time runs it (a lease in the store, renewed each step). Each step reads the log after
+the watermark, runs the rules of the types each account enabled, and commits the new insights with
+the new watermark and the rate state in one transaction: a crash (kill -9) loses no insight and
+raises none twice (ids are derived, the store keeps each once). On its first run the detector
+starts at the head of the log: the history already stored is a baseline, not a backlog.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import orjson
+
+from ...model.insights import StoredInsight
+from ...storage.base import DetectorCheckpoint, LeaseLost
+from .config import Thresholds
+from .history import History, HistoryStore
+from .point import DormantKeyRule, IpRule, change_rules
+from .rates import MINUTE_MS, rate_rules
+from .record import Seen, seen
+
+__all__ = ["DETECTOR_NAME", "Detector", "StepResult"]
+
+log = logging.getLogger("trailhouse.insights")
+
+DETECTOR_NAME = "insights"
+#: The rate rules close a quiet subject's insight once no event has come for this long.
+_IDLE_CLOSE_MS = 2 * MINUTE_MS
+
+
+@dataclass(frozen=True, slots=True)
+class StepResult:
+    leader: bool
+    processed: int
+    stored: int
+    #: Stored records of this step (what a webhook delivers).
+    insights: tuple[StoredInsight, ...] = ()
+
+
+class Detector:
+    def __init__(
+        self,
+        store: HistoryStore,
+        thresholds: Thresholds,
+        *,
+        owner: str,
+        batch: int = 5000,
+        lease_ms: int = 30_000,
+        clock: Callable[[], int] = lambda: int(time.time() * 1000),
+    ) -> None:
+        self._store, self._th, self._owner = store, thresholds, owner
+        self._batch, self._lease_ms, self._clock = batch, lease_ms, clock
+        self._position: int | None = None
+        self._reset()
+
+    def _reset(self) -> None:
+        history = History(self._store)
+        self._ip = IpRule(history, self._th)
+        self._dormant = DormantKeyRule(history, self._th)
+        self._changes = change_rules(history, self._th)
+        self._rates = rate_rules(history, self._th)
+        self._stream_clock = 0
+        self._last_event_wall = 0
+        self._position = None
+
+    def _resume(self) -> bool:
+        """Continue from the checkpoint; True when there is none yet (the log's head is the start)."""
+        checkpoint = self._store.detector_checkpoint(detector=DETECTOR_NAME)
+        if checkpoint is None:
+            self._position = self._store.newest_seq()
+            return True
+        self._position = checkpoint.watermark
+        if checkpoint.state:
+            saved = orjson.loads(checkpoint.state)
+            for rule in self._rates:
+                rule.load(saved.get(rule.insight_type, []))
+            self._stream_clock = int(saved.get("clock", 0))
+        return False
+
+    def _state(self) -> bytes:
+        saved: dict[str, object] = {rule.insight_type: rule.dump() for rule in self._rates}
+        saved["clock"] = self._stream_clock
+        return orjson.dumps(saved)
+
+    def evaluate(self, ev: Seen, enabled: frozenset[str]) -> list[StoredInsight]:
+        found: list[StoredInsight] = []
+        if "IpInsight" in enabled:
+            found += self._ip.check(ev)
+        if "AkInsight" in enabled:
+            found += self._dormant.check(ev)
+        for change in self._changes:
+            if change.insight_type in enabled:
+                found += change.check(ev)
+        for rate in self._rates:
+            if rate.insight_type in enabled:
+                found += rate.check(ev)
+        return found
+
+    def step(self) -> StepResult:
+        """One pass: hold the lease, read a batch of the log, commit what it raised."""
+        now = self._clock()
+        enabled = self._store.all_enabled_insight_types()
+        if not enabled:
+            # Nothing to detect: no lease, no writes. Enabling a type later starts where the log is then.
+            return StepResult(False, 0, 0)
+        if not self._store.take_detector_lease(
+            detector=DETECTOR_NAME, owner=self._owner, now_ms=now, ttl_ms=self._lease_ms
+        ):
+            if self._position is not None:
+                log.info("insights: another node holds the detector lease; standing by")
+                self._reset()
+            return StepResult(False, 0, 0)
+        fresh = False
+        if self._position is None:
+            fresh = self._resume()
+        assert self._position is not None
+        entries = self._store.read_log(after_seq=self._position, limit=self._batch)
+        found: list[StoredInsight] = []
+        for entry in entries:
+            kinds = enabled.get(entry.account_id)
+            if not kinds:
+                continue
+            ev = seen(entry)
+            self._stream_clock = max(self._stream_clock, ev.time_ms)
+            found += self.evaluate(ev, kinds)
+        if entries:
+            self._last_event_wall = now
+        # Rate insights end with a quiet minute; when no event comes to show it, time does.
+        clock = self._stream_clock - _IDLE_CLOSE_MS
+        if now - self._last_event_wall >= _IDLE_CLOSE_MS:
+            clock = max(clock, now - _IDLE_CLOSE_MS, self._stream_clock + _IDLE_CLOSE_MS)
+        for rate in self._rates:
+            found += rate.expire(clock + _IDLE_CLOSE_MS)
+        position = entries[-1].seq if entries else self._position
+        if not entries and not found and not fresh:
+            return StepResult(True, 0, 0)
+        try:
+            stored = self._store.commit_insights(
+                found,
+                detector=DETECTOR_NAME,
+                owner=self._owner,
+                checkpoint=DetectorCheckpoint(position, self._state()),
+            )
+        except LeaseLost:
+            log.warning(
+                "insights: lost the detector lease mid-step; another node resumes from the checkpoint"
+            )
+            self._reset()
+            return StepResult(False, 0, 0)
+        self._position = position
+        return StepResult(True, len(entries), stored, tuple(found))

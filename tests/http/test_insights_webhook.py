@@ -1,0 +1,156 @@
+"""The Insights webhook over real HTTP: signed bodies, retries with back-off, dead letters, and a
+server that raises an insight and delivers it."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import orjson
+import pytest
+
+from tests.conftest import LiveServer, free_port
+from trailhouse.api import insights_task
+from trailhouse.api.insights_task import Webhook
+from trailhouse.model.event import event_from_mapping
+from trailhouse.model.times import format_wire_time, now_ms
+from trailhouse.service.insights.record import Statistics, insight_pair
+
+SECRET = "s3cret"
+
+
+class Receiver:
+    """A webhook endpoint on 127.0.0.1 answering ``statuses`` in turn (then 200)."""
+
+    def __init__(self, statuses: list[int]) -> None:
+        self.statuses = statuses
+        self.received: list[tuple[dict[str, str], bytes]] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                receiver.received.append(({k.lower(): v for k, v in self.headers.items()}, body))
+                status = receiver.statuses.pop(0) if receiver.statuses else 200
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+@pytest.fixture
+def receiver_factory() -> Iterator[Callable[[list[int]], Receiver]]:
+    made: list[Receiver] = []
+
+    def make(statuses: list[int]) -> Receiver:
+        made.append(Receiver(statuses))
+        return made[-1]
+
+    yield make
+    for r in made:
+        r.server.shutdown()
+        r.server.server_close()
+
+
+def record() -> Any:
+    return insight_pair(
+        account_id="1000000000000001",
+        insight_type="IpInsight",
+        insight_object="203.0.113.1",
+        anchor=str(uuid.uuid4()),
+        time_ms=now_ms(),
+        region="cn-hangzhou",
+        statistics=Statistics(1, 0, 0, 0, 1),
+        attributions=[],
+        triggers=["e1"],
+        explanation="x",
+        trigger=None,
+    )[0]
+
+
+def deliver(hook: Webhook, records: list[Any], seconds: float) -> None:
+    async def run() -> None:
+        hook.submit(records)
+        task = asyncio.create_task(hook.deliver_forever())
+        await asyncio.sleep(seconds)
+        task.cancel()
+
+    asyncio.run(run())
+
+
+def test_a_signed_body_retried_until_accepted(
+    receiver_factory: Callable[[list[int]], Receiver], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(insights_task, "WEBHOOK_FIRST_BACKOFF_S", 0.05)
+    receiver = receiver_factory([500, 503])
+    hook = Webhook(receiver.url, SECRET)
+    r = record()
+    deliver(hook, [r], 1.5)
+    assert len(receiver.received) == 3
+    headers, body = receiver.received[-1]
+    assert body == r.body
+    expected = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+    assert headers["x-trailhouse-signature"] == expected
+    assert headers["x-trailhouse-insight-id"] == r.insight_id
+    assert headers["content-type"] == "application/json"
+    assert (hook.stats.delivered, hook.stats.retried, hook.stats.dead_letters) == (1, 2, 0)
+    # Each attempt is its own delivery.
+    assert len({h["x-trailhouse-delivery"] for h, _ in receiver.received}) == 3
+
+
+def test_a_record_that_always_fails_is_a_dead_letter(
+    receiver_factory: Callable[[list[int]], Receiver], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(insights_task, "WEBHOOK_FIRST_BACKOFF_S", 0.01)
+    receiver = receiver_factory([500] * 10)
+    hook = Webhook(receiver.url, SECRET)
+    r = record()
+    deliver(hook, [r], 2.0)
+    assert len(receiver.received) == insights_task.WEBHOOK_ATTEMPTS
+    assert hook.stats.dead_letters == 1 and list(hook.stats.dead_ids) == [r.insight_id]
+    assert hook.stats.delivered == 0
+
+
+def test_the_server_delivers_what_its_detector_raises(
+    server_factory: Callable[..., LiveServer], receiver_factory: Callable[[list[int]], Receiver]
+) -> None:
+    receiver = receiver_factory([])
+    server = server_factory(insight_webhook_url=receiver.url, insight_webhook_secret=SECRET)
+    account = "1000000000000002"
+    server.store.set_insight_type(
+        account_id=account, insight_type="TrailConcealmentInsight", enabled=True, now_ms=now_ms()
+    )
+    time.sleep(1.5)  # the detector starts at the log's head
+    event = {
+        "eventId": "stop-1",
+        "eventTime": format_wire_time(now_ms()),
+        "eventName": "DeleteTrail",
+        "eventRW": "Write",
+        "serviceName": "Actiontrail",
+        "sourceIpAddress": "203.0.113.9",
+        "requestParameters": {"Name": "audit"},
+        "userIdentity": {"accountId": account, "type": "ram-user", "userName": "m", "accessKeyId": "LTAIm"},
+    }
+    server.store.append([event_from_mapping(event)])
+    deadline = time.monotonic() + 60
+    while len(receiver.received) < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    states = sorted(orjson.loads(body)["insightDetails"]["state"] for _, body in receiver.received)
+    assert states == ["End", "Start"]
+    for headers, body in receiver.received:
+        assert orjson.loads(body)["triggeringEventIds"] == ["stop-1"]
+        expected = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+        assert headers["x-trailhouse-signature"] == expected
