@@ -83,10 +83,24 @@ def test_piped_a_listing_is_tab_separated_and_whole(env: dict[str, str], listing
     else:
         assert [row[:2] for row in rows] == [[MANAGEMENT, TRAIL], [MEMBER, PLAIN]]
     if listing == "trails list":
-        assert rows[0][5] == (
-            f"oss://{BUCKET}/actiontrail/prefix acs:log:cn-hangzhou:{MANAGEMENT}:project/audit-project"
-        )
-        assert rows[0][6].startswith("rd-") and rows[1][6] == ""
+        assert header.split("\t") == [
+            "AccountId",
+            "Name",
+            "Status",
+            "OSS",
+            "SLS",
+            "EventRW",
+            "TrailRegion",
+            "OrganizationId",
+        ]
+        assert rows[0][2:7] == [
+            "Enable",
+            f"oss://{BUCKET}/actiontrail/prefix",
+            f"acs:log:cn-hangzhou:{MANAGEMENT}:project/audit-project",
+            "All",
+            "All",
+        ]
+        assert rows[0][7].startswith("rd-") and rows[1][7] == ""
     if listing == "trails status":
         assert header.split("\t")[:2] == ["account", "trail"]
         # The bucket was never created: the status says so, in full.

@@ -110,12 +110,22 @@ def test_trails_list_shows_every_account_or_one(db: str) -> None:
         "AccountId",
         "Name",
         "Status",
+        "OSS",
+        "SLS",
         "EventRW",
         "TrailRegion",
-        "Destinations",
         "OrganizationId",
     ]
     assert [line.split("\t") for line in lines] == [
-        [BOSS, "boss-trail", "Fresh", "Write", "cn-hangzhou", "oss://boss-bucket/audit/logs", ""],
-        [STAFF, "staff-trail", "Fresh", "Write", "cn-hangzhou", "acs:log:cn-hangzhou:1:project/audit", ""],
+        [BOSS, "boss-trail", "Fresh", "oss://boss-bucket/audit/logs", "", "Write", "cn-hangzhou", ""],
+        [
+            STAFF,
+            "staff-trail",
+            "Fresh",
+            "",
+            "acs:log:cn-hangzhou:1:project/audit",
+            "Write",
+            "cn-hangzhou",
+            "",
+        ],
     ]

@@ -18,15 +18,18 @@ from .common import DbOption, JsonOption, load_settings, note, note_hidden, open
 __all__ = ["TRAIL_COLUMNS", "trails_list"]
 
 #: The account and the name identify a trail (``trails status NAME --account ID`` takes them): they
-#: stay whole and are the last to go; destinations wrap; the organization goes first.
+#: stay whole and are the last to go. A destination is an address to copy (a bucket and prefix, a
+#: project's ARN), so it stays whole too, and a narrow terminal leaves out the organization, the
+#: event and region filters, then the SLS project, before it.
 TRAIL_COLUMNS = (
     Column("AccountId", whole=True),
     Column("Name", whole=True),
     Column("Status", whole=True, priority=1),
-    Column("EventRW", whole=True, priority=3),
-    Column("TrailRegion", whole=True, priority=2),
-    Column("Destinations", priority=1),
-    Column("OrganizationId", whole=True, priority=4),
+    Column("OSS", whole=True, priority=2),
+    Column("SLS", whole=True, priority=3),
+    Column("EventRW", whole=True, priority=4),
+    Column("TrailRegion", whole=True, priority=4),
+    Column("OrganizationId", whole=True, priority=5),
 )
 
 
@@ -51,13 +54,8 @@ def _row(t: Trail) -> dict[str, Any]:
     }
 
 
-def _destinations(r: dict[str, Any]) -> str:
-    destinations = []
-    if r["ossBucketName"]:
-        destinations.append(f"oss://{r['ossBucketName']}/{r['ossKeyPrefix']}".rstrip("/"))
-    if r["slsProjectArn"]:
-        destinations.append(r["slsProjectArn"])
-    return " ".join(destinations)
+def _oss(r: dict[str, Any]) -> str:
+    return f"oss://{r['ossBucketName']}/{r['ossKeyPrefix']}".rstrip("/") if r["ossBucketName"] else ""
 
 
 def trails_list(
@@ -81,9 +79,10 @@ def trails_list(
             r["accountId"],
             r["name"],
             r["status"],
+            _oss(r),
+            r["slsProjectArn"],
             r["eventRW"],
             r["trailRegion"],
-            _destinations(r),
             r["organizationId"] if r["isOrganizationTrail"] else "",
         ]
         for r in rows

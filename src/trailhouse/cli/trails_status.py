@@ -28,13 +28,13 @@ from .common import (
 
 __all__ = ["STATUS_COLUMNS", "trails_deliver", "trails_status"]
 
-#: What names the trail stays whole and goes last; then when it last delivered and how far behind;
-#: the stream's columns go first at a narrow terminal (the error says what is wrong with it).
+#: What names the trail stays whole and goes last; then when it last delivered, how far behind and
+#: the error; the stream's columns go first at a narrow terminal. Only the error wraps.
 STATUS_COLUMNS = (
     Column("account", whole=True),
     Column("trail", whole=True),
     Column("status", whole=True, priority=2),
-    Column("OSS", priority=2),
+    Column("OSS", whole=True, priority=2),
     Column("last file", whole=True, priority=1),
     Column("stream", whole=True, priority=3),
     Column("last record", whole=True, priority=3),
