@@ -42,13 +42,13 @@ def test_org_members_are_declared_listed_and_removed(db: str) -> None:
     code, output = run("org", "list", "--json", "--db", db)
     assert code == 0, output
     (organization,) = json.loads(output)
-    assert organization["ManagementAccountId"] == BOSS
-    assert organization["MemberAccountIds"] == [STAFF, OTHER]
-    assert organization["OrganizationId"].startswith("rd-")
+    assert organization["managementAccountId"] == BOSS
+    assert organization["memberAccountIds"] == [STAFF, OTHER]
+    assert organization["organizationId"].startswith("rd-")
     assert run("org", "remove-member", "--management", BOSS, "--member", OTHER, "--db", db)[0] == 0
     code, output = run("org", "remove-member", "--management", BOSS, "--member", OTHER, "--db", db)
     assert code != 0 and "not a member" in output
-    assert json.loads(run("org", "list", "--json", "--db", db)[1])[0]["MemberAccountIds"] == [STAFF]
+    assert json.loads(run("org", "list", "--json", "--db", db)[1])[0]["memberAccountIds"] == [STAFF]
 
     # An organization with an organization trail is not dissolved under it.
     store = open_store(db)
@@ -62,7 +62,7 @@ def test_org_members_are_declared_listed_and_removed(db: str) -> None:
             TrailStatus.ENABLE,
             sls_project_arn="acs:log:cn-hangzhou:1:project/audit",
             is_organization_trail=True,
-            organization_id=organization["OrganizationId"],
+            organization_id=organization["organizationId"],
         )
         assert store.create_trail(org_trail, max_per_region=5, max_organization=1) is None
         code, output = run("org", "delete", "--management", BOSS, "--db", db)
@@ -97,10 +97,35 @@ def test_trails_list_shows_every_account_or_one(db: str) -> None:
     code, output = run("trails", "list", "--json", "--db", db)
     assert code == 0, output
     rows = json.loads(output)
-    assert [(r["AccountId"], r["Name"]) for r in rows] == [(BOSS, "boss-trail"), (STAFF, "staff-trail")]
-    assert rows[0]["Status"] == "Fresh" and rows[0]["CreateTime"] == "2023-11-14T22:13:20Z"
-    assert rows[0]["StartLoggingTime"] == ""
+    assert [(r["accountId"], r["name"]) for r in rows] == [(BOSS, "boss-trail"), (STAFF, "staff-trail")]
+    assert rows[0]["status"] == "Fresh" and rows[0]["createTime"] == "2023-11-14T22:13:20Z"
+    assert rows[0]["startLoggingTime"] == ""
     code, output = run("trails", "list", "--account", STAFF, "--json", "--db", db)
-    assert code == 0 and [r["Name"] for r in json.loads(output)] == ["staff-trail"]
+    assert code == 0 and [r["name"] for r in json.loads(output)] == ["staff-trail"]
     code, output = run("trails", "list", "--db", db)
-    assert code == 0 and "Account" in output and "Status" in output
+    assert code == 0, output
+    # Not a terminal here: tab-separated, a header and one whole row per trail.
+    header, *lines = output.splitlines()
+    assert header.split("\t") == [
+        "AccountId",
+        "Name",
+        "Status",
+        "OSS",
+        "SLS",
+        "EventRW",
+        "TrailRegion",
+        "OrganizationId",
+    ]
+    assert [line.split("\t") for line in lines] == [
+        [BOSS, "boss-trail", "Fresh", "oss://boss-bucket/audit/logs", "", "Write", "cn-hangzhou", ""],
+        [
+            STAFF,
+            "staff-trail",
+            "Fresh",
+            "",
+            "acs:log:cn-hangzhou:1:project/audit",
+            "Write",
+            "cn-hangzhou",
+            "",
+        ],
+    ]

@@ -46,10 +46,10 @@ def test_deliver_once_then_status(tmp_path: Path) -> None:
     status = _cli("trails", "status", "trail-one", "--account", ACCOUNT, "--db", db, "--json", env=env)
     assert status.returncode == 0, status.stderr.decode()
     (row,) = orjson.loads(status.stdout)
-    assert row["OssBucketStatus"] is True and row["LatestDeliveryTime"].endswith("Z")
-    assert row["LatestDeliveryError"] == "" and row["OssDeliveredEvents"] == 3
-    assert row["SlsLogStoreStatus"] is False and "TRAILHOUSE_NATS_URL" in row["LatestDeliveryLogServiceError"]
-    assert row["BehindEvents"] == 3  # the stream has delivered nothing of the three
+    assert row["ossBucketStatus"] is True and row["latestDeliveryTime"].endswith("Z")
+    assert row["latestDeliveryError"] == "" and row["ossDeliveredEvents"] == 3
+    assert row["slsLogStoreStatus"] is False and "TRAILHOUSE_NATS_URL" in row["latestDeliveryLogServiceError"]
+    assert row["behindEvents"] == 3  # the stream has delivered nothing of the three
     table = _cli("trails", "status", "--db", db, env={**env, "COLUMNS": "250"})
     assert table.returncode == 0 and b"cli-bucket" in table.stdout
     missing = _cli("trails", "status", "nope", "--db", db, env=env)

@@ -53,3 +53,29 @@ def test_log_commands(backend_store: Any, backend_url: str, tmp_path: Path, monk
     )
     result = runner.invoke(app, ["log", "proof", "--account", A, "no-such-event", "--db", backend_url])
     assert result.exit_code == 1
+
+
+def test_verify_and_watch_keep_stdout_for_the_answer(tmp_path: Path) -> None:
+    """A finding is printed as it is (a bracketed name is not eaten as markup); with --json stdout
+    holds one JSON document; a log that cannot be reached is said on stderr, not among the alarms."""
+    from tests.cli._proc import clean_env, run
+
+    env = clean_env(tmp_path, TRAILHOUSE_DATA_DIR=str(tmp_path / "data"))
+    vkey = load_log_signer(None, tmp_path / "data").verifier.vkey
+    (tmp_path / "cps").mkdir()
+    bad = tmp_path / "cps" / "[bold]forged.note"
+    bad.write_text("not a signed note\n")
+    (tmp_path / "events.ndjson").write_text("")
+    args = ("verify", "--key", vkey, "--checkpoints", str(tmp_path / "cps"), "--events")
+    text = run(*args, str(tmp_path / "events.ndjson"), env=env)
+    assert text.returncode == 1 and f"CHECKPOINT-INVALID: {bad}:" in text.stdout, text.stdout
+    as_json = run(*args, str(tmp_path / "events.ndjson"), "--json", env=env)
+    report = json.loads(as_json.stdout)
+    assert "checkpoint-invalid" in report["problems"]
+    assert any(str(bad) in finding["message"] for finding in report["findings"])
+    assert {"verifiedSize", "findings"} <= set(report)
+    watched = run(
+        "verify", "--key", vkey, "--watch", "http://127.0.0.1:9", "--state", str(tmp_path / "state"),
+        "--token", "t", "--once", "--json", env=env,
+    )  # fmt: skip
+    assert watched.returncode == 3 and watched.stdout == "" and "cannot reach the log" in watched.stderr

@@ -6,7 +6,6 @@ import base64
 import sys
 from typing import Annotated
 
-import orjson
 import typer
 
 from ..service.integrity.keys import LogKeyError, load_log_signer
@@ -19,7 +18,7 @@ from ..service.integrity.log import (
 )
 from ..service.integrity.note import Signer
 from ..settings import Settings
-from .common import DbOption, fail, load_settings, opened, out
+from .common import DbOption, fail, load_settings, opened, write_json
 
 __all__ = ["log_checkpoint", "log_consistency", "log_export", "log_proof", "log_public_key"]
 
@@ -36,7 +35,7 @@ def _signer(settings: Settings) -> Signer:
 def log_public_key(db: DbOption = None) -> None:
     """Print the verifier key of the log's checkpoints (C2SP vkey: <name>+<key id>+<key>)."""
     settings = load_settings(db)
-    out.print(_signer(settings).verifier.vkey)
+    sys.stdout.write(_signer(settings).verifier.vkey + "\n")
 
 
 def log_checkpoint(account: AccountOption, db: DbOption = None) -> None:
@@ -68,7 +67,7 @@ def log_proof(
         "inclusionPath": [base64.b64encode(h).decode() for h in proof.path],
         "checkpoint": proof.checkpoint,
     }
-    out.print(orjson.dumps(body).decode())
+    write_json(body)
 
 
 def log_consistency(
@@ -84,11 +83,7 @@ def log_consistency(
             proof = consistency(store, account, old, new)
         except LogNotFound as exc:
             raise fail(str(exc)) from None
-    out.print(
-        orjson.dumps(
-            {"from": old, "to": new, "proof": [base64.b64encode(h).decode() for h in proof]}
-        ).decode()
-    )
+    write_json({"from": old, "to": new, "proof": [base64.b64encode(h).decode() for h in proof]})
 
 
 def log_export(account: AccountOption, db: DbOption = None) -> None:

@@ -1,20 +1,39 @@
 """``trailhouse org``: the operator declares organizations, whose management account may create an
-organization trail that delivers every member's events."""
+organization trail that delivers every member's events. ``org list`` is a listing like the others:
+whole ids through ``RowWriter``, camelCase JSON keys (docs/cli.md "Output")."""
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from ..model.times import format_wire_time, now_ms
 from ..model.trail import Organization
+from ..render.table import Column
 from ..service.organizations import OrganizationError, add_member, dissolve, remove_member
-from .common import DbOption, JsonOption, console, fail, load_settings, opened, out
+from .common import (
+    DbOption,
+    JsonOption,
+    console,
+    fail,
+    load_settings,
+    note,
+    note_hidden,
+    opened,
+    row_writer,
+    write_json,
+)
 
-__all__ = ["org_add_member", "org_delete", "org_list", "org_remove_member"]
+__all__ = ["ORG_COLUMNS", "org_add_member", "org_delete", "org_list", "org_remove_member"]
+
+#: Ids stay whole; the members, one id after another, wrap between ids.
+ORG_COLUMNS = (
+    Column("OrganizationId", whole=True),
+    Column("Management", whole=True),
+    Column("Members", priority=1),
+    Column("Created", whole=True, priority=2),
+)
 
 ManagementOption = Annotated[str, typer.Option("--management", help="The management account id.")]
 MemberOption = Annotated[str, typer.Option("--member", help="A member account id.")]
@@ -22,10 +41,10 @@ MemberOption = Annotated[str, typer.Option("--member", help="A member account id
 
 def _row(o: Organization) -> dict[str, Any]:
     return {
-        "OrganizationId": o.organization_id,
-        "ManagementAccountId": o.management_account_id,
-        "MemberAccountIds": list(o.member_account_ids),
-        "CreateTime": format_wire_time(o.created_ms),
+        "organizationId": o.organization_id,
+        "managementAccountId": o.management_account_id,
+        "memberAccountIds": list(o.member_account_ids),
+        "createTime": format_wire_time(o.created_ms),
     }
 
 
@@ -66,11 +85,14 @@ def org_list(db: DbOption = None, json_out: JsonOption = False) -> None:
     with opened(load_settings(db), create=False) as store:
         rows = [_row(o) for o in store.list_organizations()]
     if json_out:
-        out.print(json.dumps(rows))
+        write_json(rows)
         return
-    table = Table("OrganizationId", "Management", "Members", "Created")
-    for r in rows:
-        table.add_row(
-            r["OrganizationId"], r["ManagementAccountId"], ", ".join(r["MemberAccountIds"]), r["CreateTime"]
-        )
-    out.print(table)
+    if not rows:
+        note("no organizations")
+        return
+    table = row_writer(ORG_COLUMNS)
+    table.write_all(
+        [r["organizationId"], r["managementAccountId"], ", ".join(r["memberAccountIds"]), r["createTime"]]
+        for r in rows
+    )
+    note_hidden(table)

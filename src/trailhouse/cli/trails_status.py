@@ -1,20 +1,46 @@
-"""``trailhouse trails status`` and ``trailhouse trails deliver --once``: trail delivery for operators."""
+"""``trailhouse trails status`` and ``trailhouse trails deliver --once``: trail delivery for operators.
+
+The status is a listing like the others: a table through ``RowWriter`` (the account and the trail's
+name whole, tab-separated in a pipe) and camelCase JSON keys (docs/cli.md "Output")."""
 
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import Annotated, Any
 
 import typer
-from rich.markup import escape
-from rich.table import Table
 
 from ..model.times import format_wire_time, now_ms
+from ..render.table import Column
 from ..storage.base import StoreError
-from .common import DbOption, JsonOption, fail, load_settings, opened, out
+from .common import (
+    DbOption,
+    JsonOption,
+    fail,
+    load_settings,
+    note,
+    note_hidden,
+    opened,
+    out,
+    row_writer,
+    write_json,
+)
 
-__all__ = ["trails_deliver", "trails_status"]
+__all__ = ["STATUS_COLUMNS", "trails_deliver", "trails_status"]
+
+#: What names the trail stays whole and goes last; then when it last delivered, how far behind and
+#: the error; the stream's columns go first at a narrow terminal. Only the error wraps.
+STATUS_COLUMNS = (
+    Column("account", whole=True),
+    Column("trail", whole=True),
+    Column("status", whole=True, priority=2),
+    Column("OSS", whole=True, priority=2),
+    Column("last file", whole=True, priority=1),
+    Column("stream", whole=True, priority=3),
+    Column("last record", whole=True, priority=3),
+    Column("behind", whole=True, priority=1),
+    Column("error", priority=1),
+)
 
 
 def _when(ms: int | None) -> str:
@@ -48,51 +74,54 @@ def trails_status(
                 )
                 rows.append(
                     {
-                        "Account": trail.account_id,
-                        "Name": trail.name,
-                        "Status": str(trail.status),
-                        "IsLogging": trail.is_logging,
-                        "OssBucketName": trail.oss_bucket_name,
-                        "OssBucketStatus": s.oss.healthy if s.oss.configured else None,
-                        "LatestDeliveryTime": _when(s.oss.last_delivery_ms),
-                        "LatestDeliveryError": s.oss.last_error,
-                        "OssDeliveredEvents": s.oss.delivered_events,
-                        "SlsProjectArn": trail.sls_project_arn,
-                        "SlsLogStoreStatus": s.stream.healthy if s.stream.configured else None,
-                        "LatestDeliveryLogServiceTime": _when(s.stream.last_delivery_ms),
-                        "LatestDeliveryLogServiceError": s.stream.last_error,
-                        "StreamDeliveredEvents": s.stream.delivered_events,
-                        "BehindEvents": s.behind,
+                        "accountId": trail.account_id,
+                        "name": trail.name,
+                        "status": str(trail.status),
+                        "isLogging": trail.is_logging,
+                        "ossBucketName": trail.oss_bucket_name,
+                        "ossBucketStatus": s.oss.healthy if s.oss.configured else None,
+                        "latestDeliveryTime": _when(s.oss.last_delivery_ms),
+                        "latestDeliveryError": s.oss.last_error,
+                        "ossDeliveredEvents": s.oss.delivered_events,
+                        "slsProjectArn": trail.sls_project_arn,
+                        "slsLogStoreStatus": s.stream.healthy if s.stream.configured else None,
+                        "latestDeliveryLogServiceTime": _when(s.stream.last_delivery_ms),
+                        "latestDeliveryLogServiceError": s.stream.last_error,
+                        "streamDeliveredEvents": s.stream.delivered_events,
+                        "behindEvents": s.behind,
                     }
                 )
         except StoreError as exc:
             raise fail(f"the store failed: {exc}") from None
     if json_out:
-        out.print(json.dumps(rows))
+        write_json(rows)
         return
-    table = Table(
-        "account", "trail", "status", "OSS", "last file", "stream", "last record", "behind", "error"
+    if not rows:
+        note("no trails" + (f" in account {account}" if account else ""))
+        return
+    table = row_writer(STATUS_COLUMNS)
+    table.write_all(_status_cells(r) for r in rows)
+    note_hidden(table)
+
+
+def _status_cells(r: dict[str, Any]) -> list[str]:
+    oss = (
+        "-"
+        if r["ossBucketStatus"] is None
+        else f"{r['ossBucketName']} ({'ok' if r['ossBucketStatus'] else 'failing'})"
     )
-    for r in rows:
-        oss = (
-            "-"
-            if r["OssBucketStatus"] is None
-            else f"{r['OssBucketName']} ({'ok' if r['OssBucketStatus'] else 'failing'})"
-        )
-        stream = "-" if r["SlsLogStoreStatus"] is None else ("ok" if r["SlsLogStoreStatus"] else "failing")
-        error = r["LatestDeliveryError"] or r["LatestDeliveryLogServiceError"]
-        table.add_row(
-            r["Account"],
-            r["Name"],
-            r["Status"],
-            escape(oss),
-            r["LatestDeliveryTime"] or "never",
-            stream,
-            r["LatestDeliveryLogServiceTime"] or ("never" if stream != "-" else "-"),
-            f"{r['BehindEvents']:,}",
-            escape(error),
-        )
-    out.print(table if rows else "no trails")
+    stream = "-" if r["slsLogStoreStatus"] is None else ("ok" if r["slsLogStoreStatus"] else "failing")
+    return [
+        r["accountId"],
+        r["name"],
+        r["status"],
+        oss,
+        r["latestDeliveryTime"] or "never",
+        stream,
+        r["latestDeliveryLogServiceTime"] or ("never" if stream != "-" else "-"),
+        str(r["behindEvents"]),
+        r["latestDeliveryError"] or r["latestDeliveryLogServiceError"],
+    ]
 
 
 def trails_deliver(
@@ -124,7 +153,7 @@ def trails_deliver(
         "seconds": round((now_ms() - started) / 1000, 3),
     }
     if json_out:
-        out.print(json.dumps(summary))
+        write_json(summary)
     else:
         out.print(
             f"{summary['trails']} trails: {summary['files']} files ({summary['events']['oss']:,} events), "

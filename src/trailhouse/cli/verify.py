@@ -17,7 +17,7 @@ import typer
 from ..service.integrity.digest import check_digests
 from ..service.integrity.note import NoteError, Verifier
 from ..service.integrity.verify import Finding, split_events, verify_log
-from .common import EXIT_USAGE, fail, out
+from .common import EXIT_USAGE, fail, out, write_json
 
 __all__ = ["verify"]
 
@@ -84,12 +84,13 @@ def _check_digests(digests: Path, delivery: Path, verifiers: list[Verifier]) -> 
 
 def _print(report: dict[str, Any], as_json: bool) -> None:
     if as_json:
-        out.print(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode())
+        write_json(report)
         return
     if report["ok"]:
         out.print(f"OK: {report['events']} events verify against {report['checkpoints']} checkpoint(s)")
     for finding in report["findings"]:
-        out.print(f"{finding['kind'].upper()}: {finding['message']}")
+        # Not markup: a message quoting a path or a value keeps its brackets.
+        out.print(f"{finding['kind'].upper()}: {finding['message']}", markup=False)
 
 
 def verify(
@@ -164,11 +165,12 @@ def verify(
             "checkpoints": None,
         }
         if as_json:
-            out.print(orjson.dumps(summary, option=orjson.OPT_INDENT_2).decode())
+            write_json(summary)
+        elif not problems:
+            out.print(f"OK: {summary['digests']} digest(s) verify")
         else:
-            out.print(f"OK: {summary['digests']} digest(s) verify" if not problems else "")
             for kind, message in problems:
-                out.print(f"{kind.upper()}: {message}")
+                out.print(f"{kind.upper()}: {message}", markup=False)
         raise typer.Exit(0 if not problems else EXIT_PROBLEM)
     if checkpoints is None or (events is None) == (delivery is None):
         raise fail("give --checkpoints and one of --events or --delivery (or --digests)", EXIT_USAGE)

@@ -21,7 +21,7 @@ from ..service.integrity.checkpoint import CheckpointError, open_checkpoint
 from ..service.integrity.merkle import Frontier, ProofError, leaf_hash, verify_consistency
 from ..service.integrity.note import Verifier
 from ..service.integrity.tiles import TILE_WIDTH, TileRef, parse_entry_bundle, tile_path
-from .common import out
+from .common import note, out, write_json
 
 __all__ = ["watch_log"]
 
@@ -45,7 +45,10 @@ class _Client:
 
 def _alarm(kind: str, message: str, as_json: bool, **detail: object) -> int:
     line = {"alarm": kind, "message": message, **detail}
-    out.print(orjson.dumps(line).decode() if as_json else f"ALARM {kind.upper()}: {message}")
+    if as_json:
+        write_json(line)
+    else:
+        out.print(f"ALARM {kind.upper()}: {message}", markup=False)
     return EXIT_ALARM
 
 
@@ -134,7 +137,8 @@ def watch_log(
         try:
             code = _look(client, state, verifiers, as_json)
         except (urllib.error.URLError, OSError, ValueError) as exc:
-            out.print(f"cannot reach the log: {exc}")
+            # stderr, as every note: with --json, stdout holds alarm lines only.
+            note(f"cannot reach the log: {exc}")
             code = EXIT_UNREACHABLE
             if not once:
                 time.sleep(interval)
