@@ -64,6 +64,12 @@ def test_enable_detect_list_and_show(db: str) -> None:
     assert all(r["triggeringEventIds"] == ["after"] for r in records)
     table = runner.invoke(app, ["insights", "list", "--account", ACCOUNT, "--db", db], env={"COLUMNS": "300"})
     assert "TrailConcealmentInsight" in table.output
+    # Piped (CliRunner's stdout is not a terminal): tab-separated, every value whole.
+    lines = table.output.strip().splitlines()
+    assert lines[0].split("\t")[:4] == ["time", "type", "state", "object"]
+    assert [line.split("\t")[2:4] for line in lines[1:]] == [["End", "audit"], ["Start", "audit"]], lines
+    wrong = runner.invoke(app, ["insights", "list", "--account", ACCOUNT, "--db", db, "--format", "xml"])
+    assert wrong.exit_code == 2 and "--format" in wrong.output
     shown = runner.invoke(
         app, ["insights", "show", records[0]["sharedEventId"], "--account", ACCOUNT, "--db", db]
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import json
 import socket
 import sys
@@ -9,11 +10,21 @@ from typing import Annotated
 
 import orjson
 import typer
-from rich.table import Table
 
 from ..model.insights import INSIGHT_TYPES, InsightAttr, InsightQuery
 from ..model.times import DAY_MS, format_wire_time, now_ms
-from .common import EXIT_NOTHING, DbOption, cli_time, fail, load_settings, opened, out
+from ..render.table import Column
+from .common import (
+    EXIT_NOTHING,
+    DbOption,
+    cli_time,
+    fail,
+    load_settings,
+    note_hidden,
+    opened,
+    out,
+    row_writer,
+)
 
 __all__ = [
     "insights_detect",
@@ -23,6 +34,22 @@ __all__ = [
     "insights_show",
     "insights_types",
 ]
+
+
+class ListFormat(enum.StrEnum):
+    TABLE = "table"
+    JSON = "json"
+
+
+#: Times, types and the object (an AccessKey, a user) are never cut (docs/cli.md, "Output").
+INSIGHT_COLUMNS = (
+    Column("time", whole=True),
+    Column("type", whole=True),
+    Column("state", whole=True, priority=2),
+    Column("object", whole=True, priority=1),
+    Column("events", priority=3),
+    Column("explanation", priority=4),
+)
 
 AccountOption = Annotated[str, typer.Option("--account", help="The account whose insights these are.")]
 
@@ -36,14 +63,17 @@ def _check_type(kind: str) -> str:
 def insights_list(
     account: AccountOption,
     kind: Annotated[str | None, typer.Option("--type", help="Only this Insights type.")] = None,
-    since: Annotated[str | None, typer.Option(help="ISO 8601; default: 7 days ago.")] = None,
+    since: Annotated[
+        str | None, typer.Option(help="YYYY-MM-DD (UTC) or ISO 8601 with a zone; default: 7 days ago.")
+    ] = None,
     limit: Annotated[int, typer.Option(help="At most this many records, newest first.")] = 50,
-    fmt: Annotated[str, typer.Option("--format", help="table or json.")] = "table",
+    fmt: Annotated[
+        ListFormat,
+        typer.Option("--format", help="table (tab-separated when piped) or json.", case_sensitive=False),
+    ] = ListFormat.TABLE,
     db: DbOption = None,
 ) -> None:
     """Insight records of an account, newest first: type, state, object and why."""
-    if fmt not in ("table", "json"):
-        raise fail("--format must be table or json")
     equals = {InsightAttr.INSIGHT_TYPE: _check_type(kind)} if kind else {}
     settings = load_settings(db)
     now = now_ms()
@@ -61,18 +91,19 @@ def insights_list(
         return
     if not records:
         raise fail(f"no insights for account {account} since {format_wire_time(start)}", EXIT_NOTHING)
-    table = Table("time", "type", "state", "object", "events", "explanation", title=f"Insights of {account}")
-    for r in records:
-        details = r["insightDetails"]
-        table.add_row(
+    table = row_writer(INSIGHT_COLUMNS)
+    table.write_all(
+        [
             r["eventTime"],
-            details["insightType"],
-            details["state"],
-            details["insightObject"],
+            r["insightDetails"]["insightType"],
+            r["insightDetails"]["state"],
+            r["insightDetails"]["insightObject"],
             str(len(r.get("triggeringEventIds", []))),
             r.get("explanation", ""),
-        )
-    out.print(table)
+        ]
+        for r in records
+    )
+    note_hidden(table)
 
 
 def insights_show(
