@@ -92,6 +92,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=20261206)
     parser.add_argument("--dir", default=None, help="work directory (default: a temporary one)")
+    parser.add_argument("--out", type=Path, default=None, help="results JSON (default bench/results/)")
     args = parser.parse_args(argv)
 
     work = Path(args.dir or tempfile.mkdtemp(prefix="insights-bench-"))
@@ -242,9 +243,9 @@ def main(argv: list[str] | None = None) -> None:
         "detector_events_per_busy_s": round(running.processed / max(running.busy_s, 1e-9)),
         "starts_by_type": dict(starts_by_type),
     }
-    RESULTS.mkdir(exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
-    out = RESULTS / f"{stamp}-insights-{args.events}.json"
+    out = args.out or RESULTS / f"{stamp}-insights-{args.events}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
     print(f"written to {out}")
