@@ -38,6 +38,8 @@ class OssFile:
     key: str
     data: bytes
     count: int
+    #: Whose events the file holds (an organization trail writes one file per account).
+    account_id: str = ""
 
 
 def gzip_json_array(bodies: list[bytes]) -> bytes:
@@ -81,4 +83,4 @@ def build_file(
         organization_id=organization_id,
         account_id=group.account_id,
     )
-    return OssFile(key, data, len(bodies))
+    return OssFile(key, data, len(bodies), group.account_id)
