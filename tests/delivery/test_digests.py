@@ -8,10 +8,12 @@ import gzip
 import hashlib
 import json
 import re
+import time
 from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 from typer.testing import CliRunner
 
 from trailhouse.cli import app
@@ -219,3 +221,80 @@ def test_an_organization_trail_delivers_a_digest_per_account(
     for account, chain in by_account.items():
         origin = open_checkpoint(chain[0]["checkpoint"], [signer.verifier]).origin
         assert origin.endswith("/" + account)
+
+
+def _wait(condition: Any, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+
+
+def test_serve_delivers_digests_that_verify_with_the_logs_public_key(
+    backend_url: str, server_factory: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A real serve (its sequencer, its engine, its key in the data directory) delivering to a
+    directory bucket; `trailhouse log public-key` and `trailhouse verify` as an auditor runs them."""
+    oss = tmp_path / "oss"
+    server = server_factory(db_url=backend_url, oss_dir=str(oss), delivery_window_s=0.3)
+    store = server.store
+    DirectoryStorage(oss).create_bucket("serve-bucket")
+    add_trail(store, oss_bucket_name="serve-bucket", oss_key_prefix="audit")
+    _wait(lambda: store.get_checkpoint(account_id=ACCOUNT, trail_name="trail-one", sink="oss") is not None)
+    bucket = oss / "serve-bucket"
+    for n in (1, 2):
+        store.append(records([event() for _ in range(3)]))
+        _wait(lambda n=n: len(list(bucket.rglob("*.json.gz"))) == n)  # type: ignore[misc]
+    monkeypatch.setenv("TRAILHOUSE_DATA_DIR", server.settings.data_dir)
+    key = CliRunner().invoke(app, ["log", "public-key", "--db", backend_url])
+    assert key.exit_code == 0, key.stdout
+    (tmp_path / "log.vkey").write_text(key.stdout)
+    args = ["verify", "--key", str(tmp_path / "log.vkey"), "--delivery", str(bucket),
+            "--digests", str(bucket), "--json"]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.stdout
+    assert json.loads(result.stdout)["digests"] == 2
+    for path in bucket.rglob("Actiontrail_*.gz"):
+        path.unlink()
+        break
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 1 and set(json.loads(result.stdout)["problems"]) == {"file-missing"}
+
+
+def test_deliver_once_logs_the_events_and_delivers_their_digest(tmp_path: Path) -> None:
+    """`trailhouse trails deliver --once` without serve: it takes the events into the log itself."""
+    import os
+    import subprocess
+    import sys
+
+    from trailhouse.storage import open_store
+
+    db = f"sqlite:///{tmp_path}/t.db"
+    env = {**os.environ, "TRAILHOUSE_OSS_DIR": str(tmp_path / "oss"), "TRAILHOUSE_DATA_DIR": str(tmp_path)}
+    env.pop("TRAILHOUSE_NATS_URL", None)
+
+    def cli(*args: str) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run(
+            [sys.executable, "-m", "trailhouse.cli", *args, "--db", db],
+            env=env,
+            capture_output=True,
+            timeout=120,
+        )
+
+    storage = DirectoryStorage(tmp_path / "oss")
+    storage.create_bucket("cli-bucket")
+    store = open_store(db)
+    add_trail(store, oss_bucket_name="cli-bucket")
+    store.close()
+    assert cli("trails", "deliver", "--once").returncode == 0
+    store = open_store(db)
+    store.append(records([event() for _ in range(3)]))
+    store.close()
+    done = cli("trails", "deliver", "--once", "--json")
+    assert done.returncode == 0, done.stderr.decode()
+    (digest,) = _digests(storage, "cli-bucket").values()
+    assert digest["treeSize"] == 3 and len(digest["logFiles"]) == 1
+    vkey = cli("log", "public-key").stdout.decode().strip()
+    args = ["verify", "--key", vkey, "--delivery", str(tmp_path / "oss" / "cli-bucket"),
+            "--digests", str(tmp_path / "oss" / "cli-bucket")]  # fmt: skip
+    assert CliRunner().invoke(app, args).exit_code == 0
