@@ -221,6 +221,12 @@ def test_an_organization_trail_delivers_a_digest_per_account(
     for account, chain in by_account.items():
         origin = open_checkpoint(chain[0]["checkpoint"], [signer.verifier]).origin
         assert origin.endswith("/" + account)
+    code, report = _verify(signer, tmp_path / "oss" / "org-bucket")  # each account's chain apart
+    assert code == 0, report
+    (first,) = [k for k in sorted(digests) if f"/{OTHER}_" in k][:1]
+    (tmp_path / "oss" / "org-bucket" / first).unlink()
+    code, report = _verify(signer, tmp_path / "oss" / "org-bucket")
+    assert code == 1 and set(report["problems"]) == {"digest-missing"}
 
 
 def _wait(condition: Any, timeout: float = 30.0) -> None:
