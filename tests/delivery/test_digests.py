@@ -304,3 +304,23 @@ def test_deliver_once_logs_the_events_and_delivers_their_digest(tmp_path: Path) 
     args = ["verify", "--key", vkey, "--delivery", str(tmp_path / "oss" / "cli-bucket"),
             "--digests", str(tmp_path / "oss" / "cli-bucket")]  # fmt: skip
     assert CliRunner().invoke(app, args).exit_code == 0
+
+
+def test_the_chain_follows_windows_another_node_delivered(backend_store: EventStore, tmp_path: Path) -> None:
+    """Node A delivers, node B takes the trail for two windows, A takes it back: A's next digest
+    follows B's last one, not the one A remembers."""
+    store, signer = backend_store, generate_signer("digest-nodes")
+    storage = DirectoryStorage(tmp_path / "oss")
+    storage.create_bucket("dig-bucket")
+    add_trail(store, oss_bucket_name="dig-bucket", oss_key_prefix="audit")
+    node_a, node_b = _writer(store, signer), _writer(store, signer)
+    engine = _engine(store, storage, node_a)
+    asyncio.run(engine.run_once())
+    for writer in (node_a, node_b, node_b, node_a):
+        engine.after_window[0] = writer
+        _deliver_windows(store, engine, 1, per=2)
+    chain = [d for _, d in sorted(_digests(storage, "dig-bucket").items())]
+    assert [(d["previousTreeSize"], d["treeSize"]) for d in chain] == [(0, 2), (2, 4), (4, 6), (6, 8)]
+    assert node_a.written == 2 and node_b.written == 2
+    code, report = _verify(signer, tmp_path / "oss" / "dig-bucket")
+    assert code == 0, report

@@ -12,8 +12,9 @@ when a window is written again (after a failure or a ``kill -9``), so:
   account's leaves up to the window's last seq), not to the log's head, and its checkpoint is
   signed for that tree (Ed25519 signatures are deterministic);
 * the previous digest of the chain is read from the bucket (the last one of this trail and account
-  whose time is before the window's), remembered in memory once seen, so a restart continues the
-  chain, and a window written again never takes itself for its previous.
+  whose time is before the window's), so a restart continues the chain, and a window written
+  again never takes itself for its previous. Once seen it is remembered in memory; then only the
+  day folders since it are listed, in case another node delivered windows meanwhile.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import gzip
 import re
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -163,34 +164,60 @@ class DigestWriter:
     async def _previous(self, window: WindowDelivered, account: str) -> dict[str, Any] | None:
         """The digest of the chain's window before this one (None: this is the first)."""
         known = self._last.get(self._chain(window, account))
-        if known is not None:
-            at, digest, before = known
-            if at < window.window_ms:
-                return digest
-            if at == window.window_ms:  # this window again: the same previous as the first time
-                return before
-        return await asyncio.to_thread(self._previous_in_bucket, window, account)
+        if known is not None and known[0] == window.window_ms:
+            return known[2]  # this window again: the same previous as the first time
+        if known is not None and known[0] < window.window_ms:
+            # Another node may have delivered windows since (it held the trail's lease for a while):
+            # look at the days from the remembered digest's to this window's for a later one.
+            days = _days(known[0], window.window_ms)
+            found = await asyncio.to_thread(self._last_in_bucket, window, account, days)
+            if found is None or found[0] <= _stamp(known[0]):
+                return known[1]
+            return await asyncio.to_thread(self._read, window, found[1])
+        found = await asyncio.to_thread(self._last_in_bucket, window, account, [""])
+        return None if found is None else await asyncio.to_thread(self._read, window, found[1])
 
-    def _previous_in_bucket(self, window: WindowDelivered, account: str) -> dict[str, Any] | None:
+    def _last_in_bucket(
+        self, window: WindowDelivered, account: str, days: list[str]
+    ) -> tuple[str, str] | None:
+        """(time stamp, key) of the chain's last digest before the window, under the day folders
+        given (``YYYY/MM/DD/``; ``""``: all of them)."""
         trail = window.trail
         folder = digest_folder(trail.oss_key_prefix, trail.home_region)
         start = _name_start(account, trail.home_region, trail.name)
         mine = _stamp(window.window_ms)
         best: tuple[str, str] | None = None
         try:
-            for key in window.storage.list(window.bucket, folder):
-                name = key.rsplit("/", 1)[-1]
-                if not (name.startswith(start) and name.endswith(".json.gz")):
-                    continue
-                stamp = name[len(start) : -len(".json.gz")]
-                if _STAMP.fullmatch(stamp) and stamp < mine and (best is None or stamp > best[0]):
-                    best = (stamp, key)
-            if best is None:
-                return None
-            found: dict[str, Any] = orjson.loads(gzip.decompress(window.storage.get(window.bucket, best[1])))
+            for day in days:
+                for key in window.storage.list(window.bucket, folder + day):
+                    name = key.rsplit("/", 1)[-1]
+                    if not (name.startswith(start) and name.endswith(".json.gz")):
+                        continue
+                    stamp = name[len(start) : -len(".json.gz")]
+                    if _STAMP.fullmatch(stamp) and stamp < mine and (best is None or stamp > best[0]):
+                        best = (stamp, key)
         except ObjectStorageError as exc:
-            raise DigestNotReady(f"cannot read the previous digest: {exc}") from None
+            raise DigestNotReady(f"cannot list the digests: {exc}") from None
+        return best
+
+    @staticmethod
+    def _read(window: WindowDelivered, key: str) -> dict[str, Any]:
+        try:
+            found: dict[str, Any] = orjson.loads(gzip.decompress(window.storage.get(window.bucket, key)))
+        except ObjectStorageError as exc:
+            raise DigestNotReady(f"cannot read the previous digest {key}: {exc}") from None
         return found
+
+
+def _days(from_ms: int, to_ms: int) -> list[str]:
+    """The day folders (``YYYY/MM/DD/``) from one time's UTC day to another's, both included."""
+    day = datetime.fromtimestamp(from_ms // 1000, UTC).date()
+    last = datetime.fromtimestamp(to_ms // 1000, UTC).date()
+    out = []
+    while day <= last:
+        out.append(f"{day.year:04d}/{day.month:02d}/{day.day:02d}/")
+        day += timedelta(days=1)
+    return out
 
 
 def _iso(ms: int) -> str:
