@@ -80,6 +80,28 @@ def _file_event_ids(root: Path, bucket: str) -> list[str]:
     return ids
 
 
+def _digests_verify(data_dir: Path, bucket_dir: Path, db_url: str) -> None:
+    """The bucket's digests (one per window, written across the kills) verify as one chain with
+    the log's public key, and list every file."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "TRAILHOUSE_DATA_DIR": str(data_dir)}
+
+    def cli(*args: str) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run([sys.executable, "-m", "trailhouse.cli", *args], env=env, capture_output=True)
+
+    vkey = cli("log", "public-key", "--db", db_url).stdout.decode().strip()
+    done = cli("verify", "--key", vkey, "--delivery", str(bucket_dir), "--digests", str(bucket_dir), "--json")
+    assert done.returncode == 0, done.stdout.decode() + done.stderr.decode()
+    listed = set()
+    for path in bucket_dir.rglob("*.json.gz"):
+        listed |= {f["path"] for f in orjson.loads(gzip.decompress(path.read_bytes()))["logFiles"]}
+    files = {p.relative_to(bucket_dir).as_posix() for p in bucket_dir.rglob("Actiontrail_*.gz")}
+    assert files and listed == files
+
+
 def _stream_event_ids(nats_url: str, stream: str) -> list[str]:
     import nats
 
@@ -182,6 +204,7 @@ def test_kill_9_during_delivery_loses_and_repeats_nothing(
         assert acked_in_scope <= set(expected)
         assert _file_event_ids(tmp_path / "oss", bucket) == expected
         assert _stream_event_ids(nats_url, project) == expected
+        _digests_verify(tmp_path, tmp_path / "oss" / bucket, db_url)
 
 
 def test_stream_down_then_back_catches_up(backend_url: str, tmp_path: Path, nats_url: str) -> None:
@@ -256,6 +279,7 @@ def test_two_nodes_one_delivers_and_the_other_takes_over(
         expected = _expected(db_url, creds.account_id, start)
         assert _file_event_ids(tmp_path / "oss", bucket) == expected
         assert _stream_event_ids(nats_url, project) == expected
+        _digests_verify(tmp_path, tmp_path / "oss" / bucket, db_url)
 
 
 def test_kill_9_with_an_s3_destination(tmp_path: Path, nats_url: str, moto_endpoint: str) -> None:
