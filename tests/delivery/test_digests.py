@@ -324,3 +324,30 @@ def test_the_chain_follows_windows_another_node_delivered(backend_store: EventSt
     assert node_a.written == 2 and node_b.written == 2
     code, report = _verify(signer, tmp_path / "oss" / "dig-bucket")
     assert code == 0, report
+
+
+def test_a_trail_replaced_on_the_same_bucket_starts_its_own_chain(
+    backend_store: EventStore, tmp_path: Path
+) -> None:
+    """A trail deleted and another created on its bucket: two chains of one account's log in one
+    bucket, which verify checks apart."""
+    store, signer = backend_store, generate_signer("digest-two")
+    storage = DirectoryStorage(tmp_path / "oss")
+    storage.create_bucket("dig-bucket")
+    add_trail(store, oss_bucket_name="dig-bucket", oss_key_prefix="audit")
+    engine = _engine(store, storage, _writer(store, signer))
+    asyncio.run(engine.run_once())
+    _deliver_windows(store, engine, 2)
+    assert store.delete_trail(account_id=ACCOUNT, name="trail-one")
+    add_trail(store, "trail-two", oss_bucket_name="dig-bucket", oss_key_prefix="audit")
+    engine._next_refresh = 0.0  # noqa: SLF001 - see the trails now
+    asyncio.run(engine.run_once())
+    _deliver_windows(store, engine, 2)
+    digests = _digests(storage, "dig-bucket")
+    names = sorted(k.rsplit("/", 1)[1].rsplit("_", 1)[0] for k in digests)
+    start = f"{ACCOUNT}_Actiontrail-Digest_cn-hangzhou_"
+    assert names == [start + "trail-one"] * 2 + [start + "trail-two"] * 2
+    second = sorted((d["previousTreeSize"], d["treeSize"]) for k, d in digests.items() if "trail-two" in k)
+    assert second == [(0, 12), (12, 16)]
+    code, report = _verify(signer, tmp_path / "oss" / "dig-bucket")
+    assert code == 0, report
