@@ -15,6 +15,8 @@ from trailhouse.storage.base import EventStore
 
 ACCOUNT = "1234567890123456"
 OTHER = "6543210987654321"
+#: In a delivered key: a digest, not a file of events.
+DIGESTS = "AliyunLogs/Actiontrail-Digest/"
 
 
 def event(
@@ -69,6 +71,8 @@ def delivered_bodies(storage: Any, bucket: str, prefix: str = "") -> list[bytes]
     """Every event body in a bucket's files, in key order (window time, then region)."""
     out: list[bytes] = []
     for key in storage.list(bucket, prefix):
+        if DIGESTS in key:  # the digests beside the files (docs/integrity.md)
+            continue
         raw = gzip.decompress(storage.get(bucket, key))
         out.extend(orjson.dumps(e) for e in orjson.loads(raw))
     return out
@@ -78,5 +82,7 @@ def in_files(storage: Any, bucket: str) -> list[str]:
     """The eventIds in a bucket's files."""
     ids = []
     for key in storage.list(bucket):
+        if DIGESTS in key:
+            continue
         ids.extend(e["eventId"] for e in orjson.loads(gzip.decompress(storage.get(bucket, key))))
     return ids

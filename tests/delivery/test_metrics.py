@@ -21,6 +21,8 @@ def test_metrics_count_what_the_engine_delivered(tmp_path: Path) -> None:
         data_dir=str(tmp_path),
         oss_dir=str(tmp_path / "oss"),
         delivery_window_s=0.1,
+        # The app's lifespan (its log sequencer) does not run here: no digests to wait for.
+        log_sequencer="off",
     )
     store = open_store(settings.db_url)
     DirectoryStorage(tmp_path / "oss").create_bucket("metrics-bucket")

@@ -74,8 +74,32 @@ def _file_event_ids(root: Path, bucket: str) -> list[str]:
     """Event ids of every file in the bucket, files in key order (the window time orders them)."""
     ids: list[str] = []
     for path in sorted((root / bucket).rglob("*.gz"), key=lambda p: p.relative_to(root).as_posix()):
+        if "Actiontrail-Digest" in path.parts:  # the digests beside the files
+            continue
         ids.extend(e["eventId"] for e in orjson.loads(gzip.decompress(path.read_bytes())))
     return ids
+
+
+def _digests_verify(data_dir: Path, bucket_dir: Path, db_url: str) -> None:
+    """The bucket's digests (one per window, written across the kills) verify as one chain with
+    the log's public key, and list every file."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "TRAILHOUSE_DATA_DIR": str(data_dir)}
+
+    def cli(*args: str) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run([sys.executable, "-m", "trailhouse.cli", *args], env=env, capture_output=True)
+
+    vkey = cli("log", "public-key", "--db", db_url).stdout.decode().strip()
+    done = cli("verify", "--key", vkey, "--delivery", str(bucket_dir), "--digests", str(bucket_dir), "--json")
+    assert done.returncode == 0, done.stdout.decode() + done.stderr.decode()
+    listed = set()
+    for path in bucket_dir.rglob("*.json.gz"):
+        listed |= {f["path"] for f in orjson.loads(gzip.decompress(path.read_bytes()))["logFiles"]}
+    files = {p.relative_to(bucket_dir).as_posix() for p in bucket_dir.rglob("Actiontrail_*.gz")}
+    assert files and listed == files
 
 
 def _stream_event_ids(nats_url: str, stream: str) -> list[str]:
@@ -180,6 +204,7 @@ def test_kill_9_during_delivery_loses_and_repeats_nothing(
         assert acked_in_scope <= set(expected)
         assert _file_event_ids(tmp_path / "oss", bucket) == expected
         assert _stream_event_ids(nats_url, project) == expected
+        _digests_verify(tmp_path, tmp_path / "oss" / bucket, db_url)
 
 
 def test_stream_down_then_back_catches_up(backend_url: str, tmp_path: Path, nats_url: str) -> None:
@@ -254,6 +279,7 @@ def test_two_nodes_one_delivers_and_the_other_takes_over(
         expected = _expected(db_url, creds.account_id, start)
         assert _file_event_ids(tmp_path / "oss", bucket) == expected
         assert _stream_event_ids(nats_url, project) == expected
+        _digests_verify(tmp_path, tmp_path / "oss" / bucket, db_url)
 
 
 def test_kill_9_with_an_s3_destination(tmp_path: Path, nats_url: str, moto_endpoint: str) -> None:
@@ -278,7 +304,7 @@ def test_kill_9_with_an_s3_destination(tmp_path: Path, nats_url: str, moto_endpo
         finally:
             server.stop()
         expected = _expected(db_url, creds.account_id, start)
-        keys = list(s3.list(bucket))  # key order is the window time's order
+        keys = [k for k in s3.list(bucket) if "Actiontrail-Digest/" not in k]  # in window time order
         ids = [e["eventId"] for k in keys for e in orjson.loads(gzip.decompress(s3.get(bucket, k)))]
         assert ids == expected
         assert _stream_event_ids(nats_url, project) == expected

@@ -121,7 +121,7 @@ def test_status_tells_what_delivery_did(
     )
     assert status["IsLogging"] is True and WIRE_TIME.match(status["StartLoggingTime"])
     assert WIRE_TIME.match(status["LatestDeliveryTime"]) and status["LatestDeliveryError"] == ""
-    assert len(list((buckets / bucket).rglob("*.gz"))) == 1
+    assert len(list((buckets / bucket).rglob("Actiontrail_*.gz"))) == 1
     if variant.version == V2017:
         assert set(status) == {
             "RequestId", "IsLogging", "LatestDeliveryTime", "LatestDeliveryError", "StartLoggingTime",

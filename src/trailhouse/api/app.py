@@ -188,6 +188,10 @@ def create_app(
     # Trail delivery runs on every node; leases in the store let one node deliver each trail.
     delivery = DeliveryEngine(store, settings)
     metrics.watch_delivery(delivery.stats.snapshot)
+    if settings.log_sequencer == "on":  # each OSS window also delivers its digest (docs/integrity.md)
+        from ..delivery.digests import DigestWriter
+
+        delivery.after_window.append(DigestWriter(store, signer))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -124,6 +124,17 @@ def _status_cells(r: dict[str, Any]) -> list[str]:
     ]
 
 
+def _add_digests(engine: Any, store: Any, settings: Any) -> None:
+    """Each OSS window also delivers its digest; without serve running, this process logs the
+    events itself while a digest waits for them (the sequencer is safe to run twice at once)."""
+    from ..delivery.digests import DigestWriter
+    from ..service.integrity.keys import load_log_signer
+    from ..service.integrity.log import sequence
+
+    signer = load_log_signer(settings.log_key, settings.resolved_data_dir())
+    engine.after_window.append(DigestWriter(store, signer, catch_up=lambda: sequence(store, signer, now_ms)))
+
+
 def trails_deliver(
     once: Annotated[bool, typer.Option("--once", help="Deliver what is in the log now, then exit.")] = False,
     db: DbOption = None,
@@ -138,6 +149,8 @@ def trails_deliver(
     started = now_ms()
     with opened(settings, create=False) as store:
         engine = DeliveryEngine(store, settings)
+        if settings.log_sequencer == "on":
+            _add_digests(engine, store, settings)
         try:
             asyncio.run(engine.run_once())
             trails = len(engine.trails())

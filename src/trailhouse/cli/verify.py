@@ -68,7 +68,14 @@ def _check_digests(digests: Path, delivery: Path, verifiers: list[Verifier]) -> 
         if "Actiontrail-Digest" not in p.parts
     }
     by_name = {p.name: p for p in found.values()}
-    chain = [orjson.loads(gzip.decompress(p.read_bytes())) for p in sorted(digests.rglob("*.json.gz"))]
+    # One chain per trail and account (an organization trail's accounts, two trails into one bucket).
+    chains: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+    for p in sorted(digests.rglob("*.json.gz")):
+        digest = orjson.loads(gzip.decompress(p.read_bytes()))
+        where = p.as_posix().partition("AliyunLogs/Actiontrail-Digest/")[0]
+        trail = p.name.rsplit("_", 1)[0] if "_Actiontrail-Digest_" in p.name else ""
+        chains.setdefault((where, trail, str(digest.get("accountId"))), []).append(digest)
+    chain = [d for c in chains.values() for d in c]
     files: dict[str, bytes] = {}
     for digest in chain:
         for listed in digest["logFiles"]:
@@ -79,7 +86,13 @@ def _check_digests(digests: Path, delivery: Path, verifiers: list[Verifier]) -> 
                         path = candidate
             if path is not None:
                 files[listed["path"]] = path.read_bytes()
-    return check_digests(chain, files, verifiers, lambda content: split_events(gzip.decompress(content)))
+    return [
+        problem
+        for c in chains.values()
+        for problem in check_digests(
+            c, files, verifiers, lambda content: split_events(gzip.decompress(content))
+        )
+    ]
 
 
 def _print(report: dict[str, Any], as_json: bool) -> None:

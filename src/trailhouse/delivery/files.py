@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 __all__ = ["EVENT_TYPE", "FileGroup", "OssFile", "build_file", "object_key"]
@@ -38,6 +38,10 @@ class OssFile:
     key: str
     data: bytes
     count: int
+    #: Whose events the file holds (an organization trail writes one file per account).
+    account_id: str = ""
+    #: The events in the file (stored bodies, in file order), for hooks that hash them (digests).
+    events: tuple[bytes, ...] = field(default=(), repr=False, compare=False)
 
 
 def gzip_json_array(bodies: list[bytes]) -> bytes:
@@ -81,4 +85,4 @@ def build_file(
         organization_id=organization_id,
         account_id=group.account_id,
     )
-    return OssFile(key, data, len(bodies))
+    return OssFile(key, data, len(bodies), group.account_id, tuple(bodies))

@@ -24,10 +24,10 @@ from typing import Any
 import orjson
 
 from ...storage.base import MerkleLogStore
-from .checkpoint import CheckpointError, open_checkpoint
-from .log import _Tiles
-from .merkle import Frontier, ProofError, leaf_hash, verify_consistency
-from .note import Verifier
+from .checkpoint import Checkpoint, CheckpointError, open_checkpoint, sign_checkpoint
+from .log import _Tiles, log_origin
+from .merkle import EMPTY_ROOT, Frontier, ProofError, leaf_hash, verify_consistency
+from .note import Signer, Verifier
 from .tiles import tile_node
 
 __all__ = ["DeliveredFile", "build_digest", "check_digests"]
@@ -54,18 +54,31 @@ def build_digest(
     window_start: str,
     window_end: str,
     previous: dict[str, Any] | None,
+    tree_size: int | None = None,
+    signer: Signer | None = None,
 ) -> dict[str, Any]:
     """The digest of one delivery window of one account's trail (gzip it with ``digest_bytes``).
 
     ``previous`` is the last digest this trail delivered (its parsed JSON), None for the first.
-    The window covers the log from the previous digest's tree size to the latest checkpoint.
+    The window covers the log from the previous digest's tree size to the latest checkpoint, or
+    to ``tree_size`` when given: then ``signer`` signs a checkpoint of that tree (Ed25519 is
+    deterministic, so the same window always gives the same digest, however far the log has grown).
     """
     head = store.log_head(account_id=account_id)
     if head is None:
         raise ValueError(f"account {account_id} has no log yet")
     old = int(previous["treeSize"]) if previous else 0
     tiles = _Tiles(store, account_id)
-    leaves = [tile_node(0, i, tiles.tile) for i in range(old, head.size)]
+    size, note = head.size, head.checkpoint
+    if tree_size is not None:
+        if signer is None:
+            raise ValueError("a digest pinned to a tree size needs the log's signer")
+        if not old <= tree_size <= head.size:
+            raise ValueError(f"tree size {tree_size} is not between {old} and the log's {head.size}")
+        size = tree_size
+        root = tiles.range_hash(0, size) if size else EMPTY_ROOT
+        note = sign_checkpoint(Checkpoint(log_origin(signer, account_id), size, root), signer)
+    leaves = [tile_node(0, i, tiles.tile) for i in range(old, size)]
     heights = [h for h in range(old.bit_length() - 1, -1, -1) if old >> h & 1]
     frontier, start = [], 0
     for h in heights:  # the full subtrees of the old tree, left to right
@@ -73,16 +86,16 @@ def build_digest(
         start += 1 << h
     from .log import consistency
 
-    proof = consistency(store, account_id, old, head.size) if old else []
+    proof = consistency(store, account_id, old, size) if old else []
     index_of = {leaf: old + i for i, leaf in enumerate(leaves)}
     return {
         "digestVersion": 1,
         "accountId": account_id,
         "digestStartTime": window_start,
         "digestEndTime": window_end,
-        "checkpoint": head.checkpoint,
+        "checkpoint": note,
         "previousTreeSize": old,
-        "treeSize": head.size,
+        "treeSize": size,
         "previousFrontier": [_b64(h) for h in frontier],
         "leafHashes": [_b64(h) for h in leaves],
         "consistencyProof": [_b64(h) for h in proof],
