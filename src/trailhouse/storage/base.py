@@ -36,6 +36,7 @@ __all__ = [
     "EventStore",
     "LogAppend",
     "LogEntry",
+    "LogLeaf",
     "LogHead",
     "LogView",
     "MerkleLogStore",
@@ -86,6 +87,16 @@ class LogEntry:
     seq: int
     account_id: str
     event: StoredEvent
+
+
+@dataclass(frozen=True, slots=True)
+class LogLeaf:
+    """An event as the Merkle log's sequencer takes it: its seq, account and leaf hash
+    (``SHA-256(0x00 ‖ body)`` of its exact stored body, taken at ingest)."""
+
+    seq: int
+    account_id: str
+    leaf: bytes
 
 
 class EventLog(Protocol):
@@ -237,9 +248,10 @@ class MerkleLogStore(Protocol):
     stored with the log, so a crash loses nothing and never appends an event twice.
     """
 
-    def log_sequence(self, step: Callable[[list[LogEntry], LogView], LogAppend], *, limit: int) -> int:
-        """Under the sequencer lock, in one transaction: read up to ``limit`` events after the
-        watermark, let ``step`` hash them, write what it returns. The number of events sequenced."""
+    def log_sequence(self, step: Callable[[list[LogLeaf], LogView], LogAppend], *, limit: int) -> int:
+        """Under the sequencer lock, in one transaction: read the leaves of up to ``limit`` events
+        after the watermark (as ``read_log`` orders them), let ``step`` hash them into the trees,
+        write what it returns. The number of events sequenced."""
         ...
 
     def log_claim(self, *, owner: str, now_ms: int, lease_ms: int) -> bool:

@@ -20,7 +20,7 @@ from ..model.event import EventRecord
 from ..model.event_text import event_from_json
 from ..model.query import EventFilter, Position, StoredEvent
 from . import codec
-from .base import AppendResult, LogEntry, StoreError, StoreMissing, StoreUnavailable
+from .base import AppendResult, LogEntry, LogLeaf, StoreError, StoreMissing, StoreUnavailable
 from .budget import current_budget
 from .sql import (
     DAY_BUCKETED_DRIVERS,
@@ -33,6 +33,7 @@ from .sql import (
     apply_migrations,
     day_windows,
     event_row,
+    leaf_hash,
     resource_rows,
     split_batch,
     split_statements,
@@ -570,6 +571,20 @@ class SqliteStore(SqlStore, MerkleLogSql, DeliverySql):
         return [
             LogEntry(seq, account, StoredEvent(seq, event_time, event_id, codec.unpack(body)))
             for seq, account, event_time, event_id, body in rows
+        ]
+
+    @_translated
+    def _read_log_leaves(self, *, after_seq: int, limit: int) -> list[LogLeaf]:
+        # As read_log, but the 32-byte leaf instead of the packed body (the body only where no
+        # leaf was stored: events ingested before migration 0011).
+        rows = self._reader().execute(
+            "SELECT e.seq, t.value, e.leaf, CASE WHEN e.leaf IS NULL THEN e.body END FROM events e"
+            " JOIN terms t ON t.id = e.account WHERE e.seq > ? ORDER BY e.seq LIMIT ?",
+            (after_seq, limit),
+        )
+        return [
+            LogLeaf(seq, account, leaf if leaf is not None else leaf_hash(codec.unpack(body)))
+            for seq, account, leaf, body in rows
         ]
 
     def _log_transaction(self) -> contextlib.AbstractContextManager[Run]:

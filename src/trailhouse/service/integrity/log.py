@@ -1,8 +1,9 @@
 """Each account's Merkle log: sequencing new events into it, and reading proofs out of it.
 
 The entry of an event is its stored body, byte for byte what the native export and LookupEvents
-return, so whoever holds an event holds its leaf: ``SHA-256(0x00 ‖ body)``. Leaves are in arrival
-order (seq) per account. The sequencer (``sequence``) follows the store's commit-ordered log from
+return, so whoever holds an event holds its leaf: ``SHA-256(0x00 ‖ body)``, which ingest stores
+beside the body (it has the bytes in hand), so sequencing reads hashes, not bodies. Leaves are in
+arrival order (seq) per account. The sequencer (``sequence``) follows the store's commit-ordered log from
 a watermark kept in the same transaction as the tiles and heads it writes; the store lets one
 sequencer run at a time. Each step signs a new checkpoint for every account it extended.
 """
@@ -13,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ...model.query import Attr, EventFilter
-from ...storage.base import EventLog, LogAppend, LogEntry, LogHead, LogView, MerkleLogStore
+from ...storage.base import EventLog, LogAppend, LogHead, LogLeaf, LogView, MerkleLogStore
 from .checkpoint import Checkpoint, sign_checkpoint
 from .merkle import (
     EMPTY_ROOT,
@@ -23,7 +24,6 @@ from .merkle import (
     ProofError,
     consistency_proof,
     inclusion_proof,
-    leaf_hash,
     range_hash_from_subtrees,
 )
 from .note import Signer
@@ -65,11 +65,11 @@ def _edge_reader(view: LogView, account: str) -> Callable[[int, int], bytes | No
 
 def sequencing_step(
     signer: Signer, now_ms: Callable[[], int]
-) -> Callable[[list[LogEntry], LogView], LogAppend]:
+) -> Callable[[list[LogLeaf], LogView], LogAppend]:
     """The pure step the store runs inside the sequencer's transaction."""
 
-    def step(entries: list[LogEntry], view: LogView) -> LogAppend:
-        by_account: dict[str, list[LogEntry]] = {}
+    def step(entries: list[LogLeaf], view: LogView) -> LogAppend:
+        by_account: dict[str, list[LogLeaf]] = {}
         for entry in entries:
             by_account.setdefault(entry.account_id, []).append(entry)
         heads: list[LogHead] = []
@@ -82,9 +82,8 @@ def sequencing_step(
             frontier = Frontier.resume(size, _split(head.frontier)) if head else Frontier()
             appender = TileAppender(size, _edge_reader(view, account))
             for entry in new:
-                leaf = leaf_hash(entry.event.body)
                 leaves.append((account, frontier.size, entry.seq))
-                appender.append(leaf, frontier.append(leaf))
+                appender.append(entry.leaf, frontier.append(entry.leaf))
             root = frontier.root()
             note = sign_checkpoint(Checkpoint(log_origin(signer, account), frontier.size, root), signer)
             heads.append(LogHead(account, frontier.size, root, b"".join(frontier.subtrees()), note, stamp))
