@@ -12,7 +12,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from ..model.credentials import AccessKey, ApiToken, KeyStatus
 from ..model.delivery import DeliveryCheckpoint
@@ -89,10 +89,10 @@ class LogEntry:
     event: StoredEvent
 
 
-@dataclass(frozen=True, slots=True)
-class LogLeaf:
+class LogLeaf(NamedTuple):
     """An event as the Merkle log's sequencer takes it: its seq, account and leaf hash
-    (``SHA-256(0x00 ‖ body)`` of its exact stored body, taken at ingest)."""
+    (``SHA-256(0x00 ‖ body)`` of its exact stored body, taken at ingest). A tuple, not a
+    dataclass: the sequencer builds one per event, and a tuple is several times cheaper."""
 
     seq: int
     account_id: str

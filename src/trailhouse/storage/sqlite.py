@@ -577,13 +577,24 @@ class SqliteStore(SqlStore, MerkleLogSql, DeliverySql):
     def _read_log_leaves(self, *, after_seq: int, limit: int) -> list[LogLeaf]:
         # As read_log, but the 32-byte leaf instead of the packed body (the body only where no
         # leaf was stored: events ingested before migration 0011).
-        rows = self._reader().execute(
-            "SELECT e.seq, t.value, e.leaf, CASE WHEN e.leaf IS NULL THEN e.body END FROM events e"
-            " JOIN terms t ON t.id = e.account WHERE e.seq > ? ORDER BY e.seq LIMIT ?",
+        reader = self._reader()
+        rows = reader.execute(
+            "SELECT seq, account, leaf, CASE WHEN leaf IS NULL THEN body END FROM events"
+            " WHERE seq > ? ORDER BY seq LIMIT ?",
             (after_seq, limit),
-        )
+        ).fetchall()
+        # The accounts' names once per batch (a handful), not a join per event.
+        ids = sorted({row[1] for row in rows})
+        names: dict[int, str] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            names.update(
+                reader.execute(
+                    f"SELECT id, value FROM terms WHERE id IN ({','.join('?' * len(chunk))})", chunk
+                )
+            )
         return [
-            LogLeaf(seq, account, leaf if leaf is not None else leaf_hash(codec.unpack(body)))
+            LogLeaf(seq, names[account], leaf if leaf is not None else leaf_hash(codec.unpack(body)))
             for seq, account, leaf, body in rows
         ]
 

@@ -30,6 +30,8 @@ from .note import Signer
 from .tiles import TILE_HEIGHT, TILE_WIDTH, TileAppender, TileRef, entry_bundle, tile_width
 
 __all__ = [
+    "SEQUENCE_BATCH",
+    "SEQUENCE_PAUSE_S",
     "InclusionProof",
     "LogNotFound",
     "checkpoint_note",
@@ -44,6 +46,12 @@ __all__ = [
 #: Events per sequencing transaction: large enough to keep up with bulk ingest, small enough
 #: that the transaction (which holds SQLite's writer) stays short.
 SEQUENCE_BATCH = 5000
+#: The sequencer's pause after a step that took fewer than SEQUENCE_BATCH events (it caught up):
+#: events acknowledged meanwhile go into the next step together, so under steady ingest steps
+#: are few and large (each signs a checkpoint per account, rewrites the edge tiles and takes
+#: SQLite's one writer for a commit) rather than one per ingest batch. An acknowledged event
+#: waits at most the step under way, this pause and one step: well inside the one-second promise.
+SEQUENCE_PAUSE_S = 0.2
 
 
 class LogNotFound(LookupError):
