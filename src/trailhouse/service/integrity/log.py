@@ -27,7 +27,7 @@ from .merkle import (
     range_hash_from_subtrees,
 )
 from .note import Signer
-from .tiles import TILE_HEIGHT, TILE_WIDTH, TileAppender, TileRef, entry_bundle, tile_width
+from .tiles import TILE_HEIGHT, TILE_WIDTH, TileRef, entry_bundle, grow_tiles, tile_width
 
 __all__ = [
     "SEQUENCE_BATCH",
@@ -63,10 +63,6 @@ def log_origin(signer: Signer, account_id: str) -> str:
     return f"{signer.name}/{account_id}"
 
 
-def _split(frontier: bytes) -> list[bytes]:
-    return [frontier[i : i + HASH_SIZE] for i in range(0, len(frontier), HASH_SIZE)]
-
-
 def _edge_reader(view: LogView, account: str) -> Callable[[int, int], bytes | None]:
     return lambda level, index: view.tile(account, level, index)
 
@@ -87,15 +83,14 @@ def sequencing_step(
         for account, new in by_account.items():
             head = view.head(account)
             size = head.size if head else 0
-            frontier = Frontier.resume(size, _split(head.frontier)) if head else Frontier()
-            appender = TileAppender(size, _edge_reader(view, account))
-            for entry in new:
-                leaves.append((account, frontier.size, entry.seq))
-                appender.append(entry.leaf, frontier.append(entry.leaf))
-            root = frontier.root()
-            note = sign_checkpoint(Checkpoint(log_origin(signer, account), frontier.size, root), signer)
-            heads.append(LogHead(account, frontier.size, root, b"".join(frontier.subtrees()), note, stamp))
-            tiles += [(account, level, index, data) for (level, index), data in appender.changed.items()]
+            # The whole batch at once, level by level (grow_tiles): the tiles, then the new
+            # frontier from the edge tiles, so the signed root is the root of the served tiles.
+            grown = grow_tiles(size, [entry.leaf for entry in new], _edge_reader(view, account))
+            leaves += [(account, size + i, entry.seq) for i, entry in enumerate(new)]
+            root = Frontier.resume(grown.size, grown.subtrees).root()
+            note = sign_checkpoint(Checkpoint(log_origin(signer, account), grown.size, root), signer)
+            heads.append(LogHead(account, grown.size, root, b"".join(grown.subtrees), note, stamp))
+            tiles += [(account, level, index, data) for (level, index), data in grown.changed.items()]
         return LogAppend(entries[-1].seq, heads, tiles, leaves)
 
     return step
