@@ -25,7 +25,7 @@ from typing import Any
 from trailhouse.demo.generate import generate_events
 from trailhouse.model.event import event_from_mapping
 from trailhouse.model.times import now_ms
-from trailhouse.service.integrity.log import inclusion, sequence
+from trailhouse.service.integrity.log import SEQUENCE_BATCH, SEQUENCE_PAUSE_S, inclusion, sequence
 from trailhouse.service.integrity.note import generate_signer
 from trailhouse.service.integrity.verify import verify_log
 from trailhouse.storage.sqlite import SqliteStore
@@ -66,8 +66,9 @@ def run(count: int, folder: Path) -> dict[str, Any]:
             if not running.is_set():
                 running.wait(0.1)
                 continue
-            if not sequence(on, signer, now_ms):
-                time.sleep(0.1)
+            # As serve's sequencer (api/sequencer.py): a pause after each step that caught up.
+            if sequence(on, signer, now_ms) < SEQUENCE_BATCH:
+                time.sleep(SEQUENCE_PAUSE_S)
 
     thread = threading.Thread(target=sequencer)
     thread.start()

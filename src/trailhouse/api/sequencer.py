@@ -18,7 +18,7 @@ import uuid
 from starlette.concurrency import run_in_threadpool
 
 from ..model.times import now_ms
-from ..service.integrity.log import sequence
+from ..service.integrity.log import SEQUENCE_BATCH, SEQUENCE_PAUSE_S, sequence
 from ..service.integrity.note import Signer
 from ..storage.base import EventStore, StoreError
 
@@ -26,8 +26,9 @@ __all__ = ["POLL_S", "sequence_forever"]
 
 error_log = logging.getLogger("trailhouse.error")
 
-#: Between two looks at the log when it was up to date: well inside the one-second promise.
-POLL_S = 0.1
+#: Between two looks at the log when a step found it up to date or caught up (took less than a
+#: full batch): well inside the one-second promise (see SEQUENCE_PAUSE_S).
+POLL_S = SEQUENCE_PAUSE_S
 #: After a store failure (busy, unreachable): the next round tries again.
 RETRY_S = 1.0
 
@@ -62,5 +63,5 @@ async def sequence_forever(store: EventStore, signer: Signer) -> None:
             error_log.exception("log sequencer failed")
             await asyncio.sleep(RETRY_S)
             continue
-        if not done:
+        if done < SEQUENCE_BATCH:
             await asyncio.sleep(POLL_S)

@@ -47,7 +47,7 @@ from ..model.event import EventRecord
 from ..model.query import EventFilter, Position, StoredEvent
 from ..model.times import DAY_MS, now_ms
 from . import codec
-from .base import AppendResult, LogEntry, StoreError, StoreMissing, StoreUnavailable
+from .base import AppendResult, LogEntry, LogLeaf, StoreError, StoreMissing, StoreUnavailable
 from .budget import QueryBudget, current_budget
 from .pg_partitions import (
     advisory_lock,
@@ -65,6 +65,7 @@ from .sql import (
     SqlStore,
     apply_migrations,
     event_row,
+    leaf_hash,
     resource_rows,
     split_batch,
     term_values,
@@ -102,7 +103,7 @@ _BY_SEQ = (
     " LIMIT 1) e"
 )
 
-_EVENT_TYPES = ["int8"] * 14 + ["int2", "int8", "bytea", "bytea", "bytea"]
+_EVENT_TYPES = ["int8"] * 14 + ["int2", "int8", "bytea", "bytea", "bytea", "bytea"]
 
 #: Usage rows arrive as one array per column (``USAGE_COLUMNS`` order): one statement a batch.
 _UPSERT_USAGE = upsert_usage(
@@ -556,6 +557,24 @@ class PostgresStore(SqlStore, MerkleLogSql, DeliverySql):
             (after_seq, limit),
         )
         return [LogEntry(row[0], bytes(row[1]).decode(), _stored_event(row[:1] + row[2:])) for row in rows]
+
+    def _read_log_leaves(self, *, after_seq: int, limit: int) -> list[LogLeaf]:
+        # As read_log, but the 32-byte leaf ingest stored, not the packed body (which is read
+        # only where no leaf was stored: events ingested before migration 0009).
+        rows = self._read_binary(
+            "SELECT i.seq, (SELECT value FROM terms WHERE id = i.account), e.leaf,"
+            " CASE WHEN e.leaf IS NULL THEN e.body END FROM (SELECT seq, event_time, account"
+            " FROM event_ids WHERE seq > %s ORDER BY seq LIMIT %s) i" + _BY_SEQ + " ORDER BY i.seq",
+            (after_seq, limit),
+        )
+        return [
+            LogLeaf(
+                seq,
+                bytes(account).decode(),
+                bytes(leaf) if leaf is not None else leaf_hash(codec.unpack(body)),
+            )
+            for seq, account, leaf, body in rows
+        ]
 
     @contextmanager
     def _log_transaction(self) -> Iterator[Run]:

@@ -1,8 +1,9 @@
 """Each account's Merkle log: sequencing new events into it, and reading proofs out of it.
 
 The entry of an event is its stored body, byte for byte what the native export and LookupEvents
-return, so whoever holds an event holds its leaf: ``SHA-256(0x00 ‖ body)``. Leaves are in arrival
-order (seq) per account. The sequencer (``sequence``) follows the store's commit-ordered log from
+return, so whoever holds an event holds its leaf: ``SHA-256(0x00 ‖ body)``, which ingest stores
+beside the body (it has the bytes in hand), so sequencing reads hashes, not bodies. Leaves are in
+arrival order (seq) per account. The sequencer (``sequence``) follows the store's commit-ordered log from
 a watermark kept in the same transaction as the tiles and heads it writes; the store lets one
 sequencer run at a time. Each step signs a new checkpoint for every account it extended.
 """
@@ -13,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ...model.query import Attr, EventFilter
-from ...storage.base import EventLog, LogAppend, LogEntry, LogHead, LogView, MerkleLogStore
+from ...storage.base import EventLog, LogAppend, LogHead, LogLeaf, LogView, MerkleLogStore
 from .checkpoint import Checkpoint, sign_checkpoint
 from .merkle import (
     EMPTY_ROOT,
@@ -23,13 +24,14 @@ from .merkle import (
     ProofError,
     consistency_proof,
     inclusion_proof,
-    leaf_hash,
     range_hash_from_subtrees,
 )
 from .note import Signer
-from .tiles import TILE_HEIGHT, TILE_WIDTH, TileAppender, TileRef, entry_bundle, tile_width
+from .tiles import TILE_HEIGHT, TILE_WIDTH, TileRef, entry_bundle, grow_tiles, tile_width
 
 __all__ = [
+    "SEQUENCE_BATCH",
+    "SEQUENCE_PAUSE_S",
     "InclusionProof",
     "LogNotFound",
     "checkpoint_note",
@@ -44,6 +46,12 @@ __all__ = [
 #: Events per sequencing transaction: large enough to keep up with bulk ingest, small enough
 #: that the transaction (which holds SQLite's writer) stays short.
 SEQUENCE_BATCH = 5000
+#: The sequencer's pause after a step that took fewer than SEQUENCE_BATCH events (it caught up):
+#: events acknowledged meanwhile go into the next step together, so under steady ingest steps
+#: are few and large (each signs a checkpoint per account, rewrites the edge tiles and takes
+#: SQLite's one writer for a commit) rather than one per ingest batch. An acknowledged event
+#: waits at most the step under way, this pause and one step: well inside the one-second promise.
+SEQUENCE_PAUSE_S = 0.2
 
 
 class LogNotFound(LookupError):
@@ -55,21 +63,17 @@ def log_origin(signer: Signer, account_id: str) -> str:
     return f"{signer.name}/{account_id}"
 
 
-def _split(frontier: bytes) -> list[bytes]:
-    return [frontier[i : i + HASH_SIZE] for i in range(0, len(frontier), HASH_SIZE)]
-
-
 def _edge_reader(view: LogView, account: str) -> Callable[[int, int], bytes | None]:
     return lambda level, index: view.tile(account, level, index)
 
 
 def sequencing_step(
     signer: Signer, now_ms: Callable[[], int]
-) -> Callable[[list[LogEntry], LogView], LogAppend]:
+) -> Callable[[list[LogLeaf], LogView], LogAppend]:
     """The pure step the store runs inside the sequencer's transaction."""
 
-    def step(entries: list[LogEntry], view: LogView) -> LogAppend:
-        by_account: dict[str, list[LogEntry]] = {}
+    def step(entries: list[LogLeaf], view: LogView) -> LogAppend:
+        by_account: dict[str, list[LogLeaf]] = {}
         for entry in entries:
             by_account.setdefault(entry.account_id, []).append(entry)
         heads: list[LogHead] = []
@@ -79,16 +83,14 @@ def sequencing_step(
         for account, new in by_account.items():
             head = view.head(account)
             size = head.size if head else 0
-            frontier = Frontier.resume(size, _split(head.frontier)) if head else Frontier()
-            appender = TileAppender(size, _edge_reader(view, account))
-            for entry in new:
-                leaf = leaf_hash(entry.event.body)
-                leaves.append((account, frontier.size, entry.seq))
-                appender.append(leaf, frontier.append(leaf))
-            root = frontier.root()
-            note = sign_checkpoint(Checkpoint(log_origin(signer, account), frontier.size, root), signer)
-            heads.append(LogHead(account, frontier.size, root, b"".join(frontier.subtrees()), note, stamp))
-            tiles += [(account, level, index, data) for (level, index), data in appender.changed.items()]
+            # The whole batch at once, level by level (grow_tiles): the tiles, then the new
+            # frontier from the edge tiles, so the signed root is the root of the served tiles.
+            grown = grow_tiles(size, [entry.leaf for entry in new], _edge_reader(view, account))
+            leaves += [(account, size + i, entry.seq) for i, entry in enumerate(new)]
+            root = Frontier.resume(grown.size, grown.subtrees).root()
+            note = sign_checkpoint(Checkpoint(log_origin(signer, account), grown.size, root), signer)
+            heads.append(LogHead(account, grown.size, root, b"".join(grown.subtrees), note, stamp))
+            tiles += [(account, level, index, data) for (level, index), data in grown.changed.items()]
         return LogAppend(entries[-1].seq, heads, tiles, leaves)
 
     return step

@@ -23,7 +23,15 @@ from .find import (
     usage_entry,
 )
 from .migrate import apply_migrations, split_statements
-from .rows import EVENT_COLUMNS, RESOURCE_COLUMNS, event_row, resource_rows, split_batch, upsert_usage
+from .rows import (
+    EVENT_COLUMNS,
+    RESOURCE_COLUMNS,
+    event_row,
+    leaf_hash,
+    resource_rows,
+    split_batch,
+    upsert_usage,
+)
 from .store import SqlStore
 from .trails import ConnectionTx
 
@@ -44,6 +52,7 @@ __all__ = [
     "build_usage",
     "day_windows",
     "event_row",
+    "leaf_hash",
     "network_text_prefix",
     "resource_rows",
     "split_batch",

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
-from ..base import LogAppend, LogEntry, LogHead, LogView, StoreError
+from ..base import LogAppend, LogHead, LogLeaf, LogView, StoreError
 from .dialect import Dialect
 
 __all__ = ["MerkleLogSql", "Run"]
@@ -67,20 +67,22 @@ class MerkleLogSql:
     def _read(self, query: str, params: Sequence[object] = ()) -> list[Any]:
         raise NotImplementedError
 
-    def read_log(self, *, after_seq: int, limit: int) -> list[LogEntry]:
+    def _read_log_leaves(self, *, after_seq: int, limit: int) -> list[LogLeaf]:
+        """``read_log``'s events as leaves: the leaf hash stored by ingest (hashed from the body
+        for events stored before there was one), in the same commit-safe seq order."""
         raise NotImplementedError
 
     def _log_transaction(self) -> AbstractContextManager[Run]:
         raise NotImplementedError
 
-    def log_sequence(self, step: Callable[[list[LogEntry], LogView], LogAppend], *, limit: int) -> int:
+    def log_sequence(self, step: Callable[[list[LogLeaf], LogView], LogAppend], *, limit: int) -> int:
         ph = self.dialect.ph
         # Optimistic: read and hash outside the lock, so that ingest is not held up while the
         # step hashes; write only if no other sequencer moved the watermark meanwhile (every write
         # of the log moves it, so an unchanged watermark means everything read is still current).
         with self._guard():
             watermark = self._log_watermark()
-            entries = self.read_log(after_seq=watermark, limit=limit)
+            entries = self._read_log_leaves(after_seq=watermark, limit=limit)
             if not entries:
                 return 0
             try:
