@@ -1,4 +1,4 @@
-"""The benchmarks of what follows the event log (trail delivery, Insights), end to end at tiny
+"""The benchmarks of what follows the event log (trail delivery, the Merkle log, Insights), end to end at tiny
 sizes, so that they cannot rot. The figures are not asserted (this is not a benchmark); the
 results must hold what docs/benchmarks.md and docs/insights.md report."""
 
@@ -46,3 +46,12 @@ def test_insights_bench_runs_on_a_small_history(tmp_path: Path) -> None:
     assert set(result["recall_percent"]) >= {"IpInsight", "ApiCallRateInsight", "PolicyChangeInsight"}
     assert all(0 <= r <= 100 for r in result["recall_percent"].values())
     assert result["ingest_events_per_s_off"] > 0 and result["ingest_events_per_s_on"] > 0
+
+
+def test_integrity_bench_runs_briefly(tmp_path: Path) -> None:
+    out = tmp_path / "integrity.json"
+    _run(["bench.integrity", "--events", "3000", "--out", str(out)], tmp_path)
+    result = json.loads(out.read_text())
+    assert result["events"] == 3000 and result["verify_events"] > 0
+    assert 0 < result["proof_ms_p50"] <= result["proof_ms_p99"]
+    assert result["ingest_log_off_events_per_s"] > 0 and result["ingest_log_on_events_per_s"] > 0
