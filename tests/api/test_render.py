@@ -404,6 +404,19 @@ CATALOGUE = [
         "Trailhouse does not implement this operation.",
     ),
     (errors.InvalidVersion, "InvalidVersion", 400, "Specified parameter Version is not valid."),
+    (errors.InsightTypeNotValid, "InsightTypeNotValid", 400, "The specified InsightType is not valid."),
+    (
+        errors.InsightTypeNotAvailable,
+        "InsightTypeNotAvailable",
+        400,
+        "The specified InsightType is not available.",
+    ),
+    (
+        errors.InvalidInsightSelectors,
+        "InvalidInsightSelectors",
+        400,
+        "The specified InsightSelectors is not valid.",
+    ),
     (
         errors.InvalidProductNotFound,
         "InvalidProduct.NotFound",

@@ -92,7 +92,7 @@ def test_unserved_operation_says_so_and_lists_what_is_served(server: Emulator) -
 
     trail = server.trail()
     params = Params(
-        action="CreateTrail",
+        action="CreateAdvancedQueryTemplate",  # an ActionTrail operation Trailhouse does not serve
         version="2020-07-06",
         protocol="HTTPS",
         pathname="/",
@@ -103,10 +103,13 @@ def test_unserved_operation_says_so_and_lists_what_is_served(server: Emulator) -
         body_type="json",
     )
     with pytest.raises(ClientException) as info:
-        trail.client_2020.call_api(params, OpenApiRequest(query={"Name": "t"}), RuntimeOptions())
+        trail.client_2020.call_api(params, OpenApiRequest(query={"TemplateName": "t"}), RuntimeOptions())
     err = info.value
     assert (err.code, err.status_code) == ("InvalidAction.NotFound", 404)
-    assert "Trailhouse does not implement the operation CreateTrail (version 2020-07-06)" in err.message
+    assert (
+        "Trailhouse does not implement the operation CreateAdvancedQueryTemplate (version 2020-07-06)"
+        in err.message
+    )
     from trailhouse.api.rpc.dispatch import OPERATIONS
 
     for action, version in OPERATIONS:  # generated from the operation table
