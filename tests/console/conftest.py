@@ -3,6 +3,10 @@
 Account A holds the demo dataset (the leaked-key story) plus events with hostile values; account B
 holds a few events of its own. Each account has an AccessKey; A also has a key limited to
 GetAccessKeyLastUsedIps and a read token. Screenshots go to ``test-artifacts/console/`` (git-ignored).
+
+Insights come from the real detector, as on a server: the demo data before the attack is stored
+first and is the baseline, then the rest arrives (the attack, a burst of deletions, a hostile
+policy change; in B, a trail stopped) and the detector reads it.
 """
 
 from __future__ import annotations
@@ -20,11 +24,16 @@ from typing import Any
 import httpx
 import pytest
 
+from bench.insight_traffic import burst
+
 from trailhouse.demo.load import load_demo
-from trailhouse.demo.story import DEMO_ACCOUNT
+from trailhouse.demo.story import DEMO_ACCOUNT, demo_events, demo_story_facts
 from trailhouse.model.credentials import TokenScope
 from trailhouse.model.event import event_from_mapping
-from trailhouse.model.times import DAY_MS, format_wire_time, now_ms
+from trailhouse.model.insights import INSIGHT_TYPES, InsightQuery, StoredInsight
+from trailhouse.model.times import DAY_MS, format_wire_time, now_ms, parse_wire_time
+from trailhouse.service.insights.config import thresholds_from
+from trailhouse.service.insights.detector import Detector
 from trailhouse.service.credentials import create_access_key, create_token
 from trailhouse.service.secrets import Sealer
 from trailhouse.settings import Settings
@@ -61,6 +70,12 @@ class Site:
     b_event_ids: list[str]
     hostile_event_id: str
     now_ms: int
+    #: The insight records the detector stored for A and for B.
+    insights_a: list[StoredInsight]
+    insights_b: list[StoredInsight]
+    #: The AccessKey of the injected burst of DeleteSnapshot calls (an ApiCallRateInsight).
+    burst_key: str
+    burst_ids: list[str]
 
     @property
     def url(self) -> str:
@@ -124,6 +139,44 @@ def _hostile_event(now: int) -> dict[str, Any]:
     }
 
 
+#: B's trail, stopped by B's key: B's insight, which A must never see.
+B_TRAIL = "b-secret-trail-7777"
+#: The hostile policy change's event (its insight's fields are the hostile values).
+HOSTILE_POLICY_EVENT = "hostile-<script>-policy"
+
+
+def _b_trail_stop(now: int) -> dict[str, Any]:
+    stop = _b_events(now)[0] | {
+        "eventId": "b-event-stop-logging",
+        "eventTime": format_wire_time(now - 20 * 60_000),
+        "eventName": "StopLogging",
+        "serviceName": "Actiontrail",
+        "eventRW": "Write",
+        "requestParameters": {"Name": B_TRAIL},
+    }
+    return stop
+
+
+def _hostile_policy_change(now: int) -> dict[str, Any]:
+    change = _hostile_event(now) | {
+        "eventId": HOSTILE_POLICY_EVENT,
+        "eventTime": format_wire_time(now - 25 * 60_000),
+        "eventName": "AttachPolicyToUser",
+        "serviceName": "Ram",
+        "sourceIpAddress": "198.51.100.67",
+        "requestParameters": {"PolicyType": "Custom", "PolicyName": HOSTILE["resource"], "UserName": HOSTILE["user"]},
+    }
+    for name in ("errorCode", "errorMessage", "resourceName", "resourceType"):
+        change.pop(name)
+    return change
+
+
+def _detect(detector: Detector) -> None:
+    """Run the detector until it has read the whole log (what `trailhouse insights detect` does)."""
+    while detector.step().processed:
+        pass
+
+
 @contextlib.contextmanager
 def make_site(tmp: Path, **overrides: Any) -> Iterator[Site]:
     master = base64.b64encode(os.urandom(32)).decode()
@@ -137,9 +190,39 @@ def make_site(tmp: Path, **overrides: Any) -> Iterator[Site]:
     store = open_store(settings.db_url)
     sealer = Sealer(base64.b64decode(master))
     now = now_ms()
-    demo = load_demo(store, sealer, count=1500, now=now)
+    # The baseline: the demo data before the attack, stored before Insights are enabled.
+    attack = demo_story_facts(end_ms=now).first_malicious_ms
+    before = [e for e in demo_events(end_ms=now, count=1500) if parse_wire_time(e["eventTime"]) < attack]
+    store.append([event_from_mapping(e) for e in before])
     store.append([event_from_mapping(e) for e in _b_events(now)])
-    store.append([event_from_mapping(_hostile_event(now))])
+    for kind in INSIGHT_TYPES:
+        store.set_insight_type(account_id=DEMO_ACCOUNT, insight_type=kind, enabled=True, now_ms=now)
+    store.set_insight_type(account_id=ACCOUNT_B, insight_type="TrailConcealmentInsight", enabled=True, now_ms=now)
+    detector = Detector(store, thresholds_from(settings), owner="console-fixture")
+    _detect(detector)
+    # What arrives then: the rest of the demo (the attack), a burst of deletions by a CI key over two
+    # minutes, a policy change full of hostile values; in B, a trail stopped.
+    demo = load_demo(store, sealer, count=1500, now=now)
+    template = next(
+        e
+        for e in reversed(before)
+        if e["recipientAccountId"] == DEMO_ACCOUNT
+        and e["userIdentity"].get("type") == "ram-user"
+        and e["userIdentity"].get("accessKeyId", "").startswith("LTAI")
+        and e["userIdentity"]["accessKeyId"] != demo.leaked_key
+    )
+    minute = now - 2 * 3_600_000 - now % 60_000
+    deletions = [
+        *burst(template, minute, 60, name="DeleteSnapshot", service="Ecs", rw="Write"),
+        *burst(template, minute + 60_000, 45, name="DeleteSnapshot", service="Ecs", rw="Write"),
+    ]
+    store.append([event_from_mapping(e) for e in deletions])
+    store.append([event_from_mapping(_hostile_event(now)), event_from_mapping(_hostile_policy_change(now))])
+    store.append([event_from_mapping(_b_trail_stop(now))])
+    _detect(detector)
+    everything = InsightQuery(0, now + DAY_MS)
+    insights_a = [i for _, i in store.find_insights(account_id=DEMO_ACCOUNT, query=everything, after=None, limit=500)]
+    insights_b = [i for _, i in store.find_insights(account_id=ACCOUNT_B, query=everything, after=None, limit=500)]
     key_b = create_access_key(store, sealer, account_id=ACCOUNT_B, user_name="b-analyst")
     ips_only = create_access_key(
         store,
@@ -163,6 +246,10 @@ def make_site(tmp: Path, **overrides: Any) -> Iterator[Site]:
                 b_event_ids=[e["eventId"] for e in _b_events(now)],
                 hostile_event_id="hostile-<script>-1",
                 now_ms=now,
+                insights_a=insights_a,
+                insights_b=insights_b,
+                burst_key=template["userIdentity"]["accessKeyId"],
+                burst_ids=[e["eventId"] for e in deletions],
             )
     finally:
         store.close()

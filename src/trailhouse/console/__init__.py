@@ -15,6 +15,7 @@ from starlette.staticfiles import StaticFiles
 
 from ..api.context import Services
 from ..storage.base import StoreError
+from .insights import insight_page, insights_page
 from .integrity import event_proof
 from .keys import access_key_page
 from .pages import event_page, export, histogram_svg, search_page
@@ -66,6 +67,8 @@ def console_mount(svc: Services, console: Console | None = None) -> Mount:
         Route("/proof/{event_id:path}", _page(console, event_proof), methods=["GET"]),
         Route("/trails", _page(console, trails_page), methods=["GET"]),
         Route("/event/{event_id:path}", _page(console, event_page), methods=["GET"]),
+        Route("/insights", _page(console, insights_page), methods=["GET"]),
+        Route("/insights/{insight_id:path}", _page(console, insight_page), methods=["GET"]),
         Route("/access-key", _page(console, access_key_page), methods=["GET"]),
         Route("/access-key/{access_key_id:path}", _page(console, access_key_page), methods=["GET"]),
         Mount("/static", app=StaticFiles(directory=HERE / "static"), name="console-static"),

@@ -18,6 +18,7 @@ from ..model.query import UsageKind
 from ..model.times import DAY_MS, TimeFormatError, format_wire_time, now_ms, parse_event_time
 from ..service.access_key_report import build_report
 from ..service.access_keys import all_usage, last_used_info, last_used_products, window_start
+from .insights import KEY_PAGE_SHOWN, LOOKUP, TYPES, InsightsState, insight_rows
 from .web import PREFIX, Console, PageError
 
 __all__ = ["access_key_page"]
@@ -99,6 +100,19 @@ async def access_key_page(console: Console, request: Request) -> Response:
             lambda: build_report(store, account_id=account, access_key_id=key_id, since_ms=since, now_ms=now),
         )
 
+    key_insights = None
+    more_insights = False
+    insights_enabled = None
+    if who.allows(LOOKUP):
+
+        def insights() -> tuple[list[Any], bool, bool | None]:
+            rows, more = insight_rows(console, who, key=key_id, limit=KEY_PAGE_SHOWN)
+            enabled = bool(store.insight_types_enabled(account_id=account)) if who.allows(TYPES) else None
+            return rows, more, enabled
+
+        key_insights, more_insights, insights_enabled = await console.bounded(request, insights)
+    insights_window = InsightsState(now - settings.retention_days * DAY_MS, now + DAY_MS, key=key_id)
+
     def search(**extra: str) -> str:
         pairs = [
             ("start", format_wire_time(max(since, now - settings.retention_days * DAY_MS))),
@@ -120,4 +134,8 @@ async def access_key_page(console: Console, request: Request) -> Response:
         report=report,
         report_allowed=report is not None,
         search=search,
+        key_insights=key_insights,
+        more_insights=more_insights,
+        insights_enabled=insights_enabled,
+        insights_url=f"{PREFIX}/insights?{insights_window.query()}",
     )

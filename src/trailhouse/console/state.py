@@ -26,7 +26,9 @@ __all__ = [
     "FORM_FILTERS",
     "SearchState",
     "StateError",
+    "parse_rows",
     "parse_state",
+    "parse_window",
 ]
 
 #: Columns a person may show: name -> heading. The event's time is always shown (it links to the event).
@@ -168,9 +170,8 @@ def _canonical(pairs: Iterable[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
     return tuple(out)
 
 
-def parse_state(params: list[tuple[str, str]], *, now_ms: int, retention_days: int) -> SearchState:
-    """The state a URL's query asks for; defaults: the last 7 days, every event, 50 rows."""
-    single = {name: value for name, value in params}
+def parse_window(single: dict[str, str], *, now_ms: int, retention_days: int) -> tuple[int, int]:
+    """``start``/``end`` of a page's URL (the search's, the insights'): default the last 7 days."""
     end = _time(single["end"], "end") if single.get("end", "").strip() else now_ms
     start = (
         _time(single["start"], "start")
@@ -179,6 +180,21 @@ def parse_state(params: list[tuple[str, str]], *, now_ms: int, retention_days: i
     )
     if start > end:
         raise StateError("start must not be later than end")
+    return start, end
+
+
+def parse_rows(text: str) -> int:
+    """``rows``: one of ROW_CHOICES (default 50)."""
+    rows_text = text.strip()
+    if rows_text and (not rows_text.isdigit() or int(rows_text) not in ROW_CHOICES):
+        raise StateError(f"rows must be one of {', '.join(map(str, ROW_CHOICES))}")
+    return int(rows_text) if rows_text else DEFAULT_ROWS
+
+
+def parse_state(params: list[tuple[str, str]], *, now_ms: int, retention_days: int) -> SearchState:
+    """The state a URL's query asks for; defaults: the last 7 days, every event, 50 rows."""
+    single = {name: value for name, value in params}
+    start, end = parse_window(single, now_ms=now_ms, retention_days=retention_days)
     failed_text = single.get("failed", "").strip().lower()
     if failed_text not in ("", "true", "false"):
         raise StateError("failed must be true (errors only) or false (successes only)")
@@ -189,16 +205,14 @@ def parse_state(params: list[tuple[str, str]], *, now_ms: int, retention_days: i
         chosen += single["cols"].split(",")
     if chosen:
         columns = tuple(c for c in COLUMNS if c in chosen)
-    rows_text = single.get("rows", "").strip()
-    if rows_text and (not rows_text.isdigit() or int(rows_text) not in ROW_CHOICES):
-        raise StateError(f"rows must be one of {', '.join(map(str, ROW_CHOICES))}")
+    rows = parse_rows(single.get("rows", ""))
     return SearchState(
         start_ms=start,
         end_ms=end,
         filters=_canonical(params),
         failed=failed,
         columns=columns,
-        rows=int(rows_text) if rows_text else DEFAULT_ROWS,
+        rows=rows,
         cursor=single.get("cursor") or None,
         histogram=single.get("histogram", "on") != "off",
     )
