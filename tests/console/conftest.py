@@ -23,7 +23,6 @@ from typing import Any
 
 import httpx
 import pytest
-
 from bench.insight_traffic import burst
 
 from trailhouse.demo.load import load_demo
@@ -32,9 +31,9 @@ from trailhouse.model.credentials import TokenScope
 from trailhouse.model.event import event_from_mapping
 from trailhouse.model.insights import INSIGHT_TYPES, InsightQuery, StoredInsight
 from trailhouse.model.times import DAY_MS, format_wire_time, now_ms, parse_wire_time
+from trailhouse.service.credentials import create_access_key, create_token
 from trailhouse.service.insights.config import thresholds_from
 from trailhouse.service.insights.detector import Detector
-from trailhouse.service.credentials import create_access_key, create_token
 from trailhouse.service.secrets import Sealer
 from trailhouse.settings import Settings
 from trailhouse.storage import open_store
@@ -164,10 +163,28 @@ def _hostile_policy_change(now: int) -> dict[str, Any]:
         "eventName": "AttachPolicyToUser",
         "serviceName": "Ram",
         "sourceIpAddress": "198.51.100.67",
-        "requestParameters": {"PolicyType": "Custom", "PolicyName": HOSTILE["resource"], "UserName": HOSTILE["user"]},
+        "requestParameters": {
+            "PolicyType": "Custom",
+            "PolicyName": HOSTILE["resource"],
+            "UserName": HOSTILE["user"],
+        },
     }
     for name in ("errorCode", "errorMessage", "resourceName", "resourceType"):
         change.pop(name)
+    return change
+
+
+def _policy_change(now: int, n: int) -> dict[str, Any]:
+    """A first policy change by user ``admin-n`` (no AccessKey): one PolicyChangeInsight each."""
+    change = _hostile_policy_change(now) | {
+        "eventId": f"policy-change-{n:03d}",
+        "eventTime": format_wire_time(now - 3 * DAY_MS + n * 60_000),
+        "sourceIpAddress": "192.0.2.10",
+        "userAgent": "console.aliyun.com",
+        "requestParameters": {"PolicyType": "Custom", "PolicyName": f"policy-{n}", "UserName": f"dev-{n}"},
+    }
+    identity = {k: v for k, v in change["userIdentity"].items() if k != "accessKeyId"}
+    change["userIdentity"] = identity | {"userName": f"admin-{n}"}
     return change
 
 
@@ -178,7 +195,8 @@ def _detect(detector: Detector) -> None:
 
 
 @contextlib.contextmanager
-def make_site(tmp: Path, **overrides: Any) -> Iterator[Site]:
+def make_site(tmp: Path, *, policy_changes: int = 0, **overrides: Any) -> Iterator[Site]:
+    """The site; ``policy_changes`` more first policy changes in A (as many more insights)."""
     master = base64.b64encode(os.urandom(32)).decode()
     settings = Settings(
         db_url=f"sqlite:///{tmp / 'console.db'}",
@@ -197,7 +215,9 @@ def make_site(tmp: Path, **overrides: Any) -> Iterator[Site]:
     store.append([event_from_mapping(e) for e in _b_events(now)])
     for kind in INSIGHT_TYPES:
         store.set_insight_type(account_id=DEMO_ACCOUNT, insight_type=kind, enabled=True, now_ms=now)
-    store.set_insight_type(account_id=ACCOUNT_B, insight_type="TrailConcealmentInsight", enabled=True, now_ms=now)
+    store.set_insight_type(
+        account_id=ACCOUNT_B, insight_type="TrailConcealmentInsight", enabled=True, now_ms=now
+    )
     detector = Detector(store, thresholds_from(settings), owner="console-fixture")
     _detect(detector)
     # What arrives then: the rest of the demo (the attack), a burst of deletions by a CI key over two
@@ -219,10 +239,15 @@ def make_site(tmp: Path, **overrides: Any) -> Iterator[Site]:
     store.append([event_from_mapping(e) for e in deletions])
     store.append([event_from_mapping(_hostile_event(now)), event_from_mapping(_hostile_policy_change(now))])
     store.append([event_from_mapping(_b_trail_stop(now))])
+    store.append([event_from_mapping(_policy_change(now, n)) for n in range(policy_changes)])
     _detect(detector)
     everything = InsightQuery(0, now + DAY_MS)
-    insights_a = [i for _, i in store.find_insights(account_id=DEMO_ACCOUNT, query=everything, after=None, limit=500)]
-    insights_b = [i for _, i in store.find_insights(account_id=ACCOUNT_B, query=everything, after=None, limit=500)]
+    insights_a = [
+        i for _, i in store.find_insights(account_id=DEMO_ACCOUNT, query=everything, after=None, limit=500)
+    ]
+    insights_b = [
+        i for _, i in store.find_insights(account_id=ACCOUNT_B, query=everything, after=None, limit=500)
+    ]
     key_b = create_access_key(store, sealer, account_id=ACCOUNT_B, user_name="b-analyst")
     ips_only = create_access_key(
         store,

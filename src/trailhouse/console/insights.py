@@ -162,11 +162,14 @@ class Statistics:
     baseline_duration: int
     insight_count: int
 
-    @property
-    def ratio(self) -> str:
-        """Observed over baseline, as "×12.5" ("" when the baseline is 0: nothing to divide by)."""
-        if self.baseline <= 0:
+    def ratio(self, insight_type: str) -> str:
+        """Observed over baseline, as "×12.5", for rates only."""
+        # A point insight's numbers are not two rates (IpInsight's baseline is calls per network).
+        is_rate = insight_type in RATE_TYPES or (insight_type == "AkInsight" and self.insight_duration > 0)
+        if not is_rate:
             return ""
+        if self.baseline <= 0:
+            return "no calls at all in the baseline"
         return f"×{self.insight / self.baseline:,.1f}"
 
 
@@ -213,6 +216,11 @@ class InsightRow:
     @property
     def ongoing(self) -> bool:
         return self.end_ms is None
+
+    @property
+    def summary(self) -> str:
+        """The explanation a list shows: the End's (the whole insight) once there is one."""
+        return self.end_explanation or self.explanation
 
     @property
     def link(self) -> str:
@@ -359,7 +367,7 @@ def _list(console: Console, request: Request, state: InsightsState) -> dict[str,
         "who": who,
         "rows": [insight_row(e) for e in page.episodes],
         "next_cursor": page.next_token,
-        "status": _status(console, who),
+        "enablement": _status(console, who),
     }
 
 
