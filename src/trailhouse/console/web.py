@@ -3,7 +3,8 @@
 Pages are mapped to the RAM actions of the API operations they mirror, so a console user sees
 exactly what the same key may see through the API: searching and reading events is
 ``actiontrail:LookupEvents``, AccessKey usage is ``actiontrail:GetAccessKeyLastUsed*``, the trails
-page ``actiontrail:DescribeTrails`` (its delivery status ``actiontrail:GetTrailStatus``).
+page ``actiontrail:DescribeTrails`` (its delivery status ``actiontrail:GetTrailStatus``), the
+Insights pages ``actiontrail:LookupInsightEvents`` (which types are on ``GetInsightTypes``).
 """
 
 from __future__ import annotations
