@@ -4,6 +4,7 @@ Usage is what the GetAccessKeyLastUsed* family answers (``service/access_keys.py
 shown only when the signed-in key may call that operation. The report is
 ``service.access_key_report.build_report`` from a suspected-leak time chosen on the page; the
 page reads only the report's public fields (``render/`` has its own HTML for the CLI and API).
+Above them, the newest insights that name the key (``actiontrail:LookupInsightEvents``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from ..model.query import UsageKind
 from ..model.times import DAY_MS, TimeFormatError, format_wire_time, now_ms, parse_event_time
 from ..service.access_key_report import build_report
 from ..service.access_keys import all_usage, last_used_info, last_used_products, window_start
+from ..service.insights.browse import insights_status, offered_types
 from .insights import KEY_PAGE_SHOWN, LOOKUP, TYPES, InsightsState, insight_rows
 from .web import PREFIX, Console, PageError
 
@@ -107,7 +109,10 @@ async def access_key_page(console: Console, request: Request) -> Response:
 
         def insights() -> tuple[list[Any], bool, bool | None]:
             rows, more = insight_rows(console, who, key=key_id, limit=KEY_PAGE_SHOWN)
-            enabled = bool(store.insight_types_enabled(account_id=account)) if who.allows(TYPES) else None
+            enabled = None
+            if who.allows(TYPES):
+                offered = offered_types(settings.insight_types)
+                enabled = bool(insights_status(store, account_id=account, offered=offered).enabled)
             return rows, more, enabled
 
         key_insights, more_insights, insights_enabled = await console.bounded(request, insights)
