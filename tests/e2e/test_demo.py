@@ -152,6 +152,38 @@ def test_report_pins_the_story(demo_server: tuple[LiveServer, object]) -> None:
     assert "<script src" not in html.text and "http://" not in html.text.replace("http://www.w3.org", "")
 
 
+def test_demo_insights_are_raised_by_the_story(
+    server_factory: Callable[..., LiveServer], backend_url: str
+) -> None:
+    """With Insights asked for, the detector reads the history first and then the attack: the
+    attacker's two addresses and the policy it attached are insights, nothing of the CI traffic is."""
+    from trailhouse.model.insights import InsightQuery
+    from trailhouse.service.insights.config import Thresholds
+
+    server = server_factory(db_url=backend_url)
+    sealer = Sealer(load_master_key(None, Path(server.settings.data_dir or ".")))
+    loaded = load_demo(server.store, sealer, count=1500, now=LOADED_AT, insights=Thresholds())
+    facts = demo_story_facts(end_ms=LOADED_AT)
+    found = server.store.find_insights(
+        account_id=DEMO_ACCOUNT, query=InsightQuery(0, LOADED_AT + 86_400_000, {}), after=None, limit=100
+    )
+    records = [json.loads(i.body) for _, i in found]
+    assert len(records) == loaded.insights > 0
+    starts = [r for r in records if r["insightDetails"]["state"] == "Start"]
+    ips = {
+        r["insightDetails"]["insightObject"]
+        for r in starts
+        if r["insightDetails"]["insightType"] == "IpInsight"
+    }
+    assert ips == set(facts.attacker_ips)
+    assert any(r["insightDetails"]["insightType"] == "PolicyChangeInsight" for r in starts)
+    # Each one names the attacker's address among the attributions of its context.
+    for record in starts:
+        attributions = record["insightDetails"]["insightContext"]["attributions"]
+        sources = [a["insight"][0]["value"] for a in attributions if a["attribute"] == "sourceIpAddress"]
+        assert sources and sources[0] in facts.attacker_ips, record
+
+
 def test_demo_command_and_cli_lookups(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TRAILHOUSE_DATA_DIR", str(tmp_path / "data"))
     db = f"sqlite:///{tmp_path / 'demo.db'}"
@@ -162,6 +194,13 @@ def test_demo_command_and_cli_lookups(tmp_path: Path, monkeypatch: pytest.Monkey
     assert loaded["accepted"] > 800 and loaded["accessKeyId"].startswith("LTAI")
     again = json.loads(runner.invoke(cli_app, ["demo", "--db", db, "--count", "800", "--json"]).output)
     assert again["accepted"] <= loaded["accepted"] // 10  # the same events are not stored twice
+    # Insights: the story raised them once (a Start and an End per point insight), not again.
+    assert loaded["insights"] >= 6 and again["insights"] == 0
+    listed = runner.invoke(
+        cli_app, ["insights", "list", "--account", DEMO_ACCOUNT, "--db", db, "--format", "json"]
+    )
+    records = json.loads(listed.output)
+    assert len(records) == loaded["insights"]
     text = runner.invoke(cli_app, ["demo", "--db", db, "--count", "800", "--port", "9999"]).output
     assert "127.0.0.1:9999" in text and "AccessKeySecret" in text and "get_access_key_last_used_ips" in text
 

@@ -21,6 +21,7 @@ def demo(
     """Load the demo dataset (idempotent) and create an AccessKey to query it with."""
     from ..delivery.object_storage import DirectoryStorage, ObjectStorageError, open_object_storage
     from ..demo.load import load_demo
+    from ..service.insights.config import thresholds_from
 
     settings = load_settings(db)
     # The demo trail delivers into a bucket of the directory of buckets (or the S3 endpoint).
@@ -33,7 +34,13 @@ def demo(
     files = f"{objects.location}/{bucket}" if isinstance(objects, DirectoryStorage) else f"s3://{bucket}"
     with opened(settings) as store:
         loaded = load_demo(
-            store, sealer_or_fail(settings), count=count, now=now_ms(), trail_bucket=bucket, trail_files=files
+            store,
+            sealer_or_fail(settings),
+            count=count,
+            now=now_ms(),
+            trail_bucket=bucket,
+            trail_files=files,
+            insights=thresholds_from(settings),
         )
     if json_out:
         # The CLI's JSON keys are camelCase (docs/cli.md, "Output").
@@ -47,6 +54,7 @@ def demo(
                 "readToken": loaded.read_token,
                 "leakedAccessKeyId": loaded.leaked_key,
                 "attackerIps": list(loaded.attacker_ips),
+                "insights": loaded.insights,
             }
         )
         return

@@ -6,10 +6,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..model.credentials import TokenScope
-from ..model.times import DAY_MS
+from ..model.insights import INSIGHT_TYPES
+from ..model.times import DAY_MS, parse_wire_time
 from ..model.trail import EventRW, HistoryJob, HistoryJobStatus, Trail, TrailStatus
 from ..service.credentials import create_access_key, create_token
 from ..service.ingest import ingest_items
+from ..service.insights.config import Thresholds
+from ..service.insights.detector import Detector
 from ..service.secrets import Sealer
 from ..storage.base import EventStore
 from .story import DEMO_ACCOUNT, demo_events, demo_story_facts
@@ -32,6 +35,8 @@ class DemoLoad:
     #: The demo trail's bucket, and where its files appear ("" when no trail was asked for).
     trail_name: str = ""
     trail_files: str = ""
+    #: Insight records the demo's detector pass raised (0 when it was not asked for, or had run before).
+    insights: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -45,6 +50,7 @@ class DemoLoad:
             "AttackerIps": list(self.attacker_ips),
             "TrailName": self.trail_name,
             "TrailFiles": self.trail_files,
+            "Insights": self.insights,
         }
 
     def instructions(self, port: int) -> str:
@@ -83,7 +89,17 @@ Native API:
     curl -H 'Authorization: Bearer {self.read_token}' \\
       'http://{endpoint}/api/v1/access-keys/{self.leaked_key}/report?format=html' > report.html
     trailhouse access-key report {self.leaked_key} --account {self.account_id}
-{self._trail_text()}"""
+{self._insights_text()}{self._trail_text()}"""
+
+    def _insights_text(self) -> str:
+        if not self.insights:
+            return ""
+        return f"""
+Insights are on for the account: the story raised {self.insights} insight record(s) (the attacker's new
+addresses, the policy attached to the new user). In the console: /console/insights, or
+
+    trailhouse insights list --account {self.account_id}
+"""
 
     def _trail_text(self) -> str:
         if not self.trail_name:
@@ -134,6 +150,33 @@ def _demo_trail(store: EventStore, bucket: str, now: int) -> None:
     store.create_history_job(job, max_open_per_account=1)
 
 
+def _detect(store: EventStore, thresholds: Thresholds) -> int:
+    """Run the detector until it has read the log; the records it stored.
+
+    Its lease lasts a second: a ``serve`` started right after takes detection over at once instead
+    of standing by for a lease left behind (the commit checks the owner, so an overlap is safe).
+    """
+    detector = Detector(store, thresholds, owner="trailhouse-demo", lease_ms=1000)
+    stored = 0
+    while True:
+        result = detector.step()
+        stored += result.stored
+        if not result.leader or result.processed == 0:
+            return stored
+
+
+def _store(store: EventStore, events: list[dict[str, Any]]) -> tuple[int, int]:
+    accepted = duplicates = 0
+    items = list(enumerate(events))
+    for start in range(0, len(items), 5000):
+        report = ingest_items(store, items[start : start + 5000], may_write=lambda _account: True)
+        if report.rejected:
+            raise RuntimeError(f"demo data rejected: {report.rejected[0].reason}")
+        accepted += report.accepted
+        duplicates += report.duplicates
+    return accepted, duplicates
+
+
 def load_demo(
     store: EventStore,
     sealer: Sealer,
@@ -143,23 +186,34 @@ def load_demo(
     seed: int = DEMO_SEED,
     trail_bucket: str = "",
     trail_files: str = "",
+    insights: Thresholds | None = None,
 ) -> DemoLoad:
     """Store the demo events (idempotent: event ids are fixed by the seed) and make fresh credentials.
 
-    With ``trail_bucket`` (an existing bucket), also a trail delivering the demo account into it."""
-    items = list(enumerate(demo_events(end_ms=now, seed=seed, count=count)))
-    accepted = duplicates = 0
-    for start in range(0, len(items), 5000):
-        report = ingest_items(store, items[start : start + 5000], may_write=lambda _account: True)
-        if report.rejected:
-            raise RuntimeError(f"demo data rejected: {report.rejected[0].reason}")
-        accepted += report.accepted
-        duplicates += report.duplicates
+    With ``trail_bucket`` (an existing bucket), also a trail delivering the demo account into it.
+    With ``insights`` (the thresholds), Insights are on for the demo account and the story raises
+    them as it would live: the history before the attack is stored first and read by the detector
+    as the baseline, then the rest arrives and the detector reads it.
+    """
+    events = list(demo_events(end_ms=now, seed=seed, count=count))
+    facts = demo_story_facts(end_ms=now, seed=seed)
+    raised = 0
+    if insights is None:
+        accepted, duplicates = _store(store, events)
+    else:
+        attack = facts.first_malicious_ms
+        before = [e for e in events if parse_wire_time(e["eventTime"]) < attack]
+        accepted, duplicates = _store(store, before)
+        for kind in INSIGHT_TYPES:
+            store.set_insight_type(account_id=DEMO_ACCOUNT, insight_type=kind, enabled=True, now_ms=now)
+        raised = _detect(store, insights)
+        later = _store(store, [e for e in events if parse_wire_time(e["eventTime"]) >= attack])
+        accepted, duplicates = accepted + later[0], duplicates + later[1]
+        raised += _detect(store, insights)
     key = create_access_key(store, sealer, account_id=DEMO_ACCOUNT, user_name="demo-analyst")
     token = create_token(
         store, account_ids=(DEMO_ACCOUNT,), all_accounts=False, scopes=(TokenScope.READ, TokenScope.INGEST)
     )
-    facts = demo_story_facts(end_ms=now, seed=seed)
     if trail_bucket:
         _demo_trail(store, trail_bucket, now)
     return DemoLoad(
@@ -173,4 +227,5 @@ def load_demo(
         attacker_ips=tuple(facts.attacker_ips),
         trail_name=DEMO_TRAIL if trail_bucket else "",
         trail_files=trail_files if trail_bucket else "",
+        insights=raised,
     )
