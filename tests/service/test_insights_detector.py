@@ -324,7 +324,7 @@ def test_kill_9_mid_run_then_restart_matches_an_uninterrupted_run(tmp_path: Path
     cli_owner = f"cli@{socket.gethostname()}"
     drain(Detector(reference, Thresholds(), owner=cli_owner))  # the start at the head
     stream = [
-        ev(f"s{i}", T0 + i * 200, ip=f"198.51.{i % 200}.{i % 250}", key=f"LTAIk{i % 3}") for i in range(6000)
+        ev(f"s{i}", T0 + i * 200, ip=f"198.51.{i % 200}.{i % 250}", key=f"LTAIk{i % 3}") for i in range(20_000)
     ]
     stream += [
         ev("stop", T0 + 3000, name="StopLogging", service="Actiontrail", rw="Write", params={"Name": "x"})
@@ -354,7 +354,8 @@ def test_kill_9_mid_run_then_restart_matches_an_uninterrupted_run(tmp_path: Path
     start = watcher.detector_checkpoint(detector=DETECTOR_NAME)
     assert start is not None
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    # Kill it once it has committed a first batch (5,000 events) of the 20,000: mid-run.
+    # Kill it once it has committed a first batch (5,000 events) of the 20,000: mid-run (three more
+    # batches to go, so a poll delayed by a loaded machine still catches it before the end).
     deadline = time.monotonic() + 120
     while (
         cp := watcher.detector_checkpoint(detector=DETECTOR_NAME)
