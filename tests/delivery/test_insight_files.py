@@ -315,3 +315,55 @@ def test_insights_on_the_stream_subject_of_their_own(
     assert len(events) == 1 and len(got) == len(insights) + 1
     assert all(r["__topic__"] == "actiontrail_insight_event" for r in insights)
     assert [str(r["event"]).encode() for r in insights] == [i.body for i in made]
+
+
+@pytest.mark.parametrize("where", ["directory", "s3"])
+def test_ingest_of_a_delivered_tree_leaves_the_insight_files_out(
+    tmp_path: Path, where: str, request: pytest.FixtureRequest
+) -> None:
+    """`trailhouse ingest` of a trail's bucket restores its events, never its insight records."""
+    import os
+    import subprocess
+    import sys
+
+    from trailhouse.service.ingest import is_event_file
+    from trailhouse.storage import open_store
+
+    assert not is_event_file("p/AliyunLogs/Actiontrail-Insight/cn-hangzhou/2026/12/06/Actiontrail_x.gz")
+    assert is_event_file("p/AliyunLogs/Actiontrail/cn-hangzhou/2026/12/06/Actiontrail_x.gz")
+    source = open_store(f"sqlite:///{tmp_path}/source.db")
+    env = dict(os.environ)
+    storage: Any
+    if where == "directory":
+        storage = DirectoryStorage(tmp_path / "oss")
+    else:
+        endpoint = request.getfixturevalue("moto_endpoint")
+        storage = S3Storage(endpoint)
+        env["TRAILHOUSE_OSS_ENDPOINT"] = endpoint
+    bucket = "tree-" + hashlib.md5(str(tmp_path).encode()).hexdigest()[:8]
+    storage.create_bucket(bucket)
+    add_trail(source, oss_bucket_name=bucket, oss_key_prefix="tree/here")
+    select(source, "trail-one", "TrailConcealmentInsight")
+    engine = engine_for(source, storage)
+    asyncio.run(engine.run_once())
+    raise_insight(source)
+    source.append(records([event() for _ in range(4)]))
+    asyncio.run(engine.run_once())
+    expected = [e.event.body for e in source.read_log(after_seq=0, limit=100)]
+    source.close()
+    assert insight_files(storage, bucket) and in_files(storage, bucket)
+    target = f"sqlite:///{tmp_path}/target.db"
+    where_from = str(tmp_path / "oss" / bucket) if where == "directory" else f"s3://{bucket}/tree/"
+    done = subprocess.run(
+        [sys.executable, "-m", "trailhouse.cli", "ingest", "--db", target, "--json", where_from],
+        env=env,
+        capture_output=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    assert orjson.loads(done.stdout)["accepted"] == 4
+    restored = open_store(target)
+    try:
+        assert [e.event.body for e in restored.read_log(after_seq=0, limit=100)] == expected
+    finally:
+        restored.close()
