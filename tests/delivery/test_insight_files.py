@@ -367,3 +367,44 @@ def test_ingest_of_a_delivered_tree_leaves_the_insight_files_out(
         assert [e.event.body for e in restored.read_log(after_seq=0, limit=100)] == expected
     finally:
         restored.close()
+
+
+def test_a_stream_added_to_a_logging_trail_delivers_the_runs_insights_from_its_start(
+    backend_store: EventStore, tmp_path: Path, nats_url: str
+) -> None:
+    """As for events: every insight destination of a logging run starts at the run's first ref."""
+    import nats
+
+    store = backend_store
+    storage = DirectoryStorage(tmp_path / "oss")
+    storage.create_bucket("added-bucket")
+    trail = add_trail(store, oss_bucket_name="added-bucket")
+    select(store, "trail-one", "TrailConcealmentInsight")
+    settings = Settings(delivery_window_s=0.2, nats_url=nats_url)
+    engine = DeliveryEngine(store, settings, storage=storage, poll_s=0.05)
+    asyncio.run(engine.run_once())
+    made = raise_insight(store)
+    asyncio.run(engine.run_once())
+    assert sorted(delivered_ids(storage, "added-bucket")) == sorted(i.insight_id for i in made)
+    project = "add-" + hashlib.md5(str(tmp_path).encode()).hexdigest()[:10]
+    arn = f"acs:log:cn-hangzhou:{ACCOUNT}:project/{project}"
+    assert store.update_trail(replace(trail, sls_project_arn=arn)) is None
+    engine._next_refresh = 0
+    asyncio.run(engine.run_once())
+    oss = store.get_checkpoint(account_id=ACCOUNT, trail_name="trail-one", sink=Sink.INSIGHT_OSS.value)
+    sls = store.get_checkpoint(account_id=ACCOUNT, trail_name="trail-one", sink=Sink.INSIGHT_STREAM.value)
+    assert oss is not None and sls is not None and oss.run == sls.run
+
+    async def read() -> list[bytes]:
+        nc = await nats.connect(nats_url)
+        js = nc.jetstream()
+        info = await js.stream_info(project)
+        out = []
+        for seq in range(info.state.first_seq, info.state.last_seq + 1):
+            msg = await js.get_msg(project, seq)
+            out.append(str(orjson.loads(msg.data)["event"]).encode())
+        await js.delete_stream(project)
+        await nc.close()
+        return out
+
+    assert asyncio.run(read()) == [i.body for i in made]

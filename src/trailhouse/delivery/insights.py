@@ -58,6 +58,7 @@ READ_BATCH = 500
 MAX_BACKOFF_S = 60.0
 #: ``__topic__`` of an insight's stream record (ActionTrail's events have ``actiontrail_audit_event``).
 INSIGHT_TOPIC = "actiontrail_insight_event"
+_INSIGHT_SINKS = frozenset({Sink.INSIGHT_OSS.value, Sink.INSIGHT_STREAM.value})
 
 
 def insight_target(project_arn: str, trail_name: str) -> StreamTarget | None:
@@ -168,14 +169,16 @@ class InsightDelivery:
             lambda: store.get_checkpoint(account_id=trail.account_id, trail_name=trail.name, sink=state.sink)
         )
         if cp is None or run_of(cp.run) != run.run_id:
-            # A new logging run: the insights stored from now on (both destinations from one ref).
-            others = [
-                s.checkpoint
-                for s in run.insight_states.values()
-                if s.checkpoint is not None and run_of(s.checkpoint.run) == run.run_id
+            # A new logging run: the insights stored from now on. Every insight destination of the
+            # run starts at the same ref (one added later too), which the run's name records.
+            stored = await asyncio.to_thread(
+                lambda: store.list_checkpoints(account_id=trail.account_id, trail_name=trail.name)
+            )
+            starts = [
+                run_start(o.run) for o in stored if o.sink in _INSIGHT_SINKS and run_of(o.run) == run.run_id
             ]
-            if others:
-                start = run_start(others[0].run)
+            if starts:
+                start = starts[0]
             else:
                 start = await asyncio.to_thread(lambda: store.last_insight_ref(account_id=trail.account_id))
             cp = DeliveryCheckpoint(trail.account_id, trail.name, state.sink, f"{run.run_id}@{start}", start)
