@@ -153,7 +153,7 @@ def _pct(values: list[float], p: float) -> float:
 def _file_events(oss: Path, bucket: str) -> list[str]:
     ids: list[str] = []
     for path in sorted((oss / bucket).rglob("*.gz")):
-        if "Actiontrail-Digest" in path.parts:  # the Merkle log's digests beside the files
+        if "Actiontrail-Digest" in path.parts or "Actiontrail-Insight" in path.parts:  # not events
             continue
         ids.extend(e["eventId"] for e in orjson.loads(gzip.decompress(path.read_bytes())))
     return ids

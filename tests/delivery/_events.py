@@ -17,6 +17,8 @@ ACCOUNT = "1234567890123456"
 OTHER = "6543210987654321"
 #: In a delivered key: a digest, not a file of events.
 DIGESTS = "AliyunLogs/Actiontrail-Digest/"
+#: In a delivered key: a file of Insights records, not of events.
+INSIGHTS = "AliyunLogs/Actiontrail-Insight/"
 
 
 def event(
@@ -71,7 +73,7 @@ def delivered_bodies(storage: Any, bucket: str, prefix: str = "") -> list[bytes]
     """Every event body in a bucket's files, in key order (window time, then region)."""
     out: list[bytes] = []
     for key in storage.list(bucket, prefix):
-        if DIGESTS in key:  # the digests beside the files (docs/integrity.md)
+        if DIGESTS in key or INSIGHTS in key:  # the digests and insights beside the files
             continue
         raw = gzip.decompress(storage.get(bucket, key))
         out.extend(orjson.dumps(e) for e in orjson.loads(raw))
@@ -82,7 +84,7 @@ def in_files(storage: Any, bucket: str) -> list[str]:
     """The eventIds in a bucket's files."""
     ids = []
     for key in storage.list(bucket):
-        if DIGESTS in key:
+        if DIGESTS in key or INSIGHTS in key:
             continue
         ids.extend(e["eventId"] for e in orjson.loads(gzip.decompress(storage.get(bucket, key))))
     return ids

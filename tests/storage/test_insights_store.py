@@ -153,3 +153,35 @@ def test_log_head_and_count_matching(store: EventStore) -> None:
     named = EventFilter(day.start_ms, day.end_ms, equals={Attr.EVENT_NAME: ("DeleteInstance",)})
     assert store.count_matching(account_id=ACCOUNT, flt=named, cap=100) == 1
     assert store.count_matching(account_id=OTHER_ACCOUNT, flt=day, cap=100) == 0
+
+
+def test_records_after_a_ref_come_in_the_order_they_were_stored(store: EventStore) -> None:
+    """What a trail's insight delivery follows: each account's records by ref, the cursor a ref."""
+    lease(store)
+    assert store.last_insight_ref(account_id=ACCOUNT) == 0
+    assert store.insights_after(account_id=ACCOUNT, after_ref=0, limit=10) == []
+    # Stored out of event-time order: the later commit comes later, whatever its eventTime.
+    store.commit_insights(
+        [insight(5), insight(6, account=OTHER_ACCOUNT)],
+        detector="d",
+        owner="node-a",
+        checkpoint=DetectorCheckpoint(1, b""),
+    )
+    store.commit_insights(
+        [insight(1, state="End"), insight(5)],
+        detector="d",
+        owner="node-a",
+        checkpoint=DetectorCheckpoint(2, b""),
+    )
+    found = store.insights_after(account_id=ACCOUNT, after_ref=0, limit=10)
+    assert [i.insight_id for _, i in found] == ["id-5-Start", "id-1-End"]
+    refs = [ref for ref, _ in found]
+    assert refs == sorted(refs) and store.last_insight_ref(account_id=ACCOUNT) == refs[-1]
+    assert found[1][1] == insight(1, state="End")
+    assert [
+        i.insight_id for _, i in store.insights_after(account_id=ACCOUNT, after_ref=refs[0], limit=10)
+    ] == ["id-1-End"]
+    assert store.insights_after(account_id=ACCOUNT, after_ref=0, limit=1) == found[:1]
+    assert [
+        i.account_id for _, i in store.insights_after(account_id=OTHER_ACCOUNT, after_ref=0, limit=10)
+    ] == [OTHER_ACCOUNT]

@@ -87,7 +87,12 @@ def _expand(names: list[str], settings: Any) -> tuple[list[str], Any]:
                 raise fail(f"cannot list {name}: {exc}") from None
             expanded.extend(f"s3://{bucket}/{k}" for k in delivered_order(keys))
         elif name != "-" and Path(name).is_dir():
-            found = [p.as_posix() for p in Path(name).rglob("*") if p.is_file() and is_event_file(p.name)]
+            root = Path(name)
+            found = [
+                p.as_posix()
+                for p in root.rglob("*")
+                if p.is_file() and is_event_file(p.relative_to(root).as_posix())
+            ]
             expanded.extend(delivered_order(found))
         else:
             expanded.append(name)

@@ -168,9 +168,11 @@ def trails_deliver(
     if json_out:
         write_json(summary)
     else:
+        insights = sum(n for sink, n in summary["events"].items() if sink.endswith("-insight"))
         out.print(
             f"{summary['trails']} trails: {summary['files']} files ({summary['events']['oss']:,} events), "
-            f"{summary['events']['sls']:,} stream records, errors {summary['errors']}"
+            f"{summary['events']['sls']:,} stream records, {insights:,} insight records,"
+            f" errors {summary['errors']}"
         )
     if any(summary["errors"].values()):
         raise typer.Exit(1)

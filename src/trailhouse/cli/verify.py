@@ -54,7 +54,7 @@ def _delivered(folder: Path) -> Iterator[bytes]:
     """The events of a trail's delivered .gz files (``…/AliyunLogs/Actiontrail/<region>/Y/M/D/*.gz``),
     each a gzip JSON array of events (or NDJSON), files in name order (their names start with the time)."""
     for path in sorted(folder.rglob("*.gz"), key=lambda p: p.name):
-        if "Actiontrail-Digest" in path.parts:
+        if "Actiontrail-Digest" in path.parts or "Actiontrail-Insight" in path.parts:  # no events in them
             continue
         yield from split_events(gzip.decompress(path.read_bytes()))
 
@@ -65,7 +65,7 @@ def _check_digests(digests: Path, delivery: Path, verifiers: list[Verifier]) -> 
     found = {
         p.relative_to(delivery).as_posix(): p
         for p in delivery.rglob("*.gz")
-        if "Actiontrail-Digest" not in p.parts
+        if "Actiontrail-Digest" not in p.parts and "Actiontrail-Insight" not in p.parts
     }
     by_name = {p.name: p for p in found.values()}
     # One chain per trail and account (an organization trail's accounts, two trails into one bucket).

@@ -10,6 +10,8 @@ checkpoint on a seq never skips an event.
   (or up to ``max_file_events``); the window's seq range and time are saved in the checkpoint
   *before* its files are written, so a crash before the commit writes the same keys and bytes
   again. Then the ``after_window`` hooks run, then the checkpoint moves past the window.
+* Insights: an account trail with insight selectors also delivers its Insights records, under
+  the same lease, with checkpoints of their own (insights.py).
 * Stream: each batch read is published with ``Nats-Msg-Id`` and its acknowledgements awaited
   before the checkpoint moves; on taking a trail, the subject's last record tells where delivery
   really stood (stream.py).
@@ -29,14 +31,16 @@ import socket
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from typing import Any
 
-from ..model.delivery import DeliveryCheckpoint, Sink
+from ..model.delivery import EVENT_SINKS, DeliveryCheckpoint, Sink
 from ..model.times import now_ms
 from ..model.trail import Trail, TrailStatus
 from ..settings import Settings
 from ..storage.base import EventStore, LogEntry, StoreError
 from .files import FileGroup, build_file
+from .insights import InsightDelivery
 from .object_storage import ObjectStorage, ObjectStorageError, open_object_storage
 from .runs import DeliveryStats, WindowDelivered, WindowHook, lease_name, run_of, run_start
 from .scope import TrailScope
@@ -78,6 +82,8 @@ class _TrailRun:
     lease_until: float = 0.0
     #: StopLogging was seen: deliver what arrived up to this seq (open windows close), then let go.
     stop_seq: int | None = None
+    #: The insight destinations' states (insights.py ``InsightSinkState``), by sink.
+    insight_states: dict[str, Any] = field(default_factory=dict)
 
     @property
     def trail(self) -> Trail:
@@ -128,6 +134,8 @@ class DeliveryEngine:
 
         #: Delivery-history jobs (backfills of the last 90 days), run beside the live delivery.
         self.history = HistoryJobs(self)
+        #: Each trail's Insights records, beside its events.
+        self.insights = InsightDelivery(self)
 
     # -- the loop --------------------------------------------------------------------------------
     async def run_forever(self) -> None:
@@ -163,7 +171,7 @@ class DeliveryEngine:
     def _pending(self, run: _TrailRun) -> bool:
         if not run.lease_until:
             return False
-        return any(
+        return self.insights.pending(run) or any(
             s.failures == 0 and (s.checkpoint is None or s.checkpoint.delivered_seq < self._head)
             for s in run.sinks.values()
         )
@@ -203,6 +211,8 @@ class DeliveryEngine:
                     state.failures = 0
                 except DeliveryFailed as exc:
                     await self._failed(run, state, str(exc))
+            if run.lease_until:
+                await self.insights.step(run, flush=flush or run.stop_seq is not None)
             slowest = min((s.checkpoint.delivered_seq for s in run.sinks.values() if s.checkpoint), default=0)
             self.stats.behind[run.trail.trail_arn] = max(0, self._head - slowest)
 
@@ -275,7 +285,11 @@ class DeliveryEngine:
             if org is not None and org.management_account_id == trail.account_id:
                 accounts = frozenset(org.account_ids)
         selector = self.store.get_data_event_selector(account_id=trail.account_id, trail_name=trail.name)
-        return TrailScope(trail, accounts, selector)
+        insight_types: frozenset[str] = frozenset()
+        if not trail.is_organization_trail:
+            chosen = self.store.get_insight_selectors(account_id=trail.account_id, trail_name=trail.name)
+            insight_types = frozenset(chosen or ())
+        return TrailScope(trail, accounts, selector, insight_types)
 
     @staticmethod
     def _sinks_of(trail: Trail) -> list[str]:
@@ -301,6 +315,7 @@ class DeliveryEngine:
             run.lease_until = 0.0
             for state in run.sinks.values():  # reload from the store when the lease comes back
                 state.checkpoint = None
+            run.insight_states.clear()
             return False
         run.lease_until = now + self.lease_ttl_ms / 1000
         return True
@@ -342,7 +357,9 @@ class DeliveryEngine:
             others = await asyncio.to_thread(
                 lambda: self.store.list_checkpoints(account_id=trail.account_id, trail_name=trail.name)
             )
-            starts = [run_start(o.run) for o in others if run_of(o.run) == run.run_id]
+            starts = [
+                run_start(o.run) for o in others if o.sink in EVENT_SINKS and run_of(o.run) == run.run_id
+            ]
             head = starts[0] if starts else await asyncio.to_thread(self.store.newest_seq)
             cp = DeliveryCheckpoint(trail.account_id, trail.name, state.sink, f"{run.run_id}@{head}", head)
             await self._save(run, state, cp)

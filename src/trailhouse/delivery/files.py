@@ -9,6 +9,9 @@ The content is one JSON array of the events as they were ingested (the stored te
 byte, joined with commas): the documentation says only "GZIP-compressed JSON", and an array is
 what a JSON reader and ``trailhouse ingest`` take back. The gzip header carries no name and
 mtime 0, so the same window always yields the same bytes, hence the same key.
+
+Insight records go under ``Actiontrail-Insight`` instead of ``Actiontrail``, in files named and
+built the same way (ActionTrail's documented path differs only in that folder).
 """
 
 from __future__ import annotations
@@ -18,9 +21,11 @@ import hashlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-__all__ = ["EVENT_TYPE", "FileGroup", "OssFile", "build_file", "object_key"]
+__all__ = ["EVENT_TYPE", "INSIGHT_TYPE", "FileGroup", "OssFile", "build_file", "object_key"]
 
 EVENT_TYPE = "Actiontrail"
+#: The folder of Insights files (the file names still start ``Actiontrail_``, as documented).
+INSIGHT_TYPE = "Actiontrail-Insight"
 #: The constant of ActionTrail's file names (unexplained in its documentation; kept as seen).
 FILE_CONSTANT = "1002"
 
@@ -59,13 +64,14 @@ def object_key(
     data: bytes,
     organization_id: str = "",
     account_id: str = "",
+    event_type: str = EVENT_TYPE,
 ) -> str:
     t = datetime.fromtimestamp(window_ms // 1000, UTC)
     stamp = f"{t.year:04d}{t.month:02d}{t.day:02d}{t.hour:02d}{t.minute:02d}{t.second:02d}"
     digest = hashlib.md5(data).hexdigest()
     name = f"{EVENT_TYPE}_{region}_{stamp}_{FILE_CONSTANT}_{count}_{len(data)}_{digest}.gz"
     parts = [prefix.strip("/")] if prefix.strip("/") else []
-    parts += ["AliyunLogs", EVENT_TYPE]
+    parts += ["AliyunLogs", event_type]
     if organization_id:
         parts += [organization_id, account_id]
     parts += [region, f"{t.year:04d}", f"{t.month:02d}", f"{t.day:02d}", name]
@@ -73,7 +79,13 @@ def object_key(
 
 
 def build_file(
-    *, prefix: str, group: FileGroup, window_ms: int, bodies: list[bytes], organization_id: str = ""
+    *,
+    prefix: str,
+    group: FileGroup,
+    window_ms: int,
+    bodies: list[bytes],
+    organization_id: str = "",
+    event_type: str = EVENT_TYPE,
 ) -> OssFile:
     data = gzip_json_array(bodies)
     key = object_key(
@@ -84,5 +96,6 @@ def build_file(
         data=data,
         organization_id=organization_id,
         account_id=group.account_id,
+        event_type=event_type,
     )
     return OssFile(key, data, len(bodies), group.account_id, tuple(bodies))

@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from ..model.delivery import Sink
+from ..model.delivery import EVENT_SINKS, Sink
 from ..model.times import now_ms
 from ..model.trail import HistoryJob, HistoryJobStatus, Trail
 from ..storage.base import LogEntry, StoreError
@@ -128,7 +128,11 @@ class HistoryJobs:
                 lambda: store.list_checkpoints(account_id=job.account_id, trail_name=job.trail_name)
             )
             run = str(trail.start_logging_ms or 0)
-            starts = [run_start(cp.run) for cp in live if run_of(cp.run) == run and trail.is_logging]
+            starts = [
+                run_start(cp.run)
+                for cp in live
+                if cp.sink in EVENT_SINKS and run_of(cp.run) == run and trail.is_logging
+            ]
             progress = JobProgress(upto=min([head, *starts]))
             job = replace(
                 job,

@@ -4,6 +4,10 @@ An account trail delivers its own account's events; an organization trail every 
 organization its account manages. Management events are filtered by EventRW and the trail's
 regions (the event's ``acsRegion``); data events (``eventCategory: Data``) only where the trail's
 data event selector names their service and region.
+
+Insight records (docs/insights.md, "In a trail's files"): only an account trail delivers them, as
+ActionTrail's multi-account trails cannot; the types its insight selectors name
+(PutInsightSelectors), in the regions the trail covers (the record's ``acsRegion``).
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from dataclasses import dataclass
 
 import orjson
 
+from ..model.insights import StoredInsight
 from ..model.trail import DataEventSelector, Trail
 from ..service.trail_extras import selector_covers
 from ..storage.base import LogEntry
@@ -51,6 +56,22 @@ class TrailScope:
     trail: Trail
     accounts: frozenset[str]
     selector: DataEventSelector | None = None
+    #: The Insights types the trail's selectors name (empty: the trail delivers no insights).
+    insight_types: frozenset[str] = frozenset()
+
+    @property
+    def delivers_insights(self) -> bool:
+        return bool(self.insight_types) and not self.trail.is_organization_trail
+
+    def covers_insight(self, insight: StoredInsight) -> bool:
+        """Whether the trail delivers this insight record (a Start or an End)."""
+        regions = self.trail.regions
+        return (
+            self.delivers_insights
+            and insight.account_id == self.trail.account_id
+            and insight.insight_type in self.insight_types
+            and (regions is None or insight.region in regions)
+        )
 
     def covers(self, entry: LogEntry) -> EventFacts | None:
         """The event's facts when the trail delivers it, else None."""

@@ -11,14 +11,24 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-__all__ = ["DeliveryCheckpoint", "Sink"]
+__all__ = ["EVENT_SINKS", "DeliveryCheckpoint", "Sink"]
 
 
 class Sink(enum.StrEnum):
-    """A destination of a trail. History jobs use ``job:<id>`` names of their own."""
+    """A destination of a trail. History jobs use ``job:<id>`` names of their own.
+
+    The insight sinks deliver the trail's Insights records to the same destinations; their
+    checkpoints count insight refs (``delivered_seq``, ``window_end_seq``), not log seqs.
+    """
 
     OSS = "oss"
     STREAM = "sls"
+    INSIGHT_OSS = "oss-insight"
+    INSIGHT_STREAM = "sls-insight"
+
+
+#: The sinks that follow the event log by seq (what a logging run's start and ``behind`` are about).
+EVENT_SINKS = frozenset({Sink.OSS.value, Sink.STREAM.value})
 
 
 @dataclass(frozen=True, slots=True)

@@ -222,9 +222,16 @@ _DELIVERED_NAME = re.compile(r"Actiontrail_[A-Za-z0-9-]+_(\d{14})_\d+_\d+_\d+_[0
 EVENT_FILE_SUFFIXES = (".gz", ".json", ".ndjson", ".jsonl")
 
 
+#: Folders of a delivered tree that hold no events: a trail's Insights records and digests.
+NOT_EVENT_FOLDERS = ("Actiontrail-Insight", "Actiontrail-Digest")
+
+
 def is_event_file(name: str) -> bool:
-    """Whether a file found in a delivered tree (a directory, a bucket prefix) is one to ingest."""
-    base = name.rsplit("/", 1)[-1]
+    """Whether a file found in a delivered tree (a directory, a bucket prefix) is one to ingest;
+    ``name`` is its path (or key) below the tree, so the folders it is in can be told."""
+    *folders, base = name.split("/")
+    if any(f in NOT_EVENT_FOLDERS for f in folders):
+        return False
     return not base.startswith(".") and base.endswith(EVENT_FILE_SUFFIXES)
 
 

@@ -445,6 +445,21 @@ class InsightStore(Protocol):
         """Newest first, strictly after ``after``."""
         ...
 
+    def insights_after(
+        self, *, account_id: str, after_ref: int, limit: int
+    ) -> list[tuple[int, StoredInsight]]:
+        """The account's records stored after ``after_ref``, in the order they were stored, with their ref.
+
+        Refs only grow, and one is never seen before a lower one has committed (``commit_insights``
+        holds the detector's row from its first statement, so commits are serial and each takes its
+        refs after the previous one committed): a trail's insight delivery keeps a ref as its cursor.
+        """
+        ...
+
+    def last_insight_ref(self, *, account_id: str) -> int:
+        """The highest ref of the account's records (0: none): where a new delivery run starts."""
+        ...
+
     def count_insights(self, *, account_id: str, start_ms: int, end_ms: int) -> list[InsightCount]:
         """Start records (one per insight) in the window, by type and region."""
         ...

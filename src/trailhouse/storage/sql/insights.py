@@ -170,6 +170,26 @@ class InsightSql:
             )
         return [(InsightPosition(int(row[5]), int(row[13])), _insight(row)) for row in rows]
 
+    def insights_after(
+        self, *, account_id: str, after_ref: int, limit: int
+    ) -> list[tuple[int, StoredInsight]]:
+        ph = self.dialect.ph
+        with self._guard():
+            rows = self._read(
+                f"SELECT {_INSIGHT_COLUMNS}, ref FROM insights WHERE account_id = {ph} AND ref > {ph}"
+                f" ORDER BY ref LIMIT {ph}",
+                (account_id, after_ref, limit),
+            )
+        return [(int(row[13]), _insight(row)) for row in rows]
+
+    def last_insight_ref(self, *, account_id: str) -> int:
+        ph = self.dialect.ph
+        with self._guard():
+            rows = self._read(
+                f"SELECT COALESCE(MAX(ref), 0) FROM insights WHERE account_id = {ph}", (account_id,)
+            )
+        return int(rows[0][0])
+
     def count_insights(self, *, account_id: str, start_ms: int, end_ms: int) -> list[InsightCount]:
         ph = self.dialect.ph
         with self._guard():
