@@ -324,7 +324,8 @@ def test_kill_9_mid_run_then_restart_matches_an_uninterrupted_run(tmp_path: Path
     cli_owner = f"cli@{socket.gethostname()}"
     drain(Detector(reference, Thresholds(), owner=cli_owner))  # the start at the head
     stream = [
-        ev(f"s{i}", T0 + i * 200, ip=f"198.51.{i % 200}.{i % 250}", key=f"LTAIk{i % 3}") for i in range(20_000)
+        ev(f"s{i}", T0 + i * 200, ip=f"198.51.{i % 200}.{i % 250}", key=f"LTAIk{i % 3}")
+        for i in range(20_000)
     ]
     stream += [
         ev("stop", T0 + 3000, name="StopLogging", service="Actiontrail", rw="Write", params={"Name": "x"})
