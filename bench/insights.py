@@ -6,9 +6,10 @@
    distinct minutes (docs/insights.md describes each injection).
 3. The history is copied to fresh stores four times, which ingest the stream in batches of
    ``--batch`` at full speed: with the detector off, on, on, off (on: every type enabled and the
-   detector stepping in a thread of the same process, as ``serve`` runs it). The difference of
-   the means is the ingest cost of Insights; quality figures come from the first "on" run. A
-   history already loaded in ``--dir`` with the same parameters is reused.
+   detector stepping in a process of its own, as ``serve``'s Insights worker runs it; or, with
+   ``--detector thread``, in a thread of the ingesting process, as ``serve`` ran it before the
+   worker). The difference of the means is the ingest cost of Insights; quality figures come from
+   the first "on" run. A history already loaded in ``--dir`` with the same parameters is reused.
 4. Figures: recall per type (an anomaly counts when an insight of its type names one of its
    events), false insights per 100,000 streamed normal events (Start records naming no injected
    event), detection latency (acknowledgement of the anomaly's batch → commit of its insight)
@@ -22,6 +23,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
+import os
 import random
 import shutil
 import tempfile
@@ -65,6 +68,9 @@ class Running:
         self._stop = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
 
+    def start(self) -> None:
+        self.thread.start()
+
     def _run(self) -> None:
         while not self._stop.is_set():
             started = time.monotonic()
@@ -81,6 +87,49 @@ class Running:
         self.thread.join()
 
 
+def _detect_in_process(path: str, stop: Any, out: str) -> None:
+    """The child's side of ``RunningProcess``: its own store on the file, the same loop."""
+    store = SqliteStore(Path(path))
+    running = Running(store)
+    # The loop of Running, in this process's main thread; ``stop`` is the parent's Event.
+    running._stop = stop  # noqa: SLF001
+    running._run()  # noqa: SLF001
+    store.close()
+    Path(out).write_bytes(
+        orjson.dumps({"committed": running.committed, "processed": running.processed, "busy_s": running.busy_s})
+    )
+
+
+class RunningProcess:
+    """The detector stepping in a process of its own, as ``serve``'s Insights worker runs it.
+
+    Commit times are ``time.monotonic()`` in the child: CLOCK_MONOTONIC is one clock for every
+    process of the machine, so they compare with this process's acknowledgement times.
+    """
+
+    def __init__(self, path: Path) -> None:
+        context = multiprocessing.get_context("spawn")
+        self._stop = context.Event()
+        self._out = Path(f"{path}.detector.json")
+        self._out.unlink(missing_ok=True)
+        self.process = context.Process(
+            target=_detect_in_process, args=(str(path), self._stop, str(self._out)), daemon=True
+        )
+        self.committed: list[tuple[float, list[dict[str, Any]]]] = []
+        self.processed = 0
+        self.busy_s = 0.0
+
+    def start(self) -> None:
+        self.process.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.process.join()
+        saved = orjson.loads(self._out.read_bytes())
+        self.committed = [(when, records) for when, records in saved["committed"]]
+        self.processed, self.busy_s = saved["processed"], saved["busy_s"]
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -93,6 +142,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=20261206)
     parser.add_argument("--dir", default=None, help="work directory (default: a temporary one)")
     parser.add_argument("--out", type=Path, default=None, help="results JSON (default bench/results/)")
+    parser.add_argument(
+        "--detector",
+        choices=("process", "thread"),
+        default="process",
+        help="where the detector runs beside ingest: a process of its own (serve's worker) or a thread",
+    )
     args = parser.parse_args(argv)
 
     work = Path(args.dir or tempfile.mkdtemp(prefix="insights-bench-"))
@@ -148,15 +203,17 @@ def main(argv: list[str] | None = None) -> None:
         off.close()
         return took
 
-    def stream_on(name: str) -> tuple[float, float, Running, dict[int, float]]:
-        """The stream with every type enabled and the detector running in this process."""
+    def stream_on(name: str) -> tuple[float, float, Running | RunningProcess, dict[int, float]]:
+        """The stream with every type enabled and the detector running beside ingest."""
         on = SqliteStore(copy(name))
         for kind in INSIGHT_TYPES:
             on.set_insight_type(
                 account_id=traffic.account_id, insight_type=kind, enabled=True, now_ms=now_ms()
             )
-        running = Running(on)
-        running.thread.start()
+        running: Running | RunningProcess = (
+            RunningProcess(work / name) if args.detector == "process" else Running(on)
+        )
+        running.start()
         while on.detector_checkpoint(detector="insights") is None:
             time.sleep(0.05)
         acked: dict[int, float] = {}
@@ -179,6 +236,7 @@ def main(argv: list[str] | None = None) -> None:
         return took, caught_up, running, acked
 
     # Off, on, on, off: a load that drifts during the run weighs on both sides alike.
+    load_start = [round(x, 2) for x in os.getloadavg()]
     off_1 = stream_off("off.db")
     on_1, caught_up_s, running, acked = stream_on("on.db")
     on_2, _, _, _ = stream_on("on.db")
@@ -216,7 +274,9 @@ def main(argv: list[str] | None = None) -> None:
     result = {
         "command": f"python -m bench.insights --events {args.events} --days {args.days}"
         f" --stream-days {args.stream_days} --per-type {args.per_type} --batch {args.batch}"
-        f" --seed {args.seed}",
+        f" --seed {args.seed} --detector {args.detector}",
+        "detector": args.detector,
+        "load_average_start_end": [load_start, [round(x, 2) for x in os.getloadavg()]],
         "events_total": len(history) + len(stream),
         "history_events": len(history),
         "stream_normal_events": normal,

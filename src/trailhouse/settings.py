@@ -267,7 +267,10 @@ class Settings:
     )
     # -- Insights (docs/insights.md) --------------------------------------------------------------
     insights_detector: str = setting(
-        "on", "INSIGHTS_DETECTOR", "`on`: `serve` runs the Insights detector (one node at a time); `off`: not"
+        "on",
+        "INSIGHTS_DETECTOR",
+        "`on`: `serve` runs the Insights detector in a worker process it supervises (one node at a "
+        "time detects); `off`: not (run `trailhouse insights worker` elsewhere)",
     )
     insight_types: str = setting(
         "IpInsight,ApiCallRateInsight,ApiErrorRateInsight,AkInsight,PolicyChangeInsight,"

@@ -28,6 +28,8 @@ from ..settings import Settings
 from ..storage import open_store
 from ..storage.base import EventStore, StoreError
 from .context import Services
+from .insights_supervisor import InsightsWorkerProcess
+from .insights_worker import status_path
 from .metrics import Metrics
 from .native.routes import OPERATIONS as NATIVE_OPERATIONS
 from .native.routes import http_error, native_routes
@@ -138,20 +140,11 @@ async def _maintain_forever(store: EventStore) -> None:
         await asyncio.sleep(MAINTENANCE_INTERVAL_S)
 
 
-def _insights_tasks(app: Starlette, settings: Settings, store: EventStore) -> list[asyncio.Task[None]]:
-    """The Insights detector (and its webhook), unless TRAILHOUSE_INSIGHTS_DETECTOR=off."""
-    from .insights_task import Webhook, detect_forever
-
+def insights_worker_for(settings: Settings) -> InsightsWorkerProcess | None:
+    """The Insights worker process ``serve`` runs beside it, unless TRAILHOUSE_INSIGHTS_DETECTOR=off."""
     if settings.insights_detector != "on":
-        return []
-    webhook = None
-    if settings.insight_webhook_url:
-        webhook = Webhook(settings.insight_webhook_url, settings.insight_webhook_secret)
-    app.state.insights_webhook = webhook
-    tasks = [asyncio.create_task(detect_forever(store, settings, webhook))]
-    if webhook is not None:
-        tasks.append(asyncio.create_task(webhook.deliver_forever()))
-    return tasks
+        return None
+    return InsightsWorkerProcess(settings, status_file=status_path(settings))
 
 
 def create_app(
@@ -188,6 +181,12 @@ def create_app(
     # Trail delivery runs on every node; leases in the store let one node deliver each trail.
     delivery = DeliveryEngine(store, settings)
     metrics.watch_delivery(delivery.stats.snapshot)
+    # The detector runs in a process of its own (docs/insights.md, "How it runs"): started with the
+    # server, restarted if it dies, stopped with it. /metrics shows what its status file says.
+    insights_worker = insights_worker_for(settings)
+    metrics.watch_insights(
+        status_path(settings), restarts=None if insights_worker is None else lambda: insights_worker.restarts
+    )
     if settings.log_sequencer == "on":  # each OSS window also delivers its digest (docs/integrity.md)
         from ..delivery.digests import DigestWriter
 
@@ -199,8 +198,9 @@ def create_app(
         tasks = [
             housekeeping,
             asyncio.create_task(delivery.run_forever()),
-            *_insights_tasks(app, settings, store),
         ]
+        if insights_worker is not None:
+            insights_worker.start()
         if settings.log_sequencer == "on":
             tasks.append(asyncio.create_task(sequence_forever(store, signer)))
         try:
@@ -211,6 +211,8 @@ def create_app(
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            if insights_worker is not None:
+                await asyncio.to_thread(insights_worker.stop)
             limiter.close()
             # The S3 client's pooled connections, closed rather than left to the collector.
             close_buckets = getattr(svc.buckets, "close", None)
@@ -233,6 +235,7 @@ def create_app(
     app.state.gateway = limiter
     app.state.metrics = metrics
     app.state.delivery = delivery
+    app.state.insights_worker = insights_worker
     app.add_middleware(AccessLog, metrics=metrics)
     return app
 
