@@ -96,7 +96,9 @@ def _detect_in_process(path: str, stop: Any, out: str) -> None:
     running._run()  # noqa: SLF001
     store.close()
     Path(out).write_bytes(
-        orjson.dumps({"committed": running.committed, "processed": running.processed, "busy_s": running.busy_s})
+        orjson.dumps(
+            {"committed": running.committed, "processed": running.processed, "busy_s": running.busy_s}
+        )
     )
 
 

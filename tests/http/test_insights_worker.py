@@ -77,7 +77,16 @@ class Node:
         self.data = tmp_path / "data"
         self.env = {**os.environ, "TRAILHOUSE_DB": self.db, "TRAILHOUSE_DATA_DIR": str(self.data), **env}
         made = run_cli(
-            "tokens", "create", "--account", ACCOUNT, "--scope", "ingest", "--scope", "read", "--json", env=self.env
+            "tokens",
+            "create",
+            "--account",
+            ACCOUNT,
+            "--scope",
+            "ingest",
+            "--scope",
+            "read",
+            "--json",
+            env=self.env,
         )
         self.headers = {"authorization": f"Bearer {json.loads(made)['token']}"}
         self.processes: list[subprocess.Popen[bytes]] = []
@@ -119,7 +128,9 @@ class Node:
         run_cli("insights", "enable", "TrailConcealmentInsight", "--account", ACCOUNT, env=self.env)
         store = open_store(self.db)
         try:
-            wait_for("the detector's first checkpoint", lambda: store.detector_checkpoint(detector=DETECTOR_NAME))
+            wait_for(
+                "the detector's first checkpoint", lambda: store.detector_checkpoint(detector=DETECTOR_NAME)
+            )
         finally:
             store.close()
 
@@ -179,7 +190,12 @@ def worker_of(node: Node, serve: subprocess.Popen[bytes], not_pid: int | None = 
     def found() -> int | None:
         status = node.status()
         pid = status and status.get("pid")
-        if isinstance(pid, int) and pid != not_pid and pid in children_of(serve.pid) and not status.get("stopped"):
+        if (
+            isinstance(pid, int)
+            and pid != not_pid
+            and pid in children_of(serve.pid)
+            and not status.get("stopped")
+        ):
             return pid
         return None
 
@@ -227,7 +243,8 @@ def test_a_killed_server_leaves_no_worker(node: Callable[..., Node]) -> None:
 
 
 def test_the_standalone_worker_detects_beside_a_server_without_one(
-    node: Callable[..., Node], receiver_factory: Callable[[list[int]], Receiver]  # noqa: F811
+    node: Callable[..., Node],
+    receiver_factory: Callable[[list[int]], Receiver],  # noqa: F811
 ) -> None:
     receiver = receiver_factory([503])  # the first attempt fails: retried, then delivered
     n = node(TRAILHOUSE_INSIGHT_WEBHOOK_URL=receiver.url, TRAILHOUSE_INSIGHT_WEBHOOK_SECRET="s")

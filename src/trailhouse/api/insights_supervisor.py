@@ -122,6 +122,10 @@ class InsightsWorkerProcess:
         try:
             process.wait(STOP_TIMEOUT_S)
         except subprocess.TimeoutExpired:
-            log.warning("insights: the worker (pid %d) did not stop in %.0f s; killing it", process.pid, STOP_TIMEOUT_S)
+            log.warning(
+                "insights: the worker (pid %d) did not stop in %.0f s; killing it",
+                process.pid,
+                STOP_TIMEOUT_S,
+            )
             process.kill()
             process.wait()

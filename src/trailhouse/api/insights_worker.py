@@ -140,9 +140,7 @@ async def run_worker(
     tasks = [asyncio.create_task(detect_forever(store, settings, webhook, stats, owner=lease_owner))]
     if webhook is not None:
         tasks.append(asyncio.create_task(webhook.deliver_forever()))
-    log.info(
-        "insights worker %d started%s", os.getpid(), f" (parent {parent_pid})" if parent_pid else ""
-    )
+    log.info("insights worker %d started%s", os.getpid(), f" (parent {parent_pid})" if parent_pid else "")
     logged: tuple[int, int, int] = (0, 0, 0)
     logged_at = time.monotonic()
     try:

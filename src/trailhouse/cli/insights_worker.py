@@ -61,7 +61,9 @@ def insights_worker(
     )
     path = status_file or status_path(settings)
     with opened(settings) as store:
-        asyncio.run(run_worker(store, settings, status_file=path, parent_pid=parent_pid, lease_owner=lease_owner))
+        asyncio.run(
+            run_worker(store, settings, status_file=path, parent_pid=parent_pid, lease_owner=lease_owner)
+        )
 
 
 def _ago(ms: object) -> str:

@@ -14,8 +14,8 @@ from typing import Any
 import msgspec
 import orjson
 
-from ...model.insights import StoredInsight
 from ...model.event_text import parse_body
+from ...model.insights import StoredInsight
 from ...model.times import format_wire_time
 from ...storage.base import LogEntry
 
