@@ -41,6 +41,7 @@ from trailhouse.model.insights import INSIGHT_TYPES
 from trailhouse.model.times import now_ms
 from trailhouse.service.insights.config import Thresholds
 from trailhouse.service.insights.detector import Detector
+from trailhouse.settings import Settings
 from trailhouse.storage.sqlite import SqliteStore
 
 from .insight_traffic import DAY_MS, MINUTE_MS, Anomaly, anomaly, merged, normal_traffic
@@ -88,7 +89,9 @@ class Running:
 
 
 def _detect_in_process(path: str, stop: Any, out: str) -> None:
-    """The child's side of ``RunningProcess``: its own store on the file, the same loop."""
+    """The child's side of ``RunningProcess``: its own store on the file, the same loop, at the
+    CPU priority ``trailhouse insights worker`` takes (TRAILHOUSE_INSIGHTS_WORKER_NICE)."""
+    os.nice(Settings.from_env().insights_worker_nice)
     store = SqliteStore(Path(path))
     running = Running(store)
     # The loop of Running, in this process's main thread; ``stop`` is the parent's Event.
@@ -278,6 +281,7 @@ def main(argv: list[str] | None = None) -> None:
         f" --stream-days {args.stream_days} --per-type {args.per_type} --batch {args.batch}"
         f" --seed {args.seed} --detector {args.detector}",
         "detector": args.detector,
+        "detector_nice": Settings.from_env().insights_worker_nice if args.detector == "process" else 0,
         "load_average_start_end": [load_start, [round(x, 2) for x in os.getloadavg()]],
         "events_total": len(history) + len(stream),
         "history_events": len(history),

@@ -59,6 +59,11 @@ def alive(pid: int) -> bool:
     return stat[stat.rindex(")") + 2] != "Z"
 
 
+def niceness(pid: int) -> int:
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return int(stat[stat.rindex(")") + 2 :].split()[16])
+
+
 def wait_for(what: str, check: Callable[[], Any], seconds: float = 60) -> Any:
     deadline = time.monotonic() + seconds
     while True:
@@ -208,6 +213,7 @@ def test_serve_runs_the_worker_restarts_it_and_leaves_none(node: Callable[..., N
     serve = n.serve()
     worker = worker_of(n, serve)
     assert children_of(serve.pid) == [worker]  # one worker, a child of the server
+    assert niceness(worker) == min(19, niceness(serve.pid) + 10)  # ingest first when the CPU is short
     n.enable()
     first = n.stop_logging("mallory")
     records = wait_for("the insight", lambda: n.insight_for(first))

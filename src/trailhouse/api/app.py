@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -140,10 +141,17 @@ async def _maintain_forever(store: EventStore) -> None:
         await asyncio.sleep(MAINTENANCE_INTERVAL_S)
 
 
-def insights_worker_for(settings: Settings) -> InsightsWorkerProcess | None:
-    """The Insights worker process ``serve`` runs beside it, unless TRAILHOUSE_INSIGHTS_DETECTOR=off."""
+def insights_worker_for(settings: Settings, store: EventStore | None = None) -> InsightsWorkerProcess | None:
+    """The Insights worker process ``serve`` runs beside it, unless TRAILHOUSE_INSIGHTS_DETECTOR=off.
+    It opens the store by URL: ``store``'s, when given, which may not be the settings' (tests)."""
     if settings.insights_detector != "on":
         return None
+    url = getattr(store, "url", None) if store is not None else None
+    if isinstance(url, str) and url != settings.db_url:
+        if url.endswith(":memory:"):  # nothing another process could open
+            error_log.warning("insights: an in-memory store has no detector (no worker can open it)")
+            return None
+        settings = dataclasses.replace(settings, db_url=url)
     return InsightsWorkerProcess(settings, status_file=status_path(settings))
 
 
@@ -183,7 +191,7 @@ def create_app(
     metrics.watch_delivery(delivery.stats.snapshot)
     # The detector runs in a process of its own (docs/insights.md, "How it runs"): started with the
     # server, restarted if it dies, stopped with it. /metrics shows what its status file says.
-    insights_worker = insights_worker_for(settings)
+    insights_worker = insights_worker_for(settings, store)
     metrics.watch_insights(
         status_path(settings), restarts=None if insights_worker is None else lambda: insights_worker.restarts
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -60,6 +61,9 @@ def insights_worker(
         stream=sys.stderr,
     )
     path = status_file or status_path(settings)
+    if settings.insights_worker_nice:
+        # Detection can wait a few seconds; ingest, sharing the CPU, should not.
+        os.nice(settings.insights_worker_nice)
     with opened(settings) as store:
         asyncio.run(
             run_worker(store, settings, status_file=path, parent_pid=parent_pid, lease_owner=lease_owner)
