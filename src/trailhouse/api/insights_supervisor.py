@@ -1,7 +1,7 @@
 """``serve``'s Insights worker process: started with the server, restarted when it dies, stopped with it.
 
 The worker (``api/insights_worker.py``) is ``python -m trailhouse insights worker`` with the
-server's settings in its environment. It runs in a session of its own, so a Ctrl-C in the
+server's settings in its environment. It runs in a process group of its own, so a Ctrl-C in the
 terminal reaches the server, whose shutdown stops the worker (SIGTERM, then SIGKILL after
 ``STOP_TIMEOUT_S``: the detector's commit is one transaction, so even that loses nothing). If the
 server itself is killed, the worker sees its parent gone and stops within a second.
@@ -74,9 +74,11 @@ class InsightsWorkerProcess:
         self._thread.start()
 
     def _spawn(self) -> subprocess.Popen[bytes]:
-        # Its own session: the terminal's Ctrl-C goes to the server alone, which then stops it.
+        # Its own process group: the terminal's Ctrl-C goes to the server alone, which then stops
+        # it. The same session, though: Linux's autogroup scheduling shares the CPU between
+        # sessions, and the worker's niceness only ranks it below the server within one.
         return subprocess.Popen(  # noqa: S603 (our own interpreter and module)
-            self.command(), env=self._env, stdin=subprocess.DEVNULL, start_new_session=True
+            self.command(), env=self._env, stdin=subprocess.DEVNULL, process_group=0
         )
 
     def _supervise(self) -> None:
