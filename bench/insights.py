@@ -59,6 +59,15 @@ def _append(store: SqliteStore, events: list[dict[str, Any]], batch: int) -> lis
     return acks
 
 
+def _steal_s() -> float:
+    """CPU time the hypervisor gave to others while this VM wanted it (/proc/stat), all CPUs."""
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+        return int(fields[8]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
 class Running:
     """The detector stepping in a thread of this process, noting when each insight was committed."""
 
@@ -202,11 +211,17 @@ def main(argv: list[str] | None = None) -> None:
                 shutil.copy(f"{base}{suffix}", f"{work / name}{suffix}")
         return work / name
 
+    # Per run: the ingesting thread's CPU seconds and the VM's steal time (seconds, all CPUs).
+    cpu: dict[str, list[float]] = {"off": [], "on": []}
+    steal: dict[str, list[float]] = {"off": [], "on": []}
+
     def stream_off(name: str) -> float:
         off = SqliteStore(copy(name))
-        t0 = time.monotonic()
+        t0, c0, s0 = time.monotonic(), time.thread_time(), _steal_s()
         _append(off, stream, args.batch)
         took = time.monotonic() - t0
+        cpu["off"].append(time.thread_time() - c0)
+        steal["off"].append(_steal_s() - s0)
         off.close()
         return took
 
@@ -224,7 +239,7 @@ def main(argv: list[str] | None = None) -> None:
         while on.detector_checkpoint(detector="insights") is None:
             time.sleep(0.05)
         acked: dict[int, float] = {}
-        t0 = time.monotonic()
+        t0, c0, s0 = time.monotonic(), time.thread_time(), _steal_s()
         for start in range(0, len(stream), args.batch):
             batch = stream[start : start + args.batch]
             on.append([event_from_mapping(e) for e in batch])
@@ -233,6 +248,8 @@ def main(argv: list[str] | None = None) -> None:
                 if e["eventId"] in injected:
                     acked.setdefault(injected[e["eventId"]], ack)
         took = time.monotonic() - t0
+        cpu["on"].append(time.thread_time() - c0)
+        steal["on"].append(_steal_s() - s0)
         head = on.newest_seq()
         while (cp := on.detector_checkpoint(detector="insights")) is None or cp.watermark < head:
             time.sleep(0.2)
@@ -313,6 +330,12 @@ def main(argv: list[str] | None = None) -> None:
         "ingest_events_per_s_on": round(len(stream) / on_s),
         "ingest_cost_percent": round(100 * (on_s - off_s) / off_s, 1),
         "ingest_seconds_off_on_on_off": [[round(x, 1) for x in r] for r in rounds],
+        # CPU of the ingesting thread alone (the detector's thread or process not counted): the
+        # same work either way, so a difference is the neighbour slowing the CPU, not more work.
+        "ingest_cpu_us_per_event_off_on": [
+            round(1e6 * sum(cpu[k]) / len(cpu[k]) / len(stream), 1) for k in ("off", "on")
+        ],
+        "vm_steal_s_per_run_off_on": [round(sum(steal[k]) / len(steal[k]), 2) for k in ("off", "on")],
         "ingest_cost_percent_by_round": [
             round(100 * ((r[1] + r[2]) - (r[0] + r[3])) / (r[0] + r[3]), 1) for r in rounds
         ],
