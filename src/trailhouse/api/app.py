@@ -192,9 +192,11 @@ def create_app(
     # The detector runs in a process of its own (docs/insights.md, "How it runs"): started with the
     # server, restarted if it dies, stopped with it. /metrics shows what its status file says.
     insights_worker = insights_worker_for(settings, store)
-    metrics.watch_insights(
-        status_path(settings), restarts=None if insights_worker is None else lambda: insights_worker.restarts
-    )
+    if insights_worker is None:
+        metrics.watch_insights(status_path(settings))  # a worker run beside this server, if any
+    else:
+        supervised = insights_worker
+        metrics.watch_insights(supervised.status_file, restarts=lambda: supervised.restarts)
     if settings.log_sequencer == "on":  # each OSS window also delivers its digest (docs/integrity.md)
         from ..delivery.digests import DigestWriter
 

@@ -38,7 +38,7 @@ class InsightsWorkerProcess:
 
     def __init__(self, settings: Settings, *, status_file: Path) -> None:
         self._env = {**os.environ, **settings.to_env()}
-        self._status_file = status_file
+        self.status_file = status_file
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._supervise, name="insights-supervisor", daemon=True)
         self._lock = threading.Lock()
@@ -63,7 +63,7 @@ class InsightsWorkerProcess:
             "--parent-pid",
             str(os.getpid()),
             "--status-file",
-            str(self._status_file),
+            str(self.status_file),
             # One lease name for this server's workers: one started after a death (only then is
             # another started) resumes at once, rather than when the dead one's lease expires.
             "--lease-owner",
