@@ -225,11 +225,12 @@ def test_serve_runs_the_worker_restarts_it_and_leaves_none(node: Callable[..., N
     second = n.stop_logging("trudy")
     wait_for("an insight after the restart", lambda: n.insight_for(second))
     # The status file is rewritten every second: the step that raised it may not be in it yet.
-    metrics = wait_for(
-        "/metrics to show the worker detecting",
-        lambda: (m := httpx.get(f"{n.url}/metrics").text) if "detector_leader 1.0" in m else None,
-        10,
-    )
+
+    def detecting() -> str | None:
+        text = httpx.get(f"{n.url}/metrics").text
+        return text if "trailhouse_insights_detector_leader 1.0" in text else None
+
+    metrics = wait_for("/metrics to show the worker detecting", detecting, 10)
     assert "trailhouse_insights_worker_restarts_total 1.0" in metrics
     assert "trailhouse_insights_worker_up 1.0" in metrics
     # Raised once each, though two workers ran.
