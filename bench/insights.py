@@ -6,9 +6,11 @@
    distinct minutes (docs/insights.md describes each injection).
 3. The history is copied to fresh stores four times, which ingest the stream in batches of
    ``--batch`` at full speed: with the detector off, on, on, off (on: every type enabled and the
-   detector stepping in a thread of the same process, as ``serve`` runs it). The difference of
-   the means is the ingest cost of Insights; quality figures come from the first "on" run. A
-   history already loaded in ``--dir`` with the same parameters is reused.
+   detector stepping in a process of its own, as ``serve``'s Insights worker runs it; or, with
+   ``--detector thread``, in a thread of the ingesting process, as ``serve`` ran it before the
+   worker). The difference of the means is the ingest cost of Insights; quality figures come from
+   the first "on" run; ``--rounds`` repeats the four runs. A history already loaded in ``--dir``
+   with the same parameters is reused.
 4. Figures: recall per type (an anomaly counts when an insight of its type names one of its
    events), false insights per 100,000 streamed normal events (Start records naming no injected
    event), detection latency (acknowledgement of the anomaly's batch → commit of its insight)
@@ -22,6 +24,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
+import os
 import random
 import shutil
 import tempfile
@@ -38,6 +42,7 @@ from trailhouse.model.insights import INSIGHT_TYPES
 from trailhouse.model.times import now_ms
 from trailhouse.service.insights.config import Thresholds
 from trailhouse.service.insights.detector import Detector
+from trailhouse.settings import Settings
 from trailhouse.storage.sqlite import SqliteStore
 
 from .insight_traffic import DAY_MS, MINUTE_MS, Anomaly, anomaly, merged, normal_traffic
@@ -54,6 +59,15 @@ def _append(store: SqliteStore, events: list[dict[str, Any]], batch: int) -> lis
     return acks
 
 
+def _steal_s() -> float:
+    """CPU time the hypervisor gave to others while this VM wanted it (/proc/stat), all CPUs."""
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+        return int(fields[8]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
 class Running:
     """The detector stepping in a thread of this process, noting when each insight was committed."""
 
@@ -64,6 +78,9 @@ class Running:
         self.busy_s = 0.0
         self._stop = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -81,6 +98,53 @@ class Running:
         self.thread.join()
 
 
+def _detect_in_process(path: str, stop: Any, out: str) -> None:
+    """The child's side of ``RunningProcess``: its own store on the file, the same loop, at the
+    CPU priority ``trailhouse insights worker`` takes (TRAILHOUSE_INSIGHTS_WORKER_NICE)."""
+    os.nice(Settings.from_env().insights_worker_nice)
+    store = SqliteStore(Path(path))
+    running = Running(store)
+    # The loop of Running, in this process's main thread; ``stop`` is the parent's Event.
+    running._stop = stop  # noqa: SLF001
+    running._run()  # noqa: SLF001
+    store.close()
+    Path(out).write_bytes(
+        orjson.dumps(
+            {"committed": running.committed, "processed": running.processed, "busy_s": running.busy_s}
+        )
+    )
+
+
+class RunningProcess:
+    """The detector stepping in a process of its own, as ``serve``'s Insights worker runs it.
+
+    Commit times are ``time.monotonic()`` in the child: CLOCK_MONOTONIC is one clock for every
+    process of the machine, so they compare with this process's acknowledgement times.
+    """
+
+    def __init__(self, path: Path) -> None:
+        context = multiprocessing.get_context("spawn")
+        self._stop = context.Event()
+        self._out = Path(f"{path}.detector.json")
+        self._out.unlink(missing_ok=True)
+        self.process = context.Process(
+            target=_detect_in_process, args=(str(path), self._stop, str(self._out)), daemon=True
+        )
+        self.committed: list[tuple[float, list[dict[str, Any]]]] = []
+        self.processed = 0
+        self.busy_s = 0.0
+
+    def start(self) -> None:
+        self.process.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.process.join()
+        saved = orjson.loads(self._out.read_bytes())
+        self.committed = [(when, records) for when, records in saved["committed"]]
+        self.processed, self.busy_s = saved["processed"], saved["busy_s"]
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -93,6 +157,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=20261206)
     parser.add_argument("--dir", default=None, help="work directory (default: a temporary one)")
     parser.add_argument("--out", type=Path, default=None, help="results JSON (default bench/results/)")
+    parser.add_argument("--rounds", type=int, default=1, help="repeat the off, on, on, off pattern")
+    parser.add_argument(
+        "--detector",
+        choices=("process", "thread"),
+        default="process",
+        help="where the detector runs beside ingest: a process of its own (serve's worker) or a thread",
+    )
     args = parser.parse_args(argv)
 
     work = Path(args.dir or tempfile.mkdtemp(prefix="insights-bench-"))
@@ -140,27 +211,35 @@ def main(argv: list[str] | None = None) -> None:
                 shutil.copy(f"{base}{suffix}", f"{work / name}{suffix}")
         return work / name
 
+    # Per run: the ingesting thread's CPU seconds and the VM's steal time (seconds, all CPUs).
+    cpu: dict[str, list[float]] = {"off": [], "on": []}
+    steal: dict[str, list[float]] = {"off": [], "on": []}
+
     def stream_off(name: str) -> float:
         off = SqliteStore(copy(name))
-        t0 = time.monotonic()
+        t0, c0, s0 = time.monotonic(), time.thread_time(), _steal_s()
         _append(off, stream, args.batch)
         took = time.monotonic() - t0
+        cpu["off"].append(time.thread_time() - c0)
+        steal["off"].append(_steal_s() - s0)
         off.close()
         return took
 
-    def stream_on(name: str) -> tuple[float, float, Running, dict[int, float]]:
-        """The stream with every type enabled and the detector running in this process."""
+    def stream_on(name: str) -> tuple[float, float, Running | RunningProcess, dict[int, float]]:
+        """The stream with every type enabled and the detector running beside ingest."""
         on = SqliteStore(copy(name))
         for kind in INSIGHT_TYPES:
             on.set_insight_type(
                 account_id=traffic.account_id, insight_type=kind, enabled=True, now_ms=now_ms()
             )
-        running = Running(on)
-        running.thread.start()
+        running: Running | RunningProcess = (
+            RunningProcess(work / name) if args.detector == "process" else Running(on)
+        )
+        running.start()
         while on.detector_checkpoint(detector="insights") is None:
             time.sleep(0.05)
         acked: dict[int, float] = {}
-        t0 = time.monotonic()
+        t0, c0, s0 = time.monotonic(), time.thread_time(), _steal_s()
         for start in range(0, len(stream), args.batch):
             batch = stream[start : start + args.batch]
             on.append([event_from_mapping(e) for e in batch])
@@ -169,6 +248,8 @@ def main(argv: list[str] | None = None) -> None:
                 if e["eventId"] in injected:
                     acked.setdefault(injected[e["eventId"]], ack)
         took = time.monotonic() - t0
+        cpu["on"].append(time.thread_time() - c0)
+        steal["on"].append(_steal_s() - s0)
         head = on.newest_seq()
         while (cp := on.detector_checkpoint(detector="insights")) is None or cp.watermark < head:
             time.sleep(0.2)
@@ -179,11 +260,20 @@ def main(argv: list[str] | None = None) -> None:
         return took, caught_up, running, acked
 
     # Off, on, on, off: a load that drifts during the run weighs on both sides alike.
-    off_1 = stream_off("off.db")
-    on_1, caught_up_s, running, acked = stream_on("on.db")
-    on_2, _, _, _ = stream_on("on.db")
-    off_2 = stream_off("off.db")
-    off_s, on_s = (off_1 + off_2) / 2, (on_1 + on_2) / 2
+    load_start = [round(x, 2) for x in os.getloadavg()]
+    # ``--rounds`` repeats the pattern: on a machine shared with other jobs one round is noisy.
+    rounds: list[tuple[float, float, float, float]] = []
+    for n in range(args.rounds):
+        off_1 = stream_off("off.db")
+        on_1, caught, ran, ack = stream_on("on.db")
+        if n == 0:
+            caught_up_s, running, acked = caught, ran, ack
+        on_2, _, _, _ = stream_on("on.db")
+        off_2 = stream_off("off.db")
+        rounds.append((off_1, on_1, on_2, off_2))
+    offs = [x for r in rounds for x in (r[0], r[3])]
+    ons = [x for r in rounds for x in (r[1], r[2])]
+    off_s, on_s = sum(offs) / len(offs), sum(ons) / len(ons)
 
     detected: dict[int, float] = {}
     false_starts: list[dict[str, Any]] = []
@@ -216,7 +306,10 @@ def main(argv: list[str] | None = None) -> None:
     result = {
         "command": f"python -m bench.insights --events {args.events} --days {args.days}"
         f" --stream-days {args.stream_days} --per-type {args.per_type} --batch {args.batch}"
-        f" --seed {args.seed}",
+        f" --seed {args.seed} --detector {args.detector} --rounds {args.rounds}",
+        "detector": args.detector,
+        "detector_nice": Settings.from_env().insights_worker_nice if args.detector == "process" else 0,
+        "load_average_start_end": [load_start, [round(x, 2) for x in os.getloadavg()]],
         "events_total": len(history) + len(stream),
         "history_events": len(history),
         "stream_normal_events": normal,
@@ -236,7 +329,16 @@ def main(argv: list[str] | None = None) -> None:
         "ingest_events_per_s_off": round(len(stream) / off_s),
         "ingest_events_per_s_on": round(len(stream) / on_s),
         "ingest_cost_percent": round(100 * (on_s - off_s) / off_s, 1),
-        "ingest_seconds_off_on_on_off": [round(x, 1) for x in (off_1, on_1, on_2, off_2)],
+        "ingest_seconds_off_on_on_off": [[round(x, 1) for x in r] for r in rounds],
+        # CPU of the ingesting thread alone (the detector's thread or process not counted): the
+        # same work either way, so a difference is the neighbour slowing the CPU, not more work.
+        "ingest_cpu_us_per_event_off_on": [
+            round(1e6 * sum(cpu[k]) / len(cpu[k]) / len(stream), 1) for k in ("off", "on")
+        ],
+        "vm_steal_s_per_run_off_on": [round(sum(steal[k]) / len(steal[k]), 2) for k in ("off", "on")],
+        "ingest_cost_percent_by_round": [
+            round(100 * ((r[1] + r[2]) - (r[0] + r[3])) / (r[0] + r[3]), 1) for r in rounds
+        ],
         "history_reused": reuse,
         "detector_caught_up_s_after_start": round(caught_up_s, 1),
         "detector_busy_s": round(running.busy_s, 1),

@@ -267,7 +267,16 @@ class Settings:
     )
     # -- Insights (docs/insights.md) --------------------------------------------------------------
     insights_detector: str = setting(
-        "on", "INSIGHTS_DETECTOR", "`on`: `serve` runs the Insights detector (one node at a time); `off`: not"
+        "on",
+        "INSIGHTS_DETECTOR",
+        "`on`: `serve` runs the Insights detector in a worker process it supervises (one node at a "
+        "time detects); `off`: not (run `trailhouse insights worker` elsewhere)",
+    )
+    insights_worker_nice: int = setting(
+        10,
+        "INSIGHTS_WORKER_NICE",
+        "added to the Insights worker's CPU niceness (0–19): when the CPU is short, ingest comes "
+        "first and detection waits",
     )
     insight_types: str = setting(
         "IpInsight,ApiCallRateInsight,ApiErrorRateInsight,AkInsight,PolicyChangeInsight,"
@@ -450,6 +459,7 @@ class Settings:
                 "TRAILHOUSE_LOG_KEY: expected a C2SP signer key, PRIVATE+KEY+<name>+<id>+<key>"
             )
         need(self.insights_detector in ("on", "off"), "insights_detector", "on or off")
+        need(0 <= self.insights_worker_nice <= 19, "insights_worker_nice", "a niceness from 0 to 19")
         need(self.insight_baseline_days >= 1, "insight_baseline_days", "days, at least 1")
         need(0 < self.insight_ip_prefix_v4 <= 32, "insight_ip_prefix_v4", "a prefix length from 1 to 32")
         need(self.insight_ip_min_history_calls >= 0, "insight_ip_min_history_calls", "a count, 0 or more")

@@ -20,6 +20,7 @@ from tests.e2e.conftest import SDK_VARIANTS, SdkClient, SdkVariant, Tenant
 from trailhouse.model.event import event_from_mapping
 from trailhouse.model.insights import StoredInsight
 from trailhouse.model.times import format_wire_time, now_ms
+from trailhouse.service.insights.detector import DETECTOR_NAME
 from trailhouse.service.insights.record import Statistics, insight_pair
 from trailhouse.storage.base import DetectorCheckpoint
 
@@ -258,7 +259,12 @@ def test_the_detector_of_the_server_raises_and_explains(
 ) -> None:
     api, tenant = insights
     api.enable("TrailConcealmentInsight")
-    time.sleep(1.5)  # the detector starts from the log's head once a type is enabled
+    # The detector (in the server's worker process) starts from the log's head once a type is
+    # enabled; on a store where it already runs, from its checkpoint.
+    deadline = time.monotonic() + 60
+    while live_server.store.detector_checkpoint(detector=DETECTOR_NAME) is None:
+        assert time.monotonic() < deadline, "the server's detector did not start"
+        time.sleep(0.1)
     event = {
         "eventId": f"stop-{uuid.uuid4()}",
         "eventVersion": "1",

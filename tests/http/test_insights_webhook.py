@@ -21,6 +21,7 @@ from trailhouse.api import insights_task
 from trailhouse.api.insights_task import Webhook
 from trailhouse.model.event import event_from_mapping
 from trailhouse.model.times import format_wire_time, now_ms
+from trailhouse.service.insights.detector import DETECTOR_NAME
 from trailhouse.service.insights.record import Statistics, insight_pair
 
 SECRET = "s3cret"
@@ -133,7 +134,11 @@ def test_the_server_delivers_what_its_detector_raises(
     server.store.set_insight_type(
         account_id=account, insight_type="TrailConcealmentInsight", enabled=True, now_ms=now_ms()
     )
-    time.sleep(1.5)  # the detector starts at the log's head
+    # The detector (in serve's worker process) starts at the log's head: wait until it has.
+    deadline = time.monotonic() + 60
+    while server.store.detector_checkpoint(detector=DETECTOR_NAME) is None:
+        assert time.monotonic() < deadline, "the server's detector did not start"
+        time.sleep(0.1)
     event = {
         "eventId": "stop-1",
         "eventTime": format_wire_time(now_ms()),

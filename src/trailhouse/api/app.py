@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -28,6 +29,8 @@ from ..settings import Settings
 from ..storage import open_store
 from ..storage.base import EventStore, StoreError
 from .context import Services
+from .insights_supervisor import InsightsWorkerProcess
+from .insights_worker import status_path
 from .metrics import Metrics
 from .native.routes import OPERATIONS as NATIVE_OPERATIONS
 from .native.routes import http_error, native_routes
@@ -138,20 +141,18 @@ async def _maintain_forever(store: EventStore) -> None:
         await asyncio.sleep(MAINTENANCE_INTERVAL_S)
 
 
-def _insights_tasks(app: Starlette, settings: Settings, store: EventStore) -> list[asyncio.Task[None]]:
-    """The Insights detector (and its webhook), unless TRAILHOUSE_INSIGHTS_DETECTOR=off."""
-    from .insights_task import Webhook, detect_forever
-
+def insights_worker_for(settings: Settings, store: EventStore | None = None) -> InsightsWorkerProcess | None:
+    """The Insights worker process ``serve`` runs beside it, unless TRAILHOUSE_INSIGHTS_DETECTOR=off.
+    It opens the store by URL: ``store``'s, when given, which may not be the settings' (tests)."""
     if settings.insights_detector != "on":
-        return []
-    webhook = None
-    if settings.insight_webhook_url:
-        webhook = Webhook(settings.insight_webhook_url, settings.insight_webhook_secret)
-    app.state.insights_webhook = webhook
-    tasks = [asyncio.create_task(detect_forever(store, settings, webhook))]
-    if webhook is not None:
-        tasks.append(asyncio.create_task(webhook.deliver_forever()))
-    return tasks
+        return None
+    url = getattr(store, "url", None) if store is not None else None
+    if isinstance(url, str) and url != settings.db_url:
+        if url.endswith(":memory:"):  # nothing another process could open
+            error_log.warning("insights: an in-memory store has no detector (no worker can open it)")
+            return None
+        settings = dataclasses.replace(settings, db_url=url)
+    return InsightsWorkerProcess(settings, status_file=status_path(settings))
 
 
 def create_app(
@@ -188,6 +189,14 @@ def create_app(
     # Trail delivery runs on every node; leases in the store let one node deliver each trail.
     delivery = DeliveryEngine(store, settings)
     metrics.watch_delivery(delivery.stats.snapshot)
+    # The detector runs in a process of its own (docs/insights.md, "How it runs"): started with the
+    # server, restarted if it dies, stopped with it. /metrics shows what its status file says.
+    insights_worker = insights_worker_for(settings, store)
+    if insights_worker is None:
+        metrics.watch_insights(status_path(settings))  # a worker run beside this server, if any
+    else:
+        supervised = insights_worker
+        metrics.watch_insights(supervised.status_file, restarts=lambda: supervised.restarts)
     if settings.log_sequencer == "on":  # each OSS window also delivers its digest (docs/integrity.md)
         from ..delivery.digests import DigestWriter
 
@@ -199,8 +208,9 @@ def create_app(
         tasks = [
             housekeeping,
             asyncio.create_task(delivery.run_forever()),
-            *_insights_tasks(app, settings, store),
         ]
+        if insights_worker is not None:
+            insights_worker.start()
         if settings.log_sequencer == "on":
             tasks.append(asyncio.create_task(sequence_forever(store, signer)))
         try:
@@ -211,6 +221,8 @@ def create_app(
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            if insights_worker is not None:
+                await asyncio.to_thread(insights_worker.stop)
             limiter.close()
             # The S3 client's pooled connections, closed rather than left to the collector.
             close_buckets = getattr(svc.buckets, "close", None)
@@ -233,6 +245,7 @@ def create_app(
     app.state.gateway = limiter
     app.state.metrics = metrics
     app.state.delivery = delivery
+    app.state.insights_worker = insights_worker
     app.add_middleware(AccessLog, metrics=metrics)
     return app
 

@@ -1,8 +1,10 @@
-"""The Insights detector as a background task of ``serve``, and the optional webhook.
+"""The Insights detector's loop and the optional webhook, as the Insights worker runs them.
 
-Every node runs the task; the store's lease lets one of them detect at a time (the others stand by
-and take over within the lease's 30 s when it stops renewing). New insight records go to the
-webhook, when one is set, from the node that raised them.
+The worker is a process of its own (``api/insights_worker.py``): ``serve`` starts one beside it,
+and ``trailhouse insights worker`` runs one anywhere. Every worker steps the detector; the store's
+lease lets one of them detect at a time (the others stand by and take over within the lease's 30 s
+when it stops renewing). New insight records go to the webhook, when one is set, from the worker
+that raised them.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import hashlib
 import hmac
 import logging
 import socket
+import time
 import urllib.error
 import urllib.request
 import uuid
@@ -27,7 +30,7 @@ from ..service.insights.detector import Detector, StepResult
 from ..settings import Settings
 from ..storage.base import EventStore, StoreError
 
-__all__ = ["Webhook", "WebhookStats", "detect_forever"]
+__all__ = ["DetectorStats", "Webhook", "WebhookStats", "detect_forever"]
 
 log = logging.getLogger("trailhouse.insights")
 
@@ -47,6 +50,19 @@ class WebhookStats:
     dead_ids: deque[str] = field(default_factory=lambda: deque(maxlen=1000))
 
 
+@dataclass
+class DetectorStats:
+    """What the loop has done since the worker started (the status file shows it)."""
+
+    #: Whether the last step held the lease (this worker is the one detecting).
+    leader: bool = False
+    processed: int = 0
+    stored: int = 0
+    failed_steps: int = 0
+    #: Wall clock (ms) of the last step that ended, failed or not.
+    last_step_ms: int = 0
+
+
 class Webhook:
     """POSTs each record's JSON, signed ``X-Trailhouse-Signature: sha256=<hex HMAC-SHA256 of the body>``."""
 
@@ -54,6 +70,11 @@ class Webhook:
         self.url, self._secret, self._timeout = url, (secret or "").encode(), timeout_s
         self.stats = WebhookStats()
         self._queue: asyncio.Queue[StoredInsight] = asyncio.Queue(maxsize=100_000)
+
+    @property
+    def queued(self) -> int:
+        """Records waiting for their first attempt."""
+        return self._queue.qsize()
 
     def signature(self, body: bytes) -> str:
         return "sha256=" + hmac.new(self._secret, body, hashlib.sha256).hexdigest()
@@ -109,16 +130,32 @@ class Webhook:
                     backoff *= 2
 
 
-async def detect_forever(store: EventStore, settings: Settings, webhook: Webhook | None = None) -> None:
-    """Step the detector for as long as the app runs; a store error waits and tries again."""
-    detector = Detector(store, thresholds_from(settings), owner=f"{socket.gethostname()}:{uuid.uuid4()}")
+async def detect_forever(
+    store: EventStore,
+    settings: Settings,
+    webhook: Webhook | None = None,
+    stats: DetectorStats | None = None,
+    *,
+    owner: str | None = None,
+) -> None:
+    """Step the detector until cancelled; a store error waits and tries again. ``owner`` names the
+    lease holder (default: unique to this loop)."""
+    owner = owner or f"{socket.gethostname()}:{uuid.uuid4()}"
+    detector = Detector(store, thresholds_from(settings), owner=owner)
+    stats = stats if stats is not None else DetectorStats()
     while True:
         try:
             result: StepResult = await run_in_threadpool(detector.step)
         except StoreError as exc:
             log.warning("insights: detector step failed: %s", exc)
+            stats.failed_steps += 1
+            stats.last_step_ms = int(time.time() * 1000)
             await asyncio.sleep(5)
             continue
+        stats.leader = result.leader
+        stats.processed += result.processed
+        stats.stored += result.stored
+        stats.last_step_ms = int(time.time() * 1000)
         if result.stored:
             log.info("insights: %d new insight record(s)", result.stored)
         if webhook is not None and result.insights:

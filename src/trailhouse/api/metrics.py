@@ -13,12 +13,16 @@ counts of a native ingest).
 from __future__ import annotations
 
 import hmac
+import time
 from collections.abc import Callable, Collection, Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
+
+from .insights_worker import read_status
 
 __all__ = ["CONTENT_TYPE_LATEST", "Metrics"]
 
@@ -107,6 +111,11 @@ class Metrics:
         """Serve the trail delivery engine's counters, read from ``snapshot`` at each scrape."""
         self.registry.register(_DeliveryCollector(snapshot))
 
+    def watch_insights(self, status_file: Path, *, restarts: Callable[[], int] | None = None) -> None:
+        """Serve the Insights worker's counters, read from its status file at each scrape;
+        ``restarts``: the supervisor's count, when this server runs the worker."""
+        self.registry.register(_InsightsCollector(status_file, restarts))
+
     def authorised(self, authorization: str) -> bool:
         """Without a token configured /metrics is open (like /healthz); with one it must be sent."""
         if not self.token:
@@ -157,3 +166,59 @@ class _DeliveryCollector(Collector):
             "(the last 10,000 records).",
             value=snap.get("stream_lag_p99_s", 0.0),
         )
+
+
+#: A status file older than this is a worker that no longer runs (it rewrites the file every second).
+WORKER_STALE_S = 10.0
+
+
+class _InsightsCollector(Collector):
+    """The Insights worker of this machine (its status file): up, detecting, counts, the webhook's."""
+
+    def __init__(self, status_file: Path, restarts: Callable[[], int] | None) -> None:
+        self.status_file, self.restarts = status_file, restarts
+
+    def collect(self) -> Iterator[Any]:
+        if self.restarts is not None:
+            yield CounterMetricFamily(
+                "trailhouse_insights_worker_restarts",
+                "Insights worker processes this server started again after one died.",
+                value=self.restarts(),
+            )
+        status = read_status(self.status_file)
+        if status is None:
+            if self.restarts is not None:
+                yield GaugeMetricFamily("trailhouse_insights_worker_up", _UP_HELP, value=0)
+            return
+        fresh = time.time() * 1000 - float(status.get("updated_ms") or 0) < WORKER_STALE_S * 1000
+        up = fresh and not status.get("stopped")
+        yield GaugeMetricFamily("trailhouse_insights_worker_up", _UP_HELP, value=1 if up else 0)
+        detector = status.get("detector") or {}
+        yield GaugeMetricFamily(
+            "trailhouse_insights_detector_leader",
+            "1 when this machine's worker holds the detector lease (it is the one detecting).",
+            value=1 if up and detector.get("leader") else 0,
+        )
+        for name, key, text in (
+            ("events_processed", "events_processed", "Events the worker's detector read since it started."),
+            ("records_stored", "records_stored", "Insight records the worker stored since it started."),
+            ("failed_steps", "failed_steps", "Detector steps that failed on a store error (retried)."),
+        ):
+            yield CounterMetricFamily(f"trailhouse_insights_{name}", text, value=detector.get(key, 0))
+        webhook = status.get("webhook")
+        if not isinstance(webhook, dict):
+            return
+        for name, text in (
+            ("delivered", "Insight records the webhook accepted (2xx) since the worker started."),
+            ("retried", "Failed webhook attempts that were retried."),
+            ("dead_letters", "Records given up on after every attempt failed (logged with their ids)."),
+        ):
+            yield CounterMetricFamily(f"trailhouse_insights_webhook_{name}", text, value=webhook.get(name, 0))
+        yield GaugeMetricFamily(
+            "trailhouse_insights_webhook_queued",
+            "Records waiting for their first webhook attempt.",
+            value=webhook.get("queued", 0),
+        )
+
+
+_UP_HELP = "1 when the Insights worker's status file is fresh (rewritten within 10 s) and it has not stopped."

@@ -28,6 +28,7 @@ from .insights import (
     insights_show,
     insights_types,
 )
+from .insights_worker import insights_status, insights_worker
 from .log import log_checkpoint, log_consistency, log_export, log_proof, log_public_key
 from .lookup import lookup
 from .org import org_add_member, org_delete, org_list, org_remove_member
@@ -112,6 +113,8 @@ insights_app.command("enable")(insights_enable)
 insights_app.command("disable")(insights_disable)
 insights_app.command("types")(insights_types)
 insights_app.command("detect")(insights_detect)
+insights_app.command("worker")(insights_worker)
+insights_app.command("status")(insights_status)
 
 
 def main() -> None:

@@ -170,9 +170,20 @@ def _serve(
             check_sealer(settings, sealer, store)
         finally:
             store.close()
+        from ..api.app import insights_worker_for
+
         os.environ.update(settings.to_env())
+        # One Insights worker for the node, supervised by this process, not one per HTTP worker.
+        insights = insights_worker_for(settings)
+        os.environ["TRAILHOUSE_INSIGHTS_DETECTOR"] = "off"
         console.print(f"Trailhouse on [bold]{endpoint(settings)}[/] ({workers} workers)", soft_wrap=True)
-        uvicorn.run("trailhouse.api.app:app_from_env", factory=True, workers=workers, **options)
+        if insights is not None:
+            insights.start()
+        try:
+            uvicorn.run("trailhouse.api.app:app_from_env", factory=True, workers=workers, **options)
+        finally:
+            if insights is not None:
+                insights.stop()
         return
     try:
         application = create_app(settings)

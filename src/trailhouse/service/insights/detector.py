@@ -63,6 +63,8 @@ class Detector:
         self._ip = IpRule(history, self._th)
         self._dormant = DormantKeyRule(history, self._th)
         self._changes = change_rules(history, self._th)
+        # Only the change rules read requestParameters, of their own events: the rest skip them.
+        self._params_of = frozenset().union(*(change.names for change in self._changes))
         self._rates = rate_rules(history, self._th)
         self._stream_clock = 0
         self._last_event_wall = 0
@@ -125,7 +127,7 @@ class Detector:
             kinds = enabled.get(entry.account_id)
             if not kinds:
                 continue
-            ev = seen(entry)
+            ev = seen(entry, self._params_of)
             self._stream_clock = max(self._stream_clock, ev.time_ms)
             found += self.evaluate(ev, kinds)
         if entries:

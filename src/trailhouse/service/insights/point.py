@@ -66,6 +66,16 @@ class IpRule:
     def __init__(self, history: History, th: Thresholds) -> None:
         self._history, self._th = history, th
         self._keys: dict[tuple[str, str], _KeyNetworks] = {}
+        #: Address → network: the same few thousand addresses come again and again.
+        self._networks: dict[str, str] = {}
+
+    def _network(self, ip: str) -> str:
+        network = self._networks.get(ip)
+        if network is None:
+            if len(self._networks) > _CACHE_LIMIT:
+                self._networks.clear()
+            network = self._networks[ip] = network_of(ip, self._th.ip_prefix_v4, self._th.ip_prefix_v6)
+        return network
 
     def _load(self, ev: Seen) -> _KeyNetworks:
         since = ev.time_ms - self._th.baseline_days * DAY_MS
@@ -76,7 +86,7 @@ class IpRule:
             if entry.first_used_ms >= ev.time_ms:
                 continue  # stored ahead of the detector: not history yet
             calls += entry.calls
-            network = network_of(entry.item, self._th.ip_prefix_v4, self._th.ip_prefix_v6)
+            network = self._network(entry.item)
             networks[network] = min(networks.get(network, entry.first_used_ms), entry.first_used_ms)
             first_seen = min(first_seen, entry.first_used_ms)
         return _KeyNetworks(networks, calls, first_seen)
@@ -90,7 +100,7 @@ class IpRule:
             if len(self._keys) > _CACHE_LIMIT:
                 self._keys.clear()
             known = self._keys[cache_key] = self._load(ev)
-        network = network_of(ev.ip, self._th.ip_prefix_v4, self._th.ip_prefix_v6)
+        network = self._network(ev.ip)
         found: list[StoredInsight] = []
         if network not in known.networks:
             window = self._th.ip_recent_days * DAY_MS
@@ -184,12 +194,12 @@ class ChangeRule:
         always: Callable[[Seen], bool] = lambda ev: False,
         what: str,
     ) -> None:
-        self.insight_type, self._names, self._history, self._th = insight_type, names, history, th
+        self.insight_type, self.names, self._history, self._th = insight_type, names, history, th
         self._qualifies, self._always, self._what = qualifies, always, what
         self._last: dict[tuple[str, str], int | None] = {}
 
     def check(self, ev: Seen) -> list[StoredInsight]:
-        if ev.name not in self._names or ev.error_code or not self._qualifies(ev):
+        if ev.name not in self.names or ev.error_code or not self._qualifies(ev):
             return []
         actor = ev.actor
         window_ms = self._th.change_history_days * DAY_MS
@@ -207,7 +217,7 @@ class ChangeRule:
                     EventFilter(
                         ev.time_ms - window_ms,
                         ev.time_ms - 1,
-                        equals={Attr.EVENT_NAME: tuple(sorted(self._names)), attr: (actor,)},
+                        equals={Attr.EVENT_NAME: tuple(sorted(self.names)), attr: (actor,)},
                         has_error=False,
                     ),
                 )
