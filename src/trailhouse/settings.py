@@ -278,6 +278,12 @@ class Settings:
         "added to the Insights worker's CPU niceness (0–19): when the CPU is short, ingest comes "
         "first and detection waits",
     )
+    insights_lease_s: float = setting(
+        30.0,
+        "INSIGHTS_LEASE_S",
+        "with several nodes one detects, under a lease renewed at every step (at least every second); "
+        "when its node dies another takes detection over after at most this long",
+    )
     insight_types: str = setting(
         "IpInsight,ApiCallRateInsight,ApiErrorRateInsight,AkInsight,PolicyChangeInsight,"
         "PasswordChangeInsight,TrailConcealmentInsight",
@@ -445,6 +451,7 @@ class Settings:
         )
         need(self.delivery_window_s > 0, "delivery_window_s", "seconds, more than 0")
         need(self.delivery_lease_s >= 1, "delivery_lease_s", "seconds, at least 1")
+        need(self.insights_lease_s >= 2, "insights_lease_s", "seconds, at least 2")
         need(
             len(self.region) <= 32 and self.region.replace("-", "").isalnum() and self.region.islower(),
             "region",

@@ -191,6 +191,7 @@ def _env(tmp_path: Path) -> dict[str, str]:
         "TRAILHOUSE_DELIVERY_WINDOW_S": "1",
         "TRAILHOUSE_DELIVERY_LEASE_S": "3",
         "TRAILHOUSE_INSIGHTS_DETECTOR": "on",
+        "TRAILHOUSE_INSIGHTS_LEASE_S": "3",  # a restarted server detects again 3 s after a kill -9
     }
 
 

@@ -141,7 +141,9 @@ async def detect_forever(
     """Step the detector until cancelled; a store error waits and tries again. ``owner`` names the
     lease holder (default: unique to this loop)."""
     owner = owner or f"{socket.gethostname()}:{uuid.uuid4()}"
-    detector = Detector(store, thresholds_from(settings), owner=owner)
+    detector = Detector(
+        store, thresholds_from(settings), owner=owner, lease_ms=int(settings.insights_lease_s * 1000)
+    )
     stats = stats if stats is not None else DetectorStats()
     while True:
         try:
