@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
 
 from ..model.credentials import AccessKey, ApiToken, KeyStatus
@@ -41,6 +41,7 @@ __all__ = [
     "LeaseLost",
     "LogEntry",
     "LogLeaf",
+    "LogTile",
     "LogHead",
     "LogView",
     "MerkleLogStore",
@@ -236,6 +237,17 @@ class LogAppend:
     tiles: list[tuple[str, int, int, bytes]]
     #: (account, leaf index, seq): which event each new leaf is.
     leaves: list[tuple[str, int, int]]
+    #: (account, tile level, tile index) -> the interior of a tile completed in this step (its
+    #: 255 hashes above the 256, ``tiles.tile_interior``), stored beside it for proofs.
+    interiors: dict[tuple[str, int, int], bytes] = field(default_factory=dict)
+
+
+class LogTile(NamedTuple):
+    """A stored tile for proofs: its hashes, and the interior of a full one (None where not
+    stored: a partial tile, or a full one written before interiors were kept)."""
+
+    hashes: bytes
+    interior: bytes | None
 
 
 class LogView(Protocol):
@@ -266,6 +278,12 @@ class MerkleLogStore(Protocol):
 
     def log_tiles(self, *, account_id: str, refs: Sequence[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
         """The stored tiles (level, index) of the account's log that exist."""
+        ...
+
+    def log_proof_tiles(
+        self, *, account_id: str, refs: Sequence[tuple[int, int]]
+    ) -> dict[tuple[int, int], LogTile]:
+        """The stored tiles (level, index) that exist, with their interiors, in one read."""
         ...
 
     def log_leaf_index(self, *, account_id: str, seq: int) -> int | None:

@@ -1,4 +1,4 @@
-"""The Merkle log's SQL (tables of migration sqlite/0007, postgres/0005), for both backends.
+"""The Merkle log's SQL (tables of migrations sqlite/0007 and 0014, postgres/0005 and 0012), for both backends.
 
 A backend supplies ``_log_transaction``: a context that holds the sequencer lock (SQLite: the
 write lock and ``BEGIN IMMEDIATE``; PostgreSQL: the ``log_sequencer`` row ``FOR UPDATE``) and
@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
-from ..base import LogAppend, LogHead, LogLeaf, LogView, StoreError
+from ..base import LogAppend, LogHead, LogLeaf, LogTile, LogView, StoreError
 from .dialect import Dialect
 
 __all__ = ["MerkleLogSql", "Run"]
@@ -112,10 +112,15 @@ class MerkleLogSql:
                     True,
                 )
             if done.tiles:
+                interiors = done.interiors
                 run(
-                    f"INSERT INTO log_tiles (account, level, idx, hashes) VALUES ({ph}, {ph}, {ph}, {ph})"
-                    " ON CONFLICT (account, level, idx) DO UPDATE SET hashes = excluded.hashes",
-                    [(refs[a], level, index, hashes) for a, level, index, hashes in done.tiles],
+                    "INSERT INTO log_tiles (account, level, idx, hashes, interior)"
+                    f" VALUES ({ph}, {ph}, {ph}, {ph}, {ph}) ON CONFLICT (account, level, idx)"
+                    " DO UPDATE SET hashes = excluded.hashes, interior = excluded.interior",
+                    [
+                        (refs[a], level, index, hashes, interiors.get((a, level, index)))
+                        for a, level, index, hashes in done.tiles
+                    ],
                     True,
                 )
             run(
@@ -172,6 +177,29 @@ class MerkleLogSql:
                 if rows:
                     found[(level, index)] = bytes(rows[0][0])
         return found
+
+    def log_proof_tiles(
+        self, *, account_id: str, refs: Sequence[tuple[int, int]]
+    ) -> dict[tuple[int, int], LogTile]:
+        ph = self.dialect.ph
+        wanted = sorted(set(refs))
+        if not wanted:
+            return {}
+        with self._guard():
+            ref = self._term_id(account_id)
+            if ref is None:
+                return {}
+            # One statement of point reads (a proof needs about one tile per level): one round
+            # trip, each part a primary-key lookup on both backends.
+            one = f"SELECT level, idx, hashes, interior FROM log_tiles WHERE account = {ph} AND level = {ph} AND idx = {ph}"
+            rows = self._read(
+                " UNION ALL ".join([one] * len(wanted)),
+                [p for level, index in wanted for p in (ref, level, index)],
+            )
+        return {
+            (int(level), int(index)): LogTile(bytes(hashes), None if interior is None else bytes(interior))
+            for level, index, hashes, interior in rows
+        }
 
     def log_leaf_index(self, *, account_id: str, seq: int) -> int | None:
         ph = self.dialect.ph
