@@ -1,4 +1,4 @@
-"""The Merkle log's SQL (tables of migrations sqlite/0007 and 0014, postgres/0005 and 0012), for both backends.
+"""The Merkle log's SQL (migrations sqlite/0007 and 0014, postgres/0005 and 0012), for both backends.
 
 A backend supplies ``_log_transaction``: a context that holds the sequencer lock (SQLite: the
 write lock and ``BEGIN IMMEDIATE``; PostgreSQL: the ``log_sequencer`` row ``FOR UPDATE``) and
@@ -191,7 +191,10 @@ class MerkleLogSql:
                 return {}
             # One statement of point reads (a proof needs about one tile per level): one round
             # trip, each part a primary-key lookup on both backends.
-            one = f"SELECT level, idx, hashes, interior FROM log_tiles WHERE account = {ph} AND level = {ph} AND idx = {ph}"
+            one = (
+                "SELECT level, idx, hashes, interior FROM log_tiles"
+                f" WHERE account = {ph} AND level = {ph} AND idx = {ph}"
+            )
             rows = self._read(
                 " UNION ALL ".join([one] * len(wanted)),
                 [p for level, index in wanted for p in (ref, level, index)],
