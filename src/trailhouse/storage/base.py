@@ -235,8 +235,10 @@ class LogAppend:
     heads: list[LogHead]
     #: (account, tile level, tile index, the tile's hashes): tiles replaced whole.
     tiles: list[tuple[str, int, int, bytes]]
-    #: (account, leaf index, seq): which event each new leaf is.
-    leaves: list[tuple[str, int, int]]
+    #: (account, index of its first new leaf, the seqs of its new leaves in leaf order): which
+    #: event each new leaf is. Columns, not a tuple per leaf: tuples that live through a step
+    #: are what makes Python's garbage collector walk the whole heap, in the middle of ingest.
+    leaves: list[tuple[str, int, list[int]]]
     #: (account, tile level, tile index) -> the interior of a tile completed in this step (its
     #: 255 hashes above the 256, ``tiles.tile_interior``), stored beside it for proofs.
     interiors: dict[tuple[str, int, int], bytes] = field(default_factory=dict)

@@ -90,7 +90,7 @@ def sequencing_step(
         heads: list[LogHead] = []
         tiles: list[tuple[str, int, int, bytes]] = []
         interiors: dict[tuple[str, int, int], bytes] = {}
-        leaves: list[tuple[str, int, int]] = []
+        leaves: list[tuple[str, int, list[int]]] = []
         stamp = now_ms()
         for account, new in by_account.items():
             head = view.head(account)
@@ -98,7 +98,7 @@ def sequencing_step(
             # The whole batch at once, level by level (grow_tiles): the tiles, then the new
             # frontier from the edge tiles, so the signed root is the root of the served tiles.
             grown = grow_tiles(size, [entry.leaf for entry in new], _edge_reader(view, account))
-            leaves += [(account, size + i, entry.seq) for i, entry in enumerate(new)]
+            leaves.append((account, size, [entry.seq for entry in new]))
             root = Frontier.resume(grown.size, grown.subtrees).root()
             note = sign_checkpoint(Checkpoint(log_origin(signer, account), grown.size, root), signer)
             heads.append(LogHead(account, grown.size, root, b"".join(grown.subtrees), note, stamp))

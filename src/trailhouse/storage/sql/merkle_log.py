@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
+from itertools import count, repeat
 from typing import Any
 
 from ..base import LogAppend, LogHead, LogLeaf, LogTile, LogView, StoreError
@@ -105,10 +106,11 @@ class MerkleLogSql:
                 if ref is None:
                     raise StoreError(f"no stored events for account {account!r}")
                 refs[account] = ref
-            if done.leaves:
+            for account, first, seqs in done.leaves:
+                # An iterator of rows (zip reuses its tuple): no tuple per leaf kept alive.
                 run(
                     f"INSERT INTO log_leaves (seq, account, idx) VALUES ({ph}, {ph}, {ph})",
-                    [(seq, refs[a], idx) for a, idx, seq in done.leaves],
+                    zip(seqs, repeat(refs[account]), count(first)),  # type: ignore[arg-type]
                     True,
                 )
             if done.tiles:
