@@ -4,7 +4,8 @@
 2. ingest with the log on: the same events into another fresh store while the sequencer runs
    beside it (a thread, as in ``serve``), until the last event is under a signed checkpoint;
 3. inclusion proofs: ``service.integrity.log.inclusion`` of random events (p50, p99);
-4. offline verification: ``verify_log`` over the log-order NDJSON export (events/s).
+4. offline verification: ``verify_log`` over the log-order NDJSON export, read as
+   ``trailhouse verify --events`` reads it (events/s).
 
 ``python -m bench.integrity --events 1000000 --out bench/results/integrity.json``
 """
@@ -22,6 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from trailhouse.cli.verify import read_ndjson
 from trailhouse.demo.generate import generate_events
 from trailhouse.model.event import event_from_mapping
 from trailhouse.model.times import now_ms
@@ -129,12 +131,10 @@ def run(count: int, folder: Path) -> dict[str, Any]:
             fh.write(b"".join(bodies[s].body + b"\n" for s in chunk))
     checkpoint = on.log_head(account_id=account).checkpoint  # type: ignore[union-attr]
     t0, c0 = time.perf_counter(), time.process_time()
-    with open(export, "rb") as fh:
-        report = verify_log(
-            verifiers=[signer.verifier],
-            checkpoints=[("head", checkpoint.encode())],
-            events=(line.rstrip(b"\n") for line in fh),
-        )
+    # As `trailhouse verify --events` reads and checks it (cli/verify.py).
+    report = verify_log(
+        verifiers=[signer.verifier], checkpoints=[("head", checkpoint.encode())], events=read_ndjson(export)
+    )
     seconds, cpu_seconds = time.perf_counter() - t0, time.process_time() - c0
     assert report.ok, report.to_json()
     result["verify_events"] = size

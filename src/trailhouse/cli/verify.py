@@ -16,10 +16,10 @@ import typer
 
 from ..service.integrity.digest import check_digests
 from ..service.integrity.note import NoteError, Verifier
-from ..service.integrity.verify import Finding, split_events, verify_log
+from ..service.integrity.verify import Finding, ndjson_lines, split_events, verify_log
 from .common import EXIT_USAGE, fail, out, write_json
 
-__all__ = ["verify"]
+__all__ = ["read_ndjson", "verify"]
 
 EXIT_PROBLEM = 1
 
@@ -41,13 +41,21 @@ def _notes(path: Path) -> list[tuple[str, bytes]]:
     return [(str(path), path.read_bytes())]
 
 
-def _ndjson(path: Path) -> Iterator[bytes]:
+#: Bytes read at a time: small enough that a block is still in the CPU's cache when its events
+#: are hashed (measured: 0.5–1 MiB blocks verify faster than 4 MiB or line by line).
+BLOCK_BYTES = 1 << 20
+
+
+def _blocks(path: Path) -> Iterator[bytes]:
     opener = gzip.open if path.suffix == ".gz" else open
     with opener(path, "rb") as fh:
-        for line in fh:
-            line = line.rstrip(b"\r\n")
-            if line:
-                yield line
+        while block := fh.read(BLOCK_BYTES):
+            yield block
+
+
+def read_ndjson(path: Path) -> Iterator[bytes]:
+    """The events of an NDJSON file (.gz too), each its exact bytes, in file order."""
+    return ndjson_lines(_blocks(path))
 
 
 def _delivered(folder: Path) -> Iterator[bytes]:
@@ -188,8 +196,8 @@ def verify(
     if checkpoints is None or (events is None) == (delivery is None):
         raise fail("give --checkpoints and one of --events or --delivery (or --digests)", EXIT_USAGE)
     try:
-        entries = _ndjson(events) if events is not None else _delivered(delivery)  # type: ignore[arg-type]
-        ref = list(_ndjson(reference)) if reference is not None else None
+        entries = read_ndjson(events) if events is not None else _delivered(delivery)  # type: ignore[arg-type]
+        ref = list(read_ndjson(reference)) if reference is not None else None
         if ref is None and any_order:
             raise fail("--any-order needs --reference (the log in its order)", EXIT_USAGE)
         report = verify_log(

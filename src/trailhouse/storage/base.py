@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
 
 from ..model.credentials import AccessKey, ApiToken, KeyStatus
@@ -41,6 +41,7 @@ __all__ = [
     "LeaseLost",
     "LogEntry",
     "LogLeaf",
+    "LogTile",
     "LogHead",
     "LogView",
     "MerkleLogStore",
@@ -234,8 +235,21 @@ class LogAppend:
     heads: list[LogHead]
     #: (account, tile level, tile index, the tile's hashes): tiles replaced whole.
     tiles: list[tuple[str, int, int, bytes]]
-    #: (account, leaf index, seq): which event each new leaf is.
-    leaves: list[tuple[str, int, int]]
+    #: (account, index of its first new leaf, the seqs of its new leaves in leaf order): which
+    #: event each new leaf is. Columns, not a tuple per leaf: tuples that live through a step
+    #: are what makes Python's garbage collector walk the whole heap, in the middle of ingest.
+    leaves: list[tuple[str, int, list[int]]]
+    #: (account, tile level, tile index) -> the interior of a tile completed in this step (its
+    #: 255 hashes above the 256, ``tiles.tile_interior``), stored beside it for proofs.
+    interiors: dict[tuple[str, int, int], bytes] = field(default_factory=dict)
+
+
+class LogTile(NamedTuple):
+    """A stored tile for proofs: its hashes, and the interior of a full one (None where not
+    stored: a partial tile, or a full one written before interiors were kept)."""
+
+    hashes: bytes
+    interior: bytes | None
 
 
 class LogView(Protocol):
@@ -266,6 +280,12 @@ class MerkleLogStore(Protocol):
 
     def log_tiles(self, *, account_id: str, refs: Sequence[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
         """The stored tiles (level, index) of the account's log that exist."""
+        ...
+
+    def log_proof_tiles(
+        self, *, account_id: str, refs: Sequence[tuple[int, int]]
+    ) -> dict[tuple[int, int], LogTile]:
+        """The stored tiles (level, index) that exist, with their interiors, in one read."""
         ...
 
     def log_leaf_index(self, *, account_id: str, seq: int) -> int | None:

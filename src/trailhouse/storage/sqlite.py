@@ -582,21 +582,21 @@ class SqliteStore(SqlStore, MerkleLogSql, DeliverySql):
             "SELECT seq, account, leaf, CASE WHEN leaf IS NULL THEN body END FROM events"
             " WHERE seq > ? ORDER BY seq LIMIT ?",
             (after_seq, limit),
-        ).fetchall()
-        # The accounts' names once per batch (a handful), not a join per event.
-        ids = sorted({row[1] for row in rows})
+        )
+        # The accounts' names once per batch (a handful), not a join per event. The rows are
+        # taken from the cursor one at a time rather than fetched into a list first: tuples alive
+        # at once, one per event, are what makes Python's garbage collector walk the heap.
         names: dict[int, str] = {}
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            names.update(
-                reader.execute(
-                    f"SELECT id, value FROM terms WHERE id IN ({','.join('?' * len(chunk))})", chunk
-                )
-            )
-        return [
-            LogLeaf(seq, names[account], leaf if leaf is not None else leaf_hash(codec.unpack(body)))
-            for seq, account, leaf, body in rows
-        ]
+        leaves: list[LogLeaf] = []
+        append = leaves.append
+        for seq, account, leaf, body in rows:
+            name = names.get(account)
+            if name is None:
+                name = names[account] = reader.execute(
+                    "SELECT value FROM terms WHERE id = ?", (account,)
+                ).fetchone()[0]
+            append(LogLeaf(seq, name, leaf if leaf is not None else leaf_hash(codec.unpack(body))))
+        return leaves
 
     def _log_transaction(self) -> contextlib.AbstractContextManager[Run]:
         return writer_transaction(self._write_lock, _BUSY_TIMEOUT_S, lambda: self._closed, self._writer)

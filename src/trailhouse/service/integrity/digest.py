@@ -68,7 +68,7 @@ def build_digest(
     if head is None:
         raise ValueError(f"account {account_id} has no log yet")
     old = int(previous["treeSize"]) if previous else 0
-    tiles = _Tiles(store, account_id)
+    tiles = _Tiles(store, account_id, head)
     size, note = head.size, head.checkpoint
     if tree_size is not None:
         if signer is None:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ...model.query import Attr, EventFilter
-from ...storage.base import EventLog, LogAppend, LogHead, LogLeaf, LogView, MerkleLogStore
+from ...storage.base import EventLog, LogAppend, LogHead, LogLeaf, LogTile, LogView, MerkleLogStore
 from .checkpoint import Checkpoint, sign_checkpoint
 from .merkle import (
     EMPTY_ROOT,
@@ -22,12 +22,23 @@ from .merkle import (
     Frontier,
     Levels,
     ProofError,
+    RangeHash,
+    aligned_subtrees,
     consistency_proof,
     inclusion_proof,
     range_hash_from_subtrees,
 )
 from .note import Signer
-from .tiles import TILE_HEIGHT, TILE_WIDTH, TileRef, entry_bundle, grow_tiles, tile_width
+from .tiles import (
+    INTERIOR_BYTES,
+    TILE_HEIGHT,
+    TILE_WIDTH,
+    TileRef,
+    entry_bundle,
+    grow_tiles,
+    interior_node,
+    tile_width,
+)
 
 __all__ = [
     "SEQUENCE_BATCH",
@@ -78,7 +89,8 @@ def sequencing_step(
             by_account.setdefault(entry.account_id, []).append(entry)
         heads: list[LogHead] = []
         tiles: list[tuple[str, int, int, bytes]] = []
-        leaves: list[tuple[str, int, int]] = []
+        interiors: dict[tuple[str, int, int], bytes] = {}
+        leaves: list[tuple[str, int, list[int]]] = []
         stamp = now_ms()
         for account, new in by_account.items():
             head = view.head(account)
@@ -86,12 +98,15 @@ def sequencing_step(
             # The whole batch at once, level by level (grow_tiles): the tiles, then the new
             # frontier from the edge tiles, so the signed root is the root of the served tiles.
             grown = grow_tiles(size, [entry.leaf for entry in new], _edge_reader(view, account))
-            leaves += [(account, size + i, entry.seq) for i, entry in enumerate(new)]
+            leaves.append((account, size, [entry.seq for entry in new]))
             root = Frontier.resume(grown.size, grown.subtrees).root()
             note = sign_checkpoint(Checkpoint(log_origin(signer, account), grown.size, root), signer)
             heads.append(LogHead(account, grown.size, root, b"".join(grown.subtrees), note, stamp))
             tiles += [(account, level, index, data) for (level, index), data in grown.changed.items()]
-        return LogAppend(entries[-1].seq, heads, tiles, leaves)
+            interiors.update(
+                ((account, level, index), data) for (level, index), data in grown.interiors.items()
+            )
+        return LogAppend(entries[-1].seq, heads, tiles, leaves, interiors)
 
     return step
 
@@ -112,30 +127,79 @@ def checkpoint_note(store: MerkleLogStore, signer: Signer, account_id: str) -> s
 
 
 class _Tiles:
-    """Tile reads of one account for one proof, each tile fetched once."""
+    """The nodes of one account's tree at its latest head, for one proof.
 
-    def __init__(self, store: MerkleLogStore, account_id: str) -> None:
+    A proof's hashes are full subtrees. Those on the tree's right edge are the head's own full
+    subtrees (its frontier, read with the head); every other one is a node inside one tile per
+    tile level (the leaf's path), read from the tile's stored interior: a proof is about three
+    store reads and a few dozen hashes, whatever the tree's size. Only a partial tile, or a full
+    one stored before interiors were kept (migrations sqlite/0014, postgres/0012), is hashed here.
+    """
+
+    def __init__(self, store: MerkleLogStore, account_id: str, head: LogHead) -> None:
         self._store, self._account = store, account_id
-        self._cache: dict[tuple[int, int], bytes] = {}
+        heights = [h for h in range(head.size.bit_length() - 1, -1, -1) if head.size >> h & 1]
+        if len(head.frontier) != len(heights) * HASH_SIZE:
+            raise LogNotFound("the log's head is damaged: its full subtrees do not match its size")
+        self._edge = {
+            (h, (head.size >> h) - 1): head.frontier[i * HASH_SIZE : (i + 1) * HASH_SIZE]
+            for i, h in enumerate(heights)
+        }
+        self._tiles: dict[tuple[int, int], LogTile] = {}
         self._levels: dict[tuple[int, int], Levels] = {}
 
-    def tile(self, level: int, index: int) -> bytes:
-        key = (level, index)
-        if key not in self._cache:
-            found = self._store.log_tiles(account_id=self._account, refs=[key])
-            if key not in found:
+    def proof(self, build: Callable[[RangeHash], list[bytes]]) -> list[bytes]:
+        """Run ``build`` (a proof builder) once to learn the ranges it needs, read every tile they
+        fall in with one store call, then run it for real."""
+        ranges: list[tuple[int, int]] = []
+
+        def record(lo: int, hi: int) -> bytes:
+            ranges.append((lo, hi))
+            return EMPTY_ROOT
+
+        build(record)
+        refs = {
+            (height // TILE_HEIGHT, (index << height % TILE_HEIGHT) // TILE_WIDTH)
+            for lo, hi in ranges
+            for height, index in aligned_subtrees(lo, hi)
+            if (height, index) not in self._edge
+        }
+        refs -= self._tiles.keys()
+        if refs:
+            self._tiles.update(self._store.log_proof_tiles(account_id=self._account, refs=sorted(refs)))
+        return build(self.range_hash)
+
+    def _tile(self, level: int, index: int) -> LogTile:
+        tile = self._tiles.get((level, index))
+        if tile is None:
+            tile = self._store.log_proof_tiles(account_id=self._account, refs=[(level, index)]).get(
+                (level, index)
+            )
+            if tile is None:
                 raise LogNotFound(f"tile {level}/{index} is not stored")
-            self._cache[key] = found[key]
-        return self._cache[key]
+            self._tiles[(level, index)] = tile
+        return tile
+
+    def tile(self, level: int, index: int) -> bytes:
+        """The hashes of a stored tile (read once)."""
+        return self._tile(level, index).hashes
 
     def node(self, height: int, index: int) -> bytes:
-        """Node (height, index), from its tile's levels, built once per tile (one comprehension
-        per level: a proof costs about two tiles' hashing, not a Python loop per hash)."""
+        edge = self._edge.get((height, index))
+        if edge is not None:
+            return edge
         level, rest = divmod(height, TILE_HEIGHT)
         tile_index, offset = divmod(index << rest, TILE_WIDTH)
+        tile = self._tile(level, tile_index)
+        if rest == 0 and len(tile.hashes) >= (offset + 1) * HASH_SIZE:
+            return tile.hashes[offset * HASH_SIZE : (offset + 1) * HASH_SIZE]
+        if tile.interior is not None and len(tile.interior) == INTERIOR_BYTES:
+            return interior_node(tile.interior, rest, offset >> rest)
+        # A partial tile (the leaf's own, near the right edge), or a full one without an interior:
+        # its levels, one comprehension each.
         levels = self._levels.get((level, tile_index))
         if levels is None:
-            data = self.tile(level, tile_index)
+            data = tile.hashes
             levels = Levels([data[i : i + HASH_SIZE] for i in range(0, len(data), HASH_SIZE)])
             self._levels[(level, tile_index)] = levels
         row = levels.levels[rest] if rest < len(levels.levels) else []
@@ -167,8 +231,9 @@ def inclusion(store: MerkleLogStore, account_id: str, seq: int) -> InclusionProo
     index = store.log_leaf_index(account_id=account_id, seq=seq)
     if head is None or index is None or index >= head.size:
         raise LogNotFound("the event is not in the log yet (it is added within a second of ingest)")
-    path = inclusion_proof(index, head.size, _Tiles(store, account_id).range_hash)
-    return InclusionProof(index, head.size, path, head.checkpoint)
+    size = head.size
+    path = _Tiles(store, account_id, head).proof(lambda range_hash: inclusion_proof(index, size, range_hash))
+    return InclusionProof(index, size, path, head.checkpoint)
 
 
 def consistency(store: MerkleLogStore, account_id: str, old_size: int, new_size: int) -> list[bytes]:
@@ -177,8 +242,12 @@ def consistency(store: MerkleLogStore, account_id: str, old_size: int, new_size:
     size = head.size if head else 0
     if not 0 <= old_size <= new_size <= size:
         raise LogNotFound(f"the log has {size} leaves: sizes must satisfy 0 ≤ from ≤ to ≤ {size}")
+    if head is None:
+        return []  # from 0 to 0
     try:
-        return consistency_proof(old_size, new_size, _Tiles(store, account_id).range_hash)
+        return _Tiles(store, account_id, head).proof(
+            lambda range_hash: consistency_proof(old_size, new_size, range_hash)
+        )
     except ProofError as exc:  # a damaged store: say so rather than answer a wrong proof
         raise LogNotFound(str(exc)) from None
 

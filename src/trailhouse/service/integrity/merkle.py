@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Sequence
 __all__ = [
     "EMPTY_ROOT",
     "Frontier",
+    "aligned_subtrees",
     "ProofError",
     "consistency_proof",
     "inclusion_proof",
@@ -157,20 +158,27 @@ def root_from_leaves(leaves: Iterable[bytes]) -> bytes:
     return frontier.root()
 
 
-def range_hash_from_subtrees(lo: int, hi: int, subtree: Callable[[int, int], bytes]) -> bytes:
-    """MTH of leaves [lo, hi) from full aligned subtrees ``subtree(height, index)``.
+def aligned_subtrees(lo: int, hi: int) -> list[tuple[int, int]]:
+    """The full subtrees (height, index) that leaves [lo, hi) are cut into, in decreasing size.
 
     [lo, hi) must start at a multiple of the largest power of two not above its length (as every
-    range a proof asks for does); it is cut into full subtrees of decreasing size, folded right to left.
+    range a proof asks for does).
     """
-    parts: list[bytes] = []
+    nodes: list[tuple[int, int]] = []
     start = lo
     while start < hi:
         height = (hi - start).bit_length() - 1
         if start % (1 << height):
             raise ProofError(f"the range [{lo}, {hi}) is not aligned")
-        parts.append(subtree(height, start >> height))
+        nodes.append((height, start >> height))
         start += 1 << height
+    return nodes
+
+
+def range_hash_from_subtrees(lo: int, hi: int, subtree: Callable[[int, int], bytes]) -> bytes:
+    """MTH of leaves [lo, hi) from full aligned subtrees ``subtree(height, index)``
+    (``aligned_subtrees``), folded right to left."""
+    parts = [subtree(height, index) for height, index in aligned_subtrees(lo, hi)]
     if not parts:
         return EMPTY_ROOT
     value = parts[-1]

@@ -12,7 +12,7 @@ import hashlib
 import re
 import struct
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .merkle import HASH_SIZE, ProofError, root_from_leaves
 
@@ -23,6 +23,8 @@ __all__ = [
     "TileGrowth",
     "TileRef",
     "entry_bundle",
+    "interior_node",
+    "tile_interior",
     "grow_tiles",
     "parse_entry_bundle",
     "parse_tile_path",
@@ -175,17 +177,46 @@ class TileGrowth:
     changed: dict[tuple[int, int], bytes]
     #: The roots of the full subtrees of the new tree, left to right (a ``Frontier``'s).
     subtrees: list[bytes]
+    #: The interior of each tile this batch completed (``tile_interior``): (level, index) -> it.
+    interiors: dict[tuple[int, int], bytes] = field(default_factory=dict)
 
 
-def _perfect_root(hashes: list[bytes]) -> bytes:
-    """MTH of a power-of-two count of hashes, one comprehension per level."""
+def _perfect_levels(hashes: list[bytes]) -> list[list[bytes]]:
+    """The levels above a power-of-two count of hashes, up to their root, one comprehension each."""
     sha256 = hashlib.sha256
+    levels = []
     while len(hashes) > 1:
         hashes = [
             sha256(b"\x01" + left + right).digest()
             for left, right in zip(hashes[0::2], hashes[1::2], strict=True)
         ]
-    return hashes[0]
+        levels.append(hashes)
+    return levels
+
+
+def _perfect_root(hashes: list[bytes]) -> bytes:
+    """MTH of a power-of-two count of hashes."""
+    return _perfect_levels(hashes)[-1][0] if len(hashes) > 1 else hashes[0]
+
+
+#: Where row r (1..8) of a full tile's interior starts, in hashes: rows of 128, 64, …, 1.
+_ROW_START = [0, *(TILE_WIDTH - (2 * TILE_WIDTH >> r) for r in range(1, TILE_HEIGHT + 1))]
+INTERIOR_BYTES = (TILE_WIDTH - 1) * HASH_SIZE
+
+
+def tile_interior(hashes: bytes) -> bytes:
+    """The interior of a full tile: the 255 hashes of the subtree above its 256, row by row
+    (128 of height 1, 64 of height 2, …, its root), so that a proof reads any node of the tile
+    instead of hashing the tile again (about 255 SHA-256s a tile, most of a proof's cost)."""
+    if len(hashes) != TILE_BYTES:
+        raise ProofError(f"a full tile holds {TILE_BYTES} bytes, not {len(hashes)}")
+    return b"".join(b"".join(row) for row in _perfect_levels(_split(hashes)))
+
+
+def interior_node(interior: bytes, rest: int, offset: int) -> bytes:
+    """Node ``offset`` of height ``rest`` (1..8) above a full tile's hashes, from its interior."""
+    at = (_ROW_START[rest] + offset) * HASH_SIZE
+    return interior[at : at + HASH_SIZE]
 
 
 def _split(data: bytes) -> list[bytes]:
@@ -199,6 +230,7 @@ def grow_tiles(size: int, leaves: Sequence[bytes], partial: Callable[[int, int],
     pace with ingest. ``partial(level, index)`` reads a stored partial tile (the right edge)."""
     new_size = size + len(leaves)
     changed: dict[tuple[int, int], bytes] = {}
+    interiors: dict[tuple[int, int], bytes] = {}
     edges: dict[int, list[bytes]] = {}  # each level's partial tile after the append
     incoming = list(leaves)
     level = 0
@@ -215,9 +247,12 @@ def grow_tiles(size: int, leaves: Sequence[bytes], partial: Callable[[int, int],
         incoming = []  # the roots of tiles this level completes: the next level's new hashes
         for offset in range(0, len(hashes), TILE_WIDTH):
             chunk = hashes[offset : offset + TILE_WIDTH]
-            changed[(level, first + offset // TILE_WIDTH)] = b"".join(chunk)
+            key = (level, first + offset // TILE_WIDTH)
+            changed[key] = b"".join(chunk)
             if len(chunk) == TILE_WIDTH:
-                incoming.append(_perfect_root(chunk))
+                rows = _perfect_levels(chunk)
+                interiors[key] = b"".join(b"".join(row) for row in rows)
+                incoming.append(rows[-1][0])
             else:
                 edges[level] = chunk
         level += 1
@@ -237,7 +272,7 @@ def grow_tiles(size: int, leaves: Sequence[bytes], partial: Callable[[int, int],
             edge = edges[lvl] = _split(data)
         offset = ((new_size >> (height + 1)) << (rest + 1)) % TILE_WIDTH  # the higher subtrees before it
         subtrees.append(_perfect_root(edge[offset : offset + (1 << rest)]))
-    return TileGrowth(new_size, changed, subtrees)
+    return TileGrowth(new_size, changed, subtrees, interiors)
 
 
 def entry_bundle(entries: Sequence[bytes]) -> bytes:

@@ -20,15 +20,16 @@ The reference and the events are both checked against the checkpoints. Findings 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import Any
 
 from .checkpoint import Checkpoint, CheckpointError, open_checkpoint
 from .merkle import Levels, leaf_hashes
 from .note import Verifier
 
-__all__ = ["Finding", "Report", "event_id_of", "verify_log"]
+__all__ = ["Finding", "Report", "event_id_of", "ndjson_lines", "verify_log"]
 
 _EVENT_ID = re.compile(rb'"eventId":"((?:[^"\\]|\\.)*)"')
 #: At most this many findings of one kind are listed one by one; the rest are counted.
@@ -128,16 +129,21 @@ def verify_log(
     """
     report = Report()
     cps = open_checkpoints(checkpoints, verifiers, report)
+    if reference is None:
+        if not in_log_order:
+            raise ValueError("events in any order need a reference log to be checked against")
+        # Only the leaves are needed: the events are hashed as they are read, never kept.
+        leaves = leaf_hashes(events)
+        report.events = len(leaves)
+        if not cps:
+            report.add("checkpoint-invalid", "no checkpoint verifies: nothing can be checked")
+            return report
+        report.verified_size = _locate(leaves, cps, report, "the events")
+        return report
     entries = list(events)
     report.events = len(entries)
     if not cps:
         report.add("checkpoint-invalid", "no checkpoint verifies: nothing can be checked")
-        return report
-    if reference is None:
-        if not in_log_order:
-            raise ValueError("events in any order need a reference log to be checked against")
-        leaves = leaf_hashes(entries)
-        report.verified_size = _locate(leaves, cps, report, "the events")
         return report
     ref_leaves = leaf_hashes(reference)
     bad_before = len(report.findings)
@@ -238,6 +244,35 @@ def _diff(entries: list[bytes], reference: Sequence[bytes], report: Report, *, i
                     leafIndex=b,
                     after=a,
                 )
+
+
+def _line_lists(blocks: Iterable[bytes]) -> Iterator[list[bytes]]:
+    rest = b""
+    for block in blocks:
+        if rest:
+            block = rest + block
+        cut = block.rfind(b"\n") + 1
+        rest = block[cut:]
+        if cut:
+            yield _lines(block[: cut - 1])
+    if rest:
+        yield _lines(rest)
+
+
+def _lines(text: bytes) -> list[bytes]:
+    lines = text.split(b"\n")
+    if b"\r" in text:
+        lines = [line.rstrip(b"\r") for line in lines]
+    if b"" in lines:  # blank lines
+        lines = list(filter(None, lines))
+    return lines
+
+
+def ndjson_lines(blocks: Iterable[bytes]) -> Iterator[bytes]:
+    """The lines of NDJSON read in blocks (a line may straddle two), without their line ends;
+    blank lines skipped. Each block is split in one call and its lines handed on by C iterators:
+    with no Python step per line, reading the export costs a fraction of hashing it."""
+    return chain.from_iterable(_line_lists(blocks))
 
 
 def split_events(data: bytes) -> list[bytes]:

@@ -1,4 +1,4 @@
-"""The Merkle log's SQL (tables of migration sqlite/0007, postgres/0005), for both backends.
+"""The Merkle log's SQL (migrations sqlite/0007 and 0014, postgres/0005 and 0012), for both backends.
 
 A backend supplies ``_log_transaction``: a context that holds the sequencer lock (SQLite: the
 write lock and ``BEGIN IMMEDIATE``; PostgreSQL: the ``log_sequencer`` row ``FOR UPDATE``) and
@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
+from itertools import count, repeat
 from typing import Any
 
-from ..base import LogAppend, LogHead, LogLeaf, LogView, StoreError
+from ..base import LogAppend, LogHead, LogLeaf, LogTile, LogView, StoreError
 from .dialect import Dialect
 
 __all__ = ["MerkleLogSql", "Run"]
@@ -105,17 +106,23 @@ class MerkleLogSql:
                 if ref is None:
                     raise StoreError(f"no stored events for account {account!r}")
                 refs[account] = ref
-            if done.leaves:
+            for account, first, seqs in done.leaves:
+                # An iterator of rows (zip reuses its tuple): no tuple per leaf kept alive.
                 run(
                     f"INSERT INTO log_leaves (seq, account, idx) VALUES ({ph}, {ph}, {ph})",
-                    [(seq, refs[a], idx) for a, idx, seq in done.leaves],
+                    zip(seqs, repeat(refs[account]), count(first)),  # type: ignore[arg-type]
                     True,
                 )
             if done.tiles:
+                interiors = done.interiors
                 run(
-                    f"INSERT INTO log_tiles (account, level, idx, hashes) VALUES ({ph}, {ph}, {ph}, {ph})"
-                    " ON CONFLICT (account, level, idx) DO UPDATE SET hashes = excluded.hashes",
-                    [(refs[a], level, index, hashes) for a, level, index, hashes in done.tiles],
+                    "INSERT INTO log_tiles (account, level, idx, hashes, interior)"
+                    f" VALUES ({ph}, {ph}, {ph}, {ph}, {ph}) ON CONFLICT (account, level, idx)"
+                    " DO UPDATE SET hashes = excluded.hashes, interior = excluded.interior",
+                    [
+                        (refs[a], level, index, hashes, interiors.get((a, level, index)))
+                        for a, level, index, hashes in done.tiles
+                    ],
                     True,
                 )
             run(
@@ -172,6 +179,32 @@ class MerkleLogSql:
                 if rows:
                     found[(level, index)] = bytes(rows[0][0])
         return found
+
+    def log_proof_tiles(
+        self, *, account_id: str, refs: Sequence[tuple[int, int]]
+    ) -> dict[tuple[int, int], LogTile]:
+        ph = self.dialect.ph
+        wanted = sorted(set(refs))
+        if not wanted:
+            return {}
+        with self._guard():
+            ref = self._term_id(account_id)
+            if ref is None:
+                return {}
+            # One statement of point reads (a proof needs about one tile per level): one round
+            # trip, each part a primary-key lookup on both backends.
+            one = (
+                "SELECT level, idx, hashes, interior FROM log_tiles"
+                f" WHERE account = {ph} AND level = {ph} AND idx = {ph}"
+            )
+            rows = self._read(
+                " UNION ALL ".join([one] * len(wanted)),
+                [p for level, index in wanted for p in (ref, level, index)],
+            )
+        return {
+            (int(level), int(index)): LogTile(bytes(hashes), None if interior is None else bytes(interior))
+            for level, index, hashes, interior in rows
+        }
 
     def log_leaf_index(self, *, account_id: str, seq: int) -> int | None:
         ph = self.dialect.ph

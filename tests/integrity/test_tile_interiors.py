@@ -1,0 +1,99 @@
+"""Stored tile interiors (migrations sqlite/0014, postgres/0012): what the sequencer stores beside a
+full tile is that tile's subtree, and proofs read from it are the proofs of the leaves themselves,
+with or without interiors (a store written before them), on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tests.integrity.test_log_server import A, make_event
+from trailhouse.model.event import event_from_mapping
+from trailhouse.service.integrity.log import consistency, inclusion, sequence
+from trailhouse.service.integrity.merkle import (
+    Levels,
+    consistency_proof,
+    inclusion_proof,
+    leaf_hash,
+    memory_range_hash,
+    verify_inclusion,
+)
+from trailhouse.service.integrity.note import generate_signer
+from trailhouse.service.integrity.tiles import (
+    TILE_HEIGHT,
+    TILE_WIDTH,
+    grow_tiles,
+    interior_node,
+    tile_interior,
+)
+
+
+def test_a_tile_interior_holds_every_node_of_the_tile() -> None:
+    hashes = [os.urandom(32) for _ in range(TILE_WIDTH)]
+    levels = Levels(hashes).levels
+    interior = tile_interior(b"".join(hashes))
+    assert len(interior) == (TILE_WIDTH - 1) * 32
+    for rest in range(1, TILE_HEIGHT + 1):
+        for offset in range(TILE_WIDTH >> rest):
+            assert interior_node(interior, rest, offset) == levels[rest][offset]
+
+
+LEAVES = [leaf_hash(i.to_bytes(4, "big")) for i in range(3000)]
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.integers(1, 700), min_size=1, max_size=5))
+def test_grow_tiles_gives_the_interior_of_each_tile_it_completes(steps: list[int]) -> None:
+    tiles: dict[tuple[int, int], bytes] = {}
+    interiors: dict[tuple[int, int], bytes] = {}
+    size = 0
+    for step in steps:
+        grown = grow_tiles(size, LEAVES[size : size + step], lambda level, index: tiles.get((level, index)))
+        tiles.update(grown.changed)
+        assert not interiors.keys() & grown.interiors.keys()  # each tile completes once
+        interiors.update(grown.interiors)
+        size = grown.size
+    full = {key for key, data in tiles.items() if len(data) == TILE_WIDTH * 32}
+    assert interiors.keys() == full
+    for key in full:
+        assert interiors[key] == tile_interior(tiles[key])
+
+
+def _forget_interiors(store: Any) -> None:
+    """As a store written before the interiors were kept: every one NULL."""
+    with store._guard():
+        store._write("UPDATE log_tiles SET interior = NULL", ())
+
+
+@pytest.mark.parametrize("interiors", ["stored", "absent"])
+def test_store_proofs_match_proofs_from_the_leaves(backend_store: Any, interiors: str) -> None:
+    signer = generate_signer("interiors")
+    count = 3 * TILE_WIDTH + 77  # three full level-0 tiles, a partial one, a partial level 1
+    events = [event_from_mapping(make_event(i)) for i in range(count)]
+    for start in range(0, count, 200):
+        backend_store.append(events[start : start + 200])
+        while sequence(backend_store, signer, lambda: 0, limit=150):
+            pass
+    head = backend_store.log_head(account_id=A)
+    assert head is not None and head.size == count
+    stored = backend_store.log_proof_tiles(account_id=A, refs=[(0, i) for i in range(4)] + [(1, 0)])
+    assert [stored[(0, i)].interior is not None for i in range(4)] == [True, True, True, False]
+    assert stored[(1, 0)].interior is None
+    if interiors == "absent":
+        _forget_interiors(backend_store)
+        stored = backend_store.log_proof_tiles(account_id=A, refs=[(0, 0)])
+        assert stored[(0, 0)].interior is None
+    seqs = backend_store.log_leaf_seqs(account_id=A, start=0, end=count)
+    bodies = backend_store.events_by_seq(account_id=A, seqs=seqs)
+    leaves = [leaf_hash(bodies[s].body) for s in seqs]
+    memory = memory_range_hash(leaves)
+    for index in [*range(0, count, 7), count - 1, 255, 256, 511, 767, 768]:
+        proof = inclusion(backend_store, A, seqs[index])
+        assert proof.path == inclusion_proof(index, count, memory)
+        verify_inclusion(index, count, leaves[index], proof.path, head.root)
+    for old, new in [(1, count), (255, 256), (256, count), (300, 700), (513, count - 1), (768, count)]:
+        assert consistency(backend_store, A, old, new) == consistency_proof(old, new, memory)
