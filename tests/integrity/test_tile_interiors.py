@@ -1,4 +1,4 @@
-"""Stored tile interiors (migrations sqlite/0014, postgres/0012): what the sequencer stores beside a
+"""Stored tile interiors (migrations sqlite/0013, postgres/0011): what the sequencer stores beside a
 full tile is that tile's subtree, and proofs read from it are the proofs of the leaves themselves,
 with or without interiors (a store written before them), on SQLite and PostgreSQL."""
 

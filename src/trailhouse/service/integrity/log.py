@@ -133,7 +133,7 @@ class _Tiles:
     subtrees (its frontier, read with the head); every other one is a node inside one tile per
     tile level (the leaf's path), read from the tile's stored interior: a proof is about three
     store reads and a few dozen hashes, whatever the tree's size. Only a partial tile, or a full
-    one stored before interiors were kept (migrations sqlite/0014, postgres/0012), is hashed here.
+    one stored before interiors were kept (migrations sqlite/0013, postgres/0011), is hashed here.
     """
 
     def __init__(self, store: MerkleLogStore, account_id: str, head: LogHead) -> None:

@@ -1,4 +1,4 @@
-"""The Merkle log's SQL (migrations sqlite/0007 and 0014, postgres/0005 and 0012), for both backends.
+"""The Merkle log's SQL (migrations sqlite/0007 and 0013, postgres/0005 and 0011), for both backends.
 
 A backend supplies ``_log_transaction``: a context that holds the sequencer lock (SQLite: the
 write lock and ``BEGIN IMMEDIATE``; PostgreSQL: the ``log_sequencer`` row ``FOR UPDATE``) and

@@ -1,4 +1,4 @@
--- The interior of each full Merkle log tile, as on SQLite (0014_log_tile_interiors): the 255
+-- The interior of each full Merkle log tile, as on SQLite (0013_log_tile_interiors): the 255
 -- hashes above its 256, so that an inclusion proof reads one row per tile level instead of
 -- hashing each tile it crosses again. NULL for partial tiles and for full tiles written before
 -- this migration (a proof through one of those hashes it, as before).
