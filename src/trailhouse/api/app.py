@@ -43,6 +43,8 @@ __all__ = ["create_app"]
 
 log = logging.getLogger("trailhouse.access")
 error_log = logging.getLogger("trailhouse.error")
+#: What housekeeping did (partitions, statistics): informational, so not on the error logger.
+maintenance_log = logging.getLogger("trailhouse.maintenance")
 
 #: The request-id header as ASGI sends it.
 _REQUEST_ID = REQUEST_ID_HEADER.encode()
@@ -135,9 +137,9 @@ async def _maintain_forever(store: EventStore) -> None:
     while True:
         try:
             for line in await run_in_threadpool(lambda: store.maintain(now_ms=now_ms())):
-                error_log.info("maintenance: %s", line)
+                maintenance_log.info("%s", line)
         except StoreError as exc:  # a busy lock or a lost connection: the next round tries again
-            error_log.warning("maintenance failed: %s", exc)
+            maintenance_log.warning("maintenance failed: %s", exc)
         await asyncio.sleep(MAINTENANCE_INTERVAL_S)
 
 
