@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from trailhouse.model.event import EventInvalid, event_from_mapping, fast_record, usage_source
-from trailhouse.model.event_text import event_from_json, parse_body
+from trailhouse.model.event_text import ODD_NUMBER_HINT, event_from_json, may_hold_odd_number, parse_body
 from trailhouse.model.times import format_wire_time, parse_event_time, parse_wire_time
 
 
@@ -386,3 +386,32 @@ def test_nesting_deeper_than_the_limit_is_refused_naming_it() -> None:
 def test_malformed_json_is_named() -> None:
     with pytest.raises(EventInvalid, match="malformed JSON"):
         event_from_json(b'{"eventId": "A1",}')
+
+
+# Bytes made mostly of what the hint looks at, so that near misses (18 digits, "e+00") are common.
+_HINT_BYTES = st.binary(max_size=60) | st.lists(
+    st.sampled_from([b"0", b"9", b"5", b"e", b"E", b"+", b"-", b".", b" ", b"x", b"\xb2", b"1" * 18]),
+    max_size=40,
+).map(b"".join)
+
+
+@given(_HINT_BYTES)
+@settings(max_examples=3000)
+def test_odd_number_check_answers_as_the_regex(data: bytes) -> None:
+    assert may_hold_odd_number(data) == (ODD_NUMBER_HINT.search(data) is not None)
+
+
+@pytest.mark.parametrize(
+    ("text", "odd"),
+    [
+        (b'{"n": 1234567890123456789}', True),
+        (b'{"n": 123456789012345678}', False),
+        (b'{"n": 1e400}', True),
+        (b'{"n": 1E-308}', True),
+        (b'{"n": 1e99}', False),
+        (b'{"s": "Describe123"}', True),  # a string too: it only takes the exact parse
+        (b'{"s": "\xc2\xb2\xc2\xb2"}', False),  # superscript digits are not digits here
+    ],
+)
+def test_odd_number_check_examples(text: bytes, odd: bool) -> None:
+    assert may_hold_odd_number(text) is odd

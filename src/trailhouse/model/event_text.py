@@ -18,10 +18,12 @@ import orjson
 from .event import MAX_DEPTH, EventInvalid, EventRecord, event_from_mapping, fast_record
 
 __all__ = [
+    "ODD_NUMBER_HINT",
     "compact_json",
     "depth_reason",
     "event_from_json",
     "malformed_json_reason",
+    "may_hold_odd_number",
     "parse_body",
     "prepare_event_text",
     "replace_lone_surrogates",
@@ -45,9 +47,25 @@ def depth_reason() -> str:
     return f"nested deeper than the limit of {MAX_DEPTH} levels"
 
 
-# JSON text that may hold a number outside what a double or a 64-bit integer holds (19+ digits, a
-# three-digit exponent). Strings can match too: they only take the exact, slower parse.
-_ODD_NUMBER_HINT = re.compile(rb"\d{19}|[eE][+-]?\d{3}")
+# JSON text that may hold a number outside what a double or a 64-bit integer holds: 19+ digits in
+# a row, or a three-digit exponent (what the regex ``ODD_NUMBER_HINT`` says). Strings can match too:
+# they only take the exact, slower parse. The check runs on every event ingested and every body
+# parsed, and the regex costs ~27 µs on a 1.1 KB event (digits are everywhere, so it tries at each);
+# mapping the bytes onto four classes and looking for three substrings gives the same answer in ~8.
+ODD_NUMBER_HINT = re.compile(rb"\d{19}|[eE][+-]?\d{3}")
+_CLASSES = bytes(
+    ord("0") if b in b"0123456789" else ord("e") if b in b"eE" else ord("+") if b in b"+-" else ord(" ")
+    for b in range(256)
+)
+_DIGITS_19 = b"0" * 19
+
+
+def may_hold_odd_number(data: bytes) -> bool:
+    """True when ``data`` matches ``ODD_NUMBER_HINT``, found without the regex engine."""
+    classes = data.translate(_CLASSES)
+    return _DIGITS_19 in classes or b"e000" in classes or b"e+000" in classes
+
+
 _SURROGATE_HINT = re.compile(rb"\\u[dD][89a-fA-F]")
 # An escaped backslash (consumed first, so "\\\\ud800" is not an escape), a valid surrogate pair,
 # or a lone surrogate escape.
@@ -159,7 +177,7 @@ def event_from_json(
         body = data
     else:
         body, warnings = prepare_event_text(data)
-    if _ODD_NUMBER_HINT.search(body) is None:
+    if not may_hold_odd_number(body):
         if not warnings:
             record = fast_record(body)
             if record is not None:
@@ -187,7 +205,7 @@ def parse_body(body: bytes) -> Any:
     (``1e400``) comes back as an ``orjson.Fragment`` of its spelling: orjson writes it back as it
     was, and renderers print its text.
     """
-    if _ODD_NUMBER_HINT.search(body) is None:
+    if not may_hold_odd_number(body):
         try:
             return orjson.loads(body)
         except orjson.JSONDecodeError:
