@@ -611,6 +611,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--queries", type=int, default=200, help="timed queries per shape and page")
     p.add_argument("--pages", type=int, default=10, help="the deep page is this page of 50")
     p.add_argument("--profile", action="store_true", help="also cProfile the prototype's ingest")
+    p.add_argument(
+        "--dedupe-cost",
+        action="store_true",
+        help="only ingest: the prototype with and without its eventId dedupe, alternating per phase",
+    )
     p.add_argument("--work", type=Path, default=BENCH / "work")
     p.add_argument("--out", type=Path)
     args = p.parse_args(argv)
@@ -626,6 +631,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     assert ds.slice_http is not None and ds.slice_file is not None
     args.work.mkdir(parents=True, exist_ok=True)
+    if args.dedupe_cost:
+        dedupe_cost(ds, args)
+        return
     out: dict[str, Any] = {"events": args.events, "uptime_before": _uptime(), "ingest": {}, "disk": {}}
     print(out["uptime_before"], flush=True)
     cur_path, proto_path = args.work / "batch-current.db", args.work / "batch-proto.db"
@@ -634,19 +642,25 @@ def main(argv: list[str] | None = None) -> None:
     current, proto = SqliteStore(cur_path), BatchStore(str(proto_path))
     resend = ds.parts[0].path
     out["ingest"]["decode only (no store)"] = _ingest(lambda _r: None, ds.parts[0].path, 20_000, 200_000)
-    for name, store_append in (("current", current.append), ("prototype", proto.append)):
-        phases = out["ingest"].setdefault(name, {})
-        phases["bulk, batches of 20,000 (file-like)"] = sum_phases(
-            [_ingest(store_append, part, 20_000) for part in ds.part_paths]
-        )
-        phases["full store, batches of 1,000 (HTTP-like)"] = _ingest(store_append, ds.slice_http.path, 1_000)
-        phases["full store, batches of 20,000 (file-like)"] = _ingest(
-            store_append, ds.slice_file.path, 20_000
-        )
-        phases["re-sent, 20,000 stored events in batches of 1,000"] = _ingest(
-            store_append, resend, 1_000, 20_000
-        )
-        print(name, json.dumps(phases), flush=True)
+    # Phase by phase, the current store then the prototype, so both see about the same load.
+    appends = (("current", current.append), ("prototype", proto.append))
+    for part in ds.part_paths:
+        for name, store_append in appends:
+            out["ingest"].setdefault(name, {}).setdefault("bulk parts", []).append(
+                _ingest(store_append, part, 20_000)
+            )
+    for name, _ in appends:
+        phases = out["ingest"][name]
+        phases["bulk, batches of 20,000 (file-like)"] = sum_phases(phases.pop("bulk parts"))
+    for phase, path, size, limit in (
+        ("full store, batches of 1,000 (HTTP-like)", ds.slice_http.path, 1_000, None),
+        ("full store, batches of 20,000 (file-like)", ds.slice_file.path, 20_000, None),
+        ("re-sent, 20,000 stored events in batches of 1,000", resend, 1_000, 20_000),
+    ):
+        for name, store_append in appends:
+            out["ingest"][name][phase] = _ingest(store_append, path, size, limit)
+    for name, _ in appends:
+        print(name, json.dumps(out["ingest"][name]), flush=True)
     total = args.events + 100_000
     current._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     proto.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -719,6 +733,35 @@ def main(argv: list[str] | None = None) -> None:
         out["profile"] = profile_ingest(ds.parts[0].path, args.work / "batch-profile.db")
     path = args.out or BENCH / "results" / f"batch-layout-{args.events}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(out, indent=1))
+    print(f"wrote {path}")
+
+
+def dedupe_cost(ds: Any, args: argparse.Namespace) -> None:
+    """The same phases into two fresh prototypes, with and without ``event_ids``, phase by phase
+    alternating, so that both see the same machine load."""
+    stores = {}
+    for label, dedupe in (("with eventId dedupe", True), ("without", False)):
+        path = args.work / f"batch-dedupe-{dedupe}.db"
+        _fresh(path)
+        stores[label] = BatchStore(str(path), dedupe=dedupe)
+    out: dict[str, Any] = {"events": args.events, "uptime_before": _uptime(), "ingest": {}}
+    print(out["uptime_before"], flush=True)
+    phases = [(f"bulk {p}", p, 20_000) for p in ds.part_paths]
+    phases += [("full store, batches of 1,000", ds.slice_http.path, 1_000)]
+    phases += [("full store, batches of 20,000", ds.slice_file.path, 20_000)]
+    for name, path, size in phases:
+        for label, store in stores.items():
+            out["ingest"].setdefault(label, {})[name] = result = _ingest(store.append, path, size)
+            print(label, name, json.dumps(result), flush=True)
+    for label, store in stores.items():
+        busy = sum(store.spent.values())
+        out[label] = {k: f"{100 * v / busy:.1f} %" for k, v in store.spent.most_common()}
+        store.close()
+        out["ingest"][label]["bytes_per_event"] = round(_size(Path(store.path)) / store.written["events"], 1)
+    out["uptime_after"] = _uptime()
+    print(json.dumps(out, indent=1), flush=True)
+    path = args.out or BENCH / "results" / f"batch-layout-dedupe-{args.events}.json"
     path.write_text(json.dumps(out, indent=1))
     print(f"wrote {path}")
 
