@@ -2,6 +2,7 @@
 
     python -m bench.batch_layout --events 1000000          # both stores, same data, one run
     python -m bench.batch_layout --events 300000 --profile # and cProfile of the prototype's ingest
+    python -m bench.batch_layout --events 1000000 --dedupe-cost  # the prototype with/without event_ids
 
 A self-contained layout in its own SQLite file (WAL, ``synchronous=FULL``, one transaction per
 batch, as the real store). Per batch it writes:
