@@ -28,8 +28,11 @@ services:
 browser:
 	@bash scripts/ensure-browser
 
+# Two pytest processes share the suite (a file stays in one, so its fixtures are built once); the
+# reliability suite runs after them, alone, because it measures timings and memory.
 test: $(VENV)/.installed services browser lint
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile --ignore=tests/reliability
+	$(BIN)/python -m pytest -q tests/reliability
 
 # The reliability suite at full sizes (tests/reliability, docs/reliability.md); `make test` runs it short.
 reliability: $(VENV)/.installed services

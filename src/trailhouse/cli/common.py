@@ -52,7 +52,8 @@ __all__ = [
 ]
 
 #: Messages, progress and notes; stdout (``out``) carries only what a command answers.
-console = Console(stderr=True)
+# soft_wrap: a message is never broken inside a path or an id, whatever the terminal width.
+console = Console(stderr=True, soft_wrap=True)
 out = Console(highlight=False, soft_wrap=True)
 
 DbOption = Annotated[
