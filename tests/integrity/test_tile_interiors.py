@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from tests.integrity.test_log_server import A, make_event
 from trailhouse.model.event import event_from_mapping
-from trailhouse.service.integrity.log import consistency, inclusion, sequence
+from trailhouse.service.integrity.log import consistency, fill_interiors, inclusion, sequence
 from trailhouse.service.integrity.merkle import (
     Levels,
     consistency_proof,
@@ -97,3 +97,23 @@ def test_store_proofs_match_proofs_from_the_leaves(backend_store: Any, interiors
         verify_inclusion(index, count, leaves[index], proof.path, head.root)
     for old, new in [(1, count), (255, 256), (256, count), (300, 700), (513, count - 1), (768, count)]:
         assert consistency(backend_store, A, old, new) == consistency_proof(old, new, memory)
+
+
+def test_a_store_from_before_interiors_gets_them_filled(backend_store: Any) -> None:
+    """An old store's full tiles (every interior NULL) get the interiors the sequencer would have
+    stored, a batch at a time, and only full tiles: the partial ones stay without."""
+    signer = generate_signer("interiors")
+    count = 5 * TILE_WIDTH + 9
+    backend_store.append([event_from_mapping(make_event(i)) for i in range(count)])
+    while sequence(backend_store, signer, lambda: 0):
+        pass
+    refs = [(0, i) for i in range(6)] + [(1, 0)]
+    before = backend_store.log_proof_tiles(account_id=A, refs=refs)
+    _forget_interiors(backend_store)
+    assert fill_interiors(backend_store, limit=3) == 3
+    assert fill_interiors(backend_store, limit=3) == 2  # five full tiles: done
+    assert fill_interiors(backend_store, limit=3) == 0
+    after = backend_store.log_proof_tiles(account_id=A, refs=refs)
+    assert after == before
+    assert [after[(0, i)].interior is not None for i in range(6)] == [True] * 5 + [False]
+    assert after[(1, 0)].interior is None

@@ -18,7 +18,7 @@ import uuid
 from starlette.concurrency import run_in_threadpool
 
 from ..model.times import now_ms
-from ..service.integrity.log import SEQUENCE_BATCH, SEQUENCE_PAUSE_S, sequence
+from ..service.integrity.log import FILL_BATCH, SEQUENCE_BATCH, SEQUENCE_PAUSE_S, fill_interiors, sequence
 from ..service.integrity.note import Signer
 from ..storage.base import EventStore, StoreError
 
@@ -45,6 +45,8 @@ def _sequence_if_leased(store: EventStore, signer: Signer, owner: str) -> int:
 
 async def sequence_forever(store: EventStore, signer: Signer) -> None:
     owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    # A store from before tile interiors were kept gets them while the log is idle, a few at a time.
+    interiors_done = False
     while True:
         step = asyncio.ensure_future(run_in_threadpool(_sequence_if_leased, store, signer, owner))
         try:
@@ -64,4 +66,14 @@ async def sequence_forever(store: EventStore, signer: Signer) -> None:
             await asyncio.sleep(RETRY_S)
             continue
         if done < SEQUENCE_BATCH:
+            if not interiors_done:
+                fill = asyncio.ensure_future(run_in_threadpool(fill_interiors, store))
+                try:
+                    interiors_done = await asyncio.shield(fill) < FILL_BATCH
+                except asyncio.CancelledError:
+                    with contextlib.suppress(Exception):
+                        await fill  # as above: not under a store being closed
+                    raise
+                except StoreError as exc:
+                    error_log.warning("log sequencer: filling tile interiors: %s", exc)
             await asyncio.sleep(POLL_S)

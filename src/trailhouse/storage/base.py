@@ -288,6 +288,12 @@ class MerkleLogStore(Protocol):
         """The stored tiles (level, index) that exist, with their interiors, in one read."""
         ...
 
+    def log_fill_interiors(self, interior_of: Callable[[bytes], bytes], *, limit: int) -> int:
+        """Up to ``limit`` full tiles stored without their interior (written before interiors were
+        kept): ``interior_of(hashes)`` stored beside each. How many lacked one; fewer than
+        ``limit`` when none is left."""
+        ...
+
     def log_leaf_index(self, *, account_id: str, seq: int) -> int | None:
         """The leaf index of the account's event ``seq`` (None while not yet sequenced)."""
         ...

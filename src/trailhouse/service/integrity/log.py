@@ -37,16 +37,19 @@ from .tiles import (
     entry_bundle,
     grow_tiles,
     interior_node,
+    tile_interior,
     tile_width,
 )
 
 __all__ = [
+    "FILL_BATCH",
     "SEQUENCE_BATCH",
     "SEQUENCE_PAUSE_S",
     "InclusionProof",
     "LogNotFound",
     "checkpoint_note",
     "consistency",
+    "fill_interiors",
     "find_event_seq",
     "inclusion",
     "log_origin",
@@ -109,6 +112,17 @@ def sequencing_step(
         return LogAppend(entries[-1].seq, heads, tiles, leaves, interiors)
 
     return step
+
+
+#: Full tiles given their interior per call of ``fill_interiors``: a short pause of the sequencer.
+FILL_BATCH = 64
+
+
+def fill_interiors(store: MerkleLogStore, *, limit: int = FILL_BATCH) -> int:
+    """Give up to ``limit`` full tiles of a store written before interiors were kept (migrations
+    sqlite/0013, postgres/0011) their interior, so that proofs through them read one row instead of
+    hashing the tile. How many lacked one: fewer than ``limit`` when the store is done."""
+    return store.log_fill_interiors(tile_interior, limit=limit)
 
 
 def sequence(

@@ -18,6 +18,9 @@ from .dialect import Dialect
 
 __all__ = ["MerkleLogSql", "Run"]
 
+#: The bytes of a full tile's hashes: 256 of 32 bytes (service/integrity/tiles.py's width).
+FULL_TILE_BYTES = 256 * 32
+
 #: Runs one statement in the sequencer's transaction: (sql, params, many) -> rows (reads) or [].
 Run = Callable[[str, Sequence[Any], bool], list[Any]]
 
@@ -151,6 +154,24 @@ class MerkleLogSql:
                 (owner, now_ms + lease_ms, owner, now_ms),
             )
         return claimed == 1
+
+    def log_fill_interiors(self, interior_of: Callable[[bytes], bytes], *, limit: int) -> int:
+        ph = self.dialect.ph
+        # A full tile's hashes never change, so an interior computed outside the sequencer's lock
+        # is right whenever it lands; "IS NULL" keeps a racing writer's from being written twice.
+        with self._guard():
+            rows = self._read(
+                "SELECT account, level, idx, hashes FROM log_tiles"
+                f" WHERE interior IS NULL AND length(hashes) = {FULL_TILE_BYTES} LIMIT {int(limit)}"
+            )
+        for account, level, index, hashes in rows:
+            with self._guard():
+                self._write(
+                    f"UPDATE log_tiles SET interior = {ph}"
+                    f" WHERE account = {ph} AND level = {ph} AND idx = {ph} AND interior IS NULL",
+                    (interior_of(bytes(hashes)), account, level, index),
+                )
+        return len(rows)
 
     def log_head(self, *, account_id: str) -> LogHead | None:
         with self._guard():
