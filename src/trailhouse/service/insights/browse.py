@@ -13,10 +13,10 @@ from dataclasses import dataclass
 
 from ...model.insights import INSIGHT_TYPES, InsightAttr, InsightPosition, InsightQuery, StoredInsight
 from ...storage.base import InsightStore
-from ..pagetoken import InvalidPageToken, PageTokens
+from ..pagetoken import PageTokens
 from .detector import DETECTOR_NAME
 from .history import HistoryStore
-from .lookup import InsightProblem, InsightRejected
+from .lookup import TOKEN_LAYOUT, open_position
 from .record import derived_id
 
 __all__ = [
@@ -29,7 +29,6 @@ __all__ = [
     "offered_types",
 ]
 
-_TOKEN_LAYOUT = 1
 #: Any time a record may carry (the detector stamps records with event time, which may be ahead).
 _ALL_TIME = InsightQuery(0, 2**62)
 #: Ids are UUIDs; anything much longer is not one, and is not looked up.
@@ -105,13 +104,16 @@ def list_episodes(
     """One page of insights that started in the window, newest first; the token continues it."""
     after: InsightPosition | None = None
     if next_token:
-        try:
-            data = tokens.open(next_token, kind=token_kind, account_id=account_id, digest=digest)
-        except InvalidPageToken as exc:
-            raise InsightRejected(InsightProblem.BAD_TOKEN, f"The page position is invalid: {exc}.") from None
-        if len(data) != 3 or data[0] != _TOKEN_LAYOUT or not all(type(v) is int for v in data):
-            raise InsightRejected(InsightProblem.BAD_TOKEN, "The page position is invalid: it is malformed.")
-        after = InsightPosition(data[1], data[2])
+        time_ms, ref = open_position(
+            tokens,
+            next_token,
+            kind=token_kind,
+            account_id=account_id,
+            digest=digest,
+            fields=2,
+            invalid="The page position is invalid",
+        )
+        after = InsightPosition(time_ms, ref)
     starts: list[tuple[InsightPosition, StoredInsight]] = []
     # About half the records are Ends: read twice the page, and on until the page is full.
     batch = 2 * (limit + 1)
@@ -129,7 +131,7 @@ def list_episodes(
             kind=token_kind,
             account_id=account_id,
             digest=digest,
-            position=[_TOKEN_LAYOUT, last.event_time_ms, last.ref],
+            position=[TOKEN_LAYOUT, last.event_time_ms, last.ref],
         )
     episodes = [Episode(r, _partner(store, r)) for _, r in starts]
     return EpisodesPage(episodes, token, query.start_ms, query.end_ms)

@@ -15,6 +15,7 @@ from ..pagetoken import InvalidPageToken, PageTokens
 
 __all__ = [
     "DEFAULT_DAYS",
+    "TOKEN_LAYOUT",
     "MAX_SPAN_DAYS",
     "InsightProblem",
     "InsightRejected",
@@ -23,6 +24,7 @@ __all__ = [
     "count_insights",
     "insight_window",
     "lookup_insights",
+    "open_position",
     "parse_selectors",
 ]
 
@@ -31,7 +33,8 @@ DAY_MS = 86_400_000
 DEFAULT_DAYS = 7
 MAX_SPAN_DAYS = 93
 _TOKEN_KIND = "LookupInsightEvents"
-_TOKEN_LAYOUT = 1
+#: The layout number first in every insights page token (lookup's and the console's).
+TOKEN_LAYOUT = 1
 
 
 class InsightProblem(enum.StrEnum):
@@ -126,6 +129,27 @@ class InsightsPage:
     end_ms: int
 
 
+def open_position(
+    tokens: PageTokens,
+    token: str,
+    *,
+    kind: str,
+    account_id: str,
+    digest: str,
+    fields: int,
+    invalid: str,
+) -> list[int]:
+    """The ``fields`` integers a page token of insights holds after its layout number; a token that
+    does not open, or holds anything else, is refused as ``invalid``: the reason."""
+    try:
+        data = tokens.open(token, kind=kind, account_id=account_id, digest=digest)
+    except InvalidPageToken as exc:
+        raise InsightRejected(InsightProblem.BAD_TOKEN, f"{invalid}: {exc}.") from None
+    if len(data) != fields + 1 or data[0] != TOKEN_LAYOUT or not all(type(v) is int for v in data):
+        raise InsightRejected(InsightProblem.BAD_TOKEN, f"{invalid}: it is malformed.")
+    return list(data[1:])
+
+
 def lookup_insights(
     store: InsightStore,
     tokens: PageTokens,
@@ -139,17 +163,15 @@ def lookup_insights(
     """One page, newest first; a token continues its first page's window (defaults move with the clock)."""
     after: InsightPosition | None = None
     if next_token:
-        try:
-            data = tokens.open(next_token, kind=_TOKEN_KIND, account_id=account_id, digest=digest)
-        except InvalidPageToken as exc:
-            raise InsightRejected(
-                InsightProblem.BAD_TOKEN, f"The specified NextToken is invalid: {exc}."
-            ) from None
-        if len(data) != 5 or data[0] != _TOKEN_LAYOUT or not all(type(v) is int for v in data):
-            raise InsightRejected(
-                InsightProblem.BAD_TOKEN, "The specified NextToken is invalid: it is malformed."
-            )
-        _, start_ms, end_ms, time_ms, ref = data
+        start_ms, end_ms, time_ms, ref = open_position(
+            tokens,
+            next_token,
+            kind=_TOKEN_KIND,
+            account_id=account_id,
+            digest=digest,
+            fields=4,
+            invalid="The specified NextToken is invalid",
+        )
         query = InsightQuery(start_ms, end_ms, query.equals)
         after = InsightPosition(time_ms, ref)
     found = store.find_insights(account_id=account_id, query=query, after=after, limit=limit + 1)
@@ -161,7 +183,7 @@ def lookup_insights(
             kind=_TOKEN_KIND,
             account_id=account_id,
             digest=digest,
-            position=[_TOKEN_LAYOUT, query.start_ms, query.end_ms, last.event_time_ms, last.ref],
+            position=[TOKEN_LAYOUT, query.start_ms, query.end_ms, last.event_time_ms, last.ref],
         )
     return InsightsPage([i for _, i in found], token, query.start_ms, query.end_ms)
 
