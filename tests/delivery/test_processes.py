@@ -218,9 +218,16 @@ def test_stream_down_then_back_catches_up(backend_url: str, tmp_path: Path, nats
                 time.sleep(1.5)
                 proxy.refuse()
                 time.sleep(4)
+            # A publish in flight when the stream went away fails only at its ack timeout (10 s), so
+            # the error is waited for, not assumed after a fixed sleep.
             store = open_store(db_url)
             try:
-                cp = store.get_checkpoint(account_id=creds.account_id, trail_name="trail-one", sink="sls")
+                deadline = time.monotonic() + 30
+                while True:
+                    cp = store.get_checkpoint(account_id=creds.account_id, trail_name="trail-one", sink="sls")
+                    if (cp is not None and cp.last_error) or time.monotonic() > deadline:
+                        break
+                    time.sleep(0.3)
                 assert cp is not None and cp.last_error and cp.delivered_seq < store.newest_seq()
             finally:
                 store.close()
