@@ -1,5 +1,6 @@
 """The control for ``bench.insights``' ingest cost: the same stream ingested alone, and beside a
-process that only burns CPU (or only follows the log), at the Insights worker's niceness.
+process that only burns CPU (or only follows the log, or only commits small writes), at the
+Insights worker's niceness.
 
     python -m bench.insights --events 1000000 --per-type 20 --dir /dev/shm/insights-bench  # loads the history
     python -m bench.insights_control --dir /dev/shm/insights-bench off burn burn off off burn burn off
@@ -46,6 +47,21 @@ def _follow(path: str, stop: Any) -> None:
     store.close()
 
 
+def _write(path: str, stop: Any) -> None:
+    """Only the detector's small writes (its lease, five times a second), with no reading or rules:
+    each commit by another connection makes the ingesting connection drop its page cache."""
+    from trailhouse.storage.sqlite import SqliteStore
+
+    os.nice(Settings.from_env().insights_worker_nice)
+    store = SqliteStore(Path(path))
+    while not stop.is_set():
+        store.take_detector_lease(
+            detector="control", owner="control", now_ms=int(time.time() * 1000), ttl_ms=30_000
+        )
+        time.sleep(0.2)
+    store.close()
+
+
 def main(argv: list[str] | None = None) -> None:
     from trailhouse.model.event import event_from_mapping
     from trailhouse.storage.sqlite import SqliteStore
@@ -57,7 +73,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--dir", type=Path, required=True, help="the work directory of a bench.insights run")
     parser.add_argument("--batch", type=int, default=1000)
-    parser.add_argument("modes", nargs="+", choices=("off", "burn", "follow"))
+    parser.add_argument("modes", nargs="+", choices=("off", "burn", "follow", "write"))
     args = parser.parse_args(argv)
     saved = json.loads((args.dir / "history.json").read_text())
     traffic = normal_traffic(
@@ -81,6 +97,8 @@ def main(argv: list[str] | None = None) -> None:
             neighbour = context.Process(target=_burn, args=(stop,))
         elif mode == "follow":
             neighbour = context.Process(target=_follow, args=(str(db), stop))
+        elif mode == "write":
+            neighbour = context.Process(target=_write, args=(str(db), stop))
         if neighbour is not None:
             neighbour.start()
             time.sleep(2)  # started and busy

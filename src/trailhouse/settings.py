@@ -281,8 +281,14 @@ class Settings:
     insights_lease_s: float = setting(
         30.0,
         "INSIGHTS_LEASE_S",
-        "with several nodes one detects, under a lease renewed at every step (at least every second); "
+        "with several nodes one detects, under a lease renewed a third of the way into its term; "
         "when its node dies another takes detection over after at most this long",
+    )
+    insights_checkpoint_s: float = setting(
+        5.0,
+        "INSIGHTS_CHECKPOINT_S",
+        "while the log is busy the detector commits its place at most this often (at once with an "
+        "insight or when the log goes quiet); a crash replays at most this much of the log",
     )
     insight_types: str = setting(
         "IpInsight,ApiCallRateInsight,ApiErrorRateInsight,AkInsight,PolicyChangeInsight,"
@@ -452,6 +458,7 @@ class Settings:
         need(self.delivery_window_s > 0, "delivery_window_s", "seconds, more than 0")
         need(self.delivery_lease_s >= 1, "delivery_lease_s", "seconds, at least 1")
         need(self.insights_lease_s >= 2, "insights_lease_s", "seconds, at least 2")
+        need(self.insights_checkpoint_s >= 0, "insights_checkpoint_s", "seconds, 0 or more")
         need(
             len(self.region) <= 32 and self.region.replace("-", "").isalnum() and self.region.islower(),
             "region",

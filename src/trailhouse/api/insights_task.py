@@ -142,7 +142,11 @@ async def detect_forever(
     lease holder (default: unique to this loop)."""
     owner = owner or f"{socket.gethostname()}:{uuid.uuid4()}"
     detector = Detector(
-        store, thresholds_from(settings), owner=owner, lease_ms=int(settings.insights_lease_s * 1000)
+        store,
+        thresholds_from(settings),
+        owner=owner,
+        lease_ms=int(settings.insights_lease_s * 1000),
+        checkpoint_ms=int(settings.insights_checkpoint_s * 1000),
     )
     stats = stats if stats is not None else DetectorStats()
     while True:

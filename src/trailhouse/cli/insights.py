@@ -176,7 +176,12 @@ def insights_detect(db: DbOption = None) -> None:
     settings = load_settings(db)
     with opened(settings, create=False) as store:
         # One owner name per host: a later run here takes over the lease an earlier one left behind.
-        detector = Detector(store, thresholds_from(settings), owner=f"cli@{socket.gethostname()}")
+        detector = Detector(
+            store,
+            thresholds_from(settings),
+            owner=f"cli@{socket.gethostname()}",
+            checkpoint_ms=int(settings.insights_checkpoint_s * 1000),
+        )
         processed = stored = 0
         while True:
             result = detector.step()

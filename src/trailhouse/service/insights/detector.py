@@ -1,10 +1,18 @@
 """The detector: follows the event log and raises insights as events arrive.
 
-One node at a time runs it (a lease in the store, renewed each step). Each step reads the log after
-the watermark, runs the rules of the types each account enabled, and commits the new insights with
-the new watermark and the rate state in one transaction: a crash (kill -9) loses no insight and
-raises none twice (ids are derived, the store keeps each once). On its first run the detector
-starts at the head of the log: the history already stored is a baseline, not a backlog.
+One node at a time runs it (a lease in the store, renewed a third of the way into its term). Each
+step reads the log after the watermark, runs the rules of the types each account enabled, and
+commits the new insights with the new watermark and the rate state in one transaction: a crash
+(kill -9) loses no insight and raises none twice (ids are derived, the store keeps each once).
+
+A step that raised nothing does not write: the watermark is committed with the next insight, when
+the log goes quiet, or every ``checkpoint_ms`` while it is busy. On SQLite every commit by another
+connection makes the ingesting connection drop its page cache, so a detector that wrote twice a step
+beside a busy ingest cost it far more than its own CPU. A crash replays at most ``checkpoint_ms`` of
+the log, from the state saved with the watermark, and the replay raises what it would have.
+
+On its first run the detector starts at the head of the log: the history already stored is a
+baseline, not a backlog.
 """
 
 from __future__ import annotations
@@ -51,10 +59,12 @@ class Detector:
         owner: str,
         batch: int = 5000,
         lease_ms: int = 30_000,
+        checkpoint_ms: int = 5_000,
         clock: Callable[[], int] = lambda: int(time.time() * 1000),
     ) -> None:
         self._store, self._th, self._owner = store, thresholds, owner
         self._batch, self._lease_ms, self._clock = batch, lease_ms, clock
+        self._checkpoint_ms = checkpoint_ms
         self._position: int | None = None
         self._reset()
 
@@ -69,6 +79,9 @@ class Detector:
         self._stream_clock = 0
         self._last_event_wall = 0
         self._position = None
+        self._committed: int | None = None  # the watermark in the store
+        self._committed_at = 0
+        self._renew_at = 0  # when to renew the lease
 
     def _resume(self) -> bool:
         """Continue from the checkpoint; True when there is none yet (the log's head is the start)."""
@@ -110,16 +123,19 @@ class Detector:
         if not enabled:
             # Nothing to detect: no lease, no writes. Enabling a type later starts where the log is then.
             return StepResult(False, 0, 0)
-        if not self._store.take_detector_lease(
-            detector=DETECTOR_NAME, owner=self._owner, now_ms=now, ttl_ms=self._lease_ms
-        ):
-            if self._position is not None:
-                log.info("insights: another node holds the detector lease; standing by")
-                self._reset()
-            return StepResult(False, 0, 0)
+        if self._position is None or now >= self._renew_at:
+            if not self._store.take_detector_lease(
+                detector=DETECTOR_NAME, owner=self._owner, now_ms=now, ttl_ms=self._lease_ms
+            ):
+                if self._position is not None:
+                    log.info("insights: another node holds the detector lease; standing by")
+                    self._reset()
+                return StepResult(False, 0, 0)
+            self._renew_at = now + self._lease_ms // 3
         fresh = False
         if self._position is None:
             fresh = self._resume()
+            self._committed, self._committed_at = self._position, now
         assert self._position is not None
         entries = self._store.read_log(after_seq=self._position, limit=self._batch)
         found: list[StoredInsight] = []
@@ -139,8 +155,17 @@ class Detector:
         for rate in self._rates:
             found += rate.expire(clock + _IDLE_CLOSE_MS)
         position = entries[-1].seq if entries else self._position
-        if not entries and not found and not fresh:
-            return StepResult(True, 0, 0)
+        due = (
+            found
+            or fresh
+            or (
+                position != self._committed
+                and (not entries or now - self._committed_at >= self._checkpoint_ms)
+            )
+        )
+        if not due:
+            self._position = position
+            return StepResult(True, len(entries), 0)
         try:
             stored = self._store.commit_insights(
                 found,
@@ -154,5 +179,6 @@ class Detector:
             )
             self._reset()
             return StepResult(False, 0, 0)
-        self._position = position
+        self._position = self._committed = position
+        self._committed_at = now
         return StepResult(True, len(entries), stored, tuple(found))
