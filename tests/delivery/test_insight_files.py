@@ -91,7 +91,9 @@ def delivered_ids(storage: Any, bucket: str) -> list[str]:
 
 
 def select(store: EventStore, trail: str, *types: str, account: str = ACCOUNT) -> None:
-    store.put_insight_selectors(account_id=account, trail_name=trail, selectors=list(types), now_ms=now_ms())
+    assert store.put_insight_selectors(
+        account_id=account, trail_name=trail, selectors=list(types), now_ms=now_ms()
+    )
 
 
 @pytest.mark.parametrize("where", ["directory", "s3"])

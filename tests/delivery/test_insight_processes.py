@@ -111,7 +111,7 @@ def run_scenario(db_url: str, tmp_path: Path, storage: ObjectStorage, env: dict[
     store = open_store(db_url)
     try:
         add_trail(store, "trail-insights", account_id=creds.account_id, oss_bucket_name=on)
-        store.put_insight_selectors(
+        assert store.put_insight_selectors(
             account_id=creds.account_id, trail_name="trail-insights", selectors=[KIND], now_ms=now_ms()
         )
         add_trail(store, "trail-plain", account_id=creds.account_id, oss_bucket_name=off)  # no selectors

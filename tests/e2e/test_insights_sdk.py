@@ -20,6 +20,7 @@ from tests.e2e.conftest import SDK_VARIANTS, SdkClient, SdkVariant, Tenant
 from trailhouse.model.event import event_from_mapping
 from trailhouse.model.insights import StoredInsight
 from trailhouse.model.times import format_wire_time, now_ms
+from trailhouse.model.trail import EventRW, Trail, TrailStatus
 from trailhouse.service.insights.detector import DETECTOR_NAME
 from trailhouse.service.insights.record import Statistics, insight_pair
 from trailhouse.storage.base import DetectorCheckpoint
@@ -186,15 +187,38 @@ def test_enable_disable_and_get_types(insights: tuple[Insights, Tenant]) -> None
     assert types["AkInsight"] is True and types["IpInsight"] is False
 
 
-def test_put_and_get_selectors(insights: tuple[Insights, Tenant]) -> None:
+def _add_trail(server: LiveServer, account_id: str, name: str) -> None:
+    trail = Trail(
+        account_id,
+        name,
+        "cn-hangzhou",
+        "All",
+        EventRW.WRITE,
+        TrailStatus.FRESH,
+        oss_bucket_name=f"b-{uuid.uuid4().hex}",
+    )
+    assert server.store.create_trail(trail, max_per_region=5, max_organization=1) is None
+
+
+def test_put_and_get_selectors(live_server: LiveServer, insights: tuple[Insights, Tenant]) -> None:
     api, tenant = insights
+    _add_trail(live_server, tenant.account_id, "audit")
     put = api.put_selectors("audit", '[{"InsightType":"IpInsight"},{"InsightType":"ApiCallRateInsight"}]')
     assert put["InsightSelectors"] == ["IpInsight", "ApiCallRateInsight"]
     assert put["TrailArn"] == f"acs:actiontrail:cn-hangzhou:{tenant.account_id}:trail/audit"
     got = api.get_selectors("audit")
     assert got["InsightSelectors"] == ["IpInsight", "ApiCallRateInsight"]
     assert got["TrailArn"] == put["TrailArn"]
+    _add_trail(live_server, tenant.account_id, "other")
     assert api.get_selectors("other")["InsightSelectors"] == []
+
+
+def test_selectors_of_a_trail_that_does_not_exist(insights: tuple[Insights, Tenant]) -> None:
+    api, _ = insights
+    err = api.client.expect_error(lambda: api.put_selectors("nowhere", '["IpInsight"]'))
+    assert (err.code, err.status) == ("TrailNotFoundException", 404)
+    err = api.client.expect_error(lambda: api.get_selectors("nowhere"))
+    assert (err.code, err.status) == ("TrailNotFoundException", 404)
 
 
 def test_lookup_pages_filters_and_counts(live_server: LiveServer, insights: tuple[Insights, Tenant]) -> None:

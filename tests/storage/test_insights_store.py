@@ -6,6 +6,7 @@ import pytest
 
 from trailhouse.model.insights import InsightAttr, InsightPosition, InsightQuery, StoredInsight
 from trailhouse.model.query import Attr, EventFilter
+from trailhouse.model.trail import EventRW, Trail, TrailStatus
 from trailhouse.storage.base import DetectorCheckpoint, EventStore, LeaseLost
 
 from .conftest import ACCOUNT, OTHER_ACCOUNT, Backend, at, record
@@ -48,13 +49,38 @@ def test_types_are_enabled_and_disabled_per_account(store: EventStore) -> None:
     }
 
 
+def _trail(account_id: str, name: str) -> Trail:
+    return Trail(
+        account_id, name, "cn-hangzhou", "All", EventRW.WRITE, TrailStatus.FRESH, oss_bucket_name="b"
+    )
+
+
 def test_selectors_are_kept_per_account_and_trail(store: EventStore) -> None:
+    assert store.create_trail(_trail(ACCOUNT, "t"), max_per_region=5, max_organization=1) is None
     assert store.get_insight_selectors(account_id=ACCOUNT, trail_name="t") is None
-    store.put_insight_selectors(account_id=ACCOUNT, trail_name="t", selectors=["IpInsight"], now_ms=1)
-    store.put_insight_selectors(
+    assert store.put_insight_selectors(account_id=ACCOUNT, trail_name="t", selectors=["IpInsight"], now_ms=1)
+    assert store.put_insight_selectors(
         account_id=ACCOUNT, trail_name="t", selectors=["AkInsight", "IpInsight"], now_ms=2
     )
     assert store.get_insight_selectors(account_id=ACCOUNT, trail_name="t") == ["AkInsight", "IpInsight"]
+    assert store.get_insight_selectors(account_id=OTHER_ACCOUNT, trail_name="t") is None
+
+
+def test_selectors_need_the_trail_and_go_with_it(store: EventStore) -> None:
+    # Another account's trail of the same name does not count.
+    assert store.create_trail(_trail(OTHER_ACCOUNT, "t"), max_per_region=5, max_organization=1) is None
+    assert not store.put_insight_selectors(
+        account_id=ACCOUNT, trail_name="t", selectors=["IpInsight"], now_ms=1
+    )
+    assert not store.put_insight_selectors(account_id=ACCOUNT, trail_name="t\x00", selectors=[], now_ms=1)
+    assert store.get_insight_selectors(account_id=ACCOUNT, trail_name="t") is None
+    assert store.create_trail(_trail(ACCOUNT, "t"), max_per_region=5, max_organization=1) is None
+    assert store.put_insight_selectors(account_id=ACCOUNT, trail_name="t", selectors=["IpInsight"], now_ms=1)
+    assert store.delete_trail(account_id=ACCOUNT, name="t")
+    assert store.get_insight_selectors(account_id=ACCOUNT, trail_name="t") is None
+    # A trail created again under the name starts with none.
+    assert store.create_trail(_trail(ACCOUNT, "t"), max_per_region=5, max_organization=1) is None
+    assert store.get_insight_selectors(account_id=ACCOUNT, trail_name="t") is None
     assert store.get_insight_selectors(account_id=OTHER_ACCOUNT, trail_name="t") is None
 
 

@@ -462,7 +462,11 @@ class InsightStore(Protocol):
 
     def put_insight_selectors(
         self, *, account_id: str, trail_name: str, selectors: Sequence[str], now_ms: int
-    ) -> None: ...
+    ) -> bool:
+        """Set a trail's Insights types; False (nothing stored) when the account has no such trail.
+        DeleteTrail removes them with the trail."""
+        ...
+
     def get_insight_selectors(self, *, account_id: str, trail_name: str) -> list[str] | None: ...
 
     def find_insights(

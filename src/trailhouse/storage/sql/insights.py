@@ -130,15 +130,23 @@ class InsightSql:
 
     def put_insight_selectors(
         self, *, account_id: str, trail_name: str, selectors: Sequence[str], now_ms: int
-    ) -> None:
+    ) -> bool:
+        if "\x00" in account_id + trail_name:
+            return False
         ph = self.dialect.ph
-        with self._guard():
-            self._write(
+        with self._guard(), self._write_transaction() as tx:
+            # In the trail's transaction, so that a DeleteTrail running beside it leaves no orphan.
+            if not tx.fetch(
+                f"SELECT 1 FROM trails WHERE account_id = {ph} AND name = {ph}", (account_id, trail_name)
+            ):
+                return False
+            tx.run(
                 f"INSERT INTO insight_selectors VALUES ({ph}, {ph}, {ph}, {ph})"
                 " ON CONFLICT (account_id, trail_name)"
                 " DO UPDATE SET selectors = excluded.selectors, updated_ms = excluded.updated_ms",
                 (account_id, trail_name, orjson.dumps(list(selectors)).decode(), now_ms),
             )
+        return True
 
     def get_insight_selectors(self, *, account_id: str, trail_name: str) -> list[str] | None:
         ph = self.dialect.ph

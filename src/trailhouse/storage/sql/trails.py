@@ -266,10 +266,10 @@ class TrailSql:
             return False
         ph = self.dialect.ph
         with self._guard(), self._write_transaction() as tx:
-            tx.run(
-                f"DELETE FROM data_event_selectors WHERE account_id = {ph} AND trail_name = {ph}",
-                (account_id, name),
-            )
+            for table in ("data_event_selectors", "insight_selectors"):
+                tx.run(
+                    f"DELETE FROM {table} WHERE account_id = {ph} AND trail_name = {ph}", (account_id, name)
+                )
             return (
                 tx.run(f"DELETE FROM trails WHERE account_id = {ph} AND name = {ph}", (account_id, name)) > 0
             )

@@ -37,6 +37,7 @@ from ..errors import (
     InvalidParameterStartTime,
     InvalidQueryParameter,
     Missing,
+    TrailNotFoundException,
 )
 from ..render import JsonDocuments
 from .lookup_events import parse_max_results
@@ -143,14 +144,17 @@ def put_insight_selectors(call: Call, svc: Services) -> dict[str, Any]:
         selectors = parse_selectors(call.params.get("InsightSelectors", ""), available_types(svc.settings))
     except InsightRejected as exc:
         raise _wire(exc) from None
-    svc.store.put_insight_selectors(
+    if not svc.store.put_insight_selectors(
         account_id=call.account_id, trail_name=name, selectors=selectors, now_ms=call.now_ms
-    )
+    ):
+        raise TrailNotFoundException()
     return {"InsightSelectors": selectors, "TrailArn": arn}
 
 
 def get_insight_selectors(call: Call, svc: Services) -> dict[str, Any]:
     name, arn = _trail(call)
+    if svc.store.get_trail(account_id=call.account_id, name=name) is None:
+        raise TrailNotFoundException()
     selectors = svc.store.get_insight_selectors(account_id=call.account_id, trail_name=name)
     return {"InsightSelectors": selectors or [], "TrailArn": arn}
 
