@@ -134,7 +134,7 @@ def test_keys_lifecycle(db: str) -> None:
     assert invoke("keys", "delete", created["accessKeyId"], "--db", db)[0] == 0
     assert invoke("keys", "delete", created["accessKeyId"], "--db", db)[0] == 1
     code, output = invoke("keys", "create", "--account", "1111", "--allow", "actiontrail:Nope", "--db", db)
-    assert code == 1 and "unknown action" in output
+    assert code == 2 and "unknown action" in output
 
 
 def test_master_key_file_is_private(tmp_path: Path, db: str) -> None:
@@ -188,7 +188,7 @@ def test_lookup(tmp_path: Path, db: str) -> None:
     lines = output.splitlines()  # the runner mixes stderr in: the note that the limit cut the list
     assert lines[0].startswith("eventTime,eventId") and len(lines) == 5
     assert lines[4] == "showing the first 3 events (newest first); --limit N or --all for more"
-    assert invoke("lookup", "--account", "1111", "--db", db, "Bogus=1")[0] == 1
+    assert invoke("lookup", "--account", "1111", "--db", db, "Bogus=1")[0] == 2
 
 
 def test_command_runs_as_a_process(tmp_path: Path, db: str) -> None:

@@ -76,4 +76,4 @@ def test_enable_detect_list_and_show(db: str) -> None:
     assert shown.exit_code == 0, shown.output
     assert [r["insightDetails"]["state"] for r in json.loads(shown.output)] == ["Start", "End"]
     bad = runner.invoke(app, ["insights", "enable", "Nope", "--account", ACCOUNT, "--db", db])
-    assert bad.exit_code == 1 and "not an Insights type" in bad.output
+    assert bad.exit_code == 2 and "not an Insights type" in bad.output

@@ -189,9 +189,9 @@ def test_dates_are_utc_days(env: dict[str, str]) -> None:
     )
     assert report.returncode == 0, report.stderr
     bad = run("lookup", "--account", ACCOUNT, "--since", "2026-13-01", env=env)
-    assert bad.returncode == 1 and "--start: '2026-13-01' is not a date" in bad.stderr
+    assert bad.returncode == 2 and "--start: '2026-13-01' is not a date" in bad.stderr
     naive = run("lookup", "--account", ACCOUNT, "--since", "2026-11-29T08:00:00", env=env)
-    assert naive.returncode == 1 and "or a UTC date (2026-11-29)" in naive.stderr
+    assert naive.returncode == 2 and "or a UTC date (2026-11-29)" in naive.stderr
 
 
 def test_format_choices_are_in_help_and_checked(env: dict[str, str]) -> None:

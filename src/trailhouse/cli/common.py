@@ -160,13 +160,13 @@ def cli_time(value: str | None, default: int, name: str, *, end: bool = False) -
         try:
             day = datetime.date.fromisoformat(value)
         except ValueError:
-            raise fail(f"{name}: {value!r} is not a date") from None
+            raise fail(f"{name}: {value!r} is not a date", EXIT_USAGE) from None
         first = int(datetime.datetime(day.year, day.month, day.day, tzinfo=datetime.UTC).timestamp()) * 1000
         return first + 86_400_000 - 1 if end else first
     try:
         return parse_event_time(value)
     except TimeFormatError as exc:
-        raise fail(f"{name}: {exc}; give {TIME_HELP}") from None
+        raise fail(f"{name}: {exc}; give {TIME_HELP}", EXIT_USAGE) from None
 
 
 class OutputFormat(enum.StrEnum):

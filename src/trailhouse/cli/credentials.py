@@ -14,6 +14,7 @@ from ..model.times import format_wire_time
 from ..render.table import Column
 from ..service.credentials import CredentialError, create_access_key, create_token
 from .common import (
+    EXIT_USAGE,
     DbOption,
     JsonOption,
     console,
@@ -76,7 +77,7 @@ def keys_create(
     """Create an AccessKey pair. The secret is shown once."""
     for action in allow or ():
         if action not in RAM_ACTIONS:
-            raise fail(f"unknown action {action!r}; known: {', '.join(RAM_ACTIONS)}")
+            raise fail(f"unknown action {action!r}; known: {', '.join(RAM_ACTIONS)}", EXIT_USAGE)
     settings = load_settings(db)
     with opened(settings) as store, _credential_errors():
         created = create_access_key(

@@ -16,6 +16,7 @@ from ..model.times import DAY_MS, format_wire_time, now_ms
 from ..render.table import Column
 from .common import (
     EXIT_NOTHING,
+    EXIT_USAGE,
     DbOption,
     cli_time,
     fail,
@@ -56,7 +57,7 @@ AccountOption = Annotated[str, typer.Option("--account", help="The account whose
 
 def _check_type(kind: str) -> str:
     if kind not in INSIGHT_TYPES:
-        raise fail(f"{kind!r} is not an Insights type; one of: {', '.join(INSIGHT_TYPES)}")
+        raise fail(f"{kind!r} is not an Insights type; one of: {', '.join(INSIGHT_TYPES)}", EXIT_USAGE)
     return kind
 
 

@@ -19,6 +19,7 @@ from ..model.query import StoredEvent
 from ..model.times import now_ms
 from ..render.table import Column
 from .common import (
+    EXIT_USAGE,
     TIME_HELP,
     DbOption,
     OutputFormat,
@@ -90,7 +91,7 @@ def lookup(
     for item in where or []:
         name, sep, value = item.partition("=")
         if not sep or name.partition(".")[0] not in FILTER_PARAMS:
-            raise fail(f"{item!r} is not a filter; known keys: {', '.join(FILTER_PARAMS)}")
+            raise fail(f"{item!r} is not a filter; known keys: {', '.join(FILTER_PARAMS)}", EXIT_USAGE)
         pairs.append((name, value))
     cap = None if all_events or limit == 0 else limit
     settings = load_settings(db)
@@ -104,7 +105,7 @@ def lookup(
                 store, account_id=account, pairs=pairs, failed=failed, start_ms=start_ms, end_ms=end_ms
             )
         except SearchParamError as exc:
-            raise fail(str(exc)) from None
+            raise fail(str(exc), EXIT_USAGE) from None
         # Small pages while few rows are wanted: the first rows come back as soon as the store has them.
         batch = 1000 if cap is None else min(cap + 1, 1000)
         events = store.iter_events(account_id=account, flt=flt, descending=not oldest_first, batch=batch)
