@@ -114,6 +114,10 @@ def tsite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
             home_region=settings.region,
             now_ms=now,
         )
+        for trail in ("audit-oss", "org-wide"):
+            assert store.put_insight_selectors(
+                account_id=s.account_a, trail_name=trail, selectors=["TrailConcealmentInsight"], now_ms=now
+            )
         # A logging run starts at the log's head when the engine takes the trail up (within ~2 s);
         # the events that arrive after that are what it delivers.
         _wait(
@@ -177,6 +181,11 @@ def test_trails_page_lists_the_accounts_trails_with_delivery_status(tsite: Site)
         assert "no stream configured on this server" in fresh
         assert "not logging" in fresh
         assert "b-only-trail" not in html
+        # The insight records' delivery, which GetTrailStatus has no field for, beside it.
+        assert "data-insights>Insights: TrailConcealmentInsight · 0 records delivered" in oss
+        assert "data-insights-error" not in oss
+        org = _row(html, "org-wide")
+        assert "an organization trail delivers none" in org and "records delivered" not in org
 
 
 def test_account_b_sees_none_of_as_trails_nor_proofs(tsite: Site) -> None:

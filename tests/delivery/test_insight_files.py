@@ -10,6 +10,7 @@ import asyncio
 import gzip
 import hashlib
 import re
+import time
 import uuid
 from dataclasses import replace
 from pathlib import Path
@@ -20,7 +21,7 @@ import pytest
 
 from trailhouse.delivery.engine import DeliveryEngine
 from trailhouse.delivery.object_storage import DirectoryStorage, S3Storage
-from trailhouse.delivery.status import trail_delivery_status
+from trailhouse.delivery.status import InsightDeliveryStatus, trail_delivery_status
 from trailhouse.model.delivery import Sink
 from trailhouse.model.insights import StoredInsight
 from trailhouse.model.times import now_ms
@@ -410,3 +411,36 @@ def test_a_stream_added_to_a_logging_trail_delivers_the_runs_insights_from_its_s
         return out
 
     assert asyncio.run(read()) == [i.body for i in made]
+
+
+def test_a_failing_insight_delivery_shows_in_the_trails_status_until_it_recovers(
+    backend_store: EventStore, tmp_path: Path
+) -> None:
+    store = backend_store
+    storage = DirectoryStorage(tmp_path / "oss")
+    bucket = f"ins-fail-{uuid.uuid4().hex[:8]}"
+    storage.create_bucket(bucket)
+    add_trail(store, oss_bucket_name=bucket)
+    select(store, "trail-one", "TrailConcealmentInsight")
+    engine = engine_for(store, storage)
+    asyncio.run(engine.run_once())
+    trail = store.get_trail(account_id=ACCOUNT, name="trail-one")
+    assert trail is not None
+
+    def status() -> Any:
+        return trail_delivery_status(store, storage.bucket_status, trail=trail, stream_configured=False)
+
+    assert status().insights == InsightDeliveryStatus(("TrailConcealmentInsight",), 0, None, "")
+    (tmp_path / "oss" / bucket).rename(tmp_path / "oss" / "moved-away")  # the bucket is gone
+    raise_insight(store)
+    asyncio.run(engine.run_once())
+    failing = status()
+    assert failing.insights.last_error.startswith("oss: ") and failing.insights.delivered_records == 0
+    assert failing.oss.last_error == ""  # no event to deliver: the events' side has not failed
+    (tmp_path / "oss" / "moved-away").rename(tmp_path / "oss" / bucket)
+    deadline = time.monotonic() + 15
+    while (recovered := status()).insights.last_error and time.monotonic() < deadline:
+        time.sleep(0.2)  # the failed destination retries after its back-off (1 s)
+        asyncio.run(engine.run_once())
+    assert recovered.insights.last_error == "" and recovered.insights.delivered_records == 2
+    assert recovered.insights.last_delivery_ms is not None

@@ -183,6 +183,9 @@ def run_scenario(db_url: str, tmp_path: Path, storage: ObjectStorage, env: dict[
     (row,) = orjson.loads(done.stdout)
     assert row["ossBucketStatus"] is True and row["latestDeliveryError"] == ""
     assert row["ossDeliveredEvents"] == 3 and row["behindEvents"] == 0
+    # … and the insight records' delivery beside it.
+    assert row["insightSelectors"] == [KIND] and row["insightDeliveredRecords"] == len(records)
+    assert row["latestInsightDeliveryError"] == "" and row["latestInsightDeliveryTime"]
 
 
 def _env(tmp_path: Path) -> dict[str, str]:

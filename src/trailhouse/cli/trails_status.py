@@ -89,6 +89,10 @@ def trails_status(
                         "latestDeliveryLogServiceError": s.stream.last_error,
                         "streamDeliveredEvents": s.stream.delivered_events,
                         "behindEvents": s.behind,
+                        "insightSelectors": list(s.insights.selected),
+                        "insightDeliveredRecords": s.insights.delivered_records,
+                        "latestInsightDeliveryTime": _when(s.insights.last_delivery_ms),
+                        "latestInsightDeliveryError": s.insights.last_error,
                     }
                 )
         except StoreError as exc:
@@ -120,7 +124,9 @@ def _status_cells(r: dict[str, Any]) -> list[str]:
         stream,
         r["latestDeliveryLogServiceTime"] or ("never" if stream != "-" else "-"),
         str(r["behindEvents"]),
-        r["latestDeliveryError"] or r["latestDeliveryLogServiceError"],
+        r["latestDeliveryError"]
+        or r["latestDeliveryLogServiceError"]
+        or (f"insights: {r['latestInsightDeliveryError']}" if r["latestInsightDeliveryError"] else ""),
     ]
 
 

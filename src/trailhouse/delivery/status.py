@@ -17,7 +17,7 @@ from ..storage.base import EventStore
 from .object_storage import BucketStatus, ObjectStorageError
 from .stream import StreamTarget
 
-__all__ = ["DestinationStatus", "TrailDeliveryStatus", "trail_delivery_status"]
+__all__ = ["DestinationStatus", "InsightDeliveryStatus", "TrailDeliveryStatus", "trail_delivery_status"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,11 +32,25 @@ class DestinationStatus:
 
 
 @dataclass(frozen=True, slots=True)
+class InsightDeliveryStatus:
+    """The trail's Insights records (its insight selectors) on their way to the same destinations.
+    GetTrailStatus has no field for them; the CLI and the console show them."""
+
+    #: The trail's insight selectors: the types it delivers (an organization trail delivers none).
+    selected: tuple[str, ...]
+    delivered_records: int
+    last_delivery_ms: int | None
+    #: The current error of each destination that has one, as "oss: …" / "sls: …"; "" when none.
+    last_error: str
+
+
+@dataclass(frozen=True, slots=True)
 class TrailDeliveryStatus:
     trail: Trail
     oss: DestinationStatus
     stream: DestinationStatus
     bucket_status: BucketStatus | None
+    insights: InsightDeliveryStatus
 
     @property
     def behind(self) -> int:
@@ -104,6 +118,23 @@ def _destination(
     )
 
 
+def _insight_delivery(
+    store: EventStore, trail: Trail, checkpoints: dict[str, DeliveryCheckpoint]
+) -> InsightDeliveryStatus:
+    selected = store.get_insight_selectors(account_id=trail.account_id, trail_name=trail.name) or []
+    sinks = [
+        (label, checkpoints.get(sink.value))
+        for label, sink in (("oss", Sink.INSIGHT_OSS), ("sls", Sink.INSIGHT_STREAM))
+    ]
+    errors = [f"{label}: {error}" for label, cp in sinks if (error := _current_error(cp))]
+    return InsightDeliveryStatus(
+        tuple(selected),
+        sum(cp.delivered_events for _, cp in sinks if cp is not None),
+        _latest(*(cp.last_delivery_ms for _, cp in sinks if cp is not None)),
+        "; ".join(errors),
+    )
+
+
 def trail_delivery_status(
     store: EventStore,
     bucket_status_of: Callable[[str], str] | None,
@@ -140,4 +171,6 @@ def trail_delivery_status(
         trail.is_logging,
         backfilled_ms,
     )
-    return TrailDeliveryStatus(trail, oss, stream, bucket_status)
+    return TrailDeliveryStatus(
+        trail, oss, stream, bucket_status, _insight_delivery(store, trail, checkpoints)
+    )
