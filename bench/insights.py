@@ -8,7 +8,9 @@
    ``--batch`` at full speed: with the detector off, on, on, off (on: every type enabled and the
    detector stepping in a process of its own, as ``serve``'s Insights worker runs it; or, with
    ``--detector thread``, in a thread of the ingesting process, as ``serve`` ran it before the
-   worker). The difference of the means is the ingest cost of Insights; quality figures come from
+   worker). The detector waits for a gap in a busy ingest as the worker does (``--defer``,
+   TRAILHOUSE_INSIGHTS_DEFER_S, 20 s; ``--defer 0`` reads beside the ingest at once). The
+   difference of the means is the ingest cost of Insights; quality figures come from
    the first "on" run; ``--rounds`` repeats the four runs. A history already loaded in ``--dir``
    with the same parameters is reused.
 4. Figures: recall per type (an anomaly counts when an insight of its type names one of its
@@ -71,8 +73,16 @@ def _steal_s() -> float:
 class Running:
     """The detector stepping in a thread of this process, noting when each insight was committed."""
 
-    def __init__(self, store: SqliteStore) -> None:
-        self.detector = Detector(store, Thresholds(), owner="bench")
+    def __init__(self, store: SqliteStore, defer_s: float) -> None:
+        # As the worker steps it: the same checkpoint interval and deferral (TRAILHOUSE_INSIGHTS_*).
+        settings = Settings.from_env()
+        self.detector = Detector(
+            store,
+            Thresholds(),
+            owner="bench",
+            checkpoint_ms=int(settings.insights_checkpoint_s * 1000),
+            defer_ms=int(defer_s * 1000),
+        )
         self.committed: list[tuple[float, list[dict[str, Any]]]] = []
         self.processed = 0
         self.busy_s = 0.0
@@ -98,12 +108,12 @@ class Running:
         self.thread.join()
 
 
-def _detect_in_process(path: str, stop: Any, out: str) -> None:
+def _detect_in_process(path: str, stop: Any, out: str, defer_s: float) -> None:
     """The child's side of ``RunningProcess``: its own store on the file, the same loop, at the
     CPU priority ``trailhouse insights worker`` takes (TRAILHOUSE_INSIGHTS_WORKER_NICE)."""
     os.nice(Settings.from_env().insights_worker_nice)
     store = SqliteStore(Path(path))
-    running = Running(store)
+    running = Running(store, defer_s)
     # The loop of Running, in this process's main thread; ``stop`` is the parent's Event.
     running._stop = stop  # noqa: SLF001
     running._run()  # noqa: SLF001
@@ -122,13 +132,13 @@ class RunningProcess:
     process of the machine, so they compare with this process's acknowledgement times.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, defer_s: float) -> None:
         context = multiprocessing.get_context("spawn")
         self._stop = context.Event()
         self._out = Path(f"{path}.detector.json")
         self._out.unlink(missing_ok=True)
         self.process = context.Process(
-            target=_detect_in_process, args=(str(path), self._stop, str(self._out)), daemon=True
+            target=_detect_in_process, args=(str(path), self._stop, str(self._out), defer_s), daemon=True
         )
         self.committed: list[tuple[float, list[dict[str, Any]]]] = []
         self.processed = 0
@@ -163,6 +173,12 @@ def main(argv: list[str] | None = None) -> None:
         choices=("process", "thread"),
         default="process",
         help="where the detector runs beside ingest: a process of its own (serve's worker) or a thread",
+    )
+    parser.add_argument(
+        "--defer",
+        type=float,
+        default=Settings.from_env().insights_defer_s,
+        help="seconds the detector waits for a gap in a busy ingest (TRAILHOUSE_INSIGHTS_DEFER_S; 0: never)",
     )
     args = parser.parse_args(argv)
 
@@ -233,7 +249,7 @@ def main(argv: list[str] | None = None) -> None:
                 account_id=traffic.account_id, insight_type=kind, enabled=True, now_ms=now_ms()
             )
         running: Running | RunningProcess = (
-            RunningProcess(work / name) if args.detector == "process" else Running(on)
+            RunningProcess(work / name, args.defer) if args.detector == "process" else Running(on, args.defer)
         )
         running.start()
         while on.detector_checkpoint(detector="insights") is None:
@@ -306,8 +322,9 @@ def main(argv: list[str] | None = None) -> None:
     result = {
         "command": f"python -m bench.insights --events {args.events} --days {args.days}"
         f" --stream-days {args.stream_days} --per-type {args.per_type} --batch {args.batch}"
-        f" --seed {args.seed} --detector {args.detector} --rounds {args.rounds}",
+        f" --seed {args.seed} --detector {args.detector} --rounds {args.rounds} --defer {args.defer:g}",
         "detector": args.detector,
+        "defer_s": args.defer,
         "detector_nice": Settings.from_env().insights_worker_nice if args.detector == "process" else 0,
         "load_average_start_end": [load_start, [round(x, 2) for x in os.getloadavg()]],
         "events_total": len(history) + len(stream),

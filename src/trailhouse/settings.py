@@ -290,6 +290,13 @@ class Settings:
         "while the log is busy the detector commits its place at most this often (at once with an "
         "insight or when the log goes quiet); a crash replays at most this much of the log",
     )
+    insights_defer_s: float = setting(
+        20.0,
+        "INSIGHTS_DEFER_S",
+        "while ingest is busy (1,000 events/s or more) the worker waits for a gap before detecting, "
+        "at most this long after it fell behind, so that bursts of ingest do not share the CPU with "
+        "it; 0 detects at once",
+    )
     insight_types: str = setting(
         "IpInsight,ApiCallRateInsight,ApiErrorRateInsight,AkInsight,PolicyChangeInsight,"
         "PasswordChangeInsight,TrailConcealmentInsight",
@@ -459,6 +466,7 @@ class Settings:
         need(self.delivery_lease_s >= 1, "delivery_lease_s", "seconds, at least 1")
         need(self.insights_lease_s >= 2, "insights_lease_s", "seconds, at least 2")
         need(self.insights_checkpoint_s >= 0, "insights_checkpoint_s", "seconds, 0 or more")
+        need(self.insights_defer_s >= 0, "insights_defer_s", "seconds, 0 or more")
         need(
             len(self.region) <= 32 and self.region.replace("-", "").isalnum() and self.region.islower(),
             "region",

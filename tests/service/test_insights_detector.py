@@ -437,3 +437,48 @@ def test_a_restart_between_commits_replays_the_tail_and_raises_each_insight_once
     assert stored(s) == before
     cp = s.detector_checkpoint(detector=DETECTOR_NAME)
     assert cp is not None and cp.watermark == s.newest_seq()
+
+
+def test_a_deferring_detector_waits_for_a_gap_in_a_busy_ingest_at_most_its_budget(store: EventStore) -> None:
+    now = [T0]
+    detector = Detector(store, Thresholds(), owner="a", clock=lambda: now[0], batch=1000, defer_ms=20_000)
+    detector.step()
+    n = iter(range(10**9))
+
+    def ingest(count: int) -> None:
+        append(store, [ev(f"d{next(n)}", T0 + i) for i in range(count)])
+
+    def tick(count: int = 0) -> Any:
+        if count:
+            ingest(count)
+        now[0] += 1000
+        return detector.step()
+
+    assert not tick().deferred  # caught up: nothing to wait for
+    # A trickle (500 events/s) is not busy: detected at once.
+    first = tick(500)
+    assert not first.deferred and first.processed == 500
+    # A burst (3,000 events/s): the detector leaves the log alone while it lasts …
+    assert all(tick(3000).deferred for _ in range(5))
+    # … and catches up in the first gap.
+    gap = tick()
+    assert not gap.deferred and gap.processed == 1000
+    while (result := tick()).processed:
+        assert not result.deferred  # behind and in a gap: no more waiting until caught up
+    assert store.detector_checkpoint(detector=DETECTOR_NAME).watermark == store.newest_seq()  # type: ignore[union-attr]
+    # Busy for longer than the budget: it waits 20 s after it fell behind, then reads while busy.
+    waited = 0
+    while (result := tick(2000)).deferred:
+        waited += 1
+    assert waited == 20 and result.processed == 1000
+
+
+def test_without_defer_the_detector_reads_a_busy_log_at_once(store: EventStore) -> None:
+    now = [T0]
+    detector = Detector(store, Thresholds(), owner="a", clock=lambda: now[0], batch=1000)
+    detector.step()
+    for i in range(3):
+        append(store, [ev(f"x{i}-{j}", T0 + j) for j in range(3000)])
+        now[0] += 1000
+        result = detector.step()
+        assert not result.deferred and result.processed == 1000

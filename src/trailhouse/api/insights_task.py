@@ -59,6 +59,8 @@ class DetectorStats:
     processed: int = 0
     stored: int = 0
     failed_steps: int = 0
+    #: Whether the last step waited for a gap in a busy ingest (TRAILHOUSE_INSIGHTS_DEFER_S).
+    deferring: bool = False
     #: Wall clock (ms) of the last step that ended, failed or not.
     last_step_ms: int = 0
 
@@ -147,6 +149,7 @@ async def detect_forever(
         owner=owner,
         lease_ms=int(settings.insights_lease_s * 1000),
         checkpoint_ms=int(settings.insights_checkpoint_s * 1000),
+        defer_ms=int(settings.insights_defer_s * 1000),
     )
     stats = stats if stats is not None else DetectorStats()
     while True:
@@ -159,6 +162,7 @@ async def detect_forever(
             await asyncio.sleep(5)
             continue
         stats.leader = result.leader
+        stats.deferring = result.deferred
         stats.processed += result.processed
         stats.stored += result.stored
         stats.last_step_ms = int(time.time() * 1000)

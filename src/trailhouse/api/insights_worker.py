@@ -90,6 +90,7 @@ class _Status:
                 "events_processed": s.processed,
                 "records_stored": s.stored,
                 "failed_steps": s.failed_steps,
+                "deferring": s.deferring,
                 "last_step_ms": s.last_step_ms,
             },
             "webhook": None,

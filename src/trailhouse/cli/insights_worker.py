@@ -76,6 +76,14 @@ def _ago(ms: object) -> str:
     return f"{format_wire_time(ms)} ({max(0.0, time.time() - ms / 1000):.0f} s ago)"
 
 
+def _detecting(detector: dict[str, Any]) -> str:
+    if not detector.get("leader"):
+        return "no (standing by)"
+    if detector.get("deferring"):
+        return "yes (holds the lease; waiting for a gap in a busy ingest)"
+    return "yes (holds the lease)"
+
+
 def insights_status(
     db: DbOption = None,
     status_file: StatusFileOption = None,
@@ -98,7 +106,7 @@ def insights_status(
         f"worker        pid {status.get('pid')} on {status.get('host')}: {state}",
         f"started       {_ago(status.get('started_ms'))}",
         f"updated       {_ago(updated)}",
-        f"detecting     {'yes (holds the lease)' if detector.get('leader') else 'no (standing by)'}",
+        f"detecting     {_detecting(detector)}",
         f"events read   {detector.get('events_processed', 0)}",
         f"records       {detector.get('records_stored', 0)} stored",
         f"failed steps  {detector.get('failed_steps', 0)}",

@@ -11,6 +11,13 @@ connection makes the ingesting connection drop its page cache, so a detector tha
 beside a busy ingest cost it far more than its own CPU. A crash replays at most ``checkpoint_ms`` of
 the log, from the state saved with the watermark, and the replay raises what it would have.
 
+While ingest is busy (the log growing by ``BUSY_EVENTS_PER_S`` or more), a detector with
+``defer_ms`` waits for a gap before it reads, for at most ``defer_ms`` after it fell behind; then
+it catches up whatever the rate. Side by side on a small machine the two slow each other down
+whatever their priorities (docs/insights.md, "Quality and cost"), so a burst of ingest shorter than
+``defer_ms`` runs alone and is detected right after it; a longer one is detected in rounds, each at
+most ``defer_ms`` late. ``serve``'s worker defers 20 s, a third of the 60 s an insight may take.
+
 On its first run the detector starts at the head of the log: the history already stored is a
 baseline, not a backlog.
 """
@@ -32,11 +39,13 @@ from .point import DormantKeyRule, IpRule, change_rules
 from .rates import MINUTE_MS, rate_rules
 from .record import Seen, seen
 
-__all__ = ["DETECTOR_NAME", "Detector", "StepResult"]
+__all__ = ["BUSY_EVENTS_PER_S", "DETECTOR_NAME", "Detector", "StepResult"]
 
 log = logging.getLogger("trailhouse.insights")
 
 DETECTOR_NAME = "insights"
+#: Ingest at this rate or more is busy: a deferring detector waits for a gap.
+BUSY_EVENTS_PER_S = 1000
 #: The rate rules close a quiet subject's insight once no event has come for this long.
 _IDLE_CLOSE_MS = 2 * MINUTE_MS
 
@@ -48,6 +57,8 @@ class StepResult:
     stored: int
     #: Stored records of this step (what a webhook delivers).
     insights: tuple[StoredInsight, ...] = ()
+    #: The step left the log alone: ingest is busy and the detector waits for a gap.
+    deferred: bool = False
 
 
 class Detector:
@@ -60,11 +71,12 @@ class Detector:
         batch: int = 5000,
         lease_ms: int = 30_000,
         checkpoint_ms: int = 5_000,
+        defer_ms: int = 0,
         clock: Callable[[], int] = lambda: int(time.time() * 1000),
     ) -> None:
         self._store, self._th, self._owner = store, thresholds, owner
         self._batch, self._lease_ms, self._clock = batch, lease_ms, clock
-        self._checkpoint_ms = checkpoint_ms
+        self._checkpoint_ms, self._defer_ms = checkpoint_ms, defer_ms
         self._position: int | None = None
         self._reset()
 
@@ -82,6 +94,8 @@ class Detector:
         self._committed: int | None = None  # the watermark in the store
         self._committed_at = 0
         self._renew_at = 0  # when to renew the lease
+        self._head_seen: tuple[int, int] | None = None  # (log head, when) at the last look
+        self._behind_since: int | None = None
 
     def _resume(self) -> bool:
         """Continue from the checkpoint; True when there is none yet (the log's head is the start)."""
@@ -116,6 +130,21 @@ class Detector:
                 found += rate.check(ev)
         return found
 
+    def _deferring(self, now: int) -> bool:
+        """Whether to leave the log alone this step: ingest is busy and the wait is not over."""
+        assert self._position is not None
+        head = self._store.newest_seq()
+        before, self._head_seen = self._head_seen, (head, now)
+        if head <= self._position:
+            self._behind_since = None
+            return False
+        if self._behind_since is None:
+            self._behind_since = now
+        if before is None or now - self._behind_since >= self._defer_ms:
+            return False
+        rate = (head - before[0]) * 1000 / max(now - before[1], 1)
+        return rate >= BUSY_EVENTS_PER_S
+
     def step(self) -> StepResult:
         """One pass: hold the lease, read a batch of the log, commit what it raised."""
         now = self._clock()
@@ -137,6 +166,8 @@ class Detector:
             fresh = self._resume()
             self._committed, self._committed_at = self._position, now
         assert self._position is not None
+        if self._defer_ms and not fresh and self._deferring(now):
+            return StepResult(True, 0, 0, deferred=True)
         entries = self._store.read_log(after_seq=self._position, limit=self._batch)
         found: list[StoredInsight] = []
         for entry in entries:
