@@ -236,6 +236,21 @@ def _tables(results: dict[str, Any]) -> list[tuple[str, list[str], list[list[str
 
     rows = []
     for n, outcome in backends.items():
+        for phase, label in (
+            ("load", "trailhouse ingest, bulk load"),
+            ("ingest_file", "trailhouse ingest, fresh file"),
+        ):
+            peak = (outcome.get(phase) or {}).get("peak_rss_bytes")
+            if peak:
+                rows.append([n, label, _fmt(peak / 2**20, 0)])
+        for process, peak in (outcome.get("server_peak_rss_bytes") or {}).items():
+            label = "serve: all processes (sum of peaks)" if process == "total" else f"serve: {process}"
+            rows.append([n, label, _fmt(peak / 2**20, 0)])
+    if rows:
+        tables.append(("Memory (peak resident set)", ["backend", "process", "MiB"], rows))
+
+    rows = []
+    for n, outcome in backends.items():
         for target, r in outcome.get("targets", {}).items():
             rows.append(
                 [

@@ -203,7 +203,10 @@ def _ingest_cli(
     binary = py_spy_binary() if profile_to else None
     if binary and profile_to:
         wrapper = wrap_command(binary, profile_to, idle=True)
-    report_, wall = run_cli(["ingest", *files, "--db", url, "--batch", str(batch)], data_dir, wrapper=wrapper)
+    usage: dict[str, Any] = {}
+    report_, wall = run_cli(
+        ["ingest", *files, "--db", url, "--batch", str(batch)], data_dir, wrapper=wrapper, usage=usage
+    )
     nbytes = sum(Path(f).stat().st_size for f in files)
     done = report_["accepted"] + report_["duplicates"] + report_["rejected"]
     return {
@@ -218,6 +221,7 @@ def _ingest_cli(
         "wall_seconds_with_process_start": round(wall, 3),
         "batch_events": batch,
         "profiled": wrapper is not None,
+        "peak_rss_bytes": usage.get("peak_rss_bytes"),
     }
 
 
@@ -293,6 +297,7 @@ def run_backend(
             out["queries"] = _queries(name, args, shapes, server, creds, spy, prof_dir, out, ClientPool)
         finally:
             out["server_exit"] = server.stop()
+            out["server_peak_rss_bytes"] = server.peak_rss_at_stop
     finally:
         if not args.keep:
             _drop(backend, work)

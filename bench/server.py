@@ -13,6 +13,8 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -44,20 +46,40 @@ def child_env(data_dir: Path) -> dict[str, str]:
 
 
 def run_cli(
-    args: list[str], data_dir: Path, *, timeout: float | None = None, wrapper: list[str] | None = None
+    args: list[str],
+    data_dir: Path,
+    *,
+    timeout: float | None = None,
+    wrapper: list[str] | None = None,
+    usage: dict[str, Any] | None = None,
 ) -> tuple[dict[str, Any], float]:
     """Run ``trailhouse <args> --json``; return its JSON output and the wall time in seconds.
 
-    ``wrapper`` prefixes the command (a profiler).
+    ``wrapper`` prefixes the command (a profiler). ``usage`` receives ``peak_rss_bytes``: the
+    largest peak resident set of the command's processes (the command, or with ``--workers`` the
+    largest of it and its worker processes: what wait4 reports for a process tree).
     """
     started = time.perf_counter()
-    proc = subprocess.run(
-        [*(wrapper or []), sys.executable, "-m", "trailhouse.cli", *args, "--json"],
-        env=child_env(data_dir),
-        capture_output=True,
-        timeout=timeout,
-        check=False,
-    )
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        popen = subprocess.Popen(
+            [*(wrapper or []), sys.executable, "-m", "trailhouse.cli", *args, "--json"],
+            env=child_env(data_dir),
+            stdout=out,
+            stderr=err,
+        )
+        timer = threading.Timer(timeout, popen.kill) if timeout else None
+        if timer is not None:
+            timer.start()
+        # wait4, not wait: the rusage of this one command's process tree (its largest peak RSS).
+        _, status, rusage = os.wait4(popen.pid, 0)
+        if timer is not None:
+            timer.cancel()
+        popen.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        proc = subprocess.CompletedProcess(popen.args, popen.returncode, out.read(), err.read())
+    if usage is not None:
+        usage["peak_rss_bytes"] = rusage.ru_maxrss * 1024
     elapsed = time.perf_counter() - started
     if proc.returncode != 0:
         raise CliError(
@@ -89,6 +111,7 @@ class Server:
         self.log_level = log_level
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
+        self.peak_rss_at_stop: dict[str, int] = {}
         self._log: Any = None
 
     @property
@@ -144,10 +167,34 @@ class Server:
                 raise RuntimeError(f"trailhouse serve did not answer within {timeout}s; see {self.log_path}")
             time.sleep(0.1)
 
+    def peak_rss(self) -> dict[str, int]:
+        """The peak resident set (VmHWM, bytes) of the server and of each process under it (the
+        Insights worker, ``--workers`` processes) so far, by "pid command"; and their "total", an
+        upper bound of the tree's peak (the peaks need not be at the same moment)."""
+        if self.proc is None or self.proc.poll() is not None:
+            return {}
+        peaks: dict[str, int] = {}
+        pending = [self.proc.pid]
+        while pending:
+            pid = pending.pop()
+            try:
+                status = Path(f"/proc/{pid}/status").read_text()
+                name = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()[:80]
+                for task in Path(f"/proc/{pid}/task").iterdir():
+                    pending += [int(c) for c in (task / "children").read_text().split()]
+            except OSError:
+                continue  # it ended meanwhile
+            for line in status.splitlines():
+                if line.startswith("VmHWM:"):
+                    peaks[f"{pid} {name.strip()}"] = int(line.split()[1]) * 1024
+        peaks["total"] = sum(peaks.values())
+        return peaks
+
     def stop(self) -> int | None:
         if self.proc is None:
             return None
         if self.proc.poll() is None:
+            self.peak_rss_at_stop = self.peak_rss()
             self.proc.send_signal(signal.SIGTERM)
             try:
                 self.proc.wait(timeout=40)

@@ -116,6 +116,20 @@ def test_sqlite_ingest_phases(results: dict[str, Any]) -> None:
     assert sqlite["ingest_file"]["accepted"] == SLICE
 
 
+def test_memory_is_measured(results: dict[str, Any]) -> None:
+    sqlite = results["backends"]["sqlite"]
+    for phase in ("load", "ingest_file"):
+        # A Python process with the store open: more than 20 MiB, far less than 2 GiB here.
+        assert 20 * 2**20 < sqlite[phase]["peak_rss_bytes"] < 2 * 2**30
+    peaks = sqlite["server_peak_rss_bytes"]
+    serve = [p for name, p in peaks.items() if name != "total" and "serve" in name]
+    assert serve and all(20 * 2**20 < p < 2 * 2**30 for p in serve)
+    assert peaks["total"] == sum(p for name, p in peaks.items() if name != "total")
+    from bench.report import render_markdown
+
+    assert "#### Memory (peak resident set)" in render_markdown(results)
+
+
 def test_sqlite_disk(results: dict[str, Any]) -> None:
     disk = results["backends"]["sqlite"]["disk"]
     assert disk["events"] == EVENTS + 2 * SLICE
