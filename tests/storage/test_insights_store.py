@@ -51,7 +51,13 @@ def test_types_are_enabled_and_disabled_per_account(store: EventStore) -> None:
 
 def _trail(account_id: str, name: str) -> Trail:
     return Trail(
-        account_id, name, "cn-hangzhou", "All", EventRW.WRITE, TrailStatus.FRESH, oss_bucket_name="b"
+        account_id,
+        name,
+        "cn-hangzhou",
+        "All",
+        EventRW.WRITE,
+        TrailStatus.FRESH,
+        oss_bucket_name=f"b-{account_id}",
     )
 
 
