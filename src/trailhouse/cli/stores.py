@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 
 from ..model.times import now_ms
 from ..storage.base import StoreError
@@ -14,14 +15,57 @@ from .common import DbOption, console, fail, load_settings, open_or_fail, opened
 __all__ = ["copy", "maintain", "migrate"]
 
 
+class _MigrationProgress(logging.Handler):
+    """The migration runner's records (``storage/sql/migrate.py``) as progress: a line per
+    migration applied, and on a terminal the one running with its elapsed time."""
+
+    def __init__(self, progress: Progress) -> None:
+        super().__init__(logging.INFO)
+        self._progress = progress
+        self._task: TaskID | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        step = getattr(record, "migration_step", None)
+        if step is None:
+            return
+        fields = record.__dict__
+        place = f"{fields['migration']} ({fields['number']} of {fields['pending']})"
+        if step == "start":
+            self._task = self._progress.add_task(f"applying {place}", total=None)
+            return
+        if self._task is not None:
+            self._progress.remove_task(self._task)
+            self._task = None
+        if step == "done":
+            console.print(f"applied {place} in {fields['seconds']:.1f} s")
+
+
 def migrate(db: DbOption = None) -> None:
-    """Apply pending schema migrations and the data repairs that come with them.
+    """Apply pending schema migrations and the data repairs that come with them, one line each.
 
     The service also applies them at start-up. A repair says what it changed, e.g. the events an
     old SQLite store held twice (same account and eventId in two UTC days), of which it keeps the
     first arrival.
     """
-    store = open_or_fail(load_settings(db))
+    settings = load_settings(db)
+    runner = logging.getLogger("trailhouse.storage")
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+        disable=not console.is_terminal,
+    ) as progress:
+        handler = _MigrationProgress(progress)
+        level = runner.level
+        runner.addHandler(handler)
+        runner.setLevel(logging.INFO)
+        try:
+            store = open_or_fail(settings)
+        finally:
+            runner.removeHandler(handler)
+            runner.setLevel(level)
     repairs = list(store.repairs)
     store.close()
     for line in repairs:

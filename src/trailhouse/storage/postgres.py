@@ -268,12 +268,21 @@ class PostgresStore(SqlStore, MerkleLogSql, DeliverySql):
                 advisory_lock(conn, "migrate")
                 yield
 
+        # The migrations recorded already are skipped without the lock (a record is never
+        # removed); the others are checked again under it.
+        recorded = conn.execute("SELECT to_regclass('schema_migrations') IS NOT NULL").fetchone()
+        applied = (
+            {row[0] for row in conn.execute("SELECT name FROM schema_migrations")}
+            if recorded and recorded[0]
+            else set()
+        )
         apply_migrations(
             POSTGRES,
             # A migration is several statements: allowed without parameters only.
             execute=lambda query, params: conn.execute(query, params or None),
             transaction=locked,
             statements=lambda script: [script],
+            applied=applied,
         )
 
     # -- partitions ------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Protocol
@@ -43,9 +44,19 @@ def apply_migrations(
     """
     ph = dialect.ph
     done: list[str] = []
-    for migration in migrations_for(dialect.name):
-        if migration.name in applied:
-            continue
+    pending = [m for m in migrations_for(dialect.name) if m.name not in applied]
+    for number, migration in enumerate(pending, 1):
+        # Logged with its place among the pending ones: a migration that rewrites a large table
+        # takes minutes, and `trailhouse migrate` shows these records as its progress.
+        progress = {"migration": migration.name, "number": number, "pending": len(pending)}
+        log.info(
+            "migration %s (%d of %d): applying",
+            migration.name,
+            number,
+            len(pending),
+            extra={**progress, "migration_step": "start"},
+        )
+        started = time.monotonic()
         with transaction():
             execute(
                 f"CREATE TABLE IF NOT EXISTS schema_migrations"
@@ -53,12 +64,24 @@ def apply_migrations(
                 (),
             )
             if execute(f"SELECT 1 FROM schema_migrations WHERE name = {ph}", (migration.name,)).fetchone():
+                log.info(
+                    "migration %s: applied by another process meanwhile",
+                    migration.name,
+                    extra={**progress, "migration_step": "skipped"},
+                )
                 continue
             for statement in statements(migration.sql):
                 execute(statement, ())
             repair = (repairs or {}).get(migration.name)
             outcome = repair() if repair is not None else None
             execute(f"INSERT INTO schema_migrations VALUES ({ph}, {dialect.now_ms})", (migration.name,))
+        seconds = time.monotonic() - started
+        log.info(
+            "migration %s: applied in %.1f s",
+            migration.name,
+            seconds,
+            extra={**progress, "migration_step": "done", "seconds": seconds},
+        )
         if outcome:
             log.warning("migration %s: %s", migration.name, outcome)
             done.append(f"{migration.name}: {outcome}")
