@@ -30,9 +30,8 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
 
 from ..model.delivery import EVENT_SINKS, DeliveryCheckpoint, Sink
 from ..model.times import now_ms
@@ -42,7 +41,16 @@ from ..storage.base import EventStore, LogEntry, StoreError
 from .files import FileGroup, build_file
 from .insights import InsightDelivery
 from .object_storage import ObjectStorage, ObjectStorageError, open_object_storage
-from .runs import DeliveryStats, WindowDelivered, WindowHook, lease_name, run_of, run_start
+from .runs import (
+    DeliveryFailed,
+    DeliveryStats,
+    SinkState,
+    WindowDelivered,
+    WindowHook,
+    lease_name,
+    run_of,
+    run_start,
+)
 from .scope import TrailScope
 from .stream import StreamError, StreamPublisher, StreamTarget, message_id, record_bytes
 
@@ -56,34 +64,15 @@ MAX_BACKOFF_S = 60.0
 STREAM_SAVE_S = 1.0
 
 
-class DeliveryFailed(Exception):
-    """A destination failed; the checkpoint keeps the message and the step is retried later."""
-
-
-@dataclass
-class _SinkState:
-    sink: str
-    checkpoint: DeliveryCheckpoint | None = None
-    scan_seq: int = 0
-    in_window: int = 0
-    window_open: float | None = None
-    failures: int = 0
-    retry_at: float = 0.0
-    persisted_at: float = 0.0
-    reconciled: bool = False
-    #: The checkpoint in memory is ahead of the stored one (stream saves are spaced out).
-    dirty: bool = False
-
-
 @dataclass
 class _TrailRun:
     scope: TrailScope
-    sinks: dict[str, _SinkState]
+    sinks: dict[str, SinkState]
     lease_until: float = 0.0
     #: StopLogging was seen: deliver what arrived up to this seq (open windows close), then let go.
     stop_seq: int | None = None
-    #: The insight destinations' states (insights.py ``InsightSinkState``), by sink.
-    insight_states: dict[str, Any] = field(default_factory=dict)
+    #: The insight destinations' states (stepped by insights.py), by sink.
+    insight_states: dict[str, SinkState] = field(default_factory=dict)
 
     @property
     def trail(self) -> Trail:
@@ -210,7 +199,7 @@ class DeliveryEngine:
                     await self._step(run, state, flush=flush or run.stop_seq is not None)
                     state.failures = 0
                 except DeliveryFailed as exc:
-                    await self._failed(run, state, str(exc))
+                    await self.record_failure(run, state, str(exc))
             if run.lease_until:
                 await self.insights.step(run, flush=flush or run.stop_seq is not None)
             slowest = min((s.checkpoint.delivered_seq for s in run.sinks.values() if s.checkpoint), default=0)
@@ -273,7 +262,7 @@ class DeliveryEngine:
                 or run.run_id != str(scope.trail.start_logging_ms or 0)
                 or set(run.sinks) != set(sinks)
             ):
-                self._runs[key] = _TrailRun(scope, {s: _SinkState(s) for s in sinks})
+                self._runs[key] = _TrailRun(scope, {s: SinkState(s) for s in sinks})
             else:
                 run.scope = scope
 
@@ -321,7 +310,7 @@ class DeliveryEngine:
         return True
 
     # -- checkpoints -----------------------------------------------------------------------------
-    async def _save(self, run: _TrailRun, state: _SinkState, checkpoint: DeliveryCheckpoint) -> None:
+    async def save_checkpoint(self, run: _TrailRun, state: SinkState, checkpoint: DeliveryCheckpoint) -> None:
         checkpoint = replace(checkpoint, updated_ms=now_ms())
         name = lease_name(run.trail.account_id, run.trail.name)
         saved = await asyncio.to_thread(
@@ -341,9 +330,23 @@ class DeliveryEngine:
             for state in run.sinks.values():
                 if state.dirty and state.checkpoint is not None and run.lease_until:
                     with contextlib.suppress(DeliveryFailed, StoreError):
-                        await self._save(run, state, state.checkpoint)
+                        await self.save_checkpoint(run, state, state.checkpoint)
 
-    async def _load(self, run: _TrailRun, state: _SinkState) -> DeliveryCheckpoint:
+    async def load_checkpoint(
+        self,
+        run: _TrailRun,
+        state: SinkState,
+        *,
+        siblings: Collection[str] = EVENT_SINKS,
+        start: Callable[[], int] | None = None,
+    ) -> DeliveryCheckpoint:
+        """The destination's checkpoint, or a new one when the trail began a new logging run.
+
+        A new run starts at the head (``start``: the log's newest seq by default): ActionTrail
+        delivers what happens while it logs (a delivery-history job delivers the past). Every
+        destination of the run among ``siblings`` starts at the same place, which the run's name
+        records: one added later too, and a history job delivers up to it.
+        """
         trail = run.trail
         cp = await asyncio.to_thread(
             lambda: self.store.get_checkpoint(
@@ -351,26 +354,22 @@ class DeliveryEngine:
             )
         )
         if cp is None or run_of(cp.run) != run.run_id:
-            # A new logging run starts at the head: ActionTrail delivers what happens while it logs
-            # (a delivery-history job delivers the past). Every destination of the run starts at the
-            # same seq, which the run's name records: a history job delivers up to it.
             others = await asyncio.to_thread(
                 lambda: self.store.list_checkpoints(account_id=trail.account_id, trail_name=trail.name)
             )
-            starts = [
-                run_start(o.run) for o in others if o.sink in EVENT_SINKS and run_of(o.run) == run.run_id
-            ]
-            head = starts[0] if starts else await asyncio.to_thread(self.store.newest_seq)
+            starts = [run_start(o.run) for o in others if o.sink in siblings and run_of(o.run) == run.run_id]
+            head = starts[0] if starts else await asyncio.to_thread(start or self.store.newest_seq)
             cp = DeliveryCheckpoint(trail.account_id, trail.name, state.sink, f"{run.run_id}@{head}", head)
-            await self._save(run, state, cp)
+            await self.save_checkpoint(run, state, cp)
         state.checkpoint = cp
         state.scan_seq = cp.delivered_seq
         state.in_window = 0
         state.window_open = None
         state.reconciled = False
+        state.caught_up = False
         return cp
 
-    async def _failed(self, run: _TrailRun, state: _SinkState, message: str) -> None:
+    async def record_failure(self, run: _TrailRun, state: SinkState, message: str) -> None:
         state.failures += 1
         delay = min(MAX_BACKOFF_S, 0.5 * 2 ** min(state.failures, 10))
         state.retry_at = time.monotonic() + delay
@@ -382,11 +381,13 @@ class DeliveryEngine:
         if cp is None:
             return
         with contextlib.suppress(DeliveryFailed, StoreError):
-            await self._save(run, state, replace(cp, last_error=message[:500], last_error_ms=now_ms()))
+            await self.save_checkpoint(
+                run, state, replace(cp, last_error=message[:500], last_error_ms=now_ms())
+            )
 
     # -- one step of one destination -------------------------------------------------------------
-    async def _step(self, run: _TrailRun, state: _SinkState, *, flush: bool) -> None:
-        cp = state.checkpoint or await self._load(run, state)
+    async def _step(self, run: _TrailRun, state: SinkState, *, flush: bool) -> None:
+        cp = state.checkpoint or await self.load_checkpoint(run, state)
         if state.sink == Sink.OSS.value:
             await self._step_oss(run, state, cp, flush=flush)
         else:
@@ -403,7 +404,7 @@ class DeliveryEngine:
         return entries
 
     async def _step_oss(
-        self, run: _TrailRun, state: _SinkState, cp: DeliveryCheckpoint, *, flush: bool
+        self, run: _TrailRun, state: SinkState, cp: DeliveryCheckpoint, *, flush: bool
     ) -> None:
         if cp.window_end_seq:
             await self._write_window(run, state, cp)
@@ -420,7 +421,7 @@ class DeliveryEngine:
         if state.in_window == 0:
             # Nothing to deliver so far: move the checkpoint over what is out of scope, now and then.
             if state.scan_seq > cp.delivered_seq and (flush or time.monotonic() - state.persisted_at > 10):
-                await self._save(run, state, replace(cp, delivered_seq=state.scan_seq))
+                await self.save_checkpoint(run, state, replace(cp, delivered_seq=state.scan_seq))
             return
         assert state.window_open is not None
         due = time.monotonic() - state.window_open >= self.window_s
@@ -432,10 +433,10 @@ class DeliveryEngine:
         # Each window a second after the last at least: the file names' times then order the files
         # as the events arrived, also when a busy trail closes several windows in one second.
         window = replace(cp, window_end_seq=state.scan_seq, window_ms=max(now_ms(), cp.window_ms + 1000))
-        await self._save(run, state, window)
+        await self.save_checkpoint(run, state, window)
         await self._write_window(run, state, window)
 
-    async def _write_window(self, run: _TrailRun, state: _SinkState, cp: DeliveryCheckpoint) -> None:
+    async def _write_window(self, run: _TrailRun, state: SinkState, cp: DeliveryCheckpoint) -> None:
         trail = run.trail
         groups: dict[FileGroup, list[bytes]] = {}
         after = cp.delivered_seq
@@ -479,7 +480,7 @@ class DeliveryEngine:
                     f"after-window hook {getattr(hook, '__name__', hook)!s}: {exc}"
                 ) from None
         count = sum(f.count for f in files)
-        await self._save(
+        await self.save_checkpoint(
             run,
             state,
             replace(
@@ -498,7 +499,7 @@ class DeliveryEngine:
         state.in_window = 0
         state.window_open = None
 
-    async def _step_stream(self, run: _TrailRun, state: _SinkState, cp: DeliveryCheckpoint) -> None:
+    async def _step_stream(self, run: _TrailRun, state: SinkState, cp: DeliveryCheckpoint) -> None:
         trail = run.trail
         if self.publisher is None:
             raise DeliveryFailed("no stream server is configured (TRAILHOUSE_NATS_URL)")
@@ -513,12 +514,12 @@ class DeliveryEngine:
             if last is not None and last > cp.delivered_seq:
                 # Published before a crash took the checkpoint with it: those records are in the stream.
                 cp = replace(cp, delivered_seq=last)
-                await self._save(run, state, cp)
+                await self.save_checkpoint(run, state, cp)
             state.reconciled = True
         entries = await self._read(cp.delivered_seq)
         if not entries:
             if state.dirty and time.monotonic() - state.persisted_at >= STREAM_SAVE_S:
-                await self._save(run, state, cp)
+                await self.save_checkpoint(run, state, cp)
             return
         records: list[tuple[str, bytes]] = []
         seqs: list[int] = []
@@ -534,7 +535,7 @@ class DeliveryEngine:
         last_seq = entries[-1].seq
         if not records:
             if time.monotonic() - state.persisted_at > 10:
-                await self._save(run, state, replace(cp, delivered_seq=last_seq))
+                await self.save_checkpoint(run, state, replace(cp, delivered_seq=last_seq))
             else:
                 state.checkpoint = replace(cp, delivered_seq=last_seq)
                 state.dirty = True
@@ -560,7 +561,7 @@ class DeliveryEngine:
         # node takes the trail), so the checkpoint is saved at most every STREAM_SAVE_S: a store write
         # per batch would compete with ingest for the write lock.
         if time.monotonic() - state.persisted_at >= STREAM_SAVE_S or cp.last_error:
-            await self._save(run, state, moved)
+            await self.save_checkpoint(run, state, moved)
         else:
             state.checkpoint = moved
             state.dirty = True

@@ -23,10 +23,9 @@ insight checkpoint and logged.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import orjson
@@ -37,7 +36,7 @@ from ..model.times import now_ms
 from ..storage.base import StoreError
 from .files import INSIGHT_TYPE, FileGroup, build_file
 from .object_storage import ObjectStorageError
-from .runs import lease_name, run_of, run_start
+from .runs import DeliveryFailed, SinkState
 from .stream import StreamError, StreamTarget
 
 if TYPE_CHECKING:
@@ -46,7 +45,6 @@ if TYPE_CHECKING:
 __all__ = [
     "INSIGHT_TOPIC",
     "InsightDelivery",
-    "InsightSinkState",
     "insight_message_id",
     "insight_record_bytes",
     "insight_target",
@@ -84,25 +82,6 @@ def insight_record_bytes(insight: StoredInsight) -> bytes:
     )
 
 
-class _Failed(Exception):
-    """A destination failed; the checkpoint keeps the message and the step is retried later."""
-
-
-@dataclass
-class InsightSinkState:
-    sink: str
-    checkpoint: DeliveryCheckpoint | None = None
-    scan_ref: int = 0
-    in_window: int = 0
-    window_open: float | None = None
-    failures: int = 0
-    retry_at: float = 0.0
-    persisted_at: float = 0.0
-    reconciled: bool = False
-    #: The last read found nothing more to deliver (for ``run_once``).
-    caught_up: bool = False
-
-
 class InsightDelivery:
     """The insight half of each trail run the engine holds; the engine calls ``step`` each tick."""
 
@@ -122,7 +101,7 @@ class InsightDelivery:
         return sinks
 
     def pending(self, run: _TrailRun) -> bool:
-        states: dict[str, InsightSinkState] = run.insight_states
+        states: dict[str, SinkState] = run.insight_states
         return any(
             s.failures == 0
             and (s.checkpoint is None or bool(s.checkpoint.window_end_seq) or s.in_window or not s.caught_up)
@@ -130,12 +109,12 @@ class InsightDelivery:
         )
 
     async def step(self, run: _TrailRun, *, flush: bool) -> None:
-        states: dict[str, InsightSinkState] = run.insight_states
+        states: dict[str, SinkState] = run.insight_states
         wanted = self.sinks_of(run)
         for sink in [s for s in states if s not in wanted]:
             del states[sink]
         for sink in wanted:
-            state = states.setdefault(sink, InsightSinkState(sink))
+            state = states.setdefault(sink, SinkState(sink))
             if time.monotonic() < state.retry_at:
                 continue
             try:
@@ -144,67 +123,19 @@ class InsightDelivery:
                 else:
                     await self._step_stream(run, state)
                 state.failures = 0
-            except _Failed as exc:
-                await self._failed(run, state, str(exc))
+            except DeliveryFailed as exc:
+                await self.engine.record_failure(run, state, str(exc))
 
-    # -- checkpoints -----------------------------------------------------------------------------
-    async def _save(self, run: _TrailRun, state: InsightSinkState, checkpoint: DeliveryCheckpoint) -> None:
-        checkpoint = replace(checkpoint, updated_ms=now_ms())
-        name = lease_name(run.trail.account_id, run.trail.name)
-        owner = self.engine.node_id
-        saved = await asyncio.to_thread(
-            lambda: self.engine.store.save_checkpoint(checkpoint, lease=name, owner=owner)
+    # -- checkpoints: the engine's, with the insight sinks as a run's siblings ---------------------
+    async def _load(self, run: _TrailRun, state: SinkState) -> DeliveryCheckpoint:
+        # A new logging run delivers the insights stored from now on: after the account's newest.
+        account = run.trail.account_id
+        return await self.engine.load_checkpoint(
+            run,
+            state,
+            siblings=_INSIGHT_SINKS,
+            start=lambda: self.engine.store.last_insight_ref(account_id=account),
         )
-        if not saved:
-            run.lease_until = 0.0
-            state.checkpoint = None
-            raise _Failed("lost the trail's lease to another node")
-        state.checkpoint = checkpoint
-        state.persisted_at = time.monotonic()
-
-    async def _load(self, run: _TrailRun, state: InsightSinkState) -> DeliveryCheckpoint:
-        trail = run.trail
-        store = self.engine.store
-        cp = await asyncio.to_thread(
-            lambda: store.get_checkpoint(account_id=trail.account_id, trail_name=trail.name, sink=state.sink)
-        )
-        if cp is None or run_of(cp.run) != run.run_id:
-            # A new logging run: the insights stored from now on. Every insight destination of the
-            # run starts at the same ref (one added later too), which the run's name records.
-            stored = await asyncio.to_thread(
-                lambda: store.list_checkpoints(account_id=trail.account_id, trail_name=trail.name)
-            )
-            starts = [
-                run_start(o.run) for o in stored if o.sink in _INSIGHT_SINKS and run_of(o.run) == run.run_id
-            ]
-            if starts:
-                start = starts[0]
-            else:
-                start = await asyncio.to_thread(lambda: store.last_insight_ref(account_id=trail.account_id))
-            cp = DeliveryCheckpoint(trail.account_id, trail.name, state.sink, f"{run.run_id}@{start}", start)
-            await self._save(run, state, cp)
-        state.checkpoint = cp
-        state.scan_ref = cp.delivered_seq
-        state.in_window = 0
-        state.window_open = None
-        state.reconciled = False
-        state.caught_up = False
-        return cp
-
-    async def _failed(self, run: _TrailRun, state: InsightSinkState, message: str) -> None:
-        state.failures += 1
-        delay = min(MAX_BACKOFF_S, 0.5 * 2 ** min(state.failures, 10))
-        state.retry_at = time.monotonic() + delay
-        errors = self.engine.stats.errors
-        errors[state.sink] = errors.get(state.sink, 0) + 1
-        log.warning(
-            "delivery: %s %s failed (retry in %.1fs): %s", run.trail.trail_arn, state.sink, delay, message
-        )
-        cp = state.checkpoint
-        if cp is None:
-            return
-        with contextlib.suppress(_Failed, StoreError):
-            await self._save(run, state, replace(cp, last_error=message[:500], last_error_ms=now_ms()))
 
     async def _read(self, run: _TrailRun, after: int) -> list[tuple[int, StoredInsight]]:
         account = run.trail.account_id
@@ -215,22 +146,22 @@ class InsightDelivery:
                 )
             )
         except StoreError as exc:
-            raise _Failed(f"the store: {exc}") from None
+            raise DeliveryFailed(f"the store: {exc}") from None
 
     # -- files -----------------------------------------------------------------------------------
-    async def _step_oss(self, run: _TrailRun, state: InsightSinkState, *, flush: bool) -> None:
+    async def _step_oss(self, run: _TrailRun, state: SinkState, *, flush: bool) -> None:
         cp = state.checkpoint or await self._load(run, state)
         if cp.window_end_seq:
             await self._write_window(run, state, cp)
             return
-        batch = await self._read(run, state.scan_ref)
+        batch = await self._read(run, state.scan_seq)
         full = False
         for ref, insight in batch:
             if run.scope.covers_insight(insight):
                 state.in_window += 1
                 if state.window_open is None:
                     state.window_open = time.monotonic()
-            state.scan_ref = ref
+            state.scan_seq = ref
             if state.in_window >= self.engine.max_file_events:
                 full = True
                 break
@@ -238,19 +169,19 @@ class InsightDelivery:
         if state.in_window == 0:
             state.caught_up = not more
             # Nothing in scope so far: move the checkpoint over the rest, now and then.
-            if state.scan_ref > cp.delivered_seq and (flush or time.monotonic() - state.persisted_at > 10):
-                await self._save(run, state, replace(cp, delivered_seq=state.scan_ref))
+            if state.scan_seq > cp.delivered_seq and (flush or time.monotonic() - state.persisted_at > 10):
+                await self.engine.save_checkpoint(run, state, replace(cp, delivered_seq=state.scan_seq))
             return
         assert state.window_open is not None
         due = time.monotonic() - state.window_open >= self.engine.window_s
         if not (flush or due or full) or (flush and not full and more):
             state.caught_up = False
             return
-        window = replace(cp, window_end_seq=state.scan_ref, window_ms=max(now_ms(), cp.window_ms + 1000))
-        await self._save(run, state, window)
+        window = replace(cp, window_end_seq=state.scan_seq, window_ms=max(now_ms(), cp.window_ms + 1000))
+        await self.engine.save_checkpoint(run, state, window)
         await self._write_window(run, state, window)
 
-    async def _write_window(self, run: _TrailRun, state: InsightSinkState, cp: DeliveryCheckpoint) -> None:
+    async def _write_window(self, run: _TrailRun, state: SinkState, cp: DeliveryCheckpoint) -> None:
         trail = run.trail
         groups: dict[FileGroup, list[bytes]] = {}
         after = cp.delivered_seq
@@ -281,9 +212,9 @@ class InsightDelivery:
             for f in files:
                 await asyncio.to_thread(self.engine.storage.put, trail.oss_bucket_name, f.key, f.data)
         except ObjectStorageError as exc:
-            raise _Failed(str(exc)) from None
+            raise DeliveryFailed(str(exc)) from None
         count = sum(f.count for f in files)
-        await self._save(
+        await self.engine.save_checkpoint(
             run,
             state,
             replace(
@@ -299,30 +230,30 @@ class InsightDelivery:
         stats = self.engine.stats
         stats.events[state.sink] = stats.events.get(state.sink, 0) + count
         stats.files += len(files)
-        state.scan_ref = cp.window_end_seq
+        state.scan_seq = cp.window_end_seq
         state.in_window = 0
         state.window_open = None
         state.caught_up = False
 
     # -- stream ----------------------------------------------------------------------------------
-    async def _step_stream(self, run: _TrailRun, state: InsightSinkState) -> None:
+    async def _step_stream(self, run: _TrailRun, state: SinkState) -> None:
         trail = run.trail
         publisher = self.engine.publisher
         if publisher is None:
-            raise _Failed("no stream server is configured (TRAILHOUSE_NATS_URL)")
+            raise DeliveryFailed("no stream server is configured (TRAILHOUSE_NATS_URL)")
         target = insight_target(trail.sls_project_arn, trail.name)
         if target is None:
-            raise _Failed(f"SlsProjectArn {trail.sls_project_arn!r} names no project")
+            raise DeliveryFailed(f"SlsProjectArn {trail.sls_project_arn!r} names no project")
         cp = state.checkpoint or await self._load(run, state)
         if not state.reconciled:
             try:
                 last = await publisher.last_delivered_seq(target)
             except StreamError as exc:
-                raise _Failed(str(exc)) from None
+                raise DeliveryFailed(str(exc)) from None
             if last is not None and last > cp.delivered_seq:
                 # Published before a crash took the checkpoint with it: those records are in the stream.
                 cp = replace(cp, delivered_seq=last)
-                await self._save(run, state, cp)
+                await self.engine.save_checkpoint(run, state, cp)
             state.reconciled = True
         batch = await self._read(run, cp.delivered_seq)
         state.caught_up = len(batch) < READ_BATCH
@@ -337,8 +268,8 @@ class InsightDelivery:
             try:
                 await publisher.publish(target, records)
             except StreamError as exc:
-                raise _Failed(str(exc)) from None
-        await self._save(
+                raise DeliveryFailed(str(exc)) from None
+        await self.engine.save_checkpoint(
             run,
             state,
             replace(

@@ -7,11 +7,47 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..model.delivery import DeliveryCheckpoint
 from ..model.trail import Trail
 from .files import OssFile
 from .object_storage import ObjectStorage
 
-__all__ = ["DeliveryStats", "WindowDelivered", "WindowHook", "lease_name", "run_of", "run_start"]
+__all__ = [
+    "DeliveryFailed",
+    "DeliveryStats",
+    "SinkState",
+    "WindowDelivered",
+    "WindowHook",
+    "lease_name",
+    "run_of",
+    "run_start",
+]
+
+
+class DeliveryFailed(Exception):
+    """A destination failed; the checkpoint keeps the message and the step is retried later."""
+
+
+@dataclass
+class SinkState:
+    """One destination of a trail's run in memory: the events' (``oss``, ``sls``) or the insight
+    records' (``oss-insight``, ``sls-insight``), each stepped by its own code with the engine's
+    checkpoint, failure and back-off handling."""
+
+    sink: str
+    checkpoint: DeliveryCheckpoint | None = None
+    #: How far the destination has read: a log seq, or for the insight sinks an insight ref.
+    scan_seq: int = 0
+    in_window: int = 0
+    window_open: float | None = None
+    failures: int = 0
+    retry_at: float = 0.0
+    persisted_at: float = 0.0
+    reconciled: bool = False
+    #: The checkpoint in memory is ahead of the stored one (stream saves are spaced out).
+    dirty: bool = False
+    #: The last read found nothing more to deliver (the insight sinks, for ``run_once``).
+    caught_up: bool = False
 
 
 def lease_name(account_id: str, trail_name: str) -> str:
