@@ -4,6 +4,7 @@ server that raises an insight and delivers it."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import threading
@@ -11,6 +12,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -18,11 +20,13 @@ import pytest
 
 from tests.conftest import LiveServer, free_port
 from trailhouse.api import insights_task
-from trailhouse.api.insights_task import Webhook
+from trailhouse.api.insights_task import WEBHOOK_CURSOR, Webhook
 from trailhouse.model.event import event_from_mapping
 from trailhouse.model.times import format_wire_time, now_ms
 from trailhouse.service.insights.detector import DETECTOR_NAME
 from trailhouse.service.insights.record import Statistics, insight_pair
+from trailhouse.storage.base import DetectorCheckpoint, EventStore
+from trailhouse.storage.sqlite import SqliteStore
 
 SECRET = "s3cret"
 
@@ -32,12 +36,14 @@ class Receiver:
 
     def __init__(self, statuses: list[int]) -> None:
         self.statuses = statuses
+        self.delay = 0.0
         self.received: list[tuple[dict[str, str], bytes]] = []
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802 (http.server's name)
                 body = self.rfile.read(int(self.headers["Content-Length"]))
+                time.sleep(receiver.delay)
                 receiver.received.append(({k.lower(): v for k, v in self.headers.items()}, body))
                 status = receiver.statuses.pop(0) if receiver.statuses else 200
                 self.send_response(status)
@@ -82,24 +88,48 @@ def record() -> Any:
     )[0]
 
 
-def deliver(hook: Webhook, records: list[Any], seconds: float) -> None:
+def store_records(store: EventStore, records: list[Any]) -> None:
+    """Store records as the detector does (its lease, one transaction)."""
+    assert store.take_detector_lease(detector="test", owner="t", now_ms=now_ms(), ttl_ms=60_000)
+    cp = store.detector_checkpoint(detector="test")
+    store.commit_insights(
+        records, detector="test", owner="t", checkpoint=DetectorCheckpoint(cp.watermark + 1 if cp else 1, b"")
+    )
+
+
+def deliver(hook: Webhook, store: EventStore, records: list[Any], seconds: float, owner: str = "w") -> None:
+    """Run the webhook's loop; once it has its cursor (the newest record then), store ``records``."""
+
     async def run() -> None:
-        hook.submit(records)
-        task = asyncio.create_task(hook.deliver_forever())
+        task = asyncio.create_task(hook.deliver_forever(store, owner=owner, idle_s=0.05))
+        deadline = time.monotonic() + 10
+        while store.detector_checkpoint(detector=WEBHOOK_CURSOR) is None:
+            assert time.monotonic() < deadline and not task.done()
+            await asyncio.sleep(0.02)
+        await asyncio.to_thread(store_records, store, records)
         await asyncio.sleep(seconds)
         task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
     asyncio.run(run())
 
 
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[EventStore]:
+    s = SqliteStore(tmp_path / "w.db")
+    yield s
+    s.close()
+
+
 def test_a_signed_body_retried_until_accepted(
-    receiver_factory: Callable[[list[int]], Receiver], monkeypatch: pytest.MonkeyPatch
+    receiver_factory: Callable[[list[int]], Receiver], monkeypatch: pytest.MonkeyPatch, store: EventStore
 ) -> None:
     monkeypatch.setattr(insights_task, "WEBHOOK_FIRST_BACKOFF_S", 0.05)
     receiver = receiver_factory([500, 503])
     hook = Webhook(receiver.url, SECRET)
     r = record()
-    deliver(hook, [r], 1.5)
+    deliver(hook, store, [r], 1.5)
     assert len(receiver.received) == 3
     headers, body = receiver.received[-1]
     assert body == r.body
@@ -113,16 +143,19 @@ def test_a_signed_body_retried_until_accepted(
 
 
 def test_a_record_that_always_fails_is_a_dead_letter(
-    receiver_factory: Callable[[list[int]], Receiver], monkeypatch: pytest.MonkeyPatch
+    receiver_factory: Callable[[list[int]], Receiver], monkeypatch: pytest.MonkeyPatch, store: EventStore
 ) -> None:
     monkeypatch.setattr(insights_task, "WEBHOOK_FIRST_BACKOFF_S", 0.01)
     receiver = receiver_factory([500] * 10)
     hook = Webhook(receiver.url, SECRET)
     r = record()
-    deliver(hook, [r], 2.0)
+    deliver(hook, store, [r], 2.0)
     assert len(receiver.received) == insights_task.WEBHOOK_ATTEMPTS
     assert hook.stats.dead_letters == 1 and list(hook.stats.dead_ids) == [r.insight_id]
     assert hook.stats.delivered == 0
+    # Given up: the cursor is past it, a restarted loop does not send it again.
+    deliver(Webhook(receiver.url, SECRET), store, [], 0.3)
+    assert len(receiver.received) == insights_task.WEBHOOK_ATTEMPTS
 
 
 def test_the_server_delivers_what_its_detector_raises(
@@ -159,3 +192,46 @@ def test_the_server_delivers_what_its_detector_raises(
         assert orjson.loads(body)["triggeringEventIds"] == ["stop-1"]
         expected = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
         assert headers["x-trailhouse-signature"] == expected
+
+
+def test_a_stopped_webhook_loses_nothing_and_its_successor_goes_on(
+    receiver_factory: Callable[[list[int]], Receiver], store: EventStore
+) -> None:
+    receiver = receiver_factory([])
+    receiver.delay = 0.05  # 30 records take 1.5 s: the first loop stops about a third of the way
+    records = [record() for _ in range(30)]
+
+    async def run_first() -> Webhook:
+        first = Webhook(receiver.url, SECRET)
+        task = asyncio.create_task(first.deliver_forever(store, owner="w1", lease_ms=300, idle_s=0.05))
+        while store.detector_checkpoint(detector=WEBHOOK_CURSOR) is None:
+            await asyncio.sleep(0.02)
+        await asyncio.to_thread(store_records, store, records)
+        await asyncio.sleep(0.5)
+        task.cancel()  # as a worker stopped mid-delivery
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        return first
+
+    first = asyncio.run(run_first())
+    assert 0 < first.stats.delivered < len(records)
+    time.sleep(0.4)  # the first loop's lease runs out; another worker takes over from the cursor
+    deliver(Webhook(receiver.url, SECRET), store, [], 3.0, owner="w2")
+    sent = [h["x-trailhouse-insight-id"] for h, _ in receiver.received]
+    expected = [r.insight_id for r in records]
+    assert set(sent) == set(expected)  # nothing lost
+    # In order, and at most the record in flight at the stop sent twice.
+    assert len(sent) - len(expected) <= 1
+    assert [i for n, i in enumerate(sent) if i not in sent[:n]] == expected
+
+
+def test_a_new_url_starts_at_the_newest_record(
+    receiver_factory: Callable[[list[int]], Receiver], store: EventStore
+) -> None:
+    old, new = receiver_factory([]), receiver_factory([])
+    deliver(Webhook(old.url, SECRET), store, [record()], 0.5)
+    assert len(old.received) == 1
+    store_records(store, [record()])  # raised while no webhook ran
+    # The same URL again would send it; a new URL does not send the history to a new receiver.
+    deliver(Webhook(new.url, SECRET), store, [latest := record()], 0.5)
+    assert [h["x-trailhouse-insight-id"] for h, _ in new.received] == [latest.insight_id]

@@ -154,6 +154,8 @@ CALLS: dict[str, Callable[[EventStore], Any]] = {
     "count_insights": lambda s: s.count_insights(account_id=ACCOUNT, start_ms=0, end_ms=1),
     "insights_after": lambda s: s.insights_after(account_id=ACCOUNT, after_ref=0, limit=10),
     "last_insight_ref": lambda s: s.last_insight_ref(account_id=ACCOUNT),
+    "all_insights_after": lambda s: s.all_insights_after(after_ref=0, limit=10),
+    "newest_insight_ref": lambda s: s.newest_insight_ref(),
     "take_detector_lease": lambda s: s.take_detector_lease(detector="d", owner="o", now_ms=1, ttl_ms=1),
     "detector_checkpoint": lambda s: s.detector_checkpoint(detector="d"),
     "commit_insights": lambda s: s.commit_insights(

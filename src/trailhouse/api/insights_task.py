@@ -3,8 +3,8 @@
 The worker is a process of its own (``api/insights_worker.py``): ``serve`` starts one beside it,
 and ``trailhouse insights worker`` runs one anywhere. Every worker steps the detector; the store's
 lease lets one of them detect at a time (the others stand by and take over within the lease's 30 s
-when it stops renewing). New insight records go to the webhook, when one is set, from the worker
-that raised them.
+when it stops renewing). When a webhook is set, every worker also runs its loop, which follows the
+stored records with a cursor and a lease of its own: one worker delivers, from where the last left.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ import urllib.error
 import urllib.request
 import uuid
 from collections import deque
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from starlette.concurrency import run_in_threadpool
@@ -28,7 +27,7 @@ from ..model.insights import StoredInsight
 from ..service.insights.config import thresholds_from
 from ..service.insights.detector import Detector, StepResult
 from ..settings import Settings
-from ..storage.base import EventStore, StoreError
+from ..storage.base import DetectorCheckpoint, EventStore, LeaseLost, StoreError
 
 __all__ = ["DetectorStats", "Webhook", "WebhookStats", "detect_forever"]
 
@@ -65,28 +64,32 @@ class DetectorStats:
     last_step_ms: int = 0
 
 
+#: The webhook's place in the insight records (a row of ``insight_detector``, with its own lease).
+WEBHOOK_CURSOR = "webhook"
+#: Records read from the store at a time.
+WEBHOOK_BATCH = 100
+
+
 class Webhook:
-    """POSTs each record's JSON, signed ``X-Trailhouse-Signature: sha256=<hex HMAC-SHA256 of the body>``."""
+    """POSTs each record's JSON, signed ``X-Trailhouse-Signature: sha256=<hex HMAC-SHA256 of the body>``.
+
+    It follows the stored records by ref after a cursor kept in the store, and moves the cursor
+    past a record once it is delivered (or given up as a dead letter): a worker that stops, or is
+    killed, loses nothing, and its successor (on this node or another; a lease lets one deliver)
+    starts with the record that was in flight, which may then arrive twice
+    (``X-Trailhouse-Insight-Id`` names it). The cursor remembers the URL: a new URL starts at the
+    newest record instead of sending the history to a new receiver.
+    """
 
     def __init__(self, url: str, secret: str | None, *, timeout_s: float = 10.0) -> None:
         self.url, self._secret, self._timeout = url, (secret or "").encode(), timeout_s
         self.stats = WebhookStats()
-        self._queue: asyncio.Queue[StoredInsight] = asyncio.Queue(maxsize=100_000)
-
-    @property
-    def queued(self) -> int:
-        """Records waiting for their first attempt."""
-        return self._queue.qsize()
+        self._url_tag = hashlib.sha256(url.encode()).hexdigest()[:16].encode()
+        #: Records read from the store and not yet delivered.
+        self.queued = 0
 
     def signature(self, body: bytes) -> str:
         return "sha256=" + hmac.new(self._secret, body, hashlib.sha256).hexdigest()
-
-    def submit(self, records: Sequence[StoredInsight]) -> None:
-        for record in records:
-            try:
-                self._queue.put_nowait(record)
-            except asyncio.QueueFull:
-                self._dead(record, "the delivery queue is full")
 
     def _post(self, record: StoredInsight) -> None:
         request = urllib.request.Request(
@@ -114,28 +117,81 @@ class Webhook:
         self.stats.dead_ids.append(record.insight_id)
         log.error("insights webhook: gave up on %s (%s)", record.insight_id, why)
 
-    async def deliver_forever(self) -> None:
+    # -- the cursor (store calls, run in a thread) ------------------------------------------------
+    def _hold(self, store: EventStore, owner: str, lease_ms: int) -> bool:
+        return store.take_detector_lease(
+            detector=WEBHOOK_CURSOR, owner=owner, now_ms=int(time.time() * 1000), ttl_ms=lease_ms
+        )
+
+    def _move(self, store: EventStore, owner: str, ref: int) -> None:
+        # A commit of no records: only the cursor moves, and only while this owner holds the lease.
+        store.commit_insights(
+            [], detector=WEBHOOK_CURSOR, owner=owner, checkpoint=DetectorCheckpoint(ref, self._url_tag)
+        )
+
+    def _next(self, store: EventStore, owner: str, lease_ms: int) -> list[tuple[int, StoredInsight]] | None:
+        """The records to deliver next; None while another worker holds the webhook's lease."""
+        if not self._hold(store, owner, lease_ms):
+            return None
+        cursor = store.detector_checkpoint(detector=WEBHOOK_CURSOR)
+        if cursor is None or cursor.state != self._url_tag:
+            # First run, or a new URL: from the records stored from now on.
+            self._move(store, owner, store.newest_insight_ref())
+            return []
+        return store.all_insights_after(after_ref=cursor.watermark, limit=WEBHOOK_BATCH)
+
+    async def _deliver(self, record: StoredInsight) -> None:
+        """One record, retried with back-off; a dead letter when every attempt failed."""
+        backoff = WEBHOOK_FIRST_BACKOFF_S
+        for attempt in range(1, WEBHOOK_ATTEMPTS + 1):
+            try:
+                await run_in_threadpool(self._post, record)
+                self.stats.delivered += 1
+                return
+            except OSError as exc:  # URLError, HTTPError (not 2xx) and timeouts are OSErrors
+                if attempt == WEBHOOK_ATTEMPTS:
+                    self._dead(record, str(exc))
+                    return
+                self.stats.retried += 1
+                await asyncio.sleep(backoff)
+                backoff *= 2
+
+    async def deliver_forever(
+        self, store: EventStore, *, owner: str, lease_ms: int = 30_000, idle_s: float = IDLE_PAUSE_S
+    ) -> None:
+        """Deliver the records stored after the cursor, in ref order, until cancelled."""
         while True:
-            record = await self._queue.get()
-            backoff = WEBHOOK_FIRST_BACKOFF_S
-            for attempt in range(1, WEBHOOK_ATTEMPTS + 1):
-                try:
-                    await run_in_threadpool(self._post, record)
-                    self.stats.delivered += 1
-                    break
-                except OSError as exc:  # URLError, HTTPError (not 2xx) and timeouts are OSErrors
-                    if attempt == WEBHOOK_ATTEMPTS:
-                        self._dead(record, str(exc))
+            try:
+                batch = await run_in_threadpool(self._next, store, owner, lease_ms)
+            except LeaseLost:
+                batch = None
+            except StoreError as exc:
+                log.warning("insights webhook: the store failed: %s", exc)
+                await asyncio.sleep(5)
+                continue
+            if not batch:
+                self.queued = 0
+                await asyncio.sleep(idle_s)
+                continue
+            self.queued = len(batch)
+            try:
+                for ref, record in batch:
+                    # Renewed before each record: a record's retries can outlast a lease.
+                    if not await run_in_threadpool(self._hold, store, owner, lease_ms):
                         break
-                    self.stats.retried += 1
-                    await asyncio.sleep(backoff)
-                    backoff *= 2
+                    await self._deliver(record)
+                    await run_in_threadpool(self._move, store, owner, ref)
+                    self.queued -= 1
+            except LeaseLost:
+                log.info("insights webhook: another worker delivers now")
+            except StoreError as exc:
+                log.warning("insights webhook: the store failed: %s", exc)
+                await asyncio.sleep(5)
 
 
 async def detect_forever(
     store: EventStore,
     settings: Settings,
-    webhook: Webhook | None = None,
     stats: DetectorStats | None = None,
     *,
     owner: str | None = None,
@@ -168,7 +224,5 @@ async def detect_forever(
         stats.last_step_ms = int(time.time() * 1000)
         if result.stored:
             log.info("insights: %d new insight record(s)", result.stored)
-        if webhook is not None and result.insights:
-            webhook.submit(result.insights)
         if result.processed == 0:
             await asyncio.sleep(IDLE_PAUSE_S)

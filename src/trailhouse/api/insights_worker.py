@@ -23,6 +23,7 @@ import os
 import signal
 import socket
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -138,9 +139,17 @@ async def run_worker(
         webhook = Webhook(settings.insight_webhook_url, settings.insight_webhook_secret)
     stats = DetectorStats()
     status = _Status(stats, webhook, parent_pid)
-    tasks = [asyncio.create_task(detect_forever(store, settings, webhook, stats, owner=lease_owner))]
+    tasks = [asyncio.create_task(detect_forever(store, settings, stats, owner=lease_owner))]
     if webhook is not None:
-        tasks.append(asyncio.create_task(webhook.deliver_forever()))
+        tasks.append(
+            asyncio.create_task(
+                webhook.deliver_forever(
+                    store,
+                    owner=lease_owner or f"{socket.gethostname()}:{uuid.uuid4()}",
+                    lease_ms=int(settings.insights_lease_s * 1000),
+                )
+            )
+        )
     log.info("insights worker %d started%s", os.getpid(), f" (parent {parent_pid})" if parent_pid else "")
     logged: tuple[int, int, int] = (0, 0, 0)
     logged_at = time.monotonic()

@@ -216,7 +216,7 @@ class _InsightsCollector(Collector):
             yield CounterMetricFamily(f"trailhouse_insights_webhook_{name}", text, value=webhook.get(name, 0))
         yield GaugeMetricFamily(
             "trailhouse_insights_webhook_queued",
-            "Records waiting for their first webhook attempt.",
+            "Records read from the store for the webhook and not yet delivered (up to 100).",
             value=webhook.get("queued", 0),
         )
 

@@ -490,6 +490,15 @@ class InsightStore(Protocol):
         """The highest ref of the account's records (0: none): where a new delivery run starts."""
         ...
 
+    def all_insights_after(self, *, after_ref: int, limit: int) -> list[tuple[int, StoredInsight]]:
+        """Every account's records stored after ``after_ref``, in ref order (the operator's
+        webhook, never a tenant's read); the same ordering guarantee as ``insights_after``."""
+        ...
+
+    def newest_insight_ref(self) -> int:
+        """The highest ref of any record (0: none)."""
+        ...
+
     def count_insights(self, *, account_id: str, start_ms: int, end_ms: int) -> list[InsightCount]:
         """Start records (one per insight) in the window, by type and region."""
         ...

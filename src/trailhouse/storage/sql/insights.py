@@ -190,6 +190,20 @@ class InsightSql:
             )
         return [(int(row[13]), _insight(row)) for row in rows]
 
+    def all_insights_after(self, *, after_ref: int, limit: int) -> list[tuple[int, StoredInsight]]:
+        ph = self.dialect.ph
+        with self._guard():
+            rows = self._read(
+                f"SELECT {_INSIGHT_COLUMNS}, ref FROM insights WHERE ref > {ph} ORDER BY ref LIMIT {ph}",
+                (after_ref, limit),
+            )
+        return [(int(row[13]), _insight(row)) for row in rows]
+
+    def newest_insight_ref(self) -> int:
+        with self._guard():
+            rows = self._read("SELECT COALESCE(MAX(ref), 0) FROM insights", ())
+        return int(rows[0][0])
+
     def last_insight_ref(self, *, account_id: str) -> int:
         ph = self.dialect.ph
         with self._guard():
