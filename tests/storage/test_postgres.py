@@ -326,6 +326,18 @@ def test_every_filter_shape_is_index_served(pg_store: PostgresStore) -> None:
     assert "_2026_10" in plan and "_2026_09" not in plan and "_2026_11" not in plan
 
 
+def test_keyset_bound_is_an_index_condition(pg_store: PostgresStore) -> None:
+    """The page position is the row comparison (event_time, seq) < (a, b), which PostgreSQL makes
+    one bound of the index range (Index Cond); the expanded OR form was only a Filter, and without
+    statistics a page could read the whole window (docs/benchmarks.md)."""
+    pg_store.append(dataset())
+    for name in ("window", "user", "event name", "resource name"):
+        for descending, op in ((True, "<"), (False, ">")):
+            plan = pg_store.explain_find(account_id=ACCOUNT, flt=FILTERS[name], descending=descending)
+            conds = [line for line in plan if "Index Cond" in line and "account =" in line]
+            assert conds and f"ROW(event_time, seq) {op} ROW(" in conds[0], "\n".join(plan)
+
+
 # -- errors at the edge ---------------------------------------------------------------------------
 
 

@@ -37,6 +37,12 @@ class Dialect:
     distinct_on: bool
     #: Some indexes lead with the UTC day, so a lookup may probe a window day by day.
     day_buckets: bool
+    #: The keyset predicate is the row comparison ``(event_time, seq) < (a, b)``. PostgreSQL turns
+    #: it into one index range bound; the expanded ``t <= a AND (t < a OR seq < b)`` it gets only
+    #: as a filter, which without statistics it may answer from a scan of the whole window (325 ms
+    #: against 0.155 ms for a page at 1M events). SQLite keeps the expanded form its plans were
+    #: measured with.
+    row_keyset: bool
 
     def marks(self, n: int) -> str:
         """``n`` placeholders, comma-separated."""
@@ -63,6 +69,7 @@ SQLITE = Dialect(
     index_hints=True,
     distinct_on=False,
     day_buckets=True,
+    row_keyset=False,
 )
 
 POSTGRES = Dialect(
@@ -78,4 +85,5 @@ POSTGRES = Dialect(
     index_hints=False,
     distinct_on=True,
     day_buckets=False,
+    row_keyset=True,
 )

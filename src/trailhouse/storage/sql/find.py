@@ -227,8 +227,12 @@ def build_find(
     params += params_res
     if after is not None:
         op = "<" if descending else ">"
-        conds.append(f"{t}.event_time {op}= {ph} AND ({t}.event_time {op} {ph} OR {t}.seq {op} {ph})")
-        params += [after.event_time_ms, after.event_time_ms, after.seq]
+        if dialect.row_keyset:
+            conds.append(f"({t}.event_time, {t}.seq) {op} ({ph}, {ph})")
+            params += [after.event_time_ms, after.seq]
+        else:
+            conds.append(f"{t}.event_time {op}= {ph} AND ({t}.event_time {op} {ph} OR {t}.seq {op} {ph})")
+            params += [after.event_time_ms, after.event_time_ms, after.seq]
     conds += event_conds
     params += params_ev
     order = "DESC" if descending else "ASC"
