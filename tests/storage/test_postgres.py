@@ -18,6 +18,7 @@ from trailhouse.model.query import EventFilter
 from trailhouse.storage.base import EventStore, StoreError, StoreUnavailable
 from trailhouse.storage.migrations import migrations_for
 from trailhouse.storage.postgres import PostgresStore, month_bounds, month_of
+from trailhouse.storage.sql import term_values
 
 from .conftest import ACCOUNT, Backend, at, record
 from .test_contract import FILTERS, WHOLE_DAY, dataset, find_all, ids
@@ -336,6 +337,31 @@ def test_keyset_bound_is_an_index_condition(pg_store: PostgresStore) -> None:
             plan = pg_store.explain_find(account_id=ACCOUNT, flt=FILTERS[name], descending=descending)
             conds = [line for line in plan if "Index Cond" in line and "account =" in line]
             assert conds and f"ROW(event_time, seq) {op} ROW(" in conds[0], "\n".join(plan)
+
+
+def test_usage_upserts_are_hot(pg_store: PostgresStore) -> None:
+    """key_usage has no index on a column an upsert changes (migration 0012), and room on its pages:
+    a batch that uses a key again updates its rows in place, without new index entries."""
+    indexes = _sql(
+        pg_store,
+        "SELECT indexdef FROM pg_indexes WHERE schemaname = current_schema() AND tablename = 'key_usage'",
+    )
+    assert len(indexes) == 1 and "last_used" not in indexes[0][0]
+    options = _sql(pg_store, "SELECT reloptions FROM pg_class WHERE oid = 'key_usage'::regclass")
+    assert options == [(["fillfactor=70"],)]
+    pg_store.append([record("first", "10:00:00")])
+    again = [record("again", "11:00:00")]
+    pg_store._intern(term_values(again))
+    with psycopg.connect(pg_store.url) as conn, conn.transaction():
+        # The ingest transaction itself, on a connection of ours: its statistics are this
+        # transaction's, so the count is exact and needs no wait for the statistics collector.
+        accepted, _ = pg_store._append_locked(conn, list(enumerate(again)))
+        assert accepted == [0]
+        row = conn.execute(
+            "SELECT pg_stat_get_xact_tuples_updated('key_usage'::regclass),"
+            " pg_stat_get_xact_tuples_hot_updated('key_usage'::regclass)"
+        ).fetchone()
+    assert row is not None and row[0] > 0 and row[1] == row[0]
 
 
 # -- errors at the edge ---------------------------------------------------------------------------
