@@ -14,7 +14,7 @@ import pytest
 
 from trailhouse.model.credentials import ApiToken, TokenScope
 from trailhouse.model.event import EventRecord
-from trailhouse.model.query import EventFilter
+from trailhouse.model.query import EventFilter, UsageEntry, UsageKind
 from trailhouse.storage.base import EventStore, StoreError, StoreUnavailable
 from trailhouse.storage.migrations import migrations_for
 from trailhouse.storage.postgres import PostgresStore, month_bounds, month_of
@@ -340,13 +340,14 @@ def test_keyset_bound_is_an_index_condition(pg_store: PostgresStore) -> None:
 
 
 def test_usage_upserts_are_hot(pg_store: PostgresStore) -> None:
-    """key_usage has no index on a column an upsert changes (migration 0012), and room on its pages:
-    a batch that uses a key again updates its rows in place, without new index entries."""
+    """key_usage's indexes stop at the day of the last use (migration 0012) and its pages have room:
+    a batch that uses a key again on the same day updates its rows in place, without new index
+    entries."""
     indexes = _sql(
         pg_store,
         "SELECT indexdef FROM pg_indexes WHERE schemaname = current_schema() AND tablename = 'key_usage'",
     )
-    assert len(indexes) == 1 and "last_used" not in indexes[0][0]
+    assert len(indexes) == 3 and not [d for (d,) in indexes if "last_used" in d]
     options = _sql(pg_store, "SELECT reloptions FROM pg_class WHERE oid = 'key_usage'::regclass")
     assert options == [(["fillfactor=70"],)]
     pg_store.append([record("first", "10:00:00")])
@@ -362,6 +363,47 @@ def test_usage_upserts_are_hot(pg_store: PostgresStore) -> None:
             " pg_stat_get_xact_tuples_hot_updated('key_usage'::regclass)"
         ).fetchone()
     assert row is not None and row[0] > 0 and row[1] == row[0]
+
+
+def test_usage_of_an_older_store_migrates_in_place(pg_backend: Backend) -> None:
+    """A store from before migration 0012 (last_used in the usage indexes) keeps its usage rows and
+    answers the same pages after it."""
+    store = pg_backend.open()
+    assert isinstance(store, PostgresStore)
+    store.append(
+        [
+            record(f"m{i}", f"2026-10-{1 + i % 5:02d}T10:00:0{i % 3}Z", sourceIpAddress=f"10.3.0.{i}")
+            for i in range(30)
+        ]
+    )
+    every = {"account_id": ACCOUNT, "access_key_id": "LTAIalice", "kind": UsageKind.IP, "since_ms": 0}
+
+    def pages(s: PostgresStore, service: str | None) -> list[list[UsageEntry]]:
+        out, after = [], None
+        while True:
+            page = s.usage(**every, service_name=service, after=after, limit=4)
+            out.append(page)
+            if len(page) < 4:
+                return out
+            after = page[-1].position
+
+    before = {service: pages(store, service) for service in ("Ecs", None)}
+    store.close()
+    with psycopg.connect(store.url, autocommit=True) as conn:
+        conn.execute(
+            "DROP INDEX key_usage_recent; DROP INDEX key_usage_any_service;"
+            " ALTER TABLE key_usage DROP COLUMN last_day, RESET (fillfactor);"
+            " CREATE INDEX key_usage_recent ON key_usage"
+            " (account, access_key, kind, service, last_used DESC, item, item_type);"
+            " CREATE INDEX key_usage_any_service ON key_usage"
+            " (account, access_key, kind, last_used DESC, item, item_type, service);"
+            " DELETE FROM schema_migrations WHERE name = '0012_key_usage_hot'"
+        )
+    again = pg_backend.open()
+    assert isinstance(again, PostgresStore)
+    assert "0012_key_usage_hot" in again.applied_migrations()
+    assert {service: pages(again, service) for service in ("Ecs", None)} == before
+    assert sum(len(p) for p in before["Ecs"]) == 30
 
 
 # -- errors at the edge ---------------------------------------------------------------------------

@@ -328,6 +328,11 @@ class PostgresStore(SqlStore, MerkleLogSql, DeliverySql):
         with self._conn() as conn:
             return conn.execute(query, params).fetchall()
 
+    def _read_planned(self, query: str, params: Sequence[object]) -> list[Any]:
+        # Not prepared: an unnamed statement is planned for its parameters every time.
+        with self._conn() as conn:
+            return conn.execute(query, params, prepare=False).fetchall()
+
     def _read_binary(self, query: str, params: Sequence[object]) -> list[Any]:
         """Rows in binary form: bytea and arrays cost less to send than their text forms."""
         with self._conn() as conn:

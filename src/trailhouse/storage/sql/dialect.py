@@ -43,6 +43,10 @@ class Dialect:
     #: against 0.155 ms for a page at 1M events). SQLite keeps the expanded form its plans were
     #: measured with.
     row_keyset: bool
+    #: key_usage has ``last_day`` (the UTC day of last_used) and its indexes end there, not at
+    #: last_used, so that usage upserts can be HOT (PostgreSQL migration 0012): usage pages order
+    #: by the day first, which the index gives, and sort each day's rows.
+    usage_day: bool
 
     def marks(self, n: int) -> str:
         """``n`` placeholders, comma-separated."""
@@ -70,6 +74,7 @@ SQLITE = Dialect(
     distinct_on=False,
     day_buckets=True,
     row_keyset=False,
+    usage_day=False,
 )
 
 POSTGRES = Dialect(
@@ -86,4 +91,5 @@ POSTGRES = Dialect(
     distinct_on=True,
     day_buckets=False,
     row_keyset=True,
+    usage_day=True,
 )
