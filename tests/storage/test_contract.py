@@ -11,7 +11,7 @@ import random
 import string
 import uuid
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import orjson
@@ -571,6 +571,18 @@ def test_usage_pages_across_days_equal_the_reference(store: EventStore, seed: in
                 break
             after = page[-1].position
         assert [(u.service_name, u.item) for u in paged] == [(u.service_name, u.item) for u in whole]
+
+
+def test_usage_with_details_reads_each_rows_last_event(store: EventStore) -> None:
+    store.append([record(f"d{i}", f"10:00:0{i}", sourceIpAddress=f"10.4.0.{i % 3}") for i in range(7)])
+    plain = _usage(store, UsageKind.IP, service_name="Ecs")
+    detailed = _usage(store, UsageKind.IP, service_name="Ecs", with_details=True)
+    assert [replace(u, last_event=None) for u in detailed] == plain and len(plain) == 3
+    by_seq = store.events_by_seq(account_id=ACCOUNT, seqs=[u.last_seq for u in plain])
+    assert [u.last_event for u in detailed] == [by_seq[u.last_seq].body for u in plain]
+    assert all(u.last_event is None for u in plain)
+    # Another account's rows never carry this account's events, nor the other way round.
+    assert _usage(store, UsageKind.IP, key="LTAInobody", with_details=True) == []
 
 
 # -- credentials and settings -------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from typing import Any
 
 from ...model.event import EventRecord, key_hash
 from ...model.query import Attr, EventFilter, IpNetwork, Position, UsageEntry, UsageKind, UsagePosition
+from .. import codec
 from .dialect import Dialect
 
 __all__ = [
@@ -324,10 +325,13 @@ def build_usage(
     after: UsagePosition | None,
     limit: int,
     dialect: Dialect,
+    with_details: bool = False,
 ) -> FindQuery:
     """One page of ``key_usage``, most recent first; ``service_ref`` None reads every service.
 
     Across services the last ties break on the service too (the same item on two services).
+    ``with_details`` adds the packed body of each row's last event (NULL once retention dropped
+    it), read in the same statement instead of a second round trip.
     """
     ph = dialect.ph
     conds = [f"u.account = {ph}", f"u.access_key = {ph}", f"u.kind = {ph}", f"u.last_used >= {ph}"]
@@ -369,16 +373,30 @@ def build_usage(
     # per query, and joining them all before the sort cost three term probes per row.
     sql = (
         "SELECT s.value, i.value, t.value, u.first_used, u.last_used, u.calls, u.failed, u.source,"
-        " u.last_seq, u.item, u.item_type, u.service FROM (SELECT * FROM key_usage u"
-        f" WHERE {' AND '.join(conds)} ORDER BY {order} LIMIT {ph}) u"
+        f" u.last_seq, u.item, u.item_type, u.service{', d.body' if with_details else ''}"
+        f" FROM (SELECT * FROM key_usage u WHERE {' AND '.join(conds)} ORDER BY {order} LIMIT {ph}) u"
         " JOIN terms s ON s.id = u.service JOIN terms i ON i.id = u.item"
-        " JOIN terms t ON t.id = u.item_type ORDER BY u.last_used DESC, u.item, u.item_type, u.service"
+        f" JOIN terms t ON t.id = u.item_type{_USAGE_DETAILS[dialect.name] if with_details else ''}"
+        " ORDER BY u.last_used DESC, u.item, u.item_type, u.service"
     )
     return FindQuery(sql, params)
 
 
+#: The event of a usage row's last_seq, as ``events_by_seq`` reads it: on SQLite seq is the rowid;
+#: on PostgreSQL event_ids gives the event time, which names the one partition to probe.
+_USAGE_DETAILS = {
+    "sqlite": " LEFT JOIN events d ON d.seq = u.last_seq AND d.account = u.account",
+    "postgres": (
+        " LEFT JOIN LATERAL (SELECT e.body FROM event_ids x CROSS JOIN LATERAL (SELECT body FROM events e"
+        " WHERE e.seq = x.seq AND e.event_time = x.event_time LIMIT 1) e"
+        " WHERE x.seq = u.last_seq AND x.account = u.account) d ON true"
+    ),
+}
+
+
 def usage_entry(kind: UsageKind, row: Sequence[Any]) -> UsageEntry:
     """A row of ``build_usage``'s query; text columns may come back as bytes (PostgreSQL bytea)."""
+    packed = row[12] if len(row) > 12 else None
     (
         service,
         item,
@@ -392,7 +410,7 @@ def usage_entry(kind: UsageKind, row: Sequence[Any]) -> UsageEntry:
         item_ref,
         type_ref,
         service_ref,
-    ) = row
+    ) = row[:12]
     return UsageEntry(
         kind=kind,
         service_name=text_value(service),
@@ -405,6 +423,7 @@ def usage_entry(kind: UsageKind, row: Sequence[Any]) -> UsageEntry:
         source=source,
         last_seq=last_seq,
         position=UsagePosition(last, item_ref, type_ref, service_ref),
+        last_event=None if packed is None else codec.unpack(bytes(packed)),
     )
 
 

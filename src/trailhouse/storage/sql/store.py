@@ -328,6 +328,7 @@ class SqlStore(TrailSql, InsightSql):
         since_ms: int,
         after: UsagePosition | None,
         limit: int,
+        with_details: bool = False,
     ) -> list[UsageEntry]:
         with self._guard():
             account_ref = self._term_id(account_id)
@@ -348,6 +349,7 @@ class SqlStore(TrailSql, InsightSql):
                 after=after,
                 limit=limit,
                 dialect=self.dialect,
+                with_details=with_details,
             )
             # Where the index stops at the day (PostgreSQL), only a plan made for this key's values
             # reads the newest days alone; a generic plan sorted all of the hot key's rows (2,396
