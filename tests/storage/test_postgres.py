@@ -406,6 +406,33 @@ def test_usage_of_an_older_store_migrates_in_place(pg_backend: Backend) -> None:
     assert sum(len(p) for p in before["Ecs"]) == 30
 
 
+def test_a_cold_term_cache_costs_no_extra_statement(pg_backend: Backend) -> None:
+    """A node that has not seen a filter value yet (or a value that is no term) resolves it inside
+    the page's statement: same answers as a warm node, index-served plans, no term look-ups."""
+    warm = pg_backend.open()
+    warm.append(dataset())
+    assert isinstance(warm, PostgresStore)
+    warm.analyze()
+    cold = pg_backend.open()
+    assert isinstance(cold, PostgresStore)
+    single = [n for n, f in FILTERS.items() if not f.prefixes and not f.networks]
+    for name in single:
+        cold._term_cache.clear()
+        for descending in (True, False):
+            got = find_all(cold, FILTERS[name], descending=descending)
+            assert ids(got) == ids(find_all(warm, FILTERS[name], descending=descending)), name
+    cold._term_cache = {"": 0, ACCOUNT: warm._term_cache[ACCOUNT]}  # the account's id is looked up first
+    looked_up: list[object] = []
+    cold._lookup_terms = lambda values: looked_up.append(values) or []  # type: ignore[method-assign]
+    one_value = [n for n in single if all(len(v) == 1 for v in FILTERS[n].equals.values())]
+    for name in one_value:
+        find_all(cold, FILTERS[name])
+        index = EXPECTED_INDEX.get(name)
+        plan = "\n".join(cold.explain_find(account_id=ACCOUNT, flt=FILTERS[name], force_index=True))
+        assert "Seq Scan" not in plan and (not index or f"_{index}_idx" in plan), f"{name}:\n{plan}"
+    assert looked_up == [] and len(cold._term_cache) == 2
+
+
 # -- errors at the edge ---------------------------------------------------------------------------
 
 

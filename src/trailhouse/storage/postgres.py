@@ -490,10 +490,13 @@ class PostgresStore(SqlStore, MerkleLogSql, DeliverySql):
         self, *, account_id: str, flt: EventFilter, after: Position | None, descending: bool, limit: int
     ) -> list[StoredEvent]:
         with self._translated():
+            # The account's id is known before planning (cached after the first request): with it
+            # unknown, the planner read the whole account through the eventId index.
             account_ref = self._term_id(account_id)
             if account_ref is None:
                 return []
-            query = self._build_find(account_ref, flt, after, descending, limit)
+            # A filter value the term cache does not hold is looked up by the page's own statement.
+            query = self._build_find(account_ref, flt, after, descending, limit, terms_in_sql=True)
             if query is None:
                 return []
             rows = self._read_binary(query.sql, query.params)
@@ -511,7 +514,7 @@ class PostgresStore(SqlStore, MerkleLogSql, DeliverySql):
             account_ref = self._term_id(account_id) or 0
             # A page in the middle of the window: the shape of every query after the first page.
             after = Position(flt.end_ms, 1 << 62) if descending else Position(flt.start_ms, -1)
-            query = self._build_find(account_ref, flt, after, descending, 50)
+            query = self._build_find(account_ref, flt, after, descending, 50, terms_in_sql=True)
             if query is None:
                 return []
             with self._conn() as conn, conn.transaction():

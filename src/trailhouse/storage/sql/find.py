@@ -20,11 +20,13 @@ __all__ = [
     "DAY_BUCKETED_DRIVERS",
     "INTERNED_COLUMNS",
     "FindQuery",
+    "TermsSql",
     "build_find",
     "build_time_counts",
     "build_usage",
     "day_windows",
     "network_text_prefix",
+    "prefix_bounds",
     "sqlite_day",
     "term_values",
     "text_value",
@@ -72,9 +74,35 @@ DAY_MS = 86_400_000
 #: Beyond this many days a hashed look-up stops probing day by day and filters the account's rows.
 MAX_DAY_PROBES = 1000
 
+
+@dataclass(frozen=True, slots=True)
+class TermsSql:
+    """A term id the statement looks up itself: a scalar SELECT of one id and its parameters.
+
+    A backend whose every statement is a round trip (PostgreSQL) resolves a value its term cache
+    does not hold inside the page's own statement instead of in one statement more. One value
+    only: the planner reads ``column = (SELECT …)`` as an equality with one unknown value and keeps
+    the column's index, where an array of unknown length (``= ANY(ARRAY(SELECT …))``, several
+    values or a prefix) made it walk the time index with a filter.
+    """
+
+    sql: str
+    params: list[object]
+
+
 # Resolvers turn strings into term ids; a value that was never stored has no id and matches nothing.
-ResolveTerms = Callable[[Sequence[str]], list[int]]
+ResolveTerms = Callable[[Sequence[str]], "list[int] | TermsSql"]
 ResolvePrefix = Callable[[str], list[int]]
+
+
+def prefix_bounds(prefix: str, dialect: Dialect) -> tuple[object, object]:
+    """The range [low, high) of the stored terms starting with a non-empty ``prefix``."""
+    if dialect.bytes_text:
+        low = prefix.encode()
+        # The last byte of UTF-8 text is never 0xFF, so incrementing it gives the upper bound.
+        return low, low[:-1] + bytes((low[-1] + 1,))
+    # As text, the next code point does (SQLite compares TEXT by its UTF-8 bytes).
+    return prefix, prefix[:-1] + chr(ord(prefix[-1]) + 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,7 +181,14 @@ def build_find(
     params_res: list[object] = []
     params_ev: list[object] = []
 
-    def term_condition(column: str, ids: Iterable[int], out: list[str], out_params: list[object]) -> bool:
+    def term_condition(
+        column: str, ids: Iterable[int] | TermsSql, out: list[str], out_params: list[object]
+    ) -> bool:
+        if isinstance(ids, TermsSql):
+            # No such term, NULL, no match: the same answer as returning None here.
+            out.append(f"{column} = ({ids.sql})")
+            out_params.extend(ids.params)
+            return True
         ids = sorted(set(ids))
         if not ids:
             return False
