@@ -433,6 +433,28 @@ def test_a_cold_term_cache_costs_no_extra_statement(pg_backend: Backend) -> None
     assert looked_up == [] and len(cold._term_cache) == 2
 
 
+def test_an_event_stored_outside_the_log_lock_is_a_duplicate_not_a_second_copy(
+    pg_store: PostgresStore,
+) -> None:
+    """event_ids is written by COPY: a row another writer commits there without the log lock, after
+    this batch's look-up, fails the COPY on the primary key; the batch is retried and reports it."""
+    rec = record("outside")
+    pg_store._intern(term_values([rec]))
+    account = pg_store._term_cache[rec.account_id]
+    with psycopg.connect(pg_store.url) as other:
+        other.execute(
+            "INSERT INTO event_ids VALUES (%s, %s, %s, %s, %s)",
+            (account, rec.event_key, rec.event_id.encode(), rec.event_time_ms, 1 << 40),
+        )
+        # Uncommitted: the batch's look-up does not see the row, its COPY waits on it.
+        (result,) = _in_threads(
+            lambda: pg_store.append([rec, record("inside")]),
+            lambda: (time.sleep(0.5), other.commit()),
+        )[:1]
+    assert result.accepted == [1] and result.duplicates == [0]
+    assert [e.event.event_id for e in pg_store.read_log(after_seq=0, limit=10)] == ["inside"]
+
+
 # -- errors at the edge ---------------------------------------------------------------------------
 
 
