@@ -328,11 +328,8 @@ class PostgresStore(SqlStore, MerkleLogSql, DeliverySql):
         with self._conn() as conn:
             return conn.execute(query, params).fetchall()
 
-    def _read_planned(self, query: str, params: Sequence[object]) -> list[Any]:
-        # Not prepared: an unnamed statement is planned for its parameters every time. Binary, as
-        # _read_binary: a page may carry event bodies.
-        with self._conn() as conn:
-            return conn.cursor(binary=True).execute(query, params, prepare=False).fetchall()
+    def _read_rows(self, query: str, params: Sequence[object]) -> list[Any]:
+        return self._read_binary(query, params)
 
     def _read_binary(self, query: str, params: Sequence[object]) -> list[Any]:
         """Rows in binary form: bytea and arrays cost less to send than their text forms."""
