@@ -39,13 +39,13 @@ class Dialect:
     day_buckets: bool
     #: The keyset predicate is the row comparison ``(event_time, seq) < (a, b)``. PostgreSQL turns
     #: it into one index range bound; the expanded ``t <= a AND (t < a OR seq < b)`` it gets only
-    #: as a filter, which without statistics it may answer from a scan of the whole window (325 ms
-    #: against 0.155 ms for a page at 1M events). SQLite keeps the expanded form its plans were
-    #: measured with.
+    #: as a filter, which without statistics it may answer from a scan of the whole window (70 ms
+    #: against 0.05 ms for a page 5 pages deep at 1M events, docs/benchmarks.md). SQLite keeps the
+    #: expanded form its plans were measured with.
     row_keyset: bool
     #: key_usage has ``last_day`` (the UTC day of last_used) and its indexes end there, not at
-    #: last_used, so that usage upserts can be HOT (PostgreSQL migration 0012): usage pages order
-    #: by the day first, which the index gives, and sort each day's rows.
+    #: last_used, so that usage upserts can be HOT (PostgreSQL migration 0012): a usage page
+    #: bounds the days it needs and sorts their rows (``build_usage``).
     usage_day: bool
 
     def marks(self, n: int) -> str:
