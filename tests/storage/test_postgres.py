@@ -18,7 +18,7 @@ from trailhouse.model.query import EventFilter, UsageEntry, UsageKind
 from trailhouse.storage.base import EventStore, StoreError, StoreUnavailable
 from trailhouse.storage.migrations import migrations_for
 from trailhouse.storage.postgres import PostgresStore, month_bounds, month_of
-from trailhouse.storage.sql import term_values
+from trailhouse.storage.sql import POSTGRES, build_usage, term_values
 
 from .conftest import ACCOUNT, Backend, at, record
 from .test_contract import FILTERS, WHOLE_DAY, dataset, find_all, ids
@@ -453,6 +453,39 @@ def test_an_event_stored_outside_the_log_lock_is_a_duplicate_not_a_second_copy(
         )[:1]
     assert result.accepted == [1] and result.duplicates == [0]
     assert [e.event.event_id for e in pg_store.read_log(after_seq=0, limit=10)] == ["inside"]
+
+
+def test_a_usage_page_sorts_only_its_newest_days_even_in_a_generic_plan(pg_store: PostgresStore) -> None:
+    """The statement bounds the days a page needs itself, so a prepared statement's cached generic
+    plan (which knows nothing of how many rows a key has) reads the newest day's rows, not all."""
+    pg_store.append(
+        [
+            record(f"old{i}", "2026-10-01T10:00:00Z", sourceIpAddress=f"10.5.{i // 250}.{i % 250}")
+            for i in range(300)
+        ]
+        + [record(f"new{i}", "2026-10-03T10:00:00Z", sourceIpAddress=f"10.6.0.{i}") for i in range(20)]
+    )
+    pg_store.analyze()
+    query = build_usage(
+        account_ref=pg_store._term_cache[ACCOUNT],
+        key_ref=pg_store._term_cache["LTAIalice"],
+        kind=UsageKind.IP,
+        service_ref=pg_store._term_cache["Ecs"],
+        since_ms=0,
+        after=None,
+        limit=6,
+        dialect=POSTGRES,
+    )
+    numbered = query.sql
+    for n in range(1, len(query.params) + 1):
+        numbered = numbered.replace("%s", f"${n}", 1)
+    args = ", ".join(str(p) for p in query.params)
+    with psycopg.connect(pg_store.url, autocommit=True) as conn:
+        conn.execute("SET plan_cache_mode = force_generic_plan")
+        conn.execute(f"PREPARE page ({', '.join(['bigint'] * len(query.params))}) AS {numbered}")
+        plan = [r[0] for r in conn.execute(f"EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) EXECUTE page ({args})")]
+    read = [int(line.rsplit("rows=", 1)[1].split()[0]) for line in plan if " on key_usage " in line]
+    assert read and max(read) <= 20, "\n".join(plan)
 
 
 # -- errors at the edge ---------------------------------------------------------------------------
