@@ -11,7 +11,7 @@ import random
 import string
 import uuid
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import orjson
@@ -527,6 +527,62 @@ def test_usage_pages_by_position(store: EventStore) -> None:
             break
         after = page[-1].position
     assert [u.item for u in paged] == [u.item for u in whole]
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(seed=st.integers(0, 2**16), limit=st.integers(1, 9))
+def test_usage_pages_across_days_equal_the_reference(store: EventStore, seed: int, limit: int) -> None:
+    """Brute force: a key's uses over several days, services and out-of-order batches, walked page
+    by page, give each (service, IP) once with its latest use, most recent first, as one query
+    does. PostgreSQL orders a page by the day of the last use first (migration 0012)."""
+    rnd = random.Random(seed)
+    key = f"LTAI{uuid.uuid4().hex}"  # the store outlives the examples: a key of its own each
+    day, hour = rnd.choice((3, 4, 9, 20)), rnd.choice((0, 10, 23))
+    times = [f"2026-10-{day:02d}T{hour:02d}:00:0{rnd.randint(0, 2)}Z"]  # ties on the last use
+    records = [
+        record(
+            f"{key}-{i}",
+            rnd.choice(times + [f"2026-10-{rnd.randint(1, 28):02d}T{rnd.randint(0, 23):02d}:00:00Z"]),
+            serviceName=rnd.choice(("Ecs", "Oss")),
+            sourceIpAddress=f"10.2.0.{rnd.randint(0, 11)}",
+            userIdentity={"accessKeyId": key},
+        )
+        for i in range(rnd.randint(1, 40))
+    ]
+    rnd.shuffle(records)
+    cut = rnd.randint(0, len(records))
+    store.append(records[:cut])
+    store.append(records[cut:])
+    for service in ("Ecs", None):
+        latest: dict[tuple[str, str], int] = {}
+        for r in records:
+            if service in (None, r.service_name):
+                item = (r.service_name or "", r.source_ip or "")
+                latest[item] = max(latest.get(item, r.event_time_ms), r.event_time_ms)
+        whole = _usage(store, UsageKind.IP, key=key, service_name=service, limit=1000)
+        assert {(u.service_name, u.item): u.last_used_ms for u in whole} == latest
+        assert len(whole) == len(latest)
+        assert [u.last_used_ms for u in whole] == sorted(latest.values(), reverse=True)
+        paged, after = [], None
+        while True:
+            page = _usage(store, UsageKind.IP, key=key, service_name=service, after=after, limit=limit)
+            paged += page
+            if len(page) < limit:
+                break
+            after = page[-1].position
+        assert [(u.service_name, u.item) for u in paged] == [(u.service_name, u.item) for u in whole]
+
+
+def test_usage_with_details_reads_each_rows_last_event(store: EventStore) -> None:
+    store.append([record(f"d{i}", f"10:00:0{i}", sourceIpAddress=f"10.4.0.{i % 3}") for i in range(7)])
+    plain = _usage(store, UsageKind.IP, service_name="Ecs")
+    detailed = _usage(store, UsageKind.IP, service_name="Ecs", with_details=True)
+    assert [replace(u, last_event=None) for u in detailed] == plain and len(plain) == 3
+    by_seq = store.events_by_seq(account_id=ACCOUNT, seqs=[u.last_seq for u in plain])
+    assert [u.last_event for u in detailed] == [by_seq[u.last_seq].body for u in plain]
+    assert all(u.last_event is None for u in plain)
+    # Another account's rows never carry this account's events, nor the other way round.
+    assert _usage(store, UsageKind.IP, key="LTAInobody", with_details=True) == []
 
 
 # -- credentials and settings -------------------------------------------------------------------------

@@ -14,10 +14,11 @@ import pytest
 
 from trailhouse.model.credentials import ApiToken, TokenScope
 from trailhouse.model.event import EventRecord
-from trailhouse.model.query import EventFilter
+from trailhouse.model.query import EventFilter, UsageEntry, UsageKind
 from trailhouse.storage.base import EventStore, StoreError, StoreUnavailable
 from trailhouse.storage.migrations import migrations_for
 from trailhouse.storage.postgres import PostgresStore, month_bounds, month_of
+from trailhouse.storage.sql import POSTGRES, build_usage, term_values
 
 from .conftest import ACCOUNT, Backend, at, record
 from .test_contract import FILTERS, WHOLE_DAY, dataset, find_all, ids
@@ -324,6 +325,167 @@ def test_every_filter_shape_is_index_served(pg_store: PostgresStore) -> None:
     # A window inside one month touches that month's partitions only.
     plan = "\n".join(pg_store.explain_find(account_id=ACCOUNT, flt=WHOLE_DAY))
     assert "_2026_10" in plan and "_2026_09" not in plan and "_2026_11" not in plan
+
+
+def test_keyset_bound_is_an_index_condition(pg_store: PostgresStore) -> None:
+    """The page position is the row comparison (event_time, seq) < (a, b), which PostgreSQL makes
+    one bound of the index range (Index Cond); the expanded OR form was only a Filter, and without
+    statistics a page could read the whole window (docs/benchmarks.md)."""
+    pg_store.append(dataset())
+    for name in ("window", "user", "event name", "resource name"):
+        for descending, op in ((True, "<"), (False, ">")):
+            plan = pg_store.explain_find(account_id=ACCOUNT, flt=FILTERS[name], descending=descending)
+            conds = [line for line in plan if "Index Cond" in line and "account =" in line]
+            assert conds and f"ROW(event_time, seq) {op} ROW(" in conds[0], "\n".join(plan)
+
+
+def test_usage_upserts_are_hot(pg_store: PostgresStore) -> None:
+    """key_usage's indexes stop at the day of the last use (migration 0012) and its pages have room:
+    a batch that uses a key again on the same day updates its rows in place, without new index
+    entries."""
+    indexes = _sql(
+        pg_store,
+        "SELECT indexdef FROM pg_indexes WHERE schemaname = current_schema() AND tablename = 'key_usage'",
+    )
+    assert len(indexes) == 3 and not [d for (d,) in indexes if "last_used" in d]
+    options = _sql(pg_store, "SELECT reloptions FROM pg_class WHERE oid = 'key_usage'::regclass")
+    assert options == [(["fillfactor=70"],)]
+    pg_store.append([record("first", "10:00:00")])
+    again = [record("again", "11:00:00")]
+    pg_store._intern(term_values(again))
+    with psycopg.connect(pg_store.url) as conn, conn.transaction():
+        # The ingest transaction itself, on a connection of ours: its statistics are this
+        # transaction's, so the count is exact and needs no wait for the statistics collector.
+        accepted, _ = pg_store._append_locked(conn, list(enumerate(again)))
+        assert accepted == [0]
+        row = conn.execute(
+            "SELECT pg_stat_get_xact_tuples_updated('key_usage'::regclass),"
+            " pg_stat_get_xact_tuples_hot_updated('key_usage'::regclass)"
+        ).fetchone()
+    assert row is not None and row[0] > 0 and row[1] == row[0]
+
+
+def test_usage_of_an_older_store_migrates_in_place(pg_backend: Backend) -> None:
+    """A store from before migration 0012 (last_used in the usage indexes) keeps its usage rows and
+    answers the same pages after it."""
+    store = pg_backend.open()
+    assert isinstance(store, PostgresStore)
+    store.append(
+        [
+            record(f"m{i}", f"2026-10-{1 + i % 5:02d}T10:00:0{i % 3}Z", sourceIpAddress=f"10.3.0.{i}")
+            for i in range(30)
+        ]
+    )
+    every = {"account_id": ACCOUNT, "access_key_id": "LTAIalice", "kind": UsageKind.IP, "since_ms": 0}
+
+    def pages(s: PostgresStore, service: str | None) -> list[list[UsageEntry]]:
+        out, after = [], None
+        while True:
+            page = s.usage(**every, service_name=service, after=after, limit=4)
+            out.append(page)
+            if len(page) < 4:
+                return out
+            after = page[-1].position
+
+    before = {service: pages(store, service) for service in ("Ecs", None)}
+    store.close()
+    with psycopg.connect(store.url, autocommit=True) as conn:
+        conn.execute(
+            "DROP INDEX key_usage_recent; DROP INDEX key_usage_any_service;"
+            " ALTER TABLE key_usage DROP COLUMN last_day, RESET (fillfactor);"
+            " CREATE INDEX key_usage_recent ON key_usage"
+            " (account, access_key, kind, service, last_used DESC, item, item_type);"
+            " CREATE INDEX key_usage_any_service ON key_usage"
+            " (account, access_key, kind, last_used DESC, item, item_type, service);"
+            " DELETE FROM schema_migrations WHERE name = '0012_key_usage_hot'"
+        )
+    again = pg_backend.open()
+    assert isinstance(again, PostgresStore)
+    assert "0012_key_usage_hot" in again.applied_migrations()
+    assert {service: pages(again, service) for service in ("Ecs", None)} == before
+    assert sum(len(p) for p in before["Ecs"]) == 30
+
+
+def test_a_cold_term_cache_costs_no_extra_statement(pg_backend: Backend) -> None:
+    """A node that has not seen a filter value yet (or a value that is no term) resolves it inside
+    the page's statement: same answers as a warm node, index-served plans, no term look-ups."""
+    warm = pg_backend.open()
+    warm.append(dataset())
+    assert isinstance(warm, PostgresStore)
+    warm.analyze()
+    cold = pg_backend.open()
+    assert isinstance(cold, PostgresStore)
+    single = [n for n, f in FILTERS.items() if not f.prefixes and not f.networks]
+    for name in single:
+        cold._term_cache.clear()
+        for descending in (True, False):
+            got = find_all(cold, FILTERS[name], descending=descending)
+            assert ids(got) == ids(find_all(warm, FILTERS[name], descending=descending)), name
+    cold._term_cache = {"": 0, ACCOUNT: warm._term_cache[ACCOUNT]}  # the account's id is looked up first
+    looked_up: list[object] = []
+    cold._lookup_terms = lambda values: looked_up.append(values) or []  # type: ignore[method-assign]
+    one_value = [n for n in single if all(len(v) == 1 for v in FILTERS[n].equals.values())]
+    for name in one_value:
+        find_all(cold, FILTERS[name])
+        index = EXPECTED_INDEX.get(name)
+        plan = "\n".join(cold.explain_find(account_id=ACCOUNT, flt=FILTERS[name], force_index=True))
+        assert "Seq Scan" not in plan and (not index or f"_{index}_idx" in plan), f"{name}:\n{plan}"
+    assert looked_up == [] and len(cold._term_cache) == 2
+
+
+def test_an_event_stored_outside_the_log_lock_is_a_duplicate_not_a_second_copy(
+    pg_store: PostgresStore,
+) -> None:
+    """event_ids is written by COPY: a row another writer commits there without the log lock, after
+    this batch's look-up, fails the COPY on the primary key; the batch is retried and reports it."""
+    rec = record("outside")
+    pg_store._intern(term_values([rec]))
+    account = pg_store._term_cache[rec.account_id]
+    with psycopg.connect(pg_store.url) as other:
+        other.execute(
+            "INSERT INTO event_ids VALUES (%s, %s, %s, %s, %s)",
+            (account, rec.event_key, rec.event_id.encode(), rec.event_time_ms, 1 << 40),
+        )
+        # Uncommitted: the batch's look-up does not see the row, its COPY waits on it.
+        (result,) = _in_threads(
+            lambda: pg_store.append([rec, record("inside")]),
+            lambda: (time.sleep(0.5), other.commit()),
+        )[:1]
+    assert result.accepted == [1] and result.duplicates == [0]
+    assert [e.event.event_id for e in pg_store.read_log(after_seq=0, limit=10)] == ["inside"]
+
+
+def test_a_usage_page_sorts_only_its_newest_days_even_in_a_generic_plan(pg_store: PostgresStore) -> None:
+    """The statement bounds the days a page needs itself, so a prepared statement's cached generic
+    plan (which knows nothing of how many rows a key has) reads the newest day's rows, not all."""
+    pg_store.append(
+        [
+            record(f"old{i}", "2026-10-01T10:00:00Z", sourceIpAddress=f"10.5.{i // 250}.{i % 250}")
+            for i in range(300)
+        ]
+        + [record(f"new{i}", "2026-10-03T10:00:00Z", sourceIpAddress=f"10.6.0.{i}") for i in range(20)]
+    )
+    pg_store.analyze()
+    query = build_usage(
+        account_ref=pg_store._term_cache[ACCOUNT],
+        key_ref=pg_store._term_cache["LTAIalice"],
+        kind=UsageKind.IP,
+        service_ref=pg_store._term_cache["Ecs"],
+        since_ms=0,
+        after=None,
+        limit=6,
+        dialect=POSTGRES,
+    )
+    numbered = query.sql
+    for n in range(1, len(query.params) + 1):
+        numbered = numbered.replace("%s", f"${n}", 1)
+    args = ", ".join(str(p) for p in query.params)
+    with psycopg.connect(pg_store.url, autocommit=True) as conn:
+        conn.execute("SET plan_cache_mode = force_generic_plan")
+        conn.execute(f"PREPARE page ({', '.join(['bigint'] * len(query.params))}) AS {numbered}")
+        plan = [r[0] for r in conn.execute(f"EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) EXECUTE page ({args})")]
+    read = [int(line.rsplit("rows=", 1)[1].split()[0]) for line in plan if " on key_usage " in line]
+    assert read and max(read) <= 20, "\n".join(plan)
 
 
 # -- errors at the edge ---------------------------------------------------------------------------

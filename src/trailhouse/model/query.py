@@ -121,6 +121,9 @@ class UsageEntry:
     source: str
     last_seq: int
     position: UsagePosition
+    #: The stored event of ``last_seq`` (its JSON), when the store was asked for it
+    #: (``usage(with_details=True)``) and still holds it; None otherwise.
+    last_event: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True, order=True)

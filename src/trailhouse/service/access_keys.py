@@ -266,11 +266,31 @@ def list_last_used(
     # PageSize is left out of the binding: a keyset position is valid for any page size.
     digest = query_digest({"AccessKey": access_key_id, "ServiceName": service_name})
     after: UsagePosition | None = None
+    resolved = service_name
     if next_token:
         after, resolved = _open_token(
             tokens, next_token, kind=which.token_kind, account_id=account_id, digest=digest
         )
-    else:
+
+    def read(service: str) -> list[UsageEntry]:
+        # One row more than asked tells whether another page exists, so the last page has no
+        # token; the Details come in the same statement.
+        return store.usage(
+            account_id=account_id,
+            access_key_id=access_key_id,
+            kind=which.value,
+            service_name=service,
+            since_ms=since,
+            after=after,
+            limit=limit + 1,
+            with_details=True,
+        )
+
+    rows = read(resolved)
+    if not rows and not next_token:
+        # The spelling as given has no rows: another spelling may. (Rows as given mean the key used
+        # that exact spelling, which _resolve_service would have kept: every row of a service
+        # comes with a product row of it, used as late or later.)
         resolved = _resolve_service(
             store,
             account_id=account_id,
@@ -278,18 +298,10 @@ def list_last_used(
             service_name=service_name,
             since_ms=since,
         )
-    # One row more than asked tells whether another page exists, so the last page has no token.
-    rows = store.usage(
-        account_id=account_id,
-        access_key_id=access_key_id,
-        kind=which.value,
-        service_name=resolved,
-        since_ms=since,
-        after=after,
-        limit=limit + 1,
-    )
+        if resolved != service_name:
+            rows = read(resolved)
     page, more = rows[:limit], len(rows) > limit
-    details = _details(store, account_id, page)
+    details = {e.last_seq: format_detail(e.last_event) for e in page if e.last_event is not None}
     items = tuple(
         LastUse.of(e, details, service_name=e.service_name, item=e.item, item_type=e.item_type) for e in page
     )

@@ -168,8 +168,10 @@ class UsageStore(Protocol):
         since_ms: int,
         after: UsagePosition | None,
         limit: int,
+        with_details: bool = False,
     ) -> list[UsageEntry]:
-        """Most recent first. ``service_name`` None means every service."""
+        """Most recent first. ``service_name`` None means every service. ``with_details`` reads
+        each row's last event (``UsageEntry.last_event``) in the same statement."""
         ...
 
 

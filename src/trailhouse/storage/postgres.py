@@ -16,9 +16,9 @@ Concurrency, which is what differs from SQLite's single writer in one process:
   transactions run one at a time, like SQLite's; everything that can run outside the lock (term
   interning, partition creation, in-batch dedupe) does.
 * Dedupe. ``event_ids`` (unpartitioned, primary key (account, event_key, event_id)) holds every
-  stored event once. Under the log lock a plain look-up there is exact; the insert still says
-  ``ON CONFLICT DO NOTHING`` so the constraint, not the lock, is what guarantees no event is
-  stored twice.
+  stored event once. Under the log lock a plain look-up there is exact, so the new rows go in by
+  ``COPY``; the constraint, not the lock, is still what guarantees no event is stored twice: a row
+  a writer without the lock committed meanwhile fails the batch's COPY, and the retry reports it.
 * Terms are interned in their own short transactions, sorted (no deadlock between two writers
   inserting the same new values in different orders), with ``INSERT … ON CONFLICT DO NOTHING``
   then a SELECT for the ids that already existed. Committed term ids never change, so they are
@@ -337,6 +337,9 @@ class PostgresStore(SqlStore, MerkleLogSql, DeliverySql):
         with self._conn() as conn:
             return conn.execute(query, params).fetchall()
 
+    def _read_rows(self, query: str, params: Sequence[object]) -> list[Any]:
+        return self._read_binary(query, params)
+
     def _read_binary(self, query: str, params: Sequence[object]) -> list[Any]:
         """Rows in binary form: bytea and arrays cost less to send than their text forms."""
         with self._conn() as conn:
@@ -401,7 +404,11 @@ class PostgresStore(SqlStore, MerkleLogSql, DeliverySql):
                 # No partition for a row (the only check these inserts can violate): retention on
                 # another node dropped a month since we looked. The message is localized; the
                 # SQLSTATE is not.
-                if attempt or not isinstance(exc.__cause__, psycopg.errors.CheckViolation):
+                # Or an event another writer stored outside the log lock (the event_ids COPY):
+                # the retry's look-up finds it.
+                if attempt or not isinstance(
+                    exc.__cause__, (psycopg.errors.CheckViolation, psycopg.errors.UniqueViolation)
+                ):
                     raise
                 self._months.clear()
         raise AssertionError("unreachable")  # pragma: no cover
@@ -428,28 +435,19 @@ class PostgresStore(SqlStore, MerkleLogSql, DeliverySql):
             return [], known
         assigned = len(kept)
         seqs = list(range(last_seq + 1, last_seq + 1 + assigned))
-        inserted = {
-            seq
-            for (seq,) in conn.execute(
-                "INSERT INTO event_ids (account, event_key, event_id, event_time, seq)"
-                " SELECT * FROM unnest(%b::bigint[], %b::bigint[], %b::bytea[], %b::bigint[], %b::bigint[])"
-                " ON CONFLICT DO NOTHING RETURNING seq",
-                (
-                    [tid(r.account_id) for _, r in kept],
-                    [r.event_key for _, r in kept],
-                    [r.event_id.encode() for _, r in kept],
-                    [r.event_time_ms for _, r in kept],
-                    seqs,
-                ),
-                binary=True,
-            )
-        }
-        if len(inserted) < len(kept):
-            # Only a writer that bypassed the log lock gets here; the constraint still holds, and
-            # the skipped seqs are simply never used.
-            known += [i for (i, _), seq in zip(kept, seqs, strict=True) if seq not in inserted]
-            pairs = [(ir, seq) for ir, seq in zip(kept, seqs, strict=True) if seq in inserted]
-            kept, seqs = [ir for ir, _ in pairs], [seq for _, seq in pairs]
+        # COPY, not INSERT … ON CONFLICT: under the log lock the look-up above is exact, and the
+        # primary key still refuses a second copy of an event. A writer that bypassed the lock
+        # makes the COPY fail, the whole transaction with it (nothing written); append() retries
+        # once, and the look-up then reports those events as already stored.
+        with (
+            conn.cursor() as cur,
+            cur.copy(
+                "COPY event_ids (account, event_key, event_id, event_time, seq) FROM STDIN (FORMAT BINARY)"
+            ) as copy,
+        ):
+            copy.set_types(["int8", "int8", "bytea", "int8", "int8"])
+            for (_, r), seq in zip(kept, seqs, strict=True):
+                copy.write_row((tid(r.account_id), r.event_key, r.event_id.encode(), r.event_time_ms, seq))
         records = [r for _, r in kept]
         self._copy_rows(conn, records, seqs)
         usage = sorted(usage_rows(records, seqs, lambda v: self._term_cache.get(v)))
@@ -460,7 +458,7 @@ class PostgresStore(SqlStore, MerkleLogSql, DeliverySql):
                 [list(column) for column in zip(*usage, strict=True)],
                 binary=True,
             )
-        # Every seq handed out counts as used, even one a conflict skipped: seqs are never reused.
+        # Every seq handed out is used: the COPY wrote them all or the transaction failed.
         conn.execute("UPDATE log_head SET last_seq = %s WHERE id = 1", (last_seq + assigned,))
         if self._before_commit is not None:
             self._before_commit()
@@ -493,10 +491,13 @@ class PostgresStore(SqlStore, MerkleLogSql, DeliverySql):
         self, *, account_id: str, flt: EventFilter, after: Position | None, descending: bool, limit: int
     ) -> list[StoredEvent]:
         with self._translated():
+            # The account's id is known before planning (cached after the first request): with it
+            # unknown, the planner read the whole account through the eventId index.
             account_ref = self._term_id(account_id)
             if account_ref is None:
                 return []
-            query = self._build_find(account_ref, flt, after, descending, limit)
+            # A filter value the term cache does not hold is looked up by the page's own statement.
+            query = self._build_find(account_ref, flt, after, descending, limit, terms_in_sql=True)
             if query is None:
                 return []
             rows = self._read_binary(query.sql, query.params)
@@ -514,7 +515,7 @@ class PostgresStore(SqlStore, MerkleLogSql, DeliverySql):
             account_ref = self._term_id(account_id) or 0
             # A page in the middle of the window: the shape of every query after the first page.
             after = Position(flt.end_ms, 1 << 62) if descending else Position(flt.start_ms, -1)
-            query = self._build_find(account_ref, flt, after, descending, 50)
+            query = self._build_find(account_ref, flt, after, descending, 50, terms_in_sql=True)
             if query is None:
                 return []
             with self._conn() as conn, conn.transaction():

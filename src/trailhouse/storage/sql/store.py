@@ -29,11 +29,13 @@ from .dialect import Dialect
 from .find import (
     DAY_BUCKETED_DRIVERS,
     FindQuery,
+    TermsSql,
     build_find,
     build_time_counts,
     build_usage,
     day_windows,
     network_text_prefix,
+    prefix_bounds,
     text_value,
     usage_entry,
 )
@@ -107,6 +109,10 @@ class SqlStore(TrailSql, InsightSql):
     def _read(self, query: str, params: Sequence[object] = ()) -> list[Any]:
         raise NotImplementedError
 
+    def _read_rows(self, query: str, params: Sequence[object]) -> list[Any]:
+        """As ``_read``, for rows that may carry event bodies (PostgreSQL reads them in binary)."""
+        return self._read(query, params)
+
     def _write(self, query: str, params: Sequence[object]) -> int:
         """Run one statement in a transaction of its own; the rows it changed."""
         raise NotImplementedError
@@ -145,15 +151,11 @@ class SqlStore(TrailSql, InsightSql):
         if not prefix:
             rows = self._read("SELECT id, value FROM terms")
         else:
-            low = prefix.encode()
-            # The last byte of UTF-8 text is never 0xFF, so incrementing it gives the upper bound;
-            # as text, the next code point does (SQLite compares TEXT by its UTF-8 bytes).
-            if self.dialect.bytes_text:
-                bounds: tuple[object, object] = (low, low[:-1] + bytes((low[-1] + 1,)))
-            else:
-                bounds = (prefix, prefix[:-1] + chr(ord(prefix[-1]) + 1))
             ph = self.dialect.ph
-            rows = self._read(f"SELECT id, value FROM terms WHERE value >= {ph} AND value < {ph}", bounds)
+            rows = self._read(
+                f"SELECT id, value FROM terms WHERE value >= {ph} AND value < {ph}",
+                prefix_bounds(prefix, self.dialect),
+            )
         return [(term_id, text_value(raw)) for term_id, raw in rows]
 
     def _prefix_term_ids(self, prefix: str) -> list[int]:
@@ -171,6 +173,18 @@ class SqlStore(TrailSql, InsightSql):
         return ids
 
     # -- events ---------------------------------------------------------------------------------
+    def _cached_or_sql(self, values: Sequence[str]) -> list[int] | TermsSql:
+        """The ids from the term cache; a single value not in it is looked up by the statement
+        itself (``TermsSql``), several by a statement first, as ``_term_ids``."""
+        ids = [self._term_cache.get(v) for v in values]
+        if all(i is not None for i in ids):
+            return [i for i in ids if i is not None]
+        if len(set(values)) > 1:
+            return self._term_ids(values)
+        return TermsSql(
+            f"SELECT id FROM terms WHERE value = {self.dialect.ph}", [self.dialect.text(values[0])]
+        )
+
     def _build_find(
         self,
         account_ref: int,
@@ -179,14 +193,18 @@ class SqlStore(TrailSql, InsightSql):
         descending: bool,
         limit: int | None,
         day: int | None = None,
+        *,
+        terms_in_sql: bool = False,
     ) -> FindQuery | None:
+        """``terms_in_sql``: a single value the term cache does not hold is looked up by the
+        statement itself (PostgreSQL: a round trip less); otherwise by a statement first."""
         return build_find(
             flt,
             account_ref=account_ref,
             after=after,
             descending=descending,
             limit=limit,
-            resolve=self._term_ids,
+            resolve=self._cached_or_sql if terms_in_sql else self._term_ids,
             resolve_prefix=self._prefix_term_ids,
             resolve_networks=self._network_term_ids,
             dialect=self.dialect,
@@ -324,6 +342,7 @@ class SqlStore(TrailSql, InsightSql):
         since_ms: int,
         after: UsagePosition | None,
         limit: int,
+        with_details: bool = False,
     ) -> list[UsageEntry]:
         with self._guard():
             account_ref = self._term_id(account_id)
@@ -344,8 +363,9 @@ class SqlStore(TrailSql, InsightSql):
                 after=after,
                 limit=limit,
                 dialect=self.dialect,
+                with_details=with_details,
             )
-            rows = self._read(query.sql, query.params)
+            rows = self._read_rows(query.sql, query.params)
         return [usage_entry(kind, row) for row in rows]
 
     # -- credentials ---------------------------------------------------------------------------
