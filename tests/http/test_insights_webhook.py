@@ -102,8 +102,10 @@ def deliver(hook: Webhook, store: EventStore, records: list[Any], seconds: float
 
     async def run() -> None:
         task = asyncio.create_task(hook.deliver_forever(store, owner=owner, idle_s=0.05))
+        # Its cursor, for its URL (it keeps the URL's hash: a cursor of another URL is replaced).
+        mine = hashlib.sha256(hook.url.encode()).hexdigest()[:16].encode()
         deadline = time.monotonic() + 10
-        while store.detector_checkpoint(detector=WEBHOOK_CURSOR) is None:
+        while (cursor := store.detector_checkpoint(detector=WEBHOOK_CURSOR)) is None or cursor.state != mine:
             assert time.monotonic() < deadline and not task.done()
             await asyncio.sleep(0.02)
         await asyncio.to_thread(store_records, store, records)
