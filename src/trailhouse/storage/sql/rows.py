@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, fields
 
 from ...model.event import EventRecord
 from .. import codec
@@ -11,11 +12,13 @@ from .dialect import Dialect
 
 __all__ = [
     "EVENT_COLUMNS",
+    "PackedRecord",
     "RESOURCE_COLUMNS",
     "USAGE_COLUMNS",
     "TermId",
     "event_row",
     "leaf_hash",
+    "packed_record",
     "resource_rows",
     "split_batch",
     "upsert_usage",
@@ -78,6 +81,27 @@ def leaf_hash(body: bytes) -> bytes:
     return hasher.digest()
 
 
+@dataclass(frozen=True, slots=True)
+class PackedRecord(EventRecord):
+    """A record whose stored body (``codec.pack``) and Merkle leaf were computed ahead, off the
+    writer: ``trailhouse ingest`` builds these in its decode processes, so the one writer only
+    copies them into the row. Build it with ``packed_record``, which derives both from the body."""
+
+    packed_body: bytes = b""
+    leaf: bytes = b""
+
+
+_RECORD_FIELDS = tuple(f.name for f in fields(EventRecord))
+
+
+def packed_record(rec: EventRecord) -> PackedRecord:
+    return PackedRecord(
+        **{name: getattr(rec, name) for name in _RECORD_FIELDS},
+        packed_body=codec.pack(rec.body),
+        leaf=leaf_hash(rec.body),
+    )
+
+
 def split_batch(records: Sequence[EventRecord]) -> tuple[list[tuple[int, EventRecord]], list[int]]:
     """(index, record) of each first (account, eventId) of a batch, and the indexes repeating one."""
     fresh: list[tuple[int, EventRecord]] = []
@@ -95,6 +119,10 @@ def split_batch(records: Sequence[EventRecord]) -> tuple[list[tuple[int, EventRe
 
 def event_row(rec: EventRecord, seq: int, tid: TermId, dialect: Dialect) -> tuple[object, ...]:
     """The ``events`` row of a record, in ``EVENT_COLUMNS`` order."""
+    if isinstance(rec, PackedRecord):
+        body, leaf = rec.packed_body, rec.leaf
+    else:
+        body, leaf = codec.pack(rec.body), leaf_hash(rec.body)
     return (
         seq,
         tid(rec.account_id),
@@ -114,8 +142,8 @@ def event_row(rec: EventRecord, seq: int, tid: TermId, dialect: Dialect) -> tupl
         tid(rec.error_code),
         dialect.text(rec.event_id),
         None if rec.request_id is None else dialect.text(rec.request_id),
-        codec.pack(rec.body),
-        leaf_hash(rec.body),
+        body,
+        leaf,
     )
 
 
