@@ -28,7 +28,7 @@ import msgspec
 
 from ..model.event import EventRecord
 from ..service.ingest import IngestLimits, IngestWarning, Rejection, decode_ndjson, validate_items
-from ..storage.sql.rows import PackedRecord, packed_record
+from ..storage.sql.rows import PackedRecord, attach_packing, packing
 
 __all__ = ["PIECE", "Decoded", "Items", "Lines", "Pipeline", "Work", "default_workers"]
 
@@ -96,7 +96,9 @@ def decode(work: Work, limits: IngestLimits) -> Decoded:
 
 
 _ENCODER = msgspec.msgpack.Encoder()
-_DECODER = msgspec.msgpack.Decoder(tuple[int, list[PackedRecord], list[Rejection], list[IngestWarning]])
+_DECODER = msgspec.msgpack.Decoder(
+    tuple[int, list[PackedRecord], list[bytes], list[bytes], list[Rejection], list[IngestWarning]]
+)
 _worker_limits = IngestLimits()
 
 
@@ -109,12 +111,15 @@ def _start_worker(limits: IngestLimits) -> None:
 
 def _in_worker(work: Work) -> bytes:
     done = decode(work, _worker_limits)
-    packed = [packed_record(r) for r in done.records]
-    return _ENCODER.encode((done.events, packed, done.rejected, done.warnings))
+    # The records as they are and their packing beside them: encoding records is C, building
+    # PackedRecords here would be Python (the writer decodes them as PackedRecords directly).
+    bodies, leaves = packing(done.records)
+    return _ENCODER.encode((done.events, done.records, bodies, leaves, done.rejected, done.warnings))
 
 
 def _decoded(data: bytes) -> Decoded:
-    events, records, rejected, warnings = _DECODER.decode(data)
+    events, records, bodies, leaves, rejected, warnings = _DECODER.decode(data)
+    attach_packing(records, bodies, leaves)
     return Decoded(events, list(records), rejected, warnings)
 
 
