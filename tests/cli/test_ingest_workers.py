@@ -206,7 +206,7 @@ def _alive(pid: int) -> bool:
         return False
 
 
-@pytest.mark.parametrize("how", ["worker-killed", "ctrl-c"])
+@pytest.mark.parametrize("how", ["worker-killed", "ctrl-c", "writer-killed"])
 def test_a_stop_in_the_middle_leaves_whole_transactions(tmp_path: Path, how: str) -> None:
     path = tmp_path / "big.ndjson"
     write_ndjson(path, generate_events(seed=5, count=40_000, end_ms=now_ms()))
@@ -241,19 +241,24 @@ def test_a_stop_in_the_middle_leaves_whole_transactions(tmp_path: Path, how: str
         assert workers
         if how == "ctrl-c":
             os.killpg(proc.pid, signal.SIGINT)  # as a terminal does: the whole group
-        else:
+        elif how == "worker-killed":
             os.kill(workers[0], signal.SIGKILL)
+        else:  # nothing of the writer runs after this: the workers must notice alone
+            os.kill(proc.pid, signal.SIGKILL)
         _, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
     message = " ".join(err.decode().split())
-    assert proc.returncode == 1, message
-    assert ("interrupted while ingesting" if how == "ctrl-c" else "a decode process stopped") in message
     stored = _stored_count(url)
     assert 0 < stored < 40_000 and stored % 1000 == 0  # whole transactions
-    assert f"{stored:,} events were stored before it" in message
-    assert "Traceback" not in message
+    if how == "writer-killed":
+        assert proc.returncode == -signal.SIGKILL
+    else:
+        assert proc.returncode == 1, message
+        assert ("interrupted while ingesting" if how == "ctrl-c" else "a decode process stopped") in message
+        assert f"{stored:,} events were stored before it" in message
+        assert "Traceback" not in message
     deadline = time.monotonic() + 10
     while [p for p in servers + workers if _alive(p)]:  # no process left behind
         assert time.monotonic() < deadline

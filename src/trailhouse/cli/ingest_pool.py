@@ -14,13 +14,16 @@ which decodes into records several times faster than pickle) and the writer appe
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import signal
+import threading
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
+from multiprocessing.connection import Connection
 from types import TracebackType
 from typing import Any
 
@@ -102,11 +105,21 @@ _DECODER = msgspec.msgpack.Decoder(
 _worker_limits = IngestLimits()
 
 
-def _start_worker(limits: IngestLimits) -> None:
+def _start_worker(limits: IngestLimits, writer_alive: Connection) -> None:
     global _worker_limits  # noqa: PLW0603 - the worker process's one configuration, set once at start
     _worker_limits = limits
     # Ctrl-C reaches the whole process group: the writer alone decides what happens then.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(target=_exit_with_writer, args=(writer_alive,), daemon=True).start()
+
+
+def _exit_with_writer(writer_alive: Connection) -> None:
+    """A writer killed (kill -9, the OOM killer) cannot shut its pool down, and a worker waiting
+    for work would wait forever (it holds both ends of the pool's queue itself, so it never sees
+    EOF there). Only the writer holds the sending end of this pipe: EOF means it is gone."""
+    with contextlib.suppress(EOFError, OSError):
+        writer_alive.recv_bytes()
+    os._exit(1)
 
 
 def _in_worker(work: Work) -> bytes:
@@ -138,6 +151,7 @@ class Pipeline:
         self.window = -(-batch // self.piece) + 2 * workers
         self.max_in_flight = 0
         self._pool: ProcessPoolExecutor | None = None
+        self._writer_alive: Connection | None = None  # closed by the writer's exit, however it ends
 
     def __enter__(self) -> Pipeline:
         return self
@@ -149,6 +163,8 @@ class Pipeline:
             # Pieces not started are dropped; running ones (one per worker) finish first, so no
             # worker is left behind.
             self._pool.shutdown(wait=True, cancel_futures=True)
+        if self._writer_alive is not None:
+            self._writer_alive.close()
 
     def run(self, stream: Iterable[Work | Any]) -> Iterator[Decoded | Any]:
         """The stream with each piece of work replaced by its ``Decoded``; anything else (the
@@ -187,8 +203,9 @@ class Pipeline:
         context = multiprocessing.get_context(method)
         if method == "forkserver":
             context.set_forkserver_preload([__name__])
+        receiving, self._writer_alive = context.Pipe(duplex=False)
         return ProcessPoolExecutor(
-            self.workers, mp_context=context, initializer=_start_worker, initargs=(self.limits,)
+            self.workers, mp_context=context, initializer=_start_worker, initargs=(self.limits, receiving)
         )
 
     def _settle(self, item: Future[bytes] | Work | Any) -> Decoded | Any:
