@@ -263,3 +263,10 @@ def test_a_stop_in_the_middle_leaves_whole_transactions(tmp_path: Path, how: str
     while [p for p in servers + workers if _alive(p)]:  # no process left behind
         assert time.monotonic() < deadline
         time.sleep(0.05)
+
+
+def test_a_negative_worker_count_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "a.ndjson").write_bytes(_line(_event(1)))
+    code, output = _ingest(f"sqlite:///{tmp_path / 'n.db'}", [str(tmp_path / "a.ndjson")], -1)
+    assert code == 2 and "--workers" in output
+    assert not (tmp_path / "n.db").exists()
