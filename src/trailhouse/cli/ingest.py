@@ -10,6 +10,8 @@ import sys
 import time
 import zlib
 from collections.abc import Iterator
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, BinaryIO
 
@@ -22,15 +24,15 @@ from ..service.ingest import (
     IngestReport,
     UnreadableInput,
     decode_events,
-    decode_ndjson,
     delivered_order,
-    ingest_items,
     is_event_file,
     is_ndjson_start,
+    store_valid,
     without_bom,
 )
 from ..storage.base import StoreError
 from .common import DbOption, JsonOption, console, fail, load_settings, open_or_fail, write_json
+from .ingest_pool import Decoded, Items, Lines, Pipeline, Work, default_workers
 
 __all__ = ["ingest"]
 
@@ -52,8 +54,31 @@ def _open_input(name: str, stack: contextlib.ExitStack) -> BinaryIO | gzip.GzipF
     return raw
 
 
-def _file_items(name: str, chunk: int, objects: Any = None) -> Iterator[list[tuple[int, object]]]:
-    """Decoded events of one file, in chunks; NDJSON is streamed so that large files stay flat in memory."""
+@dataclass(frozen=True, slots=True)
+class _FileStart:
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class _FileEnd:
+    name: str
+    error: str | None  # why the file could not be read (what it gave before is not stored)
+
+
+def _stream(names: list[str], batch: int, piece: int, objects: Any) -> Iterator[Work | _FileStart | _FileEnd]:
+    """Every file's pieces of work, each file between its start and its end (or its error)."""
+    for name in names:
+        yield _FileStart(name)
+        try:
+            yield from _file_work(name, batch, piece, objects)
+        except (OSError, UnreadableInput) as exc:
+            yield _FileEnd(name, str(exc))
+        else:
+            yield _FileEnd(name, None)
+
+
+def _file_work(name: str, batch: int, piece: int, objects: Any) -> Iterator[Work]:
+    """One file's events as pieces of work; NDJSON is streamed so that large files stay flat in memory."""
     with contextlib.ExitStack() as stack:
         if name.startswith("s3://"):
             bucket, _, key = name.removeprefix("s3://").partition("/")
@@ -61,9 +86,9 @@ def _file_items(name: str, chunk: int, objects: Any = None) -> Iterator[list[tup
             raw: BinaryIO | gzip.GzipFile = io.BufferedReader(io.BytesIO(data))
             if data[:2] == b"\x1f\x8b":
                 raw = stack.enter_context(gzip.GzipFile(fileobj=io.BytesIO(data), mode="rb"))
-            yield from _decoded_chunks(raw, chunk)
+            yield from _pieces(raw, batch, piece)
             return
-        yield from _decoded_chunks(_open_input(name, stack), chunk)
+        yield from _pieces(_open_input(name, stack), batch, piece)
 
 
 def _expand(names: list[str], settings: Any) -> tuple[list[str], Any]:
@@ -99,7 +124,9 @@ def _expand(names: list[str], settings: Any) -> tuple[list[str], Any]:
     return expanded, objects
 
 
-def _decoded_chunks(stream: BinaryIO | gzip.GzipFile, chunk: int) -> Iterator[list[tuple[int, object]]]:
+def _pieces(stream: BinaryIO | gzip.GzipFile, batch: int, most: int) -> Iterator[Work]:
+    """Pieces of at most ``most`` events that never straddle a transaction of ``batch`` events
+    (the writer commits when a transaction's pieces are back), numbered as the whole file."""
     try:
         lines = iter(stream)
         skipped = 0
@@ -114,17 +141,30 @@ def _decoded_chunks(stream: BinaryIO | gzip.GzipFile, chunk: int) -> Iterator[li
             return
         if not is_ndjson_start(first):
             items = decode_events(first + stream.read())
-            for start in range(0, len(items), chunk):
-                yield items[start : start + chunk]
+            for start in range(0, len(items), batch):
+                chunk = items[start : start + batch]
+                for at in range(0, len(chunk), most):
+                    yield Items(chunk[at : at + most])
             return
-        batch: list[tuple[int, object]] = []
-        for item in decode_ndjson(itertools.chain([first], lines), first_line=skipped + 1):
-            batch.append(item)
-            if len(batch) >= chunk:
-                yield batch
-                batch = []
-        if batch:
-            yield batch
+        piece: list[bytes] = []
+        events = in_batch = index = 0
+        line_number = first_line = skipped + 1
+        size = min(most, batch)
+        for line in itertools.chain([first], lines):
+            piece.append(line)
+            # Blank lines stay in the piece (the line numbers count them) but are not events.
+            if line.strip():
+                events += 1
+                if events == size:
+                    yield Lines(piece, index, first_line, events)
+                    index += events
+                    in_batch = (in_batch + events) % batch
+                    first_line = line_number + 1
+                    piece, events = [], 0
+                    size = min(most, batch - in_batch)
+            line_number += 1
+        if events:
+            yield Lines(piece, index, first_line, events)
     except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
         raise UnreadableInput(f"corrupt gzip data: {exc}") from None
 
@@ -138,7 +178,16 @@ def ingest(
         ),
     ],
     db: DbOption = None,
-    batch: Annotated[int, typer.Option(help="Events per transaction.")] = 20000,
+    batch: Annotated[int, typer.Option(help="Events per transaction.", min=1)] = 20000,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            help="Processes that decode and validate while this one writes; 0 does it all in this "
+            "process. Events are stored and reported in input order either way.",
+            min=0,
+            show_default="the cores but one, at least 1",
+        ),
+    ] = None,
     json_out: JsonOption = False,
 ) -> None:
     """Load ActionTrail events from files (as delivered to object storage) into the store."""
@@ -150,45 +199,75 @@ def ingest(
     started = time.perf_counter()
     failed_files: list[str] = []
     warnings_shown = 0
+    name = ""
     try:
-        with Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            TextColumn("{task.completed:,} events"),
-            TextColumn("{task.fields[rate]:,.0f} events/s"),
-            TimeElapsedColumn(),
-            console=console,
-            disable=json_out or not console.is_terminal,
-        ) as progress:
+        with (
+            Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                TextColumn("{task.completed:,} events"),
+                TextColumn("{task.fields[rate]:,.0f} events/s"),
+                TimeElapsedColumn(),
+                console=console,
+                disable=json_out or not console.is_terminal,
+            ) as progress,
+            Pipeline(default_workers() if workers is None else workers, limits, batch) as pipeline,
+        ):
             task = progress.add_task("ingest", total=None, rate=0.0)
-            for name in files:
-                offset = 0
-                progress.update(task, description=name)
+            held: list[Decoded] = []  # the pieces of the transaction being gathered
+            held_events = 0
+
+            def write() -> None:
+                nonlocal warnings_shown
+                records = [r for d in held for r in d.records]
+                rejected = [r for d in held for r in d.rejected]
+                warned = [w for d in held for w in d.warnings]
+                held.clear()
                 try:
-                    for items in _file_items(name, batch, objects):
-                        report = ingest_items(store, items, may_write=lambda _account: True, limits=limits)
-                        for r in report.rejected:
-                            console.print(
-                                f"[yellow]{name}[/]: event {r.index} ({r.event_id or '?'}): "
-                                f"rejected: {escape(r.reason)}"
-                            )
-                        for w in report.warnings:
-                            warnings_shown += 1
-                            if warnings_shown <= MAX_WARNINGS_SHOWN:
-                                console.print(
-                                    f"[dim]{name}[/]: event {w.index} ({w.event_id}): "
-                                    f"warning: {escape(w.warning)}"
-                                )
-                        total.add(report)
-                        offset += len(items)
-                        elapsed = time.perf_counter() - started
-                        done = total.accepted + total.duplicates + len(total.rejected)
-                        progress.update(task, completed=done, rate=done / elapsed if elapsed else 0.0)
-                except (OSError, UnreadableInput) as exc:
-                    failed_files.append(name)
-                    console.print(f"[bold red]error:[/] cannot read {name}: {exc}")
+                    report = store_valid(store, records, rejected, warned)
                 except StoreError as exc:
                     raise fail(f"the store failed while ingesting {name}: {exc}") from None
+                for r in report.rejected:
+                    console.print(
+                        f"[yellow]{name}[/]: event {r.index} ({r.event_id or '?'}): "
+                        f"rejected: {escape(r.reason)}"
+                    )
+                for w in report.warnings:
+                    warnings_shown += 1
+                    if warnings_shown <= MAX_WARNINGS_SHOWN:
+                        console.print(
+                            f"[dim]{name}[/]: event {w.index} ({w.event_id}): warning: {escape(w.warning)}"
+                        )
+                total.add(report)
+                elapsed = time.perf_counter() - started
+                done = total.accepted + total.duplicates + len(total.rejected)
+                progress.update(task, completed=done, rate=done / elapsed if elapsed else 0.0)
+
+            for event in pipeline.run(_stream(files, batch, pipeline.piece, objects)):
+                if isinstance(event, Decoded):
+                    held.append(event)
+                    held_events += event.events
+                    if held_events >= batch:
+                        write()
+                        held_events = 0
+                elif isinstance(event, _FileStart):
+                    name = event.name
+                    progress.update(task, description=name)
+                else:
+                    if event.error is None:
+                        if held:
+                            write()
+                    else:  # as in one process: a transaction the file could not complete is not stored
+                        failed_files.append(name)
+                        console.print(f"[bold red]error:[/] cannot read {name}: {event.error}")
+                    held.clear()
+                    held_events = 0
+    except KeyboardInterrupt:
+        raise fail(f"interrupted while ingesting {name}: {_stored_so_far(total)}") from None
+    except BrokenProcessPool as exc:
+        raise fail(
+            f"a decode process stopped while ingesting {name} ({exc}): {_stored_so_far(total)}"
+        ) from None
     finally:
         store.close()
     elapsed = time.perf_counter() - started
@@ -218,3 +297,11 @@ def ingest(
         raise typer.Exit(2)
     if total.rejected:
         raise typer.Exit(3)
+
+
+def _stored_so_far(total: IngestReport) -> str:
+    return (
+        f"{total.accepted:,} events were stored before it (and {total.duplicates:,} found already "
+        "there), in whole transactions; the one in progress is stored whole or not at all. "
+        "Ingest is idempotent on eventId: run the same command again to finish."
+    )

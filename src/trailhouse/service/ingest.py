@@ -37,6 +37,7 @@ __all__ = [
     "gunzip",
     "ingest_items",
     "is_gzip",
+    "store_valid",
     "validate_items",
 ]
 
@@ -439,8 +440,21 @@ def ingest_items(
     ``may_write(account_id)`` says whether the caller may write events of that account. With
     ``atomic`` a single bad item stores nothing.
     """
-    report = IngestReport()
-    records, report.rejected, report.warnings = validate_items(items, may_write=may_write, limits=limits)
+    records, rejected, warnings = validate_items(items, may_write=may_write, limits=limits)
+    return store_valid(store, records, rejected, warnings, atomic=atomic)
+
+
+def store_valid(
+    store: EventLog,
+    records: Sequence[EventRecord],
+    rejected: list[Rejection],
+    warnings: list[IngestWarning],
+    *,
+    atomic: bool = False,
+) -> IngestReport:
+    """Store what ``validate_items`` found valid, in one transaction, and report the whole batch
+    (``trailhouse ingest`` validates in other processes and writes here, in input order)."""
+    report = IngestReport(rejected=rejected, warnings=warnings)
     if atomic and report.rejected:
         return report
     if records:

@@ -626,5 +626,6 @@ def _immediate(conn: sqlite3.Connection) -> Iterator[None]:
         yield
         conn.execute("COMMIT")
     except BaseException:
-        conn.execute("ROLLBACK")
+        if conn.in_transaction:  # not after a Ctrl-C that lands once COMMIT is done: raise that one
+            conn.execute("ROLLBACK")
         raise

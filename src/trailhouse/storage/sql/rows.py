@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, fields
 
 from ...model.event import EventRecord
 from .. import codec
@@ -11,11 +12,15 @@ from .dialect import Dialect
 
 __all__ = [
     "EVENT_COLUMNS",
+    "PackedRecord",
+    "attach_packing",
     "RESOURCE_COLUMNS",
     "USAGE_COLUMNS",
     "TermId",
     "event_row",
     "leaf_hash",
+    "packed_record",
+    "packing",
     "resource_rows",
     "split_batch",
     "upsert_usage",
@@ -78,6 +83,42 @@ def leaf_hash(body: bytes) -> bytes:
     return hasher.digest()
 
 
+@dataclass(frozen=True, slots=True)
+class PackedRecord(EventRecord):
+    """A record whose stored body (``codec.pack``) and Merkle leaf were computed ahead, off the
+    writer: ``trailhouse ingest`` computes them in its decode processes (``packing``), so the one
+    writer only copies them into the row. Empty until ``attach_packing`` fills them in; an empty
+    one is packed by ``event_row`` as a plain record's is (a packed body is never empty)."""
+
+    packed_body: bytes = b""
+    leaf: bytes = b""
+
+
+_RECORD_FIELDS = tuple(f.name for f in fields(EventRecord))
+
+
+def packing(records: Sequence[EventRecord]) -> tuple[list[bytes], list[bytes]]:
+    """The packed bodies and the leaves of records, in their order."""
+    return [codec.pack(r.body) for r in records], [leaf_hash(r.body) for r in records]
+
+
+def attach_packing(records: Sequence[PackedRecord], bodies: Sequence[bytes], leaves: Sequence[bytes]) -> None:
+    """Give records decoded without it (msgspec leaves the defaults) the packing computed with them
+    in another process: setting two fields costs a tenth of building each record again."""
+    set_field = object.__setattr__  # as the dataclass's own __init__ sets a frozen field
+    for rec, body, leaf in zip(records, bodies, leaves, strict=True):
+        set_field(rec, "packed_body", body)
+        set_field(rec, "leaf", leaf)
+
+
+def packed_record(rec: EventRecord) -> PackedRecord:
+    return PackedRecord(
+        **{name: getattr(rec, name) for name in _RECORD_FIELDS},
+        packed_body=codec.pack(rec.body),
+        leaf=leaf_hash(rec.body),
+    )
+
+
 def split_batch(records: Sequence[EventRecord]) -> tuple[list[tuple[int, EventRecord]], list[int]]:
     """(index, record) of each first (account, eventId) of a batch, and the indexes repeating one."""
     fresh: list[tuple[int, EventRecord]] = []
@@ -95,6 +136,10 @@ def split_batch(records: Sequence[EventRecord]) -> tuple[list[tuple[int, EventRe
 
 def event_row(rec: EventRecord, seq: int, tid: TermId, dialect: Dialect) -> tuple[object, ...]:
     """The ``events`` row of a record, in ``EVENT_COLUMNS`` order."""
+    if isinstance(rec, PackedRecord) and rec.packed_body:
+        body, leaf = rec.packed_body, rec.leaf
+    else:
+        body, leaf = codec.pack(rec.body), leaf_hash(rec.body)
     return (
         seq,
         tid(rec.account_id),
@@ -114,8 +159,8 @@ def event_row(rec: EventRecord, seq: int, tid: TermId, dialect: Dialect) -> tupl
         tid(rec.error_code),
         dialect.text(rec.event_id),
         None if rec.request_id is None else dialect.text(rec.request_id),
-        codec.pack(rec.body),
-        leaf_hash(rec.body),
+        body,
+        leaf,
     )
 
 

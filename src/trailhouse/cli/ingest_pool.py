@@ -1,0 +1,249 @@
+"""``trailhouse ingest --workers N``: decode, validate and pack in N processes, write in this one.
+
+Half of an ingested event's time is Python that needs no store: splitting NDJSON, validating
+(``event_from_json``), zstd-packing the body and hashing its Merkle leaf. Done here, in the
+process that also writes, it shares one core with SQLite's work; in worker processes it runs
+beside it (docs/benchmarks.md, "Decode in worker processes").
+
+The reader (the caller's generator) cuts the input into pieces of at most ``PIECE`` events that
+never straddle a transaction; the pool works on a bounded number of them at once, and their
+results come back in input order, so the one writer stores, de-duplicates and reports exactly as
+it would have in one process. Workers never open the store: they return records (as msgpack,
+which decodes into records several times faster than pickle) and the writer appends them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import os
+import signal
+import threading
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from types import TracebackType
+from typing import Any
+
+import msgspec
+
+from ..model.event import EventRecord
+from ..service.ingest import IngestLimits, IngestWarning, Rejection, decode_ndjson, validate_items
+from ..storage.sql.rows import PackedRecord, attach_packing, packing
+
+__all__ = ["PIECE", "Decoded", "Items", "Lines", "Pipeline", "Work", "default_workers"]
+
+#: Events per piece of work sent to a worker: large enough that a task's overhead (~0.1 ms) is
+#: noise against its ~50 ms of decoding, small enough that a transaction spreads over the workers.
+PIECE = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Lines:
+    """NDJSON lines, decoded by ``decode_ndjson`` as the one-process path would: the first item's
+    index and the first line's number are those of the whole file, so rejections name them."""
+
+    lines: list[bytes]
+    first_index: int
+    first_line: int
+    events: int  # the non-blank lines: the items the decode gives
+
+
+@dataclass(frozen=True, slots=True)
+class Items:
+    """Events already split out of a JSON document (``decode_events``): validated only."""
+
+    items: list[tuple[int, Any]]
+
+    @property
+    def events(self) -> int:
+        return len(self.items)
+
+
+Work = Lines | Items
+
+
+@dataclass(frozen=True, slots=True)
+class Decoded:
+    """One piece's outcome, as ``validate_items`` gives it, and how many items the piece held."""
+
+    events: int
+    records: list[EventRecord]
+    rejected: list[Rejection]
+    warnings: list[IngestWarning]
+
+
+def default_workers() -> int:
+    """One process per core but the writer's, at least one."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 1
+    return max(1, cores - 1)
+
+
+def _everyone(_account: str) -> bool:
+    return True  # the operator's own command may write any account's events
+
+
+def decode(work: Work, limits: IngestLimits) -> Decoded:
+    items = (
+        list(decode_ndjson(work.lines, work.first_index, work.first_line))
+        if isinstance(work, Lines)
+        else work.items
+    )
+    records, rejected, warnings = validate_items(items, may_write=_everyone, limits=limits)
+    return Decoded(len(items), records, rejected, warnings)
+
+
+_ENCODER = msgspec.msgpack.Encoder()
+_DECODER = msgspec.msgpack.Decoder(
+    tuple[int, list[PackedRecord], list[bytes], list[bytes], list[Rejection], list[IngestWarning]]
+)
+_worker_limits = IngestLimits()
+
+
+def _start_worker(limits: IngestLimits, writer_alive: Connection) -> None:
+    global _worker_limits  # noqa: PLW0603 - the worker process's one configuration, set once at start
+    _worker_limits = limits
+    # Ctrl-C reaches the whole process group: the writer alone decides what happens then.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(target=_exit_with_writer, args=(writer_alive,), daemon=True).start()
+
+
+def _exit_with_writer(writer_alive: Connection) -> None:
+    """A writer killed (kill -9, the OOM killer) cannot shut its pool down, and a worker waiting
+    for work would wait forever (it holds both ends of the pool's queue itself, so it never sees
+    EOF there). Only the writer holds the sending end of this pipe: EOF means it is gone."""
+    with contextlib.suppress(EOFError, OSError):
+        writer_alive.recv_bytes()
+    os._exit(1)
+
+
+def _in_worker(work: Work) -> bytes:
+    done = decode(work, _worker_limits)
+    # The records as they are and their packing beside them: encoding records is C, building
+    # PackedRecords here would be Python (the writer decodes them as PackedRecords directly).
+    bodies, leaves = packing(done.records)
+    return _ENCODER.encode((done.events, done.records, bodies, leaves, done.rejected, done.warnings))
+
+
+def _decoded(data: bytes) -> Decoded:
+    events, records, bodies, leaves, rejected, warnings = _DECODER.decode(data)
+    attach_packing(records, bodies, leaves)
+    return Decoded(events, list(records), rejected, warnings)
+
+
+class Pipeline:
+    """Work in input order, through ``workers`` processes (0: here, lazily, as one process would).
+
+    At most ``window`` pieces are in flight (submitted and not yet handed back): a transaction's
+    worth, so that the workers keep decoding while the writer commits, plus two per worker. A
+    10M-event file streams through in constant memory.
+    """
+
+    def __init__(self, workers: int, limits: IngestLimits, batch: int) -> None:
+        self.workers = workers
+        self.limits = limits
+        self.piece = PIECE  # read here, not at import: the tests make pieces small
+        self.window = -(-batch // self.piece) + 2 * workers
+        self.max_in_flight = 0
+        self._pool: ProcessPoolExecutor | None = None
+        self._writer_alive: Connection | None = None  # closed by the writer's exit, however it ends
+
+    def __enter__(self) -> Pipeline:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._pool is not None:
+            # Pieces not started are dropped; running ones (one per worker) finish first, so no
+            # worker is left behind.
+            self._pool.shutdown(wait=True, cancel_futures=True)
+        if self._writer_alive is not None:
+            self._writer_alive.close()
+
+    def run(self, stream: Iterable[Work | Any]) -> Iterator[Decoded | Any]:
+        """The stream with each piece of work replaced by its ``Decoded``; anything else (the
+        caller's markers: a file starts, ends, fails) passes through in its place."""
+        stream = iter(stream)
+        head: list[Work | Any] = []
+        if self.workers:
+            # An input of one piece is decoded here: starting processes would cost more than it.
+            pieces = 0
+            for event in stream:
+                head.append(event)
+                pieces += isinstance(event, Lines | Items)
+                if pieces > 1:
+                    self._pool = self._start()
+                    break
+        pending: deque[Future[bytes] | Work | Any] = deque()
+        in_flight = 0
+        for event in _chain(head, stream):
+            if not isinstance(event, Lines | Items):
+                pending.append(event)
+                continue
+            while in_flight >= self.window:
+                done = self._settle(pending.popleft())
+                in_flight -= isinstance(done, Decoded)
+                yield done
+            pending.append(self._pool.submit(_in_worker, event) if self._pool else event)
+            in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, in_flight)
+        while pending:
+            yield self._settle(pending.popleft())
+
+    def _start(self) -> ProcessPoolExecutor:
+        # forkserver (spawn elsewhere): a worker is a fresh interpreter, never a fork of a process
+        # that holds the store's connections.
+        method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+        context = multiprocessing.get_context(method)
+        if method == "forkserver":
+            context.set_forkserver_preload([__name__])
+        receiving, self._writer_alive = context.Pipe(duplex=False)
+        pool = ProcessPoolExecutor(
+            self.workers, mp_context=context, initializer=_start_worker, initargs=(self.limits, receiving)
+        )
+        _widen_pipes(pool)
+        return pool
+
+    def _settle(self, item: Future[bytes] | Work | Any) -> Decoded | Any:
+        if isinstance(item, Future):
+            return _decoded(item.result())
+        if isinstance(item, Lines | Items):
+            return decode(item, self.limits)
+        return item
+
+
+#: Bytes a pool pipe holds: a piece's lines (~1.1 MB) or its result (~1.5 MB) in one or two reads.
+PIPE_BYTES = 1 << 20
+
+
+def _widen_pipes(pool: ProcessPoolExecutor) -> None:
+    """Pipes of 1 MiB instead of Linux's 64 KiB. The pool's thread in the writer's process reads
+    each result in pipe-sized chunks and takes the GIL back from the writer for every one: 24
+    hand-overs of up to a switch interval (5 ms) per piece left the worker blocked on a full
+    pipe and the writer spinning. Measured at 200k events, --workers 1: 12,380 and 12,797 →
+    17,130 and 17,207 events/s, the writer's CPU 14.4 → 10.4 s (docs/benchmarks.md). The queues
+    are the pool's private attributes: if they move, this does nothing."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX
+        return
+    set_size = getattr(fcntl, "F_SETPIPE_SZ", None)  # Linux only
+    ends = [
+        getattr(getattr(pool, "_result_queue", None), "_reader", None),
+        getattr(getattr(pool, "_call_queue", None), "_writer", None),
+    ]
+    for end in ends:
+        if set_size is not None and isinstance(end, Connection):
+            with contextlib.suppress(OSError):
+                fcntl.fcntl(end.fileno(), set_size, PIPE_BYTES)
+
+
+def _chain(head: list[Any], rest: Iterator[Any]) -> Iterator[Any]:
+    yield from head
+    yield from rest
