@@ -11,12 +11,13 @@ connection makes the ingesting connection drop its page cache, so a detector tha
 beside a busy ingest cost it far more than its own CPU. A crash replays at most ``checkpoint_ms`` of
 the log, from the state saved with the watermark, and the replay raises what it would have.
 
-While ingest is busy (the log growing by ``BUSY_EVENTS_PER_S`` or more), a detector with
-``defer_ms`` waits for a gap before it reads, for at most ``defer_ms`` after it fell behind; then
-it catches up whatever the rate. Side by side on a small machine the two slow each other down
-whatever their priorities (docs/insights.md, "Quality and cost"), so a burst of ingest shorter than
-``defer_ms`` runs alone and is detected right after it; a longer one is detected in rounds, each at
-most ``defer_ms`` late. ``serve``'s worker defers 20 s, a third of the 60 s an insight may take.
+While ingest is busy (the log growing by ``BUSY_EVENTS_PER_S`` or more over ``BUSY_WINDOW_MS``), a
+detector with ``defer_ms`` waits for a gap before it reads, for at most ``defer_ms`` after it fell
+behind; then it catches up whatever the rate. Side by side on a small machine the two slow each
+other down whatever their priorities (docs/insights.md, "Quality and cost"), so a burst of ingest
+shorter than ``defer_ms`` runs alone and is detected right after it; a longer one is detected in
+rounds, each at most ``defer_ms`` late. ``serve``'s worker defers 20 s, a third of the 60 s an
+insight may take.
 
 On its first run the detector starts at the head of the log: the history already stored is a
 baseline, not a backlog.
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -46,6 +48,9 @@ log = logging.getLogger("trailhouse.insights")
 DETECTOR_NAME = "insights"
 #: Ingest at this rate or more is busy: a deferring detector waits for a gap.
 BUSY_EVENTS_PER_S = 1000
+#: The rate is the log's growth over this long: a commit that stalls ingest for a moment (a WAL
+#: checkpoint) is not a gap.
+BUSY_WINDOW_MS = 2000
 #: The rate rules close a quiet subject's insight once no event has come for this long.
 _IDLE_CLOSE_MS = 2 * MINUTE_MS
 
@@ -94,7 +99,7 @@ class Detector:
         self._committed: int | None = None  # the watermark in the store
         self._committed_at = 0
         self._renew_at = 0  # when to renew the lease
-        self._head_seen: tuple[int, int] | None = None  # (log head, when) at the last look
+        self._looks: deque[tuple[int, int]] = deque()  # (log head, when) over the last BUSY_WINDOW_MS
         self._behind_since: int | None = None
 
     def _resume(self) -> bool:
@@ -134,13 +139,17 @@ class Detector:
         """Whether to leave the log alone this step: ingest is busy and the wait is not over."""
         assert self._position is not None
         head = self._store.newest_seq()
-        before, self._head_seen = self._head_seen, (head, now)
+        looks = self._looks
+        while len(looks) > 1 and now - looks[1][1] >= BUSY_WINDOW_MS:
+            looks.popleft()  # keep one look at least the window old
+        before = looks[0] if looks else None
+        looks.append((head, now))
         if head <= self._position:
             self._behind_since = None
             return False
         if self._behind_since is None:
             self._behind_since = now
-        if before is None or now - self._behind_since >= self._defer_ms:
+        if before is None or now <= before[1] or now - self._behind_since >= self._defer_ms:
             return False
         rate = (head - before[0]) * 1000 / max(now - before[1], 1)
         return rate >= BUSY_EVENTS_PER_S
