@@ -402,6 +402,7 @@ class SqliteStore(SqlStore, MerkleLogSql, DeliverySql):
     def _transaction(self, records: Sequence[EventRecord]) -> AppendResult:
         conn = self._writer
         new_terms: dict[str, int] = {}
+        self._bound_term_cache()
         with _immediate(conn):
             result = self._append_locked(conn, records, new_terms)
         # Only committed ids may enter the shared cache.
