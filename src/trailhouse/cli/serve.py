@@ -45,6 +45,15 @@ def serve(
     workers: Annotated[
         int, typer.Option(help="Worker processes (each with its own store); above 1 needs --redis.")
     ] = 1,
+    ingest_workers: Annotated[
+        int | None,
+        typer.Option(
+            "--ingest-workers",
+            help="Processes (per worker process) that decode and validate POST /api/v1/events "
+            "batches while the server writes; 0 does it in the server's process.",
+            show_default="the cores but one, at most 4; 0 below 3 cores",
+        ),
+    ] = None,
     log_level: Annotated[str | None, typer.Option(help="debug, info, warning, error.")] = None,
     tls_cert: Annotated[
         str | None, typer.Option("--tls-cert", help="PEM certificate (chain) to serve HTTPS; with --tls-key.")
@@ -78,6 +87,7 @@ def serve(
             log_level,
             tls_cert,
             tls_key,
+            ingest_workers=ingest_workers,
         )
         return
     if workers != 1:
@@ -103,6 +113,7 @@ def serve(
                 log_level,
                 tls_cert,
                 tls_key,
+                ingest_workers=ingest_workers,
                 dev_account=account or "",
                 data_dir=None if db else f"{folder}/data",
             )
@@ -127,6 +138,7 @@ def _serve(
     tls_cert: str | None,
     tls_key: str | None,
     *,
+    ingest_workers: int | None = None,
     dev_account: str | None = None,
     data_dir: str | None = None,
 ) -> None:
@@ -149,6 +161,7 @@ def _serve(
         tls_cert=tls_cert,
         tls_key=tls_key,
         data_dir=data_dir,
+        ingest_workers=ingest_workers,
     )
     if workers < 1:
         raise fail(f"--workers={workers}: expected 1 or more", EXIT_USAGE)

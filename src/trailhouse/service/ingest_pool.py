@@ -1,19 +1,26 @@
-"""``trailhouse ingest --workers N``: decode, validate and pack in N processes, write in this one.
+"""Decode, validate and pack events in worker processes, so that the one writer only writes.
 
 Half of an ingested event's time is Python that needs no store: splitting NDJSON, validating
-(``event_from_json``), zstd-packing the body and hashing its Merkle leaf. Done here, in the
-process that also writes, it shares one core with SQLite's work; in worker processes it runs
-beside it (docs/benchmarks.md, "Decode in worker processes").
+(``event_from_json``), zstd-packing the body and hashing its Merkle leaf. Done in the process
+that also writes, it shares one core with SQLite's work; in worker processes it runs beside it
+(docs/benchmarks.md, "Decode in worker processes"). Two doors use it:
 
-The reader (the caller's generator) cuts the input into pieces of at most ``PIECE`` events that
-never straddle a transaction; the pool works on a bounded number of them at once, and their
-results come back in input order, so the one writer stores, de-duplicates and reports exactly as
-it would have in one process. Workers never open the store: they return records (as msgpack,
-which decodes into records several times faster than pickle) and the writer appends them.
+* ``trailhouse ingest --workers N`` (``Pipeline``): the reader (the caller's generator) cuts the
+  input into pieces of at most ``PIECE`` events that never straddle a transaction; the pool works
+  on a bounded number of them at once, and their results come back in input order, so the one
+  writer stores, de-duplicates and reports exactly as it would have in one process.
+* ``serve``'s ``POST /api/v1/events`` with ``TRAILHOUSE_INGEST_WORKERS`` (``BatchDecoder``): one
+  request's body (gunzipped, decoded, validated against the token's accounts, packed) per task.
+
+Workers never open the store: they return records (as msgpack, which decodes into records several
+times faster than pickle) with their packing, and the writer appends them. The packing is the SQL
+store's (``storage.sql.rows``: pure functions, no SQL), which is why this one module of the
+service layer may import it (docs/architecture.md, "Who may import whom").
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import multiprocessing
 import os
@@ -22,6 +29,7 @@ import threading
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from types import TracebackType
@@ -29,11 +37,24 @@ from typing import Any
 
 import msgspec
 
+from ..model.credentials import ApiToken
 from ..model.event import EventRecord
-from ..service.ingest import IngestLimits, IngestWarning, Rejection, decode_ndjson, validate_items
 from ..storage.sql.rows import PackedRecord, attach_packing, packing
+from .ingest import IngestLimits, IngestWarning, Rejection, decode_body, decode_ndjson, validate_items
 
-__all__ = ["PIECE", "Decoded", "Items", "Lines", "Pipeline", "Work", "default_workers"]
+__all__ = [
+    "PIECE",
+    "BatchDecoder",
+    "Decoded",
+    "DecoderLost",
+    "Items",
+    "Lines",
+    "Pipeline",
+    "Work",
+    "Writable",
+    "default_workers",
+    "unpack",
+]
 
 #: Events per piece of work sent to a worker: large enough that a task's overhead (~0.1 ms) is
 #: noise against its ~50 ms of decoding, small enough that a transaction spreads over the workers.
@@ -84,8 +105,24 @@ def default_workers() -> int:
     return max(1, cores - 1)
 
 
-def _everyone(_account: str) -> bool:
-    return True  # the operator's own command may write any account's events
+@dataclass(frozen=True, slots=True)
+class Writable:
+    """Which accounts' events a caller may write, as a value a decode process can be sent: a
+    token's ``may_use`` answers the same, but sending it would send the token's hash along."""
+
+    all_accounts: bool
+    account_ids: frozenset[str] = frozenset()
+
+    @classmethod
+    def of(cls, token: ApiToken) -> Writable:
+        return cls(token.all_accounts, frozenset(token.account_ids))
+
+    def __call__(self, account_id: str) -> bool:
+        return self.all_accounts or account_id in self.account_ids
+
+
+#: The operator's own command (``trailhouse ingest``) may write any account's events.
+EVERYONE = Writable(all_accounts=True)
 
 
 def decode(work: Work, limits: IngestLimits) -> Decoded:
@@ -94,7 +131,7 @@ def decode(work: Work, limits: IngestLimits) -> Decoded:
         if isinstance(work, Lines)
         else work.items
     )
-    records, rejected, warnings = validate_items(items, may_write=_everyone, limits=limits)
+    records, rejected, warnings = validate_items(items, may_write=EVERYONE, limits=limits)
     return Decoded(len(items), records, rejected, warnings)
 
 
@@ -123,17 +160,35 @@ def _exit_with_writer(writer_alive: Connection) -> None:
 
 
 def _in_worker(work: Work) -> bytes:
-    done = decode(work, _worker_limits)
+    return _packed(decode(work, _worker_limits))
+
+
+def _packed(done: Decoded) -> bytes:
     # The records as they are and their packing beside them: encoding records is C, building
     # PackedRecords here would be Python (the writer decodes them as PackedRecords directly).
     bodies, leaves = packing(done.records)
     return _ENCODER.encode((done.events, done.records, bodies, leaves, done.rejected, done.warnings))
 
 
-def _decoded(data: bytes) -> Decoded:
+def unpack(data: bytes) -> Decoded:
+    """What a worker sent back, as records that carry their packing."""
     events, records, bodies, leaves, rejected, warnings = _DECODER.decode(data)
     attach_packing(records, bodies, leaves)
     return Decoded(events, list(records), rejected, warnings)
+
+
+def _body_in_worker(
+    body: bytes, gzipped: bool, max_bytes: int, max_events: int, may_write: Writable
+) -> bytes:
+    """One request's body: the server's in-process steps (``decode_body``, ``validate_items``)
+    with the packing added. A body that cannot be read raises here and again in the server."""
+    items = decode_body(body, gzipped=gzipped, max_bytes=max_bytes, max_events=max_events)
+    records, rejected, warnings = validate_items(items, may_write=may_write, limits=_worker_limits)
+    return _packed(Decoded(len(items), records, rejected, warnings))
+
+
+def _ready() -> int:
+    return os.getpid()
 
 
 class Pipeline:
@@ -197,25 +252,121 @@ class Pipeline:
             yield self._settle(pending.popleft())
 
     def _start(self) -> ProcessPoolExecutor:
-        # forkserver (spawn elsewhere): a worker is a fresh interpreter, never a fork of a process
-        # that holds the store's connections.
-        method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
-        context = multiprocessing.get_context(method)
-        if method == "forkserver":
-            context.set_forkserver_preload([__name__])
-        receiving, self._writer_alive = context.Pipe(duplex=False)
-        pool = ProcessPoolExecutor(
-            self.workers, mp_context=context, initializer=_start_worker, initargs=(self.limits, receiving)
-        )
-        _widen_pipes(pool)
+        pool, self._writer_alive = start_pool(self.workers, self.limits)
         return pool
 
     def _settle(self, item: Future[bytes] | Work | Any) -> Decoded | Any:
         if isinstance(item, Future):
-            return _decoded(item.result())
+            return unpack(item.result())
         if isinstance(item, Lines | Items):
             return decode(item, self.limits)
         return item
+
+
+def start_pool(workers: int, limits: IngestLimits) -> tuple[ProcessPoolExecutor, Connection]:
+    """A pool of ``workers`` decode processes, and the pipe end whose closing (however the writer
+    ends) tells them to exit. Processes start on demand, up to ``workers``."""
+    # forkserver (spawn elsewhere): a worker is a fresh interpreter, never a fork of a process
+    # that holds the store's connections.
+    method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+    context = multiprocessing.get_context(method)
+    if method == "forkserver":
+        context.set_forkserver_preload([__name__])
+    receiving, writer_alive = context.Pipe(duplex=False)
+    pool = ProcessPoolExecutor(
+        workers, mp_context=context, initializer=_start_worker, initargs=(limits, receiving)
+    )
+    _widen_pipes(pool)
+    return pool, writer_alive
+
+
+class DecoderLost(RuntimeError):
+    """A decode process stopped (killed, out of memory) while it held a request's batch: nothing
+    of that batch was stored, and the next request gets a new pool."""
+
+
+class BatchDecoder:
+    """``POST /api/v1/events``'s decoding, validation and packing in ``workers`` processes, one
+    request's body per task, so that the server's process only receives, writes and answers.
+
+    The pool starts with ``start`` (every worker at once: the first requests do not wait for
+    processes) or with the first request. A pool broken by a lost worker fails the requests it
+    held with ``DecoderLost`` and is replaced by a new one for the next.
+    """
+
+    def __init__(
+        self, workers: int, limits: IngestLimits, *, max_body_bytes: int, max_batch_events: int
+    ) -> None:
+        if workers < 1:
+            raise ValueError(f"a BatchDecoder needs at least one worker, got {workers}")
+        self.workers = workers
+        self.limits = limits
+        self.max_body_bytes = max_body_bytes
+        self.max_batch_events = max_batch_events
+        self.pools_started = 0
+        self._lock = threading.Lock()
+        self._pool: ProcessPoolExecutor | None = None
+        self._writer_alive: Connection | None = None
+        self._closed = False
+
+    def start(self) -> None:
+        """Start the pool and its processes now (they are ready ~0.3 s later; this does not wait)."""
+        pool = self._current()
+        for _ in range(self.workers):
+            pool.submit(_ready)  # each submit finding no idle worker starts one
+
+    async def decode(self, body: bytes, *, gzipped: bool, may_write: Writable) -> bytes:
+        """The body's items decoded, judged and packed in a worker, as ``unpack`` reads them.
+        Raises as ``decode_body`` does for a body that cannot be read, ``DecoderLost`` when the
+        worker was lost."""
+        pool = self._current()
+        try:
+            future = pool.submit(
+                _body_in_worker, body, gzipped, self.max_body_bytes, self.max_batch_events, may_write
+            )
+            return await asyncio.wrap_future(future)
+        except BrokenProcessPool as exc:
+            self._discard(pool)
+            raise DecoderLost(
+                "a decode process stopped while it held this batch; nothing of it was stored: send it again"
+            ) from exc
+
+    def pids(self) -> list[int]:
+        """The worker processes running now (for tests and benchmarks)."""
+        pool = self._pool
+        processes = getattr(pool, "_processes", None) or {}
+        return [p for p in processes if p is not None]
+
+    def close(self) -> None:
+        """Stop the pool: batches not started are dropped (their requests have ended), running
+        ones finish first, so no worker is left behind."""
+        with self._lock:
+            self._closed = True
+            pool, self._pool = self._pool, None
+            alive, self._writer_alive = self._writer_alive, None
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+        if alive is not None:
+            alive.close()
+
+    def _current(self) -> ProcessPoolExecutor:
+        with self._lock:
+            if self._closed:
+                raise DecoderLost("the server is stopping; send the batch again")
+            if self._pool is None:
+                self._pool, self._writer_alive = start_pool(self.workers, self.limits)
+                self.pools_started += 1
+            return self._pool
+
+    def _discard(self, broken: ProcessPoolExecutor) -> None:
+        with self._lock:
+            if self._pool is not broken:
+                return  # another request found it broken first
+            self._pool = None
+            alive, self._writer_alive = self._writer_alive, None
+        broken.shutdown(wait=False, cancel_futures=True)
+        if alive is not None:
+            alive.close()  # any worker of it still alive exits
 
 
 #: Bytes a pool pipe holds: a piece's lines (~1.1 MB) or its result (~1.5 MB) in one or two reads.
