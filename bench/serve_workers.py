@@ -28,6 +28,7 @@ from typing import Any
 
 from bench.dataset import read_batches
 from bench.loadgen import http_ingest
+from bench.profiles import PySpy, py_spy_binary, summarize_collapsed
 from bench.server import Server, run_cli
 
 ROOT = Path(__file__).resolve().parent
@@ -144,7 +145,12 @@ def _template(work: Path, dataset: Path) -> tuple[Path, Path, str]:
 
 
 def one_run(
-    workers: int, template: tuple[Path, Path, str], work: Path, batches: list[bytes], producers: int
+    workers: int,
+    template: tuple[Path, Path, str],
+    work: Path,
+    batches: list[bytes],
+    producers: int,
+    profile: bool = False,
 ) -> dict[str, Any]:
     store, data_dir, token = template
     run_store, run_data = work / "serve-run.db", work / "serve-run-data"
@@ -167,8 +173,11 @@ def one_run(
         load = os.getloadavg()
         sampler = Sampler(server.pid).start()
         before = sampler.cpu_by_role()
+        binary = py_spy_binary() if profile else None
+        spy = PySpy(binary, server.pid, work / f"serve-workers-{workers}.raw") if binary else None
         result = http_ingest(server.base_url, token, batches, producers)
         sampler.stop()
+        raw = spy.stop() if spy else None
         after = sampler.cpu_by_role()
     finally:
         server.stop()
@@ -189,6 +198,7 @@ def one_run(
         "peak_rss_sum_mb": {role: round(v / 2**20) for role, v in sampler.peak_rss_sum.items()},
         "load_before": [round(x, 2) for x in load],
         "load_after": [round(x, 2) for x in os.getloadavg()],
+        **({"server_profile": summarize_collapsed(raw, top=25)} if raw else {}),
     }
 
 
@@ -201,6 +211,7 @@ def main() -> int:
     parser.add_argument("--producers", type=int, default=4)
     parser.add_argument("--batch", type=int, default=1000, help="events per request")
     parser.add_argument("--limit", type=int, default=None, help="post only the first N requests")
+    parser.add_argument("--profile", action="store_true", help="py-spy the server's process (100 Hz)")
     args = parser.parse_args()
     work = ROOT / "work"
     work.mkdir(exist_ok=True)
@@ -212,7 +223,7 @@ def main() -> int:
     ).stdout.strip()
     runs = []
     for workers in [int(w) for w in args.order.split(",")]:
-        result = one_run(workers, template, work, batches, args.producers)
+        result = one_run(workers, template, work, batches, args.producers, args.profile)
         print(json.dumps(result), flush=True)
         runs.append(result)
     out = ROOT / "results" / "experiments" / f"serve-workers-{time.strftime('%Y%m%d-%H%M%S')}.json"
@@ -226,6 +237,7 @@ def main() -> int:
                 "dataset": str(args.dataset),
                 "producers": args.producers,
                 "batch": args.batch,
+                "profiled": args.profile,
                 "runs": runs,
             },
             indent=1,

@@ -25,10 +25,12 @@ import pytest
 from typer.testing import CliRunner
 
 from tests.conftest import BACKENDS, LiveServer, free_port, pg_schema_url
+from trailhouse import settings as settings_module
 from trailhouse.cli import app as cli_app
 from trailhouse.model.credentials import TokenScope
 from trailhouse.model.times import now_ms
 from trailhouse.service.credentials import create_token
+from trailhouse.settings import Settings
 from trailhouse.storage import open_store
 
 LIMITS = {
@@ -336,6 +338,20 @@ def test_an_ingest_worker_count_that_cannot_work_stops_serve_at_start(
     assert result.exit_code == 2, result.output
     assert expected in " ".join(result.output.split())
     assert not db.exists()
+
+
+@pytest.mark.parametrize(
+    ("cores", "processes", "expected"),
+    [(1, 1, 0), (2, 1, 0), (3, 1, 2), (4, 1, 2), (16, 1, 2), (16, 4, 2), (16, 8, 1), (16, 16, 0), (4, 2, 1)],
+)
+def test_the_default_is_the_spare_cores_of_each_server_process(
+    monkeypatch: pytest.MonkeyPatch, cores: int, processes: int, expected: int
+) -> None:
+    """No decode process on 2 cores (measured: no faster there, docs/benchmarks.md), the cores but
+    the server's, at most 2 per server process (one writer keeps ~0.4 of a worker busy)."""
+    monkeypatch.setattr(settings_module, "_cores", lambda: cores)
+    assert Settings().resolved_ingest_workers(processes) == expected
+    assert Settings(ingest_workers=3).resolved_ingest_workers(processes) == 3  # a setting is taken as it is
 
 
 def _descendants(root: int) -> dict[int, str]:

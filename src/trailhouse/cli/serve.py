@@ -51,7 +51,8 @@ def serve(
             "--ingest-workers",
             help="Processes (per worker process) that decode and validate POST /api/v1/events "
             "batches while the server writes; 0 does it in the server's process.",
-            show_default="the cores but one, at most 4; 0 below 3 cores",
+            show_default="the cores but one (with --workers, each process's share but one), "
+            "at most 2; 0 below 3 cores",
         ),
     ] = None,
     log_level: Annotated[str | None, typer.Option(help="debug, info, warning, error.")] = None,
@@ -176,6 +177,7 @@ def _serve(
         # Nonces and throttling must be one across processes, and workers are started by name.
         if not settings.redis_url:
             raise fail("--workers above 1 needs --redis: nonces and throttling must be shared by the workers")
+        import dataclasses
         import os
 
         store = open_or_fail(settings)
@@ -185,6 +187,8 @@ def _serve(
             store.close()
         from ..api.app import insights_worker_for
 
+        # Each process starts its own decode pool: the default is each one's share of the cores.
+        settings = dataclasses.replace(settings, ingest_workers=settings.resolved_ingest_workers(workers))
         os.environ.update(settings.to_env())
         # One Insights worker for the node, supervised by this process, not one per HTTP worker.
         insights = insights_worker_for(settings)
