@@ -3,6 +3,8 @@ store)") into a copy of one loaded store per run, worker counts alternating.
 
     python -m bench.serve_workers --order 0,1,1,0
 
+With ``--pg-url`` each run gets an empty PostgreSQL schema instead of a loaded store.
+
 Once, into bench/work/: the dataset's ``part-000.ndjson`` (bench.dataset's, default the cached
 1M one) loaded with ``trailhouse ingest`` into a template SQLite store, and an ingest token. Each
 run copies the template, starts ``trailhouse serve --ingest-workers N`` on it (other settings the
@@ -144,14 +146,20 @@ def _template(work: Path, dataset: Path) -> tuple[Path, Path, str]:
     return store, data_dir, token_file.read_text().strip()
 
 
-def one_run(
-    workers: int,
-    template: tuple[Path, Path, str],
-    work: Path,
-    batches: list[bytes],
-    producers: int,
-    profile: bool = False,
-) -> dict[str, Any]:
+def _fresh_pg(pg_url: str, work: Path) -> tuple[str, Path, str]:
+    """An empty schema (dropped and made again), its data directory and an ingest token."""
+    from bench.stores import pg_backend
+
+    url = pg_backend(pg_url, "serve_workers").url
+    data_dir = work / "serve-run-data"
+    shutil.rmtree(data_dir, ignore_errors=True)
+    data_dir.mkdir(parents=True)
+    token, _ = run_cli(["tokens", "create", "--all-accounts", "--scope", "ingest", "--db", url], data_dir)
+    return url, data_dir, token["token"]
+
+
+def _sqlite_copy(template: tuple[Path, Path, str], work: Path) -> tuple[str, Path, str]:
+    """A copy of the loaded template store and its data directory."""
     store, data_dir, token = template
     run_store, run_data = work / "serve-run.db", work / "serve-run-data"
     for suffix in ("", "-wal", "-shm"):
@@ -160,8 +168,20 @@ def one_run(
             shutil.copyfile(f"{store}{suffix}", f"{run_store}{suffix}")
     shutil.rmtree(run_data, ignore_errors=True)
     shutil.copytree(data_dir, run_data)
+    return f"sqlite:///{run_store}", run_data, token
+
+
+def one_run(
+    workers: int,
+    target: tuple[str, Path, str],
+    work: Path,
+    batches: list[bytes],
+    producers: int,
+    profile: bool = False,
+) -> dict[str, Any]:
+    url, run_data, token = target
     server = Server(
-        f"sqlite:///{run_store}",
+        url,
         run_data,
         work / f"serve-workers-{workers}.log",
         log_level="warning",
@@ -212,10 +232,16 @@ def main() -> int:
     parser.add_argument("--batch", type=int, default=1000, help="events per request")
     parser.add_argument("--limit", type=int, default=None, help="post only the first N requests")
     parser.add_argument("--profile", action="store_true", help="py-spy the server's process (100 Hz)")
+    parser.add_argument(
+        "--pg-url",
+        default=None,
+        help="PostgreSQL instead: a dedicated database (created if missing), schema serve_workers made "
+        "empty before each run (not loaded: the HTTP slice into an empty store)",
+    )
     args = parser.parse_args()
     work = ROOT / "work"
     work.mkdir(exist_ok=True)
-    template = _template(work, args.dataset)
+    template = None if args.pg_url else _template(work, args.dataset)
     manifest = json.loads((args.dataset / "manifest.json").read_text())
     batches = read_batches(manifest["slice_http"]["path"], args.batch)[: args.limit]
     commit = subprocess.run(
@@ -223,7 +249,8 @@ def main() -> int:
     ).stdout.strip()
     runs = []
     for workers in [int(w) for w in args.order.split(",")]:
-        result = one_run(workers, template, work, batches, args.producers, args.profile)
+        target = _fresh_pg(args.pg_url, work) if args.pg_url else _sqlite_copy(template, work)  # type: ignore[arg-type]
+        result = one_run(workers, target, work, batches, args.producers, args.profile)
         print(json.dumps(result), flush=True)
         runs.append(result)
     out = ROOT / "results" / "experiments" / f"serve-workers-{time.strftime('%Y%m%d-%H%M%S')}.json"
@@ -238,6 +265,7 @@ def main() -> int:
                 "producers": args.producers,
                 "batch": args.batch,
                 "profiled": args.profile,
+                "store": "postgresql, empty schema" if args.pg_url else "sqlite, copy of the loaded template",
                 "runs": runs,
             },
             indent=1,
