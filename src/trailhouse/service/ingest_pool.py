@@ -310,7 +310,8 @@ class BatchDecoder:
         self._closed = False
 
     def start(self) -> None:
-        """Start the pool and its processes now (they are ready ~0.3 s later; this does not wait)."""
+        """Start the pool and fork its processes now. It blocks while they are forked (the first
+        time also while the forkserver imports this module, ~0.3 s): the app calls it in a thread."""
         pool = self._current()
         for _ in range(self.workers):
             pool.submit(_ready)  # each submit finding no idle worker starts one
