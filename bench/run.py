@@ -222,6 +222,7 @@ def _ingest_cli(
         "batch_events": batch,
         "profiled": wrapper is not None,
         "peak_rss_bytes": usage.get("peak_rss_bytes"),
+        "peak_rss_by_process": usage.get("peak_rss_by_process"),
     }
 
 

@@ -45,6 +45,32 @@ def child_env(data_dir: Path) -> dict[str, str]:
     return env
 
 
+def tree_peaks(root: int) -> dict[str, int]:
+    """VmHWM (bytes) of ``root`` and of every process under it, by "pid command", read now."""
+    peaks: dict[str, int] = {}
+    pending = [root]
+    while pending:
+        pid = pending.pop()
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+            name = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()[:80]
+            for task in Path(f"/proc/{pid}/task").iterdir():
+                pending += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            continue  # it ended meanwhile
+        for line in status.splitlines():
+            if line.startswith("VmHWM:"):
+                peaks[f"{pid} {name.strip()}"] = int(line.split()[1]) * 1024
+    return peaks
+
+
+def _watch_peaks(root: int, done: threading.Event, into: dict[str, int]) -> None:
+    """Sample ``tree_peaks`` until ``done``: each process's last VmHWM seen before it ended."""
+    while not done.wait(0.25):
+        for name, peak in tree_peaks(root).items():
+            into[name] = max(into.get(name, 0), peak)
+
+
 def run_cli(
     args: list[str],
     data_dir: Path,
@@ -56,8 +82,9 @@ def run_cli(
     """Run ``trailhouse <args> --json``; return its JSON output and the wall time in seconds.
 
     ``wrapper`` prefixes the command (a profiler). ``usage`` receives ``peak_rss_bytes``: the
-    largest peak resident set of the command's processes (the command, or with ``--workers`` the
-    largest of it and its worker processes: what wait4 reports for a process tree).
+    largest peak resident set (VmHWM) of the command's processes, sampled from /proc every 0.25 s,
+    and ``peak_rss_by_process``. Not wait4's ru_maxrss: Linux carries the peak of the process
+    that forked the command (this harness, with DuckDB's data in it) across the exec.
     """
     started = time.perf_counter()
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
@@ -70,16 +97,21 @@ def run_cli(
         timer = threading.Timer(timeout, popen.kill) if timeout else None
         if timer is not None:
             timer.start()
-        # wait4, not wait: the rusage of this one command's process tree (its largest peak RSS).
-        _, status, rusage = os.wait4(popen.pid, 0)
+        peaks: dict[str, int] = {}
+        done = threading.Event()
+        watcher = threading.Thread(target=_watch_peaks, args=(popen.pid, done, peaks), daemon=True)
+        watcher.start()
+        popen.wait()
+        done.set()
+        watcher.join()
         if timer is not None:
             timer.cancel()
-        popen.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
         proc = subprocess.CompletedProcess(popen.args, popen.returncode, out.read(), err.read())
     if usage is not None:
-        usage["peak_rss_bytes"] = rusage.ru_maxrss * 1024
+        usage["peak_rss_bytes"] = max(peaks.values(), default=0)
+        usage["peak_rss_by_process"] = peaks
     elapsed = time.perf_counter() - started
     if proc.returncode != 0:
         raise CliError(
@@ -173,20 +205,7 @@ class Server:
         upper bound of the tree's peak (the peaks need not be at the same moment)."""
         if self.proc is None or self.proc.poll() is not None:
             return {}
-        peaks: dict[str, int] = {}
-        pending = [self.proc.pid]
-        while pending:
-            pid = pending.pop()
-            try:
-                status = Path(f"/proc/{pid}/status").read_text()
-                name = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()[:80]
-                for task in Path(f"/proc/{pid}/task").iterdir():
-                    pending += [int(c) for c in (task / "children").read_text().split()]
-            except OSError:
-                continue  # it ended meanwhile
-            for line in status.splitlines():
-                if line.startswith("VmHWM:"):
-                    peaks[f"{pid} {name.strip()}"] = int(line.split()[1]) * 1024
+        peaks = tree_peaks(self.proc.pid)
         peaks["total"] = sum(peaks.values())
         return peaks
 

@@ -189,9 +189,9 @@ class Settings:
         "how long a web console sign-in lasts, in seconds (then the console asks to sign in again)",
     )
     sqlite_cache_mib: int = setting(
-        1024,
+        256,
         "SQLITE_CACHE_MIB",
-        "SQLite's page cache for writing, in MiB (each reading thread gets up to 128 of its own); "
+        "SQLite's page cache for writing, in MiB (each reading thread gets up to 32 of its own); "
         "allocated as pages are used, so the process grows to about this much with the data and "
         "stays there. Less memory, slower ingest of large stores",
     )

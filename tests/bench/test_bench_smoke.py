@@ -121,6 +121,10 @@ def test_memory_is_measured(results: dict[str, Any]) -> None:
     for phase in ("load", "ingest_file"):
         # A Python process with the store open: more than 20 MiB, far less than 2 GiB here.
         assert 20 * 2**20 < sqlite[phase]["peak_rss_bytes"] < 2 * 2**30
+        # The ingest's own processes, read from /proc: not the harness's peak carried over the exec.
+        by_process = sqlite[phase]["peak_rss_by_process"]
+        assert any("trailhouse" in name and "ingest" in name for name in by_process), by_process
+        assert sqlite[phase]["peak_rss_bytes"] == max(by_process.values())
     peaks = sqlite["server_peak_rss_bytes"]
     serve = [p for name, p in peaks.items() if name != "total" and "serve" in name]
     assert serve and all(20 * 2**20 < p < 2 * 2**30 for p in serve)

@@ -80,3 +80,29 @@ def test_closed_store_refuses(tmp_path: Path) -> None:
     store.close()
     with pytest.raises(Exception, match="closed"):
         store.append([rec(1)])
+
+
+def test_sqlite_memory_is_bounded_by_its_caches(tmp_path: Path) -> None:
+    """What a SQLite store may hold in memory is its caches: the writer's (the setting), at most
+    32 MiB per reading thread, and no mapping of the file, whose pages would count in RSS."""
+    from trailhouse.storage.sqlite import READER_CACHE_MIB
+
+    store = SqliteStore(tmp_path / "m.db", cache_mib=96)
+    try:
+        store.append([rec(1)])
+        readers: list[tuple[int, int]] = []
+
+        def read() -> None:
+            conn = store._reader()
+            pragmas = [conn.execute(f"PRAGMA {name}").fetchone()[0] for name in ("cache_size", "mmap_size")]
+            readers.append((pragmas[0], pragmas[1]))
+
+        thread = threading.Thread(target=read)
+        thread.start()
+        thread.join()
+        writer = store._writer
+        assert writer.execute("PRAGMA cache_size").fetchone()[0] == -96 * 1024
+        assert writer.execute("PRAGMA mmap_size").fetchone()[0] == 0
+        assert readers == [(-READER_CACHE_MIB * 1024, 0)]
+    finally:
+        store.close()

@@ -96,7 +96,7 @@ def safe_url(url: str) -> str:
     return url
 
 
-def open_or_fail(settings: Settings, *, create: bool = True) -> EventStore:
+def open_or_fail(settings: Settings, *, create: bool = True, missing_hint: str = "") -> EventStore:
     """The store; ``create=False`` for commands that only read what is there."""
     try:
         return open_store(
@@ -108,7 +108,7 @@ def open_or_fail(settings: Settings, *, create: bool = True) -> EventStore:
     except StoreMissing:
         raise fail(
             f"no store at {safe_url(settings.db_url)}: nothing has been ingested there; "
-            "check --db or TRAILHOUSE_DB"
+            f"check --db or TRAILHOUSE_DB{', ' + missing_hint if missing_hint else ''}"
         ) from None
     except StoreError as exc:
         raise fail(str(exc)) from None

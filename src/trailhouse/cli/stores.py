@@ -40,12 +40,22 @@ class _MigrationProgress(logging.Handler):
             console.print(f"applied {place} in {fields['seconds']:.1f} s")
 
 
-def migrate(db: DbOption = None) -> None:
+def migrate(
+    db: DbOption = None,
+    create: Annotated[
+        bool,
+        typer.Option(
+            "--create",
+            help="Create the store if there is none: a new SQLite file, or an empty schema's tables.",
+        ),
+    ] = False,
+) -> None:
     """Apply pending schema migrations and the data repairs that come with them, one line each.
 
     The service also applies them at start-up. A repair says what it changed, e.g. the events an
     old SQLite store held twice (same account and eventId in two UTC days), of which it keeps the
-    first arrival.
+    first arrival. Without --create a missing store is an error: a mistyped --db must not leave an
+    empty store behind that reports itself up to date.
     """
     settings = load_settings(db)
     runner = logging.getLogger("trailhouse.storage")
@@ -62,7 +72,7 @@ def migrate(db: DbOption = None) -> None:
         runner.addHandler(handler)
         runner.setLevel(logging.INFO)
         try:
-            store = open_or_fail(settings)
+            store = open_or_fail(settings, create=create, missing_hint="or pass --create to make a new one")
         finally:
             runner.removeHandler(handler)
             runner.setLevel(level)

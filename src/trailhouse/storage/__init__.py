@@ -17,7 +17,7 @@ __all__ = [
 
 
 def open_store(
-    url: str, *, retention_days: int = 400, create: bool = True, sqlite_cache_mib: int = 1024
+    url: str, *, retention_days: int = 400, create: bool = True, sqlite_cache_mib: int = 256
 ) -> EventStore:
     """Open (and migrate) the store a URL names: ``sqlite:///path`` or ``postgresql://…``.
 

@@ -115,14 +115,22 @@ def _create_private(path: str) -> None:
     os.close(fd)
 
 
-def _connect(path: str, cache_mib: int = 128) -> sqlite3.Connection:
+#: Each reading connection's page cache at most: a lookup touches a few dozen pages, and the
+#: threads that read (the event loop, the thread pool) each hold a connection of their own.
+READER_CACHE_MIB = 32
+
+
+def _connect(path: str, cache_mib: int = READER_CACHE_MIB) -> sqlite3.Connection:
     conn = sqlite3.connect(path, timeout=_BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=FULL")
     conn.execute("PRAGMA foreign_keys=ON")
     conn.execute(f"PRAGMA cache_size=-{cache_mib * 1024}")  # allocated as pages are used
-    # Reads beyond the mapping (SQLite caps it at 2 GiB by default) go through read() and the cache.
-    conn.execute("PRAGMA mmap_size=2147418112")
+    # No mmap: the store's pages a connection has mapped count in the process's RSS, each
+    # connection its own mapping of up to 2 GiB (+450 MB of RSS over a 1M-event ingest), which the
+    # 1 GiB a process may use cannot hold at 10M; lookups through read() measured the same
+    # (docs/benchmarks.md, "Memory").
+    conn.execute("PRAGMA mmap_size=0")
     # A commit copies its dirty pages to the WAL; checkpointing every 1000 pages (the default)
     # copied the hot index pages into the database on nearly every ingest commit. 64 MiB of WAL
     # lets a page changed by many batches be checkpointed once.
@@ -162,10 +170,10 @@ class SqliteStore(SqlStore, MerkleLogSql, DeliverySql):
     in_process = True
     dialect = SQLITE
 
-    def __init__(self, path: str | Path, *, create: bool = True, cache_mib: int = 1024) -> None:
+    def __init__(self, path: str | Path, *, create: bool = True, cache_mib: int = 256) -> None:
         self.path = str(path)
-        #: The writer's page cache; each reader's is at most 128 MiB of it. SQLite allocates the
-        #: cache as pages are used, so a process's memory grows to about this much and stays there.
+        #: The writer's page cache; each reader's is at most READER_CACHE_MIB of it. SQLite allocates
+        #: the cache as pages are used, so a process's memory grows to about this much and stays there.
         self._cache_mib = cache_mib
         self.url = f"sqlite:///{self.path}"
         #: What opening repaired in the data (one line each), for ``trailhouse migrate`` to report.
@@ -253,7 +261,7 @@ class SqliteStore(SqlStore, MerkleLogSql, DeliverySql):
         if conn is None:
             if self._closed:
                 raise StoreError("the store is closed")
-            conn = _connect(self.path, cache_mib=min(128, self._cache_mib))
+            conn = _connect(self.path, cache_mib=min(READER_CACHE_MIB, self._cache_mib))
             conn.execute("PRAGMA query_only=ON")
             # Reads stop when the request's budget is spent (storage.budget): a broad lookup ends
             # with QueryTimeout instead of running on after its client was answered or left.
@@ -402,6 +410,7 @@ class SqliteStore(SqlStore, MerkleLogSql, DeliverySql):
     def _transaction(self, records: Sequence[EventRecord]) -> AppendResult:
         conn = self._writer
         new_terms: dict[str, int] = {}
+        self._bound_term_cache()
         with _immediate(conn):
             result = self._append_locked(conn, records, new_terms)
         # Only committed ids may enter the shared cache.

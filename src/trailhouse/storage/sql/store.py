@@ -94,12 +94,26 @@ def token_from_row(row: Row) -> ApiToken:
     )
 
 
+#: Term ids a store keeps in memory at most (~33 MB); see ``SqlStore._bound_term_cache``.
+TERM_CACHE_MAX = 250_000
+
+
 class SqlStore(TrailSql, InsightSql):
     """The shared half of an SQL ``EventStore``; subclasses supply the primitives below."""
 
     dialect: Dialect
     #: Committed term ids (value -> id): they never change once committed, so the cache is always right.
     _term_cache: dict[str, int]
+
+    def _bound_term_cache(self) -> None:
+        """Empty the term cache once it holds ``TERM_CACHE_MAX`` ids; it refills from ``terms``.
+
+        A store of 10M events holds over a million terms, 133 bytes each in a dict: kept whole,
+        the cache alone would take a fifth of the 1 GiB a process may use. Only the writer calls
+        this, between its transactions, where no id it has looked up is still needed.
+        """
+        if len(self._term_cache) > TERM_CACHE_MAX:
+            self._term_cache.clear()
 
     # -- primitives a backend provides ---------------------------------------------------------
     def _guard(self) -> AbstractContextManager[None]:
