@@ -414,6 +414,7 @@ def _start_serve(tmp_path: Path, *args: str) -> tuple[subprocess.Popen[bytes], i
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        start_new_session=True,  # a group of its own, for a Ctrl-C sent to it alone
     )
     deadline = time.monotonic() + 40
     while True:
@@ -434,7 +435,7 @@ def _wait_gone(pids: list[int]) -> None:
         time.sleep(0.05)
 
 
-@pytest.mark.parametrize("how", ["sigterm", "kill-9"])
+@pytest.mark.parametrize("how", ["sigterm", "ctrl-c", "kill-9"])
 def test_serve_leaves_no_decode_process_behind(tmp_path: Path, how: str) -> None:
     proc, port, token = _start_serve(tmp_path, "--ingest-workers", "2")
     try:
@@ -450,6 +451,9 @@ def test_serve_leaves_no_decode_process_behind(tmp_path: Path, how: str) -> None
         if how == "sigterm":
             proc.send_signal(signal.SIGTERM)
             assert proc.wait(timeout=30) in (0, -signal.SIGTERM)
+        elif how == "ctrl-c":  # as a terminal sends it: to the whole group, workers included
+            os.killpg(proc.pid, signal.SIGINT)
+            proc.wait(timeout=30)
         else:  # nothing of the server runs after this: its workers must notice alone
             proc.kill()
             proc.wait(timeout=30)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import orjson
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -33,6 +35,8 @@ from .errors import (
 )
 
 __all__ = ["INGEST_PARAMS", "ingest_events"]
+
+error_log = logging.getLogger("trailhouse.error")
 
 #: The query parameters of POST /api/v1/events; any other name is answered 400 UnknownParameter.
 INGEST_PARAMS = frozenset({"atomic"})
@@ -92,6 +96,8 @@ async def ingest_events(request: Request, svc: Services) -> Response:
     except TooManyEvents as exc:
         raise BatchTooLarge(str(exc)) from None
     except DecoderLost as exc:
+        # The operator should know (a worker killed by the OOM killer leaves no other trace here).
+        error_log.warning("ingest: %s (request %s)", exc, request.scope.get("state", {}).get("request_id"))
         raise ServiceUnavailable(str(exc)) from None
     if svc.decoder is not None:
         report = await run_in_threadpool(_store_decoded, svc.store, data, atomic)
