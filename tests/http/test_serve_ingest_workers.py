@@ -8,6 +8,7 @@ behind, whether it is stopped or killed, with one uvicorn process or several."""
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import os
@@ -428,6 +429,18 @@ def _start_serve(tmp_path: Path, *args: str) -> tuple[subprocess.Popen[bytes], i
     return proc, port, token
 
 
+def _stop_group(proc: subprocess.Popen[bytes]) -> None:
+    """Whatever a failed test left: ``serve``'s group, all of it (killing only uvicorn's supervisor
+    would leave its worker processes, and their pools, running)."""
+    if proc.poll() is None:
+        proc.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=30)
+    with contextlib.suppress(ProcessLookupError):  # the group is gone
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
 def _wait_gone(pids: list[int]) -> None:
     deadline = time.monotonic() + 15
     while [p for p in pids if _alive(p)]:
@@ -459,9 +472,7 @@ def test_serve_leaves_no_decode_process_behind(tmp_path: Path, how: str) -> None
             proc.wait(timeout=30)
         _wait_gone(servers + workers)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        _stop_group(proc)
 
 
 def test_each_uvicorn_worker_decodes_with_its_own_pool(tmp_path: Path, redis_url: str) -> None:
@@ -500,6 +511,4 @@ def test_each_uvicorn_worker_decodes_with_its_own_pool(tmp_path: Path, redis_url
         proc.wait(timeout=40)
         _wait_gone(servers + workers)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        _stop_group(proc)
