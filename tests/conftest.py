@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import pytest
@@ -131,6 +132,7 @@ class LiveServer:
     port: int
     settings: Settings
     store: EventStore
+    services: Any = None  # the app's Services (api/context.py), for tests that look inside
 
     @property
     def endpoint(self) -> str:
@@ -159,7 +161,8 @@ def run_server(settings: Settings, store: EventStore | None = None) -> Iterator[
             raise RuntimeError("the test server did not start")
         time.sleep(0.02)
     try:
-        yield LiveServer(f"http://127.0.0.1:{port}", "127.0.0.1", port, settings, app.state.services.store)
+        services = app.state.services
+        yield LiveServer(f"http://127.0.0.1:{port}", "127.0.0.1", port, settings, services.store, services)
     finally:
         server.should_exit = True
         thread.join(timeout=15)

@@ -28,18 +28,36 @@ class SettingsError(ValueError):
 
 
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+#: TRAILHOUSE_INGEST_WORKERS when not set (docs/benchmarks.md, "Decode in worker processes for
+#: `serve`"): the cores but one, at most this many, and none below this many cores.
+INGEST_WORKERS_AUTO_MAX = 2
+INGEST_WORKERS_AUTO_MIN_CORES = 3
+INGEST_WORKERS_MAX = 128
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
 
 
 def setting(
-    default: Any, env: str, meaning: str, *, flag: str | None = None, shown: str | None = None
+    default: Any,
+    env: str,
+    meaning: str,
+    *,
+    flag: str | None = None,
+    shown: str | None = None,
+    kind: type | None = None,
 ) -> Any:
     """A field of ``Settings`` with everything said about it once: the environment variable
     (``TRAILHOUSE_<env>``), the command-line flag that also sets it, what it means, and how its
     default reads to a person when ``repr`` would not say it well (docs/configuration.md is made
-    from these)."""
+    from these). ``kind`` is the type of its values when the default (None) does not say it."""
     return field(
         default=default,
-        metadata={"env": "TRAILHOUSE_" + env, "flag": flag, "meaning": meaning, "shown": shown},
+        metadata={"env": "TRAILHOUSE_" + env, "flag": flag, "meaning": meaning, "shown": shown, "kind": kind},
     )
 
 
@@ -59,7 +77,7 @@ _PARSERS: dict[type, tuple[Any, str]] = {int: (int, "a whole number"), float: (f
 
 
 def _env_value(f: Field[Any], raw: str) -> object:
-    parse, expected = _PARSERS.get(type(f.default), (str, "text"))
+    parse, expected = _PARSERS.get(f.metadata["kind"] or type(f.default), (str, "text"))
     try:
         return parse(raw)
     except ValueError:
@@ -121,6 +139,17 @@ class Settings:
         "MAX_EVENT_BYTES",
         "the largest single event (its compact JSON); a larger one is refused on its own",
         shown="`1048576` (1 MiB)",
+    )
+    ingest_workers: int | None = setting(
+        None,
+        "INGEST_WORKERS",
+        "processes (per server process) that gunzip, decode, validate and pack `POST /api/v1/events` "
+        "batches while the server's process writes; `0` does it all in the server's process",
+        flag="--ingest-workers",
+        shown=f"the cores but one (with `serve --workers N`, each process's share of them but one), at most "
+        f"{INGEST_WORKERS_AUTO_MAX}; `0` with fewer than "
+        f"{INGEST_WORKERS_AUTO_MIN_CORES} cores",
+        kind=int,
     )
     throttle_lookup_events: float = setting(
         2.0,
@@ -434,6 +463,11 @@ class Settings:
         need(self.max_body_bytes >= 1, "max_body_bytes", "a size in bytes of at least 1")
         need(self.max_batch_events >= 1, "max_batch_events", "a count of at least 1")
         need(self.max_event_bytes >= 1, "max_event_bytes", "a size in bytes of at least 1")
+        need(
+            self.ingest_workers is None or 0 <= self.ingest_workers <= INGEST_WORKERS_MAX,
+            "ingest_workers",
+            f"a count from 0 (decode in the server's process) to {INGEST_WORKERS_MAX}",
+        )
         need(self.throttle_lookup_events >= 0, "throttle_lookup_events", "calls per second, 0 or more")
         need(self.throttle_access_key_usage >= 0, "throttle_access_key_usage", "calls per second, 0 or more")
         need(self.timestamp_skew_s >= 1, "timestamp_skew_s", "seconds, at least 1")
@@ -527,6 +561,17 @@ class Settings:
         if self.oss_dir:
             return Path(self.oss_dir).expanduser().resolve()
         return self.resolved_data_dir() / "oss"
+
+    def resolved_ingest_workers(self, processes: int = 1) -> int:
+        """TRAILHOUSE_INGEST_WORKERS, else what this host's cores make worth it for each of
+        ``processes`` server processes (``serve --workers``): its share of the cores but its own,
+        at most INGEST_WORKERS_AUTO_MAX, none on a host of fewer than INGEST_WORKERS_AUTO_MIN_CORES."""
+        if self.ingest_workers is not None:
+            return self.ingest_workers
+        cores = _cores()
+        if cores < INGEST_WORKERS_AUTO_MIN_CORES:
+            return 0
+        return max(0, min(cores // max(1, processes) - 1, INGEST_WORKERS_AUTO_MAX))
 
     def resolved_data_dir(self) -> Path:
         """TRAILHOUSE_DATA_DIR; else beside the SQLite file (the key travels with the data it opens);

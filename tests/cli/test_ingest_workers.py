@@ -22,11 +22,12 @@ import pytest
 from typer.testing import CliRunner
 
 from tests.conftest import BACKENDS, pg_schema_url
-from trailhouse.cli import app, ingest_pool
-from trailhouse.cli.ingest_pool import Decoded, Lines, Pipeline
+from trailhouse.cli import app
 from trailhouse.demo.generate import generate_events, write_ndjson
 from trailhouse.model.times import now_ms
+from trailhouse.service import ingest_pool
 from trailhouse.service.ingest import IngestLimits
+from trailhouse.service.ingest_pool import Decoded, Lines, Pipeline
 from trailhouse.storage import open_store
 
 ACCOUNT = "1234567890123456"

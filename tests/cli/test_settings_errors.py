@@ -50,6 +50,7 @@ BAD = [
     ({"TRAILHOUSE_THROTTLE_LOOKUP_EVENTS": "-2"}, ["serve"], "TRAILHOUSE_THROTTLE_LOOKUP_EVENTS (or"),
     ({"TRAILHOUSE_IDLE_TIMEOUT_S": "0"}, ["serve"], "TRAILHOUSE_IDLE_TIMEOUT_S is 0.0: expected seconds"),
     ({"TRAILHOUSE_LOG_LEVEL": "loud"}, ["serve"], "TRAILHOUSE_LOG_LEVEL (or --log-level) is 'loud'"),
+    ({"TRAILHOUSE_INGEST_WORKERS": "-2"}, ["serve"], "TRAILHOUSE_INGEST_WORKERS (or --ingest-workers) is -2"),
     ({"TRAILHOUSE_REDIS": "localhost:6379"}, ["serve"], "TRAILHOUSE_REDIS (or --redis) is 'localhost:6379'"),
     ({}, ["serve", "--tls-cert", "/nonexistent.pem"], "expected both or neither"),
     ({}, ["copy", "--from", "nonsense://x", "--to", "sqlite:///b.db"], "is 'nonsense://x'"),

@@ -124,10 +124,15 @@ def _resend(server: ServeProcess, creds: Creds, batches: list[Batch]) -> tuple[i
     return resent, duplicates, accepted, server_errors
 
 
-def test_kill9_serve_during_http_ingest(db_url: str, data_dir: Path, master_key: str, report: Any) -> None:
+@pytest.mark.parametrize("decode_workers", [0, 1], ids=["in-process", "decode-workers"])
+def test_kill9_serve_during_http_ingest(
+    db_url: str, data_dir: Path, master_key: str, report: Any, decode_workers: int
+) -> None:
     backend = backend_of(db_url)
     creds = make_creds(db_url, master_key)
-    server = ServeProcess(db_url, data_dir, master_key).start()
+    # With a decode process the batches are judged there and written here: the same promise.
+    workers_env = {"TRAILHOUSE_INGEST_WORKERS": str(decode_workers)}
+    server = ServeProcess(db_url, data_dir, master_key, env_extra=workers_env).start()
     rng = random.Random(17)
     midnight = _midnight()
     rounds, producers, batch_size = size(1, 3), size(4, 8), size(100, 250)
@@ -175,7 +180,8 @@ def test_kill9_serve_during_http_ingest(db_url: str, data_dir: Path, master_key:
             and len(acked_ids) > 0
         )
         report(
-            "kill -9 serve during HTTP ingest",
+            "kill -9 serve during HTTP ingest"
+            + (f", {decode_workers} decode worker" if decode_workers else ""),
             backend,
             f"{rounds} kill(s), {producers} producers: {lost} of {len(acked_ids):,} acknowledged lost, "
             f"{doubled_after_crash + doubled} stored twice (incl. eventIds repeated across 00:00 UTC); "

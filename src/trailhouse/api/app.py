@@ -24,6 +24,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..console import console_mount
 from ..delivery.object_storage import open_object_storage
+from ..service.ingest import IngestLimits
+from ..service.ingest_pool import BatchDecoder
 from ..service.pagetoken import PageTokens
 from ..settings import Settings
 from ..storage import open_store
@@ -174,12 +176,21 @@ def create_app(
     from ..service.integrity.keys import load_log_signer
 
     signer = load_log_signer(settings.log_key, settings.resolved_data_dir())
+    decode_workers = settings.resolved_ingest_workers()
     svc = Services(
         settings=settings,
         store=store,
         page_tokens=PageTokens.for_store(store),
         log_signer=signer,
         buckets=open_object_storage(settings),
+        decoder=BatchDecoder(
+            decode_workers,
+            IngestLimits.of(settings),
+            max_body_bytes=settings.max_body_bytes,
+            max_batch_events=settings.max_batch_events,
+        )
+        if decode_workers
+        else None,
     )
     limiter = build_gateway(svc)
     operations = {action for action, _ in RPC_OPERATIONS} | NATIVE_OPERATIONS
@@ -213,6 +224,8 @@ def create_app(
         ]
         if insights_worker is not None:
             insights_worker.start()
+        if svc.decoder is not None:
+            await asyncio.to_thread(svc.decoder.start)  # forks every worker; ~0.3 s for the first
         if settings.log_sequencer == "on":
             tasks.append(asyncio.create_task(sequence_forever(store, signer)))
         try:
@@ -225,6 +238,8 @@ def create_app(
                     await task
             if insights_worker is not None:
                 await asyncio.to_thread(insights_worker.stop)
+            if svc.decoder is not None:
+                await asyncio.to_thread(svc.decoder.close)
             limiter.close()
             # The S3 client's pooled connections, closed rather than left to the collector.
             close_buckets = getattr(svc.buckets, "close", None)

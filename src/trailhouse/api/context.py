@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..service.ingest_pool import BatchDecoder
 from ..service.integrity.note import Signer
 from ..service.pagetoken import PageTokens
 from ..service.trails import BucketProbe
@@ -24,3 +25,5 @@ class Services:
     log_signer: Signer | None = None
     #: Where trails' OSS buckets are (the delivery layer's object storage); None: not configured.
     buckets: BucketProbe | None = None
+    #: Decodes ``POST /api/v1/events`` batches in worker processes; None: in this process.
+    decoder: BatchDecoder | None = None

@@ -30,9 +30,9 @@ from ..service.ingest import (
     store_valid,
     without_bom,
 )
+from ..service.ingest_pool import Decoded, Items, Lines, Pipeline, Work, default_workers
 from ..storage.base import StoreError
 from .common import DbOption, JsonOption, console, fail, load_settings, open_or_fail, write_json
-from .ingest_pool import Decoded, Items, Lines, Pipeline, Work, default_workers
 
 __all__ = ["ingest"]
 

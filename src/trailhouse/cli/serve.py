@@ -45,6 +45,16 @@ def serve(
     workers: Annotated[
         int, typer.Option(help="Worker processes (each with its own store); above 1 needs --redis.")
     ] = 1,
+    ingest_workers: Annotated[
+        int | None,
+        typer.Option(
+            "--ingest-workers",
+            help="Processes (per worker process) that decode and validate POST /api/v1/events "
+            "batches while the server writes; 0 does it in the server's process.",
+            show_default="the cores but one (with --workers, each process's share but one), "
+            "at most 2; 0 below 3 cores",
+        ),
+    ] = None,
     log_level: Annotated[str | None, typer.Option(help="debug, info, warning, error.")] = None,
     tls_cert: Annotated[
         str | None, typer.Option("--tls-cert", help="PEM certificate (chain) to serve HTTPS; with --tls-key.")
@@ -78,6 +88,7 @@ def serve(
             log_level,
             tls_cert,
             tls_key,
+            ingest_workers=ingest_workers,
         )
         return
     if workers != 1:
@@ -103,6 +114,7 @@ def serve(
                 log_level,
                 tls_cert,
                 tls_key,
+                ingest_workers=ingest_workers,
                 dev_account=account or "",
                 data_dir=None if db else f"{folder}/data",
             )
@@ -127,6 +139,7 @@ def _serve(
     tls_cert: str | None,
     tls_key: str | None,
     *,
+    ingest_workers: int | None = None,
     dev_account: str | None = None,
     data_dir: str | None = None,
 ) -> None:
@@ -149,6 +162,7 @@ def _serve(
         tls_cert=tls_cert,
         tls_key=tls_key,
         data_dir=data_dir,
+        ingest_workers=ingest_workers,
     )
     if workers < 1:
         raise fail(f"--workers={workers}: expected 1 or more", EXIT_USAGE)
@@ -163,6 +177,7 @@ def _serve(
         # Nonces and throttling must be one across processes, and workers are started by name.
         if not settings.redis_url:
             raise fail("--workers above 1 needs --redis: nonces and throttling must be shared by the workers")
+        import dataclasses
         import os
 
         store = open_or_fail(settings)
@@ -172,6 +187,8 @@ def _serve(
             store.close()
         from ..api.app import insights_worker_for
 
+        # Each process starts its own decode pool: the default is each one's share of the cores.
+        settings = dataclasses.replace(settings, ingest_workers=settings.resolved_ingest_workers(workers))
         os.environ.update(settings.to_env())
         # One Insights worker for the node, supervised by this process, not one per HTTP worker.
         insights = insights_worker_for(settings)

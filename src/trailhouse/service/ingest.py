@@ -30,7 +30,9 @@ __all__ = [
     "IngestWarning",
     "Prepared",
     "Rejection",
+    "TooManyEvents",
     "UnreadableInput",
+    "decode_body",
     "decode_events",
     "delivered_order",
     "is_event_file",
@@ -56,6 +58,19 @@ class UnreadableInput(ValueError):
 
 class BatchTooLarge(ValueError):
     """The input is over a configured limit."""
+
+
+class TooManyEvents(ValueError):
+    """One request's batch holds more events than a request may (``TRAILHOUSE_MAX_BATCH_EVENTS``)."""
+
+    def __init__(self, events: int, limit: int) -> None:
+        super().__init__(f"the batch has {events} events; the limit is {limit} per request")
+        self.events = events
+        self.limit = limit
+
+    def __reduce__(self) -> tuple[type[TooManyEvents], tuple[int, int]]:
+        # Raised in a decode process and raised again in the server's: pickled by its arguments.
+        return type(self), (self.events, self.limit)
 
 
 @dataclass(frozen=True, slots=True)
@@ -298,6 +313,18 @@ def decode_events(data: bytes) -> list[Item]:
                 raise UnreadableInput('"events" must be an array of events') from None
         return [_item(0, text)]
     raise UnreadableInput(_SHAPE_HELP)
+
+
+def decode_body(data: bytes, *, gzipped: bool, max_bytes: int, max_events: int) -> list[Item]:
+    """One request's body as items: gunzipped (to at most ``max_bytes``) when ``gzipped``, then
+    decoded; more than ``max_events`` of them is ``TooManyEvents``. The same steps in the server's
+    process and in a decode process, so both refuse a body with the same words."""
+    if gzipped:
+        data = gunzip(data, max_bytes)
+    items = decode_events(data)
+    if len(items) > max_events:
+        raise TooManyEvents(len(items), max_events)
+    return items
 
 
 def _split_elements(text: bytes, start: int, closing: bytes = b"") -> list[Item]:

@@ -86,6 +86,8 @@ class Emulator:
             "throttle_lookup_events": 0.0,
             "throttle_access_key_usage": 0.0,
             "log_level": "warning",
+            # A test's batches are small: decode processes would only cost start-up time and memory.
+            "ingest_workers": 0,
             **settings,
         }
         # Not Settings.from_env: the developer's TRAILHOUSE_* variables must not reach a test's server.

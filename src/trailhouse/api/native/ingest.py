@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import orjson
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -11,17 +13,30 @@ from ...model.credentials import TokenScope
 from ...service.ingest import BatchTooLarge as DecodedTooLarge
 from ...service.ingest import (
     IngestLimits,
+    IngestReport,
+    TooManyEvents,
     UnreadableInput,
-    decode_events,
-    gunzip,
+    decode_body,
     ingest_items,
     is_gzip,
+    store_valid,
 )
+from ...service.ingest_pool import DecoderLost, Writable, unpack
+from ...storage.base import EventLog
 from ..context import Services
 from .auth import authenticate_token
-from .errors import BadRequest, BatchTooLarge, InvalidParameter, MalformedBody, PayloadTooLarge
+from .errors import (
+    BadRequest,
+    BatchTooLarge,
+    InvalidParameter,
+    MalformedBody,
+    PayloadTooLarge,
+    ServiceUnavailable,
+)
 
 __all__ = ["INGEST_PARAMS", "ingest_events"]
+
+error_log = logging.getLogger("trailhouse.error")
 
 #: The query parameters of POST /api/v1/events; any other name is answered 400 UnknownParameter.
 INGEST_PARAMS = frozenset({"atomic"})
@@ -55,31 +70,46 @@ def _flag(raw: str, name: str) -> bool:
     raise InvalidParameter(f"{name} must be true or false, got {raw[:40]!r}")
 
 
+def _store_decoded(store: EventLog, data: bytes, atomic: bool) -> IngestReport:
+    done = unpack(data)
+    return store_valid(store, done.records, done.rejected, done.warnings, atomic=atomic)
+
+
 async def ingest_events(request: Request, svc: Services) -> Response:
     token = await run_in_threadpool(authenticate_token, request, svc.store, TokenScope.INGEST)
     limits = svc.settings
     body = await read_limited_body(request, limits.max_body_bytes)
     atomic = _flag(request.query_params.get("atomic", "false"), "atomic")
+    gzipped = request.headers.get("content-encoding", "").lower() == "gzip" or is_gzip(body)
     try:
-        if request.headers.get("content-encoding", "").lower() == "gzip" or is_gzip(body):
-            body = gunzip(body, limits.max_body_bytes)
-        items = decode_events(body)
+        if svc.decoder is not None:
+            # Decoded, judged and packed in a worker process: this one only writes (and answers).
+            data = await svc.decoder.decode(body, gzipped=gzipped, may_write=Writable.of(token))
+        else:
+            items = decode_body(
+                body, gzipped=gzipped, max_bytes=limits.max_body_bytes, max_events=limits.max_batch_events
+            )
     except DecodedTooLarge as exc:
         raise PayloadTooLarge(str(exc)) from None
     except UnreadableInput as exc:
         raise MalformedBody(str(exc)) from None
-    if len(items) > limits.max_batch_events:
-        raise BatchTooLarge(
-            f"the batch has {len(items)} events; the limit is {limits.max_batch_events} per request"
+    except TooManyEvents as exc:
+        raise BatchTooLarge(str(exc)) from None
+    except DecoderLost as exc:
+        # The operator should know (a worker killed by the OOM killer leaves no other trace here).
+        error_log.warning("ingest: %s (request %s)", exc, request.scope.get("state", {}).get("request_id"))
+        raise ServiceUnavailable(str(exc)) from None
+    if svc.decoder is not None:
+        report = await run_in_threadpool(_store_decoded, svc.store, data, atomic)
+    else:
+        report = await run_in_threadpool(
+            ingest_items,
+            svc.store,
+            items,
+            may_write=token.may_use,
+            atomic=atomic,
+            limits=IngestLimits.of(limits),
         )
-    report = await run_in_threadpool(
-        ingest_items,
-        svc.store,
-        items,
-        may_write=token.may_use,
-        atomic=atomic,
-        limits=IngestLimits.of(limits),
-    )
     status = 422 if atomic and report.rejected else 200
     request.scope.setdefault("state", {})["ingest"] = {
         "accepted": report.accepted,
