@@ -615,7 +615,8 @@ def test_a_store_from_before_0013_migrates_in_place(
                 event_row(rec, seq, tid, POSTGRES),
             )
             conn.execute(
-                "INSERT INTO event_ids (account, event_key, event_id, event_time, seq) VALUES (%s, %s, %s, %s, %s)",
+                "INSERT INTO event_ids (account, event_key, event_id, event_time, seq)"
+                " VALUES (%s, %s, %s, %s, %s)",
                 (tid(rec.account_id), rec.event_key, rec.event_id.encode(), rec.event_time_ms, seq),
             )
         for row in resource_rows(records, seqs, tid):
