@@ -95,7 +95,7 @@ for name, equals in params.items():
     report(name, lat)
 for name, attr, col in (("EventId", Attr.EVENT_ID, 0), ("RequestId", Attr.REQUEST_ID, 1)):
     lat = []
-    for walk in range(walks // 4 + 1):
+    for walk in range(max(1, walks // 4) + 1):
         for row in some:
             flt = EventFilter(start, end, equals={attr: (bytes(row[col]).decode(),)})
             t = time.perf_counter()
