@@ -175,8 +175,9 @@ class PostgresStore(SqlStore, MerkleLogSql, DeliverySql):
         # No JIT compilation: every statement here is short, but one whose estimated cost passes
         # jit_above_cost (an ingest batch's dedupe look-up or usage upsert over 20k rows) spent
         # 100-300 ms compiling before it ran 3 (docs/benchmarks.md). A URL that sets jit wins.
-        if "jit=" not in params.get("options", ""):
-            params["options"] = f"{params.get('options', '')} -c jit=off".strip()
+        options = str(params.get("options") or "")
+        if "jit=" not in options:
+            params["options"] = f"{options} -c jit=off".strip()
         try:
             # One direct connection first: it fails at once with the server's own message when the
             # database is unreachable, where the pool would retry quietly until a timeout.
