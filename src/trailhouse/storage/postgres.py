@@ -511,12 +511,13 @@ class PostgresStore(SqlStore, MerkleLogSql, DeliverySql):
         stored: set[tuple[int, int, bytes]] = set()
         top: dict[tuple[int, int], int] = {}  # (account, hash) -> the highest n taken
         for account, key, n, event_id in conn.execute(
-            # One primary-key probe per event (LATERAL): as an IN list, a batch of 20k was a hash
-            # join over a scan of all of event_ids, whose cost grows with the store.
+            # One primary-key probe per event: as an IN list (or a LATERAL the planner may flatten
+            # into a join), a batch of 20k could become a hash join over a scan of all of
+            # event_ids, whose cost grows with the store. OFFSET 0 keeps the subquery a probe.
             # LEFT JOIN: a row whose event cannot be read matches nothing, but its n is taken.
             "SELECT x.account, x.event_key, x.n, e.event_id FROM unnest(%b::int8[], %b::int4[])"
             " AS k(key, account) CROSS JOIN LATERAL (SELECT * FROM event_ids x"
-            " WHERE x.event_key = k.key AND x.account = k.account) x LEFT JOIN LATERAL"
+            " WHERE x.event_key = k.key AND x.account = k.account OFFSET 0) x LEFT JOIN LATERAL"
             " (SELECT event_id FROM events e WHERE e.seq = x.seq AND e.event_time = x.event_time"
             " LIMIT 1) e ON true",
             ([r.event_key for _, r in fresh], [tid(r.account_id) for _, r in fresh]),
