@@ -66,3 +66,19 @@ def test_maintain_packs_the_indexes_of_ended_months_once(pg_store: PostgresStore
     with psycopg.connect(pg_store.url, autocommit=True) as conn:
         conn.execute("DELETE FROM partition_packs")
     assert not [line for line in pg_store.maintain(now_ms=at("10:00:00")) if line.startswith("packed")]
+
+
+def test_a_failed_pack_is_reported_with_the_rest(
+    pg_store: PostgresStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pack that fails (a deadlock with a session locking the table) does not hide what the same
+    run created and dropped; the next run tries it again."""
+    import trailhouse.storage.postgres as postgres
+
+    def deadlock(conn: object, ended_before_ms: int) -> list[str]:
+        raise psycopg.errors.DeadlockDetected("deadlock detected")
+
+    monkeypatch.setattr(postgres, "pack_months", deadlock)
+    done = pg_store.maintain(now_ms=now_ms() + 200 * DAY_MS)
+    assert any(line.startswith("created") for line in done)
+    assert done[-1].startswith("packing indexes failed, to be tried again at the next run: PostgreSQL")
