@@ -173,8 +173,8 @@ class PostgresStore(SqlStore, MerkleLogSql, DeliverySql):
         for name, value in _LIBPQ_LIVENESS.items():
             params.setdefault(name, value)
         # No JIT compilation: every statement here is short, but one whose estimated cost passes
-        # jit_above_cost (an ingest batch's dedupe look-up or usage upsert over 20k rows) spent
-        # 100-300 ms compiling before it ran 3 (docs/benchmarks.md). A URL that sets jit wins.
+        # jit_above_cost (the dedupe look-up of a 20k-event ingest batch) spent 100-300 ms
+        # compiling before it ran for 3-60 (docs/benchmarks.md). A URL that sets jit wins.
         options = str(params.get("options") or "")
         if "jit=" not in options:
             params["options"] = f"{options} -c jit=off".strip()
