@@ -6,6 +6,7 @@ import random
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,11 +18,20 @@ from trailhouse.model.event import EventRecord
 from trailhouse.model.query import EventFilter, UsageEntry, UsageKind
 from trailhouse.storage.base import EventStore, StoreError, StoreUnavailable
 from trailhouse.storage.migrations import migrations_for
-from trailhouse.storage.postgres import PostgresStore, month_bounds, month_of
-from trailhouse.storage.sql import POSTGRES, build_usage, term_values
+from trailhouse.storage.postgres import PostgresStore, TermIdsExhausted, month_bounds, month_of
+from trailhouse.storage.sql import (
+    EVENT_COLUMNS,
+    POSTGRES,
+    build_usage,
+    event_row,
+    resource_rows,
+    term_values,
+)
+from trailhouse.storage.sql.rows import USAGE_COLUMNS
+from trailhouse.storage.usage import usage_rows
 
-from .conftest import ACCOUNT, Backend, at, record
-from .test_contract import FILTERS, WHOLE_DAY, dataset, find_all, ids
+from .conftest import ACCOUNT, OTHER_ACCOUNT, Backend, at, record
+from .test_contract import FILTERS, WHOLE_DAY, dataset, expected, find_all, ids
 
 pytestmark = pytest.mark.postgres
 
@@ -292,8 +302,8 @@ EXPECTED_INDEX: dict[str, str | None] = {
     "error code": "account_error_code_event_time_seq",
     "sensitive true": "account_sensitive_event_time_seq",
     "sensitive either": None,  # matches nearly everything: the time index and a filter is the better plan
-    "event id": "account_event_key",
-    "request id": "account_request_key_event_time_seq",
+    "event id": "event_ids_pkey",
+    "request id": "account_request_key",
     "resource type": "account_rtype_event_time_seq",
     "resource type prefix": "account_rtype_event_time_seq",
     "resource name": "account_rname_event_time_seq",
@@ -304,6 +314,11 @@ EXPECTED_INDEX: dict[str, str | None] = {
     "succeeded": "account_event_time_seq",
     "combined": None,
 }
+
+
+def _uses(plan: str, index: str) -> bool:
+    """Whether a plan reads an index: a partition's (named by its columns) or a table's."""
+    return f"_{index}_idx" in plan or f" using {index} on " in plan or f"Index Scan on {index}\n" in plan
 
 
 def test_every_filter_shape_is_index_served(pg_store: PostgresStore) -> None:
@@ -319,7 +334,7 @@ def test_every_filter_shape_is_index_served(pg_store: PostgresStore) -> None:
                 account_id=ACCOUNT, flt=FILTERS[name], descending=descending, force_index=True
             )
             text = "\n".join(plan)
-            if "Seq Scan" in text or "Index" not in text or (index and f"_{index}_idx" not in text):
+            if "Seq Scan" in text or "Index" not in text or (index and not _uses(text, index)):
                 wrong.append(f"{name} (descending={descending}), expected {index}:\n{text}")
     assert not wrong, "\n\n".join(wrong)
     # A window inside one month touches that month's partitions only.
@@ -429,7 +444,7 @@ def test_a_cold_term_cache_costs_no_extra_statement(pg_backend: Backend) -> None
         find_all(cold, FILTERS[name])
         index = EXPECTED_INDEX.get(name)
         plan = "\n".join(cold.explain_find(account_id=ACCOUNT, flt=FILTERS[name], force_index=True))
-        assert "Seq Scan" not in plan and (not index or f"_{index}_idx" in plan), f"{name}:\n{plan}"
+        assert "Seq Scan" not in plan and (not index or _uses(plan, index)), f"{name}:\n{plan}"
     assert looked_up == [] and len(cold._term_cache) == 2
 
 
@@ -442,9 +457,12 @@ def test_an_event_stored_outside_the_log_lock_is_a_duplicate_not_a_second_copy(
     pg_store._intern(term_values([rec]))
     account = pg_store._term_cache[rec.account_id]
     with psycopg.connect(pg_store.url) as other:
+        # The event as a writer that skipped the lock stores it: its row, and its event_ids entry.
+        pg_store.ensure_partitions(rec.event_time_ms, rec.event_time_ms)
+        pg_store._copy_rows(other, [rec], [1 << 40])
         other.execute(
-            "INSERT INTO event_ids VALUES (%s, %s, %s, %s, %s)",
-            (account, rec.event_key, rec.event_id.encode(), rec.event_time_ms, 1 << 40),
+            "INSERT INTO event_ids (event_key, event_time, seq, account, n) VALUES (%s, %s, %s, %s, 0)",
+            (rec.event_key, rec.event_time_ms, 1 << 40, account),
         )
         # Uncommitted: the batch's look-up does not see the row, its COPY waits on it.
         (result,) = _in_threads(
@@ -452,7 +470,58 @@ def test_an_event_stored_outside_the_log_lock_is_a_duplicate_not_a_second_copy(
             lambda: (time.sleep(0.5), other.commit()),
         )[:1]
     assert result.accepted == [1] and result.duplicates == [0]
-    assert [e.event.event_id for e in pg_store.read_log(after_seq=0, limit=10)] == ["inside"]
+    assert [e.event.event_id for e in pg_store.read_log(after_seq=0, limit=10)] == ["inside", "outside"]
+
+
+def test_event_ids_sharing_a_hash_take_the_next_slot(pg_store: PostgresStore) -> None:
+    """event_ids keeps hashes only: distinct eventIds of one account on one 64-bit hash are numbered
+    0, 1, 2 (``n``), whether they meet in one batch or across batches and months."""
+    key = 0x1234
+    a, b = replace(record("A"), event_key=key), replace(record("B"), event_key=key)
+    c = replace(record("C", "2027-03-01T00:00:00Z"), event_key=key)
+    assert pg_store.append([a, b]).accepted == [0, 1]
+    assert pg_store.append([c, b, a]).accepted == [0]
+    rows = _sql(pg_store, "SELECT n, seq FROM event_ids WHERE event_key = 4660 ORDER BY n")
+    assert rows == [(0, 1), (1, 2), (2, 3)]
+
+
+def test_a_hash_without_its_event_row_is_not_a_match(pg_store: PostgresStore) -> None:
+    """A hash hit is compared with the eventId of the event's own row; an entry whose event cannot
+    be read matches nothing (the event is stored, never dropped as a duplicate) but keeps its n."""
+    rec = record("orphan")
+    pg_store._intern(term_values([rec]))
+    account = pg_store._term_cache[rec.account_id]
+    with psycopg.connect(pg_store.url) as conn:
+        conn.execute(
+            "INSERT INTO event_ids (event_key, event_time, seq, account, n) VALUES (%s, %s, %s, %s, 0)",
+            (rec.event_key, rec.event_time_ms, 1 << 40, account),
+        )
+    assert pg_store.append([rec]).accepted == [0]
+    assert _sql(pg_store, f"SELECT n FROM event_ids WHERE event_key = {rec.event_key} ORDER BY n") == [
+        (0,),
+        (1,),
+    ]
+    assert ids(find_all(pg_store, WHOLE_DAY)) == ["orphan"]
+
+
+def test_term_ids_are_int4_and_their_end_is_refused_clearly(pg_store: PostgresStore) -> None:
+    """Migration 0013: term ids are int4. With every id issued, a new value is refused with a
+    clear error (nothing stored); values stored already still ingest."""
+    pg_store.append([record("before")])
+    types = _sql(
+        pg_store,
+        "SELECT table_name || '.' || column_name, data_type FROM information_schema.columns"
+        " WHERE table_schema = current_schema() AND column_name IN ('id', 'account', 'rtype', 'rname',"
+        " 'event_name', 'access_key', 'item', 'service') AND table_name IN ('terms', 'events',"
+        " 'event_resources', 'event_ids', 'key_usage', 'account_resource_types') ORDER BY 1",
+    )
+    assert {t for _, t in types} == {"integer"}, types
+    assert len(types) == 15, types
+    _sql(pg_store, "SELECT setval(pg_get_serial_sequence('terms', 'id'), 2147483647)")
+    with pytest.raises(TermIdsExhausted, match="2,147,483,647 term ids"):
+        pg_store.append([record("new", userIdentity={"userName": "never-seen"})])
+    assert pg_store.append([record("again")]).accepted == [0]
+    assert ids(find_all(pg_store, WHOLE_DAY)) == ["before", "again"]
 
 
 def test_a_usage_page_sorts_only_its_newest_days_even_in_a_generic_plan(pg_store: PostgresStore) -> None:
@@ -516,3 +585,69 @@ def test_driver_errors_are_translated(pg_backend: Backend) -> None:
     store.close()
     with pytest.raises(StoreError, match="closed"):
         store.count_events()
+
+
+def test_a_store_from_before_0013_migrates_in_place(
+    pg_backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Migration 0013 (int4 term ids, event_ids without the eventId text, fewer event indexes) on a
+    store written in the layout before it: the same answers after, and the dedupe still exact,
+    two stored eventIds sharing one hash included."""
+    import trailhouse.storage.sql.migrate as migrate
+
+    before_0013 = [m for m in migrations_for("postgres") if m.name < "0013"]
+    monkeypatch.setattr(migrate, "migrations_for", lambda backend: before_0013)
+    old = pg_backend.open()
+    assert isinstance(old, PostgresStore)
+    unique = {(r.account_id, r.event_id): r for r in reversed(dataset())}  # the first of each id
+    records = [*reversed(unique.values())]
+    records += [replace(record("twin-a"), event_key=77), replace(record("twin-b"), event_key=77)]
+    old._intern(term_values(records))
+    old.ensure_partitions(min(r.event_time_ms for r in records), max(r.event_time_ms for r in records))
+    tid = old._tid
+    seqs = list(range(1, len(records) + 1))
+    # The rows the code before 0013 wrote, by plain INSERTs into the old layout.
+    with psycopg.connect(old.url) as conn:
+        columns = ", ".join(EVENT_COLUMNS)
+        for rec, seq in zip(records, seqs, strict=True):
+            conn.execute(
+                f"INSERT INTO events ({columns}) VALUES ({', '.join(['%s'] * len(EVENT_COLUMNS))})",
+                event_row(rec, seq, tid, POSTGRES),
+            )
+            conn.execute(
+                "INSERT INTO event_ids (account, event_key, event_id, event_time, seq)"
+                " VALUES (%s, %s, %s, %s, %s)",
+                (tid(rec.account_id), rec.event_key, rec.event_id.encode(), rec.event_time_ms, seq),
+            )
+        for row in resource_rows(records, seqs, tid):
+            conn.execute("INSERT INTO event_resources VALUES (%s, %s, %s, %s, %s)", row)
+        for row in usage_rows(records, seqs, old._term_cache.get):
+            conn.execute(
+                f"INSERT INTO key_usage ({', '.join(USAGE_COLUMNS)}) VALUES ({', '.join(['%s'] * 12)})", row
+            )
+        conn.execute("UPDATE log_head SET last_seq = %s", (len(records),))
+    old.close()
+    monkeypatch.undo()
+
+    store = pg_backend.open()
+    assert isinstance(store, PostgresStore)
+    assert "0013_slimmer_rows_and_indexes" in store.applied_migrations()
+    for name, flt in FILTERS.items():
+        for account in (ACCOUNT, OTHER_ACCOUNT):
+            want = expected(list(zip(seqs, records, strict=True)), flt, False, account)
+            assert ids(find_all(store, flt, account=account)) == want, name
+    assert _sql(store, "SELECT n FROM event_ids WHERE event_key = 77 ORDER BY seq") == [(0,), (1,)]
+    again = store.append([records[0], records[-1], replace(record("twin-c"), event_key=77)])
+    assert again.accepted == [2] and again.duplicates == [0, 1]
+    assert _sql(store, "SELECT n FROM event_ids WHERE event_key = 77 ORDER BY seq") == [(0,), (1,), (2,)]
+    assert [e.seq for e in store.read_log(after_seq=0, limit=1000)] == [*seqs, len(seqs) + 1]
+    entries = store.usage(
+        account_id=ACCOUNT,
+        access_key_id="LTAIalice",
+        kind=UsageKind.IP,
+        service_name=None,
+        since_ms=0,
+        after=None,
+        limit=100,
+    )
+    assert entries and all(e.calls > 0 for e in entries)

@@ -1,5 +1,5 @@
 """PostgreSQL's monthly partitions of ``events`` and ``event_resources``: their bounds, the catalogue,
-creating months and dropping them.
+creating months, packing their indexes once they are written no more, and dropping them.
 
 Partitions are created as plain tables and then attached: ``ATTACH PARTITION`` takes only a SHARE
 UPDATE EXCLUSIVE lock on the parent, so it neither waits for nor blocks inserts and lookups in
@@ -26,6 +26,7 @@ __all__ = [
     "drop_month",
     "month_bounds",
     "month_of",
+    "pack_months",
 ]
 
 Conn = psycopg.Connection[Any]
@@ -34,6 +35,10 @@ Conn = psycopg.Connection[Any]
 PARTITIONED = ("event_resources", "events")
 #: How long retention waits for the ACCESS EXCLUSIVE lock a DROP needs before giving up for now.
 _DROP_LOCK_TIMEOUT = "5s"
+#: A month's indexes are rebuilt packed once it has ended this long ago (late events are in).
+PACK_AFTER_MS = DAY_MS
+#: …and again only when its heap has grown by more than this factor since (old events imported).
+REPACK_GROWTH = 1.25
 _BOUND_RE = re.compile(r"FROM \('?(-?\d+)'?\) TO \('?(-?\d+)'?\)")
 
 
@@ -153,4 +158,74 @@ def drop_month(conn: Conn, month: int) -> list[str]:
             )
         for name in names:  # resources first: the order lookups lock the parents in
             conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(name)))
+        conn.execute("DELETE FROM partition_packs WHERE name = ANY(%s)", (names,))
     return names
+
+
+def pack_months(conn: Conn, ended_before_ms: int) -> list[str]:
+    """Rebuild the indexes of the partitions of months that ended before ``ended_before_ms`` and
+    are not packed yet (or have grown by ``REPACK_GROWTH`` since); their names.
+
+    Why: a B-tree splits a full page other than the rightmost 50:50, and most of these indexes
+    take each key's new entries at the end of that key's range (its newest time), in the middle
+    of the index, so the left half of every split never fills again: after a bulk load the
+    indexes keyed by event name, type, service, user and AccessKey were 50-55 % full
+    (docs/benchmarks.md, "PostgreSQL"). A month no longer written keeps them so until rebuilt;
+    ``REINDEX … CONCURRENTLY`` rebuilds them full (fillfactor 100) without blocking ingest or
+    lookups.
+
+    ``conn`` is in autocommit (REINDEX CONCURRENTLY runs outside a transaction). One node packs at
+    a time (a session advisory lock, skipped when taken); a rebuild that fails leaves invalid
+    copies of the indexes, which are dropped before the error is raised.
+    """
+    lock = "SELECT pg_try_advisory_lock(hashtext('trailhouse.pack.' || current_schema()))"
+    if not conn.execute(lock).fetchone()[0]:  # type: ignore[index]
+        return []
+    packed: list[str] = []
+    try:
+        rows = conn.execute(
+            "SELECT c.relname, pg_get_expr(c.relpartbound, c.oid), pg_relation_size(c.oid), p.heap_bytes"
+            " FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+            " LEFT JOIN partition_packs p ON p.name = c.relname"
+            " WHERE i.inhparent IN ('event_resources'::regclass, 'events'::regclass) ORDER BY c.relname"
+        ).fetchall()
+        for name, bound, heap, heap_then in rows:
+            match = _BOUND_RE.search(bound or "")
+            if not match or not heap or int(match.group(2)) > ended_before_ms:
+                continue
+            if heap_then is not None and heap <= heap_then * REPACK_GROWTH:
+                continue
+            try:
+                # Full pages: a month that has ended takes few inserts, and a late event that
+                # lands on a full page costs one split.
+                indexes = conn.execute(
+                    "SELECT indexrelid::regclass::text FROM pg_index WHERE indrelid = %s::regclass",
+                    (name,),
+                ).fetchall()
+                for (index,) in indexes:
+                    conn.execute(sql.SQL("ALTER INDEX {} SET (fillfactor = 100)").format(sql.SQL(index)))
+                conn.execute(sql.SQL("REINDEX TABLE CONCURRENTLY {}").format(sql.Identifier(name)))
+            except psycopg.Error:
+                _drop_invalid_indexes(conn, name)
+                raise
+            conn.execute(
+                "INSERT INTO partition_packs VALUES (%s, %s, (extract(epoch FROM now()) * 1000)::bigint)"
+                " ON CONFLICT (name) DO UPDATE SET heap_bytes = excluded.heap_bytes,"
+                " packed_ms = excluded.packed_ms",
+                (name, heap),
+            )
+            packed.append(name)
+    finally:
+        conn.execute("SELECT pg_advisory_unlock(hashtext('trailhouse.pack.' || current_schema()))")
+    return packed
+
+
+def _drop_invalid_indexes(conn: Conn, table: str) -> None:
+    """The half-built copies a failed REINDEX CONCURRENTLY leaves (``…_ccnew``), dropped."""
+    rows = conn.execute(
+        "SELECT i.indexrelid::regclass::text FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid"
+        " WHERE c.relname = %s AND c.relnamespace = current_schema()::regnamespace AND NOT i.indisvalid",
+        (table,),
+    ).fetchall()
+    for (index,) in rows:
+        conn.execute(sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(sql.SQL(index)))

@@ -15,14 +15,21 @@ Concurrency, which is what differs from SQLite's single writer in one process:
   the transaction's locks, so the next writer's rows always appear after. The cost is that ingest
   transactions run one at a time, like SQLite's; everything that can run outside the lock (term
   interning, partition creation, in-batch dedupe) does.
-* Dedupe. ``event_ids`` (unpartitioned, primary key (account, event_key, event_id)) holds every
-  stored event once. Under the log lock a plain look-up there is exact, so the new rows go in by
-  ``COPY``; the constraint, not the lock, is still what guarantees no event is stored twice: a row
-  a writer without the lock committed meanwhile fails the batch's COPY, and the retry reports it.
+* Dedupe. ``event_ids`` (unpartitioned, primary key (event_key, account, n)) holds every stored
+  event once, by the 64-bit hash of its eventId; ``n`` numbers the distinct eventIds of an account
+  that share a hash (0 unless two ever collide). A hash hit is compared exactly against the
+  eventId in the event's own row, so the dedupe is exact on the eventId whatever its time. Under
+  the log lock that look-up is exact, so the new rows go in by ``COPY``; the constraint, not the
+  lock, is still what guarantees no event is stored twice: the same eventId gets the same
+  (event_key, account, n) from any writer, so a row a writer without the lock committed meanwhile
+  fails the batch's COPY, and the retry reports it.
 * Terms are interned in their own short transactions, sorted (no deadlock between two writers
-  inserting the same new values in different orders), with ``INSERT … ON CONFLICT DO NOTHING``
-  then a SELECT for the ids that already existed. Committed term ids never change, so they are
-  cached.
+  inserting the same new values in different orders): a SELECT for the values stored already,
+  then ``INSERT … ON CONFLICT DO NOTHING`` for the others and a SELECT for those another writer
+  inserted meanwhile. Committed term ids never change, so they are cached. Ids are int4
+  (migration 0013) and a conflicting insert still draws one from the sequence, hence the
+  SELECT first: a restarted node re-interning what it has seen draws none. Past 2,147,483,647
+  terms a new term is refused with ``StoreError`` (``TermIdsExhausted``).
 * Partitions are created and dropped without blocking ingest or lookups (``pg_partitions``).
   Should a partition vanish between the check and the insert (another node applying retention),
   the insert fails and is retried once.
@@ -50,12 +57,14 @@ from . import codec
 from .base import AppendResult, LogEntry, LogLeaf, StoreError, StoreMissing, StoreUnavailable
 from .budget import QueryBudget, current_budget
 from .pg_partitions import (
+    PACK_AFTER_MS,
     advisory_lock,
     catalogue,
     create_months,
     drop_month,
     month_bounds,
     month_of,
+    pack_months,
 )
 from .sql import (
     EVENT_COLUMNS,
@@ -75,9 +84,14 @@ from .sql.delivery import DeliverySql
 from .sql.merkle_log import MerkleLogSql, Run
 from .usage import usage_rows
 
-__all__ = ["PostgresStore", "month_bounds", "month_of"]
+__all__ = ["TERM_ID_MAX", "PostgresStore", "TermIdsExhausted", "month_bounds", "month_of"]
 
 Conn = psycopg.Connection[Any]
+
+#: The highest ``n`` of event_ids (int2): distinct eventIds of one account sharing a 64-bit hash.
+_MAX_COLLISIONS = 32767
+#: The highest term id (int4, migration 0013).
+TERM_ID_MAX = 2**31 - 1
 
 #: Months of partitions created ahead of the current one at open, so ingest rarely creates any.
 AHEAD_MONTHS = 2
@@ -103,14 +117,21 @@ _BY_SEQ = (
     " LIMIT 1) e"
 )
 
-_EVENT_TYPES = ["int8"] * 14 + ["int2", "int8", "bytea", "bytea", "bytea", "bytea"]
+#: ``EVENT_COLUMNS``' types for the binary COPY, which must match the columns exactly: term ids
+#: are int4 (migration 0013), the seq, the time and the two hashes int8.
+_EVENT_TYPES = ["int8", "int4", "int8", "int8", "int8"] + ["int4"] * 9 + ["int2", "int4"] + ["bytea"] * 4
+_RESOURCE_TYPES = ["int8", "int4", "int8", "int4", "int4"]
 
 #: Usage rows arrive as one array per column (``USAGE_COLUMNS`` order): one statement a batch.
 _UPSERT_USAGE = upsert_usage(
     POSTGRES,
-    "SELECT * FROM unnest(%b::int8[], %b::int8[], %b::int2[], %b::int8[], %b::int8[],"
-    " %b::int8[], %b::int8[], %b::int8[], %b::int8[], %b::text[], %b::int8[], %b::int8[])",
+    "SELECT * FROM unnest(%b::int4[], %b::int4[], %b::int2[], %b::int4[], %b::int4[],"
+    " %b::int4[], %b::int8[], %b::int8[], %b::int8[], %b::text[], %b::int8[], %b::int8[])",
 )
+
+
+class TermIdsExhausted(StoreError):
+    """Every int4 term id has been issued: a value never stored before cannot become a term."""
 
 
 class PostgresStore(SqlStore, MerkleLogSql, DeliverySql):
@@ -151,6 +172,12 @@ class PostgresStore(SqlStore, MerkleLogSql, DeliverySql):
         params.setdefault("connect_timeout", _CONNECT_TIMEOUT_S)
         for name, value in _LIBPQ_LIVENESS.items():
             params.setdefault(name, value)
+        # No JIT compilation: every statement here is short, but one whose estimated cost passes
+        # jit_above_cost (the dedupe look-up of a 20k-event ingest batch) spent 100-300 ms
+        # compiling before it ran for 3-60 (docs/benchmarks.md). A URL that sets jit wins.
+        options = str(params.get("options") or "")
+        if "jit=" not in options:
+            params["options"] = f"{options} -c jit=off".strip()
         try:
             # One direct connection first: it fails at once with the server's own message when the
             # database is unreachable, where the pool would retry quietly until a timeout.
@@ -366,23 +393,39 @@ class PostgresStore(SqlStore, MerkleLogSql, DeliverySql):
             return
         with self._conn() as conn:
             # Arrays go as %b (binary): much cheaper to send than their quoted text form.
-            # Sorted input: two writers inserting the same new values lock them in the same order.
-            # DO NOTHING waits for a concurrent insert of the same value to commit, then skips it;
-            # the SELECT (a new statement, a new snapshot) then sees that row.
-            for term_id, raw in conn.execute(
-                "INSERT INTO terms (value) SELECT v FROM unnest(%b::bytea[]) AS v ORDER BY v"
-                " ON CONFLICT (value) DO NOTHING RETURNING id, value",
-                (unknown,),
-                binary=True,
-            ):
-                self._term_cache[bytes(raw).decode()] = term_id
-            rest = [v for v in unknown if v.decode() not in self._term_cache]
-            if rest:
-                rows = conn.execute("SELECT id, value FROM terms WHERE value = ANY(%b)", (rest,), binary=True)
-                for term_id, raw in rows:
+            # The values stored already first: an INSERT that conflicts still draws an id from
+            # the (int4) sequence, and a node that restarts re-interns everything it sees.
+            self._cache_terms(conn, unknown)
+            new = [v for v in unknown if v.decode() not in self._term_cache]
+            if new:
+                # Sorted input: two writers inserting the same new values lock them in the same
+                # order. DO NOTHING waits for a concurrent insert of the same value to commit,
+                # then skips it; the SELECT (a new statement, a new snapshot) then sees that row.
+                try:
+                    inserted = conn.execute(
+                        "INSERT INTO terms (value) SELECT v FROM unnest(%b::bytea[]) AS v ORDER BY v"
+                        " ON CONFLICT (value) DO NOTHING RETURNING id, value",
+                        (new,),
+                        binary=True,
+                    ).fetchall()
+                except psycopg.errors.SequenceGeneratorLimitExceeded as exc:
+                    raise TermIdsExhausted(
+                        f"the store has issued {TERM_ID_MAX:,} term ids, as many as its int4 term ids"
+                        " can number: events with attribute values it has never stored cannot be"
+                        " ingested (docs/deployment.md)"
+                    ) from exc
+                for term_id, raw in inserted:
                     self._term_cache[bytes(raw).decode()] = term_id
+                rest = [v for v in new if v.decode() not in self._term_cache]
+                if rest:
+                    self._cache_terms(conn, rest)
         if any(v not in self._term_cache for v in values):  # pragma: no cover - would be a bug
             raise StoreError("a term could not be interned")
+
+    def _cache_terms(self, conn: Conn, values: list[bytes]) -> None:
+        rows = conn.execute("SELECT id, value FROM terms WHERE value = ANY(%b)", (values,), binary=True)
+        for term_id, raw in rows:
+            self._term_cache[bytes(raw).decode()] = term_id
 
     def _tid(self, value: str | None) -> int | None:
         return None if value is None else self._term_cache[value]
@@ -420,17 +463,7 @@ class PostgresStore(SqlStore, MerkleLogSql, DeliverySql):
         row = conn.execute("SELECT last_seq FROM log_head WHERE id = 1 FOR UPDATE").fetchone()
         assert row is not None
         last_seq: int = row[0]
-        stored = {
-            (account, bytes(event_id))
-            for account, event_id in conn.execute(
-                "SELECT account, event_id FROM event_ids WHERE (account, event_key) IN"
-                " (SELECT * FROM unnest(%b::bigint[], %b::bigint[]))",
-                ([tid(r.account_id) for _, r in fresh], [r.event_key for _, r in fresh]),
-                binary=True,
-            )
-        }
-        known = [i for i, r in fresh if (tid(r.account_id), r.event_id.encode()) in stored]
-        kept = [(i, r) for i, r in fresh if (tid(r.account_id), r.event_id.encode()) not in stored]
+        kept, known, slots = self._new_events(conn, fresh)
         if not kept:
             return [], known
         assigned = len(kept)
@@ -442,12 +475,12 @@ class PostgresStore(SqlStore, MerkleLogSql, DeliverySql):
         with (
             conn.cursor() as cur,
             cur.copy(
-                "COPY event_ids (account, event_key, event_id, event_time, seq) FROM STDIN (FORMAT BINARY)"
+                "COPY event_ids (event_key, event_time, seq, account, n) FROM STDIN (FORMAT BINARY)"
             ) as copy,
         ):
-            copy.set_types(["int8", "int8", "bytea", "int8", "int8"])
-            for (_, r), seq in zip(kept, seqs, strict=True):
-                copy.write_row((tid(r.account_id), r.event_key, r.event_id.encode(), r.event_time_ms, seq))
+            copy.set_types(["int8", "int8", "int8", "int4", "int2"])
+            for (_, r), seq, n in zip(kept, seqs, slots, strict=True):
+                copy.write_row((r.event_key, r.event_time_ms, seq, tid(r.account_id), n))
         records = [r for _, r in kept]
         self._copy_rows(conn, records, seqs)
         usage = sorted(usage_rows(records, seqs, lambda v: self._term_cache.get(v)))
@@ -464,6 +497,53 @@ class PostgresStore(SqlStore, MerkleLogSql, DeliverySql):
             self._before_commit()
         return [i for i, _ in kept], known
 
+    def _new_events(
+        self, conn: Conn, fresh: list[tuple[int, EventRecord]]
+    ) -> tuple[list[tuple[int, EventRecord]], list[int], list[int]]:
+        """Which of a batch are not stored yet, under the log lock: (the new ones, the indexes of
+        those stored already, each new one's ``n`` in event_ids).
+
+        event_ids holds hashes only: each hit's eventId is read from its event's row (one probe
+        of the partition its time names) and compared exactly. A new eventId whose hash is
+        taken, in the store or earlier in the batch, gets the next free ``n``.
+        """
+        tid = self._tid
+        stored: set[tuple[int, int, bytes]] = set()
+        top: dict[tuple[int, int], int] = {}  # (account, hash) -> the highest n taken
+        for account, key, n, event_id in conn.execute(
+            # One primary-key probe per event: as an IN list (or a LATERAL the planner may flatten
+            # into a join), a batch of 20k could become a hash join over a scan of all of
+            # event_ids, whose cost grows with the store. OFFSET 0 keeps the subquery a probe.
+            # LEFT JOIN: a row whose event cannot be read matches nothing, but its n is taken.
+            "SELECT x.account, x.event_key, x.n, e.event_id FROM unnest(%b::int8[], %b::int4[])"
+            " AS k(key, account) CROSS JOIN LATERAL (SELECT * FROM event_ids x"
+            " WHERE x.event_key = k.key AND x.account = k.account OFFSET 0) x LEFT JOIN LATERAL"
+            " (SELECT event_id FROM events e WHERE e.seq = x.seq AND e.event_time = x.event_time"
+            " LIMIT 1) e ON true",
+            ([r.event_key for _, r in fresh], [tid(r.account_id) for _, r in fresh]),
+            binary=True,
+        ):
+            top[account, key] = max(n, top.get((account, key), -1))
+            if event_id is not None:
+                stored.add((account, key, bytes(event_id)))
+        known: list[int] = []
+        kept: list[tuple[int, EventRecord]] = []
+        slots: list[int] = []
+        for i, r in fresh:
+            account = tid(r.account_id)
+            assert account is not None
+            if (account, r.event_key, r.event_id.encode()) in stored:
+                known.append(i)
+                continue
+            # split_batch left one record per eventId: each one here is new.
+            n = top.get((account, r.event_key), -1) + 1
+            if n > _MAX_COLLISIONS:  # pragma: no cover - 32,768 eventIds on one 64-bit hash
+                raise StoreError("too many eventIds of one account share one 64-bit hash")
+            top[account, r.event_key] = n
+            kept.append((i, r))
+            slots.append(n)
+        return kept, known, slots
+
     def _copy_rows(self, conn: Conn, records: list[EventRecord], seqs: list[int]) -> None:
         tid = self._tid
         with conn.cursor() as cur:
@@ -473,13 +553,13 @@ class PostgresStore(SqlStore, MerkleLogSql, DeliverySql):
                 with cur.copy(
                     f"COPY event_resources ({', '.join(RESOURCE_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
                 ) as copy:
-                    copy.set_types(["int8"] * len(RESOURCE_COLUMNS))
+                    copy.set_types(_RESOURCE_TYPES)
                     for resource_row in resources:
                         copy.write_row(resource_row)
                 pairs = sorted({(row[1], row[3]) for row in resources})
                 cur.execute(
                     "INSERT INTO account_resource_types (account, rtype)"
-                    " SELECT * FROM unnest(%s::int8[], %s::int8[]) ON CONFLICT DO NOTHING",
+                    " SELECT * FROM unnest(%s::int4[], %s::int4[]) ON CONFLICT DO NOTHING",
                     ([a for a, _ in pairs], [t for _, t in pairs]),
                 )
             with cur.copy(f"COPY events ({', '.join(EVENT_COLUMNS)}) FROM STDIN (FORMAT BINARY)") as copy:
@@ -524,10 +604,20 @@ class PostgresStore(SqlStore, MerkleLogSql, DeliverySql):
                 return [r[0] for r in conn.execute("EXPLAIN (COSTS OFF) " + query.sql, query.params)]
 
     def maintain(self, *, now_ms: int) -> list[str]:
-        """Partitions for the months ahead, drop those past retention."""
+        """Partitions for the months ahead, drop those past retention, pack the indexes of the
+        months that have ended (``pg_partitions.pack_months``)."""
         ahead = range(month_of(now_ms), month_of(now_ms) + self._ahead_months + 1)
         done = [f"created {name}" for name in self._ensure_months(ahead)]
         done += [f"dropped {name}" for name in self.drop_expired_partitions(now_ms)]
+        try:
+            with self._conn() as conn:
+                done += [
+                    f"packed the indexes of {name}" for name in pack_months(conn, now_ms - PACK_AFTER_MS)
+                ]
+        except StoreError as exc:
+            # E.g. a deadlock with a session locking the table (docs/deployment.md): the months
+            # are packed at the next run; what was created and dropped is still reported.
+            done.append(f"packing indexes failed, to be tried again at the next run: {exc}")
         return done
 
     def analyze(self) -> None:

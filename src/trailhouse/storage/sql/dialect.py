@@ -47,6 +47,9 @@ class Dialect:
     #: last_used, so that usage upserts can be HOT (PostgreSQL migration 0012): a usage page
     #: bounds the days it needs and sorts their rows (``build_usage``).
     usage_day: bool
+    #: eventId lookups read ``event_ids`` (hash, account -> seq, time) and then the event's row;
+    #: events has no eventId index (PostgreSQL migration 0013). Else they read ``events_key``.
+    event_ids_lookup: bool = False
 
     def marks(self, n: int) -> str:
         """``n`` placeholders, comma-separated."""
@@ -92,4 +95,5 @@ POSTGRES = Dialect(
     day_buckets=False,
     row_keyset=True,
     usage_day=True,
+    event_ids_lookup=True,
 )

@@ -199,6 +199,8 @@ def build_find(
         out_params.extend(ids)
         return True
 
+    #: PostgreSQL: the eventId hashes event_ids is probed with (``dialect.event_ids_lookup``).
+    event_keys: list[int] | None = None
     for attr, values in flt.equals.items():
         if attr in INTERNED_COLUMNS:
             if not term_condition(f"e.{INTERNED_COLUMNS[attr]}", resolve(values), event_conds, params_ev):
@@ -215,8 +217,11 @@ def build_find(
                 # The eventId index spans every day (0006), since eventIds are unique per account.
                 event_conds.append(f"e.event_time / {DAY_MS} IN ({dialect.marks(len(days))})")
                 params_ev.extend(days)
-            event_conds.append(f"e.{hash_col} IN ({dialect.marks(len(distinct))})")
-            params_ev.extend(key_hash(v) for v in distinct)
+            if dialect.event_ids_lookup and attr is Attr.EVENT_ID:
+                event_keys = [key_hash(v) for v in distinct]  # event_ids' key; the text below
+            else:
+                event_conds.append(f"e.{hash_col} IN ({dialect.marks(len(distinct))})")
+                params_ev.extend(key_hash(v) for v in distinct)
             event_conds.append(f"e.{text_col} IN ({dialect.marks(len(distinct))})")
             params_ev.extend(dialect.text(v) for v in distinct)
         elif attr is Attr.SENSITIVE_ACTION:
@@ -250,8 +255,10 @@ def build_find(
         event_conds.append("e.error_code IS NOT NULL" if flt.has_error else "e.error_code IS NULL")
 
     # The driving table: event_resources when a resource condition exists (its index is ordered
-    # by time within a resource), otherwise events itself.
-    t = "r" if resource_conds else "e"
+    # by time within a resource); on PostgreSQL event_ids for an eventId (one probe of its key,
+    # not one per partition); otherwise events itself.
+    by_event_ids = event_keys is not None and not resource_conds
+    t = "r" if resource_conds else "x" if by_event_ids else "e"
     conds = [f"{t}.account = {ph}"]
     params: list[object] = [account_ref]
     if day is not None:
@@ -269,6 +276,10 @@ def build_find(
         else:
             conds.append(f"{t}.event_time {op}= {ph} AND ({t}.event_time {op} {ph} OR {t}.seq {op} {ph})")
             params += [after.event_time_ms, after.event_time_ms, after.seq]
+    if by_event_ids:
+        assert event_keys is not None
+        conds.append(f"x.event_key IN ({dialect.marks(len(event_keys))})")
+        params += event_keys
     conds += event_conds
     params += params_ev
     order = "DESC" if descending else "ASC"
@@ -281,6 +292,15 @@ def build_find(
             f"FROM event_resources r CROSS JOIN LATERAL (SELECT * FROM events e "
             f"WHERE e.seq = r.seq AND e.event_time = r.event_time LIMIT 1) e "
             f"WHERE {' AND '.join(conds)} ORDER BY r.event_time {order}, r.seq {order}"
+        )
+    elif by_event_ids:
+        driver = "event_ids"
+        source = (
+            "event_ids x CROSS JOIN LATERAL (SELECT * FROM events e"
+            " WHERE e.seq = x.seq AND e.event_time = x.event_time LIMIT 1) e"
+        )
+        sql = (
+            f"{select} FROM {source} WHERE {' AND '.join(conds)} ORDER BY x.event_time {order}, x.seq {order}"
         )
     elif resource_conds:
         sql = (
