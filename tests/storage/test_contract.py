@@ -768,15 +768,11 @@ def test_ids_with_a_nul_match_nothing(store: EventStore) -> None:
 
 
 def test_a_bounded_term_cache_refills_and_answers_the_same(
-    backend: Backend, monkeypatch: pytest.MonkeyPatch
+    store: EventStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The term cache is emptied when it outgrows its bound (memory at 10M events); ids looked up
     again from the terms table must give the same lookups and dedupe."""
     import trailhouse.storage.sql.store as sql_store
-
-    if backend.name == "postgres":
-        pytest.skip("PostgreSQL's concurrent appends share the cache: bounded in the next change")
-    store = backend.open()
 
     monkeypatch.setattr(sql_store, "TERM_CACHE_MAX", 8)
     for batch in range(6):

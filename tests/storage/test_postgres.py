@@ -367,11 +367,11 @@ def test_usage_upserts_are_hot(pg_store: PostgresStore) -> None:
     assert options == [(["fillfactor=70"],)]
     pg_store.append([record("first", "10:00:00")])
     again = [record("again", "11:00:00")]
-    pg_store._intern(term_values(again))
+    term_ids = pg_store._intern(term_values(again))
     with psycopg.connect(pg_store.url) as conn, conn.transaction():
         # The ingest transaction itself, on a connection of ours: its statistics are this
         # transaction's, so the count is exact and needs no wait for the statistics collector.
-        accepted, _ = pg_store._append_locked(conn, list(enumerate(again)))
+        accepted, _ = pg_store._append_locked(conn, list(enumerate(again)), term_ids)
         assert accepted == [0]
         row = conn.execute(
             "SELECT pg_stat_get_xact_tuples_updated('key_usage'::regclass),"
@@ -454,12 +454,12 @@ def test_an_event_stored_outside_the_log_lock_is_a_duplicate_not_a_second_copy(
     """event_ids is written by COPY: a row another writer commits there without the log lock, after
     this batch's look-up, fails the COPY on the primary key; the batch is retried and reports it."""
     rec = record("outside")
-    pg_store._intern(term_values([rec]))
-    account = pg_store._term_cache[rec.account_id]
+    term_ids = pg_store._intern(term_values([rec]))
+    account = term_ids[rec.account_id]
     with psycopg.connect(pg_store.url) as other:
         # The event as a writer that skipped the lock stores it: its row, and its event_ids entry.
         pg_store.ensure_partitions(rec.event_time_ms, rec.event_time_ms)
-        pg_store._copy_rows(other, [rec], [1 << 40])
+        pg_store._copy_rows(other, [rec], [1 << 40], term_ids)
         other.execute(
             "INSERT INTO event_ids (event_key, event_time, seq, account, n) VALUES (%s, %s, %s, %s, 0)",
             (rec.event_key, rec.event_time_ms, 1 << 40, account),
@@ -489,8 +489,7 @@ def test_a_hash_without_its_event_row_is_not_a_match(pg_store: PostgresStore) ->
     """A hash hit is compared with the eventId of the event's own row; an entry whose event cannot
     be read matches nothing (the event is stored, never dropped as a duplicate) but keeps its n."""
     rec = record("orphan")
-    pg_store._intern(term_values([rec]))
-    account = pg_store._term_cache[rec.account_id]
+    account = pg_store._intern(term_values([rec]))[rec.account_id]
     with psycopg.connect(pg_store.url) as conn:
         conn.execute(
             "INSERT INTO event_ids (event_key, event_time, seq, account, n) VALUES (%s, %s, %s, %s, 0)",
@@ -602,9 +601,12 @@ def test_a_store_from_before_0013_migrates_in_place(
     unique = {(r.account_id, r.event_id): r for r in reversed(dataset())}  # the first of each id
     records = [*reversed(unique.values())]
     records += [replace(record("twin-a"), event_key=77), replace(record("twin-b"), event_key=77)]
-    old._intern(term_values(records))
+    term_ids = old._intern(term_values(records))
     old.ensure_partitions(min(r.event_time_ms for r in records), max(r.event_time_ms for r in records))
-    tid = old._tid
+
+    def tid(value: str | None) -> int | None:
+        return None if value is None else term_ids[value]
+
     seqs = list(range(1, len(records) + 1))
     # The rows the code before 0013 wrote, by plain INSERTs into the old layout.
     with psycopg.connect(old.url) as conn:

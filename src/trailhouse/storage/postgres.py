@@ -386,17 +386,30 @@ class PostgresStore(SqlStore, MerkleLogSql, DeliverySql):
                 "SELECT id, value FROM terms WHERE value = ANY(%b)", ([v.encode() for v in values],)
             ).fetchall()
 
-    def _intern(self, values: set[str]) -> None:
-        """Give every value a committed term id, race-free against other writers and nodes."""
-        unknown = sorted(v.encode() for v in values if v not in self._term_cache)
+    def _intern(self, values: set[str]) -> dict[str, int]:
+        """Give every value a committed term id, race-free against other writers and nodes.
+
+        Returns the ids of ``values`` for this batch alone: appends run concurrently and the shared
+        cache may be emptied (``_bound_term_cache``) while another batch is between its look-ups.
+        """
+        cache = self._term_cache
+        ids: dict[str, int] = {}
+        unknown: list[bytes] = []
+        for v in values:
+            found = cache.get(v)
+            if found is None:
+                unknown.append(v.encode())
+            else:
+                ids[v] = found
         if not unknown:
-            return
+            return ids
+        unknown.sort()
         with self._conn() as conn:
             # Arrays go as %b (binary): much cheaper to send than their quoted text form.
             # The values stored already first: an INSERT that conflicts still draws an id from
             # the (int4) sequence, and a node that restarts re-interns everything it sees.
-            self._cache_terms(conn, unknown)
-            new = [v for v in unknown if v.decode() not in self._term_cache]
+            self._cache_terms(conn, unknown, ids)
+            new = [v for v in unknown if v.decode() not in ids]
             if new:
                 # Sorted input: two writers inserting the same new values lock them in the same
                 # order. DO NOTHING waits for a concurrent insert of the same value to commit,
@@ -415,33 +428,32 @@ class PostgresStore(SqlStore, MerkleLogSql, DeliverySql):
                         " ingested (docs/deployment.md)"
                     ) from exc
                 for term_id, raw in inserted:
-                    self._term_cache[bytes(raw).decode()] = term_id
-                rest = [v for v in new if v.decode() not in self._term_cache]
+                    ids[bytes(raw).decode()] = cache[bytes(raw).decode()] = term_id
+                rest = [v for v in new if v.decode() not in ids]
                 if rest:
-                    self._cache_terms(conn, rest)
-        if any(v not in self._term_cache for v in values):  # pragma: no cover - would be a bug
+                    self._cache_terms(conn, rest, ids)
+        if any(v not in ids for v in values):  # pragma: no cover - would be a bug
             raise StoreError("a term could not be interned")
+        return ids
 
-    def _cache_terms(self, conn: Conn, values: list[bytes]) -> None:
+    def _cache_terms(self, conn: Conn, values: list[bytes], ids: dict[str, int]) -> None:
         rows = conn.execute("SELECT id, value FROM terms WHERE value = ANY(%b)", (values,), binary=True)
         for term_id, raw in rows:
-            self._term_cache[bytes(raw).decode()] = term_id
-
-    def _tid(self, value: str | None) -> int | None:
-        return None if value is None else self._term_cache[value]
+            ids[bytes(raw).decode()] = self._term_cache[bytes(raw).decode()] = term_id
 
     # -- events --------------------------------------------------------------------------------
     def append(self, records: Sequence[EventRecord]) -> AppendResult:
         if not records:
             return AppendResult([], [])
         fresh, duplicates = split_batch(records)
-        self._intern(term_values(rec for _, rec in fresh))
+        self._bound_term_cache()
+        ids = self._intern(term_values(rec for _, rec in fresh))
         months = {month_of(rec.event_time_ms) for _, rec in fresh}
         for attempt in range(2):
             self._ensure_months(months)
             try:
                 with self._conn() as conn, conn.transaction():
-                    accepted, known = self._append_locked(conn, fresh)
+                    accepted, known = self._append_locked(conn, fresh, ids)
                 return AppendResult(accepted, sorted(duplicates + known))
             except StoreError as exc:
                 # No partition for a row (the only check these inserts can violate): retention on
@@ -456,14 +468,16 @@ class PostgresStore(SqlStore, MerkleLogSql, DeliverySql):
                 self._months.clear()
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _append_locked(self, conn: Conn, fresh: list[tuple[int, EventRecord]]) -> tuple[list[int], list[int]]:
+    def _append_locked(
+        self, conn: Conn, fresh: list[tuple[int, EventRecord]], ids: dict[str, int]
+    ) -> tuple[list[int], list[int]]:
         """The ingest transaction proper. Returns (accepted indexes, indexes already stored)."""
-        tid = self._tid
+        tid = _term_ids_of(ids)
         # The log lock: held until commit, so seqs commit in the order they are handed out.
         row = conn.execute("SELECT last_seq FROM log_head WHERE id = 1 FOR UPDATE").fetchone()
         assert row is not None
         last_seq: int = row[0]
-        kept, known, slots = self._new_events(conn, fresh)
+        kept, known, slots = self._new_events(conn, fresh, ids)
         if not kept:
             return [], known
         assigned = len(kept)
@@ -482,8 +496,8 @@ class PostgresStore(SqlStore, MerkleLogSql, DeliverySql):
             for (_, r), seq, n in zip(kept, seqs, slots, strict=True):
                 copy.write_row((r.event_key, r.event_time_ms, seq, tid(r.account_id), n))
         records = [r for _, r in kept]
-        self._copy_rows(conn, records, seqs)
-        usage = sorted(usage_rows(records, seqs, lambda v: self._term_cache.get(v)))
+        self._copy_rows(conn, records, seqs, ids)
+        usage = sorted(usage_rows(records, seqs, ids.get))
         if usage:
             # Sorted rows: a fixed lock order, should upserts ever run outside the log lock.
             conn.execute(
@@ -498,7 +512,7 @@ class PostgresStore(SqlStore, MerkleLogSql, DeliverySql):
         return [i for i, _ in kept], known
 
     def _new_events(
-        self, conn: Conn, fresh: list[tuple[int, EventRecord]]
+        self, conn: Conn, fresh: list[tuple[int, EventRecord]], ids: dict[str, int]
     ) -> tuple[list[tuple[int, EventRecord]], list[int], list[int]]:
         """Which of a batch are not stored yet, under the log lock: (the new ones, the indexes of
         those stored already, each new one's ``n`` in event_ids).
@@ -507,7 +521,7 @@ class PostgresStore(SqlStore, MerkleLogSql, DeliverySql):
         of the partition its time names) and compared exactly. A new eventId whose hash is
         taken, in the store or earlier in the batch, gets the next free ``n``.
         """
-        tid = self._tid
+        tid = _term_ids_of(ids)
         stored: set[tuple[int, int, bytes]] = set()
         top: dict[tuple[int, int], int] = {}  # (account, hash) -> the highest n taken
         for account, key, n, event_id in conn.execute(
@@ -544,8 +558,10 @@ class PostgresStore(SqlStore, MerkleLogSql, DeliverySql):
             slots.append(n)
         return kept, known, slots
 
-    def _copy_rows(self, conn: Conn, records: list[EventRecord], seqs: list[int]) -> None:
-        tid = self._tid
+    def _copy_rows(
+        self, conn: Conn, records: list[EventRecord], seqs: list[int], ids: dict[str, int]
+    ) -> None:
+        tid = _term_ids_of(ids)
         with conn.cursor() as cur:
             # Resources before events: every transaction locks the two parents in that order.
             resources = resource_rows(records, seqs, tid)
@@ -705,3 +721,12 @@ def _stored_event(row: Sequence[Any]) -> StoredEvent:
     """(seq, event_time, event_id, packed body) as read from events."""
     seq, event_time, event_id, body = row
     return StoredEvent(seq, event_time, bytes(event_id).decode(), codec.unpack(body))
+
+
+def _term_ids_of(ids: dict[str, int]) -> Callable[[str | None], int | None]:
+    """``tid`` of one batch: its values' ids (every one was interned before the batch is written)."""
+
+    def tid(value: str | None) -> int | None:
+        return None if value is None else ids[value]
+
+    return tid
