@@ -66,6 +66,24 @@ def test_dedupe_is_per_account_and_exact_on_the_event_id(store: EventStore) -> N
     assert ids(find_all(store, WHOLE_DAY, account=OTHER_ACCOUNT)) == ["X"]
 
 
+def test_a_request_id_hash_hit_is_checked_against_the_request_id(store: EventStore) -> None:
+    """requestIds are found by a 64-bit hash; events whose requestIds share one (forced here)
+    must not answer for each other, nor an event with no requestId, nor one whose requestId is
+    not a string (kept in the body, not indexed)."""
+    a = record("RA", requestId="req-A")
+    b = replace(record("RB", requestId="req-B"), request_key=a.request_key)  # a collision
+    c = record("RC", requestId=None)
+    d = record("RD", requestId=12345)
+    e = record("RE", requestId="req-\u00e9\u0000x")
+    assert store.append([a, b, c, d, e]).accepted == [0, 1, 2, 3, 4]
+    # RB is stored under req-A's hash, so a search for req-B (its own hash) cannot reach it: what
+    # matters is that req-A's hash hit does not answer with RB.
+    for wanted, found in (("req-A", ["RA"]), ("req-B", []), ("12345", []), ("req-\u00e9\u0000x", ["RE"])):
+        assert ids(find_all(store, _window(equals={Attr.REQUEST_ID: (wanted,)}))) == found, wanted
+    several = find_all(store, _window(equals={Attr.REQUEST_ID: ("req-A", "req-\u00e9\u0000x", "req-C")}))
+    assert sorted(ids(several)) == ["RA", "RE"]
+
+
 def test_terms_hold_any_text(store: EventStore) -> None:
     # NUL (which PostgreSQL text cannot hold), non-BMP characters, the empty string.
     names = ["a\u0000b", "a\u0000c", "\u00e9t\u00e9", "\U0001f600x", "", " "]

@@ -16,6 +16,8 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+import orjson
+
 from ..model.event import EventRecord
 from ..model.event_text import event_from_json
 from ..model.query import EventFilter, Position, StoredEvent
@@ -24,7 +26,6 @@ from .base import AppendResult, LogEntry, LogLeaf, StoreError, StoreMissing, Sto
 from .budget import current_budget
 from .sql import (
     DAY_BUCKETED_DRIVERS,
-    EVENT_COLUMNS,
     RESOURCE_COLUMNS,
     SQLITE,
     ConnectionTx,
@@ -32,6 +33,7 @@ from .sql import (
     SqlStore,
     apply_migrations,
     day_windows,
+    event_columns,
     event_row,
     leaf_hash,
     resource_rows,
@@ -135,11 +137,27 @@ def _connect(path: str, cache_mib: int = READER_CACHE_MIB) -> sqlite3.Connection
     # copied the hot index pages into the database on nearly every ingest commit. 64 MiB of WAL
     # lets a page changed by many batches be checkpointed once.
     conn.execute("PRAGMA wal_autocheckpoint=16384")
+    conn.create_function("request_id_of", 1, _request_id_of, deterministic=True)
     return conn
 
 
+def _request_id_of(packed: bytes | None) -> str | None:
+    """An event row's requestId, read from its body: the exact check behind a ``request_key`` hit
+    (``SQLITE.request_id_sql``). As the ingest read it: the value if it is a string, else none."""
+    if packed is None:
+        return None
+    try:
+        value = orjson.loads(codec.unpack(packed)).get("requestId")
+    except (orjson.JSONDecodeError, AttributeError, ValueError):
+        return None  # not an object: no requestId, and a query must not fail on one row
+    return value if isinstance(value, str) else None
+
+
 _UPSERT_USAGE = upsert_usage(SQLITE, f"VALUES ({SQLITE.marks(12)})")
-_INSERT_EVENT = f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) VALUES ({SQLITE.marks(len(EVENT_COLUMNS))})"
+_EVENT_COLUMNS = event_columns(SQLITE)
+_INSERT_EVENT = (
+    f"INSERT INTO events ({', '.join(_EVENT_COLUMNS)}) VALUES ({SQLITE.marks(len(_EVENT_COLUMNS))})"
+)
 _INSERT_RESOURCE = (
     f"INSERT INTO event_resources ({', '.join(RESOURCE_COLUMNS)})"
     f" VALUES ({SQLITE.marks(len(RESOURCE_COLUMNS))})"

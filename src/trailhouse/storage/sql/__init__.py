@@ -27,6 +27,7 @@ from .migrate import apply_migrations, split_statements
 from .rows import (
     EVENT_COLUMNS,
     RESOURCE_COLUMNS,
+    event_columns,
     event_row,
     leaf_hash,
     resource_rows,
@@ -53,6 +54,7 @@ __all__ = [
     "build_find",
     "build_usage",
     "day_windows",
+    "event_columns",
     "event_row",
     "leaf_hash",
     "network_text_prefix",

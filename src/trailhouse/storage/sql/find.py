@@ -222,7 +222,8 @@ def build_find(
             else:
                 event_conds.append(f"e.{hash_col} IN ({dialect.marks(len(distinct))})")
                 params_ev.extend(key_hash(v) for v in distinct)
-            event_conds.append(f"e.{text_col} IN ({dialect.marks(len(distinct))})")
+            text_sql = dialect.request_id_sql if attr is Attr.REQUEST_ID else f"e.{text_col}"
+            event_conds.append(f"{text_sql} IN ({dialect.marks(len(distinct))})")
             params_ev.extend(dialect.text(v) for v in distinct)
         elif attr is Attr.SENSITIVE_ACTION:
             flags = {v.lower() for v in values}

@@ -12,6 +12,7 @@ from .dialect import Dialect
 
 __all__ = [
     "EVENT_COLUMNS",
+    "event_columns",
     "PackedRecord",
     "attach_packing",
     "RESOURCE_COLUMNS",
@@ -26,7 +27,8 @@ __all__ = [
     "upsert_usage",
 ]
 
-#: The columns of ``events``, in the order ``event_row`` gives their values.
+#: The columns of ``events``, in the order ``event_row`` gives their values (``event_columns``:
+#: SQLite's rows have no ``request_id``).
 EVENT_COLUMNS = (
     "seq",
     "account",
@@ -49,6 +51,15 @@ EVENT_COLUMNS = (
     "body",
     "leaf",
 )
+
+
+def event_columns(dialect: Dialect) -> tuple[str, ...]:
+    """The ``events`` columns an ingest writes on ``dialect``, in ``event_row`` order."""
+    if dialect.request_id_sql == "e.request_id":
+        return EVENT_COLUMNS
+    return tuple(c for c in EVENT_COLUMNS if c != "request_id")
+
+
 RESOURCE_COLUMNS = ("seq", "account", "event_time", "rtype", "rname")
 #: The columns of ``key_usage``, in the order of ``usage.usage_rows``.
 USAGE_COLUMNS = (
@@ -158,10 +169,16 @@ def event_row(rec: EventRecord, seq: int, tid: TermId, dialect: Dialect) -> tupl
         None if rec.sensitive_action is None else int(rec.sensitive_action),
         tid(rec.error_code),
         dialect.text(rec.event_id),
-        None if rec.request_id is None else dialect.text(rec.request_id),
+        *_request_id(rec, dialect),
         body,
         leaf,
     )
+
+
+def _request_id(rec: EventRecord, dialect: Dialect) -> tuple[object, ...]:
+    if dialect.request_id_sql != "e.request_id":
+        return ()  # read from the body (``Dialect.request_id_sql``)
+    return (None if rec.request_id is None else dialect.text(rec.request_id),)
 
 
 def resource_rows(
