@@ -22,8 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench.dataset import DAY_MS, ensure_dataset
-from bench.ingest_workers import measure
+from bench.ingest_workers import measure, todays_dataset, work_dir
 
 ROOT = Path(__file__).resolve().parent
 #: What per-batch postings would replace (docs/benchmarks.md, "Batch-level layout").
@@ -42,19 +41,8 @@ def main() -> int:
     parser.add_argument("--order", default="full,bare,bare,full")
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
-    end_day = (int(time.time() * 1000) // DAY_MS) * DAY_MS
-    slices = min(100_000, max(1_000, args.events // 10))
-    data = ensure_dataset(
-        ROOT / "data",
-        seed=args.seed,
-        count=args.events,
-        end_day_ms=end_day,
-        http_events=slices,
-        file_events=slices,
-    )
-    work = ROOT / "work"
-    work.mkdir(exist_ok=True)
-    store = work / "fewer-indexes.db"
+    data = todays_dataset(args.events, args.seed)
+    store = work_dir() / "fewer-indexes.db"
     url = f"sqlite:///{store}"
     runs = []
     for layout in args.order.split(","):

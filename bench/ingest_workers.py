@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench.dataset import DAY_MS, ensure_dataset
+from bench.dataset import DAY_MS, Dataset, ensure_dataset
 
 ROOT = Path(__file__).resolve().parent
 TICK = os.sysconf("SC_CLK_TCK")
@@ -95,6 +95,22 @@ def measure(command: list[str], env: dict[str, str]) -> dict[str, object]:
     }
 
 
+def todays_dataset(events: int, seed: int) -> Dataset:
+    """bench.dataset's dataset ending today, with the slices ``bench.run`` uses (N/10, 1k..100k)."""
+    end_day = (int(time.time() * 1000) // DAY_MS) * DAY_MS
+    slices = min(100_000, max(1_000, events // 10))
+    return ensure_dataset(
+        ROOT / "data", seed=seed, count=events, end_day_ms=end_day, http_events=slices, file_events=slices
+    )
+
+
+def work_dir() -> Path:
+    """bench/work/, where the experiments keep their stores (git-ignored)."""
+    work = ROOT / "work"
+    work.mkdir(exist_ok=True)
+    return work
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -104,19 +120,8 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--sqlite-cache-mib", type=int, default=None, help="TRAILHOUSE_SQLITE_CACHE_MIB")
     args = parser.parse_args()
-    end_day = (int(time.time() * 1000) // DAY_MS) * DAY_MS
-    slices = min(100_000, max(1_000, args.events // 10))
-    data = ensure_dataset(
-        ROOT / "data",
-        seed=args.seed,
-        count=args.events,
-        end_day_ms=end_day,
-        http_events=slices,
-        file_events=slices,
-    )
-    work = ROOT / "work"
-    work.mkdir(exist_ok=True)
-    store = work / "ingest-workers.db"
+    data = todays_dataset(args.events, args.seed)
+    store = work_dir() / "ingest-workers.db"
     env = dict(os.environ)
     if args.sqlite_cache_mib:
         env["TRAILHOUSE_SQLITE_CACHE_MIB"] = str(args.sqlite_cache_mib)

@@ -50,10 +50,16 @@ class Dialect:
     #: eventId lookups read ``event_ids`` (hash, account -> seq, time) and then the event's row;
     #: events has no eventId index (PostgreSQL migration 0013). Else they read ``events_key``.
     event_ids_lookup: bool = False
-    #: The requestId of an event row as SQL, for the exact check behind a ``request_key`` hash
-    #: hit. SQLite reads it from the body (``request_id_of``, migration 0014): a column of its own
-    #: took ~37 of the 600 bytes an event may take, for a check that runs on hash hits only.
-    request_id_sql: str = "e.request_id"
+    #: Whether an event row keeps the requestId text for the exact check behind a
+    #: ``request_key`` hash hit. SQLite reads it from the body instead (``request_id_of``,
+    #: migration 0014): a column of its own took ~37 of the 600 bytes an event may take, for a
+    #: check that runs on hash hits only.
+    request_id_in_row: bool = True
+
+    @property
+    def request_id_sql(self) -> str:
+        """The requestId of an event row ``e`` as SQL."""
+        return "e.request_id" if self.request_id_in_row else "request_id_of(e.body)"
 
     def marks(self, n: int) -> str:
         """``n`` placeholders, comma-separated."""
@@ -82,7 +88,7 @@ SQLITE = Dialect(
     day_buckets=True,
     row_keyset=False,
     usage_day=False,
-    request_id_sql="request_id_of(e.body)",
+    request_id_in_row=False,
 )
 
 POSTGRES = Dialect(

@@ -55,7 +55,7 @@ EVENT_COLUMNS = (
 
 def event_columns(dialect: Dialect) -> tuple[str, ...]:
     """The ``events`` columns an ingest writes on ``dialect``, in ``event_row`` order."""
-    if dialect.request_id_sql == "e.request_id":
+    if dialect.request_id_in_row:
         return EVENT_COLUMNS
     return tuple(c for c in EVENT_COLUMNS if c != "request_id")
 
@@ -169,16 +169,14 @@ def event_row(rec: EventRecord, seq: int, tid: TermId, dialect: Dialect) -> tupl
         None if rec.sensitive_action is None else int(rec.sensitive_action),
         tid(rec.error_code),
         dialect.text(rec.event_id),
-        *_request_id(rec, dialect),
+        *(
+            (None if rec.request_id is None else dialect.text(rec.request_id),)
+            if dialect.request_id_in_row
+            else ()
+        ),
         body,
         leaf,
     )
-
-
-def _request_id(rec: EventRecord, dialect: Dialect) -> tuple[object, ...]:
-    if dialect.request_id_sql != "e.request_id":
-        return ()  # read from the body (``Dialect.request_id_sql``)
-    return (None if rec.request_id is None else dialect.text(rec.request_id),)
 
 
 def resource_rows(
