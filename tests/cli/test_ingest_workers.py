@@ -174,7 +174,7 @@ def test_the_reader_stays_within_the_window(tmp_path: Path) -> None:
             assert isinstance(done, Decoded)
             taken += 1
             assert pulled - taken <= pipeline.window
-            seen += [r.event_id for r in done.records]
+            seen += done.unit.event_id
             time.sleep(0.002)  # a writer slower than the workers
     assert taken == 120 and pipeline.max_in_flight == pipeline.window
     assert seen == [f"wk-{i:05d}" for i in range(600)]  # in input order

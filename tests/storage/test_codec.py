@@ -51,24 +51,3 @@ def test_threads_use_their_own_contexts() -> None:
     for t in threads:
         t.join()
     assert not errors
-
-
-def test_a_record_packed_ahead_gives_the_same_row() -> None:
-    """``trailhouse ingest --workers`` packs bodies in its worker processes (``packed_record``): the
-    row either backend writes is the one the store would have built from the plain record."""
-    from trailhouse.model.event import event_from_mapping
-    from trailhouse.model.times import now_ms
-    from trailhouse.storage.sql.dialect import POSTGRES, SQLITE
-    from trailhouse.storage.sql.rows import PackedRecord, event_row, packed_record
-
-    terms: dict[str | None, int] = {}
-
-    def tid(value: str | None) -> int | None:
-        return None if value is None else terms.setdefault(value, len(terms) + 1)
-
-    for event in generate_events(seed=3, count=50, end_ms=now_ms()):
-        record = event_from_mapping(event)
-        packed = packed_record(record)
-        assert isinstance(packed, PackedRecord) and codec.unpack(packed.packed_body) == record.body
-        for dialect in (SQLITE, POSTGRES):
-            assert event_row(packed, 7, tid, dialect) == event_row(record, 7, tid, dialect)

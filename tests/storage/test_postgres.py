@@ -23,12 +23,9 @@ from trailhouse.storage.sql import (
     EVENT_COLUMNS,
     POSTGRES,
     build_usage,
-    event_row,
-    resource_rows,
-    term_values,
 )
-from trailhouse.storage.sql.rows import USAGE_COLUMNS
-from trailhouse.storage.usage import usage_rows
+from trailhouse.storage.sql.rows import USAGE_COLUMNS, Placed
+from trailhouse.storage.units import build_unit
 
 from .conftest import ACCOUNT, OTHER_ACCOUNT, Backend, at, record
 from .test_contract import FILTERS, WHOLE_DAY, dataset, expected, find_all, ids
@@ -367,12 +364,12 @@ def test_usage_upserts_are_hot(pg_store: PostgresStore) -> None:
     assert options == [(["fillfactor=70"],)]
     pg_store.append([record("first", "10:00:00")])
     again = [record("again", "11:00:00")]
-    term_ids = pg_store._intern(term_values(again))
+    units = [build_unit(again)]
+    term_ids = pg_store._intern(set(units[0].terms))
     with psycopg.connect(pg_store.url) as conn, conn.transaction():
         # The ingest transaction itself, on a connection of ours: its statistics are this
         # transaction's, so the count is exact and needs no wait for the statistics collector.
-        accepted, _ = pg_store._append_locked(conn, list(enumerate(again)), term_ids)
-        assert accepted == [0]
+        assert pg_store._append_locked(conn, units, term_ids).accepted == [0]
         row = conn.execute(
             "SELECT pg_stat_get_xact_tuples_updated('key_usage'::regclass),"
             " pg_stat_get_xact_tuples_hot_updated('key_usage'::regclass)"
@@ -454,12 +451,13 @@ def test_an_event_stored_outside_the_log_lock_is_a_duplicate_not_a_second_copy(
     """event_ids is written by COPY: a row another writer commits there without the log lock, after
     this batch's look-up, fails the COPY on the primary key; the batch is retried and reports it."""
     rec = record("outside")
-    term_ids = pg_store._intern(term_values([rec]))
+    unit = build_unit([rec])
+    term_ids = pg_store._intern(set(unit.terms))
     account = term_ids[rec.account_id]
     with psycopg.connect(pg_store.url) as other:
         # The event as a writer that skipped the lock stores it: its row, and its event_ids entry.
         pg_store.ensure_partitions(rec.event_time_ms, rec.event_time_ms)
-        pg_store._copy_rows(other, [rec], [1 << 40], term_ids)
+        pg_store._copy_rows(other, [Placed(unit, [None, *map(term_ids.__getitem__, unit.terms)], [1 << 40])])
         other.execute(
             "INSERT INTO event_ids (event_key, event_time, seq, account, n) VALUES (%s, %s, %s, %s, 0)",
             (rec.event_key, rec.event_time_ms, 1 << 40, account),
@@ -489,7 +487,7 @@ def test_a_hash_without_its_event_row_is_not_a_match(pg_store: PostgresStore) ->
     """A hash hit is compared with the eventId of the event's own row; an entry whose event cannot
     be read matches nothing (the event is stored, never dropped as a duplicate) but keeps its n."""
     rec = record("orphan")
-    account = pg_store._intern(term_values([rec]))[rec.account_id]
+    account = pg_store._intern({rec.account_id})[rec.account_id]
     with psycopg.connect(pg_store.url) as conn:
         conn.execute(
             "INSERT INTO event_ids (event_key, event_time, seq, account, n) VALUES (%s, %s, %s, %s, 0)",
@@ -601,29 +599,30 @@ def test_a_store_from_before_0013_migrates_in_place(
     unique = {(r.account_id, r.event_id): r for r in reversed(dataset())}  # the first of each id
     records = [*reversed(unique.values())]
     records += [replace(record("twin-a"), event_key=77), replace(record("twin-b"), event_key=77)]
-    term_ids = old._intern(term_values(records))
+    unit = build_unit(records)
+    term_ids = old._intern(set(unit.terms))
     old.ensure_partitions(min(r.event_time_ms for r in records), max(r.event_time_ms for r in records))
 
     def tid(value: str | None) -> int | None:
         return None if value is None else term_ids[value]
 
     seqs = list(range(1, len(records) + 1))
+    placed = Placed(unit, [None, *map(term_ids.__getitem__, unit.terms)], seqs)
     # The rows the code before 0013 wrote, by plain INSERTs into the old layout.
     with psycopg.connect(old.url) as conn:
         columns = ", ".join(EVENT_COLUMNS)
-        for rec, seq in zip(records, seqs, strict=True):
+        for rec, seq, event_row in zip(records, seqs, placed.event_rows(POSTGRES), strict=True):
             conn.execute(
-                f"INSERT INTO events ({columns}) VALUES ({', '.join(['%s'] * len(EVENT_COLUMNS))})",
-                event_row(rec, seq, tid, POSTGRES),
+                f"INSERT INTO events ({columns}) VALUES ({', '.join(['%s'] * len(EVENT_COLUMNS))})", event_row
             )
             conn.execute(
                 "INSERT INTO event_ids (account, event_key, event_id, event_time, seq)"
                 " VALUES (%s, %s, %s, %s, %s)",
                 (tid(rec.account_id), rec.event_key, rec.event_id.encode(), rec.event_time_ms, seq),
             )
-        for row in resource_rows(records, seqs, tid):
+        for row in placed.resource_rows():
             conn.execute("INSERT INTO event_resources VALUES (%s, %s, %s, %s, %s)", row)
-        for row in usage_rows(records, seqs, old._term_cache.get):
+        for row in placed.usage_rows():
             conn.execute(
                 f"INSERT INTO key_usage ({', '.join(USAGE_COLUMNS)}) VALUES ({', '.join(['%s'] * 12)})", row
             )

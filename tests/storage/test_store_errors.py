@@ -41,6 +41,7 @@ from trailhouse.storage.base import (
 from trailhouse.storage.budget import query_budget
 from trailhouse.storage.postgres import PostgresStore
 from trailhouse.storage.sqlite import SqliteStore
+from trailhouse.storage.units import build_unit
 
 from .conftest import ACCOUNT, Backend, at, record
 
@@ -57,6 +58,7 @@ TOKEN = ApiToken("tok-err", b"\x07" * 32, (ACCOUNT,), False, (TokenScope.READ,),
 #: Every public method of the store contract, called with plausible arguments.
 CALLS: dict[str, Callable[[EventStore], Any]] = {
     "append": lambda s: s.append([record("late")]),
+    "append_units": lambda s: s.append_units([build_unit([record("later")])]),
     "find_events": lambda s: s.find_events(
         account_id=ACCOUNT, flt=WINDOW, after=None, descending=True, limit=10
     ),
@@ -168,6 +170,7 @@ MAY_BE_NO_OP = {"maintain": lambda s: s.maintain(now_ms=at("10:00:00"))}
 
 WRITES = [
     "append",
+    "append_units",
     "save_access_key",
     "set_access_key_status",
     "delete_access_key",

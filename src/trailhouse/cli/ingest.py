@@ -219,12 +219,12 @@ def ingest(
 
             def write() -> None:
                 nonlocal warnings_shown
-                records = [r for d in held for r in d.records]
+                units = [d.unit for d in held]
                 rejected = [r for d in held for r in d.rejected]
                 warned = [w for d in held for w in d.warnings]
                 held.clear()
                 try:
-                    report = store_valid(store, records, rejected, warned)
+                    report = store_valid(store, units, rejected, warned)
                 except StoreError as exc:
                     raise fail(f"the store failed while ingesting {name}: {exc}") from None
                 for r in report.rejected:

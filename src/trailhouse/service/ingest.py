@@ -21,7 +21,7 @@ import orjson
 from ..model.event import EventInvalid, EventRecord, event_from_mapping
 from ..model.event_text import depth_reason, event_from_json, malformed_json_reason, prepare_event_text
 from ..model.times import DAY_MS, now_ms
-from ..storage.base import EventLog
+from ..storage.base import EventLog, WriteUnit, build_unit
 
 __all__ = [
     "BatchTooLarge",
@@ -468,24 +468,27 @@ def ingest_items(
     ``atomic`` a single bad item stores nothing.
     """
     records, rejected, warnings = validate_items(items, may_write=may_write, limits=limits)
-    return store_valid(store, records, rejected, warnings, atomic=atomic)
+    if atomic and rejected:
+        return IngestReport(rejected=rejected, warnings=warnings)
+    return store_valid(store, [build_unit(records)] if records else [], rejected, warnings)
 
 
 def store_valid(
     store: EventLog,
-    records: Sequence[EventRecord],
+    units: Sequence[WriteUnit],
     rejected: list[Rejection],
     warnings: list[IngestWarning],
     *,
     atomic: bool = False,
 ) -> IngestReport:
-    """Store what ``validate_items`` found valid, in one transaction, and report the whole batch
-    (``trailhouse ingest`` validates in other processes and writes here, in input order)."""
+    """Store what ``validate_items`` found valid, built into units (``build_unit``), in one
+    transaction, and report the whole batch (``trailhouse ingest`` and ``serve`` with decode
+    workers validate and build the units in other processes and write here, in input order)."""
     report = IngestReport(rejected=rejected, warnings=warnings)
     if atomic and report.rejected:
         return report
-    if records:
-        result = store.append(records)
+    if any(u.size for u in units):
+        result = store.append_units(units)
         report.accepted = len(result.accepted)
         report.duplicates = len(result.duplicates)
     return report

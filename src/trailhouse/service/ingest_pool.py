@@ -1,7 +1,8 @@
 """Decode, validate and pack events in worker processes, so that the one writer only writes.
 
 Half of an ingested event's time is Python that needs no store: splitting NDJSON, validating
-(``event_from_json``), zstd-packing the body and hashing its Merkle leaf. Done in the process
+(``event_from_json``), zstd-packing the body, hashing its Merkle leaf, gathering its strings and
+folding its AccessKey usage (``storage.units.build_unit``). Done in the process
 that also writes, it shares one core with SQLite's work; in worker processes it runs beside it
 (docs/benchmarks.md, "Decode in worker processes"). Two doors use it:
 
@@ -12,10 +13,9 @@ that also writes, it shares one core with SQLite's work; in worker processes it 
 * ``serve``'s ``POST /api/v1/events`` with ``TRAILHOUSE_INGEST_WORKERS`` (``BatchDecoder``): one
   request's body (gunzipped, decoded, validated against the token's accounts, packed) per task.
 
-Workers never open the store: they return records (as msgpack, which decodes into records several
-times faster than pickle) with their packing, and the writer appends them. The packing is the SQL
-store's (``storage.sql.rows``: pure functions, no SQL), which is why this one module of the
-service layer may import it (docs/architecture.md, "Who may import whom").
+Workers never open the store: they return each piece as a ``WriteUnit`` (columns, as msgpack),
+and the writer appends the units (``EventLog.append_units``): it maps each unit's distinct strings
+to term ids and zips its columns into rows, never touching an event's fields one by one.
 """
 
 from __future__ import annotations
@@ -38,8 +38,7 @@ from typing import Any
 import msgspec
 
 from ..model.credentials import ApiToken
-from ..model.event import EventRecord
-from ..storage.sql.rows import PackedRecord, attach_packing, packing
+from ..storage.base import WriteUnit, build_unit
 from .ingest import IngestLimits, IngestWarning, Rejection, decode_body, decode_ndjson, validate_items
 
 __all__ = [
@@ -88,10 +87,11 @@ Work = Lines | Items
 
 @dataclass(frozen=True, slots=True)
 class Decoded:
-    """One piece's outcome, as ``validate_items`` gives it, and how many items the piece held."""
+    """One piece's outcome: how many items it held, its valid events built into a unit for the
+    writer, and what ``validate_items`` refused or warned about."""
 
     events: int
-    records: list[EventRecord]
+    unit: WriteUnit
     rejected: list[Rejection]
     warnings: list[IngestWarning]
 
@@ -132,13 +132,11 @@ def decode(work: Work, limits: IngestLimits) -> Decoded:
         else work.items
     )
     records, rejected, warnings = validate_items(items, may_write=EVERYONE, limits=limits)
-    return Decoded(len(items), records, rejected, warnings)
+    return Decoded(len(items), build_unit(records), rejected, warnings)
 
 
 _ENCODER = msgspec.msgpack.Encoder()
-_DECODER = msgspec.msgpack.Decoder(
-    tuple[int, list[PackedRecord], list[bytes], list[bytes], list[Rejection], list[IngestWarning]]
-)
+_DECODER = msgspec.msgpack.Decoder(tuple[int, WriteUnit, list[Rejection], list[IngestWarning]])
 _worker_limits = IngestLimits()
 
 
@@ -164,17 +162,13 @@ def _in_worker(work: Work) -> bytes:
 
 
 def _packed(done: Decoded) -> bytes:
-    # The records as they are and their packing beside them: encoding records is C, building
-    # PackedRecords here would be Python (the writer decodes them as PackedRecords directly).
-    bodies, leaves = packing(done.records)
-    return _ENCODER.encode((done.events, done.records, bodies, leaves, done.rejected, done.warnings))
+    # A unit is columns: msgspec encodes and decodes its lists of ints and bytes in C.
+    return _ENCODER.encode((done.events, done.unit, done.rejected, done.warnings))
 
 
 def unpack(data: bytes) -> Decoded:
-    """What a worker sent back, as records that carry their packing."""
-    events, records, bodies, leaves, rejected, warnings = _DECODER.decode(data)
-    attach_packing(records, bodies, leaves)
-    return Decoded(events, list(records), rejected, warnings)
+    """What a worker sent back."""
+    return Decoded(*_DECODER.decode(data))
 
 
 def _body_in_worker(
@@ -184,7 +178,7 @@ def _body_in_worker(
     with the packing added. A body that cannot be read raises here and again in the server."""
     items = decode_body(body, gzipped=gzipped, max_bytes=max_bytes, max_events=max_events)
     records, rejected, warnings = validate_items(items, may_write=may_write, limits=_worker_limits)
-    return _packed(Decoded(len(items), records, rejected, warnings))
+    return _packed(Decoded(len(items), build_unit(records), rejected, warnings))
 
 
 def _ready() -> int:

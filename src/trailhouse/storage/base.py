@@ -28,9 +28,12 @@ from ..model.query import (
     WindowSummary,
 )
 from ..model.trail import DataEventSelector, HistoryJob, Organization, Trail
+from .units import WriteUnit, build_unit
 
 __all__ = [
     "AppendResult",
+    "WriteUnit",
+    "build_unit",
     "CredentialStore",
     "DeliveryStore",
     "EventLog",
@@ -111,8 +114,13 @@ class EventLog(Protocol):
         """Store the new records of a batch in one transaction, durable when this returns.
 
         A record whose (account, eventId) is already stored, or repeated earlier in the same
-        batch, is a duplicate and changes nothing.
+        batch, is a duplicate and changes nothing. The same as ``append_units([build_unit(records)])``.
         """
+        ...
+
+    def append_units(self, units: Sequence[WriteUnit]) -> AppendResult:
+        """``append`` of the records the units were built from (``storage.units.build_unit``, in
+        decode processes), in order, as one batch: the result's indexes count every unit's events."""
         ...
 
     def find_events(

@@ -37,6 +37,7 @@ Concurrency, which is what differs from SQLite's single writer in one process:
 
 from __future__ import annotations
 
+import itertools
 import math
 import threading
 import time
@@ -71,18 +72,17 @@ from .sql import (
     POSTGRES,
     RESOURCE_COLUMNS,
     ConnectionTx,
+    Placed,
     SqlStore,
+    StoredIds,
     apply_migrations,
-    event_row,
-    leaf_hash,
-    resource_rows,
-    split_batch,
-    term_values,
+    merge_usage,
+    plan_batch,
     upsert_usage,
 )
 from .sql.delivery import DeliverySql
 from .sql.merkle_log import MerkleLogSql, Run
-from .usage import usage_rows
+from .units import WriteUnit, build_unit, leaf_hash
 
 __all__ = ["TERM_ID_MAX", "PostgresStore", "TermIdsExhausted", "month_bounds", "month_of"]
 
@@ -443,18 +443,19 @@ class PostgresStore(SqlStore, MerkleLogSql, DeliverySql):
 
     # -- events --------------------------------------------------------------------------------
     def append(self, records: Sequence[EventRecord]) -> AppendResult:
-        if not records:
+        return self.append_units([build_unit(records)]) if records else AppendResult([], [])
+
+    def append_units(self, units: Sequence[WriteUnit]) -> AppendResult:
+        if not any(u.size for u in units):
             return AppendResult([], [])
-        fresh, duplicates = split_batch(records)
         self._bound_term_cache()
-        ids = self._intern(term_values(rec for _, rec in fresh))
-        months = {month_of(rec.event_time_ms) for _, rec in fresh}
+        ids = self._intern(set().union(*(u.terms for u in units)))
+        months = set(map(month_of, itertools.chain.from_iterable(u.event_time for u in units)))
         for attempt in range(2):
             self._ensure_months(months)
             try:
                 with self._conn() as conn, conn.transaction():
-                    accepted, known = self._append_locked(conn, fresh, ids)
-                return AppendResult(accepted, sorted(duplicates + known))
+                    return self._append_locked(conn, units, ids)
             except StoreError as exc:
                 # No partition for a row (the only check these inserts can violate): retention on
                 # another node dropped a month since we looked. The message is localized; the
@@ -468,20 +469,17 @@ class PostgresStore(SqlStore, MerkleLogSql, DeliverySql):
                 self._months.clear()
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _append_locked(
-        self, conn: Conn, fresh: list[tuple[int, EventRecord]], ids: dict[str, int]
-    ) -> tuple[list[int], list[int]]:
-        """The ingest transaction proper. Returns (accepted indexes, indexes already stored)."""
-        tid = _term_ids_of(ids)
+    def _append_locked(self, conn: Conn, units: Sequence[WriteUnit], ids: dict[str, int]) -> AppendResult:
+        """The ingest transaction proper."""
         # The log lock: held until commit, so seqs commit in the order they are handed out.
         row = conn.execute("SELECT last_seq FROM log_head WHERE id = 1 FOR UPDATE").fetchone()
         assert row is not None
         last_seq: int = row[0]
-        kept, known, slots = self._new_events(conn, fresh, ids)
-        if not kept:
-            return [], known
-        assigned = len(kept)
-        seqs = list(range(last_seq + 1, last_seq + 1 + assigned))
+        taken: dict[tuple[int | None, int], int] = {}  # (account, hash) -> the highest n stored
+        plan = plan_batch(units, ids.__getitem__, lambda keys: self._stored_event_ids(conn, keys, taken))
+        if not plan.placed:
+            return AppendResult([], plan.duplicates)
+        placed = plan.place(last_seq + 1)
         # COPY, not INSERT … ON CONFLICT: under the log lock the look-up above is exact, and the
         # primary key still refuses a second copy of an event. A writer that bypassed the lock
         # makes the COPY fail, the whole transaction with it (nothing written); append() retries
@@ -493,11 +491,13 @@ class PostgresStore(SqlStore, MerkleLogSql, DeliverySql):
             ) as copy,
         ):
             copy.set_types(["int8", "int8", "int8", "int4", "int2"])
-            for (_, r), seq, n in zip(kept, seqs, slots, strict=True):
-                copy.write_row((r.event_key, r.event_time_ms, seq, tid(r.account_id), n))
-        records = [r for _, r in kept]
-        self._copy_rows(conn, records, seqs, ids)
-        usage = sorted(usage_rows(records, seqs, ids.get))
+            for p, slots in zip(placed, _slots(placed, taken), strict=True):
+                for id_row in zip(
+                    p.unit.event_key, p.unit.event_time, p.seqs, p.accounts(), slots, strict=True
+                ):
+                    copy.write_row(id_row)
+        self._copy_rows(conn, placed)
+        usage = sorted(merge_usage([p.usage_rows() for p in placed]))
         if usage:
             # Sorted rows: a fixed lock order, should upserts ever run outside the log lock.
             conn.execute(
@@ -506,65 +506,44 @@ class PostgresStore(SqlStore, MerkleLogSql, DeliverySql):
                 binary=True,
             )
         # Every seq handed out is used: the COPY wrote them all or the transaction failed.
-        conn.execute("UPDATE log_head SET last_seq = %s WHERE id = 1", (last_seq + assigned,))
+        conn.execute("UPDATE log_head SET last_seq = %s WHERE id = 1", (last_seq + plan.events,))
         if self._before_commit is not None:
             self._before_commit()
-        return [i for i, _ in kept], known
+        return AppendResult(plan.accepted, plan.duplicates)
 
-    def _new_events(
-        self, conn: Conn, fresh: list[tuple[int, EventRecord]], ids: dict[str, int]
-    ) -> tuple[list[tuple[int, EventRecord]], list[int], list[int]]:
-        """Which of a batch are not stored yet, under the log lock: (the new ones, the indexes of
-        those stored already, each new one's ``n`` in event_ids).
+    @staticmethod
+    def _stored_event_ids(
+        conn: Conn, keys: list[tuple[int | None, int]], taken: dict[tuple[int | None, int], int]
+    ) -> StoredIds:
+        """The stored eventIds behind (account, eventId hash) pairs, under the log lock; ``taken``
+        gets the highest ``n`` of each pair stored (a row whose event cannot be read matches no
+        eventId, but its n is taken).
 
         event_ids holds hashes only: each hit's eventId is read from its event's row (one probe
-        of the partition its time names) and compared exactly. A new eventId whose hash is
-        taken, in the store or earlier in the batch, gets the next free ``n``.
+        of the partition its time names).
         """
-        tid = _term_ids_of(ids)
-        stored: set[tuple[int, int, bytes]] = set()
-        top: dict[tuple[int, int], int] = {}  # (account, hash) -> the highest n taken
+        found: StoredIds = {}
         for account, key, n, event_id in conn.execute(
             # One primary-key probe per event: as an IN list (or a LATERAL the planner may flatten
             # into a join), a batch of 20k could become a hash join over a scan of all of
             # event_ids, whose cost grows with the store. OFFSET 0 keeps the subquery a probe.
-            # LEFT JOIN: a row whose event cannot be read matches nothing, but its n is taken.
             "SELECT x.account, x.event_key, x.n, e.event_id FROM unnest(%b::int8[], %b::int4[])"
             " AS k(key, account) CROSS JOIN LATERAL (SELECT * FROM event_ids x"
             " WHERE x.event_key = k.key AND x.account = k.account OFFSET 0) x LEFT JOIN LATERAL"
             " (SELECT event_id FROM events e WHERE e.seq = x.seq AND e.event_time = x.event_time"
             " LIMIT 1) e ON true",
-            ([r.event_key for _, r in fresh], [tid(r.account_id) for _, r in fresh]),
+            ([k for _, k in keys], [a for a, _ in keys]),
             binary=True,
         ):
-            top[account, key] = max(n, top.get((account, key), -1))
+            taken[account, key] = max(n, taken.get((account, key), -1))
             if event_id is not None:
-                stored.add((account, key, bytes(event_id)))
-        known: list[int] = []
-        kept: list[tuple[int, EventRecord]] = []
-        slots: list[int] = []
-        for i, r in fresh:
-            account = tid(r.account_id)
-            assert account is not None
-            if (account, r.event_key, r.event_id.encode()) in stored:
-                known.append(i)
-                continue
-            # split_batch left one record per eventId: each one here is new.
-            n = top.get((account, r.event_key), -1) + 1
-            if n > _MAX_COLLISIONS:  # pragma: no cover - 32,768 eventIds on one 64-bit hash
-                raise StoreError("too many eventIds of one account share one 64-bit hash")
-            top[account, r.event_key] = n
-            kept.append((i, r))
-            slots.append(n)
-        return kept, known, slots
+                found.setdefault((account, key), set()).add(bytes(event_id).decode())
+        return found
 
-    def _copy_rows(
-        self, conn: Conn, records: list[EventRecord], seqs: list[int], ids: dict[str, int]
-    ) -> None:
-        tid = _term_ids_of(ids)
+    def _copy_rows(self, conn: Conn, placed: list[Placed]) -> None:
         with conn.cursor() as cur:
             # Resources before events: every transaction locks the two parents in that order.
-            resources = resource_rows(records, seqs, tid)
+            resources = [row for p in placed for row in p.resource_rows()]
             if resources:
                 with cur.copy(
                     f"COPY event_resources ({', '.join(RESOURCE_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
@@ -580,8 +559,9 @@ class PostgresStore(SqlStore, MerkleLogSql, DeliverySql):
                 )
             with cur.copy(f"COPY events ({', '.join(EVENT_COLUMNS)}) FROM STDIN (FORMAT BINARY)") as copy:
                 copy.set_types(_EVENT_TYPES)
-                for rec, seq in zip(records, seqs, strict=True):
-                    copy.write_row(event_row(rec, seq, tid, POSTGRES))
+                for p in placed:
+                    for event_row in p.event_rows(POSTGRES):
+                        copy.write_row(event_row)
 
     def find_events(
         self, *, account_id: str, flt: EventFilter, after: Position | None, descending: bool, limit: int
@@ -723,10 +703,21 @@ def _stored_event(row: Sequence[Any]) -> StoredEvent:
     return StoredEvent(seq, event_time, bytes(event_id).decode(), codec.unpack(body))
 
 
-def _term_ids_of(ids: dict[str, int]) -> Callable[[str | None], int | None]:
-    """``tid`` of one batch: its values' ids (every one was interned before the batch is written)."""
-
-    def tid(value: str | None) -> int | None:
-        return None if value is None else ids[value]
-
-    return tid
+def _slots(placed: list[Placed], taken: dict[tuple[int | None, int], int]) -> list[list[int]]:
+    """Each new event's ``n`` in event_ids, by unit: 0, unless its (account, hash) is taken, in
+    the store or earlier in the batch (another eventId on the same 64-bit hash): the next free."""
+    pairs = [list(zip(p.accounts(), p.unit.event_key, strict=True)) for p in placed]
+    every = [pair for unit_pairs in pairs for pair in unit_pairs]
+    if not taken and len(set(every)) == len(every):
+        return [[0] * len(unit_pairs) for unit_pairs in pairs]
+    slots: list[list[int]] = []
+    for unit_pairs in pairs:
+        unit_slots: list[int] = []
+        for pair in unit_pairs:
+            n = taken.get(pair, -1) + 1
+            if n > _MAX_COLLISIONS:  # pragma: no cover - 32,768 eventIds on one 64-bit hash
+                raise StoreError("too many eventIds of one account share one 64-bit hash")
+            taken[pair] = n
+            unit_slots.append(n)
+        slots.append(unit_slots)
+    return slots

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 import os
 import sqlite3
 import threading
@@ -30,24 +31,23 @@ from .sql import (
     SQLITE,
     ConnectionTx,
     FindQuery,
+    Placed,
     SqlStore,
+    StoredIds,
     apply_migrations,
     day_windows,
     event_columns,
-    event_row,
-    leaf_hash,
-    resource_rows,
-    split_batch,
+    merge_usage,
+    plan_batch,
     split_statements,
     sqlite_day,
-    term_values,
     upsert_usage,
 )
 from .sql.delivery import DeliverySql
 from .sql.merkle_log import MerkleLogSql, Run
 from .sqlite_log import writer_transaction
 from .sqlite_repair import remove_duplicate_events
-from .usage import usage_rows
+from .units import WriteUnit, build_unit, leaf_hash
 
 __all__ = ["SqliteStore"]
 
@@ -167,10 +167,11 @@ _INSERT_RESOURCE = (
 class _PendingBatch:
     """One caller's batch waiting for a group commit, and its outcome."""
 
-    __slots__ = ("done", "error", "records", "result")
+    __slots__ = ("done", "error", "result", "size", "units")
 
-    def __init__(self, records: Sequence[EventRecord]) -> None:
-        self.records = records
+    def __init__(self, units: Sequence[WriteUnit]) -> None:
+        self.units = units
+        self.size = sum(u.size for u in units)
         self.done = False
         self.result: AppendResult | None = None
         self.error: Exception | None = None
@@ -249,10 +250,12 @@ class SqliteStore(SqlStore, MerkleLogSql, DeliverySql):
             (account, access_key),
         ).fetchall()
         records = [event_from_json(codec.unpack(body)) for _, body in rows]
+        unit = build_unit(records)  # one AccessKey's events, each stored once: no repeats
         new_terms: dict[str, int] = {}
-        self._intern(conn, term_values(records) | {""}, new_terms)
+        self._intern(conn, set(unit.terms), new_terms)
         self._term_cache.update(new_terms)
-        usage = usage_rows(records, [seq for seq, _ in rows], self._term_cache.get)
+        ids: list[int | None] = [None, *map(self._term_cache.__getitem__, unit.terms)]
+        usage = Placed(unit, ids, [seq for seq, _ in rows]).usage_rows()
         if usage:
             conn.executemany(_UPSERT_USAGE, usage)
 
@@ -340,8 +343,11 @@ class SqliteStore(SqlStore, MerkleLogSql, DeliverySql):
             new_terms.update((value, term_id) for term_id, value in rows)
 
     # -- events --------------------------------------------------------------------------------
-    @_translated
     def append(self, records: Sequence[EventRecord]) -> AppendResult:
+        return self.append_units([build_unit(records)]) if records else AppendResult([], [])
+
+    @_translated
+    def append_units(self, units: Sequence[WriteUnit]) -> AppendResult:
         """Group commit: batches that arrive while another commits are written together.
 
         A commit costs about the same for one batch as for several (the dirty index pages and the
@@ -349,9 +355,9 @@ class SqliteStore(SqlStore, MerkleLogSql, DeliverySql):
         then in one transaction and hands each its own result. If that shared transaction fails,
         each batch is retried alone, so one caller's failure is never another's.
         """
-        if not records:
+        mine = _PendingBatch(units)
+        if not mine.size:
             return AppendResult([], [])
-        mine = _PendingBatch(records)
         with self._pending_lock:
             self._pending.append(mine)
         # Bounded like the database's own busy wait: while another process holds the file, callers
@@ -384,7 +390,7 @@ class SqliteStore(SqlStore, MerkleLogSql, DeliverySql):
                 batch.fail(StoreError("the store is closed"))
             return
         if len(group) > 1:
-            combined = [rec for batch in group for rec in batch.records]
+            combined = [unit for batch in group for unit in batch.units]
             try:
                 result = self._transaction(combined)
             except Exception as exc:
@@ -395,7 +401,7 @@ class SqliteStore(SqlStore, MerkleLogSql, DeliverySql):
             else:
                 offset = 0
                 for batch in group:
-                    end = offset + len(batch.records)
+                    end = offset + batch.size
                     batch.finish(
                         AppendResult(
                             [i - offset for i in result.accepted if offset <= i < end],
@@ -406,7 +412,7 @@ class SqliteStore(SqlStore, MerkleLogSql, DeliverySql):
                 return
         for n, batch in enumerate(group):
             try:
-                batch.finish(self._transaction(batch.records))
+                batch.finish(self._transaction(batch.units))
             except Exception as exc:
                 if _is_locked(exc):
                     self._fail_locked(group[n:], exc)
@@ -425,64 +431,48 @@ class SqliteStore(SqlStore, MerkleLogSql, DeliverySql):
             if not batch.done:
                 batch.fail(exc)
 
-    def _transaction(self, records: Sequence[EventRecord]) -> AppendResult:
+    def _transaction(self, units: Sequence[WriteUnit]) -> AppendResult:
         conn = self._writer
         new_terms: dict[str, int] = {}
         self._bound_term_cache()
         with _immediate(conn):
-            result = self._append_locked(conn, records, new_terms)
+            result = self._append_locked(conn, units, new_terms)
         # Only committed ids may enter the shared cache.
         self._term_cache.update(new_terms)
         return result
 
     def _append_locked(
-        self, conn: sqlite3.Connection, records: Sequence[EventRecord], new_terms: dict[str, int]
+        self, conn: sqlite3.Connection, units: Sequence[WriteUnit], new_terms: dict[str, int]
     ) -> AppendResult:
-        fresh, duplicates = split_batch(records)
-        self._intern(conn, {rec.account_id for _, rec in fresh}, new_terms)
+        self._intern(conn, set().union(*(u.terms for u in units)), new_terms)
+        cache = self._term_cache
 
-        def tid(value: str | None) -> int | None:
-            if value is None:
-                return None
-            found = self._term_cache.get(value)
+        def tid(value: str) -> int:
+            found = cache.get(value)
             return found if found is not None else new_terms[value]
 
-        kept: list[tuple[int, EventRecord]] = []
-        buckets = [(tid(rec.account_id), rec.event_key) for _, rec in fresh]
-        stored = self._stored_event_ids(conn, buckets)
-        for (index, rec), bucket in zip(fresh, buckets, strict=True):
-            if rec.event_id in stored.get(bucket, ()):
-                duplicates.append(index)
-            else:
-                kept.append((index, rec))
-        if not kept:
-            return AppendResult([], sorted(duplicates))
-
-        self._intern(conn, term_values(rec for _, rec in kept), new_terms)
+        plan = plan_batch(units, tid, lambda keys: self._stored_event_ids(conn, keys))
+        if not plan.placed:
+            return AppendResult([], plan.duplicates)
         first_seq = (conn.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0]) + 1
-        seqs = list(range(first_seq, first_seq + len(kept)))
-        records = [rec for _, rec in kept]
-        conn.executemany(
-            _INSERT_EVENT, [event_row(rec, seq, tid, SQLITE) for rec, seq in zip(records, seqs, strict=True)]
-        )
-        resources = resource_rows(records, seqs, tid)
+        placed = plan.place(first_seq)
+        conn.executemany(_INSERT_EVENT, itertools.chain.from_iterable(p.event_rows(SQLITE) for p in placed))
+        resources = [row for p in placed for row in p.resource_rows()]
         if resources:
             conn.executemany(_INSERT_RESOURCE, resources)
             conn.executemany(
                 "INSERT OR IGNORE INTO account_resource_types (account, rtype) VALUES (?, ?)",
                 {(row[1], row[3]) for row in resources},
             )
-        usage = usage_rows(records, seqs, tid)
+        usage = merge_usage([p.usage_rows() for p in placed])
         if usage:
             conn.executemany(_UPSERT_USAGE, usage)
-        return AppendResult([index for index, _ in kept], sorted(duplicates))
+        return AppendResult(plan.accepted, plan.duplicates)
 
     @staticmethod
-    def _stored_event_ids(
-        conn: sqlite3.Connection, keys: list[tuple[int | None, int]]
-    ) -> dict[tuple[int | None, int], set[str]]:
+    def _stored_event_ids(conn: sqlite3.Connection, keys: list[tuple[int | None, int]]) -> StoredIds:
         """The stored eventIds behind (account, eventId hash), whatever their day, in chunks."""
-        found: dict[tuple[int | None, int], set[str]] = {}
+        found: StoredIds = {}
         by_account: dict[int, list[int]] = {}
         for account, key in keys:
             assert account is not None

@@ -72,7 +72,7 @@ def _flag(raw: str, name: str) -> bool:
 
 def _store_decoded(store: EventLog, data: bytes, atomic: bool) -> IngestReport:
     done = unpack(data)
-    return store_valid(store, done.records, done.rejected, done.warnings, atomic=atomic)
+    return store_valid(store, [done.unit], done.rejected, done.warnings, atomic=atomic)
 
 
 async def ingest_events(request: Request, svc: Services) -> Response:

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from ...model.event import EventRecord, key_hash
+from ...model.event import key_hash
 from ...model.query import Attr, EventFilter, IpNetwork, Position, UsageEntry, UsageKind, UsagePosition
 from .. import codec
 from .dialect import Dialect
@@ -28,7 +28,6 @@ __all__ = [
     "network_text_prefix",
     "prefix_bounds",
     "sqlite_day",
-    "term_values",
     "text_value",
     "usage_entry",
 ]
@@ -344,31 +343,6 @@ def build_time_counts(find: FindQuery, *, origin_ms: int, bucket_ms: int) -> Fin
         inner = f"SELECT e.event_time AS event_time FROM {find.events_source} WHERE {find.where}"
     sql = f"SELECT (h.event_time - {origin}) / {width} AS b, count(*) FROM ({inner}) h GROUP BY b ORDER BY b"
     return FindQuery(sql, list(find.params), find.driver)
-
-
-def term_values(records: Iterable[EventRecord]) -> set[str]:
-    """Every string of a batch that is stored as a term, and the empty term usage rows refer to."""
-    values = {""}
-    for rec in records:
-        values.add(rec.account_id)
-        for value in (
-            rec.event_name,
-            rec.event_type,
-            rec.event_rw,
-            rec.event_category,
-            rec.service_name,
-            rec.user_name,
-            rec.access_key_id,
-            rec.source_ip,
-            rec.role_name,
-            rec.error_code,
-        ):
-            if value is not None:
-                values.add(value)
-        for rtype, rname in rec.resources:
-            values.add(rtype)
-            values.add(rname)
-    return values
 
 
 def build_usage(

@@ -1,34 +1,35 @@
-"""The rows an ingest writes, the same on both backends: events, their resources, AccessKey usage."""
+"""The rows an ingest writes, the same on both backends: events, their resources, AccessKey usage.
+
+The writer's half of ``storage.units``: a unit's distinct strings become term ids once, its
+columns are zipped into rows, its folded usage is merged with the transaction's other units.
+"""
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, fields
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
 
-from ...model.event import EventRecord
-from .. import codec
+from ..units import WriteUnit, select
 from .dialect import Dialect
 
 __all__ = [
     "EVENT_COLUMNS",
-    "event_columns",
-    "PackedRecord",
-    "attach_packing",
     "RESOURCE_COLUMNS",
     "USAGE_COLUMNS",
+    "Placed",
+    "Plan",
+    "StoredIds",
     "TermId",
-    "event_row",
-    "leaf_hash",
-    "packed_record",
-    "packing",
-    "resource_rows",
-    "split_batch",
+    "UsageRow",
+    "event_columns",
+    "merge_usage",
+    "plan_batch",
     "upsert_usage",
 ]
 
-#: The columns of ``events``, in the order ``event_row`` gives their values (``event_columns``:
-#: SQLite's rows have no ``request_id``).
+#: The columns of ``events``, in the order ``Placed.event_rows`` gives their values
+#: (``event_columns``: SQLite's rows have no ``request_id``).
 EVENT_COLUMNS = (
     "seq",
     "account",
@@ -54,14 +55,14 @@ EVENT_COLUMNS = (
 
 
 def event_columns(dialect: Dialect) -> tuple[str, ...]:
-    """The ``events`` columns an ingest writes on ``dialect``, in ``event_row`` order."""
+    """The ``events`` columns an ingest writes on ``dialect``, in ``Placed.event_rows`` order."""
     if dialect.request_id_in_row:
         return EVENT_COLUMNS
     return tuple(c for c in EVENT_COLUMNS if c != "request_id")
 
 
 RESOURCE_COLUMNS = ("seq", "account", "event_time", "rtype", "rname")
-#: The columns of ``key_usage``, in the order of ``usage.usage_rows``.
+#: The columns of ``key_usage``, in the order of ``Placed.usage_rows``.
 USAGE_COLUMNS = (
     "account",
     "access_key",
@@ -79,115 +80,186 @@ USAGE_COLUMNS = (
 _USAGE_KEY = "account, access_key, kind, service, item, item_type"
 
 #: A term's id; None for a missing value (the column is NULL).
-TermId = Callable[[str | None], int | None]
+TermId = Callable[[str], int]
 
-
-_LEAF_PREFIX = hashlib.sha256(b"\x00")
-
-
-def leaf_hash(body: bytes) -> bytes:
-    """The Merkle log's leaf of a stored body, ``SHA-256(0x00 ‖ body)`` (RFC 6962; the tree itself
-    is service/integrity's). Taken at ingest, where the body is in memory before it is packed,
-    and stored with the event so that the log's sequencer reads 32 bytes instead of unpacking."""
-    hasher = _LEAF_PREFIX.copy()  # a hasher primed with the prefix: no copy of the body
-    hasher.update(body)
-    return hasher.digest()
+#: A ``key_usage`` row, in ``USAGE_COLUMNS`` order (term ids, times, a seq, a source, counts).
+UsageRow = tuple[Any, ...]
 
 
 @dataclass(frozen=True, slots=True)
-class PackedRecord(EventRecord):
-    """A record whose stored body (``codec.pack``) and Merkle leaf were computed ahead, off the
-    writer: ``trailhouse ingest`` computes them in its decode processes (``packing``), so the one
-    writer only copies them into the row. Empty until ``attach_packing`` fills them in; an empty
-    one is packed by ``event_row`` as a plain record's is (a packed body is never empty)."""
+class Placed:
+    """A unit whose events are all new, with the store's id for each of its terms (``ids[0]`` is
+    None, a missing value) and each event's seq by rank: it gives its rows."""
 
-    packed_body: bytes = b""
-    leaf: bytes = b""
+    unit: WriteUnit
+    ids: list[int | None]
+    seqs: Sequence[int]
+
+    def _mapped(self, column: list[int]) -> list[int | None]:
+        ids = self.ids
+        return [ids[i] for i in column]
+
+    def event_rows(self, dialect: Dialect) -> Iterator[tuple[object, ...]]:
+        """The ``events`` rows, in ``event_columns(dialect)`` order."""
+        u, m = self.unit, self._mapped
+        event_ids: list[str] | list[bytes] = (
+            [e.encode() for e in u.event_id] if dialect.bytes_text else u.event_id
+        )
+        request_ids: list[list[object]] = []
+        if dialect.request_id_in_row:
+            request_ids.append([None if r is None else dialect.text(r) for r in u.request_id])
+        return zip(
+            self.seqs,
+            m(u.account),
+            u.event_time,
+            u.event_key,
+            u.request_key,
+            m(u.event_name),
+            m(u.event_type),
+            m(u.event_rw),
+            m(u.category),
+            m(u.service),
+            m(u.user_name),
+            m(u.access_key),
+            m(u.source_ip),
+            m(u.role_name),
+            u.sensitive,
+            m(u.error_code),
+            event_ids,
+            *request_ids,
+            u.body,
+            u.leaf,
+            strict=True,
+        )
+
+    def accounts(self) -> list[int | None]:
+        return self._mapped(self.unit.account)
+
+    def resource_rows(self) -> list[tuple[int, int | None, int, int | None, int | None]]:
+        """The ``event_resources`` rows, in ``RESOURCE_COLUMNS`` order."""
+        u, ids, seqs = self.unit, self.ids, self.seqs
+        if not u.resources:
+            return []
+        accounts, times = self.accounts(), u.event_time
+        return [(seqs[r], accounts[r], times[r], ids[t], ids[n]) for r, t, n in u.resources]
+
+    def usage_rows(self) -> list[UsageRow]:
+        """The unit's folded usage, in ``USAGE_COLUMNS`` order."""
+        ids, seqs = self.ids, self.seqs
+        return [
+            (ids[a], ids[k], kind, ids[s], ids[i], ids[t], first, last, seqs[rank], source, calls, failed)
+            for a, k, kind, s, i, t, first, last, rank, source, calls, failed in self.unit.usage
+        ]
 
 
-_RECORD_FIELDS = tuple(f.name for f in fields(EventRecord))
+def merge_usage(parts: Sequence[list[UsageRow]]) -> list[UsageRow]:
+    """Usage rows of units in seq order folded into one row per key, as ``fold_usage`` folds a
+    unit: one upsert per key and transaction."""
+    if len(parts) == 1:
+        return parts[0]
+    merged: dict[tuple[object, ...], list[Any]] = {}
+    for part in parts:
+        for row in part:
+            key = row[:6]
+            now = merged.get(key)
+            if now is None:
+                merged[key] = list(row[6:])
+                continue
+            first, last, seq, source, calls, failed = row[6:]
+            if first < now[0]:
+                now[0] = first
+            if last >= now[1]:  # a later unit's call wins a tie, as a later seq does
+                now[1], now[2], now[3] = last, seq, source
+            now[4] += calls
+            now[5] += failed
+    return [(*key, *rest) for key, rest in merged.items()]
 
 
-def packing(records: Sequence[EventRecord]) -> tuple[list[bytes], list[bytes]]:
-    """The packed bodies and the leaves of records, in their order."""
-    return [codec.pack(r.body) for r in records], [leaf_hash(r.body) for r in records]
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What a transaction writes of its units: each unit with only its new events and its term
+    ids, and the outcome of every event by its index in the whole batch."""
+
+    placed: list[tuple[WriteUnit, list[int | None]]]
+    accepted: list[int]
+    duplicates: list[int]
+
+    @property
+    def events(self) -> int:
+        return sum(u.events for u, _ in self.placed)
+
+    def place(self, first_seq: int) -> list[Placed]:
+        """The units with consecutive seqs from ``first_seq``, in order."""
+        placed: list[Placed] = []
+        for unit, ids in self.placed:
+            placed.append(Placed(unit, ids, range(first_seq, first_seq + unit.events)))
+            first_seq += unit.events
+        return placed
 
 
-def attach_packing(records: Sequence[PackedRecord], bodies: Sequence[bytes], leaves: Sequence[bytes]) -> None:
-    """Give records decoded without it (msgspec leaves the defaults) the packing computed with them
-    in another process: setting two fields costs a tenth of building each record again."""
-    set_field = object.__setattr__  # as the dataclass's own __init__ sets a frozen field
-    for rec, body, leaf in zip(records, bodies, leaves, strict=True):
-        set_field(rec, "packed_body", body)
-        set_field(rec, "leaf", leaf)
+#: (account id, eventId hash) -> the eventIds stored under it.
+StoredIds = dict[tuple[int | None, int], set[str]]
 
 
-def packed_record(rec: EventRecord) -> PackedRecord:
-    return PackedRecord(
-        **{name: getattr(rec, name) for name in _RECORD_FIELDS},
-        packed_body=codec.pack(rec.body),
-        leaf=leaf_hash(rec.body),
-    )
-
-
-def split_batch(records: Sequence[EventRecord]) -> tuple[list[tuple[int, EventRecord]], list[int]]:
-    """(index, record) of each first (account, eventId) of a batch, and the indexes repeating one."""
-    fresh: list[tuple[int, EventRecord]] = []
+def plan_batch(
+    units: Sequence[WriteUnit],
+    term_id: TermId,
+    stored: Callable[[list[tuple[int | None, int]]], StoredIds],
+) -> Plan:
+    """Which events of a transaction's units are new. An event is a duplicate if its (account,
+    eventId) repeats one earlier in the batch (in its unit: the unit's ``repeats``; or in an earlier
+    unit) or is stored already: ``stored`` answers that for (account id, eventId hash) pairs.
+    ``term_id`` gives the id of each term, interned beforehand."""
+    offsets: list[int] = []
     duplicates: list[int] = []
-    seen: set[tuple[str, str]] = set()
-    for index, rec in enumerate(records):
-        ident = (rec.account_id, rec.event_id)
-        if ident in seen:
-            duplicates.append(index)
-        else:
-            seen.add(ident)
-            fresh.append((index, rec))
-    return fresh, duplicates
-
-
-def event_row(rec: EventRecord, seq: int, tid: TermId, dialect: Dialect) -> tuple[object, ...]:
-    """The ``events`` row of a record, in ``EVENT_COLUMNS`` order."""
-    if isinstance(rec, PackedRecord) and rec.packed_body:
-        body, leaf = rec.packed_body, rec.leaf
-    else:
-        body, leaf = codec.pack(rec.body), leaf_hash(rec.body)
-    return (
-        seq,
-        tid(rec.account_id),
-        rec.event_time_ms,
-        rec.event_key,
-        rec.request_key,
-        tid(rec.event_name),
-        tid(rec.event_type),
-        tid(rec.event_rw),
-        tid(rec.event_category),
-        tid(rec.service_name),
-        tid(rec.user_name),
-        tid(rec.access_key_id),
-        tid(rec.source_ip),
-        tid(rec.role_name),
-        None if rec.sensitive_action is None else int(rec.sensitive_action),
-        tid(rec.error_code),
-        dialect.text(rec.event_id),
-        *(
-            (None if rec.request_id is None else dialect.text(rec.request_id),)
-            if dialect.request_id_in_row
-            else ()
-        ),
-        body,
-        leaf,
+    offset = 0
+    for unit in units:
+        offsets.append(offset)
+        duplicates += [offset + i for i in unit.repeats]
+        offset += unit.size
+    ids = [[None, *map(term_id, unit.terms)] for unit in units]
+    accounts = [[i[a] for a in unit.account] for unit, i in zip(units, ids, strict=True)]
+    dropped: list[set[int]] = [set() for _ in units]
+    if len(units) > 1:
+        every = [e for unit in units for e in unit.event_id]
+        if len(set(every)) != len(every):  # rare: look at (account, eventId) pairs only then
+            seen: set[tuple[int | None, str]] = set()
+            for unit, acc, drop in zip(units, accounts, dropped, strict=True):
+                for rank, pair in enumerate(zip(acc, unit.event_id, strict=True)):
+                    if pair in seen:
+                        drop.add(rank)
+                    seen.add(pair)
+    found = stored(
+        [
+            pair
+            for unit, acc in zip(units, accounts, strict=True)
+            for pair in zip(acc, unit.event_key, strict=True)
+        ]
     )
-
-
-def resource_rows(
-    records: Sequence[EventRecord], seqs: Sequence[int], tid: TermId
-) -> list[tuple[int, int | None, int, int | None, int | None]]:
-    """The ``event_resources`` rows of records stored under ``seqs``, in ``RESOURCE_COLUMNS`` order."""
-    return [
-        (seq, tid(rec.account_id), rec.event_time_ms, tid(rtype), tid(rname))
-        for rec, seq in zip(records, seqs, strict=True)
-        for rtype, rname in rec.resources
-    ]
+    if found:
+        for unit, acc, drop in zip(units, accounts, dropped, strict=True):
+            for rank, (a, k, e) in enumerate(zip(acc, unit.event_key, unit.event_id, strict=True)):
+                if e in found.get((a, k), ()):
+                    drop.add(rank)
+    placed: list[tuple[WriteUnit, list[int | None]]] = []
+    accepted: list[int] = []
+    for unit, i, drop, offset in zip(units, ids, dropped, offsets, strict=True):
+        if unit.repeats:
+            repeats = set(unit.repeats)
+            index_of: Sequence[int] = [n for n in range(unit.size) if n not in repeats]
+        else:
+            index_of = range(unit.size)
+        keep: Sequence[int]
+        if drop:
+            keep = [r for r in range(unit.events) if r not in drop]
+            duplicates += [offset + index_of[r] for r in drop]
+            unit = select(unit, keep)
+        else:
+            keep = range(unit.events)
+        accepted += [offset + index_of[r] for r in keep]
+        if unit.events:
+            placed.append((unit, i))
+    return Plan(placed, accepted, sorted(duplicates))
 
 
 def upsert_usage(dialect: Dialect, source: str) -> str:
