@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import multiprocessing
 import os
 import signal
@@ -281,8 +282,8 @@ def start_pool(workers: int, limits: IngestLimits) -> tuple[ProcessPoolExecutor,
 
 
 class DecoderLost(RuntimeError):
-    """A decode process stopped (killed, out of memory) while it held a request's batch: nothing
-    of that batch was stored, and the next request gets a new pool."""
+    """A request's batch could not be decoded because decode processes stopped (killed, out of
+    memory) twice under it: nothing of that batch was stored, and the next request gets a new pool."""
 
 
 class BatchDecoder:
@@ -290,9 +291,13 @@ class BatchDecoder:
     request's body per task, so that the server's process only receives, writes and answers.
 
     The pool starts with ``start`` (every worker at once: the first requests do not wait for
-    processes) or with the first request. A pool broken by a lost worker fails the requests it
-    held with ``DecoderLost`` and is replaced by a new one for the next.
+    processes) or with the first request. A pool broken by a lost worker (one that held a batch,
+    or an idle one: either breaks the whole pool) is replaced by a new one, and the batches it
+    held are decoded again there, once; a batch whose second pool breaks too fails with
+    ``DecoderLost``.
     """
+
+    _log = logging.getLogger("trailhouse.error")
 
     def __init__(
         self, workers: int, limits: IngestLimits, *, max_body_bytes: int, max_batch_events: int
@@ -319,18 +324,36 @@ class BatchDecoder:
     async def decode(self, body: bytes, *, gzipped: bool, may_write: Writable) -> bytes:
         """The body's items decoded, judged and packed in a worker, as ``unpack`` reads them.
         Raises as ``decode_body`` does for a body that cannot be read, ``DecoderLost`` when the
-        worker was lost."""
+        pool broke under it twice."""
         pool = self._current()
         try:
-            future = pool.submit(
-                _body_in_worker, body, gzipped, self.max_body_bytes, self.max_batch_events, may_write
-            )
-            return await asyncio.wrap_future(future)
+            return await self._decode_in(pool, body, gzipped, may_write)
+        except BrokenProcessPool:
+            if self._discard(pool):
+                # The operator should know (a worker killed by the OOM killer leaves no other trace).
+                self._log.warning(
+                    "ingest: a decode process stopped; its pool was replaced and the batches it held "
+                    "are decoded again"
+                )
+        # Decoding is pure (no store, no side effect): the batch is decoded again, in a new pool.
+        # Once: a body that kills its worker must not take down pool after pool.
+        pool = self._current()
+        try:
+            return await self._decode_in(pool, body, gzipped, may_write)
         except BrokenProcessPool as exc:
             self._discard(pool)
             raise DecoderLost(
-                "a decode process stopped while it held this batch; nothing of it was stored: send it again"
+                "decode processes stopped twice while they held this batch; nothing of it was stored: "
+                "send it again"
             ) from exc
+
+    async def _decode_in(
+        self, pool: ProcessPoolExecutor, body: bytes, gzipped: bool, may_write: Writable
+    ) -> bytes:
+        future = pool.submit(
+            _body_in_worker, body, gzipped, self.max_body_bytes, self.max_batch_events, may_write
+        )
+        return await asyncio.wrap_future(future)
 
     def pids(self) -> list[int]:
         """The worker processes running now (for tests and benchmarks)."""
@@ -359,15 +382,17 @@ class BatchDecoder:
                 self.pools_started += 1
             return self._pool
 
-    def _discard(self, broken: ProcessPoolExecutor) -> None:
+    def _discard(self, broken: ProcessPoolExecutor) -> bool:
+        """Drop a broken pool; False when another request dropped it first."""
         with self._lock:
             if self._pool is not broken:
-                return  # another request found it broken first
+                return False
             self._pool = None
             alive, self._writer_alive = self._writer_alive, None
         broken.shutdown(wait=False, cancel_futures=True)
         if alive is not None:
             alive.close()  # any worker of it still alive exits
+        return True
 
 
 #: Bytes a pool pipe holds: a piece's lines (~1.1 MB) or its result (~1.5 MB) in one or two reads.
