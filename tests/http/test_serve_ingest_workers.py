@@ -27,11 +27,13 @@ import orjson
 import pytest
 from typer.testing import CliRunner
 
+from tests._worker_deaths import half_a_result
 from tests.conftest import BACKENDS, LiveServer, free_port, pg_schema_url
 from trailhouse import settings as settings_module
 from trailhouse.cli import app as cli_app
 from trailhouse.model.credentials import TokenScope
 from trailhouse.model.times import now_ms
+from trailhouse.service import ingest_pool
 from trailhouse.service.credentials import create_token
 from trailhouse.settings import Settings
 from trailhouse.storage import open_store
@@ -277,6 +279,30 @@ def test_a_worker_killed_mid_request_costs_a_retry_and_twice_a_503(
         assert (again.json()["accepted"], again.json()["duplicates"]) == (6000, 0)
         assert decoder.pools_started == 3
     assert not killed & set(decoder.pids()) and not any(_alive(pid) for pid in killed)
+
+
+def test_a_body_whose_every_worker_dies_is_a_503_even_halfway_through_a_result(
+    server_factory: Callable[..., LiveServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each worker that takes the batch dies while it sends the result back (a worker runs the
+    function it is sent by reference: this one sends half a message, then SIGKILLs itself). The
+    pool's thread, left reading the rest, would never see the loss; the decoder breaks the pool
+    itself, decodes again in a new one, and after the second loss answers 503, nothing stored."""
+    monkeypatch.setattr(ingest_pool, "WEDGE_CHECK_S", 0.2)
+    server = server_factory(ingest_workers=1)
+    decoder = server.services.decoder
+    secret = create_token(server.store, account_ids=(), all_accounts=True, scopes=(TokenScope.INGEST,)).secret
+    monkeypatch.setattr(ingest_pool, "_body_in_worker", half_a_result)
+    started = time.monotonic()
+    response = _post(server, secret, "", {}, _ndjson([_event(i) for i in range(20)]))
+    assert response.status_code == 503, response.text
+    assert "nothing of it was stored" in response.json()["error"]["message"]
+    assert time.monotonic() - started < 20 and server.store.count_events() == 0
+    assert decoder.pools_started == 2
+    monkeypatch.undo()  # workers decode again: the next request is served by a new pool
+    again = _post(server, secret, "", {}, _ndjson([_event(i) for i in range(20)]))
+    assert again.status_code == 200 and again.json()["accepted"] == 20, again.text
+    assert decoder.pools_started == 3
 
 
 def test_an_idle_worker_killed_costs_the_next_request_nothing(

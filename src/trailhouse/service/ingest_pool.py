@@ -258,7 +258,8 @@ class Pipeline:
 
     def _settle(self, item: Future[bytes] | Work | Any) -> Decoded | Any:
         if isinstance(item, Future):
-            return unpack(item.result())
+            assert self._pool is not None  # a future comes from the pool
+            return unpack(_result_of(item, self._pool))
         if isinstance(item, Lines | Items):
             return decode(item, self.limits)
         return item
@@ -279,6 +280,51 @@ def start_pool(workers: int, limits: IngestLimits) -> tuple[ProcessPoolExecutor,
     )
     _widen_pipes(pool)
     return pool, writer_alive
+
+
+#: How long a result is waited for before the pool is checked for a lost worker that its own
+#: thread has not noticed (``_unwedge``). A piece takes ~50 ms, a 10,000-event request ~0.3 s.
+WEDGE_CHECK_S = 2.0
+
+
+def _result_of(future: Future[bytes], pool: ProcessPoolExecutor) -> bytes:
+    """``future.result()``, which a worker lost at the wrong moment cannot make wait forever."""
+    while True:
+        try:
+            return future.result(timeout=WEDGE_CHECK_S)
+        except TimeoutError:
+            _unwedge(pool)
+
+
+def _unwedge(pool: ProcessPoolExecutor) -> None:
+    """Break a pool whose own thread cannot see that a worker was lost.
+
+    A result larger than the pipe (a piece's is ~1.5 MB) is written in parts. A worker killed
+    between them leaves the pool's thread (CPython 3.11) in ``recv`` for the rest of a message that
+    never comes: this process holds a writing end of the result pipe itself, so no end of file
+    arrives, and the thread never looks at the workers' sentinels again. No future ends, and
+    ``shutdown(wait=True)`` would wait for that thread forever: a killed worker hung ``trailhouse
+    ingest`` (seen 3 times in 60 kills at random moments on a loaded box). So, when a worker is
+    dead: stop the others (the pool is broken anyway: its thread would terminate them) and close
+    this process's writing end. The thread's read then ends, and the pool breaks as it would have:
+    every pending future fails with BrokenProcessPool. Nothing here blocks, or reads from a
+    sentinel (the pool's thread may be reading it). The attributes are the pool's private ones:
+    if they move, this does nothing."""
+    if getattr(pool, "_shutdown_thread", True):
+        return  # shut down (its workers exit as they finish), or already known to be broken
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    try:
+        sentinels = [p.sentinel for p in processes]
+    except ValueError:  # closed: the pool is shut down
+        return
+    if not sentinels or not multiprocessing.connection.wait(sentinels, timeout=0):
+        return  # every worker alive: the result is only slow
+    for process in processes:
+        with contextlib.suppress(OSError, ValueError):  # already gone, or closed by the pool
+            process.kill()
+    writer = getattr(getattr(pool, "_result_queue", None), "_writer", None)
+    if isinstance(writer, Connection):
+        writer.close()
 
 
 class DecoderLost(RuntimeError):
@@ -350,10 +396,18 @@ class BatchDecoder:
     async def _decode_in(
         self, pool: ProcessPoolExecutor, body: bytes, gzipped: bool, may_write: Writable
     ) -> bytes:
-        future = pool.submit(
-            _body_in_worker, body, gzipped, self.max_body_bytes, self.max_batch_events, may_write
+        future = asyncio.wrap_future(
+            pool.submit(_body_in_worker, body, gzipped, self.max_body_bytes, self.max_batch_events, may_write)
         )
-        return await asyncio.wrap_future(future)
+        try:
+            # As ``_result_of``: a worker lost while it wrote a large result must not leave the
+            # request, and every later one, waiting forever.
+            while not (await asyncio.wait({future}, timeout=WEDGE_CHECK_S))[0]:
+                _unwedge(pool)
+        except asyncio.CancelledError:
+            future.cancel()  # the request ended: a batch not started is dropped, as before
+            raise
+        return future.result()
 
     def pids(self) -> list[int]:
         """The worker processes running now (for tests and benchmarks)."""
