@@ -109,7 +109,8 @@ class Settings:
     data_dir: str | None = setting(
         None,
         "DATA_DIR",
-        "where a generated master key is kept (directory created 0700, key 0600)",
+        "where the master key generated with the store is kept, and looked for (directory created 0700, "
+        "key 0600)",
         shown="the SQLite file's folder, else `$XDG_DATA_HOME/trailhouse`, else "
         "`~/.local/share/trailhouse` (never the working directory)",
     )
@@ -117,7 +118,8 @@ class Settings:
         None,
         "MASTER_KEY",
         "base64 of 32 bytes; seals AccessKey secrets at rest (AES-256-GCM). **Several nodes must share it**",
-        shown="generated once into `<data dir>/master.key` (mode 0600)",
+        shown="generated into `<data dir>/master.key` (mode 0600) by the command that creates the store; "
+        "never beside an existing store",
     )
     redis_url: str | None = setting(
         None, "REDIS", "share nonces and throttling between nodes", flag="--redis", shown="none (in process)"

@@ -6,6 +6,7 @@ writer; a worker killed or Ctrl-C ends the command with a clear error and whole 
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import os
@@ -13,14 +14,17 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import orjson
 import pytest
 from typer.testing import CliRunner
 
+from tests._worker_deaths import half_a_result
 from tests.conftest import BACKENDS, pg_schema_url
 from trailhouse.cli import app
 from trailhouse.demo.generate import generate_events, write_ndjson
@@ -180,6 +184,37 @@ def test_the_reader_stays_within_the_window(tmp_path: Path) -> None:
     assert seen == [f"wk-{i:05d}" for i in range(600)]  # in input order
 
 
+def test_a_worker_lost_halfway_through_its_result_breaks_the_pipeline(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A worker killed while it writes a result larger than the pipe left the pool's thread reading
+    the rest forever (CPython 3.11): no future ended, and ``trailhouse ingest`` hung (once in a
+    test run, 3 in 60 kills at random moments). The pipeline now breaks such a pool itself: the
+    lost piece raises BrokenProcessPool, as any lost worker does, and the pool shuts down."""
+    monkeypatch.setattr(ingest_pool, "WEDGE_CHECK_S", 0.2)
+    monkeypatch.setattr(ingest_pool, "_in_worker", half_a_result)  # sent by reference: the worker runs it
+    lines = [_line(_event(i)) for i in range(20)]
+    outcome: list[BaseException | None] = []
+
+    def ingest() -> None:
+        try:
+            with Pipeline(1, IngestLimits(), batch=20) as pipeline:
+                pipeline.piece = 5
+                list(pipeline.run(Lines(lines[s : s + 5], s, s + 1, 5) for s in range(0, 20, 5)))
+        except BaseException as exc:  # noqa: BLE001 - what it raised is the answer
+            outcome.append(exc)
+        else:
+            outcome.append(None)
+
+    # In a thread: without the fix it never returns, and the test must still end.
+    runner = threading.Thread(target=ingest, daemon=True)
+    runner.start()
+    runner.join(timeout=30)
+    assert not runner.is_alive(), "the pipeline hung on a worker lost halfway through its result"
+    (raised,) = outcome
+    assert isinstance(raised, BrokenProcessPool), raised
+
+
 def _stored_count(url: str) -> int:
     store = open_store(url)
     try:
@@ -248,8 +283,14 @@ def test_a_stop_in_the_middle_leaves_whole_transactions(tmp_path: Path, how: str
             os.kill(proc.pid, signal.SIGKILL)
         _, err = proc.communicate(timeout=60)
     finally:
+        # However the test ends (a timeout above included), nothing of the command outlives it: a
+        # process left running would fail a later test of this worker with a ResourceWarning.
         if proc.poll() is None:
-            proc.kill()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)  # its group: the writer, its forkserver, its workers
+            proc.wait()
+        if proc.stderr is not None:
+            proc.stderr.close()
     message = " ".join(err.decode().split())
     stored = _stored_count(url)
     assert 0 < stored < 40_000 and stored % 1000 == 0  # whole transactions

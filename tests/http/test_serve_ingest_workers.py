@@ -1,8 +1,9 @@
 """``POST /api/v1/events`` with TRAILHOUSE_INGEST_WORKERS: decoding in worker processes changes
 nothing a client or the store can see. Every kind of batch (valid, invalid, atomic, gzip, over a
 limit, events of an account the token may not write) gets the same status and the same bytes as
-in one process, on both backends, and the stored logs are the same; a decode process killed in
-the middle of a request is a 503 that stores nothing, and the next request gets a new pool; a
+in one process, on both backends, and the stored logs are the same; a decode process killed, busy
+or idle, costs a new pool and a second decoding of the batches it held; killed twice under one
+request, a 503 that stores nothing, and the next request gets a new pool; a
 setting that cannot work stops ``serve`` before it starts; the server's processes leave none
 behind, whether it is stopped or killed, with one uvicorn process or several."""
 
@@ -19,17 +20,20 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import orjson
 import pytest
 from typer.testing import CliRunner
 
+from tests._worker_deaths import half_a_result
 from tests.conftest import BACKENDS, LiveServer, free_port, pg_schema_url
 from trailhouse import settings as settings_module
 from trailhouse.cli import app as cli_app
 from trailhouse.model.credentials import TokenScope
 from trailhouse.model.times import now_ms
+from trailhouse.service import ingest_pool
 from trailhouse.service.credentials import create_token
 from trailhouse.settings import Settings
 from trailhouse.storage import open_store
@@ -221,37 +225,109 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def test_a_worker_killed_mid_request_is_a_503_that_stores_nothing(
-    server_factory: Callable[..., LiveServer], tmp_path: Path
-) -> None:
-    server = server_factory(ingest_workers=1, max_batch_events=10_000, max_body_bytes=32 * 2**20)
-    decoder = server.services.decoder
-    secret = create_token(server.store, account_ids=(), all_accounts=True, scopes=(TokenScope.INGEST,)).secret
-    body = _ndjson([_event(i, eventName=f"Op{i}") for i in range(6000)])  # ~0.2-0.5 s of a worker's CPU
-    deadline = time.monotonic() + 20
-    while not decoder.pids():
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
-    (worker,) = decoder.pids()
+def _kill_when_busy(decoder: Any, spared: set[int], deadline: float, poster: threading.Thread) -> int:
+    """Kill -9 the worker of ``decoder``'s (one-worker) pool that is not in ``spared`` once it is
+    decoding (its CPU rises), and answer its pid."""
+    while not (fresh := [p for p in decoder.pids() if p not in spared]):
+        assert time.monotonic() < deadline and poster.is_alive()
+        time.sleep(0.002)
+    (worker,) = fresh
     idle_cpu = _cpu(worker)
-    answer: list[httpx.Response] = []
-    poster = threading.Thread(target=lambda: answer.append(_post(server, secret, "", {}, body)))
-    poster.start()
     while _cpu(worker) <= idle_cpu + 0.02:  # it has the batch and is working on it
         assert time.monotonic() < deadline and poster.is_alive()
         time.sleep(0.002)
     os.kill(worker, signal.SIGKILL)
+    return worker
+
+
+@pytest.mark.parametrize("kills", [1, 2])
+def test_a_worker_killed_mid_request_costs_a_retry_and_twice_a_503(
+    server_factory: Callable[..., LiveServer], kills: int
+) -> None:
+    """Decoding is pure, so a batch whose worker is lost is decoded again in a new pool: one loss
+    is a 200, stored once. Losing the second pool's worker too is a 503 that stores nothing (a
+    body that killed every worker would be; a test kills them by hand)."""
+    server = server_factory(ingest_workers=1, max_batch_events=10_000, max_body_bytes=32 * 2**20)
+    decoder = server.services.decoder
+    secret = create_token(server.store, account_ids=(), all_accounts=True, scopes=(TokenScope.INGEST,)).secret
+    body = _ndjson([_event(i, eventName=f"Op{i}") for i in range(6000)])  # ~0.2-0.5 s of a worker's CPU
+    deadline = time.monotonic() + 30
+    while not decoder.pids():
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    answer: list[httpx.Response] = []
+    poster = threading.Thread(target=lambda: answer.append(_post(server, secret, "", {}, body)))
+    poster.start()
+    killed: set[int] = set()
+    for _ in range(kills):  # the first pool's worker, then the retry's in the next pool
+        killed.add(_kill_when_busy(decoder, killed, deadline, poster))
     poster.join(timeout=30)
     (response,) = answer
+    if kills == 1:
+        assert response.status_code == 200, response.text
+        assert (response.json()["accepted"], response.json()["duplicates"]) == (6000, 0)
+        assert server.store.count_events() == 6000 and decoder.pools_started == 2
+    else:
+        assert response.status_code == 503, response.text
+        error = response.json()["error"]
+        assert error["code"] == "ServiceUnavailable"
+        assert "nothing of it was stored" in error["message"] and "send it again" in error["message"]
+        assert server.store.count_events() == 0
+        # The next request gets a new pool, and the same batch is stored whole, once.
+        again = _post(server, secret, "", {}, body)
+        assert again.status_code == 200, again.text
+        assert (again.json()["accepted"], again.json()["duplicates"]) == (6000, 0)
+        assert decoder.pools_started == 3
+    assert not killed & set(decoder.pids()) and not any(_alive(pid) for pid in killed)
+
+
+def test_a_body_whose_every_worker_dies_is_a_503_even_halfway_through_a_result(
+    server_factory: Callable[..., LiveServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each worker that takes the batch dies while it sends the result back (a worker runs the
+    function it is sent by reference: this one sends half a message, then SIGKILLs itself). The
+    pool's thread, left reading the rest, would never see the loss; the decoder breaks the pool
+    itself, decodes again in a new one, and after the second loss answers 503, nothing stored."""
+    monkeypatch.setattr(ingest_pool, "WEDGE_CHECK_S", 0.2)
+    server = server_factory(ingest_workers=1)
+    decoder = server.services.decoder
+    secret = create_token(server.store, account_ids=(), all_accounts=True, scopes=(TokenScope.INGEST,)).secret
+    monkeypatch.setattr(ingest_pool, "_body_in_worker", half_a_result)
+    started = time.monotonic()
+    response = _post(server, secret, "", {}, _ndjson([_event(i) for i in range(20)]))
     assert response.status_code == 503, response.text
-    error = response.json()["error"]
-    assert error["code"] == "ServiceUnavailable"
-    assert "nothing of it was stored" in error["message"] and "send it again" in error["message"]
-    assert server.store.count_events() == 0
-    # The next request gets a new pool, and the same batch is stored whole, once.
-    again = _post(server, secret, "", {}, body)
-    assert again.status_code == 200, again.text
-    assert (again.json()["accepted"], again.json()["duplicates"]) == (6000, 0)
+    assert "nothing of it was stored" in response.json()["error"]["message"]
+    assert time.monotonic() - started < 20 and server.store.count_events() == 0
+    assert decoder.pools_started == 2
+    monkeypatch.undo()  # workers decode again: the next request is served by a new pool
+    again = _post(server, secret, "", {}, _ndjson([_event(i) for i in range(20)]))
+    assert again.status_code == 200 and again.json()["accepted"] == 20, again.text
+    assert decoder.pools_started == 3
+
+
+def test_an_idle_worker_killed_costs_the_next_request_nothing(
+    server_factory: Callable[..., LiveServer],
+) -> None:
+    """A lost worker breaks its whole pool, even one that held nothing; the next batch finds the
+    pool broken, and is decoded in a new one."""
+    server = server_factory(ingest_workers=1)
+    decoder = server.services.decoder
+    secret = create_token(server.store, account_ids=(), all_accounts=True, scopes=(TokenScope.INGEST,)).secret
+    deadline = time.monotonic() + 30
+    while not decoder.pids():
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    (worker,) = decoder.pids()
+    broken = decoder._pool
+    os.kill(worker, signal.SIGKILL)
+    # The pool's own thread marks it broken (its private flag): the request meets a broken pool.
+    while not getattr(broken, "_broken", False):
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    response = _post(server, secret, "", {}, _ndjson([_event(i) for i in range(20)]))
+    assert response.status_code == 200, response.text
+    assert (response.json()["accepted"], response.json()["duplicates"]) == (20, 0)
+    assert server.store.count_events() == 20
     assert decoder.pools_started == 2 and worker not in decoder.pids() and not _alive(worker)
 
 

@@ -21,8 +21,16 @@ from rich.markup import escape
 from ..model.query import EventFilter
 from ..model.times import TimeFormatError, parse_event_time
 from ..render.table import Column, RowWriter
-from ..service.secrets import MasterKeyError, Sealer, check_master_key, key_source, load_master_key
-from ..settings import Settings, SettingsError
+from ..service.secrets import (
+    MasterKeyError,
+    MasterKeyMissing,
+    Sealer,
+    check_master_key,
+    has_master_key,
+    key_source,
+    load_master_key,
+)
+from ..settings import Settings, SettingsError, sqlite_path_from_url
 from ..storage import open_store
 from ..storage.base import EventStore, StoreError, StoreMissing
 
@@ -96,15 +104,26 @@ def safe_url(url: str) -> str:
     return url
 
 
-def open_or_fail(settings: Settings, *, create: bool = True, missing_hint: str = "") -> EventStore:
-    """The store; ``create=False`` for commands that only read what is there."""
+def open_or_fail(
+    settings: Settings, *, create: bool = True, missing_hint: str = "", with_key: bool = True
+) -> EventStore:
+    """The store; ``create=False`` for commands that only read what is there.
+
+    A store this call creates gets its master key too when none is configured or kept in the data
+    directory: a key is made with its store and nowhere else (``sealer_or_fail`` never makes one).
+    Beside a store that exists, a new key would open none of the secrets sealed before it (a store
+    copied to another folder, a mistyped TRAILHOUSE_DATA_DIR) and seal new ones no other node can
+    open. ``with_key=False`` for a store that receives secrets sealed elsewhere (``copy``'s target)."""
+    data_dir = settings.resolved_data_dir()
     try:
-        return open_store(
-            settings.db_url,
-            retention_days=settings.retention_days,
-            create=create,
-            sqlite_cache_mib=settings.sqlite_cache_mib,
-        )
+        if not (create and with_key) or has_master_key(settings.master_key, data_dir):
+            return _open_store(settings, create=create)
+        if sqlite_path_from_url(settings.db_url) != ":memory:":  # an in-memory store is always new
+            try:
+                return _open_store(settings, create=False)  # it exists: its key is kept elsewhere
+            except StoreMissing:
+                pass
+        store = _open_store(settings, create=True)
     except StoreMissing:
         raise fail(
             f"no store at {safe_url(settings.db_url)}: nothing has been ingested there; "
@@ -112,6 +131,21 @@ def open_or_fail(settings: Settings, *, create: bool = True, missing_hint: str =
         ) from None
     except StoreError as exc:
         raise fail(str(exc)) from None
+    try:
+        load_master_key(settings.master_key, data_dir, create=True)
+    except MasterKeyError as exc:
+        store.close()
+        raise fail(str(exc)) from None
+    return store
+
+
+def _open_store(settings: Settings, *, create: bool) -> EventStore:
+    return open_store(
+        settings.db_url,
+        retention_days=settings.retention_days,
+        create=create,
+        sqlite_cache_mib=settings.sqlite_cache_mib,
+    )
 
 
 @contextlib.contextmanager
@@ -125,8 +159,15 @@ def opened(settings: Settings, *, create: bool = True) -> Iterator[EventStore]:
 
 
 def sealer_or_fail(settings: Settings) -> Sealer:
+    """The master key's sealer; never a new key (``open_or_fail`` makes one with a new store)."""
     try:
-        return Sealer(load_master_key(settings.master_key, settings.resolved_data_dir()))
+        return Sealer(load_master_key(settings.master_key, settings.resolved_data_dir(), create=False))
+    except MasterKeyMissing as exc:
+        raise fail(
+            f"{exc} for the existing store {safe_url(settings.db_url)} (a key is generated only with a "
+            "new store): point TRAILHOUSE_DATA_DIR at the directory holding the master.key its AccessKey "
+            "secrets were sealed with, or set TRAILHOUSE_MASTER_KEY to that key"
+        ) from None
     except MasterKeyError as exc:
         raise fail(str(exc)) from None
 

@@ -24,18 +24,21 @@ def demo(
     from ..service.insights.config import thresholds_from
 
     settings = load_settings(db)
-    # The demo trail delivers into a bucket of the directory of buckets (or the S3 endpoint).
-    objects = open_object_storage(settings)
-    bucket = "trailhouse-demo"
-    try:
-        objects.create_bucket(bucket)
-    except ObjectStorageError as exc:
-        raise fail(f"cannot create the demo trail's bucket {bucket!r} in {objects.location}: {exc}") from None
-    files = f"{objects.location}/{bucket}" if isinstance(objects, DirectoryStorage) else f"s3://{bucket}"
     with opened(settings) as store:
+        sealer = sealer_or_fail(settings)  # a store without its key is refused before anything is made
+        # The demo trail delivers into a bucket of the directory of buckets (or the S3 endpoint).
+        objects = open_object_storage(settings)
+        bucket = "trailhouse-demo"
+        try:
+            objects.create_bucket(bucket)
+        except ObjectStorageError as exc:
+            raise fail(
+                f"cannot create the demo trail's bucket {bucket!r} in {objects.location}: {exc}"
+            ) from None
+        files = f"{objects.location}/{bucket}" if isinstance(objects, DirectoryStorage) else f"s3://{bucket}"
         loaded = load_demo(
             store,
-            sealer_or_fail(settings),
+            sealer,
             count=count,
             now=now_ms(),
             trail_bucket=bucket,

@@ -171,7 +171,6 @@ def _serve(
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    sealer = sealer_or_fail(settings)  # create or check the master key before the first request needs it
     options = uvicorn_options(settings)
     if workers > 1:
         # Nonces and throttling must be one across processes, and workers are started by name.
@@ -180,9 +179,10 @@ def _serve(
         import dataclasses
         import os
 
+        # A new store gets its master key here, before the workers start and need it.
         store = open_or_fail(settings)
         try:
-            check_sealer(settings, sealer, store)
+            check_sealer(settings, sealer_or_fail(settings), store)
         finally:
             store.close()
         from ..api.app import insights_worker_for
@@ -202,13 +202,16 @@ def _serve(
             if insights is not None:
                 insights.stop()
         return
+    # Opened here, not by create_app: a new store gets its master key with it (open_or_fail), and
+    # an existing one without its key is refused before the app would need the key.
+    store = open_or_fail(settings)
     try:
-        application = create_app(settings)
-    except StoreError as exc:
-        raise fail(str(exc)) from None
-    store = application.state.services.store
-    try:
+        sealer = sealer_or_fail(settings)
         check_sealer(settings, sealer, store)
+        application = create_app(settings, store, close_store=True)
+    except StoreError as exc:
+        store.close()
+        raise fail(str(exc)) from None
     except typer.Exit:
         store.close()
         raise

@@ -46,7 +46,8 @@ def migrate(
         bool,
         typer.Option(
             "--create",
-            help="Create the store if there is none: a new SQLite file, or an empty schema's tables.",
+            help="Create the store if there is none (a new SQLite file, or an empty schema's tables) "
+            "and its master key, unless one is set or kept (docs/deployment.md).",
         ),
     ] = False,
 ) -> None:
@@ -112,7 +113,8 @@ def copy(
 
     src = open_or_fail(load_settings(source), create=False)
     try:
-        dst = open_or_fail(load_settings(target))
+        # No master key beside a new target: the AccessKeys arrive sealed with the source's key.
+        dst = open_or_fail(load_settings(target), with_key=False)
     except typer.Exit:
         src.close()
         raise

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import multiprocessing
 import os
 import signal
@@ -251,7 +252,8 @@ class Pipeline:
 
     def _settle(self, item: Future[bytes] | Work | Any) -> Decoded | Any:
         if isinstance(item, Future):
-            return unpack(item.result())
+            assert self._pool is not None  # a future comes from the pool
+            return unpack(_result_of(item, self._pool))
         if isinstance(item, Lines | Items):
             return decode(item, self.limits)
         return item
@@ -274,9 +276,54 @@ def start_pool(workers: int, limits: IngestLimits) -> tuple[ProcessPoolExecutor,
     return pool, writer_alive
 
 
+#: How long a result is waited for before the pool is checked for a lost worker that its own
+#: thread has not noticed (``_unwedge``). A piece takes ~50 ms, a 10,000-event request ~0.3 s.
+WEDGE_CHECK_S = 2.0
+
+
+def _result_of(future: Future[bytes], pool: ProcessPoolExecutor) -> bytes:
+    """``future.result()``, which a worker lost at the wrong moment cannot make wait forever."""
+    while True:
+        try:
+            return future.result(timeout=WEDGE_CHECK_S)
+        except TimeoutError:
+            _unwedge(pool)
+
+
+def _unwedge(pool: ProcessPoolExecutor) -> None:
+    """Break a pool whose own thread cannot see that a worker was lost.
+
+    A result larger than the pipe (a piece's is ~1.5 MB) is written in parts. A worker killed
+    between them leaves the pool's thread (CPython 3.11) in ``recv`` for the rest of a message that
+    never comes: this process holds a writing end of the result pipe itself, so no end of file
+    arrives, and the thread never looks at the workers' sentinels again. No future ends, and
+    ``shutdown(wait=True)`` would wait for that thread forever: a killed worker hung ``trailhouse
+    ingest`` (seen 3 times in 60 kills at random moments on a loaded box). So, when a worker is
+    dead: stop the others (the pool is broken anyway: its thread would terminate them) and close
+    this process's writing end. The thread's read then ends, and the pool breaks as it would have:
+    every pending future fails with BrokenProcessPool. Nothing here blocks, or reads from a
+    sentinel (the pool's thread may be reading it). The attributes are the pool's private ones:
+    if they move, this does nothing."""
+    if getattr(pool, "_shutdown_thread", True):
+        return  # shut down (its workers exit as they finish), or already known to be broken
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    try:
+        sentinels = [p.sentinel for p in processes]
+    except ValueError:  # closed: the pool is shut down
+        return
+    if not sentinels or not multiprocessing.connection.wait(sentinels, timeout=0):
+        return  # every worker alive: the result is only slow
+    for process in processes:
+        with contextlib.suppress(OSError, ValueError):  # already gone, or closed by the pool
+            process.kill()
+    writer = getattr(getattr(pool, "_result_queue", None), "_writer", None)
+    if isinstance(writer, Connection):
+        writer.close()
+
+
 class DecoderLost(RuntimeError):
-    """A decode process stopped (killed, out of memory) while it held a request's batch: nothing
-    of that batch was stored, and the next request gets a new pool."""
+    """A request's batch could not be decoded because decode processes stopped (killed, out of
+    memory) twice under it: nothing of that batch was stored, and the next request gets a new pool."""
 
 
 class BatchDecoder:
@@ -284,9 +331,13 @@ class BatchDecoder:
     request's body per task, so that the server's process only receives, writes and answers.
 
     The pool starts with ``start`` (every worker at once: the first requests do not wait for
-    processes) or with the first request. A pool broken by a lost worker fails the requests it
-    held with ``DecoderLost`` and is replaced by a new one for the next.
+    processes) or with the first request. A pool broken by a lost worker (one that held a batch,
+    or an idle one: either breaks the whole pool) is replaced by a new one, and the batches it
+    held are decoded again there, once; a batch whose second pool breaks too fails with
+    ``DecoderLost``.
     """
+
+    _log = logging.getLogger("trailhouse.error")
 
     def __init__(
         self, workers: int, limits: IngestLimits, *, max_body_bytes: int, max_batch_events: int
@@ -313,18 +364,44 @@ class BatchDecoder:
     async def decode(self, body: bytes, *, gzipped: bool, may_write: Writable) -> bytes:
         """The body's items decoded, judged and packed in a worker, as ``unpack`` reads them.
         Raises as ``decode_body`` does for a body that cannot be read, ``DecoderLost`` when the
-        worker was lost."""
+        pool broke under it twice."""
         pool = self._current()
         try:
-            future = pool.submit(
-                _body_in_worker, body, gzipped, self.max_body_bytes, self.max_batch_events, may_write
-            )
-            return await asyncio.wrap_future(future)
+            return await self._decode_in(pool, body, gzipped, may_write)
+        except BrokenProcessPool:
+            if self._discard(pool):
+                # The operator should know (a worker killed by the OOM killer leaves no other trace).
+                self._log.warning(
+                    "ingest: a decode process stopped; its pool was replaced and the batches it held "
+                    "are decoded again"
+                )
+        # Decoding is pure (no store, no side effect): the batch is decoded again, in a new pool.
+        # Once: a body that kills its worker must not take down pool after pool.
+        pool = self._current()
+        try:
+            return await self._decode_in(pool, body, gzipped, may_write)
         except BrokenProcessPool as exc:
             self._discard(pool)
             raise DecoderLost(
-                "a decode process stopped while it held this batch; nothing of it was stored: send it again"
+                "decode processes stopped twice while they held this batch; nothing of it was stored: "
+                "send it again"
             ) from exc
+
+    async def _decode_in(
+        self, pool: ProcessPoolExecutor, body: bytes, gzipped: bool, may_write: Writable
+    ) -> bytes:
+        future = asyncio.wrap_future(
+            pool.submit(_body_in_worker, body, gzipped, self.max_body_bytes, self.max_batch_events, may_write)
+        )
+        try:
+            # As ``_result_of``: a worker lost while it wrote a large result must not leave the
+            # request, and every later one, waiting forever.
+            while not (await asyncio.wait({future}, timeout=WEDGE_CHECK_S))[0]:
+                _unwedge(pool)
+        except asyncio.CancelledError:
+            future.cancel()  # the request ended: a batch not started is dropped, as before
+            raise
+        return future.result()
 
     def pids(self) -> list[int]:
         """The worker processes running now (for tests and benchmarks)."""
@@ -353,15 +430,17 @@ class BatchDecoder:
                 self.pools_started += 1
             return self._pool
 
-    def _discard(self, broken: ProcessPoolExecutor) -> None:
+    def _discard(self, broken: ProcessPoolExecutor) -> bool:
+        """Drop a broken pool; False when another request dropped it first."""
         with self._lock:
             if self._pool is not broken:
-                return  # another request found it broken first
+                return False
             self._pool = None
             alive, self._writer_alive = self._writer_alive, None
         broken.shutdown(wait=False, cancel_futures=True)
         if alive is not None:
             alive.close()  # any worker of it still alive exits
+        return True
 
 
 #: Bytes a pool pipe holds: a piece's lines (~1.1 MB) or its result (~1.5 MB) in one or two reads.

@@ -12,7 +12,15 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from ..storage.base import CredentialStore
 
-__all__ = ["MasterKeyError", "Sealer", "check_master_key", "key_source", "load_master_key"]
+__all__ = [
+    "MasterKeyError",
+    "MasterKeyMissing",
+    "Sealer",
+    "check_master_key",
+    "has_master_key",
+    "key_source",
+    "load_master_key",
+]
 
 _KEY_FILE = "master.key"
 
@@ -21,8 +29,25 @@ class MasterKeyError(Exception):
     pass
 
 
-def load_master_key(configured: str | None, data_dir: Path) -> bytes:
-    """The configured key (base64 of 32 bytes), else the one in data_dir, generated there once (0600)."""
+class MasterKeyMissing(MasterKeyError):
+    """No key is configured and none is kept in the data directory, where none may be made."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(f"no master key at {path}")
+        self.path = path
+
+
+def has_master_key(configured: str | None, data_dir: Path) -> bool:
+    """Whether a key is configured or kept in data_dir (valid or not: loading says)."""
+    return bool(configured) or (data_dir / _KEY_FILE).exists()
+
+
+def load_master_key(configured: str | None, data_dir: Path, *, create: bool = True) -> bytes:
+    """The configured key (base64 of 32 bytes), else the one in data_dir, generated there once (0600).
+
+    ``create=False`` raises MasterKeyMissing instead of generating: the CLI makes a key only with
+    a new store (cli/common.py, ``open_or_fail``), never beside one that exists, whose secrets were
+    sealed with a key kept elsewhere."""
     if configured:
         try:
             key = base64.b64decode(configured, validate=True)
@@ -32,6 +57,8 @@ def load_master_key(configured: str | None, data_dir: Path) -> bytes:
             raise MasterKeyError("TRAILHOUSE_MASTER_KEY must be 32 bytes, base64-encoded")
         return key
     path = data_dir / _KEY_FILE
+    if not path.exists() and not create:
+        raise MasterKeyMissing(path)
     if not path.exists():
         _make_private_dir(data_dir)
         encoded = base64.b64encode(secrets.token_bytes(32))

@@ -262,6 +262,8 @@ class Gateway:
 
 def build_gateway(svc: Services) -> Gateway:
     settings = svc.settings
+    # `serve` has found the key, or made it with a new store, before building the app (cli/common.py,
+    # open_or_fail); an app built in code (the test emulator, tests) may make one in its data directory.
     sealer = Sealer(load_master_key(settings.master_key, settings.resolved_data_dir()))
     limits = open_limits(settings.redis_url, settings.redis_prefix)
     return Gateway(svc, sealer, limits)
