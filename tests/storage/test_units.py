@@ -150,8 +150,7 @@ def test_units_of_any_cut_merge_into_the_fold_of_the_whole() -> None:
         cuts = sorted(rng.sample(range(1, len(records)), 6))
         parts, start = [], 0
         for end in [*cuts, len(records)]:
-            unit = build_unit(records[start:end])
-            parts.append(_as_text(unit, seqs[start:end]).usage_rows())
+            parts.append(_as_text(build_unit(records[start:end]), seqs[start:end]))
             start = end
         assert _usage(merge_usage(parts)) == whole
 

@@ -497,7 +497,7 @@ class PostgresStore(SqlStore, MerkleLogSql, DeliverySql):
                 ):
                     copy.write_row(id_row)
         self._copy_rows(conn, placed)
-        usage = sorted(merge_usage([p.usage_rows() for p in placed]))
+        usage = sorted(merge_usage(placed))
         if usage:
             # Sorted rows: a fixed lock order, should upserts ever run outside the log lock.
             conn.execute(

@@ -464,7 +464,7 @@ class SqliteStore(SqlStore, MerkleLogSql, DeliverySql):
                 "INSERT OR IGNORE INTO account_resource_types (account, rtype) VALUES (?, ?)",
                 {(row[1], row[3]) for row in resources},
             )
-        usage = merge_usage([p.usage_rows() for p in placed])
+        usage = merge_usage(placed)
         if usage:
             conn.executemany(_UPSERT_USAGE, usage)
         return AppendResult(plan.accepted, plan.duplicates)

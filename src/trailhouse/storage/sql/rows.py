@@ -152,24 +152,25 @@ class Placed:
         ]
 
 
-def merge_usage(parts: Sequence[list[UsageRow]]) -> list[UsageRow]:
-    """Usage rows of units in seq order folded into one row per key, as ``fold_usage`` folds a
-    unit: one upsert per key and transaction."""
-    if len(parts) == 1:
-        return parts[0]
-    merged: dict[tuple[object, ...], list[Any]] = {}
-    for part in parts:
-        for row in part:
-            key = row[:6]
+def merge_usage(placed: Sequence[Placed]) -> list[UsageRow]:
+    """The usage rows of a transaction's units (in seq order), one row per key, as ``fold_usage``
+    folds a unit: one upsert per key and transaction. Mapped and merged in one pass: no row of a
+    unit is built only to be merged away."""
+    if len(placed) == 1:
+        return placed[0].usage_rows()
+    merged: dict[tuple[Any, ...], list[Any]] = {}
+    for p in placed:
+        ids, seqs = p.ids, p.seqs
+        for a, k, kind, s, i, t, first, last, rank, source, calls, failed in p.unit.usage:
+            key = (ids[a], ids[k], kind, ids[s], ids[i], ids[t])
             now = merged.get(key)
             if now is None:
-                merged[key] = list(row[6:])
+                merged[key] = [first, last, seqs[rank], source, calls, failed]
                 continue
-            first, last, seq, source, calls, failed = row[6:]
             if first < now[0]:
                 now[0] = first
             if last >= now[1]:  # a later unit's call wins a tie, as a later seq does
-                now[1], now[2], now[3] = last, seq, source
+                now[1], now[2], now[3] = last, seqs[rank], source
             now[4] += calls
             now[5] += failed
     return [(*key, *rest) for key, rest in merged.items()]
