@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.dataset import read_batches
+from bench.ingest_workers import todays_dataset
 from bench.loadgen import http_ingest
 from bench.profiles import PySpy, py_spy_binary, summarize_collapsed
 from bench.server import Server, run_cli
@@ -36,7 +37,6 @@ from bench.server import Server, run_cli
 ROOT = Path(__file__).resolve().parent
 TICK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
-DATASET = Path("/work/main/bench/data/s7-n1000000-e20261207-h100000-f100000")
 
 
 def _stat(pid: int) -> list[str]:
@@ -227,7 +227,12 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--order", default="0,1,1,0", help="--ingest-workers values, run in this order")
-    parser.add_argument("--dataset", type=Path, default=DATASET, help="a bench.dataset directory")
+    parser.add_argument(
+        "--dataset",
+        type=Path,
+        default=None,
+        help="a bench.dataset directory (default: today's 1M one, made if missing)",
+    )
     parser.add_argument("--producers", type=int, default=4)
     parser.add_argument("--batch", type=int, default=1000, help="events per request")
     parser.add_argument("--limit", type=int, default=None, help="post only the first N requests")
@@ -241,6 +246,8 @@ def main() -> int:
     args = parser.parse_args()
     work = ROOT / "work"
     work.mkdir(exist_ok=True)
+    if args.dataset is None:
+        args.dataset = Path(todays_dataset(1_000_000, 7).directory)
     template = None if args.pg_url else _template(work, args.dataset)
     manifest = json.loads((args.dataset / "manifest.json").read_text())
     batches = read_batches(manifest["slice_http"]["path"], args.batch)[: args.limit]
