@@ -29,9 +29,8 @@ class SettingsError(ValueError):
 
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 #: TRAILHOUSE_INGEST_WORKERS when not set (docs/benchmarks.md, "Decode in worker processes for
-#: `serve`"): the cores but one, at most this many, and none below this many cores.
+#: `serve`", "Write units"): the cores but one, at most this many.
 INGEST_WORKERS_AUTO_MAX = 2
-INGEST_WORKERS_AUTO_MIN_CORES = 3
 INGEST_WORKERS_MAX = 128
 
 
@@ -148,9 +147,8 @@ class Settings:
         "processes (per server process) that gunzip, decode, validate and pack `POST /api/v1/events` "
         "batches while the server's process writes; `0` does it all in the server's process",
         flag="--ingest-workers",
-        shown=f"the cores but one (with `serve --workers N`, each process's share of them but one), at most "
-        f"{INGEST_WORKERS_AUTO_MAX}; `0` with fewer than "
-        f"{INGEST_WORKERS_AUTO_MIN_CORES} cores",
+        shown=f"for `serve`, the cores but one (with `serve --workers N`, each process's share of them but "
+        f"one), at most {INGEST_WORKERS_AUTO_MAX}; `0` for an app embedded elsewhere (`trailhouse.testing`)",
         kind=int,
     )
     throttle_lookup_events: float = setting(
@@ -567,13 +565,10 @@ class Settings:
     def resolved_ingest_workers(self, processes: int = 1) -> int:
         """TRAILHOUSE_INGEST_WORKERS, else what this host's cores make worth it for each of
         ``processes`` server processes (``serve --workers``): its share of the cores but its own,
-        at most INGEST_WORKERS_AUTO_MAX, none on a host of fewer than INGEST_WORKERS_AUTO_MIN_CORES."""
+        at most INGEST_WORKERS_AUTO_MAX."""
         if self.ingest_workers is not None:
             return self.ingest_workers
-        cores = _cores()
-        if cores < INGEST_WORKERS_AUTO_MIN_CORES:
-            return 0
-        return max(0, min(cores // max(1, processes) - 1, INGEST_WORKERS_AUTO_MAX))
+        return max(0, min(_cores() // max(1, processes) - 1, INGEST_WORKERS_AUTO_MAX))
 
     def resolved_data_dir(self) -> Path:
         """TRAILHOUSE_DATA_DIR; else beside the SQLite file (the key travels with the data it opens);

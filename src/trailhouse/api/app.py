@@ -176,7 +176,9 @@ def create_app(
     from ..service.integrity.keys import load_log_signer
 
     signer = load_log_signer(settings.log_key, settings.resolved_data_dir())
-    decode_workers = settings.resolved_ingest_workers()
+    # Unset means none here: `serve` resolves the host's default (Settings.resolved_ingest_workers)
+    # before it builds the app, so an app embedded in a test or an emulator forks no processes.
+    decode_workers = settings.ingest_workers or 0
     svc = Services(
         settings=settings,
         store=store,

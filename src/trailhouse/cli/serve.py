@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from typing import Annotated
 
@@ -51,8 +52,7 @@ def serve(
             "--ingest-workers",
             help="Processes (per worker process) that decode and validate POST /api/v1/events "
             "batches while the server writes; 0 does it in the server's process.",
-            show_default="the cores but one (with --workers, each process's share but one), "
-            "at most 2; 0 below 3 cores",
+            show_default="the cores but one (with --workers, each process's share but one), at most 2",
         ),
     ] = None,
     log_level: Annotated[str | None, typer.Option(help="debug, info, warning, error.")] = None,
@@ -176,7 +176,6 @@ def _serve(
         # Nonces and throttling must be one across processes, and workers are started by name.
         if not settings.redis_url:
             raise fail("--workers above 1 needs --redis: nonces and throttling must be shared by the workers")
-        import dataclasses
         import os
 
         # A new store gets its master key here, before the workers start and need it.
@@ -208,6 +207,9 @@ def _serve(
     try:
         sealer = sealer_or_fail(settings)
         check_sealer(settings, sealer, store)
+        # The host's default decode pool is the server's to choose; an app built elsewhere (tests,
+        # trailhouse.testing) forks none unless TRAILHOUSE_INGEST_WORKERS asks.
+        settings = dataclasses.replace(settings, ingest_workers=settings.resolved_ingest_workers())
         application = create_app(settings, store, close_store=True)
     except StoreError as exc:
         store.close()
