@@ -35,6 +35,20 @@ def run_cli(*args: str, env: dict[str, str]) -> str:
     return proc.stdout.decode()
 
 
+def _is_decode_pool(pid: int) -> bool:
+    """A process of serve's decode pool (its forkserver, its resource tracker), not a worker."""
+    try:
+        return b"multiprocessing" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
+def workers_of(pid: int) -> list[int]:
+    """``pid``'s live children but its decode pool's processes (``serve`` on 2 cores or more
+    decodes ingest in them): the Insights workers it runs."""
+    return [child for child in children_of(pid) if not _is_decode_pool(child)]
+
+
 def children_of(pid: int) -> list[int]:
     """Live processes whose parent is ``pid`` (zombies are dead: they only wait to be reaped)."""
     found = []
@@ -198,7 +212,7 @@ def worker_of(node: Node, serve: subprocess.Popen[bytes], not_pid: int | None = 
         if (
             isinstance(pid, int)
             and pid != not_pid
-            and pid in children_of(serve.pid)
+            and pid in workers_of(serve.pid)
             and not status.get("stopped")
         ):
             return pid
@@ -212,7 +226,8 @@ def test_serve_runs_the_worker_restarts_it_and_leaves_none(node: Callable[..., N
     n = node()
     serve = n.serve()
     worker = worker_of(n, serve)
-    assert children_of(serve.pid) == [worker]  # one worker, a child of the server
+    assert workers_of(serve.pid) == [worker]  # one worker, a child of the server
+    pool = [p for p in children_of(serve.pid) if p != worker]  # the decode pool, if any
     assert niceness(worker) == min(19, niceness(serve.pid) + 10)  # ingest first when the CPU is short
     n.enable()
     first = n.stop_logging("mallory")
@@ -239,6 +254,7 @@ def test_serve_runs_the_worker_restarts_it_and_leaves_none(node: Callable[..., N
     serve.send_signal(signal.SIGTERM)
     assert serve.wait(timeout=60) in (0, -signal.SIGTERM)
     assert not alive(second_worker), "the worker outlived the server"
+    assert not [p for p in pool if alive(p)], "the decode pool outlived the server"
     assert n.status() is not None and n.status()["stopped"] == "stopped by SIGTERM"  # type: ignore[index]
 
 
@@ -262,7 +278,7 @@ def test_the_standalone_worker_detects_beside_a_server_without_one(
     serve = n.serve(TRAILHOUSE_INSIGHTS_DETECTOR="off")
     worker = n.start("insights", "worker")
     n.enable()
-    assert children_of(serve.pid) == []  # the server runs none
+    assert workers_of(serve.pid) == []  # the server runs none
     event_id = n.stop_logging("mallory")
     wait_for("the insight", lambda: n.insight_for(event_id))
     wait_for("both records delivered", lambda: len(receiver.received) >= 3)
