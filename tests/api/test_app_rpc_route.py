@@ -3,10 +3,9 @@ middleware: the answer must be the one the routed path gives, byte for byte, hea
 
 from __future__ import annotations
 
-import re
-
 import asyncio
 import logging
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
