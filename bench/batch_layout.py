@@ -60,7 +60,7 @@ from trailhouse.storage.sql import SQLITE, sqlite_day, upsert_usage
 from trailhouse.storage.sql.find import build_usage
 from trailhouse.storage.sql.rows import Placed
 from trailhouse.storage.sqlite import SqliteStore
-from trailhouse.storage.units import build_unit
+from trailhouse.storage.units import build_unit, split_repeats
 
 __all__ = ["BatchStore", "Shape", "check_shapes", "main", "shapes_for"]
 
@@ -157,21 +157,6 @@ class Page:
     bodies: list[bytes]
 
 
-def _split_batch(records: Sequence[EventRecord]) -> tuple[list[tuple[int, EventRecord]], list[int]]:
-    """(index, record) of each first (account, eventId) of a batch, and the indexes repeating one."""
-    fresh: list[tuple[int, EventRecord]] = []
-    duplicates: list[int] = []
-    seen: set[tuple[str, str]] = set()
-    for index, rec in enumerate(records):
-        ident = (rec.account_id, rec.event_id)
-        if ident in seen:
-            duplicates.append(index)
-        else:
-            seen.add(ident)
-            fresh.append((index, rec))
-    return fresh, duplicates
-
-
 @dataclass
 class BatchStore:
     """The prototype layout: append a batch, look up a page, read usage."""
@@ -256,7 +241,8 @@ class BatchStore:
         self._mark = time.perf_counter()
         conn.execute("BEGIN IMMEDIATE")
         try:
-            fresh, dup_in_batch = _split_batch(records)
+            firsts, dup_in_batch = split_repeats(records)
+            fresh = [(i, records[i]) for i in firsts]
             self._intern({rec.account_id for _, rec in fresh} | {""}, new)
             self._lap("begin, split, terms")
             dup = self._duplicates(fresh) if self.dedupe else set()

@@ -23,7 +23,7 @@ from ..model.event import EventRecord, usage_source
 from ..model.query import UsageKind
 from . import codec
 
-__all__ = ["STS_PREFIX", "UsageFold", "WriteUnit", "build_unit", "leaf_hash", "select"]
+__all__ = ["STS_PREFIX", "UsageFold", "WriteUnit", "build_unit", "leaf_hash", "select", "split_repeats"]
 
 #: STS tokens (``STS.…``) have no usage rows: they live an hour, GetAccessKeyLastUsed* is asked
 #: about AccessKeys, and they made up two thirds of the rows. Their events stay searchable by key.
@@ -88,9 +88,9 @@ class WriteUnit(msgspec.Struct, array_like=True, frozen=True):
         return len(self.event_id)
 
 
-def build_unit(records: Sequence[EventRecord]) -> WriteUnit:
-    """The unit of a piece's records, in their order (pure: no store, no I/O)."""
-    fresh: list[EventRecord] = []
+def split_repeats(records: Sequence[EventRecord]) -> tuple[list[int], list[int]]:
+    """The indexes of each first (account, eventId) of a batch, and of the records repeating one."""
+    firsts: list[int] = []
     repeats: list[int] = []
     seen: set[tuple[str, str]] = set()
     for index, rec in enumerate(records):
@@ -99,7 +99,14 @@ def build_unit(records: Sequence[EventRecord]) -> WriteUnit:
             repeats.append(index)
         else:
             seen.add(ident)
-            fresh.append(rec)
+            firsts.append(index)
+    return firsts, repeats
+
+
+def build_unit(records: Sequence[EventRecord]) -> WriteUnit:
+    """The unit of a piece's records, in their order (pure: no store, no I/O)."""
+    firsts, repeats = split_repeats(records)
+    fresh = [records[i] for i in firsts]
     local: dict[str | None, int] = {None: 0}
     put = local.setdefault
 
