@@ -202,6 +202,15 @@ class Settings:
         "the request is stopped and answered 503 ServiceUnavailable / QueryTimeout. `0` switches it off. "
         "PostgreSQL applies it in whole tenths of a second, at least 0.1 s",
     )
+    inline_read_ms: float = setting(
+        5.0,
+        "INLINE_READ_MS",
+        "on SQLite, a read-only API call (LookupEvents, GetAccessKeyLastUsed*) is first tried on "
+        "the server's event loop for up to this many milliseconds, and if it needs longer it is "
+        "stopped and run again in a worker thread under the query time limit; most calls end well "
+        "within it, without the hand-over to a thread (about half the server's CPU per lookup). "
+        "`0` sends every call to a thread. PostgreSQL and Redis calls always go to a thread",
+    )
     idle_timeout_s: float = setting(
         5.0,
         "IDLE_TIMEOUT_S",
@@ -479,6 +488,7 @@ class Settings:
         need(self.sqlite_cache_mib >= 2, "sqlite_cache_mib", "MiB, at least 2")
         need(self.console_session_s >= 1, "console_session_s", "seconds, at least 1")
         need(self.query_timeout_s >= 0, "query_timeout_s", "seconds, 0 (no limit) or more")
+        need(0 <= self.inline_read_ms <= 1000, "inline_read_ms", "milliseconds, 0 (never) to 1000")
         need(self.idle_timeout_s > 0, "idle_timeout_s", "seconds, more than 0")
         need(self.request_timeout_s > 0, "request_timeout_s", "seconds, more than 0")
         need(self.max_connections >= 0, "max_connections", "a count, 0 (no cap) or more")

@@ -157,7 +157,7 @@ def test_a_failing_gateway_is_a_plain_500_on_both_paths(
     def broken(*args: Any) -> Any:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(gateway, "process", broken)
+    monkeypatch.setattr(gateway, "admit", broken)  # the first step on every path
     for scope in ({}, {"root_path": "/mount", "path": "/mount/"}):
         call = Asgi(app)
         with pytest.raises(RuntimeError, match="boom"):

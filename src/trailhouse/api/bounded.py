@@ -17,9 +17,10 @@ import anyio
 import anyio.to_thread
 from starlette.types import Receive
 
+from ..storage.base import QueryTimeout
 from ..storage.budget import QueryBudget, query_budget
 
-__all__ = ["run_bounded", "stream_bounded"]
+__all__ = ["run_bounded", "stream_bounded", "try_inline"]
 
 T = TypeVar("T")
 
@@ -37,6 +38,17 @@ async def run_bounded(
     """
     with query_budget(timeout_s) as budget:
         return await _run(budget, functools.partial(fn, *args), receive)
+
+
+def try_inline(fn: Callable[..., T], *args: Any, budget_s: float) -> T | None:
+    """``fn(*args)`` right here (on the event loop) under a budget of ``budget_s``; None when the
+    budget ran out first, for the caller to run it again in a thread. Only for work that the
+    budget stops by itself (SQLite's reads) and that may be run twice."""
+    with query_budget(budget_s):
+        try:
+            return fn(*args)
+        except QueryTimeout:
+            return None
 
 
 async def _run(budget: QueryBudget, call: Callable[[], T], receive: Receive | None) -> T:

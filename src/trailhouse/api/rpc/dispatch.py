@@ -34,6 +34,9 @@ class Operation:
     handler: Handler
     throttle_group: str
     summary: str
+    #: Answers from reads of the store alone, so it may be stopped part way and run again: the
+    #: gateway may try it on the event loop first (``Gateway``, TRAILHOUSE_INLINE_READ_MS).
+    read_only: bool = False
 
     @property
     def ram_action(self) -> str:
@@ -47,6 +50,7 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         lookup_events.lookup_events_2017,
         THROTTLE_LOOKUP_EVENTS,
         "Search events with the eight dedicated filters; 30-day span.",
+        read_only=True,
     ),
     ("LookupEvents", "2020-07-06"): Operation(
         "LookupEvents",
@@ -54,6 +58,7 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         lookup_events.lookup_events_2020,
         THROTTLE_LOOKUP_EVENTS,
         "Search events with up to two LookupAttribute filters; Direction; 90-day span.",
+        read_only=True,
     ),
     ("GetAccessKeyLastUsedIps", "2020-07-06"): Operation(
         "GetAccessKeyLastUsedIps",
@@ -61,6 +66,7 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         access_key_usage.get_access_key_last_used_ips,
         THROTTLE_ACCESS_KEY_USAGE,
         "IPs that used an AccessKey on a service, most recent first.",
+        read_only=True,
     ),
     ("GetAccessKeyLastUsedEvents", "2020-07-06"): Operation(
         "GetAccessKeyLastUsedEvents",
@@ -68,6 +74,7 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         access_key_usage.get_access_key_last_used_events,
         THROTTLE_ACCESS_KEY_USAGE,
         "Event names an AccessKey called on a service, most recent first.",
+        read_only=True,
     ),
     ("GetAccessKeyLastUsedResources", "2020-07-06"): Operation(
         "GetAccessKeyLastUsedResources",
@@ -75,6 +82,7 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         access_key_usage.get_access_key_last_used_resources,
         THROTTLE_ACCESS_KEY_USAGE,
         "Resources an AccessKey touched on a service, most recent first.",
+        read_only=True,
     ),
     ("GetAccessKeyLastUsedProducts", "2020-07-06"): Operation(
         "GetAccessKeyLastUsedProducts",
@@ -82,6 +90,7 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         access_key_usage.get_access_key_last_used_products,
         THROTTLE_ACCESS_KEY_USAGE,
         "Services an AccessKey called, most recent first.",
+        read_only=True,
     ),
     ("GetAccessKeyLastUsedInfo", "2020-07-06"): Operation(
         "GetAccessKeyLastUsedInfo",
@@ -89,6 +98,7 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         access_key_usage.get_access_key_last_used_info,
         THROTTLE_ACCESS_KEY_USAGE,
         "The owner of an AccessKey and its most recent use.",
+        read_only=True,
     ),
     ("CreateTrail", "2017-12-04"): Operation(
         "CreateTrail",

@@ -1,9 +1,20 @@
 """The ActionTrail RPC gateway at ``/``: parse, authenticate, route, authorise, throttle, run, render.
 
-Each request is handled by one synchronous pipeline (the store and Redis clients are synchronous),
-run in a worker thread under the request's query budget (``bounded.run_bounded``): never on the
-event loop, whatever the backend, so one slow lookup cannot hold up /healthz or anyone else; the
-time limit (TRAILHOUSE_QUERY_TIMEOUT_S) applies and a client that leaves cancels its store work.
+Each request is handled by one synchronous pipeline (the store and Redis clients are synchronous)
+in two parts: ``admit`` (steps 1–11, which record the request's nonce) and ``answer`` (the
+operation and its rendering). Where they run:
+
+* In a worker thread under the request's query budget (``bounded.run_bounded``): the time limit
+  (TRAILHOUSE_QUERY_TIMEOUT_S) applies and a client that leaves cancels its store work. Always so
+  when the store or the limits wait on the network (PostgreSQL, Redis), and for every operation
+  that writes.
+* On the event loop, first, when nothing waits on the network (SQLite, limits in process) and the
+  operation only reads: ``answer`` runs under a budget of TRAILHOUSE_INLINE_READ_MS, which SQLite
+  enforces by interrupting the statement; an answer that needs longer is stopped and run again
+  in a worker thread (a read can be). Handing a request to a thread and back cost the server
+  about half its CPU per lookup (docs/benchmarks.md, "Lookups on the event loop"), while one slow
+  lookup can hold up everyone else on the loop for at most the inline budget.
+
 Every failure leaves it as an ApiError rendered in the client's format.
 """
 
@@ -21,8 +32,8 @@ from starlette.types import Receive, Scope, Send
 from ...model.credentials import AccessKey
 from ...model.times import now_ms
 from ...service.secrets import MasterKeyError, Sealer, load_master_key
-from ...storage.base import QueryCancelled, QueryTimeout, StoreError, StoreUnavailable
-from ..bounded import run_bounded
+from ...storage.base import QueryCancelled, QueryTimeout, StoreUnavailable
+from ..bounded import run_bounded, try_inline
 from ..context import Services
 from ..limits import Limits, open_limits
 from ..wire import CLIENT_GONE, REQUEST_ID_HEADER, new_request_id
@@ -51,6 +62,16 @@ KNOWN_ACTIONS = frozenset(action for action, _ in OPERATIONS)
 
 
 @dataclass(frozen=True, slots=True)
+class Admitted:
+    """A request past steps 1–11: what ``answer`` needs to run and render it."""
+
+    op: Operation
+    call: Call
+    fmt: Fmt
+    host_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class Outcome:
     status: int
     body: bytes
@@ -73,6 +94,10 @@ class Gateway:
         self.sealer = sealer
         self.limits = limits
         self.keys = AccessKeyCache(svc.store, sealer, ttl_s=key_cache_ttl_s, clock=clock)
+        #: Seconds a read-only answer may run on the event loop (0: never there).
+        self.inline_s = (
+            svc.settings.inline_read_ms / 1000 if svc.store.in_process and limits.in_process else 0.0
+        )
         self._rates = {
             THROTTLE_LOOKUP_EVENTS: svc.settings.throttle_lookup_events,
             THROTTLE_ACCESS_KEY_USAGE: svc.settings.throttle_access_key_usage,
@@ -86,10 +111,8 @@ class Gateway:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The ASGI app of ``/``: read the request, run ``process``, answer.
 
-        ``process`` runs in a worker thread under a query budget (``run_bounded``), on every
-        backend: SQLite's queries are as unbounded as PostgreSQL's, and one of them run on the
-        event loop stalled every other request for its whole duration. Once the body is read, a
-        client that disconnects cancels the store work (nothing is answered: nobody is listening).
+        Where each part runs: the module's docstring. Once the body is read, a client that
+        disconnects cancels store work in a thread (nothing is answered: nobody is listening).
 
         A plain ASGI callable rather than a Starlette endpoint, so the app can hand ``/`` straight
         to it (``app.create_app``); the response is the one a Starlette ``Response`` would send.
@@ -106,9 +129,7 @@ class Gateway:
         try:
             body = await self._read_body(receive)
             args = (scope["method"], raw_query, headers, body, request_id, path)
-            outcome = await run_bounded(
-                self.process, *args, timeout_s=self.svc.settings.query_timeout_s, receive=receive
-            )
+            outcome = await self._run(args, receive)
         except errors.ApiError as err:  # the body could not be read: process() never ran
             outcome = self._error(err, request_id, host_id, guess_format(raw_query, headers), None)
         except QueryTimeout:  # the store did not stop by itself at the deadline: its thread was abandoned
@@ -136,6 +157,33 @@ class Gateway:
             }
         )
         await send({"type": "http.response.body", "body": outcome.body})
+
+    async def _run(
+        self, args: tuple[str, bytes, dict[str, str], bytes, str, str], receive: Receive
+    ) -> Outcome:
+        timeout_s = self.svc.settings.query_timeout_s
+        if not self.inline_s:
+            return await run_bounded(self.process, *args, timeout_s=timeout_s, receive=receive)
+        # Nothing here waits on the network: parsing, the signature, limits in process, the key
+        # from its cache or a primary-key read of SQLite.
+        admitted = self.admit(*args)
+        if isinstance(admitted, Outcome):
+            return admitted
+        if admitted.op.read_only:
+            started = time.monotonic()
+            budget_s = min(self.inline_s, timeout_s) if timeout_s else self.inline_s
+            outcome = try_inline(self.answer, admitted, True, budget_s=budget_s)
+            if outcome is not None:
+                return outcome
+            # It needs longer than the loop may give: run again in a thread, in the time left.
+            if timeout_s:
+                timeout_s -= time.monotonic() - started
+                if timeout_s <= 0:
+                    failure = self._failure_timeout(admitted.call.request_id)
+                    return self._error(
+                        failure, admitted.call.request_id, admitted.host_id, admitted.fmt, admitted.op.action
+                    )
+        return await run_bounded(self.answer, admitted, timeout_s=timeout_s, receive=receive)
 
     @staticmethod
     async def _read_body(receive: Receive) -> bytes:
@@ -168,6 +216,18 @@ class Gateway:
     def process(
         self, method: str, raw_query: bytes, headers: dict[str, str], body: bytes, request_id: str, path: str
     ) -> Outcome:
+        """The whole pipeline, in one thread: ``admit`` then ``answer``."""
+        admitted = self.admit(method, raw_query, headers, body, request_id, path)
+        return admitted if isinstance(admitted, Outcome) else self.answer(admitted)
+
+    def admit(
+        self, method: str, raw_query: bytes, headers: dict[str, str], body: bytes, request_id: str, path: str
+    ) -> Admitted | Outcome:
+        """Steps 1–11: parse, authenticate, route, authorise, throttle; an Outcome if refused.
+
+        Authenticating records the request's nonce, so a request is admitted once; what follows
+        (``answer``) may be run again.
+        """
         # The reply format is the parsed request's; only a request that could not be parsed needs
         # the best-effort guess, so the query string is parsed once on the way to a success.
         fmt: Fmt | None = None
@@ -207,30 +267,56 @@ class Gateway:
                 request_id=request_id,
                 now_ms=now,
             )
-            data: dict[str, Any] = {"RequestId": request_id, **op.handler(call, self.svc)}  # step 12
-            payload, content_type = render(op.action, data, fmt)
-            return Outcome(200, payload, content_type, op.action)
-        except errors.ApiError as err:
-            failure: errors.ApiError = err
-        except QueryCancelled:  # the client left: run_bounded's caller answers nothing
-            raise
-        except QueryTimeout:
-            log.warning("request %s: query time limit reached", request_id)
-            failure = self._timeout_error()
-        except StoreUnavailable as exc:
-            log.warning("request %s: store unavailable: %s", request_id, exc)
-            failure = errors.ServiceUnavailable()
-        except MasterKeyError as exc:  # this node's master key is not the one the secret was sealed with
-            log.error("request %s: %s; give every node the same TRAILHOUSE_MASTER_KEY", request_id, exc)
-            failure = errors.ServiceUnavailable(
-                message="The server cannot open this AccessKey's secret: its master key is misconfigured."
-            )
-        except (StoreError, Exception):
-            log.exception("request %s failed", request_id)
-            failure = errors.InternalError()
+            return Admitted(op, call, fmt, headers.get("host", ""))
+        except Exception as exc:
+            failure = self._failure(exc, request_id)
         if fmt is None:
             fmt = guess_format(raw_query, headers)
         return self._error(failure, request_id, headers.get("host", ""), fmt, action)
+
+    def answer(self, admitted: Admitted, inline: bool = False) -> Outcome:
+        """Step 12: run the operation and render its answer (or its error).
+
+        ``inline``: a ``QueryTimeout`` is raised rather than answered, for the caller to run the
+        operation again off the event loop.
+        """
+        op, call = admitted.op, admitted.call
+        try:
+            data: dict[str, Any] = {"RequestId": call.request_id, **op.handler(call, self.svc)}  # step 12
+            payload, content_type = render(op.action, data, admitted.fmt)
+            return Outcome(200, payload, content_type, op.action)
+        except QueryTimeout:
+            if inline:
+                raise
+            failure = self._failure_timeout(call.request_id)
+        except Exception as exc:
+            failure = self._failure(exc, call.request_id)
+        return self._error(failure, call.request_id, admitted.host_id, admitted.fmt, op.action)
+
+    def _failure_timeout(self, request_id: str) -> errors.ApiError:
+        log.warning("request %s: query time limit reached", request_id)
+        return self._timeout_error()
+
+    def _failure(self, exc: Exception, request_id: str) -> errors.ApiError:
+        """The ApiError a failure is answered with; a cancelled query is raised again (nobody listens)."""
+        if isinstance(exc, errors.ApiError):
+            return exc
+        if isinstance(exc, QueryCancelled):  # the client left: run_bounded's caller answers nothing
+            raise exc
+        if isinstance(exc, QueryTimeout):
+            return self._failure_timeout(request_id)
+        if isinstance(exc, StoreUnavailable):
+            log.warning("request %s: store unavailable: %s", request_id, exc)
+            return errors.ServiceUnavailable()
+        if isinstance(
+            exc, MasterKeyError
+        ):  # this node's master key is not the one the secret was sealed with
+            log.error("request %s: %s; give every node the same TRAILHOUSE_MASTER_KEY", request_id, exc)
+            return errors.ServiceUnavailable(
+                message="The server cannot open this AccessKey's secret: its master key is misconfigured."
+            )
+        log.exception("request %s failed", request_id, exc_info=exc)
+        return errors.InternalError()
 
     @staticmethod
     def _route(req: RpcRequest) -> Operation:
