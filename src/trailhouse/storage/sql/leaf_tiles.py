@@ -104,7 +104,7 @@ def leaf_tile_rows(run: Run, ph: str, account: int, first: int, seqs: list[int])
     ]
 
 
-def _tiles(
+def _old_rows_as_tiles(
     account: int, idx_seq: Iterable[tuple[int, int]], expect: int
 ) -> tuple[list[tuple[Any, ...]], int]:
     """An old store's (idx, seq) rows of one account, in idx order from ``expect``, as tile rows."""
@@ -144,7 +144,7 @@ def convert_log_leaves(run: Run, ph: str) -> None:
             )
             if not rows:
                 break
-            tiles, done = _tiles(account, rows, done)
+            tiles, done = _old_rows_as_tiles(account, rows, done)
             run(upsert_leaf_tiles(ph), tiles, True)
         converted += done
     # Rows past a run of missing leaves as long as a chunk would not have been read: say so
