@@ -38,20 +38,39 @@ def wait_logged(server: LiveServer, size: int) -> None:
         time.sleep(0.05)
 
 
-def sql(server: LiveServer, statement: str, params: tuple[Any, ...] = ()) -> None:
+def sql(server: LiveServer, statement: str, params: tuple[Any, ...] = ()) -> list[Any]:
     url = server.settings.db_url
     if url.startswith("sqlite"):
         import sqlite3
 
         conn = sqlite3.connect(url.removeprefix("sqlite:///"))
         with conn:
-            conn.execute(statement, params)
+            rows = conn.execute(statement, params).fetchall()
         conn.close()
-    else:
-        import psycopg
+        return rows
+    import psycopg
 
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute(statement.replace("?", "%s"), params)
+    with psycopg.connect(url, autocommit=True) as conn:
+        cur = conn.execute(statement.replace("?", "%s"), params)
+        return cur.fetchall() if cur.description is not None else []
+
+
+def drop_leaf(server: LiveServer, seq: int) -> None:
+    """Take event ``seq`` out of the log's record of which event each leaf is: its tile row
+    (``log_leaf_tiles``, storage/sql/leaf_tiles.py) rewritten without it, as a tamperer would."""
+    from trailhouse.storage.sql.leaf_tiles import pack_gaps, unpack_seqs
+
+    account = server.store._term_id(A)  # type: ignore[attr-defined]
+    ((first, gaps),) = sql(
+        server, "SELECT first_seq, gaps FROM log_leaf_tiles WHERE account = ? AND tile = 0", (account,)
+    )
+    seqs = unpack_seqs(first, bytes(gaps))
+    seqs.remove(seq)
+    sql(
+        server,
+        "UPDATE log_leaf_tiles SET first_seq = ?, gaps = ? WHERE account = ? AND tile = 0",
+        (seqs[0], pack_gaps(seqs), account),
+    )
 
 
 @pytest.fixture
@@ -161,7 +180,7 @@ def test_an_inserted_event_is_named(audited: dict[str, Any]) -> None:
         "UPDATE events SET body = ?, event_id = ? WHERE seq = ?",
         (codec.pack(forged), "forged-1", seq),
     )
-    sql(server, "DELETE FROM log_leaves WHERE seq = ?", (seq,))  # hide it from the log's own export too
+    drop_leaf(server, seq)  # hide it from the log's own export too
     native = httpx.get(
         f"{server.url}/api/v1/events",
         params={"format": "ndjson", "start": "2026-10-01T00:00:00Z", "end": "2026-12-01T00:00:00Z"},
@@ -176,11 +195,15 @@ def test_an_inserted_event_is_named(audited: dict[str, Any]) -> None:
 
 
 def test_reordered_events_are_named(audited: dict[str, Any]) -> None:
+    """Two events swap places in the log order. The log's leaf rows hold only increasing seqs
+    (storage/sql/leaf_tiles.py), so the tamperer swaps the two events' stored bodies instead."""
+    from trailhouse.storage import codec
+
     a, server = audited, audited["server"]
     s1, s2 = _seq(a, f"log-{A}-10"), _seq(a, f"log-{A}-11")
-    sql(server, "UPDATE log_leaves SET seq = -1 WHERE seq = ?", (s1,))
-    sql(server, "UPDATE log_leaves SET seq = ? WHERE seq = ?", (s1, s2))
-    sql(server, "UPDATE log_leaves SET seq = ? WHERE seq = -1", (s2,))
+    b1, b2 = body_of(a, f"log-{A}-10"), body_of(a, f"log-{A}-11")
+    sql(server, "UPDATE events SET body = ? WHERE seq = ?", (codec.pack(b2), s1))
+    sql(server, "UPDATE events SET body = ? WHERE seq = ?", (codec.pack(b1), s2))
     code, report = verify(a, export(a, "reordered.ndjson"))
     assert code == 1 and kinds(report) == {"reordered"}
 

@@ -1,6 +1,11 @@
-"""Stored tile interiors (migrations sqlite/0013, postgres/0011): what the sequencer stores beside a
-full tile is that tile's subtree, and proofs read from it are the proofs of the leaves themselves,
-with or without interiors (a store written before them), on SQLite and PostgreSQL."""
+"""Stored tile interiors (migrations sqlite/0013, postgres/0011; level 1 and up only since sqlite/0015,
+postgres/0014): what the sequencer stores beside a full tile is that tile's subtree, and proofs read
+from it are the proofs of the leaves themselves, with or without interiors (level-0 tiles, or a
+store written before them), on SQLite and PostgreSQL.
+
+A level-1 tile is full at 65,536 leaves: too many for a test. The tests that need stored interiors
+lower ``log.INTERIOR_LEVEL`` to 0, so that the level-0 tiles of a few hundred leaves take the path
+(stored, filled, read by proofs) that tiles of level 1 and up take in a real log."""
 
 from __future__ import annotations
 
@@ -13,6 +18,7 @@ from hypothesis import strategies as st
 
 from tests.integrity.test_log_server import A, make_event
 from trailhouse.model.event import event_from_mapping
+from trailhouse.service.integrity import log
 from trailhouse.service.integrity.log import consistency, fill_interiors, inclusion, sequence
 from trailhouse.service.integrity.merkle import (
     Levels,
@@ -69,8 +75,12 @@ def _forget_interiors(store: Any) -> None:
         store._write("UPDATE log_tiles SET interior = NULL", ())
 
 
-@pytest.mark.parametrize("interiors", ["stored", "absent"])
-def test_store_proofs_match_proofs_from_the_leaves(backend_store: Any, interiors: str) -> None:
+@pytest.mark.parametrize("interiors", ["stored", "level 0 hashed", "absent"])
+def test_store_proofs_match_proofs_from_the_leaves(
+    backend_store: Any, interiors: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if interiors != "level 0 hashed":
+        monkeypatch.setattr(log, "INTERIOR_LEVEL", 0)
     signer = generate_signer("interiors")
     count = 3 * TILE_WIDTH + 77  # three full level-0 tiles, a partial one, a partial level 1
     events = [event_from_mapping(make_event(i)) for i in range(count)]
@@ -81,7 +91,8 @@ def test_store_proofs_match_proofs_from_the_leaves(backend_store: Any, interiors
     head = backend_store.log_head(account_id=A)
     assert head is not None and head.size == count
     stored = backend_store.log_proof_tiles(account_id=A, refs=[(0, i) for i in range(4)] + [(1, 0)])
-    assert [stored[(0, i)].interior is not None for i in range(4)] == [True, True, True, False]
+    full = interiors != "level 0 hashed"
+    assert [stored[(0, i)].interior is not None for i in range(4)] == [full, full, full, False]
     assert stored[(1, 0)].interior is None
     if interiors == "absent":
         _forget_interiors(backend_store)
@@ -99,9 +110,12 @@ def test_store_proofs_match_proofs_from_the_leaves(backend_store: Any, interiors
         assert consistency(backend_store, A, old, new) == consistency_proof(old, new, memory)
 
 
-def test_a_store_from_before_interiors_gets_them_filled(backend_store: Any) -> None:
+def test_a_store_from_before_interiors_gets_them_filled(
+    backend_store: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """An old store's full tiles (every interior NULL) get the interiors the sequencer would have
     stored, a batch at a time, and only full tiles: the partial ones stay without."""
+    monkeypatch.setattr(log, "INTERIOR_LEVEL", 0)
     signer = generate_signer("interiors")
     count = 5 * TILE_WIDTH + 9
     backend_store.append([event_from_mapping(make_event(i)) for i in range(count)])
@@ -117,3 +131,16 @@ def test_a_store_from_before_interiors_gets_them_filled(backend_store: Any) -> N
     assert after == before
     assert [after[(0, i)].interior is not None for i in range(6)] == [True] * 5 + [False]
     assert after[(1, 0)].interior is None
+
+
+def test_level_0_tiles_keep_no_interior(backend_store: Any) -> None:
+    """Level-0 tiles (one per 256 events) are stored without an interior, and the fill leaves
+    them so: a proof hashes the one it needs."""
+    signer = generate_signer("interiors")
+    backend_store.append([event_from_mapping(make_event(i)) for i in range(3 * TILE_WIDTH)])
+    while sequence(backend_store, signer, lambda: 0):
+        pass
+    refs = [(0, i) for i in range(3)]
+    assert all(t.interior is None for t in backend_store.log_proof_tiles(account_id=A, refs=refs).values())
+    assert fill_interiors(backend_store) == 0
+    assert all(t.interior is None for t in backend_store.log_proof_tiles(account_id=A, refs=refs).values())

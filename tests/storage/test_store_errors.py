@@ -99,7 +99,7 @@ CALLS: dict[str, Callable[[EventStore], Any]] = {
     "log_head": lambda s: s.log_head(account_id=ACCOUNT),
     "log_tiles": lambda s: s.log_tiles(account_id=ACCOUNT, refs=[(0, 0)]),
     "log_proof_tiles": lambda s: s.log_proof_tiles(account_id=ACCOUNT, refs=[(0, 0), (1, 0)]),
-    "log_fill_interiors": lambda s: s.log_fill_interiors(lambda hashes: hashes, limit=4),
+    "log_fill_interiors": lambda s: s.log_fill_interiors(lambda hashes: hashes, limit=4, min_level=1),
     "log_leaf_index": lambda s: s.log_leaf_index(account_id=ACCOUNT, seq=1),
     "log_leaf_seqs": lambda s: s.log_leaf_seqs(account_id=ACCOUNT, start=0, end=1),
     "log_watermark": lambda s: s.log_watermark(),

@@ -250,13 +250,14 @@ class LogAppend:
     #: are what makes Python's garbage collector walk the whole heap, in the middle of ingest.
     leaves: list[tuple[str, int, list[int]]]
     #: (account, tile level, tile index) -> the interior of a tile completed in this step (its
-    #: 255 hashes above the 256, ``tiles.tile_interior``), stored beside it for proofs.
+    #: 255 hashes above the 256, ``tiles.tile_interior``), stored beside it for proofs; level 0
+    #: has none (``log.INTERIOR_LEVEL``).
     interiors: dict[tuple[str, int, int], bytes] = field(default_factory=dict)
 
 
 class LogTile(NamedTuple):
     """A stored tile for proofs: its hashes, and the interior of a full one (None where not
-    stored: a partial tile, or a full one written before interiors were kept)."""
+    stored: a partial tile, a level-0 tile, or a full one written before interiors were kept)."""
 
     hashes: bytes
     interior: bytes | None
@@ -298,14 +299,15 @@ class MerkleLogStore(Protocol):
         """The stored tiles (level, index) that exist, with their interiors, in one read."""
         ...
 
-    def log_fill_interiors(self, interior_of: Callable[[bytes], bytes], *, limit: int) -> int:
-        """Up to ``limit`` full tiles stored without their interior (written before interiors were
-        kept): ``interior_of(hashes)`` stored beside each. How many lacked one; fewer than
-        ``limit`` when none is left."""
+    def log_fill_interiors(self, interior_of: Callable[[bytes], bytes], *, limit: int, min_level: int) -> int:
+        """Up to ``limit`` full tiles of level ``min_level`` and up stored without their interior
+        (written before interiors were kept): ``interior_of(hashes)`` stored beside each. How many
+        lacked one; fewer than ``limit`` when none is left."""
         ...
 
     def log_leaf_index(self, *, account_id: str, seq: int) -> int | None:
-        """The leaf index of the account's event ``seq`` (None while not yet sequenced)."""
+        """The leaf index of the account's event ``seq`` (None while not yet sequenced, or not
+        the account's)."""
         ...
 
     def log_leaf_seqs(self, *, account_id: str, start: int, end: int) -> list[int]:

@@ -81,6 +81,7 @@ from .sql import (
     upsert_usage,
 )
 from .sql.delivery import DeliverySql
+from .sql.leaf_tiles import convert_log_leaves
 from .sql.merkle_log import MerkleLogSql, Run
 from .units import WriteUnit, build_unit, leaf_hash
 
@@ -310,6 +311,7 @@ class PostgresStore(SqlStore, MerkleLogSql, DeliverySql):
             transaction=locked,
             statements=lambda script: [script],
             applied=applied,
+            repairs={"0014_log_leaf_tiles": lambda: convert_log_leaves(_runner(conn), POSTGRES.ph)},
         )
 
     # -- partitions ------------------------------------------------------------------------------
@@ -677,16 +679,7 @@ class PostgresStore(SqlStore, MerkleLogSql, DeliverySql):
         """The sequencer's transaction, holding the log_sequencer row: one sequencer across nodes."""
         with self._conn() as conn, conn.transaction():
             conn.execute("SELECT 1 FROM log_sequencer WHERE id = 1 FOR UPDATE")
-
-            def run(sql: str, params: Sequence[Any], many: bool) -> list[Any]:
-                if many:
-                    with conn.cursor() as cur:
-                        cur.executemany(sql, params)
-                    return []
-                cur = conn.execute(sql, params)
-                return cur.fetchall() if cur.description is not None else []
-
-            yield run
+            yield _runner(conn)
 
     def meta_get_or_set(self, name: str, value: bytes) -> bytes:
         with self._conn() as conn:
@@ -695,6 +688,20 @@ class PostgresStore(SqlStore, MerkleLogSql, DeliverySql):
             row = conn.execute("SELECT value FROM meta WHERE name = %s", (name,)).fetchone()
         assert row is not None
         return bytes(row[0])
+
+
+def _runner(conn: Conn) -> Run:
+    """A statement runner on ``conn``: the sequencer's, and the log migration's data step."""
+
+    def run(sql: str, params: Sequence[Any], many: bool) -> list[Any]:
+        if many:
+            with conn.cursor() as cur:
+                cur.executemany(sql, params)
+            return []
+        cur = conn.execute(sql, params)
+        return cur.fetchall() if cur.description is not None else []
+
+    return run
 
 
 def _stored_event(row: Sequence[Any]) -> StoredEvent:

@@ -44,8 +44,9 @@ from .sql import (
     upsert_usage,
 )
 from .sql.delivery import DeliverySql
+from .sql.leaf_tiles import convert_log_leaves
 from .sql.merkle_log import MerkleLogSql, Run
-from .sqlite_log import writer_transaction
+from .sqlite_log import runner, writer_transaction
 from .sqlite_repair import remove_duplicate_events
 from .units import WriteUnit, build_unit, leaf_hash
 
@@ -238,7 +239,8 @@ class SqliteStore(SqlStore, MerkleLogSql, DeliverySql):
             statements=lambda script: split_statements(script, sqlite3.complete_statement),
             applied=applied,
             repairs={
-                "0006_event_ids_unique_per_account": lambda: remove_duplicate_events(w, self._rebuild_usage)
+                "0006_event_ids_unique_per_account": lambda: remove_duplicate_events(w, self._rebuild_usage),
+                "0015_log_leaf_tiles": lambda: convert_log_leaves(runner(w), SQLITE.ph),
             },
         )
 

@@ -11,7 +11,19 @@ from typing import Any
 from .base import StoreError, StoreUnavailable
 from .sql.merkle_log import Run
 
-__all__ = ["writer_transaction"]
+__all__ = ["runner", "writer_transaction"]
+
+
+def runner(conn: sqlite3.Connection) -> Run:
+    """A statement runner on ``conn``: the sequencer's, and the log migration's data step."""
+
+    def run(sql: str, params: Sequence[Any], many: bool) -> list[Any]:
+        if many:
+            conn.executemany(sql, params)
+            return []
+        return conn.execute(sql, params).fetchall()
+
+    return run
 
 
 @contextlib.contextmanager
@@ -24,16 +36,9 @@ def writer_transaction(
     try:
         if closed():
             raise StoreError("the store is closed")
-
-        def run(sql: str, params: Sequence[Any], many: bool) -> list[Any]:
-            if many:
-                conn.executemany(sql, params)
-                return []
-            return conn.execute(sql, params).fetchall()
-
         conn.execute("BEGIN IMMEDIATE")
         try:
-            yield run
+            yield runner(conn)
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")

@@ -72,6 +72,13 @@ class LogNotFound(LookupError):
     """What was asked of the log is not in it (yet): an unknown event, a size beyond the tree, no tile."""
 
 
+#: The lowest tile level whose full tiles keep their interior (migrations sqlite/0015, postgres/0014).
+#: Level 0 has a tile per 256 events and its interior would be ~32 bytes per event; a proof hashes
+#: its one level-0 tile instead (~255 SHA-256s, docs/benchmarks.md "Merkle log: bytes per event").
+#: Level 1 and up: one tile per 65,536 events, and a proof reads their nodes.
+INTERIOR_LEVEL = 1
+
+
 def log_origin(signer: Signer, account_id: str) -> str:
     """The checkpoint origin of an account's log: the key's name, then the account."""
     return f"{signer.name}/{account_id}"
@@ -100,7 +107,12 @@ def sequencing_step(
             size = head.size if head else 0
             # The whole batch at once, level by level (grow_tiles): the tiles, then the new
             # frontier from the edge tiles, so the signed root is the root of the served tiles.
-            grown = grow_tiles(size, [entry.leaf for entry in new], _edge_reader(view, account))
+            grown = grow_tiles(
+                size,
+                [entry.leaf for entry in new],
+                _edge_reader(view, account),
+                interiors_from=INTERIOR_LEVEL,
+            )
             leaves.append((account, size, [entry.seq for entry in new]))
             root = Frontier.resume(grown.size, grown.subtrees).root()
             note = sign_checkpoint(Checkpoint(log_origin(signer, account), grown.size, root), signer)
@@ -119,10 +131,11 @@ FILL_BATCH = 64
 
 
 def fill_interiors(store: MerkleLogStore, *, limit: int = FILL_BATCH) -> int:
-    """Give up to ``limit`` full tiles of a store written before interiors were kept (migrations
-    sqlite/0013, postgres/0011) their interior, so that proofs through them read one row instead of
-    hashing the tile. How many lacked one: fewer than ``limit`` when the store is done."""
-    return store.log_fill_interiors(tile_interior, limit=limit)
+    """Give up to ``limit`` full tiles of level ``INTERIOR_LEVEL`` and up of a store written
+    before interiors were kept (migrations sqlite/0013, postgres/0011) their interior, so that
+    proofs through them read one row instead of hashing the tile. How many lacked one: fewer than
+    ``limit`` when the store is done."""
+    return store.log_fill_interiors(tile_interior, limit=limit, min_level=INTERIOR_LEVEL)
 
 
 def sequence(
@@ -145,9 +158,10 @@ class _Tiles:
 
     A proof's hashes are full subtrees. Those on the tree's right edge are the head's own full
     subtrees (its frontier, read with the head); every other one is a node inside one tile per
-    tile level (the leaf's path), read from the tile's stored interior: a proof is about three
-    store reads and a few dozen hashes, whatever the tree's size. Only a partial tile, or a full
-    one stored before interiors were kept (migrations sqlite/0013, postgres/0011), is hashed here.
+    tile level (the leaf's path), read from the tile's stored interior above level 0: a proof is
+    about three store reads and a few hundred hashes, whatever the tree's size. The level-0 tile
+    of the path (which keeps no interior, ``INTERIOR_LEVEL``), a partial tile, or a full one
+    stored before interiors were kept (migrations sqlite/0013, postgres/0011) is hashed here.
     """
 
     def __init__(self, store: MerkleLogStore, account_id: str, head: LogHead) -> None:

@@ -223,11 +223,18 @@ def _split(data: bytes) -> list[bytes]:
     return [data[i : i + HASH_SIZE] for i in range(0, len(data), HASH_SIZE)]
 
 
-def grow_tiles(size: int, leaves: Sequence[bytes], partial: Callable[[int, int], bytes | None]) -> TileGrowth:
+def grow_tiles(
+    size: int,
+    leaves: Sequence[bytes],
+    partial: Callable[[int, int], bytes | None],
+    *,
+    interiors_from: int = 0,
+) -> TileGrowth:
     """Append leaf hashes to a tiled tree of ``size`` leaves, a batch at a time: the same tiles as
     ``TileAppender`` and the same subtrees as ``Frontier``, but level by level in comprehensions
     (about one SHA-256 per leaf, and no Python loop per leaf), which is what lets the sequencer keep
-    pace with ingest. ``partial(level, index)`` reads a stored partial tile (the right edge)."""
+    pace with ingest. ``partial(level, index)`` reads a stored partial tile (the right edge).
+    The interiors of completed tiles are given for levels ``interiors_from`` and up."""
     new_size = size + len(leaves)
     changed: dict[tuple[int, int], bytes] = {}
     interiors: dict[tuple[int, int], bytes] = {}
@@ -251,7 +258,8 @@ def grow_tiles(size: int, leaves: Sequence[bytes], partial: Callable[[int, int],
             changed[key] = b"".join(chunk)
             if len(chunk) == TILE_WIDTH:
                 rows = _perfect_levels(chunk)
-                interiors[key] = b"".join(b"".join(row) for row in rows)
+                if level >= interiors_from:
+                    interiors[key] = b"".join(b"".join(row) for row in rows)
                 incoming.append(rows[-1][0])
             else:
                 edges[level] = chunk

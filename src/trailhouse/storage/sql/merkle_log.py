@@ -1,4 +1,5 @@
-"""The Merkle log's SQL (migrations sqlite/0007 and 0013, postgres/0005 and 0011), for both backends.
+"""The Merkle log's SQL (migrations sqlite/0007, 0013 and 0015, postgres/0005, 0011 and 0014), for
+both backends; which event each leaf is lives in ``leaf_tiles`` (one row per 256 leaves).
 
 A backend supplies ``_log_transaction``: a context that holds the sequencer lock (SQLite: the
 write lock and ``BEGIN IMMEDIATE``; PostgreSQL: the ``log_sequencer`` row ``FOR UPDATE``) and
@@ -10,11 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
-from itertools import count, repeat
 from typing import Any
 
 from ..base import LogAppend, LogHead, LogLeaf, LogTile, LogView, StoreError
 from .dialect import Dialect
+from .leaf_tiles import LEAF_TILE, leaf_tile_rows, seq_position, unpack_seqs, upsert_leaf_tiles
 
 __all__ = ["MerkleLogSql", "Run"]
 
@@ -109,13 +110,15 @@ class MerkleLogSql:
                 if ref is None:
                     raise StoreError(f"no stored events for account {account!r}")
                 refs[account] = ref
-            for account, first, seqs in done.leaves:
-                # An iterator of rows (zip reuses its tuple): no tuple per leaf kept alive.
-                run(
-                    f"INSERT INTO log_leaves (seq, account, idx) VALUES ({ph}, {ph}, {ph})",
-                    zip(seqs, repeat(refs[account]), count(first)),  # type: ignore[arg-type]
-                    True,
-                )
+            # One row per 256 leaves: the account's partial tile row (read here, under the lock)
+            # is extended, then the rows this step touched are written whole.
+            tile_rows = [
+                row
+                for account, first, seqs in done.leaves
+                for row in leaf_tile_rows(run, ph, refs[account], first, seqs)
+            ]
+            if tile_rows:
+                run(upsert_leaf_tiles(ph), tile_rows, True)
             if done.tiles:
                 interiors = done.interiors
                 run(
@@ -155,14 +158,15 @@ class MerkleLogSql:
             )
         return claimed == 1
 
-    def log_fill_interiors(self, interior_of: Callable[[bytes], bytes], *, limit: int) -> int:
+    def log_fill_interiors(self, interior_of: Callable[[bytes], bytes], *, limit: int, min_level: int) -> int:
         ph = self.dialect.ph
         # A full tile's hashes never change, so an interior computed outside the sequencer's lock
         # is right whenever it lands; "IS NULL" keeps a racing writer's from being written twice.
+        # Tiles below min_level keep none (level 0 since migrations sqlite/0015, postgres/0014).
         with self._guard():
             rows = self._read(
-                "SELECT account, level, idx, hashes FROM log_tiles"
-                f" WHERE interior IS NULL AND length(hashes) = {FULL_TILE_BYTES} LIMIT {int(limit)}"
+                f"SELECT account, level, idx, hashes FROM log_tiles WHERE level >= {int(min_level)}"
+                f" AND interior IS NULL AND length(hashes) = {FULL_TILE_BYTES} LIMIT {int(limit)}"
             )
         for account, level, index, hashes in rows:
             with self._guard():
@@ -233,21 +237,38 @@ class MerkleLogSql:
             ref = self._term_id(account_id)
             if ref is None:
                 return None
-            rows = self._read(f"SELECT idx FROM log_leaves WHERE seq = {ph} AND account = {ph}", (seq, ref))
-        return int(rows[0][0]) if rows else None
+            # The account's tile row that starts at or before seq: one descent of the index on
+            # (account, first_seq) on both backends (a backward range scan stopped at one row).
+            rows = self._read(
+                f"SELECT tile, first_seq, gaps FROM log_leaf_tiles WHERE account = {ph} AND first_seq <= {ph}"
+                " ORDER BY first_seq DESC LIMIT 1",
+                (ref, seq),
+            )
+        if not rows:
+            return None
+        tile, first, gaps = rows[0]
+        at = seq_position(unpack_seqs(int(first), bytes(gaps)), seq)
+        return None if at is None else int(tile) * LEAF_TILE + at
 
     def log_leaf_seqs(self, *, account_id: str, start: int, end: int) -> list[int]:
         ph = self.dialect.ph
+        if end <= start:
+            return []
         with self._guard():
             ref = self._term_id(account_id)
             if ref is None:
                 return []
             rows = self._read(
-                f"SELECT seq FROM log_leaves WHERE account = {ph} AND idx >= {ph} AND idx < {ph}"
-                " ORDER BY idx",
-                (ref, start, end),
+                f"SELECT tile, first_seq, gaps FROM log_leaf_tiles WHERE account = {ph}"
+                f" AND tile >= {ph} AND tile <= {ph} ORDER BY tile",
+                (ref, start // LEAF_TILE, (end - 1) // LEAF_TILE),
             )
-        return [int(r[0]) for r in rows]
+        seqs: list[int] = []
+        for tile, first, gaps in rows:
+            base = int(tile) * LEAF_TILE
+            tile_seqs = unpack_seqs(int(first), bytes(gaps))
+            seqs += tile_seqs[max(0, start - base) : end - base]
+        return seqs
 
     def _log_watermark(self) -> int:
         return int(self._read("SELECT watermark FROM log_sequencer WHERE id = 1")[0][0])
