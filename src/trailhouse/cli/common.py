@@ -21,6 +21,7 @@ from rich.markup import escape
 from ..model.query import EventFilter
 from ..model.times import TimeFormatError, parse_event_time
 from ..render.table import Column, RowWriter
+from ..service.integrity.keys import has_log_key
 from ..service.secrets import (
     MasterKeyError,
     MasterKeyMissing,
@@ -35,6 +36,7 @@ from ..storage import open_store
 from ..storage.base import EventStore, StoreError, StoreMissing
 
 __all__ = [
+    "check_log_key",
     "EXIT_FAILURE",
     "EXIT_NOTHING",
     "EXIT_USAGE",
@@ -170,6 +172,28 @@ def sealer_or_fail(settings: Settings) -> Sealer:
         ) from None
     except MasterKeyError as exc:
         raise fail(str(exc)) from None
+
+
+def check_log_key(settings: Settings, store: EventStore) -> None:
+    """Refuse to start without the log key of a store whose Merkle log has been signed.
+
+    The server would make a new key and sign on under it: checkpoints that no verifier holding
+    the old key accepts, for a reason nobody chose (a store moved without its data directory, a
+    mistyped TRAILHOUSE_DATA_DIR). Rotating is deliberate: TRAILHOUSE_LOG_KEY.
+    """
+    data_dir = settings.resolved_data_dir()
+    if has_log_key(settings.log_key, data_dir):
+        return
+    try:
+        signed = store.log_watermark() > 0
+    except StoreError as exc:
+        raise fail(str(exc)) from None
+    if signed:
+        raise fail(
+            f"no log key at {data_dir / 'log.key'} for {safe_url(settings.db_url)}, whose Merkle log "
+            "was signed with one: point TRAILHOUSE_DATA_DIR at the directory holding that log.key, or "
+            "set TRAILHOUSE_LOG_KEY (to a new key only to rotate on purpose; docs/integrity.md)"
+        )
 
 
 def check_sealer(settings: Settings, sealer: Sealer, store: EventStore) -> None:

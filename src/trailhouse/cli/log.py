@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from ..service.integrity.keys import LogKeyError, load_log_signer
+from ..service.integrity.keys import LogKeyError, LogKeyMissing, load_log_signer
 from ..service.integrity.log import (
     LogNotFound,
     checkpoint_note,
@@ -26,8 +26,14 @@ AccountOption = Annotated[str, typer.Option("--account", help="The account whose
 
 
 def _signer(settings: Settings) -> Signer:
+    # Never a new key here: `log public-key` would print a key nothing was signed with.
     try:
-        return load_log_signer(settings.log_key, settings.resolved_data_dir())
+        return load_log_signer(settings.log_key, settings.resolved_data_dir(), create=False)
+    except LogKeyMissing as exc:
+        raise fail(
+            f"{exc}: run this with the data directory of the server that signs the log "
+            "(TRAILHOUSE_DATA_DIR), or set TRAILHOUSE_LOG_KEY to its key"
+        ) from None
     except LogKeyError as exc:
         raise fail(str(exc)) from None
 

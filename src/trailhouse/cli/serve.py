@@ -14,6 +14,7 @@ from ..storage.base import StoreError
 from .common import (
     EXIT_USAGE,
     DbOption,
+    check_log_key,
     check_sealer,
     console,
     fail,
@@ -182,6 +183,7 @@ def _serve(
         store = open_or_fail(settings)
         try:
             check_sealer(settings, sealer_or_fail(settings), store)
+            check_log_key(settings, store)
         finally:
             store.close()
         from ..api.app import insights_worker_for
@@ -207,6 +209,7 @@ def _serve(
     try:
         sealer = sealer_or_fail(settings)
         check_sealer(settings, sealer, store)
+        check_log_key(settings, store)
         # The host's default decode pool is the server's to choose; an app built elsewhere (tests,
         # trailhouse.testing) forks none unless TRAILHOUSE_INGEST_WORKERS asks.
         settings = dataclasses.replace(settings, ingest_workers=settings.resolved_ingest_workers())
