@@ -27,6 +27,7 @@ from .base import AppendResult, LogEntry, LogLeaf, StoreError, StoreMissing, Sto
 from .budget import current_budget
 from .sql import (
     DAY_BUCKETED_DRIVERS,
+    PENDING_COLUMNS,
     RESOURCE_COLUMNS,
     SQLITE,
     ConnectionTx,
@@ -159,6 +160,7 @@ _EVENT_COLUMNS = event_columns(SQLITE)
 _INSERT_EVENT = (
     f"INSERT INTO events ({', '.join(_EVENT_COLUMNS)}) VALUES ({SQLITE.marks(len(_EVENT_COLUMNS))})"
 )
+_INSERT_PENDING = f"INSERT INTO log_pending ({', '.join(PENDING_COLUMNS)}) VALUES (?, ?, ?)"
 _INSERT_RESOURCE = (
     f"INSERT INTO event_resources ({', '.join(RESOURCE_COLUMNS)})"
     f" VALUES ({SQLITE.marks(len(RESOURCE_COLUMNS))})"
@@ -459,6 +461,7 @@ class SqliteStore(SqlStore, MerkleLogSql, DeliverySql):
         first_seq = (conn.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0]) + 1
         placed = plan.place(first_seq)
         conn.executemany(_INSERT_EVENT, itertools.chain.from_iterable(p.event_rows(SQLITE) for p in placed))
+        conn.executemany(_INSERT_PENDING, itertools.chain.from_iterable(p.pending_rows() for p in placed))
         resources = [row for p in placed for row in p.resource_rows()]
         if resources:
             conn.executemany(_INSERT_RESOURCE, resources)
@@ -594,12 +597,12 @@ class SqliteStore(SqlStore, MerkleLogSql, DeliverySql):
 
     @_translated
     def _read_log_leaves(self, *, after_seq: int, limit: int) -> list[LogLeaf]:
-        # As read_log, but the 32-byte leaf instead of the packed body (the body only where no
-        # leaf was stored: events ingested before migration 0011).
+        # The queue ingest fills (log_pending, migration 0016), not events: 40-odd bytes a row
+        # where an event's row holds its body. A NULL leaf is an event stored before migration
+        # 0011: its body is read and hashed.
         reader = self._reader()
         rows = reader.execute(
-            "SELECT seq, account, leaf, CASE WHEN leaf IS NULL THEN body END FROM events"
-            " WHERE seq > ? ORDER BY seq LIMIT ?",
+            "SELECT seq, account, leaf FROM log_pending WHERE seq > ? ORDER BY seq LIMIT ?",
             (after_seq, limit),
         )
         # The accounts' names once per batch (a handful), not a join per event. The rows are
@@ -608,13 +611,16 @@ class SqliteStore(SqlStore, MerkleLogSql, DeliverySql):
         names: dict[int, str] = {}
         leaves: list[LogLeaf] = []
         append = leaves.append
-        for seq, account, leaf, body in rows:
+        for seq, account, leaf in rows:
             name = names.get(account)
             if name is None:
                 name = names[account] = reader.execute(
                     "SELECT value FROM terms WHERE id = ?", (account,)
                 ).fetchone()[0]
-            append(LogLeaf(seq, name, leaf if leaf is not None else leaf_hash(codec.unpack(body))))
+            if leaf is None:
+                (body,) = reader.execute("SELECT body FROM events WHERE seq = ?", (seq,)).fetchone()
+                leaf = leaf_hash(codec.unpack(body))
+            append(LogLeaf(seq, name, leaf))
         return leaves
 
     def _log_transaction(self) -> contextlib.AbstractContextManager[Run]:
