@@ -56,8 +56,14 @@ def test_events_stored_without_a_leaf_are_hashed_from_their_bodies(
     backend_store: Any, backend_url: str
 ) -> None:
     backend_store.append([event_from_mapping(make_event(i)) for i in range(25)])
-    # As events ingested before the leaf column existed and queued by the migration: no leaf.
-    _sql(backend_url, "UPDATE log_pending SET leaf = NULL WHERE seq % 2 = 0")
+    # As events ingested before the leaf column existed and queued by the migration: no leaf, a
+    # queue row each.
+    _sql(backend_url, "DELETE FROM log_pending")
+    _sql(
+        backend_url,
+        "INSERT INTO log_pending (last_seq, first_seq, account, leaves) SELECT seq, seq, account, NULL"
+        " FROM events",
+    )
     leaves = backend_store._read_log_leaves(after_seq=0, limit=100)
     events = backend_store.read_log(after_seq=0, limit=100)
     assert [leaf.leaf for leaf in leaves] == [leaf_hash(e.event.body) for e in events]

@@ -193,7 +193,11 @@ def with_queue(store: Any) -> None:
     today's ingest can write to it."""
     blob = "BLOB" if store.dialect.name == "sqlite" else "bytea"
     with store._guard():
-        store._write(f"CREATE TABLE log_pending (seq bigint PRIMARY KEY, account integer, leaf {blob})", ())
+        store._write(
+            f"CREATE TABLE log_pending (last_seq bigint PRIMARY KEY, first_seq bigint, account integer,"
+            f" accounts {blob}, leaves {blob})",
+            (),
+        )
 
 
 def without_queue(store: Any) -> None:

@@ -26,8 +26,10 @@ from trailhouse.storage.migrations import migrations_for
 
 
 def _queued(store: Any) -> list[int]:
+    """The seqs of the queue's rows (a row holds a transaction's events, logged in part or not)."""
     with store._guard():
-        return [int(seq) for (seq,) in store._read("SELECT seq FROM log_pending ORDER BY seq")]
+        rows = store._read("SELECT first_seq, last_seq FROM log_pending ORDER BY last_seq")
+    return [seq for first, last in rows for seq in range(int(first), int(last) + 1)]
 
 
 def _logged(store: Any, signer: Any, limit: int = 10_000) -> None:
@@ -64,19 +66,38 @@ def _columns(store: Any) -> set[str]:
 def test_the_queue_holds_what_is_not_yet_logged_and_drains(backend_store: Any) -> None:
     signer = generate_signer("queue")
     assert "leaf" not in _columns(backend_store)  # the leaf is not kept with the event
-    backend_store.append([event_from_mapping(make_event(i, A if i % 3 else B)) for i in range(40)])
+    for start in range(0, 40, 10):  # a row a transaction, mixed accounts
+        backend_store.append(
+            [event_from_mapping(make_event(i, A if i % 3 else B)) for i in range(start, start + 10)]
+        )
     assert _queued(backend_store) == list(range(1, 41))
-    assert sequence(backend_store, signer, lambda: 0, limit=7) == 7
-    assert _queued(backend_store) == list(range(8, 41))
+    assert sequence(backend_store, signer, lambda: 0, limit=15) == 15
+    # The first row is gone, the second is logged in part and stays.
+    assert _queued(backend_store) == list(range(11, 41))
+    assert [leaf.seq for leaf in backend_store._read_log_leaves(after_seq=15, limit=100)] == list(
+        range(16, 41)
+    )
     _logged(backend_store, signer, 9)
     assert _queued(backend_store) == []
-    # A batch repeated is stored once and queued once.
-    again = backend_store.append([event_from_mapping(make_event(i, A if i % 3 else B)) for i in range(35, 50)])
+    # A batch repeated is stored once and queued once; one account's events make a row too.
+    again = backend_store.append(
+        [event_from_mapping(make_event(i, A if i % 3 else B)) for i in range(35, 50)]
+    )
     assert len(again.duplicates) == 5
-    assert _queued(backend_store) == list(range(41, 51))
-    _logged(backend_store, signer)
+    backend_store.append([event_from_mapping(make_event(i, A)) for i in range(100, 105)])
+    assert _queued(backend_store) == list(range(41, 56))
+    _logged(backend_store, signer, 4)
     assert _queued(backend_store) == []
-    _check_log(backend_store, {A: 26 + 7, B: 14 + 3})
+    _check_log(backend_store, {A: 26 + 7 + 5, B: 14 + 3})
+
+
+def test_a_gap_in_seqs_wider_than_a_step_does_not_stall_the_sequencer(backend_store: Any) -> None:
+    backend_store.append([event_from_mapping(make_event(i)) for i in range(3)])
+    with backend_store._guard():  # as a queue row whose seqs come long after the last logged one
+        backend_store._write(
+            "UPDATE log_pending SET last_seq = last_seq + 50, first_seq = first_seq + 50", ()
+        )
+    assert [leaf.seq for leaf in backend_store._read_log_leaves(after_seq=0, limit=10)] == [51, 52, 53]
 
 
 #: Run in a child: the store is opened, events appended, and the process killed (SIGKILL) where
@@ -144,10 +165,13 @@ def unlogged_old_store(backend_url: str, monkeypatch: pytest.MonkeyPatch) -> Ite
         store: Any = open_store(backend_url)
         with_queue(store)  # today's ingest writes to it; the old one wrote events.leaf
         store.append([event_from_mapping(make_event(i, A if i % 4 else B)) for i in range(90)])
-        with store._guard():
-            store._write(
-                "UPDATE events SET leaf = (SELECT leaf FROM log_pending p WHERE p.seq = events.seq)", ()
-            )
+        ph = store.dialect.ph
+        with store._guard():  # the leaf each row held
+            for entry in store.read_log(after_seq=0, limit=100):
+                store._write(
+                    f"UPDATE events SET leaf = {ph} WHERE seq = {ph}",
+                    (leaf_hash(entry.event.body), entry.seq),
+                )
         assert sequence(store, generate_signer("old"), lambda: 0, limit=30) == 30
         assert store.log_watermark() == 30
         with store._guard():
@@ -162,7 +186,7 @@ def test_a_store_migrated_with_unlogged_events_logs_each_once(unlogged_old_store
     try:
         with store._guard():
             applied = {r[0] for r in store._read("SELECT name FROM schema_migrations")}
-            queue = store._read("SELECT seq, leaf FROM log_pending ORDER BY seq")
+            queue = store._read("SELECT last_seq, leaves FROM log_pending ORDER BY last_seq")
         assert _new_migration(unlogged_old_store) in applied
         assert "leaf" not in _columns(store)
         assert [int(seq) for seq, _ in queue] == list(range(31, 91))

@@ -70,7 +70,6 @@ from .pg_partitions import (
 from .sql import (
     EVENT_COLUMNS,
     POSTGRES,
-    PENDING_COLUMNS,
     RESOURCE_COLUMNS,
     ConnectionTx,
     Placed,
@@ -84,6 +83,7 @@ from .sql import (
 from .sql.delivery import DeliverySql
 from .sql.leaf_tiles import convert_log_leaves
 from .sql.merkle_log import MerkleLogSql, Run
+from .sql.pending import PENDING_COLUMNS, pending_row, queued_leaves
 from .units import WriteUnit, build_unit, leaf_hash
 
 __all__ = ["TERM_ID_MAX", "PostgresStore", "TermIdsExhausted", "month_bounds", "month_of"]
@@ -122,7 +122,6 @@ _BY_SEQ = (
 #: ``EVENT_COLUMNS``' types for the binary COPY, which must match the columns exactly: term ids
 #: are int4 (migration 0013), the seq, the time and the two hashes int8.
 _EVENT_TYPES = ["int8", "int4", "int8", "int8", "int8"] + ["int4"] * 9 + ["int2", "int4"] + ["bytea"] * 3
-_PENDING_TYPES = ["int8", "int4", "bytea"]
 _RESOURCE_TYPES = ["int8", "int4", "int8", "int4", "int4"]
 
 #: Usage rows arrive as one array per column (``USAGE_COLUMNS`` order): one statement a batch.
@@ -567,11 +566,10 @@ class PostgresStore(SqlStore, MerkleLogSql, DeliverySql):
                     for event_row in p.event_rows(POSTGRES):
                         copy.write_row(event_row)
             # The leaves the sequencer has yet to log, in the events' transaction (migration 0015).
-            with cur.copy(f"COPY log_pending ({', '.join(PENDING_COLUMNS)}) FROM STDIN (FORMAT BINARY)") as copy:
-                copy.set_types(_PENDING_TYPES)
-                for p in placed:
-                    for pending_row in p.pending_rows():
-                        copy.write_row(pending_row)
+            cur.execute(
+                f"INSERT INTO log_pending ({', '.join(PENDING_COLUMNS)}) VALUES (%s, %s, %s, %s, %s)",
+                pending_row(placed),
+            )
 
     def find_events(
         self, *, account_id: str, flt: EventFilter, after: Position | None, descending: bool, limit: int
@@ -669,14 +667,10 @@ class PostgresStore(SqlStore, MerkleLogSql, DeliverySql):
 
     def _read_log_leaves(self, *, after_seq: int, limit: int) -> list[LogLeaf]:
         # The queue ingest fills (log_pending, migration 0015), in the order seqs commit (under
-        # the log lock, as events). A NULL leaf is an event stored before migration 0009: its body
-        # is read (event_ids names its partition) and hashed.
-        rows = self._read_binary(
-            "SELECT p.seq, (SELECT value FROM terms WHERE id = p.account), p.leaf FROM log_pending p"
-            " WHERE p.seq > %s ORDER BY p.seq LIMIT %s",
-            (after_seq, limit),
-        )
-        missing = [seq for seq, _, leaf in rows if leaf is None]
+        # the log lock, as events). No leaf: an event stored before migration 0009, whose body is
+        # read (event_ids names its partition) and hashed.
+        queued = list(queued_leaves(self._read_binary, "%s", after_seq, limit))
+        missing = [seq for seq, _, leaf in queued if leaf is None]
         bodies: dict[int, bytes] = {}
         if missing:
             bodies = {
@@ -687,13 +681,14 @@ class PostgresStore(SqlStore, MerkleLogSql, DeliverySql):
                     (missing,),
                 )
             }
+        names: dict[int, str] = {}
+        for account in {account for _, account, _ in queued}:
+            names[account] = bytes(
+                self._read_binary("SELECT value FROM terms WHERE id = %s", (account,))[0][0]
+            ).decode()
         return [
-            LogLeaf(
-                seq,
-                bytes(account).decode(),
-                bytes(leaf) if leaf is not None else leaf_hash(codec.unpack(bodies[seq])),
-            )
-            for seq, account, leaf in rows
+            LogLeaf(seq, names[account], leaf if leaf is not None else leaf_hash(codec.unpack(bodies[seq])))
+            for seq, account, leaf in queued
         ]
 
     @contextmanager

@@ -27,7 +27,6 @@ from .base import AppendResult, LogEntry, LogLeaf, StoreError, StoreMissing, Sto
 from .budget import current_budget
 from .sql import (
     DAY_BUCKETED_DRIVERS,
-    PENDING_COLUMNS,
     RESOURCE_COLUMNS,
     SQLITE,
     ConnectionTx,
@@ -47,6 +46,7 @@ from .sql import (
 from .sql.delivery import DeliverySql
 from .sql.leaf_tiles import convert_log_leaves
 from .sql.merkle_log import MerkleLogSql, Run
+from .sql.pending import PENDING_COLUMNS, pending_row, queued_leaves
 from .sqlite_log import runner, writer_transaction
 from .sqlite_repair import remove_duplicate_events
 from .units import WriteUnit, build_unit, leaf_hash
@@ -160,7 +160,7 @@ _EVENT_COLUMNS = event_columns(SQLITE)
 _INSERT_EVENT = (
     f"INSERT INTO events ({', '.join(_EVENT_COLUMNS)}) VALUES ({SQLITE.marks(len(_EVENT_COLUMNS))})"
 )
-_INSERT_PENDING = f"INSERT INTO log_pending ({', '.join(PENDING_COLUMNS)}) VALUES (?, ?, ?)"
+_INSERT_PENDING = f"INSERT INTO log_pending ({', '.join(PENDING_COLUMNS)}) VALUES (?, ?, ?, ?, ?)"
 _INSERT_RESOURCE = (
     f"INSERT INTO event_resources ({', '.join(RESOURCE_COLUMNS)})"
     f" VALUES ({SQLITE.marks(len(RESOURCE_COLUMNS))})"
@@ -461,7 +461,7 @@ class SqliteStore(SqlStore, MerkleLogSql, DeliverySql):
         first_seq = (conn.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0]) + 1
         placed = plan.place(first_seq)
         conn.executemany(_INSERT_EVENT, itertools.chain.from_iterable(p.event_rows(SQLITE) for p in placed))
-        conn.executemany(_INSERT_PENDING, itertools.chain.from_iterable(p.pending_rows() for p in placed))
+        conn.execute(_INSERT_PENDING, pending_row(placed))
         resources = [row for p in placed for row in p.resource_rows()]
         if resources:
             conn.executemany(_INSERT_RESOURCE, resources)
@@ -597,21 +597,14 @@ class SqliteStore(SqlStore, MerkleLogSql, DeliverySql):
 
     @_translated
     def _read_log_leaves(self, *, after_seq: int, limit: int) -> list[LogLeaf]:
-        # The queue ingest fills (log_pending, migration 0016), not events: 40-odd bytes a row
-        # where an event's row holds its body. A NULL leaf is an event stored before migration
-        # 0011: its body is read and hashed.
+        # The queue ingest fills (log_pending, migration 0016), not events, whose pages hold the
+        # bodies. No leaf: an event stored before migration 0011, whose body is read and hashed.
         reader = self._reader()
-        rows = reader.execute(
-            "SELECT seq, account, leaf FROM log_pending WHERE seq > ? ORDER BY seq LIMIT ?",
-            (after_seq, limit),
-        )
-        # The accounts' names once per batch (a handful), not a join per event. The rows are
-        # taken from the cursor one at a time rather than fetched into a list first: tuples alive
-        # at once, one per event, are what makes Python's garbage collector walk the heap.
-        names: dict[int, str] = {}
+        names: dict[int, str] = {}  # the accounts' names once per batch (a handful)
         leaves: list[LogLeaf] = []
         append = leaves.append
-        for seq, account, leaf in rows:
+        read = lambda sql, params: reader.execute(sql, params).fetchall()  # noqa: E731
+        for seq, account, leaf in queued_leaves(read, "?", after_seq, limit):
             name = names.get(account)
             if name is None:
                 name = names[account] = reader.execute(

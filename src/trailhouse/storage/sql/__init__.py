@@ -25,7 +25,6 @@ from .find import (
 from .migrate import apply_migrations, split_statements
 from .rows import (
     EVENT_COLUMNS,
-    PENDING_COLUMNS,
     RESOURCE_COLUMNS,
     Placed,
     Plan,
@@ -45,7 +44,6 @@ __all__ = [
     "EVENT_COLUMNS",
     "INTERNED_COLUMNS",
     "POSTGRES",
-    "PENDING_COLUMNS",
     "RESOURCE_COLUMNS",
     "SQLITE",
     "Dialect",

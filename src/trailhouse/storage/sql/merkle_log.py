@@ -147,7 +147,8 @@ class MerkleLogSql:
             run(f"UPDATE log_sequencer SET watermark = {ph} WHERE id = 1", (done.watermark,), False)
             # The queue gives up what is now logged in the transaction that logs it: a crash on
             # either side of the commit leaves each leaf either queued or logged, never both.
-            run(f"DELETE FROM log_pending WHERE seq <= {ph}", (done.watermark,), False)
+            # A row logged in part stays (storage/sql/pending.py): the next read starts past it.
+            run(f"DELETE FROM log_pending WHERE last_seq <= {ph}", (done.watermark,), False)
             return len(entries)
 
     def _write(self, query: str, params: Sequence[object]) -> int:

@@ -1,5 +1,5 @@
-"""The rows an ingest writes, the same on both backends: events, their resources, AccessKey usage,
-the Merkle leaves the log sequencer has yet to take (``log_pending``).
+"""The rows an ingest writes, the same on both backends: events, their resources, AccessKey usage
+(and the Merkle leaves the log has yet to take: ``pending``).
 
 The writer's half of ``storage.units``: a unit's distinct strings become term ids once, its
 columns are zipped into rows, its folded usage is merged with the transaction's other units.
@@ -16,7 +16,6 @@ from .dialect import Dialect
 
 __all__ = [
     "EVENT_COLUMNS",
-    "PENDING_COLUMNS",
     "RESOURCE_COLUMNS",
     "USAGE_COLUMNS",
     "Placed",
@@ -62,8 +61,6 @@ def event_columns(dialect: Dialect) -> tuple[str, ...]:
     return tuple(c for c in EVENT_COLUMNS if c != "request_id")
 
 
-#: The columns of ``log_pending``, in the order of ``Placed.pending_rows``.
-PENDING_COLUMNS = ("seq", "account", "leaf")
 RESOURCE_COLUMNS = ("seq", "account", "event_time", "rtype", "rname")
 #: The columns of ``key_usage``, in the order of ``Placed.usage_rows``.
 USAGE_COLUMNS = (
@@ -133,11 +130,6 @@ class Placed:
             u.body,
             strict=True,
         )
-
-    def pending_rows(self) -> Iterator[tuple[int, int | None, bytes]]:
-        """The ``log_pending`` rows, in ``PENDING_COLUMNS`` order: the leaves the sequencer has yet
-        to log (the leaf is not kept in the event's row: once logged, the level-0 tile holds it)."""
-        return zip(self.seqs, self.accounts(), self.unit.leaf, strict=True)
 
     def accounts(self) -> list[int | None]:
         return self._mapped(self.unit.account)

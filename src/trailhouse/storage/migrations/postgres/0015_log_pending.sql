@@ -1,18 +1,24 @@
--- The Merkle leaf leaves the event row, as on SQLite (0016_log_pending): ingest writes each new
--- event's (seq, account, leaf) to log_pending in the event's own transaction, the sequencer
--- reads it in seq order and deletes what it logged in the transaction that moves its watermark.
+-- The Merkle leaf leaves the event row, as on SQLite (0016_log_pending): ingest writes the leaves
+-- of each transaction's events to log_pending, in that transaction, as one row
+-- (storage/sql/pending.py); the sequencer reads it in seq order and deletes what it logged in the
+-- transaction that moves its watermark.
 -- Deleted rows are dead tuples until a vacuum: autovacuum is told to vacuum this table after
--- 20,000 of them whatever its size (its default waits for 20 % of the table), and `maintain`
+-- 1,000 of them whatever its size (its default waits for 20 % of the table), and `maintain`
 -- vacuums it too, for servers that run with autovacuum off.
 CREATE TABLE log_pending (
-    seq     bigint PRIMARY KEY,
-    account integer NOT NULL,
-    leaf    bytea                -- NULL: stored before 0009; the sequencer hashes the body
-) WITH (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 20000);
--- Events stored but not yet logged enter the queue with the leaf they have: event_ids is the
--- seq index, its event_time names the one partition to read (postgres.py, _BY_SEQ).
-INSERT INTO log_pending (seq, account, leaf)
-    SELECT i.seq, i.account, e.leaf
+    last_seq  bigint PRIMARY KEY,
+    first_seq bigint NOT NULL,
+    account   integer,             -- the account of all the row's events, or NULL: see accounts
+    accounts  bytea,               -- else each event's account, an int64 (little-endian) each
+    leaves    bytea                -- 32 bytes an event; NULL: one event stored before 0009
+) WITH (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 1000);
+-- Hashes do not compress: stored out of line (a transaction's leaves pass 2 kB) without trying.
+ALTER TABLE log_pending ALTER COLUMN leaves SET STORAGE EXTERNAL,
+    ALTER COLUMN accounts SET STORAGE EXTERNAL;
+-- Events stored but not yet logged are queued with the leaf they have, a row each: event_ids is
+-- the seq index, its event_time names the one partition to read (postgres.py, _BY_SEQ).
+INSERT INTO log_pending (last_seq, first_seq, account, accounts, leaves)
+    SELECT i.seq, i.seq, i.account, NULL, e.leaf
     FROM (SELECT seq, event_time, account FROM event_ids
           WHERE seq > (SELECT watermark FROM log_sequencer WHERE id = 1)) i
     CROSS JOIN LATERAL (SELECT leaf FROM events e
