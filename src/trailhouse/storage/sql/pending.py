@@ -17,7 +17,7 @@ from __future__ import annotations
 import sys
 from array import array
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from typing import Any, cast
 
 from .rows import Placed
 
@@ -34,7 +34,7 @@ def pending_row(placed: Sequence[Placed]) -> tuple[int, int, int | None, bytes |
     account: int | None = accounts[0]
     packed: bytes | None = None
     if any(a != account for a in accounts):
-        wide = array("q", accounts)  # term ids are never NULL for an account
+        wide = array("q", cast(list[int], accounts))  # an event's account is never NULL
         if sys.byteorder != "little":
             wide.byteswap()
         account, packed = None, wide.tobytes()
