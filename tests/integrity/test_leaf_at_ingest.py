@@ -1,6 +1,7 @@
-"""The leaf hash ingest stores beside each event (migrations sqlite/0011, postgres/0009): it is the
-RFC 6962 leaf of the exact stored body, and the log built from it is the log of the bodies; events
-stored without one (before the migration) are still sequenced, from their bodies."""
+"""The leaf hash ingest stores for each event (migrations sqlite/0011, postgres/0009; in the
+``log_pending`` queue since sqlite/0016, postgres/0015): it is the RFC 6962 leaf of the exact
+stored body, and the log built from it is the log of the bodies; events stored without one (before
+0011/0009) are still sequenced, from their bodies."""
 
 from __future__ import annotations
 
@@ -55,8 +56,14 @@ def test_events_stored_without_a_leaf_are_hashed_from_their_bodies(
     backend_store: Any, backend_url: str
 ) -> None:
     backend_store.append([event_from_mapping(make_event(i)) for i in range(25)])
-    # As events ingested before the leaf column existed: no stored leaf.
-    _sql(backend_url, "UPDATE events SET leaf = NULL WHERE seq % 2 = 0")
+    # As events ingested before the leaf column existed and queued by the migration: no leaf, a
+    # queue row each.
+    _sql(backend_url, "DELETE FROM log_pending")
+    _sql(
+        backend_url,
+        "INSERT INTO log_pending (last_seq, first_seq, account, leaves) SELECT seq, seq, account, NULL"
+        " FROM events",
+    )
     leaves = backend_store._read_log_leaves(after_seq=0, limit=100)
     events = backend_store.read_log(after_seq=0, limit=100)
     assert [leaf.leaf for leaf in leaves] == [leaf_hash(e.event.body) for e in events]

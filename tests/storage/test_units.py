@@ -14,6 +14,7 @@ from trailhouse.model.event import EventRecord, event_from_mapping, usage_source
 from trailhouse.model.query import UsageKind
 from trailhouse.storage import codec
 from trailhouse.storage.sql.dialect import POSTGRES, SQLITE
+from trailhouse.storage.sql.pending import pending_row, queued_leaves
 from trailhouse.storage.sql.rows import EVENT_COLUMNS, Placed, event_columns, merge_usage
 from trailhouse.storage.units import STS_PREFIX, WriteUnit, build_unit, leaf_hash, select
 
@@ -93,11 +94,11 @@ def test_a_unit_holds_each_first_event_as_the_records_say() -> None:
     firsts = {(r.account_id, r.event_id): i for i, r in reversed(list(enumerate(records)))}
     assert unit.repeats == [i for i, r in enumerate(records) if firsts[r.account_id, r.event_id] != i]
     assert "" in unit.terms and len(set(unit.terms)) == len(unit.terms)
+    assert unit.leaf == [leaf_hash(rec.body) for rec in fresh]
     rows = list(_as_text(unit, range(1, unit.events + 1)).event_rows(POSTGRES))
     for seq, (rec, row) in enumerate(zip(fresh, rows, strict=True), 1):
         got = dict(zip(EVENT_COLUMNS, row, strict=True))
         assert codec.unpack(got.pop("body")) == rec.body
-        assert got.pop("leaf") == leaf_hash(rec.body)
         assert got == {
             "seq": seq,
             "account": rec.account_id,
@@ -180,3 +181,29 @@ def test_a_unit_crosses_a_process_boundary_unchanged() -> None:
     empty = build_unit([])
     assert msgspec.msgpack.decode(msgspec.msgpack.encode(empty), type=WriteUnit) == empty
     assert empty.events == 0 and empty.terms == [""]
+
+
+def test_a_pending_row_gives_back_each_events_account_and_leaf() -> None:
+    """log_pending's one row per transaction (storage/sql/pending.py): the units' leaves and
+    accounts come back per seq, from any watermark inside the row, at most ``limit`` of them."""
+    units = [build_unit(_records(300, seed=s)) for s in (3, 4)]
+    placed, seq = [], 100
+    for unit in units:
+        ids = [None, *range(1, len(unit.terms) + 1)]
+        placed.append(Placed(unit, ids, range(seq, seq + unit.events)))
+        seq += unit.events
+    want = [
+        (s, a, leaf) for p in placed for s, a, leaf in zip(p.seqs, p.accounts(), p.unit.leaf, strict=True)
+    ]
+    assert len({a for _, a, _ in want}) > 1
+    row = pending_row(placed)
+    assert (row[0], row[1], row[2]) == (seq - 1, 100, None)
+    read = lambda sql, params: [row]  # noqa: E731
+    assert list(queued_leaves(read, "?", 99, 10_000)) == want
+    assert list(queued_leaves(read, "?", 250, 7)) == [w for w in want if w[0] > 250][:7]
+    one = Placed(units[0], [None, *[5] * len(units[0].terms)], range(1, units[0].events + 1))
+    single = pending_row([one])
+    assert single[2:4] == (5, None)  # one account: its id, no per-event column
+    assert [a for _, a, _ in queued_leaves(lambda sql, params: [single], "?", 0, 10_000)] == [5] * units[
+        0
+    ].events

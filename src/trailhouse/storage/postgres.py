@@ -83,6 +83,7 @@ from .sql import (
 from .sql.delivery import DeliverySql
 from .sql.leaf_tiles import convert_log_leaves
 from .sql.merkle_log import MerkleLogSql, Run
+from .sql.pending import PENDING_COLUMNS, pending_row, queued_leaves
 from .units import WriteUnit, build_unit, leaf_hash
 
 __all__ = ["TERM_ID_MAX", "PostgresStore", "TermIdsExhausted", "month_bounds", "month_of"]
@@ -120,7 +121,7 @@ _BY_SEQ = (
 
 #: ``EVENT_COLUMNS``' types for the binary COPY, which must match the columns exactly: term ids
 #: are int4 (migration 0013), the seq, the time and the two hashes int8.
-_EVENT_TYPES = ["int8", "int4", "int8", "int8", "int8"] + ["int4"] * 9 + ["int2", "int4"] + ["bytea"] * 4
+_EVENT_TYPES = ["int8", "int4", "int8", "int8", "int8"] + ["int4"] * 9 + ["int2", "int4"] + ["bytea"] * 3
 _RESOURCE_TYPES = ["int8", "int4", "int8", "int4", "int4"]
 
 #: Usage rows arrive as one array per column (``USAGE_COLUMNS`` order): one statement a batch.
@@ -564,6 +565,11 @@ class PostgresStore(SqlStore, MerkleLogSql, DeliverySql):
                 for p in placed:
                     for event_row in p.event_rows(POSTGRES):
                         copy.write_row(event_row)
+            # The leaves the sequencer has yet to log, in the events' transaction (migration 0015).
+            cur.execute(
+                f"INSERT INTO log_pending ({', '.join(PENDING_COLUMNS)}) VALUES (%s, %s, %s, %s, %s)",
+                pending_row(placed),
+            )
 
     def find_events(
         self, *, account_id: str, flt: EventFilter, after: Position | None, descending: bool, limit: int
@@ -602,13 +608,16 @@ class PostgresStore(SqlStore, MerkleLogSql, DeliverySql):
                 return [r[0] for r in conn.execute("EXPLAIN (COSTS OFF) " + query.sql, query.params)]
 
     def maintain(self, *, now_ms: int) -> list[str]:
-        """Partitions for the months ahead, drop those past retention, pack the indexes of the
-        months that have ended (``pg_partitions.pack_months``)."""
+        """Partitions for the months ahead, drop those past retention, vacuum the log's queue, pack
+        the indexes of the months that have ended (``pg_partitions.pack_months``)."""
         ahead = range(month_of(now_ms), month_of(now_ms) + self._ahead_months + 1)
         done = [f"created {name}" for name in self._ensure_months(ahead)]
         done += [f"dropped {name}" for name in self.drop_expired_partitions(now_ms)]
         try:
             with self._conn() as conn:
+                # The log's queue turns over every event (log_pending, migration 0015): its dead
+                # rows are reclaimed here as well as by autovacuum, which a server may run without.
+                conn.execute("VACUUM log_pending")
                 done += [
                     f"packed the indexes of {name}" for name in pack_months(conn, now_ms - PACK_AFTER_MS)
                 ]
@@ -657,21 +666,29 @@ class PostgresStore(SqlStore, MerkleLogSql, DeliverySql):
         return [LogEntry(row[0], bytes(row[1]).decode(), _stored_event(row[:1] + row[2:])) for row in rows]
 
     def _read_log_leaves(self, *, after_seq: int, limit: int) -> list[LogLeaf]:
-        # As read_log, but the 32-byte leaf ingest stored, not the packed body (which is read
-        # only where no leaf was stored: events ingested before migration 0009).
-        rows = self._read_binary(
-            "SELECT i.seq, (SELECT value FROM terms WHERE id = i.account), e.leaf,"
-            " CASE WHEN e.leaf IS NULL THEN e.body END FROM (SELECT seq, event_time, account"
-            " FROM event_ids WHERE seq > %s ORDER BY seq LIMIT %s) i" + _BY_SEQ + " ORDER BY i.seq",
-            (after_seq, limit),
-        )
+        # The queue ingest fills (log_pending, migration 0015), in the order seqs commit (under
+        # the log lock, as events). No leaf: an event stored before migration 0009, whose body is
+        # read (event_ids names its partition) and hashed.
+        queued = list(queued_leaves(self._read_binary, "%s", after_seq, limit))
+        missing = [seq for seq, _, leaf in queued if leaf is None]
+        bodies: dict[int, bytes] = {}
+        if missing:
+            bodies = {
+                seq: bytes(body)
+                for seq, body in self._read_binary(
+                    "SELECT i.seq, e.body FROM (SELECT seq, event_time FROM event_ids"
+                    " WHERE seq = ANY(%b::bigint[])) i" + _BY_SEQ,
+                    (missing,),
+                )
+            }
+        names: dict[int, str] = {}
+        for account in {account for _, account, _ in queued}:
+            names[account] = bytes(
+                self._read_binary("SELECT value FROM terms WHERE id = %s", (account,))[0][0]
+            ).decode()
         return [
-            LogLeaf(
-                seq,
-                bytes(account).decode(),
-                bytes(leaf) if leaf is not None else leaf_hash(codec.unpack(body)),
-            )
-            for seq, account, leaf, body in rows
+            LogLeaf(seq, names[account], leaf if leaf is not None else leaf_hash(codec.unpack(bodies[seq])))
+            for seq, account, leaf in queued
         ]
 
     @contextmanager

@@ -46,6 +46,7 @@ from .sql import (
 from .sql.delivery import DeliverySql
 from .sql.leaf_tiles import convert_log_leaves
 from .sql.merkle_log import MerkleLogSql, Run
+from .sql.pending import PENDING_COLUMNS, pending_row, queued_leaves
 from .sqlite_log import runner, writer_transaction
 from .sqlite_repair import remove_duplicate_events
 from .units import WriteUnit, build_unit, leaf_hash
@@ -159,6 +160,7 @@ _EVENT_COLUMNS = event_columns(SQLITE)
 _INSERT_EVENT = (
     f"INSERT INTO events ({', '.join(_EVENT_COLUMNS)}) VALUES ({SQLITE.marks(len(_EVENT_COLUMNS))})"
 )
+_INSERT_PENDING = f"INSERT INTO log_pending ({', '.join(PENDING_COLUMNS)}) VALUES (?, ?, ?, ?, ?)"
 _INSERT_RESOURCE = (
     f"INSERT INTO event_resources ({', '.join(RESOURCE_COLUMNS)})"
     f" VALUES ({SQLITE.marks(len(RESOURCE_COLUMNS))})"
@@ -459,6 +461,7 @@ class SqliteStore(SqlStore, MerkleLogSql, DeliverySql):
         first_seq = (conn.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0]) + 1
         placed = plan.place(first_seq)
         conn.executemany(_INSERT_EVENT, itertools.chain.from_iterable(p.event_rows(SQLITE) for p in placed))
+        conn.execute(_INSERT_PENDING, pending_row(placed))
         resources = [row for p in placed for row in p.resource_rows()]
         if resources:
             conn.executemany(_INSERT_RESOURCE, resources)
@@ -594,27 +597,23 @@ class SqliteStore(SqlStore, MerkleLogSql, DeliverySql):
 
     @_translated
     def _read_log_leaves(self, *, after_seq: int, limit: int) -> list[LogLeaf]:
-        # As read_log, but the 32-byte leaf instead of the packed body (the body only where no
-        # leaf was stored: events ingested before migration 0011).
+        # The queue ingest fills (log_pending, migration 0016), not events, whose pages hold the
+        # bodies. No leaf: an event stored before migration 0011, whose body is read and hashed.
         reader = self._reader()
-        rows = reader.execute(
-            "SELECT seq, account, leaf, CASE WHEN leaf IS NULL THEN body END FROM events"
-            " WHERE seq > ? ORDER BY seq LIMIT ?",
-            (after_seq, limit),
-        )
-        # The accounts' names once per batch (a handful), not a join per event. The rows are
-        # taken from the cursor one at a time rather than fetched into a list first: tuples alive
-        # at once, one per event, are what makes Python's garbage collector walk the heap.
-        names: dict[int, str] = {}
+        names: dict[int, str] = {}  # the accounts' names once per batch (a handful)
         leaves: list[LogLeaf] = []
         append = leaves.append
-        for seq, account, leaf, body in rows:
+        read = lambda sql, params: reader.execute(sql, params).fetchall()  # noqa: E731
+        for seq, account, leaf in queued_leaves(read, "?", after_seq, limit):
             name = names.get(account)
             if name is None:
                 name = names[account] = reader.execute(
                     "SELECT value FROM terms WHERE id = ?", (account,)
                 ).fetchone()[0]
-            append(LogLeaf(seq, name, leaf if leaf is not None else leaf_hash(codec.unpack(body))))
+            if leaf is None:
+                (body,) = reader.execute("SELECT body FROM events WHERE seq = ?", (seq,)).fetchone()
+                leaf = leaf_hash(codec.unpack(body))
+            append(LogLeaf(seq, name, leaf))
         return leaves
 
     def _log_transaction(self) -> contextlib.AbstractContextManager[Run]:

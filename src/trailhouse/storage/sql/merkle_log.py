@@ -1,5 +1,6 @@
-"""The Merkle log's SQL (migrations sqlite/0007, 0013 and 0015, postgres/0005, 0011 and 0014), for
-both backends; which event each leaf is lives in ``leaf_tiles`` (one row per 256 leaves).
+"""The Merkle log's SQL (migrations sqlite/0007, 0013, 0015 and 0016, postgres/0005, 0011, 0014
+and 0015), for both backends; which event each leaf is lives in ``leaf_tiles`` (one row per 256
+leaves). The leaves not yet logged wait in ``log_pending``, written by ingest.
 
 A backend supplies ``_log_transaction``: a context that holds the sequencer lock (SQLite: the
 write lock and ``BEGIN IMMEDIATE``; PostgreSQL: the ``log_sequencer`` row ``FOR UPDATE``) and
@@ -73,8 +74,9 @@ class MerkleLogSql:
         raise NotImplementedError
 
     def _read_log_leaves(self, *, after_seq: int, limit: int) -> list[LogLeaf]:
-        """``read_log``'s events as leaves: the leaf hash stored by ingest (hashed from the body
-        for events stored before there was one), in the same commit-safe seq order."""
+        """``read_log``'s events as leaves, from the ``log_pending`` queue ingest writes: the leaf
+        hash stored by ingest (hashed from the body for events stored before there was one), in
+        the same commit-safe seq order."""
         raise NotImplementedError
 
     def _log_transaction(self) -> AbstractContextManager[Run]:
@@ -143,6 +145,10 @@ class MerkleLogSql:
                 True,
             )
             run(f"UPDATE log_sequencer SET watermark = {ph} WHERE id = 1", (done.watermark,), False)
+            # The queue gives up what is now logged in the transaction that logs it: a crash on
+            # either side of the commit leaves each leaf either queued or logged, never both.
+            # A row logged in part stays (storage/sql/pending.py): the next read starts past it.
+            run(f"DELETE FROM log_pending WHERE last_seq <= {ph}", (done.watermark,), False)
             return len(entries)
 
     def _write(self, query: str, params: Sequence[object]) -> int:

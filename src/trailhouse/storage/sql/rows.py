@@ -1,4 +1,5 @@
-"""The rows an ingest writes, the same on both backends: events, their resources, AccessKey usage.
+"""The rows an ingest writes, the same on both backends: events, their resources, AccessKey usage
+(and the Merkle leaves the log has yet to take: ``pending``).
 
 The writer's half of ``storage.units``: a unit's distinct strings become term ids once, its
 columns are zipped into rows, its folded usage is merged with the transaction's other units.
@@ -50,7 +51,6 @@ EVENT_COLUMNS = (
     "event_id",
     "request_id",
     "body",
-    "leaf",
 )
 
 
@@ -128,7 +128,6 @@ class Placed:
             event_ids,
             *request_ids,
             u.body,
-            u.leaf,
             strict=True,
         )
 
