@@ -11,7 +11,7 @@ import binascii
 import re
 from dataclasses import dataclass
 
-from .note import NoteError, Verifier, open_note, sign_note
+from .note import NoteError, Verifier, open_note, sign_note, strict_b64decode
 from .note import Signer as NoteSigner
 
 __all__ = ["Checkpoint", "CheckpointError", "open_checkpoint", "sign_checkpoint"]
@@ -47,7 +47,7 @@ class Checkpoint:
         if not _SIZE.fullmatch(size) or int(size) >= 1 << 64:
             raise CheckpointError(f"a checkpoint's tree size is not a decimal number: {size!r}")
         try:
-            raw = base64.b64decode(root, validate=True)
+            raw = strict_b64decode(root)
         except binascii.Error:
             raise CheckpointError("a checkpoint's root hash is not base64") from None
         if len(raw) != 32 or base64.b64encode(raw).decode() != root:

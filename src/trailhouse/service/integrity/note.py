@@ -25,12 +25,25 @@ __all__ = [
     "generate_signer",
     "open_note",
     "sign_note",
+    "strict_b64decode",
 ]
 
 ED25519 = 0x01
 #: C2SP: verifiers must accept at least 16 signatures; more than this is refused as abuse.
 MAX_SIGNATURES = 100
 _DASH = "\u2014 "
+
+
+def strict_b64decode(text: str) -> bytes:
+    """Standard base64 in its one canonical spelling, or ``binascii.Error``.
+
+    A decoder that ignores the unused low bits of the last character accepts several spellings of
+    the same bytes: a signed note whose signature line was changed would still verify.
+    """
+    raw = base64.b64decode(text, validate=True)
+    if base64.b64encode(raw).decode() != text:
+        raise binascii.Error("not canonical base64")
+    return raw
 
 
 class NoteError(ValueError):
@@ -60,7 +73,7 @@ class Verifier:
         name, hex_id, encoded = parts
         _check_name(name)
         try:
-            raw = base64.b64decode(encoded, validate=True)
+            raw = strict_b64decode(encoded)
             wanted = bytes.fromhex(hex_id)
         except (binascii.Error, ValueError):
             raise NoteError("the verifier key's id or key is not hex / base64") from None
@@ -104,7 +117,7 @@ class Signer:
         if len(parts) != 5 or parts[:2] != ["PRIVATE", "KEY"]:
             raise NoteError("a signer key reads PRIVATE+KEY+<name>+<hex key id>+<base64 key>")
         try:
-            raw = base64.b64decode(parts[4], validate=True)
+            raw = strict_b64decode(parts[4])
         except binascii.Error:
             raise NoteError("the signer key is not base64") from None
         if len(raw) != 33 or raw[0] != ED25519:
@@ -178,7 +191,7 @@ def open_note(note: str | bytes, verifiers: list[Verifier]) -> tuple[str, list[V
             raise NoteError(f"a signature line starts with '— ': {line[:40]!r}")
         name, _, encoded = line[len(_DASH) :].partition(" ")
         try:
-            raw = base64.b64decode(encoded, validate=True)
+            raw = strict_b64decode(encoded)
         except binascii.Error:
             raise NoteError("a signature is not base64") from None
         if len(raw) < 5:
