@@ -273,7 +273,7 @@ def run_backend(
             # Ingest and queries are measured in steady state: after a bulk load the server's
             # Merkle log sequencer first works through the backlog, in the server's process.
             _log(f"{name}: waiting for the server's Merkle log to take the {ds.count:,} loaded events")
-            out["log_catch_up_after_load"] = _wait_for_log(url, ds.count, server_started)
+            out["log_catch_up_after_load"] = _wait_for_log(url, ds.count, server, server_started)
             _log(f"{name}: the log took them in {out['log_catch_up_after_load']['after_server_start_s']:,} s")
             assert ds.slice_http is not None and ds.slice_file is not None
             batches = read_batches(ds.slice_http.path, args.batch)
@@ -294,7 +294,7 @@ def run_backend(
 
             stored = ds.count + out["ingest_http"]["accepted"] + out["ingest_file"]["accepted"]
             # The log's tables are part of the store: measured once it holds every event.
-            out["log_catch_up"] = _wait_for_log(url, stored, server_started)
+            out["log_catch_up"] = _wait_for_log(url, stored, server, server_started)
             out["analyze_seconds"] = backend.analyze()
             size = backend.size()
             out["disk"] = {
@@ -315,7 +315,9 @@ def run_backend(
     return out
 
 
-def _wait_for_log(url: str, stored: int, server_started: float, timeout_s: float = 3600) -> dict[str, float]:
+def _wait_for_log(
+    url: str, stored: int, server: Server, server_started: float, timeout_s: float = 3600
+) -> dict[str, float]:
     """Wait until the log sequencer's watermark reaches the last stored seq (seqs run 1..stored
     here); how long that took, from now and from the server's start."""
     from trailhouse.storage import open_store
@@ -324,6 +326,8 @@ def _wait_for_log(url: str, stored: int, server_started: float, timeout_s: float
     started = time.perf_counter()
     try:
         while (mark := store.log_watermark()) < stored:
+            if server.proc is None or server.proc.poll() is not None:
+                raise RuntimeError(f"trailhouse serve exited with the log at {mark:,} of {stored:,} events")
             if time.perf_counter() - started > timeout_s:
                 raise RuntimeError(
                     f"the log sequencer reached {mark:,} of {stored:,} events in {timeout_s:.0f} s"

@@ -23,7 +23,7 @@ import httpx
 
 import trailhouse
 
-__all__ = ["CliError", "Server", "child_env", "free_port", "run_cli"]
+__all__ = ["CliError", "Server", "child_env", "free_port", "listens", "run_cli"]
 
 
 class CliError(RuntimeError):
@@ -34,6 +34,32 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def listens(pid: int, port: int) -> bool:
+    """Whether process ``pid`` holds the socket listening on 127.0.0.1:``port`` (Linux /proc;
+    elsewhere assumed)."""
+    inodes: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            rows = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            return True
+        for row in rows:
+            fields = row.split()
+            if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:  # 0A: LISTEN
+                inodes.add(f"socket:[{fields[9]}]")
+    try:
+        fds = list(Path(f"/proc/{pid}/fd").iterdir())
+    except OSError:
+        return False
+    for fd in fds:
+        try:
+            if os.readlink(fd) in inodes:
+                return True
+        except OSError:  # closed meanwhile
+            continue
+    return False
 
 
 def child_env(data_dir: Path) -> dict[str, str]:
@@ -190,8 +216,13 @@ class Server:
                     f"trailhouse serve exited with {self.proc.returncode}; see {self.log_path}"
                 )
             try:
+                # The port was free when chosen, not reserved: another server (a test suite run
+                # beside this one) may have taken it, and answer in this one's place.
                 if httpx.get(f"{self.base_url}/healthz", timeout=2).status_code == 200:
-                    return
+                    if listens(self.proc.pid, self.port):
+                        return
+                    self.stop()
+                    raise RuntimeError(f"another process answers on port {self.port}; see {self.log_path}")
             except httpx.HTTPError:
                 pass
             if time.monotonic() > deadline:

@@ -76,8 +76,24 @@ def pg_schema_url(base_url: str) -> Iterator[str]:
     try:
         yield f"{base_url}{sep}options={quote(f'-csearch_path={schema}')}"
     finally:
-        with psycopg.connect(base_url, autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+        _drop_schema(base_url, schema)
+
+
+def _drop_schema(base_url: str, schema: str, attempts: int = 5) -> None:
+    """``DROP SCHEMA … CASCADE``, tried again after a deadlock: it locks every table of the schema
+    one by one, and a session of the test's server that is still ending (a process killed on
+    purpose, a transaction rolling back) may hold one of them while it waits for another."""
+    import psycopg
+
+    for attempt in range(attempts):
+        try:
+            with psycopg.connect(base_url, autocommit=True) as conn:
+                conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+            return
+        except psycopg.errors.DeadlockDetected:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.2 * (attempt + 1))
 
 
 @contextlib.contextmanager

@@ -30,6 +30,7 @@ from ..service.pagetoken import PageTokens
 from ..settings import Settings
 from ..storage import open_store
 from ..storage.base import EventStore, StoreError
+from .bounded import run_in_background
 from .context import Services
 from .insights_supervisor import InsightsWorkerProcess
 from .insights_worker import status_path
@@ -132,13 +133,12 @@ MAINTENANCE_INTERVAL_S = 3600
 
 async def _maintain_forever(store: EventStore) -> None:
     """Partitions ahead and past retention, statistics: at start, then hourly, on every node."""
-    from starlette.concurrency import run_in_threadpool
-
     from ..model.times import now_ms
 
     while True:
         try:
-            for line in await run_in_threadpool(lambda: store.maintain(now_ms=now_ms())):
+            # Stopped at shutdown, not waited for: rebuilding a month's indexes may take minutes.
+            for line in await run_in_background(lambda: store.maintain(now_ms=now_ms()), stop_on_cancel=True):
                 maintenance_log.info("%s", line)
         except StoreError as exc:  # a busy lock or a lost connection: the next round tries again
             maintenance_log.warning("maintenance failed: %s", exc)

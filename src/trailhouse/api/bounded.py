@@ -9,6 +9,7 @@ cancels the budget and abandons the thread, so the client is answered in bounded
 
 from __future__ import annotations
 
+import asyncio
 import functools
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any, TypeVar
@@ -20,7 +21,7 @@ from starlette.types import Receive
 from ..storage.base import QueryTimeout
 from ..storage.budget import QueryBudget, query_budget
 
-__all__ = ["run_bounded", "stream_bounded", "try_inline"]
+__all__ = ["run_bounded", "run_in_background", "stream_bounded", "try_inline"]
 
 T = TypeVar("T")
 
@@ -38,6 +39,29 @@ async def run_bounded(
     """
     with query_budget(timeout_s) as budget:
         return await _run(budget, functools.partial(fn, *args), receive)
+
+
+async def run_in_background(fn: Callable[..., T], *args: Any, stop_on_cancel: bool) -> T:
+    """``fn(*args)`` in a worker thread for a background task (maintenance, the log's sequencer).
+
+    Cancelling the task (the app shutting down) does not abandon the thread: the task ends only once
+    the store work has, so the store is never closed, nor a database schema dropped, under it. With
+    ``stop_on_cancel`` the work is stopped first (its running statement cancelled, as when a client
+    leaves): for work that may run for minutes, such as rebuilding a month's indexes. Without, it
+    is let finish: one short transaction.
+    """
+    with query_budget(None) as budget:  # no time limit; a switch to cancel the statement
+        # The thread sees the budget: the task copies this context when it is created.
+        work = asyncio.ensure_future(asyncio.to_thread(fn, *args))
+        try:
+            return await asyncio.shield(work)
+        except asyncio.CancelledError:
+            if stop_on_cancel:
+                budget.cancel()
+            await asyncio.wait({work})  # its outcome no longer matters, only that it ended
+            if not work.cancelled():
+                work.exception()  # retrieved, so that asyncio does not log it as lost
+            raise
 
 
 def try_inline(fn: Callable[..., T], *args: Any, budget_s: float) -> T | None:

@@ -9,18 +9,16 @@ keeps the log right even if two ever sequence at once.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import socket
 import uuid
 
-from starlette.concurrency import run_in_threadpool
-
 from ..model.times import now_ms
 from ..service.integrity.log import FILL_BATCH, SEQUENCE_BATCH, SEQUENCE_PAUSE_S, fill_interiors, sequence
 from ..service.integrity.note import Signer
 from ..storage.base import EventStore, StoreError
+from .bounded import run_in_background
 
 __all__ = ["POLL_S", "sequence_forever"]
 
@@ -48,15 +46,8 @@ async def sequence_forever(store: EventStore, signer: Signer) -> None:
     # A store from before tile interiors were kept gets them while the log is idle, a few at a time.
     interiors_done = False
     while True:
-        step = asyncio.ensure_future(run_in_threadpool(_sequence_if_leased, store, signer, owner))
         try:
-            done = await asyncio.shield(step)
-        except asyncio.CancelledError:
-            # Shutting down: let the store call in its thread finish (one short transaction)
-            # before the app closes the store under it.
-            with contextlib.suppress(Exception):
-                await step
-            raise
+            done = await run_in_background(_sequence_if_leased, store, signer, owner, stop_on_cancel=False)
         except StoreError as exc:
             error_log.warning("log sequencer: %s", exc)
             await asyncio.sleep(RETRY_S)
@@ -67,13 +58,10 @@ async def sequence_forever(store: EventStore, signer: Signer) -> None:
             continue
         if done < SEQUENCE_BATCH:
             if not interiors_done:
-                fill = asyncio.ensure_future(run_in_threadpool(fill_interiors, store))
                 try:
-                    interiors_done = await asyncio.shield(fill) < FILL_BATCH
-                except asyncio.CancelledError:
-                    with contextlib.suppress(Exception):
-                        await fill  # as above: not under a store being closed
-                    raise
+                    interiors_done = (
+                        await run_in_background(fill_interiors, store, stop_on_cancel=False) < FILL_BATCH
+                    )
                 except StoreError as exc:
                     error_log.warning("log sequencer: filling tile interiors: %s", exc)
             await asyncio.sleep(POLL_S)
