@@ -198,8 +198,9 @@ class Settings:
     query_timeout_s: float = setting(
         10.0,
         "QUERY_TIMEOUT_S",
-        "the longest a request's store work may run (a lookup, a search page), in seconds; past it "
-        "the request is stopped and answered 503 ServiceUnavailable / QueryTimeout. `0` switches it off. "
+        "the longest a request's store work may run (a lookup, a search page, an ingest's write), "
+        "in seconds; past it the request is stopped and answered 503 ServiceUnavailable / "
+        "QueryTimeout. `0` switches it off. "
         "PostgreSQL applies it in whole tenths of a second, at least 0.1 s",
     )
     inline_read_ms: float = setting(

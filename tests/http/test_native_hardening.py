@@ -403,6 +403,41 @@ def test_a_broad_query_is_stopped_by_the_time_limit(slow_server: LiveServer, bac
     )
 
 
+def test_an_ingest_that_waits_past_the_limit_is_503_and_can_be_sent_again(
+    server_factory: Callable[..., LiveServer], backend_url: str
+) -> None:
+    """Ingest's store work is bounded like every request's: a write that cannot go on (here it
+    waits behind another session's lock, as behind a stalled connection) is answered 503 within
+    the limit, and the same batch sent again is stored once."""
+    if not _is_postgres(backend_url):
+        pytest.skip("SQLite's writer is bounded by its busy timeout (tests/reliability/test_db_outage.py)")
+    srv = server_factory(db_url=backend_url, query_timeout_s=LIMIT_S)
+    ingest = bearer(srv, A, scope=TokenScope.INGEST)
+    batch = orjson.dumps([make_event(i) for i in range(700, 710)])
+    before = scrape(srv)
+    with pg_table_locked(backend_url, "log_pending"):
+        started = time.monotonic()
+        r = httpx.post(f"{srv.url}/api/v1/events", content=batch, headers=ingest, timeout=30)
+        took = time.monotonic() - started
+    err = error_of(r, 503, "QueryTimeout")
+    assert "did not answer within the limit of 0.2 s (TRAILHOUSE_QUERY_TIMEOUT_S)" in err["message"]
+    assert "send the batch again" in err["message"]
+    assert took < LIMIT_S + 2.0, took
+    after = scrape(srv)
+    assert (
+        sample(after, "trailhouse_store_errors_total", error="QueryTimeout")
+        - sample(before, "trailhouse_store_errors_total", error="QueryTimeout")
+        == 1
+    )
+    again = httpx.post(f"{srv.url}/api/v1/events", content=batch, headers=ingest, timeout=30)
+    assert again.status_code == 200, again.text
+    report = again.json()
+    assert report["accepted"] + report["duplicates"] == 10 and not report["rejected"], report
+    sent = {make_event(i)["eventId"] for i in range(700, 710)}
+    found = get(srv, bearer(srv, A), limit="100").json()["events"]
+    assert sorted(e["eventId"] for e in found if e["eventId"] in sent) == sorted(sent)  # each once
+
+
 # ---------------------------------------------------------------------- export error trailers
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import logging
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import orjson
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -23,6 +25,8 @@ from ...service.ingest import (
 )
 from ...service.ingest_pool import DecoderLost, Writable, unpack
 from ...storage.base import EventLog
+from ...storage.base import QueryTimeout as StoreQueryTimeout
+from ..bounded import run_bounded
 from ..context import Services
 from .auth import authenticate_token
 from .errors import (
@@ -31,6 +35,7 @@ from .errors import (
     InvalidParameter,
     MalformedBody,
     PayloadTooLarge,
+    QueryTimeout,
     ServiceUnavailable,
 )
 
@@ -40,6 +45,8 @@ error_log = logging.getLogger("trailhouse.error")
 
 #: The query parameters of POST /api/v1/events; any other name is answered 400 UnknownParameter.
 INGEST_PARAMS = frozenset({"atomic"})
+
+T = TypeVar("T")
 
 
 async def read_limited_body(request: Request, limit: int) -> bytes:
@@ -75,8 +82,28 @@ def _store_decoded(store: EventLog, data: bytes, atomic: bool) -> IngestReport:
     return store_valid(store, [done.unit], done.rejected, done.warnings, atomic=atomic)
 
 
+async def _store_work(request: Request, svc: Services, fn: Callable[..., T], *args: Any) -> T:
+    """The request's store work (the token check, the write) within the query time limit, as for
+    every other request: a database that stalls (a connection that answers nothing) gets the
+    client a 503 in bounded time rather than no answer. A client that leaves does not stop a write.
+
+    A write stopped or abandoned this way may still commit; the 503 asks for the batch again, and
+    ingest is idempotent on eventId, so nothing is lost or doubled.
+    """
+    limit = svc.settings.query_timeout_s
+    try:
+        return await run_bounded(fn, *args, timeout_s=limit)
+    except StoreQueryTimeout:
+        error_log.warning("ingest: the store did not answer within %g s", limit)
+        request.scope.setdefault("state", {})["store_error"] = "QueryTimeout"  # for /metrics
+        raise QueryTimeout(
+            f"the store did not answer within the limit of {limit:g} s (TRAILHOUSE_QUERY_TIMEOUT_S);"
+            " send the batch again: events it already stored are counted as duplicates"
+        ) from None
+
+
 async def ingest_events(request: Request, svc: Services) -> Response:
-    token = await run_in_threadpool(authenticate_token, request, svc.store, TokenScope.INGEST)
+    token = await _store_work(request, svc, authenticate_token, request, svc.store, TokenScope.INGEST)
     limits = svc.settings
     body = await read_limited_body(request, limits.max_body_bytes)
     atomic = _flag(request.query_params.get("atomic", "false"), "atomic")
@@ -100,15 +127,19 @@ async def ingest_events(request: Request, svc: Services) -> Response:
         error_log.warning("ingest: %s (request %s)", exc, request.scope.get("state", {}).get("request_id"))
         raise ServiceUnavailable(str(exc)) from None
     if svc.decoder is not None:
-        report = await run_in_threadpool(_store_decoded, svc.store, data, atomic)
+        report = await _store_work(request, svc, _store_decoded, svc.store, data, atomic)
     else:
-        report = await run_in_threadpool(
-            ingest_items,
-            svc.store,
-            items,
-            may_write=token.may_use,
-            atomic=atomic,
-            limits=IngestLimits.of(limits),
+        report = await _store_work(
+            request,
+            svc,
+            functools.partial(
+                ingest_items,
+                svc.store,
+                items,
+                may_write=token.may_use,
+                atomic=atomic,
+                limits=IngestLimits.of(limits),
+            ),
         )
     status = 422 if atomic and report.rejected else 200
     request.scope.setdefault("state", {})["ingest"] = {
