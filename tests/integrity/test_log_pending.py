@@ -200,3 +200,46 @@ def test_a_store_migrated_with_unlogged_events_logs_each_once(unlogged_old_store
         _check_log(store, {A: 67, B: 23})
     finally:
         store.close()
+
+
+def _queue_bytes(store: Any) -> int:
+    with store._guard():
+        return int(store._read("SELECT pg_table_size('log_pending')")[0][0])
+
+
+def test_the_drained_queue_gives_its_file_back_on_postgres(pg_available: str) -> None:
+    """After a bulk load the queue's file held every leaf, and kept that size once drained
+    (VACUUM cannot cut it short while new rows land in its pages): the sequencer truncates the
+    drained queue, never one that holds a row, and never while ingest holds the table."""
+    from tests.conftest import pg_schema_url
+
+    signer = generate_signer("queue")
+    with pg_schema_url(pg_available) as url:
+        store = open_store(url)
+        try:
+            store.queue_shrink_bytes = 1  # any size: the test's queue is small
+            store._next_queue_shrink = float("inf")  # the sequencer's own look, only when the test says
+            for start in range(0, 3000, 500):
+                store.append([event_from_mapping(make_event(i, A)) for i in range(start, start + 500)])
+            full = _queue_bytes(store)
+            assert full > 8192
+            # A row still queued: not truncated.
+            assert sequence(store, signer, lambda: 0, limit=2900) == 2900
+            assert store.shrink_log_queue() is False and _queued(store) == list(range(2501, 3001))
+            # Drained, but an ingest transaction holds the table: not truncated, nothing waits long.
+            _logged(store, signer)
+            with store._pool.connection() as other, other.transaction():
+                other.execute("LOCK TABLE log_pending IN ROW EXCLUSIVE MODE")
+                assert store.shrink_log_queue() is False
+            assert _queue_bytes(store) == full
+            # Drained and free: the sequencer's own step gives the file back.
+            store._next_queue_shrink = 0.0
+            assert sequence(store, signer, lambda: 0) == 0
+            assert _queue_bytes(store) <= 8192 < full  # the TOAST index's one page is left
+            # The queue works on: new events are queued and logged, each once.
+            store.append([event_from_mapping(make_event(i, B)) for i in range(5000, 5010)])
+            assert _queued(store) == list(range(3001, 3011))
+            _logged(store, signer)
+            _check_log(store, {A: 3000, B: 10})
+        finally:
+            store.close()

@@ -55,7 +55,16 @@ from ..model.event import EventRecord
 from ..model.query import EventFilter, Position, StoredEvent
 from ..model.times import DAY_MS, now_ms
 from . import codec
-from .base import AppendResult, LogEntry, LogLeaf, StoreError, StoreMissing, StoreUnavailable
+from .base import (
+    AppendResult,
+    LogAppend,
+    LogEntry,
+    LogLeaf,
+    LogView,
+    StoreError,
+    StoreMissing,
+    StoreUnavailable,
+)
 from .budget import QueryBudget, current_budget
 from .pg_partitions import (
     PACK_AFTER_MS,
@@ -136,6 +145,12 @@ class TermIdsExhausted(StoreError):
     """Every int4 term id has been issued: a value never stored before cannot become a term."""
 
 
+#: The log's queue gives its file back once drained when the file is at least this large
+#: (``PostgresStore.shrink_log_queue``), looked at no more often than every QUEUE_SHRINK_EVERY_S.
+QUEUE_SHRINK_BYTES = 8 << 20
+QUEUE_SHRINK_EVERY_S = 60.0
+
+
 class PostgresStore(SqlStore, MerkleLogSql, DeliverySql):
     """EventStore on PostgreSQL (see the module docstring for the concurrency design)."""
 
@@ -167,6 +182,9 @@ class PostgresStore(SqlStore, MerkleLogSql, DeliverySql):
         self._months: set[int] = set()
         #: Test seam: called inside an ingest transaction after its inserts, just before commit.
         self._before_commit: Callable[[], None] | None = None
+        #: When the sequencer next looks whether the log's drained queue should give its file back.
+        self._next_queue_shrink = 0.0
+        self.queue_shrink_bytes = QUEUE_SHRINK_BYTES
         try:
             params = conninfo_to_dict(url)
         except psycopg.Error as exc:
@@ -690,6 +708,38 @@ class PostgresStore(SqlStore, MerkleLogSql, DeliverySql):
             LogLeaf(seq, names[account], leaf if leaf is not None else leaf_hash(codec.unpack(bodies[seq])))
             for seq, account, leaf in queued
         ]
+
+    def log_sequence(self, step: Callable[[list[LogLeaf], LogView], LogAppend], *, limit: int) -> int:
+        done = super().log_sequence(step, limit=limit)
+        if done < limit and time.monotonic() >= self._next_queue_shrink:
+            self._next_queue_shrink = time.monotonic() + QUEUE_SHRINK_EVERY_S
+            self.shrink_log_queue()
+        return done
+
+    def shrink_log_queue(self) -> bool:
+        """Give back the file of the log's queue once the sequencer has drained it; whether it did.
+
+        Why: ``log_pending`` holds every leaf between ingest and the sequencer. After a bulk load
+        that is millions of leaves (41 B/event at 10M), and the file keeps that size once drained:
+        VACUUM frees the rows but cannot cut the file short while new rows land in its pages. An
+        empty queue is truncated instead, under a lock taken only if free within 50 ms (ingest that
+        writes meanwhile waits that long at most), and only if it is empty under that lock: nothing
+        queued by a transaction that committed in between is ever lost.
+        """
+        with self._translated(), self._conn() as conn:
+            row = conn.execute("SELECT pg_table_size('log_pending')").fetchone()
+            if row is None or int(row[0]) < self.queue_shrink_bytes:
+                return False
+            try:
+                with conn.transaction():
+                    conn.execute("SET LOCAL lock_timeout = '50ms'")
+                    conn.execute("LOCK TABLE log_pending IN ACCESS EXCLUSIVE MODE")
+                    if conn.execute("SELECT 1 FROM log_pending LIMIT 1").fetchone() is not None:
+                        return False
+                    conn.execute("TRUNCATE log_pending")
+            except psycopg.errors.LockNotAvailable:
+                return False  # ingest is writing: the next look, a minute on
+        return True
 
     @contextmanager
     def _log_transaction(self) -> Iterator[Run]:
