@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import secrets
 import socket
+import subprocess
 from pathlib import Path
 
 from tests.cli._proc import clean_env, run
@@ -51,12 +52,18 @@ def _sign_log(path: Path, data_dir: Path) -> None:
 
 
 def _one_line(done: object) -> str:
-    import subprocess
-
     assert isinstance(done, subprocess.CompletedProcess)
     lines = done.stderr.strip().splitlines()
     assert done.returncode == 1 and len(lines) == 1, done.stderr
     return lines[0]
+
+
+def _serve_on_a_taken_port(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """``trailhouse serve`` on a port this test holds: it runs every check, then cannot listen."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        return run("serve", "--port", str(taken.getsockname()[1]), env=env)
 
 
 def test_serve_refuses_to_sign_on_with_a_new_key(tmp_path: Path) -> None:
@@ -66,11 +73,8 @@ def test_serve_refuses_to_sign_on_with_a_new_key(tmp_path: Path) -> None:
     env = clean_env(tmp_path / "home", TRAILHOUSE_DB=f"sqlite:///{db}", TRAILHOUSE_MASTER_KEY=MASTER_KEY)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    with socket.socket() as taken:  # should the check fail, serve stops at the port, not runs
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        port = str(taken.getsockname()[1])
-        refused = run("serve", "--port", port, env={**env, "TRAILHOUSE_DATA_DIR": str(elsewhere)})
+    # Should the check fail, serve stops at the port, not runs.
+    refused = _serve_on_a_taken_port({**env, "TRAILHOUSE_DATA_DIR": str(elsewhere)})
     line = _one_line(refused)
     assert f"no log key at {elsewhere / 'log.key'}" in line
     assert "TRAILHOUSE_DATA_DIR" in line and "TRAILHOUSE_LOG_KEY" in line
@@ -88,11 +92,8 @@ def test_a_store_whose_log_is_unsigned_gets_a_key(tmp_path: Path) -> None:
         TRAILHOUSE_DATA_DIR=str(data),
         TRAILHOUSE_MASTER_KEY=MASTER_KEY,
     )
-    # A port already taken: the server gets past every check, makes the key, then cannot listen.
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        started = run("serve", "--port", str(taken.getsockname()[1]), env=env)
+    # The server gets past every check, makes the key, then cannot listen.
+    started = _serve_on_a_taken_port(env)
     assert started.returncode != 0
     assert "no log key" not in started.stderr, started.stderr
     assert (data / "log.key").exists()
