@@ -213,7 +213,9 @@ def _headers(headers: Mapping[str, str]) -> dict[str, str]:
     out: dict[str, str] = {}
     for name, value in headers.items():
         n = _check_text(str(name), "Header").lower()
-        v = _check_text(str(value), "Header")
+        # Trimmed as V3 signs them (signature.canonical_request): a value is used as it was signed,
+        # so "x-acs-version: 2017-12-04\r" cannot verify as one version and run as another.
+        v = _check_text(str(value), "Header").strip()
         out[n] = f"{out[n]},{v}" if n in out else v
     return out
 
