@@ -217,7 +217,7 @@ def test_the_drained_queue_gives_its_file_back_on_postgres(pg_available: str) ->
     with pg_schema_url(pg_available) as url:
         store = open_store(url)
         try:
-            store.queue_shrink_bytes = 1  # any size: the test's queue is small
+            store._queue_shrink_bytes = 1  # any size: the test's queue is small
             store._next_queue_shrink = float("inf")  # the sequencer's own look, only when the test says
             for start in range(0, 3000, 500):
                 store.append([event_from_mapping(make_event(i, A)) for i in range(start, start + 500)])
@@ -225,12 +225,12 @@ def test_the_drained_queue_gives_its_file_back_on_postgres(pg_available: str) ->
             assert full > 8192
             # A row still queued: not truncated.
             assert sequence(store, signer, lambda: 0, limit=2900) == 2900
-            assert store.shrink_log_queue() is False and _queued(store) == list(range(2501, 3001))
+            assert store._shrink_log_queue() is False and _queued(store) == list(range(2501, 3001))
             # Drained, but an ingest transaction holds the table: not truncated, nothing waits long.
             _logged(store, signer)
             with store._pool.connection() as other, other.transaction():
                 other.execute("LOCK TABLE log_pending IN ROW EXCLUSIVE MODE")
-                assert store.shrink_log_queue() is False
+                assert store._shrink_log_queue() is False
             assert _queue_bytes(store) == full
             # Drained and free: the sequencer's own step gives the file back.
             store._next_queue_shrink = 0.0

@@ -146,7 +146,7 @@ class TermIdsExhausted(StoreError):
 
 
 #: The log's queue gives its file back once drained when the file is at least this large
-#: (``PostgresStore.shrink_log_queue``), looked at no more often than every QUEUE_SHRINK_EVERY_S.
+#: (``PostgresStore._shrink_log_queue``), looked at no more often than every QUEUE_SHRINK_EVERY_S.
 QUEUE_SHRINK_BYTES = 8 << 20
 QUEUE_SHRINK_EVERY_S = 60.0
 
@@ -184,7 +184,7 @@ class PostgresStore(SqlStore, MerkleLogSql, DeliverySql):
         self._before_commit: Callable[[], None] | None = None
         #: When the sequencer next looks whether the log's drained queue should give its file back.
         self._next_queue_shrink = 0.0
-        self.queue_shrink_bytes = QUEUE_SHRINK_BYTES
+        self._queue_shrink_bytes = QUEUE_SHRINK_BYTES
         try:
             params = conninfo_to_dict(url)
         except psycopg.Error as exc:
@@ -713,10 +713,10 @@ class PostgresStore(SqlStore, MerkleLogSql, DeliverySql):
         done = super().log_sequence(step, limit=limit)
         if done < limit and time.monotonic() >= self._next_queue_shrink:
             self._next_queue_shrink = time.monotonic() + QUEUE_SHRINK_EVERY_S
-            self.shrink_log_queue()
+            self._shrink_log_queue()
         return done
 
-    def shrink_log_queue(self) -> bool:
+    def _shrink_log_queue(self) -> bool:
         """Give back the file of the log's queue once the sequencer has drained it; whether it did.
 
         Why: ``log_pending`` holds every leaf between ingest and the sequencer. After a bulk load
@@ -728,7 +728,7 @@ class PostgresStore(SqlStore, MerkleLogSql, DeliverySql):
         """
         with self._translated(), self._conn() as conn:
             row = conn.execute("SELECT pg_table_size('log_pending')").fetchone()
-            if row is None or int(row[0]) < self.queue_shrink_bytes:
+            if row is None or int(row[0]) < self._queue_shrink_bytes:
                 return False
             try:
                 with conn.transaction():
