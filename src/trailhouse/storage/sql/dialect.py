@@ -55,12 +55,6 @@ class Dialect:
     #: migration 0014): a column of its own took ~37 of the 600 bytes an event may take, for a
     #: check that runs on hash hits only.
     request_id_in_row: bool = True
-    #: The term indexes of events end at event_time, without seq (PostgreSQL migration 0016): a
-    #: page is the first ``limit`` rows by event_time ``WITH TIES``, which an index scan gives in
-    #: order and stops at, then sorted by (event_time, seq). Asked for (event_time, seq) order
-    #: directly, the planner may sort every match when it expects few (a hot key, whose term id
-    #: it does not know when planning).
-    time_only_indexes: bool = False
 
     @property
     def request_id_sql(self) -> str:
@@ -113,5 +107,4 @@ POSTGRES = Dialect(
     row_keyset=True,
     usage_day=True,
     event_ids_lookup=True,
-    time_only_indexes=True,
 )

@@ -314,16 +314,9 @@ def build_find(
             used = {c.split(" ", 1)[0].removeprefix("e.") for c in event_conds if not c.endswith("IS NULL")}
             driver = next((i for col, i in SQLITE_INDEX_PRIORITY if col in used), "events_time")
             source = f"events e INDEXED BY {driver}"
-        sql = f"{select} FROM {source} WHERE {' AND '.join(conds)}"
-        if dialect.time_only_indexes and limit is not None:
-            # See Dialect.time_only_indexes: the ties of the last time are all kept, so the outer
-            # sort by seq sees every row that may come before the limit.
-            sql = (
-                f"SELECT * FROM ({sql} ORDER BY e.event_time {order} FETCH FIRST {int(limit)} ROWS WITH TIES)"
-                f" p ORDER BY p.event_time {order}, p.seq {order} LIMIT {int(limit)}"
-            )
-            return FindQuery(sql, params, driver, " AND ".join(conds), source)
-        sql += f" ORDER BY e.event_time {order}, e.seq {order}"
+        sql = (
+            f"{select} FROM {source} WHERE {' AND '.join(conds)} ORDER BY e.event_time {order}, e.seq {order}"
+        )
     if limit is not None:
         sql += f" LIMIT {ph}"
         params.append(limit)
