@@ -59,11 +59,11 @@ class DemoLoad:
 Demo data: {self.accepted:,} events stored ({self.duplicates:,} were already there).
 
 Endpoint:        http://{endpoint}  (ActionTrail OpenAPI at /, native API at /api/v1)
-Web console:     http://{endpoint}/console  (sign in with the AccessKey pair or the read token below)
+Web console:     http://{endpoint}/console  (sign in with the AccessKey pair or the token below)
 AccountId:       {self.account_id}
 AccessKeyId:     {self.access_key_id}
 AccessKeySecret: {self.access_key_secret}
-Read token:      {self.read_token}
+Token:           {self.read_token}  (read and ingest: GET and POST /api/v1/events)
 
 The story: AccessKey {self.leaked_key} leaked; it was used from {", ".join(self.attacker_ips)}.
 
