@@ -48,11 +48,21 @@ class Backend:
                 (self.detail["schema"],),
             ).fetchall()
             for (table,) in tables:
-                conn.execute(
-                    sql.SQL("ANALYZE {}.{}").format(
-                        sql.Identifier(self.detail["schema"]), sql.Identifier(table)
-                    )
+                statement = sql.SQL("ANALYZE {}.{}").format(
+                    sql.Identifier(self.detail["schema"]), sql.Identifier(table)
                 )
+                # The server's housekeeping may be rebuilding an ended month's indexes
+                # (REINDEX … CONCURRENTLY waits for older transactions, this one among them,
+                # while it holds the partition this ANALYZE reaches): a deadlock, which
+                # PostgreSQL may resolve by failing either side. Failed here, it is run again.
+                for attempt in range(10):
+                    try:
+                        conn.execute(statement)
+                        break
+                    except psycopg.errors.DeadlockDetected:
+                        if attempt == 9:
+                            raise
+                        time.sleep(1.0)
         return round(time.perf_counter() - started, 2)
 
     def version(self) -> str:

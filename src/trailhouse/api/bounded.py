@@ -1,4 +1,5 @@
-"""Store work for one request, off the event loop, bounded in time, cancelled when the client leaves.
+"""Store work for one request, off the event loop, bounded in time, cancelled when the client leaves;
+and background store work that a shutdown stops and waits for (``run_in_background``).
 
 Every request that reads the store goes through ``run_bounded``: the blocking call runs in a worker
 thread under a ``QueryBudget`` (storage.budget), which the backends enforce themselves (SQLite
