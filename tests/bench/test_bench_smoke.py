@@ -33,6 +33,19 @@ def _env() -> dict[str, str]:
     return env
 
 
+def _run(command: list[str], timeout_s: float = 180) -> subprocess.CompletedProcess[str]:
+    """A harness command (``python -m bench.<module> …``); on a timeout, where it stood, not only
+    that it took too long."""
+    try:
+        return subprocess.run(
+            command, cwd=REPO, env=_env(), capture_output=True, text=True, timeout=timeout_s, check=False
+        )
+    except subprocess.TimeoutExpired as exc:
+        stderr = exc.stderr.decode(errors="replace") if isinstance(exc.stderr, bytes) else exc.stderr
+        tail = (stderr or "")[-4000:]
+        pytest.fail(f"{command[2]} did not end in {timeout_s:g} s; its last lines:\n{tail}")
+
+
 @pytest.fixture(scope="module")
 def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     tmp = tmp_path_factory.mktemp("bench")
@@ -69,13 +82,7 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         str(out),
         "--keep",
     ]
-    try:
-        proc = subprocess.run(
-            command, cwd=REPO, env=_env(), capture_output=True, text=True, timeout=180, check=False
-        )
-    except subprocess.TimeoutExpired as exc:  # where it stood, not only that it took too long
-        stderr = exc.stderr.decode(errors="replace") if isinstance(exc.stderr, bytes) else exc.stderr
-        pytest.fail(f"bench.run did not end in 180 s; its last lines:\n{(stderr or '')[-4000:]}")
+    proc = _run(command)
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert "Targets (issue 7)" in proc.stdout  # the printed summary
     data: dict[str, Any] = json.loads(out.read_text())
@@ -224,13 +231,7 @@ def test_queries_again_on_the_kept_store_with_two_workers(results: dict[str, Any
     redis_url = os.environ.get("TRAILHOUSE_TEST_REDIS", "redis://127.0.0.1:6379/13")
     command = [sys.executable, "-m", "bench.queries", results["_path"], "--out", str(out)]
     command += ["--", "--workers", "2", "--redis", redis_url]
-    try:
-        proc = subprocess.run(
-            command, cwd=REPO, env=_env(), capture_output=True, text=True, timeout=180, check=False
-        )
-    except subprocess.TimeoutExpired as exc:  # where it stood, not only that it took too long
-        stderr = exc.stderr.decode(errors="replace") if isinstance(exc.stderr, bytes) else exc.stderr
-        pytest.fail(f"bench.run did not end in 180 s; its last lines:\n{(stderr or '')[-4000:]}")
+    proc = _run(command)
     assert proc.returncode == 0, proc.stderr[-4000:]
     again = json.loads(out.read_text())
     assert again["run"]["serve_args"] == ["--workers", "2", "--redis", redis_url]

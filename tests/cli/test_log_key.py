@@ -58,6 +58,19 @@ def _one_line(done: object) -> str:
     return lines[0]
 
 
+def _env_with_events(tmp_path: Path, data: Path) -> dict[str, str]:
+    """The environment of a CLI run on a SQLite store holding events, with ``data`` as its data
+    directory (empty: no log key there)."""
+    db = tmp_path / "t.db"
+    _store_with_events(db)
+    return clean_env(
+        tmp_path / "home",
+        TRAILHOUSE_DB=f"sqlite:///{db}",
+        TRAILHOUSE_DATA_DIR=str(data),
+        TRAILHOUSE_MASTER_KEY=MASTER_KEY,
+    )
+
+
 def _serve_on_a_taken_port(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     """``trailhouse serve`` on a port this test holds: it runs every check, then cannot listen."""
     with socket.socket() as taken:
@@ -83,15 +96,8 @@ def test_serve_refuses_to_sign_on_with_a_new_key(tmp_path: Path) -> None:
 
 def test_a_store_whose_log_is_unsigned_gets_a_key(tmp_path: Path) -> None:
     """Nothing signed yet (events loaded, no server ran): the first server makes the key."""
-    db = tmp_path / "t.db"
-    _store_with_events(db)
     data = tmp_path / "data"
-    env = clean_env(
-        tmp_path / "home",
-        TRAILHOUSE_DB=f"sqlite:///{db}",
-        TRAILHOUSE_DATA_DIR=str(data),
-        TRAILHOUSE_MASTER_KEY=MASTER_KEY,
-    )
+    env = _env_with_events(tmp_path, data)
     # The server gets past every check, makes the key, then cannot listen.
     started = _serve_on_a_taken_port(env)
     assert started.returncode != 0
@@ -100,15 +106,8 @@ def test_a_store_whose_log_is_unsigned_gets_a_key(tmp_path: Path) -> None:
 
 
 def test_log_commands_never_make_a_key(tmp_path: Path) -> None:
-    db = tmp_path / "t.db"
-    _store_with_events(db)
     data = tmp_path / "data"
-    env = clean_env(
-        tmp_path / "home",
-        TRAILHOUSE_DB=f"sqlite:///{db}",
-        TRAILHOUSE_DATA_DIR=str(data),
-        TRAILHOUSE_MASTER_KEY=MASTER_KEY,
-    )
+    env = _env_with_events(tmp_path, data)
     for args in (("log", "public-key"), ("log", "checkpoint", "--account", ACCOUNT)):
         line = _one_line(run(*args, env=env))
         assert f"no log key at {data / 'log.key'}" in line and "TRAILHOUSE_LOG_KEY" in line
