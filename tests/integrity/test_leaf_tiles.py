@@ -189,8 +189,9 @@ def old_store(backend_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[tup
 
 
 def with_queue(store: Any) -> None:
-    """Give a store at a schema before log_pending (sqlite/0016, postgres/0015) that table, so that
-    today's ingest can write to it."""
+    """Give a store at a schema before log_pending (sqlite/0016, postgres/0015) that table, and take
+    the eventId (and PostgreSQL's requestId) column out of its rows (sqlite/0017, postgres/0016),
+    so that today's ingest can write to it."""
     blob = "BLOB" if store.dialect.name == "sqlite" else "bytea"
     with store._guard():
         store._write(
@@ -198,11 +199,20 @@ def with_queue(store: Any) -> None:
             f" accounts {blob}, leaves {blob})",
             (),
         )
+        for column in _ID_COLUMNS[store.dialect.name]:
+            store._write(f"ALTER TABLE events DROP COLUMN {column}", ())
 
 
 def without_queue(store: Any) -> None:
+    """The schema ``with_queue`` found, for its migrations to run (the id columns come back empty)."""
+    blob = "BLOB" if store.dialect.name == "sqlite" else "bytea"
     with store._guard():
         store._write("DROP TABLE log_pending", ())
+        for column in _ID_COLUMNS[store.dialect.name]:
+            store._write(f"ALTER TABLE events ADD COLUMN {column} {blob}", ())
+
+
+_ID_COLUMNS = {"sqlite": ("event_id",), "postgres": ("event_id", "request_id")}
 
 
 def _read(store: Any, query: str) -> list[Any]:

@@ -84,6 +84,77 @@ def test_a_request_id_hash_hit_is_checked_against_the_request_id(store: EventSto
     assert sorted(ids(several)) == ["RA", "RE"]
 
 
+def test_an_event_id_hash_hit_is_checked_against_the_event_id(store: EventStore) -> None:
+    """eventIds are found, and re-sent events recognised, by a 64-bit hash; the rows keep no
+    eventId text, so each hit is checked against the body. Events whose eventIds share a hash
+    (forced here) must not answer for each other in a lookup, a count or the dedupe; a page whose
+    hits are mostly collisions is still filled (PostgreSQL checks the rows after its statement)."""
+    a = record("EA", "10:00:00")
+    twins = [replace(record(f"EB{i}", f"11:00:0{i}"), event_key=a.event_key) for i in range(3)]
+    assert store.append([a, *twins]).accepted == [0, 1, 2, 3]
+    # Re-sent: each is its own duplicate, not another's; a new id on the same hash is new.
+    assert store.append(
+        [twins[1], a, replace(record("EC", "12:00:00"), event_key=a.event_key)]
+    ).duplicates == [
+        0,
+        1,
+    ]
+    by_id = _window(equals={Attr.EVENT_ID: ("EA",)})
+    assert ids(find_all(store, by_id)) == ["EA"]
+    # Newest first, one a page: the three newer twins (and EC) come before EA in the walk.
+    page = store.find_events(account_id=ACCOUNT, flt=by_id, after=None, descending=True, limit=1)
+    assert ids(page) == ["EA"]
+    assert (
+        ids(find_all(store, _window(equals={Attr.EVENT_ID: ("EB2", "EC", "nope")}))) == []
+    )  # not their hash
+    assert ids(
+        find_all(store, _window(equals={Attr.EVENT_ID: ("EA",), Attr.EVENT_NAME: ("DescribeInstances",)}))
+    ) == ["EA"]
+    hour = 3_600_000
+    assert store.count_by_time(
+        account_id=ACCOUNT, flt=by_id, origin_ms=WHOLE_DAY.start_ms, bucket_ms=hour
+    ) == [(at("10:00:00"), 1)]
+    assert store.count_matching(account_id=ACCOUNT, flt=by_id, cap=10) == 1
+
+
+def test_a_request_id_page_of_collisions_is_still_filled(store: EventStore) -> None:
+    wanted = record("RW", "09:00:00", requestId="req-W")
+    others = [
+        replace(record(f"RO{i}", f"1{i}:00:00", requestId=f"req-O{i}"), request_key=wanted.request_key)
+        for i in range(4)
+    ]
+    store.append([wanted, *others])
+    flt = _window(equals={Attr.REQUEST_ID: ("req-W",)})
+    for descending in (True, False):
+        page = store.find_events(account_id=ACCOUNT, flt=flt, after=None, descending=descending, limit=2)
+        assert ids(page) == ["RW"], descending
+    hour = 3_600_000
+    assert store.count_by_time(account_id=ACCOUNT, flt=flt, origin_ms=WHOLE_DAY.start_ms, bucket_ms=hour) == [
+        (at("09:00:00"), 1)
+    ]
+
+
+def test_ids_are_read_from_bodies_whatever_else_they_hold(store: EventStore) -> None:
+    """The eventId and requestId come from the body: a number no double holds elsewhere in it, an
+    integer eventId (indexed as its text) and escapes must not stop the check."""
+    odd = event_from_mapping(
+        orjson.loads(
+            b'{"eventId":"odd-1","eventTime":"2026-10-05T10:00:00Z","eventName":"Get",'
+            b'"requestId":"req-odd","userIdentity":{"accountId":"1234567890123456"},"x":0}'
+        ),
+        body=b'{"x":1e400,"eventId":"odd-1","eventTime":"2026-10-05T10:00:00Z","eventName":"Get",'
+        b'"requestId":"req-odd","big":123456789012345678901234567890,'
+        b'"userIdentity":{"accountId":"1234567890123456"}}',
+    )
+    number = record("ignored", eventId=90210, requestId="req-\u00e9")
+    assert store.append([odd, number]).accepted == [0, 1]
+    assert store.append([odd, number]).duplicates == [0, 1]
+    assert ids(find_all(store, _window(equals={Attr.REQUEST_ID: ("req-odd",)}))) == ["odd-1"]
+    assert ids(find_all(store, _window(equals={Attr.EVENT_ID: ("odd-1",)}))) == ["odd-1"]
+    assert ids(find_all(store, _window(equals={Attr.EVENT_ID: ("90210",)}))) == ["90210"]
+    assert ids(find_all(store, _window(equals={Attr.REQUEST_ID: ("req-\u00e9",)}))) == ["90210"]
+
+
 def test_terms_hold_any_text(store: EventStore) -> None:
     # NUL (which PostgreSQL text cannot hold), non-BMP characters, the empty string.
     names = ["a\u0000b", "a\u0000c", "\u00e9t\u00e9", "\U0001f600x", "", " "]

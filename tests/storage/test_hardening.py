@@ -22,6 +22,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from trailhouse.model.event import key_hash
 from trailhouse.model.query import Attr, EventFilter, UsageKind
 from trailhouse.storage import open_store
 from trailhouse.storage import sqlite as sqlite_backend
@@ -95,12 +96,14 @@ def _store_twice_the_old_way(path: Path) -> None:
     others = ", ".join(c for c in columns if c not in ("seq", "event_time"))
     conn.execute(
         f"INSERT INTO events (seq, event_time, {others}) SELECT seq + 100, event_time + 120000, {others}"
-        " FROM events WHERE event_id = 'dup'"
+        " FROM events WHERE event_key = ?",
+        (key_hash("dup"),),
     )
     conn.execute(
         "INSERT INTO event_resources SELECT seq + 100, account, event_time + 120000, rtype, rname"
         " FROM event_resources"
-        " WHERE seq = (SELECT seq FROM events WHERE event_id = 'dup' ORDER BY seq LIMIT 1)"
+        " WHERE seq = (SELECT seq FROM events WHERE event_key = ? ORDER BY seq LIMIT 1)",
+        (key_hash("dup"),),
     )
     # The doubled event was counted twice in the usage of its key, as ingest did then.
     conn.execute("UPDATE key_usage SET calls = calls + 1")
@@ -111,7 +114,9 @@ def test_migrating_an_old_sqlite_store_removes_its_doubles_keeping_the_first(tmp
     path = tmp_path / "old.db"
     _store_twice_the_old_way(path)
     raw = sqlite3.connect(path)
-    assert raw.execute("SELECT count(*) FROM events WHERE event_id = 'dup'").fetchone() == (2,)
+    assert raw.execute("SELECT count(*) FROM events WHERE event_key = ?", (key_hash("dup"),)).fetchone() == (
+        2,
+    )
     raw.close()
 
     store = SqliteStore(path)

@@ -610,10 +610,13 @@ def test_a_store_from_before_0013_migrates_in_place(
     placed = Placed(unit, [None, *map(term_ids.__getitem__, unit.terms)], seqs)
     # The rows the code before 0013 wrote, by plain INSERTs into the old layout.
     with psycopg.connect(old.url) as conn:
-        columns = ", ".join(EVENT_COLUMNS)
-        for rec, seq, event_row in zip(records, seqs, placed.event_rows(POSTGRES), strict=True):
+        # The rows then also held the eventId and requestId texts (until 0016).
+        columns = [*EVENT_COLUMNS[:-1], "event_id", "request_id", EVENT_COLUMNS[-1]]
+        for rec, seq, event_row in zip(records, seqs, placed.event_rows(), strict=True):
+            request_id = None if rec.request_id is None else rec.request_id.encode()
             conn.execute(
-                f"INSERT INTO events ({columns}) VALUES ({', '.join(['%s'] * len(EVENT_COLUMNS))})", event_row
+                f"INSERT INTO events ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(columns))})",
+                (*event_row[:-1], rec.event_id.encode(), request_id, event_row[-1]),
             )
             conn.execute(
                 "INSERT INTO event_ids (account, event_key, event_id, event_time, seq)"

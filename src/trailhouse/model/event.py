@@ -24,8 +24,10 @@ __all__ = [
     "EventInvalid",
     "EventRecord",
     "event_from_mapping",
+    "event_id_of",
     "fast_record",
     "key_hash",
+    "request_id_of",
     "usage_source",
 ]
 
@@ -374,6 +376,40 @@ _Event, _EVENT_RAW = _fast_struct(
     {"referencedResources": dict[str, list[str] | str], "userIdentity": _Identity},
 )
 _DECODER = msgspec.json.Decoder(_Event)
+
+
+class _Ids(msgspec.Struct):
+    """The two hashed identifiers of a stored body; msgspec skips every other field unconverted,
+    so a number no double holds elsewhere (kept as sent) does not stop the read."""
+
+    eventId: Any = None
+    requestId: Any = None
+
+
+_IDS = msgspec.json.Decoder(_Ids)
+
+
+def _ids(body: bytes) -> _Ids:
+    try:
+        return _IDS.decode(body)
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        return _Ids()  # not an object: it has neither
+
+
+def event_id_of(body: bytes) -> str:
+    """A stored body's eventId as ingest indexed it (a string, or an integer's decimal text).
+
+    The event row does not keep it (migrations sqlite/0017, postgres/0016): the body is the one
+    copy, and this is the exact check behind an ``event_key`` hash hit. Ingest refuses an event
+    without one, so only a body that is not an event reads as "".
+    """
+    return _text(_ids(body).eventId) or ""
+
+
+def request_id_of(body: bytes) -> str | None:
+    """A stored body's requestId as ingest indexed it: the value if it is a string, else none."""
+    value = _ids(body).requestId
+    return value if isinstance(value, str) else None
 
 
 def _raw_fields_fit(obj: Any, allowed: dict[str, frozenset[int]]) -> bool:

@@ -6,6 +6,8 @@ import enum
 import ipaddress
 from dataclasses import dataclass, field
 
+from .event import event_id_of
+
 __all__ = [
     "Attr",
     "EventFilter",
@@ -80,12 +82,16 @@ class Position:
 class StoredEvent:
     seq: int
     event_time_ms: int
-    event_id: str
     body: bytes
 
     @property
     def position(self) -> Position:
         return Position(self.event_time_ms, self.seq)
+
+    @property
+    def event_id(self) -> str:
+        """Read from the body, the one copy the store keeps (``event_id_of``)."""
+        return event_id_of(self.body)
 
 
 @dataclass(frozen=True, slots=True)

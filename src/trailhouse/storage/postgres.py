@@ -51,7 +51,7 @@ import psycopg.errors
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from ..model.event import EventRecord
+from ..model.event import EventRecord, event_id_of
 from ..model.query import EventFilter, Position, StoredEvent
 from ..model.times import DAY_MS, now_ms
 from . import codec
@@ -130,7 +130,7 @@ _BY_SEQ = (
 
 #: ``EVENT_COLUMNS``' types for the binary COPY, which must match the columns exactly: term ids
 #: are int4 (migration 0013), the seq, the time and the two hashes int8.
-_EVENT_TYPES = ["int8", "int4", "int8", "int8", "int8"] + ["int4"] * 9 + ["int2", "int4"] + ["bytea"] * 3
+_EVENT_TYPES = ["int8", "int4", "int8", "int8", "int8"] + ["int4"] * 9 + ["int2", "int4", "bytea"]
 _RESOURCE_TYPES = ["int8", "int4", "int8", "int4", "int4"]
 
 #: Usage rows arrive as one array per column (``USAGE_COLUMNS`` order): one statement a batch.
@@ -540,25 +540,25 @@ class PostgresStore(SqlStore, MerkleLogSql, DeliverySql):
         gets the highest ``n`` of each pair stored (a row whose event cannot be read matches no
         eventId, but its n is taken).
 
-        event_ids holds hashes only: each hit's eventId is read from its event's row (one probe
+        event_ids holds hashes only: each hit's eventId is read from its event's body (one probe
         of the partition its time names).
         """
         found: StoredIds = {}
-        for account, key, n, event_id in conn.execute(
+        for account, key, n, body in conn.execute(
             # One primary-key probe per event: as an IN list (or a LATERAL the planner may flatten
             # into a join), a batch of 20k could become a hash join over a scan of all of
             # event_ids, whose cost grows with the store. OFFSET 0 keeps the subquery a probe.
-            "SELECT x.account, x.event_key, x.n, e.event_id FROM unnest(%b::int8[], %b::int4[])"
+            "SELECT x.account, x.event_key, x.n, e.body FROM unnest(%b::int8[], %b::int4[])"
             " AS k(key, account) CROSS JOIN LATERAL (SELECT * FROM event_ids x"
             " WHERE x.event_key = k.key AND x.account = k.account OFFSET 0) x LEFT JOIN LATERAL"
-            " (SELECT event_id FROM events e WHERE e.seq = x.seq AND e.event_time = x.event_time"
+            " (SELECT body FROM events e WHERE e.seq = x.seq AND e.event_time = x.event_time"
             " LIMIT 1) e ON true",
             ([k for _, k in keys], [a for a, _ in keys]),
             binary=True,
         ):
             taken[account, key] = max(n, taken.get((account, key), -1))
-            if event_id is not None:
-                found.setdefault((account, key), set()).add(bytes(event_id).decode())
+            if body is not None:
+                found.setdefault((account, key), set()).add(event_id_of(codec.unpack(bytes(body))))
         return found
 
     def _copy_rows(self, conn: Conn, placed: list[Placed]) -> None:
@@ -581,7 +581,7 @@ class PostgresStore(SqlStore, MerkleLogSql, DeliverySql):
             with cur.copy(f"COPY events ({', '.join(EVENT_COLUMNS)}) FROM STDIN (FORMAT BINARY)") as copy:
                 copy.set_types(_EVENT_TYPES)
                 for p in placed:
-                    for event_row in p.event_rows(POSTGRES):
+                    for event_row in p.event_rows():
                         copy.write_row(event_row)
             # The leaves the sequencer has yet to log, in the events' transaction (migration 0015).
             cur.execute(
@@ -598,12 +598,21 @@ class PostgresStore(SqlStore, MerkleLogSql, DeliverySql):
             account_ref = self._term_id(account_id)
             if account_ref is None:
                 return []
-            # A filter value the term cache does not hold is looked up by the page's own statement.
-            query = self._build_find(account_ref, flt, after, descending, limit, terms_in_sql=True)
-            if query is None:
-                return []
-            rows = self._read_binary(query.sql, query.params)
-        return [_stored_event(row) for row in rows]
+            found: list[StoredEvent] = []
+            while True:
+                # A filter value the term cache does not hold is looked up by the page's own statement.
+                query = self._build_find(account_ref, flt, after, descending, limit, terms_in_sql=True)
+                if query is None:
+                    return found
+                page = [_stored_event(row) for row in self._read_binary(query.sql, query.params)]
+                if not query.ids:
+                    return page
+                found += filter(query.keeps, page)
+                if len(page) < limit or len(found) >= limit:
+                    return found[:limit]
+                # A hash hit held another eventId or requestId (a 64-bit collision, which
+                # ``keeps`` dropped): the page is filled from the rows after it.
+                after = page[-1].position
 
     def explain_find(
         self, *, account_id: str, flt: EventFilter, descending: bool = True, force_index: bool = False
@@ -658,7 +667,7 @@ class PostgresStore(SqlStore, MerkleLogSql, DeliverySql):
             # One probe per seq: event_ids gives its event time, which names the one partition to
             # read (see _BY_SEQ).
             rows = self._read_binary(
-                "SELECT e.seq, e.event_time, e.event_id, e.body FROM unnest(%b::bigint[]) AS s(seq)"
+                "SELECT e.seq, e.event_time, e.body FROM unnest(%b::bigint[]) AS s(seq)"
                 " CROSS JOIN LATERAL (SELECT seq, event_time FROM event_ids"
                 " WHERE seq = s.seq AND account = %s) i" + _BY_SEQ,
                 (sorted(set(seqs)), account_ref),
@@ -676,8 +685,8 @@ class PostgresStore(SqlStore, MerkleLogSql, DeliverySql):
         rows = self._read_binary(
             # The account name by a scalar subquery: one primary-key probe per row, where a join
             # may be planned as a scan of every term per row.
-            "SELECT i.seq, (SELECT value FROM terms WHERE id = i.account), e.event_time, e.event_id,"
-            " e.body FROM (SELECT seq, event_time, account FROM event_ids WHERE seq > %s"
+            "SELECT i.seq, (SELECT value FROM terms WHERE id = i.account), e.event_time, e.body"
+            " FROM (SELECT seq, event_time, account FROM event_ids WHERE seq > %s"
             " ORDER BY seq LIMIT %s) i" + _BY_SEQ + " ORDER BY i.seq",
             (after_seq, limit),
         )
@@ -772,9 +781,9 @@ def _runner(conn: Conn) -> Run:
 
 
 def _stored_event(row: Sequence[Any]) -> StoredEvent:
-    """(seq, event_time, event_id, packed body) as read from events."""
-    seq, event_time, event_id, body = row
-    return StoredEvent(seq, event_time, bytes(event_id).decode(), codec.unpack(body))
+    """(seq, event_time, packed body) as read from events."""
+    seq, event_time, body = row
+    return StoredEvent(seq, event_time, codec.unpack(body))
 
 
 def _slots(placed: list[Placed], taken: dict[tuple[int | None, int], int]) -> list[list[int]]:

@@ -17,9 +17,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-import orjson
-
-from ..model.event import EventRecord
+from ..model.event import EventRecord, event_id_of, request_id_of
 from ..model.event_text import event_from_json
 from ..model.query import EventFilter, Position, StoredEvent
 from . import codec
@@ -27,6 +25,7 @@ from .base import AppendResult, LogEntry, LogLeaf, StoreError, StoreMissing, Sto
 from .budget import current_budget
 from .sql import (
     DAY_BUCKETED_DRIVERS,
+    EVENT_COLUMNS,
     RESOURCE_COLUMNS,
     SQLITE,
     ConnectionTx,
@@ -36,7 +35,6 @@ from .sql import (
     StoredIds,
     apply_migrations,
     day_windows,
-    event_columns,
     merge_usage,
     plan_batch,
     split_statements,
@@ -139,27 +137,23 @@ def _connect(path: str, cache_mib: int = READER_CACHE_MIB) -> sqlite3.Connection
     # copied the hot index pages into the database on nearly every ingest commit. 64 MiB of WAL
     # lets a page changed by many batches be checkpointed once.
     conn.execute("PRAGMA wal_autocheckpoint=16384")
-    conn.create_function("request_id_of", 1, _request_id_of, deterministic=True)
+    # The exact checks behind eventId and requestId hash hits (``Dialect.ids_in_sql``).
+    conn.create_function("event_id_of", 1, _id_reader(event_id_of), deterministic=True)
+    conn.create_function("request_id_of", 1, _id_reader(request_id_of), deterministic=True)
     return conn
 
 
-def _request_id_of(packed: bytes | None) -> str | None:
-    """An event row's requestId, read from its body: the exact check behind a ``request_key`` hit
-    (``SQLITE.request_id_sql``). As the ingest read it: the value if it is a string, else none."""
-    if packed is None:
-        return None
-    try:
-        value = orjson.loads(codec.unpack(packed)).get("requestId")
-    except (orjson.JSONDecodeError, AttributeError, ValueError):
-        return None  # not an object: no requestId, and a query must not fail on one row
-    return value if isinstance(value, str) else None
+def _id_reader(read: Callable[[bytes], str | None]) -> Callable[[bytes | None], str | None]:
+    """``read`` of an event row's packed body, as an SQL function (NULL for NULL)."""
+
+    def of_packed(packed: bytes | None) -> str | None:
+        return None if packed is None else read(codec.unpack(packed))
+
+    return of_packed
 
 
 _UPSERT_USAGE = upsert_usage(SQLITE, f"VALUES ({SQLITE.marks(12)})")
-_EVENT_COLUMNS = event_columns(SQLITE)
-_INSERT_EVENT = (
-    f"INSERT INTO events ({', '.join(_EVENT_COLUMNS)}) VALUES ({SQLITE.marks(len(_EVENT_COLUMNS))})"
-)
+_INSERT_EVENT = f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) VALUES ({SQLITE.marks(len(EVENT_COLUMNS))})"
 _INSERT_PENDING = f"INSERT INTO log_pending ({', '.join(PENDING_COLUMNS)}) VALUES (?, ?, ?, ?, ?)"
 _INSERT_RESOURCE = (
     f"INSERT INTO event_resources ({', '.join(RESOURCE_COLUMNS)})"
@@ -460,7 +454,7 @@ class SqliteStore(SqlStore, MerkleLogSql, DeliverySql):
             return AppendResult([], plan.duplicates)
         first_seq = (conn.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0]) + 1
         placed = plan.place(first_seq)
-        conn.executemany(_INSERT_EVENT, itertools.chain.from_iterable(p.event_rows(SQLITE) for p in placed))
+        conn.executemany(_INSERT_EVENT, itertools.chain.from_iterable(p.event_rows() for p in placed))
         conn.execute(_INSERT_PENDING, pending_row(placed))
         resources = [row for p in placed for row in p.resource_rows()]
         if resources:
@@ -487,7 +481,7 @@ class SqliteStore(SqlStore, MerkleLogSql, DeliverySql):
             for start in range(0, len(unique), 500):
                 chunk = unique[start : start + 500]
                 rows = conn.execute(
-                    f"SELECT event_key, event_id FROM events INDEXED BY events_key"
+                    f"SELECT event_key, event_id_of(body) FROM events INDEXED BY events_key"
                     f" WHERE account = ? AND event_key IN ({','.join('?' * len(chunk))})",
                     [account, *chunk],
                 )
@@ -527,8 +521,8 @@ class SqliteStore(SqlStore, MerkleLogSql, DeliverySql):
                     return
 
     def _rows(self, query: FindQuery) -> Iterator[StoredEvent]:
-        for seq, event_time, event_id, body in self._reader().execute(query.sql, query.params):
-            yield StoredEvent(seq, event_time, event_id, codec.unpack(body))
+        for seq, event_time, body in self._reader().execute(query.sql, query.params):
+            yield StoredEvent(seq, event_time, codec.unpack(body))
 
     def _days(
         self, account_ref: int, flt: EventFilter, after: Position | None, descending: bool
@@ -574,25 +568,25 @@ class SqliteStore(SqlStore, MerkleLogSql, DeliverySql):
         for start in range(0, len(unique), 500):
             chunk = unique[start : start + 500]
             rows = self._reader().execute(
-                f"SELECT seq, event_time, event_id, body FROM events WHERE account = ? AND seq IN"
+                f"SELECT seq, event_time, body FROM events WHERE account = ? AND seq IN"
                 f" ({','.join('?' * len(chunk))})",
                 [account_ref, *chunk],
             )
-            for seq, event_time, event_id, body in rows:
-                found[seq] = StoredEvent(seq, event_time, event_id, codec.unpack(body))
+            for seq, event_time, body in rows:
+                found[seq] = StoredEvent(seq, event_time, codec.unpack(body))
         return found
 
     @_translated
     def read_log(self, *, after_seq: int, limit: int) -> list[LogEntry]:
         # One writer commits in seq order, so a reader can never see seq N+1 before seq N.
         rows = self._reader().execute(
-            "SELECT e.seq, t.value, e.event_time, e.event_id, e.body FROM events e"
+            "SELECT e.seq, t.value, e.event_time, e.body FROM events e"
             " JOIN terms t ON t.id = e.account WHERE e.seq > ? ORDER BY e.seq LIMIT ?",
             (after_seq, limit),
         )
         return [
-            LogEntry(seq, account, StoredEvent(seq, event_time, event_id, codec.unpack(body)))
-            for seq, account, event_time, event_id, body in rows
+            LogEntry(seq, account, StoredEvent(seq, event_time, codec.unpack(body)))
+            for seq, account, event_time, body in rows
         ]
 
     @_translated

@@ -27,8 +27,9 @@ def remove_duplicate_events(
     doubled: list[int] = []
     for account, key in groups:
         first: dict[str, int] = {}
+        # From the body, which every schema has (the column is gone since migration 0017).
         for seq, event_id in conn.execute(
-            "SELECT seq, event_id FROM events WHERE account = ? AND event_key = ? ORDER BY seq",
+            "SELECT seq, event_id_of(body) FROM events WHERE account = ? AND event_key = ? ORDER BY seq",
             (account, key),
         ):
             if event_id in first:

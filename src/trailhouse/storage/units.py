@@ -75,8 +75,7 @@ class WriteUnit(msgspec.Struct, array_like=True, frozen=True):
     event_key: list[int]
     request_key: list[int | None]
     sensitive: list[int | None]
-    event_id: list[str]
-    request_id: list[str | None]
+    event_id: list[str]  # for the dedupe: (account, eventId) pairs; the rows do not keep it
     body: list[bytes]
     leaf: list[bytes]
     resources: list[tuple[int, int, int]]  # (rank, type, name), in rank order
@@ -152,7 +151,6 @@ def build_unit(records: Sequence[EventRecord]) -> WriteUnit:
         request_key=[r.request_key for r in fresh],
         sensitive=[None if r.sensitive_action is None else int(r.sensitive_action) for r in fresh],
         event_id=[r.event_id for r in fresh],
-        request_id=[r.request_id for r in fresh],
         body=[codec.pack(r.body) for r in fresh],
         leaf=[leaf_hash(r.body) for r in fresh],
         resources=resources,

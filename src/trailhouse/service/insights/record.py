@@ -64,7 +64,8 @@ class _Identity(msgspec.Struct):
 class _Read(msgspec.Struct):
     """The fields the rules read, decoded in C; the rest of the body is skipped, not built."""
 
-    eventName: str = ""  # noqa: N815 (the event's field names)
+    eventId: str | int = ""  # noqa: N815 (the event's field names); an integer's text is its id
+    eventName: str = ""  # noqa: N815
     serviceName: str = ""  # noqa: N815
     eventRW: str = ""  # noqa: N815
     errorCode: str = ""  # noqa: N815
@@ -91,7 +92,7 @@ def seen(entry: LogEntry, params_of: Collection[str] | None = None) -> Seen:
     return Seen(
         seq=entry.seq,
         account_id=entry.account_id,
-        event_id=entry.event.event_id,
+        event_id=str(read.eventId),  # as ingest indexed it (event_id_of), read in the same decode
         time_ms=entry.event.event_time_ms,
         name=read.eventName,
         service=read.serviceName,

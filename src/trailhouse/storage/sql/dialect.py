@@ -50,16 +50,12 @@ class Dialect:
     #: eventId lookups read ``event_ids`` (hash, account -> seq, time) and then the event's row;
     #: events has no eventId index (PostgreSQL migration 0013). Else they read ``events_key``.
     event_ids_lookup: bool = False
-    #: Whether an event row keeps the requestId text for the exact check behind a
-    #: ``request_key`` hash hit. SQLite reads it from the body instead (``request_id_of``,
-    #: migration 0014): a column of its own took ~37 of the 600 bytes an event may take, for a
-    #: check that runs on hash hits only.
-    request_id_in_row: bool = True
-
-    @property
-    def request_id_sql(self) -> str:
-        """The requestId of an event row ``e`` as SQL."""
-        return "e.request_id" if self.request_id_in_row else "request_id_of(e.body)"
+    #: The event row keeps neither the eventId nor the requestId text (migrations sqlite/0014,
+    #: sqlite/0017, postgres/0016): the body is their one copy, and a hash hit (``event_key``,
+    #: ``request_key``) is checked against it. SQLite checks in the statement itself, with the
+    #: functions every connection registers (``event_id_of``, ``request_id_of``); PostgreSQL cannot
+    #: read a packed body, so the store checks the rows a statement returns (``FindQuery.ids``).
+    ids_in_sql: bool = False
 
     def marks(self, n: int) -> str:
         """``n`` placeholders, comma-separated."""
@@ -88,7 +84,7 @@ SQLITE = Dialect(
     day_buckets=True,
     row_keyset=False,
     usage_day=False,
-    request_id_in_row=False,
+    ids_in_sql=True,
 )
 
 POSTGRES = Dialect(

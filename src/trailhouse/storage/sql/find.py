@@ -11,13 +11,23 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from ...model.event import key_hash
-from ...model.query import Attr, EventFilter, IpNetwork, Position, UsageEntry, UsageKind, UsagePosition
+from ...model.event import event_id_of, key_hash, request_id_of
+from ...model.query import (
+    Attr,
+    EventFilter,
+    IpNetwork,
+    Position,
+    StoredEvent,
+    UsageEntry,
+    UsageKind,
+    UsagePosition,
+)
 from .. import codec
 from .dialect import Dialect
 
 __all__ = [
     "DAY_BUCKETED_DRIVERS",
+    "HASHED_COLUMNS",
     "INTERNED_COLUMNS",
     "FindQuery",
     "TermsSql",
@@ -45,10 +55,12 @@ INTERNED_COLUMNS: dict[Attr, str] = {
     Attr.ROLE_NAME: "role_name",
     Attr.ERROR_CODE: "error_code",
 }
-#: Attribute -> (hash column, text column) for long unique strings.
-HASHED_COLUMNS: dict[Attr, tuple[str, str]] = {
-    Attr.EVENT_ID: ("event_key", "event_id"),
-    Attr.REQUEST_ID: ("request_key", "request_id"),
+#: Attribute -> hash column for long unique strings; the value itself is read from the body.
+HASHED_COLUMNS: dict[Attr, str] = {Attr.EVENT_ID: "event_key", Attr.REQUEST_ID: "request_key"}
+#: The function reading each from a body: SQLite registers both (``Dialect.ids_in_sql``).
+ID_READERS: dict[Attr, Callable[[bytes], str | None]] = {
+    Attr.EVENT_ID: event_id_of,
+    Attr.REQUEST_ID: request_id_of,
 }
 RESOURCE_COLUMNS: dict[Attr, str] = {Attr.RESOURCE_TYPE: "rtype", Attr.RESOURCE_NAME: "rname"}
 
@@ -114,6 +126,13 @@ class FindQuery:
     #: FROM clause (with its index hint), so other statements can reuse the filter.
     where: str = ""
     events_source: str = "events e"
+    #: The eventIds and requestIds a row's body must hold, where the statement could not check
+    #: them (``Dialect.ids_in_sql``): its rows are the hash hits, the store keeps those ``keeps``.
+    ids: tuple[tuple[Attr, frozenset[str]], ...] = ()
+
+    def keeps(self, event: StoredEvent) -> bool:
+        """Whether a row the statement returned holds the ids asked for (always, without ``ids``)."""
+        return all(ID_READERS[attr](event.body) in wanted for attr, wanted in self.ids)
 
 
 #: SQLite indexes that lead with the UTC day (migration 0005). Their attribute has thousands of
@@ -200,6 +219,7 @@ def build_find(
 
     #: PostgreSQL: the eventId hashes event_ids is probed with (``dialect.event_ids_lookup``).
     event_keys: list[int] | None = None
+    ids: list[tuple[Attr, frozenset[str]]] = []
     for attr, values in flt.equals.items():
         if attr in INTERNED_COLUMNS:
             if not term_condition(f"e.{INTERNED_COLUMNS[attr]}", resolve(values), event_conds, params_ev):
@@ -208,7 +228,7 @@ def build_find(
             if not term_condition(f"r.{RESOURCE_COLUMNS[attr]}", resolve(values), resource_conds, params_res):
                 return None
         elif attr in HASHED_COLUMNS:
-            hash_col, text_col = HASHED_COLUMNS[attr]
+            hash_col = HASHED_COLUMNS[attr]
             distinct = sorted(set(values))
             days = range(flt.start_ms // DAY_MS, flt.end_ms // DAY_MS + 1)
             if dialect.day_buckets and attr is Attr.REQUEST_ID and len(days) <= MAX_DAY_PROBES:
@@ -221,9 +241,11 @@ def build_find(
             else:
                 event_conds.append(f"e.{hash_col} IN ({dialect.marks(len(distinct))})")
                 params_ev.extend(key_hash(v) for v in distinct)
-            text_sql = dialect.request_id_sql if attr is Attr.REQUEST_ID else f"e.{text_col}"
-            event_conds.append(f"{text_sql} IN ({dialect.marks(len(distinct))})")
-            params_ev.extend(dialect.text(v) for v in distinct)
+            if dialect.ids_in_sql:
+                event_conds.append(f"{ID_READERS[attr].__name__}(e.body) IN ({dialect.marks(len(distinct))})")
+                params_ev.extend(distinct)
+            else:
+                ids.append((attr, frozenset(distinct)))
         elif attr is Attr.SENSITIVE_ACTION:
             flags = {v.lower() for v in values}
             if not flags <= {"true", "false"}:
@@ -258,6 +280,9 @@ def build_find(
     # by time within a resource); on PostgreSQL event_ids for an eventId (one probe of its key,
     # not one per partition); otherwise events itself.
     by_event_ids = event_keys is not None and not resource_conds
+    if event_keys is not None and not by_event_ids:
+        event_conds.append(f"e.event_key IN ({dialect.marks(len(event_keys))})")
+        params_ev.extend(event_keys)
     t = "r" if resource_conds else "x" if by_event_ids else "e"
     conds = [f"{t}.account = {ph}"]
     params: list[object] = [account_ref]
@@ -283,12 +308,12 @@ def build_find(
     conds += event_conds
     params += params_ev
     order = "DESC" if descending else "ASC"
-    select = "SELECT e.seq, e.event_time, e.event_id, e.body"
+    select = "SELECT e.seq, e.event_time, e.body"
     driver = "event_resources" if resource_conds else "events"
     source = "events e"
     if resource_conds and dialect.distinct_on:
         sql = (
-            f"SELECT DISTINCT ON (r.event_time, r.seq) e.seq, e.event_time, e.event_id, e.body "
+            f"SELECT DISTINCT ON (r.event_time, r.seq) e.seq, e.event_time, e.body "
             f"FROM event_resources r CROSS JOIN LATERAL (SELECT * FROM events e "
             f"WHERE e.seq = r.seq AND e.event_time = r.event_time LIMIT 1) e "
             f"WHERE {' AND '.join(conds)} ORDER BY r.event_time {order}, r.seq {order}"
@@ -320,7 +345,7 @@ def build_find(
     if limit is not None:
         sql += f" LIMIT {ph}"
         params.append(limit)
-    return FindQuery(sql, params, driver, " AND ".join(conds), source)
+    return FindQuery(sql, params, driver, " AND ".join(conds), source, tuple(ids))
 
 
 def build_time_counts(find: FindQuery, *, origin_ms: int, bucket_ms: int) -> FindQuery:

@@ -7,6 +7,7 @@ both, so nothing here depends on the dialect beyond its placeholder.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
@@ -14,7 +15,7 @@ from typing import Any
 import orjson
 
 from ...model.insights import InsightAttr, InsightCount, InsightPosition, InsightQuery, StoredInsight
-from ...model.query import EventFilter, Position
+from ...model.query import EventFilter, Position, StoredEvent
 from ..base import DetectorCheckpoint, LeaseLost
 from .dialect import Dialect
 from .find import DAY_BUCKETED_DRIVERS, FindQuery
@@ -83,6 +84,9 @@ class InsightSql:
         self, account_ref: int, flt: EventFilter, after: Position | None, descending: bool
     ) -> Iterator[tuple[EventFilter, int]]:
         """The window's UTC days (backends whose indexes lead with the day, see ``Dialect.day_buckets``)."""
+        raise NotImplementedError
+
+    def _checked_on_bodies(self, account_id: str, flt: EventFilter) -> Iterator[StoredEvent] | None:
         raise NotImplementedError
 
     def _count_queries(self, account_id: str, flt: EventFilter) -> Iterator[FindQuery]:
@@ -287,6 +291,9 @@ class InsightSql:
         return added
 
     def count_matching(self, *, account_id: str, flt: EventFilter, cap: int) -> int:
+        checked = self._checked_on_bodies(account_id, flt)
+        if checked is not None:
+            return sum(1 for _ in itertools.islice(checked, cap))
         total = 0
         with self._guard():
             for query in self._count_queries(account_id, flt):

@@ -23,14 +23,13 @@ __all__ = [
     "StoredIds",
     "TermId",
     "UsageRow",
-    "event_columns",
     "merge_usage",
     "plan_batch",
     "upsert_usage",
 ]
 
-#: The columns of ``events``, in the order ``Placed.event_rows`` gives their values
-#: (``event_columns``: SQLite's rows have no ``request_id``).
+#: The columns of ``events``, in the order ``Placed.event_rows`` gives their values. No eventId or
+#: requestId text: the body is their one copy (``Dialect.ids_in_sql``).
 EVENT_COLUMNS = (
     "seq",
     "account",
@@ -48,17 +47,8 @@ EVENT_COLUMNS = (
     "role_name",
     "sensitive",
     "error_code",
-    "event_id",
-    "request_id",
     "body",
 )
-
-
-def event_columns(dialect: Dialect) -> tuple[str, ...]:
-    """The ``events`` columns an ingest writes on ``dialect``, in ``Placed.event_rows`` order."""
-    if dialect.request_id_in_row:
-        return EVENT_COLUMNS
-    return tuple(c for c in EVENT_COLUMNS if c != "request_id")
 
 
 RESOURCE_COLUMNS = ("seq", "account", "event_time", "rtype", "rname")
@@ -99,15 +89,9 @@ class Placed:
         ids = self.ids
         return [ids[i] for i in column]
 
-    def event_rows(self, dialect: Dialect) -> Iterator[tuple[object, ...]]:
-        """The ``events`` rows, in ``event_columns(dialect)`` order."""
+    def event_rows(self) -> Iterator[tuple[object, ...]]:
+        """The ``events`` rows, in ``EVENT_COLUMNS`` order."""
         u, m = self.unit, self._mapped
-        event_ids: list[str] | list[bytes] = (
-            [e.encode() for e in u.event_id] if dialect.bytes_text else u.event_id
-        )
-        request_ids: list[list[object]] = []
-        if dialect.request_id_in_row:
-            request_ids.append([None if r is None else dialect.text(r) for r in u.request_id])
         return zip(
             self.seqs,
             m(u.account),
@@ -125,8 +109,6 @@ class Placed:
             m(u.role_name),
             u.sensitive,
             m(u.error_code),
-            event_ids,
-            *request_ids,
             u.body,
             strict=True,
         )

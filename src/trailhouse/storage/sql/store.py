@@ -28,6 +28,7 @@ from ...model.query import (
 from .dialect import Dialect
 from .find import (
     DAY_BUCKETED_DRIVERS,
+    HASHED_COLUMNS,
     FindQuery,
     TermsSql,
     build_find,
@@ -263,12 +264,26 @@ class SqlStore(TrailSql, InsightSql):
             )
         return WindowSummary(count, earliest, latest)
 
+    def _checked_on_bodies(self, account_id: str, flt: EventFilter) -> Iterator[StoredEvent] | None:
+        """The events matching ``flt`` when its eventIds or requestIds can only be checked on the
+        bodies (``Dialect.ids_in_sql``): counting their hash hits in SQL could count a collision.
+        They are few (an id's hash hits); None when the statement checks everything itself."""
+        if self.dialect.ids_in_sql or not any(attr in HASHED_COLUMNS for attr in flt.equals):
+            return None
+        return self.iter_events(account_id=account_id, flt=flt, descending=False)
+
     def count_by_time(
         self, *, account_id: str, flt: EventFilter, origin_ms: int, bucket_ms: int
     ) -> list[tuple[int, int]]:
         if bucket_ms <= 0 or origin_ms > flt.start_ms:
             raise ValueError("buckets need a positive width and an origin at or before the window")
         counts: dict[int, int] = {}
+        checked = self._checked_on_bodies(account_id, flt)
+        if checked is not None:
+            for event in checked:
+                bucket = (event.event_time_ms - origin_ms) // bucket_ms
+                counts[bucket] = counts.get(bucket, 0) + 1
+            return [(origin_ms + b * bucket_ms, n) for b, n in sorted(counts.items())]
         with self._guard():
             account_ref = self._term_id(account_id)
             if account_ref is None:

@@ -1,0 +1,87 @@
+"""The eventId and requestId texts out of the event row (migrations sqlite/0017, postgres/0016):
+a store whose rows still hold them migrates in place and answers as before."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from trailhouse.model.query import Attr, EventFilter
+from trailhouse.storage import open_store
+
+from .conftest import ACCOUNT, at, record
+
+WHOLE_DAY = EventFilter(at("00:00:00"), at("23:59:59") + 999)
+
+
+def _migration(url: str) -> str:
+    return "0017_event_id_from_body" if url.startswith("sqlite") else "0016_ids_from_body"
+
+
+def _columns(store: Any) -> set[str]:
+    with store._guard():
+        if store.dialect.name == "sqlite":
+            return {row[1] for row in store._read("PRAGMA table_info(events)")}
+        return {
+            row[0]
+            for row in store._read(
+                "SELECT column_name FROM information_schema.columns"
+                " WHERE table_schema = current_schema() AND table_name = 'events'"
+            )
+        }
+
+
+@pytest.fixture
+def old_store(backend_url: str) -> Iterator[str]:
+    """A store as it was before the migration: each row holds its eventId (and, on PostgreSQL, its
+    requestId) text beside the body. Made from today's schema by putting the columns back, filled
+    as the old ingest filled them, and forgetting that the migration ran."""
+    store: Any = open_store(backend_url)
+    records = [record(f"ev-{i}", f"10:00:{i:02d}", requestId=f"req-{i % 5}") for i in range(40)]
+    store.append(records)
+    sqlite = store.dialect.name == "sqlite"
+    ph = store.dialect.ph
+    with store._guard():
+        if sqlite:
+            store._write("ALTER TABLE events ADD COLUMN event_id TEXT NOT NULL DEFAULT ''", ())
+        else:
+            store._write("ALTER TABLE events ADD COLUMN event_id bytea, ADD COLUMN request_id bytea", ())
+        for rec in records:
+            if sqlite:
+                store._write(
+                    f"UPDATE events SET event_id = {ph} WHERE event_key = {ph}", (rec.event_id, rec.event_key)
+                )
+            else:
+                store._write(
+                    f"UPDATE events SET event_id = {ph}, request_id = {ph} WHERE event_key = {ph}",
+                    (rec.event_id.encode(), (rec.request_id or "").encode(), rec.event_key),
+                )
+        store._write(f"DELETE FROM schema_migrations WHERE name = {ph}", (_migration(backend_url),))
+    store.close()
+    yield backend_url
+
+
+def test_a_store_whose_rows_hold_the_ids_migrates_and_answers_as_before(old_store: str) -> None:
+    store: Any = open_store(old_store)
+    try:
+        assert _migration(old_store) in store.applied_migrations()
+        assert not {"event_id", "request_id"} & _columns(store)
+        found = store.find_events(
+            account_id=ACCOUNT,
+            flt=EventFilter(WHOLE_DAY.start_ms, WHOLE_DAY.end_ms, equals={Attr.REQUEST_ID: ("req-3",)}),
+            after=None,
+            descending=False,
+            limit=100,
+        )
+        assert [e.event_id for e in found] == [f"ev-{i}" for i in range(40) if i % 5 == 3]
+        one = EventFilter(WHOLE_DAY.start_ms, WHOLE_DAY.end_ms, equals={Attr.EVENT_ID: ("ev-17",)})
+        found = store.find_events(account_id=ACCOUNT, flt=one, after=None, descending=True, limit=5)
+        assert [(e.event_id, e.event_time_ms) for e in found] == [("ev-17", at("10:00:17"))]
+        # Re-sent events are still recognised; new ones are stored without the columns.
+        result = store.append([record("ev-5", "10:00:05"), record("ev-new", "11:00:00", requestId="req-3")])
+        assert result.duplicates == [0] and result.accepted == [1]
+        assert [e.event.event_id for e in store.read_log(after_seq=39, limit=10)] == ["ev-39", "ev-new"]
+    finally:
+        store.close()
