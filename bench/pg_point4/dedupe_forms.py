@@ -13,9 +13,9 @@ import psycopg
 
 schema = sys.argv[1]
 DB = "postgresql://postgres@127.0.0.1:5432/trailhouse_bench"
-SELECT = "SELECT x.account, x.event_key, x.n, e.event_id FROM "
+SELECT = "SELECT x.account, x.event_key, x.n, e.body FROM "  # the eventId's one copy (postgres/0016)
 LAT = (
-    " LEFT JOIN LATERAL (SELECT event_id FROM events e WHERE e.seq = x.seq"
+    " LEFT JOIN LATERAL (SELECT body FROM events e WHERE e.seq = x.seq"
     " AND e.event_time = x.event_time LIMIT 1) e ON true"
 )
 forms = {

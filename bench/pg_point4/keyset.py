@@ -7,7 +7,7 @@ URL = "postgresql://postgres@127.0.0.1:5432/trailhouse_bench?options=-csearch_pa
 ACCOUNT, START, END = "1069960679966479", 1795824000000, 1796428799000
 PARTITIONS = "SELECT inhrelid FROM pg_inherits WHERE inhparent = 'events'::regclass"
 PAGE = (
-    "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) SELECT e.seq, e.event_time, e.event_id, e.body FROM events e"
+    "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) SELECT e.seq, e.event_time, e.body FROM events e"
     " WHERE e.account = %s AND e.event_time >= %s AND e.event_time <= %s AND {cond}{extra}"
     " ORDER BY e.event_time DESC, e.seq DESC LIMIT 21"
 )

@@ -85,3 +85,30 @@ def test_a_store_whose_rows_hold_the_ids_migrates_and_answers_as_before(old_stor
         assert [e.event.event_id for e in store.read_log(after_seq=39, limit=10)] == ["ev-39", "ev-new"]
     finally:
         store.close()
+
+
+def test_a_damaged_body_matches_no_id_and_fails_nothing(backend_url: str) -> None:
+    """A body that cannot be unpacked (damaged on disk, or packed by a later version) holds no id
+    the store can read: a lookup whose hash hits it, and the dedupe of a batch naming its eventId,
+    must not fail on it. The re-sent event is stored anew (the old copy cannot be read anyway)."""
+    store: Any = open_store(backend_url)
+    try:
+        damaged = record("damaged", "10:00:00", requestId="req-damaged")
+        store.append([damaged, record("fine", "10:00:01")])
+        ph = store.dialect.ph
+        with store._guard():
+            store._write(
+                f"UPDATE events SET body = {ph} WHERE event_key = {ph}",
+                (b"\x7fnot a body", damaged.event_key),
+            )
+        by_id = EventFilter(WHOLE_DAY.start_ms, WHOLE_DAY.end_ms, equals={Attr.EVENT_ID: ("damaged",)})
+        by_request = EventFilter(
+            WHOLE_DAY.start_ms, WHOLE_DAY.end_ms, equals={Attr.REQUEST_ID: ("req-damaged",)}
+        )
+        for flt in (by_id, by_request):
+            assert store.find_events(account_id=ACCOUNT, flt=flt, after=None, descending=True, limit=5) == []
+        assert store.append([damaged, record("fine", "10:00:01")]).accepted == [0]
+        found = store.find_events(account_id=ACCOUNT, flt=by_id, after=None, descending=True, limit=5)
+        assert [e.body for e in found] == [damaged.body]
+    finally:
+        store.close()

@@ -2,7 +2,8 @@
 
 An event is kept verbatim: the compact JSON of exactly what was ingested (unknown fields included,
 value types unchanged) travels as ``EventRecord.body``. Beside it sit the typed attributes that
-lookups filter on, extracted once at ingest so that no query ever has to parse JSON.
+lookups filter on, extracted once at ingest so that no query ever has to parse JSON: only the exact
+check behind an eventId or requestId hash hit reads the two fields from the body (``event_id_of``).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ __all__ = [
     "event_from_mapping",
     "event_id_of",
     "fast_record",
+    "id_text",
     "key_hash",
     "request_id_of",
     "usage_source",
@@ -403,7 +405,12 @@ def event_id_of(body: bytes) -> str:
     copy, and this is the exact check behind an ``event_key`` hash hit. Ingest refuses an event
     without one, so only a body that is not an event reads as "".
     """
-    return _text(_ids(body).eventId) or ""
+    return id_text(_ids(body).eventId)
+
+
+def id_text(value: Any) -> str:
+    """An eventId as ingest indexes it: a string, or an integer's decimal text; else ""."""
+    return _text(value) or ""
 
 
 def request_id_of(body: bytes) -> str | None:

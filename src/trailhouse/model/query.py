@@ -90,7 +90,9 @@ class StoredEvent:
 
     @property
     def event_id(self) -> str:
-        """Read from the body, the one copy the store keeps (``event_id_of``)."""
+        """Read from the body, the one copy the store keeps (``event_id_of``): a decode of the body
+        (~2 µs for 1 KB) on each access, which only the readers that name events pay (lookup
+        pages are rendered from the bodies without it)."""
         return event_id_of(self.body)
 
 

@@ -72,6 +72,15 @@ def pack(body: bytes) -> bytes:
     return bytes((_ZSTD_V1,)) + packed
 
 
+def try_unpack(stored: bytes) -> bytes | None:
+    """The body, or None when it cannot be unpacked (damaged, or packed by a scheme this version
+    does not know): for the checks that must not fail on one row."""
+    try:
+        return unpack(stored)
+    except (ValueError, IndexError, zstandard.ZstdError, zlib.error):
+        return None
+
+
 def unpack(stored: bytes) -> bytes:
     scheme = stored[0]
     if scheme == _ZSTD_V1:

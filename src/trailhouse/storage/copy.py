@@ -120,6 +120,8 @@ def _copy_trails(source: EventStore, target: EventStore) -> None:
 def _revalidated(entry: LogEntry) -> EventRecord:
     """The event of a log entry as a record, validated anew; its body bytes are kept verbatim."""
     record = event_from_json(entry.event.body)
+    # The eventId half compares validation's reading of the body with the store's (event_id_of):
+    # two parsers that must agree, or the dedupe would not find what ingest indexed.
     if (record.account_id, record.event_id) != (entry.account_id, entry.event.event_id):
         raise EventInvalid("the body does not match the account and eventId it is stored under")
     # Validation re-serialises the JSON; the stored bytes are what a client sent, keep those.

@@ -18,7 +18,8 @@ Concurrency, which is what differs from SQLite's single writer in one process:
 * Dedupe. ``event_ids`` (unpartitioned, primary key (event_key, account, n)) holds every stored
   event once, by the 64-bit hash of its eventId; ``n`` numbers the distinct eventIds of an account
   that share a hash (0 unless two ever collide). A hash hit is compared exactly against the
-  eventId in the event's own row, so the dedupe is exact on the eventId whatever its time. Under
+  eventId of the event's body (its one copy since migration 0016), so the dedupe is exact on the
+  eventId whatever its time. Under
   the log lock that look-up is exact, so the new rows go in by ``COPY``; the constraint, not the
   lock, is still what guarantees no event is stored twice: the same eventId gets the same
   (event_key, account, n) from any writer, so a row a writer without the lock committed meanwhile
@@ -38,6 +39,7 @@ Concurrency, which is what differs from SQLite's single writer in one process:
 from __future__ import annotations
 
 import itertools
+import logging
 import math
 import threading
 import time
@@ -139,6 +141,9 @@ _UPSERT_USAGE = upsert_usage(
     "SELECT * FROM unnest(%b::int4[], %b::int4[], %b::int2[], %b::int4[], %b::int4[],"
     " %b::int4[], %b::int8[], %b::int8[], %b::int8[], %b::text[], %b::int8[], %b::int8[])",
 )
+
+
+log = logging.getLogger("trailhouse.storage")
 
 
 class TermIdsExhausted(StoreError):
@@ -544,11 +549,11 @@ class PostgresStore(SqlStore, MerkleLogSql, DeliverySql):
         of the partition its time names).
         """
         found: StoredIds = {}
-        for account, key, n, body in conn.execute(
+        for account, key, n, seq, body in conn.execute(
             # One primary-key probe per event: as an IN list (or a LATERAL the planner may flatten
             # into a join), a batch of 20k could become a hash join over a scan of all of
             # event_ids, whose cost grows with the store. OFFSET 0 keeps the subquery a probe.
-            "SELECT x.account, x.event_key, x.n, e.body FROM unnest(%b::int8[], %b::int4[])"
+            "SELECT x.account, x.event_key, x.n, x.seq, e.body FROM unnest(%b::int8[], %b::int4[])"
             " AS k(key, account) CROSS JOIN LATERAL (SELECT * FROM event_ids x"
             " WHERE x.event_key = k.key AND x.account = k.account OFFSET 0) x LEFT JOIN LATERAL"
             " (SELECT body FROM events e WHERE e.seq = x.seq AND e.event_time = x.event_time"
@@ -557,8 +562,11 @@ class PostgresStore(SqlStore, MerkleLogSql, DeliverySql):
             binary=True,
         ):
             taken[account, key] = max(n, taken.get((account, key), -1))
-            if body is not None:
-                found.setdefault((account, key), set()).add(event_id_of(codec.unpack(bytes(body))))
+            readable = None if body is None else codec.try_unpack(bytes(body))
+            if readable is not None:
+                found.setdefault((account, key), set()).add(event_id_of(readable))
+            elif body is not None:
+                log.warning("event seq %s: its body cannot be read; it matches no eventId", seq)
         return found
 
     def _copy_rows(self, conn: Conn, placed: list[Placed]) -> None:
@@ -604,15 +612,18 @@ class PostgresStore(SqlStore, MerkleLogSql, DeliverySql):
                 query = self._build_find(account_ref, flt, after, descending, limit, terms_in_sql=True)
                 if query is None:
                     return found
-                page = [_stored_event(row) for row in self._read_binary(query.sql, query.params)]
-                if not query.ids:
-                    return page
-                found += filter(query.keeps, page)
-                if len(page) < limit or len(found) >= limit:
+                rows = self._read_binary(query.sql, query.params)
+                if not query.unchecked_ids:
+                    return [_stored_event(row) for row in rows]
+                for seq, event_time, packed in rows:
+                    body = codec.try_unpack(packed)  # a body that cannot be read holds no id
+                    if body is not None and query.holds_ids(event := StoredEvent(seq, event_time, body)):
+                        found.append(event)
+                if len(rows) < limit or len(found) >= limit:
                     return found[:limit]
                 # A hash hit held another eventId or requestId (a 64-bit collision, which
-                # ``keeps`` dropped): the page is filled from the rows after it.
-                after = page[-1].position
+                # ``holds_ids`` dropped): the page is filled from the rows after it.
+                after = Position(rows[-1][1], rows[-1][0])
 
     def explain_find(
         self, *, account_id: str, flt: EventFilter, descending: bool = True, force_index: bool = False

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import itertools
+import logging
 import os
 import sqlite3
 import threading
@@ -17,7 +18,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ..model.event import EventRecord, event_id_of, request_id_of
+from ..model.event import EventRecord
 from ..model.event_text import event_from_json
 from ..model.query import EventFilter, Position, StoredEvent
 from . import codec
@@ -26,6 +27,7 @@ from .budget import current_budget
 from .sql import (
     DAY_BUCKETED_DRIVERS,
     EVENT_COLUMNS,
+    ID_READERS,
     RESOURCE_COLUMNS,
     SQLITE,
     ConnectionTx,
@@ -138,20 +140,28 @@ def _connect(path: str, cache_mib: int = READER_CACHE_MIB) -> sqlite3.Connection
     # lets a page changed by many batches be checkpointed once.
     conn.execute("PRAGMA wal_autocheckpoint=16384")
     # The exact checks behind eventId and requestId hash hits (``Dialect.ids_in_sql``).
-    conn.create_function("event_id_of", 1, _id_reader(event_id_of), deterministic=True)
-    conn.create_function("request_id_of", 1, _id_reader(request_id_of), deterministic=True)
+    for name, read in ID_READERS.values():
+        conn.create_function(name, 1, _id_reader(read), deterministic=True)
     return conn
 
 
 def _id_reader(read: Callable[[bytes], str | None]) -> Callable[[bytes | None], str | None]:
-    """``read`` of an event row's packed body, as an SQL function (NULL for NULL)."""
+    """``read`` of an event row's packed body, as an SQL function: NULL for NULL, and for a body
+    that cannot be read, which then matches no id (a lookup, or the dedupe of a whole batch, must
+    not fail on one damaged row)."""
 
     def of_packed(packed: bytes | None) -> str | None:
-        return None if packed is None else read(codec.unpack(packed))
+        body = None if packed is None else codec.try_unpack(packed)
+        if body is None:
+            if packed is not None:
+                log.warning("an event's body cannot be read; it matches no eventId or requestId")
+            return None
+        return read(body)
 
     return of_packed
 
 
+log = logging.getLogger("trailhouse.storage")
 _UPSERT_USAGE = upsert_usage(SQLITE, f"VALUES ({SQLITE.marks(12)})")
 _INSERT_EVENT = f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) VALUES ({SQLITE.marks(len(EVENT_COLUMNS))})"
 _INSERT_PENDING = f"INSERT INTO log_pending ({', '.join(PENDING_COLUMNS)}) VALUES (?, ?, ?, ?, ?)"

@@ -19,27 +19,20 @@ The reference and the events are both checked against the checkpoints. Findings 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import chain
 from typing import Any
 
+from ...model.event import event_id_of
 from .checkpoint import Checkpoint, CheckpointError, open_checkpoint
 from .merkle import Levels, leaf_hashes
 from .note import Verifier
 
-__all__ = ["Finding", "Report", "event_id_of", "ndjson_lines", "verify_log"]
+__all__ = ["Finding", "Report", "ndjson_lines", "verify_log"]
 
-_EVENT_ID = re.compile(rb'"eventId":"((?:[^"\\]|\\.)*)"')
 #: At most this many findings of one kind are listed one by one; the rest are counted.
 MAX_LISTED = 100
-
-
-def event_id_of(entry: bytes) -> str:
-    """The eventId of a stored body (compact JSON), without parsing the whole event."""
-    match = _EVENT_ID.search(entry)
-    return match.group(1).decode("utf-8", "replace") if match else ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...model.event import EventInvalid, EventRecord, event_from_mapping, fast_record
+from ...model.event import EventInvalid, EventRecord, event_from_mapping, fast_record, id_text
 from ...model.event_text import parse_body
 from .types import ReportEvent
 
@@ -52,7 +52,7 @@ def report_event(
     identity = identity if isinstance(identity, dict) else {}
     return ReportEvent(
         event_time_ms=t,
-        event_id=_text(doc, "eventId"),
+        event_id=id_text(doc.get("eventId")),
         event_name=_text(doc, "eventName"),
         service_name=_text(doc, "serviceName"),
         source_ip=_text(doc, "sourceIpAddress"),

@@ -11,6 +11,7 @@ from .dialect import POSTGRES, SQLITE, Dialect
 from .find import (
     DAY_BUCKETED_DRIVERS,
     DAY_MS,
+    ID_READERS,
     INTERNED_COLUMNS,
     FindQuery,
     TermsSql,
@@ -47,6 +48,7 @@ __all__ = [
     "SQLITE",
     "Dialect",
     "FindQuery",
+    "ID_READERS",
     "SqlStore",
     "TermsSql",
     "apply_migrations",

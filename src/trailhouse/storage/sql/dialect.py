@@ -25,7 +25,7 @@ class Dialect:
     #: Column types of the bookkeeping tables.
     text_type: str
     int_type: str
-    #: Whether event ids, request ids and terms are stored as bytes (bytea) rather than text.
+    #: Whether terms are stored as bytes (bytea) rather than text.
     bytes_text: bool
     #: Whether a flag column is a real boolean (else 0/1).
     booleans: bool

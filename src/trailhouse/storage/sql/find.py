@@ -28,6 +28,7 @@ from .dialect import Dialect
 __all__ = [
     "DAY_BUCKETED_DRIVERS",
     "HASHED_COLUMNS",
+    "ID_READERS",
     "INTERNED_COLUMNS",
     "FindQuery",
     "TermsSql",
@@ -57,10 +58,11 @@ INTERNED_COLUMNS: dict[Attr, str] = {
 }
 #: Attribute -> hash column for long unique strings; the value itself is read from the body.
 HASHED_COLUMNS: dict[Attr, str] = {Attr.EVENT_ID: "event_key", Attr.REQUEST_ID: "request_key"}
-#: The function reading each from a body: SQLite registers both (``Dialect.ids_in_sql``).
-ID_READERS: dict[Attr, Callable[[bytes], str | None]] = {
-    Attr.EVENT_ID: event_id_of,
-    Attr.REQUEST_ID: request_id_of,
+#: The function reading each from a body, and the name SQLite registers it under for its
+#: statements to check hash hits themselves (``Dialect.ids_in_sql``).
+ID_READERS: dict[Attr, tuple[str, Callable[[bytes], str | None]]] = {
+    Attr.EVENT_ID: ("event_id_of", event_id_of),
+    Attr.REQUEST_ID: ("request_id_of", request_id_of),
 }
 RESOURCE_COLUMNS: dict[Attr, str] = {Attr.RESOURCE_TYPE: "rtype", Attr.RESOURCE_NAME: "rname"}
 
@@ -127,12 +129,13 @@ class FindQuery:
     where: str = ""
     events_source: str = "events e"
     #: The eventIds and requestIds a row's body must hold, where the statement could not check
-    #: them (``Dialect.ids_in_sql``): its rows are the hash hits, the store keeps those ``keeps``.
-    ids: tuple[tuple[Attr, frozenset[str]], ...] = ()
+    #: them (``Dialect.ids_in_sql``): its rows are the hash hits, and the store keeps the rows
+    #: that ``holds_ids``.
+    unchecked_ids: tuple[tuple[Attr, frozenset[str]], ...] = ()
 
-    def keeps(self, event: StoredEvent) -> bool:
-        """Whether a row the statement returned holds the ids asked for (always, without ``ids``)."""
-        return all(ID_READERS[attr](event.body) in wanted for attr, wanted in self.ids)
+    def holds_ids(self, event: StoredEvent) -> bool:
+        """Whether a row the statement returned holds the ids asked for (always, when none are)."""
+        return all(ID_READERS[attr][1](event.body) in wanted for attr, wanted in self.unchecked_ids)
 
 
 #: SQLite indexes that lead with the UTC day (migration 0005). Their attribute has thousands of
@@ -219,7 +222,7 @@ def build_find(
 
     #: PostgreSQL: the eventId hashes event_ids is probed with (``dialect.event_ids_lookup``).
     event_keys: list[int] | None = None
-    ids: list[tuple[Attr, frozenset[str]]] = []
+    unchecked_ids: list[tuple[Attr, frozenset[str]]] = []
     for attr, values in flt.equals.items():
         if attr in INTERNED_COLUMNS:
             if not term_condition(f"e.{INTERNED_COLUMNS[attr]}", resolve(values), event_conds, params_ev):
@@ -242,10 +245,10 @@ def build_find(
                 event_conds.append(f"e.{hash_col} IN ({dialect.marks(len(distinct))})")
                 params_ev.extend(key_hash(v) for v in distinct)
             if dialect.ids_in_sql:
-                event_conds.append(f"{ID_READERS[attr].__name__}(e.body) IN ({dialect.marks(len(distinct))})")
+                event_conds.append(f"{ID_READERS[attr][0]}(e.body) IN ({dialect.marks(len(distinct))})")
                 params_ev.extend(distinct)
             else:
-                ids.append((attr, frozenset(distinct)))
+                unchecked_ids.append((attr, frozenset(distinct)))
         elif attr is Attr.SENSITIVE_ACTION:
             flags = {v.lower() for v in values}
             if not flags <= {"true", "false"}:
@@ -345,7 +348,7 @@ def build_find(
     if limit is not None:
         sql += f" LIMIT {ph}"
         params.append(limit)
-    return FindQuery(sql, params, driver, " AND ".join(conds), source, tuple(ids))
+    return FindQuery(sql, params, driver, " AND ".join(conds), source, tuple(unchecked_ids))
 
 
 def build_time_counts(find: FindQuery, *, origin_ms: int, bucket_ms: int) -> FindQuery:

@@ -86,7 +86,7 @@ class InsightSql:
         """The window's UTC days (backends whose indexes lead with the day, see ``Dialect.day_buckets``)."""
         raise NotImplementedError
 
-    def _checked_on_bodies(self, account_id: str, flt: EventFilter) -> Iterator[StoredEvent] | None:
+    def _events_if_ids_unchecked(self, account_id: str, flt: EventFilter) -> Iterator[StoredEvent] | None:
         raise NotImplementedError
 
     def _count_queries(self, account_id: str, flt: EventFilter) -> Iterator[FindQuery]:
@@ -291,7 +291,7 @@ class InsightSql:
         return added
 
     def count_matching(self, *, account_id: str, flt: EventFilter, cap: int) -> int:
-        checked = self._checked_on_bodies(account_id, flt)
+        checked = self._events_if_ids_unchecked(account_id, flt)
         if checked is not None:
             return sum(1 for _ in itertools.islice(checked, cap))
         total = 0

@@ -264,7 +264,7 @@ class SqlStore(TrailSql, InsightSql):
             )
         return WindowSummary(count, earliest, latest)
 
-    def _checked_on_bodies(self, account_id: str, flt: EventFilter) -> Iterator[StoredEvent] | None:
+    def _events_if_ids_unchecked(self, account_id: str, flt: EventFilter) -> Iterator[StoredEvent] | None:
         """The events matching ``flt`` when its eventIds or requestIds can only be checked on the
         bodies (``Dialect.ids_in_sql``): counting their hash hits in SQL could count a collision.
         They are few (an id's hash hits); None when the statement checks everything itself."""
@@ -278,7 +278,7 @@ class SqlStore(TrailSql, InsightSql):
         if bucket_ms <= 0 or origin_ms > flt.start_ms:
             raise ValueError("buckets need a positive width and an origin at or before the window")
         counts: dict[int, int] = {}
-        checked = self._checked_on_bodies(account_id, flt)
+        checked = self._events_if_ids_unchecked(account_id, flt)
         if checked is not None:
             for event in checked:
                 bucket = (event.event_time_ms - origin_ms) // bucket_ms
