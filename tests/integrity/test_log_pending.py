@@ -50,7 +50,8 @@ def _check_log(store: Any, sizes: dict[str, int]) -> None:
         assert head.root == root_from_leaves(leaves)
 
 
-def _columns(store: Any) -> set[str]:
+def event_columns(store: Any) -> set[str]:
+    """The columns of a store's ``events`` table, on either backend."""
     with store._guard():
         if store.dialect.name == "sqlite":
             return {row[1] for row in store._read("PRAGMA table_info(events)")}
@@ -65,7 +66,7 @@ def _columns(store: Any) -> set[str]:
 
 def test_the_queue_holds_what_is_not_yet_logged_and_drains(backend_store: Any) -> None:
     signer = generate_signer("queue")
-    assert "leaf" not in _columns(backend_store)  # the leaf is not kept with the event
+    assert "leaf" not in event_columns(backend_store)  # the leaf is not kept with the event
     for start in range(0, 40, 10):  # a row a transaction, mixed accounts
         backend_store.append(
             [event_from_mapping(make_event(i, A if i % 3 else B)) for i in range(start, start + 10)]
@@ -188,7 +189,7 @@ def test_a_store_migrated_with_unlogged_events_logs_each_once(unlogged_old_store
             applied = {r[0] for r in store._read("SELECT name FROM schema_migrations")}
             queue = store._read("SELECT last_seq, leaves FROM log_pending ORDER BY last_seq")
         assert _new_migration(unlogged_old_store) in applied
-        assert "leaf" not in _columns(store)
+        assert "leaf" not in event_columns(store)
         assert [int(seq) for seq, _ in queue] == list(range(31, 91))
         assert [int(seq) for seq, leaf in queue if leaf is None] == [s for s in range(51, 91) if s % 3 == 0]
         bodies = {e.seq: e.event.body for e in store.read_log(after_seq=30, limit=100)}

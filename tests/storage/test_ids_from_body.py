@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from tests.integrity.test_log_pending import event_columns
 from trailhouse.model.query import Attr, EventFilter
 from trailhouse.storage import open_store
 
@@ -20,17 +21,14 @@ def _migration(url: str) -> str:
     return "0017_event_id_from_body" if url.startswith("sqlite") else "0016_ids_from_body"
 
 
-def _columns(store: Any) -> set[str]:
-    with store._guard():
-        if store.dialect.name == "sqlite":
-            return {row[1] for row in store._read("PRAGMA table_info(events)")}
-        return {
-            row[0]
-            for row in store._read(
-                "SELECT column_name FROM information_schema.columns"
-                " WHERE table_schema = current_schema() AND table_name = 'events'"
-            )
-        }
+def _by(attr: Attr, value: str) -> EventFilter:
+    return EventFilter(WHOLE_DAY.start_ms, WHOLE_DAY.end_ms, equals={attr: (value,)})
+
+
+def _find(store: Any, flt: EventFilter, *, descending: bool = True, limit: int = 5) -> list[Any]:
+    return list(
+        store.find_events(account_id=ACCOUNT, flt=flt, after=None, descending=descending, limit=limit)
+    )
 
 
 @pytest.fixture
@@ -67,17 +65,10 @@ def test_a_store_whose_rows_hold_the_ids_migrates_and_answers_as_before(old_stor
     store: Any = open_store(old_store)
     try:
         assert _migration(old_store) in store.applied_migrations()
-        assert not {"event_id", "request_id"} & _columns(store)
-        found = store.find_events(
-            account_id=ACCOUNT,
-            flt=EventFilter(WHOLE_DAY.start_ms, WHOLE_DAY.end_ms, equals={Attr.REQUEST_ID: ("req-3",)}),
-            after=None,
-            descending=False,
-            limit=100,
-        )
+        assert not {"event_id", "request_id"} & event_columns(store)
+        found = _find(store, _by(Attr.REQUEST_ID, "req-3"), descending=False, limit=100)
         assert [e.event_id for e in found] == [f"ev-{i}" for i in range(40) if i % 5 == 3]
-        one = EventFilter(WHOLE_DAY.start_ms, WHOLE_DAY.end_ms, equals={Attr.EVENT_ID: ("ev-17",)})
-        found = store.find_events(account_id=ACCOUNT, flt=one, after=None, descending=True, limit=5)
+        found = _find(store, _by(Attr.EVENT_ID, "ev-17"))
         assert [(e.event_id, e.event_time_ms) for e in found] == [("ev-17", at("10:00:17"))]
         # Re-sent events are still recognised; new ones are stored without the columns.
         result = store.append([record("ev-5", "10:00:05"), record("ev-new", "11:00:00", requestId="req-3")])
@@ -101,14 +92,10 @@ def test_a_damaged_body_matches_no_id_and_fails_nothing(backend_url: str) -> Non
                 f"UPDATE events SET body = {ph} WHERE event_key = {ph}",
                 (b"\x7fnot a body", damaged.event_key),
             )
-        by_id = EventFilter(WHOLE_DAY.start_ms, WHOLE_DAY.end_ms, equals={Attr.EVENT_ID: ("damaged",)})
-        by_request = EventFilter(
-            WHOLE_DAY.start_ms, WHOLE_DAY.end_ms, equals={Attr.REQUEST_ID: ("req-damaged",)}
-        )
-        for flt in (by_id, by_request):
-            assert store.find_events(account_id=ACCOUNT, flt=flt, after=None, descending=True, limit=5) == []
+        for flt in (_by(Attr.EVENT_ID, "damaged"), _by(Attr.REQUEST_ID, "req-damaged")):
+            assert _find(store, flt) == []
         assert store.append([damaged, record("fine", "10:00:01")]).accepted == [0]
-        found = store.find_events(account_id=ACCOUNT, flt=by_id, after=None, descending=True, limit=5)
+        found = _find(store, _by(Attr.EVENT_ID, "damaged"))
         assert [e.body for e in found] == [damaged.body]
     finally:
         store.close()

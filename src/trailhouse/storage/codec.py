@@ -10,6 +10,7 @@ with dictionary v1.
 
 from __future__ import annotations
 
+import logging
 import threading
 import zlib
 from functools import cache
@@ -17,7 +18,9 @@ from importlib import resources
 
 import zstandard
 
-__all__ = ["pack", "unpack"]
+__all__ = ["pack", "try_unpack", "unpack"]
+
+log = logging.getLogger("trailhouse.storage")
 
 _RAW = 0
 _ZLIB_V1 = 1
@@ -74,10 +77,11 @@ def pack(body: bytes) -> bytes:
 
 def try_unpack(stored: bytes) -> bytes | None:
     """The body, or None when it cannot be unpacked (damaged, or packed by a scheme this version
-    does not know): for the checks that must not fail on one row."""
+    does not know), which is logged: for the checks that must not fail on one row."""
     try:
         return unpack(stored)
-    except (ValueError, IndexError, zstandard.ZstdError, zlib.error):
+    except (ValueError, IndexError, zstandard.ZstdError, zlib.error) as exc:
+        log.warning("a stored event body cannot be read (%s): it matches no eventId or requestId", exc)
         return None
 
 

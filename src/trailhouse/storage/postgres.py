@@ -39,7 +39,6 @@ Concurrency, which is what differs from SQLite's single writer in one process:
 from __future__ import annotations
 
 import itertools
-import logging
 import math
 import threading
 import time
@@ -141,9 +140,6 @@ _UPSERT_USAGE = upsert_usage(
     "SELECT * FROM unnest(%b::int4[], %b::int4[], %b::int2[], %b::int4[], %b::int4[],"
     " %b::int4[], %b::int8[], %b::int8[], %b::int8[], %b::text[], %b::int8[], %b::int8[])",
 )
-
-
-log = logging.getLogger("trailhouse.storage")
 
 
 class TermIdsExhausted(StoreError):
@@ -549,11 +545,11 @@ class PostgresStore(SqlStore, MerkleLogSql, DeliverySql):
         of the partition its time names).
         """
         found: StoredIds = {}
-        for account, key, n, seq, body in conn.execute(
+        for account, key, n, body in conn.execute(
             # One primary-key probe per event: as an IN list (or a LATERAL the planner may flatten
             # into a join), a batch of 20k could become a hash join over a scan of all of
             # event_ids, whose cost grows with the store. OFFSET 0 keeps the subquery a probe.
-            "SELECT x.account, x.event_key, x.n, x.seq, e.body FROM unnest(%b::int8[], %b::int4[])"
+            "SELECT x.account, x.event_key, x.n, e.body FROM unnest(%b::int8[], %b::int4[])"
             " AS k(key, account) CROSS JOIN LATERAL (SELECT * FROM event_ids x"
             " WHERE x.event_key = k.key AND x.account = k.account OFFSET 0) x LEFT JOIN LATERAL"
             " (SELECT body FROM events e WHERE e.seq = x.seq AND e.event_time = x.event_time"
@@ -565,8 +561,6 @@ class PostgresStore(SqlStore, MerkleLogSql, DeliverySql):
             readable = None if body is None else codec.try_unpack(bytes(body))
             if readable is not None:
                 found.setdefault((account, key), set()).add(event_id_of(readable))
-            elif body is not None:
-                log.warning("event seq %s: its body cannot be read; it matches no eventId", seq)
         return found
 
     def _copy_rows(self, conn: Conn, placed: list[Placed]) -> None:

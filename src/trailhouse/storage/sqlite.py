@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import itertools
-import logging
 import os
 import sqlite3
 import threading
@@ -152,16 +151,11 @@ def _id_reader(read: Callable[[bytes], str | None]) -> Callable[[bytes | None], 
 
     def of_packed(packed: bytes | None) -> str | None:
         body = None if packed is None else codec.try_unpack(packed)
-        if body is None:
-            if packed is not None:
-                log.warning("an event's body cannot be read; it matches no eventId or requestId")
-            return None
-        return read(body)
+        return None if body is None else read(body)
 
     return of_packed
 
 
-log = logging.getLogger("trailhouse.storage")
 _UPSERT_USAGE = upsert_usage(SQLITE, f"VALUES ({SQLITE.marks(12)})")
 _INSERT_EVENT = f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) VALUES ({SQLITE.marks(len(EVENT_COLUMNS))})"
 _INSERT_PENDING = f"INSERT INTO log_pending ({', '.join(PENDING_COLUMNS)}) VALUES (?, ?, ?, ?, ?)"

@@ -14,6 +14,7 @@ from typing import Any
 import msgspec
 import orjson
 
+from ...model.event import id_text
 from ...model.event_text import parse_body
 from ...model.insights import StoredInsight
 from ...model.times import format_wire_time
@@ -92,7 +93,7 @@ def seen(entry: LogEntry, params_of: Collection[str] | None = None) -> Seen:
     return Seen(
         seq=entry.seq,
         account_id=entry.account_id,
-        event_id=str(read.eventId),  # as ingest indexed it (event_id_of), read in the same decode
+        event_id=id_text(read.eventId),  # as ingest indexed it (event_id_of), read in the same decode
         time_ms=entry.event.event_time_ms,
         name=read.eventName,
         service=read.serviceName,
