@@ -4,10 +4,8 @@ a worker thread when they need longer; everything else in a worker thread."""
 
 from __future__ import annotations
 
-import dataclasses
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,14 +14,12 @@ import pytest
 
 from trailhouse.api.app import create_app
 from trailhouse.api.context import Services
-from trailhouse.api.rpc import dispatch
 from trailhouse.api.rpc.call import Call
 from trailhouse.model.event_text import event_from_mapping
 from trailhouse.model.times import format_wire_time, now_ms
 from trailhouse.service.credentials import NewAccessKey, create_access_key
 from trailhouse.service.secrets import Sealer, load_master_key
 from trailhouse.settings import Settings
-from trailhouse.storage.budget import current_budget
 
 from ._signed import signed_query
 from .test_app_rpc_route import Asgi
@@ -35,45 +31,6 @@ CREATE_TRAIL = ("CreateTrail", "2020-07-06")
 SLOW_SQL = (
     "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT 20000000) SELECT count(*) FROM c"
 )
-
-
-@dataclasses.dataclass
-class Seen:
-    thread: str
-    budget_s: float | None
-    seconds: float = 0.0
-    interrupted: bool = False
-
-
-@pytest.fixture
-def record(
-    monkeypatch: pytest.MonkeyPatch,
-) -> Callable[[tuple[str, str], Callable[[Call, Services], None] | None], list[Seen]]:
-    """Wrap an operation's handler: each call notes its thread and budget, after ``before`` ran."""
-
-    def wrap(key: tuple[str, str], before: Callable[[Call, Services], None] | None = None) -> list[Seen]:
-        seen: list[Seen] = []
-        op = dispatch.OPERATIONS[key]
-
-        def handler(call: Call, svc: Services) -> dict[str, Any]:
-            budget = current_budget()
-            entry = Seen(threading.current_thread().name, None if budget is None else budget.timeout_s)
-            seen.append(entry)
-            started = time.perf_counter()
-            try:
-                if before is not None:
-                    before(call, svc)
-            except BaseException:
-                entry.interrupted = True
-                raise
-            finally:
-                entry.seconds = time.perf_counter() - started
-            return op.handler(call, svc)
-
-        monkeypatch.setitem(dispatch.OPERATIONS, key, dataclasses.replace(op, handler=handler))
-        return seen
-
-    return wrap
 
 
 def _app(url: str, tmp_path: Path, **settings: Any) -> tuple[Any, NewAccessKey]:

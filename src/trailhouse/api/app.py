@@ -219,6 +219,7 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await limiter.aopen()
         housekeeping = asyncio.create_task(_maintain_forever(store))
         tasks = [
             housekeeping,
@@ -242,6 +243,7 @@ def create_app(
                 await asyncio.to_thread(insights_worker.stop)
             if svc.decoder is not None:
                 await asyncio.to_thread(svc.decoder.close)
+            await limiter.aclose()
             limiter.close()
             # The S3 client's pooled connections, closed rather than left to the collector.
             close_buckets = getattr(svc.buckets, "close", None)

@@ -6,12 +6,17 @@ thread under a ``QueryBudget`` (storage.budget), which the backends enforce them
 interrupts the statement, PostgreSQL's statement_timeout). Should the backend not come back — a
 stalled network connection answers nothing — the waiting side gives up a moment after the deadline,
 cancels the budget and abandons the thread, so the client is answered in bounded time either way.
+
+Read-only work may first be tried on the event loop instead: ``try_inline`` where the store never
+waits on the network (SQLite, under a budget it enforces), ``run_replayed`` where it does
+(PostgreSQL: storage.replay), both bounded and cancelled the same way.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any, TypeVar
 
@@ -19,10 +24,18 @@ import anyio
 import anyio.to_thread
 from starlette.types import Receive
 
-from ..storage.base import QueryTimeout
+from ..storage.base import QueryCancelled, QueryTimeout
 from ..storage.budget import QueryBudget, query_budget
+from ..storage.replay import NotReplayable, ReadNeeded, ReadReplay, ReplayReads, Statement, replaying
 
-__all__ = ["run_bounded", "run_in_background", "stream_bounded", "try_inline"]
+__all__ = [
+    "run_bounded",
+    "run_in_background",
+    "run_replayed",
+    "stream_bounded",
+    "try_inline",
+    "try_unwaiting",
+]
 
 T = TypeVar("T")
 
@@ -74,6 +87,80 @@ def try_inline(fn: Callable[..., T], *args: Any, budget_s: float) -> T | None:
             return fn(*args)
         except QueryTimeout:
             return None
+
+
+def try_unwaiting(fn: Callable[..., T], *args: Any) -> T | None:
+    """``fn(*args)`` right here (on the event loop) if it needs no store read that would wait on the
+    network; None if it does, raised at that read, for the caller to run it in a thread. (So ``fn``
+    must have had no effect before its first store read, and must not itself return None.)"""
+    try:
+        with replaying(ReadReplay(max_reads=0)):
+            return fn(*args)
+    except NotReplayable:
+        return None
+
+
+async def run_replayed(
+    fn: Callable[..., T],
+    *args: Any,
+    reads: ReplayReads,
+    max_reads: int,
+    timeout_s: float | None,
+    receive: Receive | None = None,
+) -> T | None:
+    """``fn(*args)`` on the event loop, run again each time it has read a statement more, which
+    ``reads`` fetches meanwhile without blocking the loop (storage.replay). None when it cannot be
+    replayed (more than ``max_reads`` statements, or a store call that needs a connection), for the
+    caller to run it in a thread. Only for work that may be run twice: reads.
+
+    Under the same budget as ``run_bounded``: past ``timeout_s``, ``QueryTimeout``; a client that
+    disconnects (with ``receive``) cancels the statement, ``QueryCancelled``.
+    """
+    started = time.monotonic()
+    replay = ReadReplay(max_reads)
+    while True:
+        left = None
+        if timeout_s:
+            left = timeout_s - (time.monotonic() - started)
+            if left <= 0:
+                raise QueryTimeout("the query time limit passed")
+        try:
+            # The budget is what the store translates a statement cancelled at its limit by.
+            with replaying(replay), query_budget(left):
+                return fn(*args)
+        except ReadNeeded as need:
+            replay.fetched(need.statement, await _fetch(reads, need.statement, left, receive))
+        except NotReplayable:
+            return None
+
+
+async def _fetch(
+    reads: ReplayReads, statement: Statement, left: float | None, receive: Receive | None
+) -> list[Any] | Exception:
+    work = asyncio.ensure_future(reads.fetch(statement, timeout_s=left))
+    tasks: list[asyncio.Future[Any]] = [work]
+    if receive is not None:
+        tasks.append(asyncio.ensure_future(_disconnected(receive)))
+    try:
+        done, _ = await asyncio.wait(
+            tasks, timeout=None if left is None else left + GRACE_S, return_when=asyncio.FIRST_COMPLETED
+        )
+    finally:
+        for task in tasks:
+            if not task.done():
+                task.cancel()  # a statement still running is cancelled on the server (psycopg)
+    if work in done:
+        result: list[Any] | Exception = work.result()
+        return result
+    if done:
+        raise QueryCancelled("the client left")
+    raise QueryTimeout("the store did not answer within the query time limit")
+
+
+async def _disconnected(receive: Receive) -> None:
+    """Returns once the client has closed the connection."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
 
 
 async def _run(budget: QueryBudget, call: Callable[[], T], receive: Receive | None) -> T:

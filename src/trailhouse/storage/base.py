@@ -28,6 +28,7 @@ from ..model.query import (
     WindowSummary,
 )
 from ..model.trail import DataEventSelector, HistoryJob, Organization, Trail
+from .replay import ReplayReads
 from .units import WriteUnit, build_unit
 
 __all__ = [
@@ -561,3 +562,8 @@ class EventStore(
     repairs: list[str]
 
     def close(self) -> None: ...
+
+    def replay_reads(self) -> ReplayReads | None:
+        """Connections an event loop can wait on, for read-only answers replayed there
+        (storage.replay); None when the store's reads never wait on the network (``in_process``)."""
+        ...

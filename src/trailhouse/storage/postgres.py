@@ -39,7 +39,6 @@ Concurrency, which is what differs from SQLite's single writer in one process:
 from __future__ import annotations
 
 import itertools
-import math
 import threading
 import time
 import weakref
@@ -77,6 +76,8 @@ from .pg_partitions import (
     month_of,
     pack_months,
 )
+from .pg_replay import PgReplayReads, statement_timeout_ms
+from .replay import NotReplayable, Statement, current_replay
 from .sql import (
     EVENT_COLUMNS,
     POSTGRES,
@@ -215,8 +216,10 @@ class PostgresStore(SqlStore, MerkleLogSql, DeliverySql):
             raise StoreUnavailable(f"cannot open PostgreSQL database: {exc}") from exc
         except psycopg.Error as exc:
             raise StoreError(f"cannot migrate PostgreSQL database: {exc}") from exc
+        self._conninfo = make_conninfo("", **params)
+        self._pool_size = pool_size
         self._pool: ConnectionPool[Conn] = ConnectionPool(
-            make_conninfo("", **params),
+            self._conninfo,
             min_size=1,
             max_size=pool_size,
             timeout=_CHECKOUT_TIMEOUT_S,
@@ -256,6 +259,9 @@ class PostgresStore(SqlStore, MerkleLogSql, DeliverySql):
 
     @contextmanager
     def _conn(self) -> Iterator[Conn]:
+        if current_replay() is not None:
+            # A replayed answer never blocks on a connection: what is not one read goes to a thread.
+            raise NotReplayable("a store call that needs a connection of its own")
         budget = current_budget()
         with self._translated(), self._checkout(budget) as conn:
             if budget is None:
@@ -263,11 +269,7 @@ class PostgresStore(SqlStore, MerkleLogSql, DeliverySql):
                 yield conn
                 return
             budget.check()
-            remaining = budget.remaining_s()
-            # Whole tenths of a second: a connection keeps its setting from one request to the next,
-            # so most requests need no extra round trip.
-            ms = 0 if remaining is None else max(100, math.ceil(remaining * 10) * 100)
-            self._set_statement_timeout(conn, ms)
+            self._set_statement_timeout(conn, statement_timeout_ms(budget.remaining_s()))
             with budget.on_cancel(lambda: conn.cancel_safe(timeout=2.0)):
                 yield conn
 
@@ -383,6 +385,10 @@ class PostgresStore(SqlStore, MerkleLogSql, DeliverySql):
             return conn.execute(query, params).rowcount
 
     def _read(self, query: str, params: Sequence[object] = ()) -> list[Any]:
+        replay = current_replay()
+        if replay is not None:
+            with self._translated():
+                return replay.rows(Statement(query, params, binary=False))
         with self._conn() as conn:
             return conn.execute(query, params).fetchall()
 
@@ -391,8 +397,16 @@ class PostgresStore(SqlStore, MerkleLogSql, DeliverySql):
 
     def _read_binary(self, query: str, params: Sequence[object]) -> list[Any]:
         """Rows in binary form: bytea and arrays cost less to send than their text forms."""
+        replay = current_replay()
+        if replay is not None:
+            with self._translated():
+                return replay.rows(Statement(query, params, binary=True))
         with self._conn() as conn:
             return conn.cursor(binary=True).execute(query, params).fetchall()
+
+    def replay_reads(self) -> PgReplayReads:
+        """Asynchronous connections for answers replayed on an event loop (storage.replay)."""
+        return PgReplayReads(self._conninfo, max_size=self._pool_size, checkout_timeout_s=_CHECKOUT_TIMEOUT_S)
 
     @contextmanager
     def _write_transaction(self) -> Iterator[ConnectionTx]:
@@ -403,10 +417,10 @@ class PostgresStore(SqlStore, MerkleLogSql, DeliverySql):
             yield ConnectionTx(conn)
 
     def _lookup_terms(self, values: Sequence[str]) -> Iterable[tuple[int, Any]]:
-        with self._conn() as conn:
-            return conn.execute(
-                "SELECT id, value FROM terms WHERE value = ANY(%b)", ([v.encode() for v in values],)
-            ).fetchall()
+        # One read (replayable on the event loop: storage.replay).
+        return self._read(
+            "SELECT id, value FROM terms WHERE value = ANY(%b)", ([v.encode() for v in values],)
+        )
 
     def _intern(self, values: set[str]) -> dict[str, int]:
         """Give every value a committed term id, race-free against other writers and nodes.

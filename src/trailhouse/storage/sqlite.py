@@ -261,6 +261,10 @@ class SqliteStore(SqlStore, MerkleLogSql, DeliverySql):
         if usage:
             conn.executemany(_UPSERT_USAGE, usage)
 
+    def replay_reads(self) -> None:
+        """None: SQLite's reads never wait on the network; the gateway runs them on the loop as they are."""
+        return None
+
     @_translated
     def close(self) -> None:
         if self._closed:

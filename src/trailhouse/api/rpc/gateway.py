@@ -14,6 +14,11 @@ operation and its rendering). Where they run:
   in a worker thread (a read can be). Handing a request to a thread and back cost the server
   about half its CPU per lookup (docs/benchmarks.md, "Lookups on the event loop"), while one slow
   lookup can hold up everyone else on the loop for at most the inline budget.
+* On the event loop, replayed, on PostgreSQL with limits in process: ``admit`` runs there as
+  above (a key missing from the cache sends the whole request to a thread), and a read-only
+  ``answer`` runs under a ``ReadReplay`` (storage.replay): each statement it needs is fetched on
+  an asynchronous connection while the loop serves others, and the answer is run again with the
+  rows. An answer that needs a connection of its own goes to a worker thread.
 
 Every failure leaves it as an ApiError rendered in the client's format.
 """
@@ -33,7 +38,8 @@ from ...model.credentials import AccessKey
 from ...model.times import now_ms
 from ...service.secrets import MasterKeyError, Sealer, load_master_key
 from ...storage.base import QueryCancelled, QueryTimeout, StoreUnavailable
-from ..bounded import run_bounded, try_inline
+from ...storage.replay import ReplayReads
+from ..bounded import run_bounded, run_replayed, try_inline, try_unwaiting
 from ..context import Services
 from ..limits import Limits, open_limits
 from ..wire import CLIENT_GONE, REQUEST_ID_HEADER, new_request_id
@@ -58,6 +64,9 @@ log = logging.getLogger("trailhouse.gateway")
 
 #: RPC requests are small; anything bigger than this is not an SDK call.
 MAX_RPC_BODY = 1024 * 1024
+#: Statements a replayed answer may fetch before it goes to a thread: each one costs a run of the
+#: answer. A LookupEvents or GetAccessKeyLastUsed* page needs one.
+MAX_REPLAYED_READS = 4
 KNOWN_ACTIONS = frozenset(action for action, _ in OPERATIONS)
 
 
@@ -94,10 +103,13 @@ class Gateway:
         self.sealer = sealer
         self.limits = limits
         self.keys = AccessKeyCache(svc.store, sealer, ttl_s=key_cache_ttl_s, clock=clock)
-        #: Seconds a read-only answer may run on the event loop (0: never there).
-        self.inline_s = (
-            svc.settings.inline_read_ms / 1000 if svc.store.in_process and limits.in_process else 0.0
-        )
+        on_loop = svc.settings.inline_read_ms > 0 and limits.in_process
+        #: Seconds a read-only SQLite answer may run on the event loop (0: never there).
+        self.inline_s = svc.settings.inline_read_ms / 1000 if on_loop and svc.store.in_process else 0.0
+        self._replays = on_loop and not svc.store.in_process
+        #: Where a store's reads wait on the network, the asynchronous connections that replayed
+        #: answers fetch their statements on, once ``aopen`` has opened them in the serving loop.
+        self.reads: ReplayReads | None = None
         self._rates = {
             THROTTLE_LOOKUP_EVENTS: svc.settings.throttle_lookup_events,
             THROTTLE_ACCESS_KEY_USAGE: svc.settings.throttle_access_key_usage,
@@ -107,6 +119,21 @@ class Gateway:
 
     def close(self) -> None:
         self.limits.close()
+
+    async def aopen(self) -> None:
+        """Open the replay connections in the serving event loop (the app's lifespan). Until then,
+        and without a lifespan, requests on a store that waits on the network go to threads."""
+        if self._replays and self.reads is None:
+            reads = self.svc.store.replay_reads()
+            if reads is not None:
+                await reads.open()
+                self.reads = reads
+
+    async def aclose(self) -> None:
+        """Close the replay connections, in the event loop that opened them."""
+        reads, self.reads = self.reads, None
+        if reads is not None:
+            await reads.aclose()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The ASGI app of ``/``: read the request, run ``process``, answer.
@@ -162,6 +189,8 @@ class Gateway:
         self, args: tuple[str, bytes, dict[str, str], bytes, str, str], receive: Receive
     ) -> Outcome:
         timeout_s = self.svc.settings.query_timeout_s
+        if self.reads is not None:
+            return await self._run_replayed(args, receive, timeout_s)
         if not self.inline_s:
             return await run_bounded(self.process, *args, timeout_s=timeout_s, receive=receive)
         # Nothing here waits on the network: parsing, the signature, limits in process, the key
@@ -176,13 +205,47 @@ class Gateway:
             if outcome is not None:
                 return outcome
             # It needs longer than the loop may give: run again in a thread, in the time left.
-            if timeout_s:
-                timeout_s -= time.monotonic() - started
-                if timeout_s <= 0:
-                    failure = self._failure_timeout(admitted.call.request_id)
-                    return self._error(
-                        failure, admitted.call.request_id, admitted.host_id, admitted.fmt, admitted.op.action
-                    )
+            return await self._answer_in_thread(admitted, receive, timeout_s, started)
+        return await run_bounded(self.answer, admitted, timeout_s=timeout_s, receive=receive)
+
+    async def _run_replayed(
+        self, args: tuple[str, bytes, dict[str, str], bytes, str, str], receive: Receive, timeout_s: float
+    ) -> Outcome:
+        """``_run`` where the store's reads wait on the network (the module's docstring)."""
+        assert self.reads is not None
+        started = time.monotonic()
+        # Its one store read is a key missing from the cache, before the nonce is recorded: such a
+        # request goes whole to a thread.
+        admitted = try_unwaiting(self.admit, *args)
+        if admitted is None:
+            return await run_bounded(self.process, *args, timeout_s=timeout_s, receive=receive)
+        if isinstance(admitted, Outcome):
+            return admitted
+        if admitted.op.read_only:
+            outcome = await run_replayed(
+                self.answer,
+                admitted,
+                reads=self.reads,
+                max_reads=MAX_REPLAYED_READS,
+                timeout_s=timeout_s,
+                receive=receive,
+            )
+            if outcome is not None:
+                return outcome
+            return await self._answer_in_thread(admitted, receive, timeout_s, started)
+        return await run_bounded(self.answer, admitted, timeout_s=timeout_s, receive=receive)
+
+    async def _answer_in_thread(
+        self, admitted: Admitted, receive: Receive, timeout_s: float, started: float
+    ) -> Outcome:
+        """``answer`` in a worker thread, after a try on the loop: in what is left of the time limit."""
+        if timeout_s:
+            timeout_s -= time.monotonic() - started
+            if timeout_s <= 0:
+                failure = self._failure_timeout(admitted.call.request_id)
+                return self._error(
+                    failure, admitted.call.request_id, admitted.host_id, admitted.fmt, admitted.op.action
+                )
         return await run_bounded(self.answer, admitted, timeout_s=timeout_s, receive=receive)
 
     @staticmethod

@@ -1,0 +1,83 @@
+"""ReadReplay: the rows of each statement handed back in order, the first one missing asked for."""
+
+from __future__ import annotations
+
+import pytest
+
+from trailhouse.storage.replay import (
+    NotReplayable,
+    ReadNeeded,
+    ReadReplay,
+    Statement,
+    current_replay,
+    replaying,
+)
+
+A = Statement("SELECT a FROM t WHERE x = %s", (1,), binary=False)
+B = Statement("SELECT b FROM t WHERE y = ANY(%s)", ([1, 2],), binary=True)
+
+
+def run(replay: ReadReplay, *statements: Statement) -> list[list[object]]:
+    with replaying(replay):
+        current = current_replay()
+        assert current is replay
+        return [current.rows(s) for s in statements]
+
+
+def test_each_run_gets_the_rows_fetched_so_far_in_order_and_asks_for_the_next() -> None:
+    replay = ReadReplay(max_reads=4)
+    with pytest.raises(ReadNeeded) as first:
+        run(replay, A, B)
+    assert first.value.statement is A
+    replay.fetched(A, [(1,)])
+    with pytest.raises(ReadNeeded) as second:
+        run(replay, A, B)
+    assert second.value.statement is B
+    replay.fetched(B, [(2,), (3,)])
+    assert run(replay, A, B) == [[(1,)], [(2,), (3,)]]
+    assert replay.reads == 2
+    assert current_replay() is None
+
+
+def test_a_statement_that_failed_raises_its_error_where_it_is_read() -> None:
+    replay = ReadReplay(max_reads=4)
+    replay.fetched(A, ValueError("the server said no"))
+    with pytest.raises(ValueError, match="the server said no"):
+        run(replay, A)
+
+
+@pytest.mark.parametrize(
+    "changed",
+    [
+        Statement(A.sql + " LIMIT 1", A.params, binary=False),
+        Statement(A.sql, (2,), binary=False),
+        Statement(A.sql, A.params, binary=True),
+    ],
+)
+def test_an_answer_that_does_not_repeat_its_statements_is_not_replayable(changed: Statement) -> None:
+    replay = ReadReplay(max_reads=4)
+    replay.fetched(A, [(1,)])
+    with pytest.raises(NotReplayable):
+        run(replay, changed)
+
+
+def test_more_statements_than_the_limit_are_not_replayable() -> None:
+    replay = ReadReplay(max_reads=1)
+    replay.fetched(A, [(1,)])
+    with pytest.raises(NotReplayable):
+        run(replay, A, B)
+    assert ReadReplay(max_reads=0).max_reads == 0
+    with pytest.raises(NotReplayable):
+        run(ReadReplay(max_reads=0), A)
+
+
+def test_the_stops_pass_through_an_answers_own_error_handling() -> None:
+    """An answer turns ``Exception`` into API errors; a replay's stop must reach the gateway."""
+    replay = ReadReplay(max_reads=1)
+    caught = []
+    with pytest.raises(ReadNeeded):
+        try:
+            run(replay, A)
+        except Exception as exc:  # what Gateway.answer does
+            caught.append(exc)
+    assert caught == []
