@@ -210,10 +210,11 @@ class Settings:
         "the server's event loop for up to this many milliseconds, and if it needs longer it is "
         "stopped and run again in a worker thread under the query time limit; most calls end well "
         "within it, without the hand-over to a thread (about half the server's CPU per lookup). "
-        "On PostgreSQL, any value above 0 lets such a call run on the event loop too, its "
-        "statements sent on asynchronous connections (a second pool of as many connections as "
-        "the first) under the query time limit. "
-        "`0` sends every call to a thread. With Redis (`--redis`), calls always go to a thread",
+        "Where the store or the limits wait on the network (PostgreSQL, Redis), any value above 0 "
+        "lets requests be admitted, and such calls answered, on the event loop too, their "
+        "statements and Redis scripts sent on asynchronous connections (for PostgreSQL a second "
+        "pool of as many connections as the first) under the query time limit. "
+        "`0` sends every call to a thread",
     )
     idle_timeout_s: float = setting(
         5.0,

@@ -35,12 +35,14 @@ SLOW_SQL = (
 
 def _app(url: str, tmp_path: Path, **settings: Any) -> tuple[Any, NewAccessKey]:
     cfg = Settings(
-        db_url=url,
-        data_dir=str(tmp_path),
-        throttle_lookup_events=0,
-        throttle_access_key_usage=0,
-        throttle_trails=0,
-        **settings,
+        **{
+            "db_url": url,
+            "data_dir": str(tmp_path),
+            "throttle_lookup_events": 0,
+            "throttle_access_key_usage": 0,
+            "throttle_trails": 0,
+            **settings,
+        }
     )
     app = create_app(cfg)
     store = app.state.services.store

@@ -1,9 +1,11 @@
-"""PostgreSQL lookups replayed on the event loop (storage.replay, api/rpc/gateway.py).
+"""Requests replayed on the event loop where the store or the limits wait on the network
+(storage.replay, api/bounded.run_replayed, api/rpc/gateway.py): PostgreSQL, Redis, or both.
 
 The app is served as uvicorn serves it: one event loop, its lifespan run first (which opens the
-asynchronous connections). A read-only answer runs on the loop; each statement it needs is fetched
-without blocking the loop and the answer is run again with the rows. What cannot be replayed goes
-to a worker thread, and every path answers the same.
+asynchronous connections). Admitting a request and a read-only answer run on the loop; each call
+they make (a statement, a Redis script) is made once, without blocking the loop, and the work is
+run again with its result. What cannot be replayed goes to a worker thread, and every path answers
+the same.
 """
 
 from __future__ import annotations
@@ -18,11 +20,14 @@ from typing import Any
 import orjson
 import psycopg
 import pytest
+import redis
 
 from trailhouse.api.context import Services
+from trailhouse.api.limits import LimitCall, RedisReplayCalls
 from trailhouse.api.rpc.call import Call
 from trailhouse.api.rpc.gateway import MAX_REPLAYED_READS
 from trailhouse.api.wire import CLIENT_GONE
+from trailhouse.storage.replay import Statement
 
 from ._signed import signed_query
 from .test_gateway_inline import LOOKUP, _app
@@ -104,17 +109,30 @@ class Served:
             self.runner.close()
 
 
+REDIS = "redis://127.0.0.1:6379/0"
+#: (database, limits): every configuration in which something waits on the network.
+CONFIGS = [("postgres", "memory"), ("postgres", "redis"), ("sqlite", "redis")]
+
+
 @pytest.fixture
-def served(pg_available: str, tmp_path: Path) -> Iterator[Callable[..., tuple[Served, Any]]]:
+def served(pg_available: str, redis_url: str, tmp_path: Path) -> Iterator[Callable[..., tuple[Served, Any]]]:
     from tests.conftest import pg_schema_url
 
     opened: list[tuple[Served, Any]] = []
     schemas = []
+    prefixes = []
 
-    def serve(**settings: Any) -> tuple[Served, Any]:
-        schema = pg_schema_url(pg_available)
-        schemas.append(schema)
-        app, key = _app(schema.__enter__(), tmp_path, **settings)
+    def serve(database: str = "postgres", limits: str = "memory", **settings: Any) -> tuple[Served, Any]:
+        if database == "postgres":
+            schema = pg_schema_url(pg_available)
+            schemas.append(schema)
+            url = schema.__enter__()
+        else:
+            url = f"sqlite:///{tmp_path / f'replay-{len(opened)}.db'}"
+        if limits == "redis":
+            prefixes.append(f"th-replay-{time.monotonic_ns()}")
+            settings.update(redis_url=redis_url, redis_prefix=prefixes[-1])
+        app, key = _app(url, tmp_path, **settings)
         opened.append((Served(app), app))
         return opened[-1][0], key
 
@@ -124,6 +142,11 @@ def served(pg_available: str, tmp_path: Path) -> Iterator[Callable[..., tuple[Se
         app.state.services.store.close()
     for schema in schemas:
         schema.__exit__(None, None, None)
+    client = redis.Redis.from_url(redis_url)
+    for prefix in prefixes:
+        for name in client.scan_iter(match=f"{prefix}:*"):
+            client.delete(name)
+    client.close()
 
 
 def _events(server: Served, key: Any, **params: str) -> list[str]:
@@ -133,24 +156,81 @@ def _events(server: Served, key: Any, **params: str) -> list[str]:
     return [event["eventId"] for event in answer["Events"]]
 
 
+def _code(server: Served, query: bytes) -> tuple[int, str]:
+    status, body = server.request(query)
+    return status, orjson.loads(body).get("Code", "OK")
+
+
 def _store(svc: Services) -> Any:
     return svc.store
 
 
-def test_a_lookup_is_replayed_on_the_event_loop(served: Any, record: Any) -> None:
-    server, key = served()
-    first = record(LOOKUP)
-    expected = _events(server, key)  # the key and the account's term are not cached yet: a thread
+@pytest.mark.parametrize(("database", "limits"), CONFIGS)
+def test_requests_run_on_the_event_loop(served: Any, record: Any, database: str, limits: str) -> None:
+    server, key = served(database, limits)
+    assert server.app.state.gateway.on_loop
+    seen = record(LOOKUP)
+    # The first: the key and the account's term are not cached yet; they are fetched too.
+    expected = _events(server, key)
     assert len(expected) == 20
-    assert first[0].thread != MAIN
-    first.clear()
+    assert {s.thread for s in seen} == {MAIN}
+    seen.clear()
     assert _events(server, key) == expected
-    # Run twice on the loop: without the page's rows, then with them.
-    assert [s.thread for s in first] == [MAIN, MAIN]
-    assert all(s.budget_s is not None and 9.0 < s.budget_s <= 10.0 for s in first)
+    if database == "postgres":
+        # Run twice: without the page's rows, then with them.
+        assert [s.thread for s in seen] == [MAIN, MAIN]
+        assert all(s.budget_s is not None and 9.0 < s.budget_s <= 10.0 for s in seen)
+    else:
+        # SQLite answers as it is, under the inline budget (the calls to Redis were all admit's).
+        assert [s.thread for s in seen] == [MAIN]
+        assert seen[0].budget_s == pytest.approx(0.005)
 
 
-def test_an_answer_past_the_statement_limit_goes_to_a_thread(served: Any, record: Any) -> None:
+@pytest.mark.parametrize(("database", "limits"), CONFIGS)
+def test_a_nonce_is_recorded_once_and_a_replay_refused(served: Any, database: str, limits: str) -> None:
+    server, key = served(database, limits)
+    gateway = server.app.state.gateway
+    made: list[type] = []
+    fetch = gateway._fetch
+
+    async def counted(call: Any, timeout_s: float | None) -> Any:
+        made.append(type(call))
+        return await fetch(call, timeout_s)
+
+    gateway._fetch = counted
+    query = signed_query(key, MaxResults="20")
+    assert _code(server, query) == (200, "OK")  # admitted over several runs, its nonce taken once
+    if limits == "redis":
+        assert made.count(LimitCall) == 1  # the nonce; the throttle is off (rate 0: no call)
+    if database == "postgres":
+        assert made.count(Statement) == 2  # the key, the page (the append cached the account term)
+    else:
+        assert Statement not in made
+    assert _code(server, query) == (400, "SignatureNonceUsed")
+
+
+@pytest.mark.parametrize(("database", "limits"), CONFIGS)
+def test_a_throttled_request_gives_its_nonce_back(served: Any, database: str, limits: str) -> None:
+    server, key = served(database, limits, throttle_lookup_events=1)
+    assert _code(server, signed_query(key, MaxResults="1")) == (200, "OK")  # the burst of one
+    again = signed_query(key, MaxResults="1")
+    assert _code(server, again) == (400, "Throttling.User")
+    server.runner.run(asyncio.sleep(1.1))
+    assert _code(server, again) == (200, "OK")
+    assert _code(server, again) == (400, "SignatureNonceUsed")
+
+
+def test_redis_that_refuses_is_answered_503(served: Any) -> None:
+    server, key = served("postgres", "redis")
+    _events(server, key)
+    gateway = server.app.state.gateway
+    server.runner.run(gateway._sources[LimitCall].aclose())
+    # The asynchronous client now reaches a port where nothing listens.
+    gateway._sources[LimitCall] = RedisReplayCalls("redis://127.0.0.1:1/0")
+    assert _code(server, signed_query(key, MaxResults="20")) == (503, "ServiceUnavailable")
+
+
+def test_an_answer_past_the_call_limit_goes_to_a_thread(served: Any, record: Any) -> None:
     server, key = served()
     expected = _events(server, key)
     reads: list[str] = []
@@ -181,20 +261,24 @@ def test_an_answer_that_needs_a_connection_goes_to_a_thread(served: Any, record:
     assert [s.thread == MAIN for s in seen] == [True, False]
 
 
-def test_an_answer_whose_statements_change_goes_to_a_thread(served: Any, record: Any) -> None:
+def test_a_call_a_later_run_skips_is_not_made_again(served: Any, record: Any) -> None:
+    """A run that finds in a cache what an earlier run read (the AccessKey cache, the term cache)
+    skips that call; the rest are still matched to their results."""
     server, key = served()
     expected = _events(server, key)
-    runs: list[int] = []
+    cache: dict[str, Any] = {}
 
-    def moving(call: Call, svc: Services) -> None:
-        runs.append(len(runs))
-        store = _store(svc)
-        with store._guard():
-            assert store._read("SELECT %s::int", (runs[-1],)) == [(runs[-1],)]
+    def cached(call: Call, svc: Services) -> None:
+        if "v" not in cache:
+            store = _store(svc)
+            with store._guard():
+                cache["v"] = store._read("SELECT 7")
 
-    seen = record(LOOKUP, moving)
+    seen = record(LOOKUP, cached)
     assert _events(server, key) == expected
-    assert [s.thread == MAIN for s in seen] == [True, True, False]
+    assert cache == {"v": [(7,)]}
+    # Run 1 asks for the read; run 2 fills the cache and asks for the page; run 3 answers.
+    assert [s.thread for s in seen] == [MAIN, MAIN, MAIN]
 
 
 def test_a_statement_past_the_query_limit_is_answered_503(served: Any, record: Any) -> None:
@@ -261,7 +345,7 @@ def test_a_client_that_leaves_cancels_its_statement(served: Any, record: Any, pg
 
 def test_inline_read_ms_zero_sends_postgresql_reads_to_a_thread(served: Any, record: Any) -> None:
     server, key = served(inline_read_ms=0)
-    assert server.app.state.gateway.reads is None
+    assert not server.app.state.gateway.on_loop
     _events(server, key)
     seen = record(LOOKUP)
     _events(server, key)

@@ -21,18 +21,18 @@ def run(replay: ReadReplay, *statements: Statement) -> list[list[object]]:
     with replaying(replay):
         current = current_replay()
         assert current is replay
-        return [current.rows(s) for s in statements]
+        return [current.result(s) for s in statements]
 
 
 def test_each_run_gets_the_rows_fetched_so_far_in_order_and_asks_for_the_next() -> None:
     replay = ReadReplay(max_reads=4)
     with pytest.raises(ReadNeeded) as first:
         run(replay, A, B)
-    assert first.value.statement is A
+    assert first.value.call is A
     replay.fetched(A, [(1,)])
     with pytest.raises(ReadNeeded) as second:
         run(replay, A, B)
-    assert second.value.statement is B
+    assert second.value.call is B
     replay.fetched(B, [(2,), (3,)])
     assert run(replay, A, B) == [[(1,)], [(2,), (3,)]]
     assert replay.reads == 2
@@ -46,6 +46,19 @@ def test_a_statement_that_failed_raises_its_error_where_it_is_read() -> None:
         run(replay, A)
 
 
+def test_a_run_gets_the_result_of_an_equal_call_whatever_its_place() -> None:
+    """A later run may skip a call (its result is now in a cache) or make equal calls twice."""
+    replay = ReadReplay(max_reads=4)
+    replay.fetched(A, [(1,)])
+    replay.fetched(B, [(2,)])
+    assert run(replay, B) == [[(2,)]]  # A skipped
+    with pytest.raises(ReadNeeded) as twice:
+        run(replay, A, A)  # the second A is another call: fetched again
+    assert twice.value.call == A
+    replay.fetched(A, [(3,)])
+    assert run(replay, A, A, B) == [[(1,)], [(3,)], [(2,)]]
+
+
 @pytest.mark.parametrize(
     "changed",
     [
@@ -54,11 +67,12 @@ def test_a_statement_that_failed_raises_its_error_where_it_is_read() -> None:
         Statement(A.sql, A.params, binary=True),
     ],
 )
-def test_an_answer_that_does_not_repeat_its_statements_is_not_replayable(changed: Statement) -> None:
+def test_a_different_call_is_fetched_not_given_anothers_result(changed: Statement) -> None:
     replay = ReadReplay(max_reads=4)
     replay.fetched(A, [(1,)])
-    with pytest.raises(NotReplayable):
+    with pytest.raises(ReadNeeded) as needed:
         run(replay, changed)
+    assert needed.value.call == changed
 
 
 def test_more_statements_than_the_limit_are_not_replayable() -> None:

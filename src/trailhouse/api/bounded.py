@@ -7,9 +7,10 @@ interrupts the statement, PostgreSQL's statement_timeout). Should the backend no
 stalled network connection answers nothing — the waiting side gives up a moment after the deadline,
 cancels the budget and abandons the thread, so the client is answered in bounded time either way.
 
-Read-only work may first be tried on the event loop instead: ``try_inline`` where the store never
-waits on the network (SQLite, under a budget it enforces), ``run_replayed`` where it does
-(PostgreSQL: storage.replay), both bounded and cancelled the same way.
+Work may be run on the event loop instead: ``try_inline`` for a read where the store never waits on
+the network (SQLite, under a budget it enforces), ``run_replayed`` for work whose calls wait on the
+network (PostgreSQL statements, Redis scripts: storage.replay), both bounded and cancelled the same
+way.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any, TypeVar
 
 import anyio
@@ -26,7 +27,7 @@ from starlette.types import Receive
 
 from ..storage.base import QueryCancelled, QueryTimeout
 from ..storage.budget import QueryBudget, query_budget
-from ..storage.replay import NotReplayable, ReadNeeded, ReadReplay, ReplayReads, Statement, replaying
+from ..storage.replay import NotReplayable, ReadNeeded, ReadReplay, replaying
 
 __all__ = [
     "run_bounded",
@@ -34,7 +35,6 @@ __all__ = [
     "run_replayed",
     "stream_bounded",
     "try_inline",
-    "try_unwaiting",
 ]
 
 T = TypeVar("T")
@@ -89,32 +89,29 @@ def try_inline(fn: Callable[..., T], *args: Any, budget_s: float) -> T | None:
             return None
 
 
-def try_unwaiting(fn: Callable[..., T], *args: Any) -> T | None:
-    """``fn(*args)`` right here (on the event loop) if it needs no store read that would wait on the
-    network; None if it does, raised at that read, for the caller to run it in a thread. (So ``fn``
-    must have had no effect before its first store read, and must not itself return None.)"""
-    try:
-        with replaying(ReadReplay(max_reads=0)):
-            return fn(*args)
-    except NotReplayable:
-        return None
+#: Fetches one call of replayed work: its result, or the exception it failed with.
+Fetch = Callable[[Any, "float | None"], Awaitable[Any]]
 
 
 async def run_replayed(
     fn: Callable[..., T],
     *args: Any,
-    reads: ReplayReads,
+    fetch: Fetch,
     max_reads: int,
     timeout_s: float | None,
     receive: Receive | None = None,
+    restartable: bool = True,
 ) -> T | None:
-    """``fn(*args)`` on the event loop, run again each time it has read a statement more, which
-    ``reads`` fetches meanwhile without blocking the loop (storage.replay). None when it cannot be
-    replayed (more than ``max_reads`` statements, or a store call that needs a connection), for the
-    caller to run it in a thread. Only for work that may be run twice: reads.
+    """``fn(*args)`` on the event loop, run again each time it has made a call more (a statement, a
+    Redis script), which ``fetch`` makes meanwhile without blocking the loop (storage.replay). None
+    when it cannot be replayed (more than ``max_reads`` calls, or a store call that needs a
+    connection of its own), for the caller to run it in a thread.
+
+    ``restartable=False`` for work whose calls have effects (a nonce recorded): once one has been
+    made, the work must not be run again from scratch, and not being able to replay it then is a bug.
 
     Under the same budget as ``run_bounded``: past ``timeout_s``, ``QueryTimeout``; a client that
-    disconnects (with ``receive``) cancels the statement, ``QueryCancelled``.
+    disconnects (with ``receive``) cancels the call, ``QueryCancelled``.
     """
     started = time.monotonic()
     replay = ReadReplay(max_reads)
@@ -129,15 +126,15 @@ async def run_replayed(
             with replaying(replay), query_budget(left):
                 return fn(*args)
         except ReadNeeded as need:
-            replay.fetched(need.statement, await _fetch(reads, need.statement, left, receive))
+            replay.fetched(need.call, await _fetch(fetch, need.call, left, receive))
         except NotReplayable:
+            if not restartable and replay.reads:
+                raise RuntimeError("replayed work that has made calls could not be replayed") from None
             return None
 
 
-async def _fetch(
-    reads: ReplayReads, statement: Statement, left: float | None, receive: Receive | None
-) -> list[Any] | Exception:
-    work = asyncio.ensure_future(reads.fetch(statement, timeout_s=left))
+async def _fetch(fetch: Fetch, call: Any, left: float | None, receive: Receive | None) -> Any:
+    work = asyncio.ensure_future(fetch(call, left))
     tasks: list[asyncio.Future[Any]] = [work]
     if receive is not None:
         tasks.append(asyncio.ensure_future(_disconnected(receive)))
@@ -150,8 +147,7 @@ async def _fetch(
             if not task.done():
                 task.cancel()  # a statement still running is cancelled on the server (psycopg)
     if work in done:
-        result: list[Any] | Exception = work.result()
-        return result
+        return work.result()
     if done:
         raise QueryCancelled("the client left")
     raise QueryTimeout("the store did not answer within the query time limit")

@@ -25,9 +25,11 @@ import math
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import Protocol
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from ..storage.base import StoreUnavailable
+from ..storage.replay import ReplayReads, current_replay
 
 __all__ = [
     "MAX_NONCES",
@@ -89,6 +91,11 @@ class Limits(Protocol):
         ...
 
     def close(self) -> None: ...
+
+    def replay_calls(self) -> ReplayReads | None:
+        """Connections an event loop can wait on, for the limits' calls in work replayed there
+        (storage.replay); None when no call waits on the network (``in_process``)."""
+        ...
 
 
 class InProcessLimits:
@@ -174,6 +181,9 @@ class InProcessLimits:
             self._tat[key] = new_tat
             return True
 
+    def replay_calls(self) -> None:
+        return None
+
     def close(self) -> None:
         pass
 
@@ -254,10 +264,9 @@ class RedisLimits:
         self._prefix = prefix
         self.max_nonces_per_key = max_nonces_per_key
         self.max_nonces = max_nonces
+        self._url = url
         self._redis_error = redis.RedisError
-        self._gcra = self._redis.register_script(_GCRA)
-        self._remember = self._redis.register_script(_NONCE_REMEMBER)
-        self._forget = self._redis.register_script(_NONCE_FORGET)
+        self._scripts = {name: self._redis.register_script(source) for name, source in _SCRIPTS.items()}
 
     @contextlib.contextmanager
     def _reaching(self) -> Iterator[None]:
@@ -270,20 +279,28 @@ class RedisLimits:
     def _nonce_keys(self, access_key_id: str) -> list[str]:
         return [f"{self._prefix}:nonces:{access_key_id}", f"{self._prefix}:nonces-total"]
 
-    def remember_nonce(self, access_key_id: str, nonce: str, ttl_s: int) -> bool:
+    def _run(self, script: str, keys: list[str], args: list[Any]) -> Any:
+        """One script; inside replayed work (storage.replay), the result its fetch recorded."""
         with self._reaching():
-            result = int(
-                self._remember(
-                    keys=self._nonce_keys(access_key_id),
-                    args=[
-                        nonce_digest(access_key_id, nonce),
-                        int(ttl_s * 1000),
-                        self.max_nonces_per_key,
-                        self.max_nonces,
-                        _TOTAL_BUCKET_MS,
-                    ],
-                )
+            replay = current_replay()
+            if replay is not None:
+                return replay.result(LimitCall(script, tuple(keys), tuple(args)))
+            return self._scripts[script](keys=keys, args=args)
+
+    def remember_nonce(self, access_key_id: str, nonce: str, ttl_s: int) -> bool:
+        result = int(
+            self._run(
+                "remember",
+                self._nonce_keys(access_key_id),
+                [
+                    nonce_digest(access_key_id, nonce),
+                    int(ttl_s * 1000),
+                    self.max_nonces_per_key,
+                    self.max_nonces,
+                    _TOTAL_BUCKET_MS,
+                ],
             )
+        )
         if result == -1:
             raise NonceCapacityExceeded(per_key=True, limit=self.max_nonces_per_key)
         if result == -2:
@@ -291,23 +308,60 @@ class RedisLimits:
         return result == 1
 
     def forget_nonce(self, access_key_id: str, nonce: str) -> None:
-        with self._reaching():
-            self._forget(
-                keys=self._nonce_keys(access_key_id),
-                args=[nonce_digest(access_key_id, nonce), _TOTAL_BUCKET_MS],
-            )
+        self._run(
+            "forget", self._nonce_keys(access_key_id), [nonce_digest(access_key_id, nonce), _TOTAL_BUCKET_MS]
+        )
 
     def allow(self, key: str, rate: float) -> bool:
         if rate <= 0:
             return True
         interval_us = 1_000_000 / rate
         burst = max(1.0, rate)
-        with self._reaching():
-            result = self._gcra(keys=[f"{self._prefix}:rate:{key}"], args=[math.ceil(interval_us), burst])
+        result = self._run("gcra", [f"{self._prefix}:rate:{key}"], [math.ceil(interval_us), burst])
         return bool(result)
+
+    def replay_calls(self) -> RedisReplayCalls:
+        return RedisReplayCalls(self._url)
 
     def close(self) -> None:
         self._redis.close()
+
+
+@dataclass(frozen=True, slots=True)
+class LimitCall:
+    """One script of ``RedisLimits``, as replayed work asks for it."""
+
+    script: str
+    keys: tuple[str, ...]
+    args: tuple[Any, ...]
+
+
+class RedisReplayCalls:
+    """``RedisLimits``' scripts for replayed work, on an asynchronous client. Its connections are
+    made in the loop that first fetches (the server's) and closed with it (``aclose``)."""
+
+    def __init__(self, url: str) -> None:
+        import redis
+        import redis.asyncio
+
+        self._redis = redis.asyncio.Redis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0)
+        self._redis_error = redis.RedisError
+        self._scripts = {name: self._redis.register_script(source) for name, source in _SCRIPTS.items()}
+
+    async def open(self) -> None:
+        return None
+
+    async def fetch(self, call: LimitCall, *, timeout_s: float | None) -> Any:
+        try:
+            return await self._scripts[call.script](keys=list(call.keys), args=list(call.args))
+        except self._redis_error as exc:  # refused, stalled past the socket timeout, or an error
+            return exc
+
+    async def aclose(self) -> None:
+        await self._redis.aclose()
+
+
+_SCRIPTS = {"remember": _NONCE_REMEMBER, "forget": _NONCE_FORGET, "gcra": _GCRA}
 
 
 def open_limits(redis_url: str | None, prefix: str = "trailhouse") -> Limits:

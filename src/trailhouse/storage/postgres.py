@@ -388,7 +388,8 @@ class PostgresStore(SqlStore, MerkleLogSql, DeliverySql):
         replay = current_replay()
         if replay is not None:
             with self._translated():
-                return replay.rows(Statement(query, params, binary=False))
+                rows: list[Any] = replay.result(Statement(query, params, binary=False))
+                return rows
         with self._conn() as conn:
             return conn.execute(query, params).fetchall()
 
@@ -400,7 +401,8 @@ class PostgresStore(SqlStore, MerkleLogSql, DeliverySql):
         replay = current_replay()
         if replay is not None:
             with self._translated():
-                return replay.rows(Statement(query, params, binary=True))
+                binary_rows: list[Any] = replay.result(Statement(query, params, binary=True))
+                return binary_rows
         with self._conn() as conn:
             return conn.cursor(binary=True).execute(query, params).fetchall()
 

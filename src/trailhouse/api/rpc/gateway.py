@@ -5,20 +5,22 @@ in two parts: ``admit`` (steps 1–11, which record the request's nonce) and ``a
 operation and its rendering). Where they run:
 
 * In a worker thread under the request's query budget (``bounded.run_bounded``): the time limit
-  (TRAILHOUSE_QUERY_TIMEOUT_S) applies and a client that leaves cancels its store work. Always so
-  when the store or the limits wait on the network (PostgreSQL, Redis), and for every operation
-  that writes.
-* On the event loop, first, when nothing waits on the network (SQLite, limits in process) and the
-  operation only reads: ``answer`` runs under a budget of TRAILHOUSE_INLINE_READ_MS, which SQLite
-  enforces by interrupting the statement; an answer that needs longer is stopped and run again
-  in a worker thread (a read can be). Handing a request to a thread and back cost the server
-  about half its CPU per lookup (docs/benchmarks.md, "Lookups on the event loop"), while one slow
-  lookup can hold up everyone else on the loop for at most the inline budget.
-* On the event loop, replayed, on PostgreSQL with limits in process: ``admit`` runs there as
-  above (a key missing from the cache sends the whole request to a thread), and a read-only
-  ``answer`` runs under a ``ReadReplay`` (storage.replay): each statement it needs is fetched on
-  an asynchronous connection while the loop serves others, and the answer is run again with the
-  rows. An answer that needs a connection of its own goes to a worker thread.
+  (TRAILHOUSE_QUERY_TIMEOUT_S) applies and a client that leaves cancels its store work. For every
+  operation that writes, for everything when TRAILHOUSE_INLINE_READ_MS is 0, and for what the
+  event loop cannot do (below).
+* On the event loop otherwise. Handing a request to a thread and back cost the server about half
+  its CPU per lookup (docs/benchmarks.md, "Lookups on the event loop"):
+
+  - ``admit``: as it is where nothing waits on the network (SQLite, limits in process); replayed
+    where something does (``bounded.run_replayed``, storage.replay): each call it makes to
+    PostgreSQL (the key, when not cached) or Redis (the nonce, the throttle) stops the run, is
+    made on an asynchronous connection while the loop serves others, and the run starts again
+    with its result. Each call is made once, however many runs see it.
+  - a read-only ``answer`` on SQLite: under a budget of TRAILHOUSE_INLINE_READ_MS, which SQLite
+    enforces by interrupting the statement; one that needs longer is stopped and run again in a
+    worker thread (a read can be), so one slow lookup holds up the others for at most the budget.
+  - a read-only ``answer`` on PostgreSQL: replayed as ``admit`` is; one that needs a connection
+    of its own or more than ``MAX_REPLAYED_READS`` statements goes to a worker thread.
 
 Every failure leaves it as an ApiError rendered in the client's format.
 """
@@ -38,10 +40,10 @@ from ...model.credentials import AccessKey
 from ...model.times import now_ms
 from ...service.secrets import MasterKeyError, Sealer, load_master_key
 from ...storage.base import QueryCancelled, QueryTimeout, StoreUnavailable
-from ...storage.replay import ReplayReads
-from ..bounded import run_bounded, run_replayed, try_inline, try_unwaiting
+from ...storage.replay import ReplayReads, Statement
+from ..bounded import run_bounded, run_replayed, try_inline
 from ..context import Services
-from ..limits import Limits, open_limits
+from ..limits import LimitCall, Limits, open_limits
 from ..wire import CLIENT_GONE, REQUEST_ID_HEADER, new_request_id
 from . import errors
 from .auth import KEY_CACHE_TTL_S, AccessKeyCache, authenticate
@@ -64,9 +66,12 @@ log = logging.getLogger("trailhouse.gateway")
 
 #: RPC requests are small; anything bigger than this is not an SDK call.
 MAX_RPC_BODY = 1024 * 1024
-#: Statements a replayed answer may fetch before it goes to a thread: each one costs a run of the
-#: answer. A LookupEvents or GetAccessKeyLastUsed* page needs one.
+#: Calls a replayed answer may make before it goes to a thread: each one costs a run of the
+#: answer. A LookupEvents or GetAccessKeyLastUsed* page needs one statement.
 MAX_REPLAYED_READS = 4
+#: Calls admitting a request may make: the key when not cached, the nonce, the throttle, the nonce
+#: given back after a refusal.
+MAX_ADMIT_CALLS = 8
 KNOWN_ACTIONS = frozenset(action for action, _ in OPERATIONS)
 
 
@@ -103,13 +108,16 @@ class Gateway:
         self.sealer = sealer
         self.limits = limits
         self.keys = AccessKeyCache(svc.store, sealer, ttl_s=key_cache_ttl_s, clock=clock)
-        on_loop = svc.settings.inline_read_ms > 0 and limits.in_process
+        on_loop = svc.settings.inline_read_ms > 0
         #: Seconds a read-only SQLite answer may run on the event loop (0: never there).
         self.inline_s = svc.settings.inline_read_ms / 1000 if on_loop and svc.store.in_process else 0.0
-        self._replays = on_loop and not svc.store.in_process
-        #: Where a store's reads wait on the network, the asynchronous connections that replayed
-        #: answers fetch their statements on, once ``aopen`` has opened them in the serving loop.
-        self.reads: ReplayReads | None = None
+        #: Whether requests are admitted and read-only answers given on the event loop: at once where
+        #: nothing waits on the network (SQLite, limits in process), once ``aopen`` has opened the
+        #: asynchronous connections of what does (PostgreSQL, Redis) in the serving loop.
+        self.on_loop = on_loop and svc.store.in_process and limits.in_process
+        self._wants_sources = on_loop and not self.on_loop
+        #: The sources of replayed calls by the type of call they make (storage.replay).
+        self._sources: dict[type, ReplayReads] = {}
         self._rates = {
             THROTTLE_LOOKUP_EVENTS: svc.settings.throttle_lookup_events,
             THROTTLE_ACCESS_KEY_USAGE: svc.settings.throttle_access_key_usage,
@@ -122,18 +130,37 @@ class Gateway:
 
     async def aopen(self) -> None:
         """Open the replay connections in the serving event loop (the app's lifespan). Until then,
-        and without a lifespan, requests on a store that waits on the network go to threads."""
-        if self._replays and self.reads is None:
-            reads = self.svc.store.replay_reads()
-            if reads is not None:
-                await reads.open()
-                self.reads = reads
+        and without a lifespan, requests on a store or limits that wait on the network go to threads."""
+        if not self._wants_sources or self._sources:
+            return
+        sources: dict[type, ReplayReads | None] = {
+            Statement: None if self.svc.store.in_process else self.svc.store.replay_reads(),
+            LimitCall: None if self.limits.in_process else self.limits.replay_calls(),
+        }
+        opened = {kind: source for kind, source in sources.items() if source is not None}
+        for source in opened.values():
+            await source.open()
+        self._sources = opened
+        self.on_loop = True
 
     async def aclose(self) -> None:
         """Close the replay connections, in the event loop that opened them."""
-        reads, self.reads = self.reads, None
-        if reads is not None:
-            await reads.aclose()
+        sources, self._sources = self._sources, {}
+        self.on_loop = self.on_loop and not self._wants_sources
+        for source in sources.values():
+            await source.aclose()
+
+    async def _fetch(self, call: Any, timeout_s: float | None) -> Any:
+        source = self._sources.get(type(call))
+        if source is None and isinstance(call, LimitCall):
+            # Limits that wait on the network put in after start (tests give Redis limits small caps).
+            calls = self.limits.replay_calls()
+            if calls is None:  # pragma: no cover - only Redis limits make LimitCalls
+                raise RuntimeError("a limits call without a source")
+            await calls.open()
+            source = self._sources[LimitCall] = calls
+        assert source is not None
+        return await source.fetch(call, timeout_s=timeout_s)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The ASGI app of ``/``: read the request, run ``process``, answer.
@@ -189,51 +216,54 @@ class Gateway:
         self, args: tuple[str, bytes, dict[str, str], bytes, str, str], receive: Receive
     ) -> Outcome:
         timeout_s = self.svc.settings.query_timeout_s
-        if self.reads is not None:
-            return await self._run_replayed(args, receive, timeout_s)
-        if not self.inline_s:
+        if not self.on_loop:
             return await run_bounded(self.process, *args, timeout_s=timeout_s, receive=receive)
-        # Nothing here waits on the network: parsing, the signature, limits in process, the key
-        # from its cache or a primary-key read of SQLite.
-        admitted = self.admit(*args)
+        started = time.monotonic()
+        admitted: Admitted | Outcome | None
+        if self._sources:
+            # Its calls (a key missing from the cache, the nonce, the throttle) are made once each,
+            # by the fetches, whatever the number of runs: admitting is replayed as safely as a read.
+            # Limits in process take the nonce without a call: safe because the one store read
+            # (the key) comes before it, so no run that took it is stopped and run again.
+            admitted = await run_replayed(
+                self.admit,
+                *args,
+                fetch=self._fetch,
+                max_reads=MAX_ADMIT_CALLS,
+                timeout_s=timeout_s,
+                receive=receive,
+                restartable=False,
+            )
+            if admitted is None:  # nothing was fetched (run_replayed): it may start again in a thread
+                return await run_bounded(self.process, *args, timeout_s=timeout_s, receive=receive)
+        else:
+            # Nothing here waits on the network: parsing, the signature, limits in process, the key
+            # from its cache or a primary-key read of SQLite.
+            admitted = self.admit(*args)
         if isinstance(admitted, Outcome):
             return admitted
-        if admitted.op.read_only:
-            started = time.monotonic()
+        if not admitted.op.read_only:
+            return await run_bounded(self.answer, admitted, timeout_s=timeout_s, receive=receive)
+        if self.inline_s:
             budget_s = min(self.inline_s, timeout_s) if timeout_s else self.inline_s
             outcome = try_inline(self.answer, admitted, True, budget_s=budget_s)
-            if outcome is not None:
-                return outcome
-            # It needs longer than the loop may give: run again in a thread, in the time left.
-            return await self._answer_in_thread(admitted, receive, timeout_s, started)
-        return await run_bounded(self.answer, admitted, timeout_s=timeout_s, receive=receive)
-
-    async def _run_replayed(
-        self, args: tuple[str, bytes, dict[str, str], bytes, str, str], receive: Receive, timeout_s: float
-    ) -> Outcome:
-        """``_run`` where the store's reads wait on the network (the module's docstring)."""
-        assert self.reads is not None
-        started = time.monotonic()
-        # Its one store read is a key missing from the cache, before the nonce is recorded: such a
-        # request goes whole to a thread.
-        admitted = try_unwaiting(self.admit, *args)
-        if admitted is None:
-            return await run_bounded(self.process, *args, timeout_s=timeout_s, receive=receive)
-        if isinstance(admitted, Outcome):
-            return admitted
-        if admitted.op.read_only:
+        else:
+            left = timeout_s - (time.monotonic() - started) if timeout_s else None
+            if left is not None and left <= 0:
+                return self._timed_out(admitted)
             outcome = await run_replayed(
                 self.answer,
                 admitted,
-                reads=self.reads,
+                fetch=self._fetch,
                 max_reads=MAX_REPLAYED_READS,
-                timeout_s=timeout_s,
+                timeout_s=left,
                 receive=receive,
             )
-            if outcome is not None:
-                return outcome
-            return await self._answer_in_thread(admitted, receive, timeout_s, started)
-        return await run_bounded(self.answer, admitted, timeout_s=timeout_s, receive=receive)
+        if outcome is not None:
+            return outcome
+        # It needs longer than the loop may give, or more than a replay can: run again in a
+        # thread, in the time left.
+        return await self._answer_in_thread(admitted, receive, timeout_s, started)
 
     async def _answer_in_thread(
         self, admitted: Admitted, receive: Receive, timeout_s: float, started: float
@@ -242,11 +272,14 @@ class Gateway:
         if timeout_s:
             timeout_s -= time.monotonic() - started
             if timeout_s <= 0:
-                failure = self._failure_timeout(admitted.call.request_id)
-                return self._error(
-                    failure, admitted.call.request_id, admitted.host_id, admitted.fmt, admitted.op.action
-                )
+                return self._timed_out(admitted)
         return await run_bounded(self.answer, admitted, timeout_s=timeout_s, receive=receive)
+
+    def _timed_out(self, admitted: Admitted) -> Outcome:
+        failure = self._failure_timeout(admitted.call.request_id)
+        return self._error(
+            failure, admitted.call.request_id, admitted.host_id, admitted.fmt, admitted.op.action
+        )
 
     @staticmethod
     async def _read_body(receive: Receive) -> bytes:
