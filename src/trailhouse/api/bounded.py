@@ -89,6 +89,8 @@ def try_inline(fn: Callable[..., T], *args: Any, budget_s: float) -> T | None:
             return None
 
 
+#: A budget with no time left (``query_budget`` reads 0 as "no limit").
+_SPENT_S = 1e-9
 #: Fetches one call of replayed work: its result, or the exception it failed with.
 Fetch = Callable[[Any, "float | None"], Awaitable[Any]]
 
@@ -116,16 +118,15 @@ async def run_replayed(
     started = time.monotonic()
     replay = ReadReplay(max_reads)
     while True:
-        left = None
-        if timeout_s:
-            left = timeout_s - (time.monotonic() - started)
-            if left <= 0:
-                raise QueryTimeout("the query time limit passed")
+        left = None if not timeout_s else timeout_s - (time.monotonic() - started)
         try:
-            # The budget is what the store translates a statement cancelled at its limit by.
-            with replaying(replay), query_budget(left):
+            # The budget is what the store translates a statement cancelled at its limit by. A run
+            # is only Python: one whose calls are all fetched ends even past the limit.
+            with replaying(replay), query_budget(left if left is None else max(left, _SPENT_S)):
                 return fn(*args)
         except ReadNeeded as need:
+            if left is not None and left <= 0:  # the limit passed while the last call was made
+                raise QueryTimeout("the query time limit passed") from None
             replay.fetched(need.call, await _fetch(fetch, need.call, left, receive))
         except NotReplayable:
             if not restartable and replay.reads:
