@@ -43,6 +43,8 @@ class Served:
         self.runner = asyncio.Runner()
         self._lifespan: asyncio.Queue[dict[str, Any]] | None = None
         self._task: asyncio.Task[None] | None = None
+        #: The ASGI scope's state of the last request (what the access log and metrics read).
+        self.state: dict[str, Any] = {}
         self.runner.run(self._start())
 
     async def _start(self) -> None:
@@ -92,6 +94,7 @@ class Served:
                 "client": ("127.0.0.1", 1),
                 "server": ("127.0.0.1", 80),
             }
+            self.state = scope.setdefault("state", {})
             await self.app(scope, receive, send)
             return messages[0]["status"], b"".join(m.get("body", b"") for m in messages[1:])
 
@@ -297,6 +300,30 @@ def test_a_statement_past_the_query_limit_is_answered_503(served: Any, record: A
     assert b"TRAILHOUSE_QUERY_TIMEOUT_S" in body
     assert time.monotonic() - started < 2.5
     assert all(s.thread == MAIN for s in seen)
+
+
+def test_a_limit_that_passes_between_statements_is_answered_503_by_the_operation(
+    served: Any, record: Any
+) -> None:
+    """The first statement ends within its statement_timeout (whole tenths: 300 ms for 0.25 s
+    left) but after the limit; the answer's next statement is not sent."""
+    server, key = served(query_timeout_s=0.25)
+    _events(server, key)
+    statements: list[int] = []
+
+    def two(call: Call, svc: Services) -> None:
+        store = _store(svc)
+        with store._guard():
+            store._read("SELECT pg_sleep(0.27)")
+            statements.append(1)
+            store._read("SELECT 2")
+
+    record(LOOKUP, two)
+    status, body = server.request(signed_query(key, MaxResults="20"))
+    assert status == 503, body
+    assert b"TRAILHOUSE_QUERY_TIMEOUT_S" in body
+    assert server.state["action"] == "LookupEvents"  # what the access log and the metrics show
+    assert statements == [1]
 
 
 def test_a_failing_statement_is_answered_as_from_a_thread(served: Any, record: Any) -> None:

@@ -95,3 +95,30 @@ def test_the_stops_pass_through_an_answers_own_error_handling() -> None:
         except Exception as exc:  # what Gateway.answer does
             caught.append(exc)
     assert caught == []
+
+
+def test_a_stored_error_does_not_keep_the_replay_alive() -> None:
+    """A stored error raised in a run holds that run's frames, which hold the replay, which holds
+    the error: ``run_replayed`` empties the replay so refused requests leave no cycle behind."""
+    import asyncio
+    import gc
+
+    from trailhouse.api.bounded import run_replayed
+
+    async def fetch(call: object, timeout_s: float | None) -> object:
+        return ValueError("refused")
+
+    def work() -> object:
+        replay = current_replay()
+        assert replay is not None
+        return replay.result(A)
+
+    gc.collect()
+    gc.disable()
+    try:
+        with pytest.raises(ValueError, match="refused"):
+            asyncio.run(run_replayed(work, fetch=fetch, max_reads=2, timeout_s=None))
+        held = [o for o in gc.get_objects() if isinstance(o, ReadReplay) and o.reads]
+    finally:
+        gc.enable()
+    assert held == []

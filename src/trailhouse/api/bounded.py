@@ -117,21 +117,24 @@ async def run_replayed(
     """
     started = time.monotonic()
     replay = ReadReplay(max_reads)
-    while True:
-        left = None if not timeout_s else timeout_s - (time.monotonic() - started)
-        try:
-            # The budget is what the store translates a statement cancelled at its limit by. A run
-            # is only Python: one whose calls are all fetched ends even past the limit.
-            with replaying(replay), query_budget(left if left is None else max(left, _SPENT_S)):
-                return fn(*args)
-        except ReadNeeded as need:
-            if left is not None and left <= 0:  # the limit passed while the last call was made
-                raise QueryTimeout("the query time limit passed") from None
-            replay.fetched(need.call, await _fetch(fetch, need.call, left, receive))
-        except NotReplayable:
-            if not restartable and replay.reads:
-                raise RuntimeError("replayed work that has made calls could not be replayed") from None
-            return None
+    try:
+        while True:
+            left = None if not timeout_s else timeout_s - (time.monotonic() - started)
+            try:
+                # The budget is what the store translates a statement cancelled at its limit by. A
+                # run is only Python: one whose calls are all fetched ends even past the limit.
+                with replaying(replay), query_budget(left if left is None else max(left, _SPENT_S)):
+                    return fn(*args)
+            except ReadNeeded as need:
+                if left is not None and left <= 0:  # the limit passed while the last call was made
+                    raise QueryTimeout("the query time limit passed") from None
+                replay.fetched(need.call, await _fetch(fetch, need.call, left, receive))
+            except NotReplayable:
+                if not restartable and replay.reads:
+                    raise RuntimeError("replayed work that has made calls could not be replayed") from None
+                return None
+    finally:
+        replay.clear()
 
 
 async def _fetch(fetch: Fetch, call: Any, left: float | None, receive: Receive | None) -> Any:

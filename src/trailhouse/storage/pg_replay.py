@@ -58,6 +58,8 @@ class PgReplayReads:
             async with self._pool.connection(timeout=wait) as conn:
                 ms = statement_timeout_ms(timeout_s)
                 if self._timeouts.get(conn, 0) != ms:
+                    # Forgotten first: a cancel while the SET is in flight leaves the setting unknown.
+                    self._timeouts.pop(conn, None)
                     await conn.execute("SELECT set_config('statement_timeout', %s, false)", (f"{ms}ms",))
                     self._timeouts[conn] = ms
                 cursor = conn.cursor(binary=statement.binary)

@@ -3,7 +3,7 @@
 Admitting a request and answering a read are functions of what their calls to the network return:
 the store's statements (PostgreSQL) and the limits' scripts (Redis nonces and throttling). So the
 wire layer may run them on the event loop inside a ``ReadReplay``: instead of waiting on the
-network, each call hands back the result already fetched for it, in turn, and the first call not
+network, each call hands back the result already fetched for an equal call, and the first call not
 fetched yet stops the run with ``ReadNeeded``. The caller fetches that call's result on an
 asynchronous connection (``ReplayReads``), which does not block the loop, and runs the work again
 from the start. A LookupEvents page is one statement: the answer's Python runs twice (~0.1 ms each)
@@ -12,7 +12,8 @@ answer itself (docs/benchmarks.md, "PostgreSQL lookups on the event loop").
 
 A call is made once, by the fetch, whatever the number of runs: so a call with an effect (a nonce
 recorded, a throttle's token taken) is replayed as safely as a read, as long as the work has no
-effect of its own outside its calls and makes the same calls in the same order on every run.
+effect of its own outside its calls, and a later run makes each earlier call again with equal
+arguments or skips it (a key found in a cache an earlier run filled).
 
 A store call that needs more than one call at a time (a transaction, a write) raises
 ``NotReplayable``, and so does work that needs more calls than its bound (each costs a run). The
@@ -59,7 +60,7 @@ class ReadNeeded(ReplayStop):
     """The run needs ``call``'s result (a ``Statement``, or another source's call), not fetched yet."""
 
     def __init__(self, call: object) -> None:
-        super().__init__(repr(call)[:200])
+        super().__init__(type(call).__name__)
         self.call = call
 
 
@@ -107,6 +108,11 @@ class ReadReplay:
         return len(self._fetched)
 
     def restart(self) -> None:
+        self._used.clear()
+
+    def clear(self) -> None:
+        """Drop the results: a stored error's traceback holds the frame that holds this replay."""
+        self._fetched.clear()
         self._used.clear()
 
 

@@ -118,6 +118,7 @@ class Gateway:
         self._wants_sources = on_loop and not self.on_loop
         #: The sources of replayed calls by the type of call they make (storage.replay).
         self._sources: dict[type, ReplayReads] = {}
+        self._closed = False
         self._rates = {
             THROTTLE_LOOKUP_EVENTS: svc.settings.throttle_lookup_events,
             THROTTLE_ACCESS_KEY_USAGE: svc.settings.throttle_access_key_usage,
@@ -131,7 +132,7 @@ class Gateway:
     async def aopen(self) -> None:
         """Open the replay connections in the serving event loop (the app's lifespan). Until then,
         and without a lifespan, requests on a store or limits that wait on the network go to threads."""
-        if not self._wants_sources or self._sources:
+        if not self._wants_sources or self._sources or self._closed:
             return
         sources: dict[type, ReplayReads | None] = {
             Statement: None if self.svc.store.in_process else self.svc.store.replay_reads(),
@@ -144,22 +145,24 @@ class Gateway:
         self.on_loop = True
 
     async def aclose(self) -> None:
-        """Close the replay connections, in the event loop that opened them."""
-        sources, self._sources = self._sources, {}
-        self.on_loop = self.on_loop and not self._wants_sources
-        for source in sources.values():
+        """Close the replay connections, in the event loop that opened them. New requests go to
+        threads; one still replaying meets a closed pool and is answered 503."""
+        if self._wants_sources:
+            self.on_loop = False
+        self._closed = True
+        for source in self._sources.values():
             await source.aclose()
 
     async def _fetch(self, call: Any, timeout_s: float | None) -> Any:
         source = self._sources.get(type(call))
-        if source is None and isinstance(call, LimitCall):
+        if source is None and isinstance(call, LimitCall) and not self._closed:
             # Limits that wait on the network put in after start (tests give Redis limits small caps).
             calls = self.limits.replay_calls()
-            if calls is None:  # pragma: no cover - only Redis limits make LimitCalls
-                raise RuntimeError("a limits call without a source")
-            await calls.open()
-            source = self._sources[LimitCall] = calls
-        assert source is not None
+            if calls is not None:
+                await calls.open()
+                source = self._sources[LimitCall] = calls
+        if source is None:  # raised inside the run, where it answers 503
+            return StoreUnavailable("the server is shutting down")
         return await source.fetch(call, timeout_s=timeout_s)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -228,6 +231,7 @@ class Gateway:
             admitted = await run_replayed(
                 self.admit,
                 *args,
+                now_ms(),  # one clock for every run: a later one must not refuse what an earlier took
                 fetch=self._fetch,
                 max_reads=MAX_ADMIT_CALLS,
                 timeout_s=timeout_s,
@@ -251,14 +255,17 @@ class Gateway:
             left = timeout_s - (time.monotonic() - started) if timeout_s else None
             if left is not None and left <= 0:
                 return self._timed_out(admitted)
-            outcome = await run_replayed(
-                self.answer,
-                admitted,
-                fetch=self._fetch,
-                max_reads=MAX_REPLAYED_READS,
-                timeout_s=left,
-                receive=receive,
-            )
+            try:
+                outcome = await run_replayed(
+                    self.answer,
+                    admitted,
+                    fetch=self._fetch,
+                    max_reads=MAX_REPLAYED_READS,
+                    timeout_s=left,
+                    receive=receive,
+                )
+            except QueryTimeout:  # the limit passed between two statements: answered by its operation
+                return self._timed_out(admitted)
         if outcome is not None:
             return outcome
         # It needs longer than the loop may give, or more than a replay can: run again in a
@@ -321,7 +328,14 @@ class Gateway:
         return admitted if isinstance(admitted, Outcome) else self.answer(admitted)
 
     def admit(
-        self, method: str, raw_query: bytes, headers: dict[str, str], body: bytes, request_id: str, path: str
+        self,
+        method: str,
+        raw_query: bytes,
+        headers: dict[str, str],
+        body: bytes,
+        request_id: str,
+        path: str,
+        now: int | None = None,
     ) -> Admitted | Outcome:
         """Steps 1–11: parse, authenticate, route, authorise, throttle; an Outcome if refused.
 
@@ -336,7 +350,8 @@ class Gateway:
             req = parse_request(method, raw_query, headers, body, path=path)  # step 1
             fmt = req.fmt
             action = req.action
-            now = now_ms()
+            if now is None:
+                now = now_ms()
             key = authenticate(  # steps 2–8
                 req,
                 keys=self.keys,
