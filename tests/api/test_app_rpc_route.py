@@ -24,6 +24,25 @@ from ._signed import signed_query
 ACCOUNT = "1234567890123456"
 
 
+def rpc_scope(method: str, query: bytes, **scope: Any) -> dict[str, Any]:
+    """The ASGI scope of a request to ``/`` as uvicorn builds it (two Host headers: the first counts)."""
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": "/",
+        "raw_path": b"/",
+        "query_string": query,
+        "root_path": "",
+        "headers": [(b"host", b"rpc.test"), (b"host", b"second.test")],
+        "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 80),
+        **scope,
+    }
+
+
 class Asgi:
     """Call an ASGI app with a raw scope and collect what it sends."""
 
@@ -47,22 +66,7 @@ class Asgi:
         async def send(message: dict[str, Any]) -> None:
             messages.append(message)
 
-        full = {
-            "type": "http",
-            "asgi": {"version": "3.0"},
-            "http_version": "1.1",
-            "method": method,
-            "scheme": "http",
-            "path": "/",
-            "raw_path": b"/",
-            "query_string": query,
-            "root_path": "",
-            "headers": [(b"host", b"rpc.test"), (b"host", b"second.test")],
-            "client": ("127.0.0.1", 1),
-            "server": ("127.0.0.1", 80),
-            **scope,
-        }
-        asyncio.run(self.app(full, receive, send))
+        asyncio.run(self.app(rpc_scope(method, query, **scope), receive, send))
         start, *rest = messages
         assert start["type"] == "http.response.start"
         return start["status"], start["headers"], b"".join(m.get("body", b"") for m in rest)

@@ -30,6 +30,7 @@ from trailhouse.api.wire import CLIENT_GONE
 from trailhouse.storage.replay import Statement
 
 from ._signed import signed_query
+from .test_app_rpc_route import rpc_scope
 from .test_gateway_inline import LOOKUP, _app
 
 MAIN = threading.main_thread().name
@@ -80,20 +81,7 @@ class Served:
             async def send(message: dict[str, Any]) -> None:
                 messages.append(message)
 
-            scope = {
-                "type": "http",
-                "asgi": {"version": "3.0"},
-                "http_version": "1.1",
-                "method": "GET",
-                "scheme": "http",
-                "path": "/",
-                "raw_path": b"/",
-                "query_string": query,
-                "root_path": "",
-                "headers": [(b"host", b"rpc.test")],
-                "client": ("127.0.0.1", 1),
-                "server": ("127.0.0.1", 80),
-            }
+            scope = rpc_scope("GET", query)
             self.state = scope.setdefault("state", {})
             await self.app(scope, receive, send)
             return messages[0]["status"], b"".join(m.get("body", b"") for m in messages[1:])

@@ -19,7 +19,13 @@ from psycopg_pool import AsyncConnectionPool
 
 from .replay import Statement
 
-__all__ = ["PgReplayReads", "statement_timeout_ms"]
+__all__ = [
+    "SET_STATEMENT_TIMEOUT",
+    "PgReplayReads",
+    "checkout_wait_s",
+    "pool_options",
+    "statement_timeout_ms",
+]
 
 AsyncConn = psycopg.AsyncConnection[Any]
 
@@ -32,17 +38,35 @@ def statement_timeout_ms(remaining_s: float | None) -> int:
     return 0 if remaining_s is None else max(100, math.ceil(remaining_s * 10) * 100)
 
 
+#: Sets a connection's statement time limit (``statement_timeout_ms``).
+SET_STATEMENT_TIMEOUT = "SELECT set_config('statement_timeout', %s, false)"
+
+
+def pool_options(*, max_size: int, checkout_timeout_s: float, name: str) -> dict[str, Any]:
+    """What both pools (the blocking one, this one) share: autocommit connections, opened later."""
+    return {
+        "min_size": 1,
+        "max_size": max_size,
+        "timeout": checkout_timeout_s,
+        "open": False,
+        "kwargs": {"autocommit": True},
+        "name": name,
+    }
+
+
+def checkout_wait_s(limit_s: float, remaining_s: float | None) -> float:
+    """How long to wait for a pooled connection: the limit, or less when the budget has less left."""
+    return limit_s if remaining_s is None else max(0.05, min(limit_s, remaining_s))
+
+
 class PgReplayReads:
     def __init__(self, conninfo: str, *, max_size: int, checkout_timeout_s: float) -> None:
         self._checkout_timeout_s = checkout_timeout_s
         self._pool: AsyncConnectionPool[AsyncConn] = AsyncConnectionPool(
             conninfo,
-            min_size=1,
-            max_size=max_size,
-            timeout=checkout_timeout_s,
-            open=False,
-            kwargs={"autocommit": True},
-            name="trailhouse-replay",
+            **pool_options(
+                max_size=max_size, checkout_timeout_s=checkout_timeout_s, name="trailhouse-replay"
+            ),
         )
         self._timeouts: weakref.WeakKeyDictionary[AsyncConn, int] = weakref.WeakKeyDictionary()
 
@@ -51,16 +75,15 @@ class PgReplayReads:
         await self._pool.open(wait=False)
 
     async def fetch(self, statement: Statement, *, timeout_s: float | None) -> list[Any] | Exception:
-        wait = self._checkout_timeout_s
-        if timeout_s is not None:
-            wait = max(0.05, min(wait, timeout_s))
         try:
-            async with self._pool.connection(timeout=wait) as conn:
+            async with self._pool.connection(
+                timeout=checkout_wait_s(self._checkout_timeout_s, timeout_s)
+            ) as conn:
                 ms = statement_timeout_ms(timeout_s)
                 if self._timeouts.get(conn, 0) != ms:
                     # Forgotten first: a cancel while the SET is in flight leaves the setting unknown.
                     self._timeouts.pop(conn, None)
-                    await conn.execute("SELECT set_config('statement_timeout', %s, false)", (f"{ms}ms",))
+                    await conn.execute(SET_STATEMENT_TIMEOUT, (f"{ms}ms",))
                     self._timeouts[conn] = ms
                 cursor = conn.cursor(binary=statement.binary)
                 await cursor.execute(statement.sql, statement.params)

@@ -76,7 +76,13 @@ from .pg_partitions import (
     month_of,
     pack_months,
 )
-from .pg_replay import PgReplayReads, statement_timeout_ms
+from .pg_replay import (
+    SET_STATEMENT_TIMEOUT,
+    PgReplayReads,
+    checkout_wait_s,
+    pool_options,
+    statement_timeout_ms,
+)
 from .replay import NotReplayable, Statement, current_replay
 from .sql import (
     EVENT_COLUMNS,
@@ -220,12 +226,7 @@ class PostgresStore(SqlStore, MerkleLogSql, DeliverySql):
         self._pool_size = pool_size
         self._pool: ConnectionPool[Conn] = ConnectionPool(
             self._conninfo,
-            min_size=1,
-            max_size=pool_size,
-            timeout=_CHECKOUT_TIMEOUT_S,
-            open=False,
-            kwargs={"autocommit": True},
-            name="trailhouse",
+            **pool_options(max_size=pool_size, checkout_timeout_s=_CHECKOUT_TIMEOUT_S, name="trailhouse"),
         )
         try:
             self._pool.open(wait=True, timeout=_CONNECT_TIMEOUT_S)
@@ -275,7 +276,7 @@ class PostgresStore(SqlStore, MerkleLogSql, DeliverySql):
 
     def _set_statement_timeout(self, conn: Conn, ms: int) -> None:
         if self._timeouts.get(conn, 0) != ms:
-            conn.execute("SELECT set_config('statement_timeout', %s, false)", (f"{ms}ms",))
+            conn.execute(SET_STATEMENT_TIMEOUT, (f"{ms}ms",))
             self._timeouts[conn] = ms
 
     @contextmanager
@@ -284,9 +285,7 @@ class PostgresStore(SqlStore, MerkleLogSql, DeliverySql):
         now = time.monotonic()
         if now < self._unavailable_until:
             raise StoreUnavailable("PostgreSQL is unavailable (a connection failed moments ago)")
-        wait = _CHECKOUT_TIMEOUT_S
-        if budget is not None and budget.remaining_s() is not None:
-            wait = max(0.05, min(wait, budget.remaining_s() or 0.0))
+        wait = checkout_wait_s(_CHECKOUT_TIMEOUT_S, None if budget is None else budget.remaining_s())
         try:
             with self._pool.connection(timeout=wait) as conn:
                 yield conn
