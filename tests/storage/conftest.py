@@ -25,6 +25,8 @@ from ..conftest import pg_schema_url
 
 ACCOUNT = "1234567890123456"
 OTHER_ACCOUNT = "6543210987654321"
+#: How many recent eventId keys a SQLite store of these tests gathers before merging them.
+MERGE_KEYS_AT = 5
 #: A fixed day the test events fall on (PostgreSQL creates that month's partition on demand).
 DAY = "2026-10-05"
 
@@ -40,7 +42,9 @@ class Backend:
     def open(self, **options: Any) -> EventStore:
         store: EventStore
         if self.name == "sqlite":
-            store = SqliteStore(self.location)
+            # Recent eventId keys are merged into event_keys every few events here (2^18 in
+            # service), so every test sees events on both sides of a merge (storage.sqlite_keys).
+            store = SqliteStore(self.location, **({"merge_keys_at": MERGE_KEYS_AT} | options))
         else:
             # No partitions ahead of the current month unless a test asks: each costs time.
             store = PostgresStore(self.location, **({"ahead_months": 0} | options))

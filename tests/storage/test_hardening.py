@@ -89,9 +89,14 @@ def _store_twice_the_old_way(path: Path) -> None:
     store.append([record("dup", "2026-10-05T23:59:00Z"), record("solo", "2026-10-05T10:00:00Z")])
     store.close()
     conn = sqlite3.connect(path, isolation_level=None)
-    conn.execute("DROP INDEX events_key")
+    # Before 0018 the dedupe was an index of events; before 0006 that index was led by the day.
+    for table in ("event_keys", "event_keys_recent", "event_keys_state"):
+        conn.execute(f"DROP TABLE {table}")
     conn.execute("CREATE INDEX events_key ON events (account, event_time / 86400000, event_key)")
-    conn.execute("DELETE FROM schema_migrations WHERE name = '0006_event_ids_unique_per_account'")
+    conn.execute(
+        "DELETE FROM schema_migrations"
+        " WHERE name IN ('0006_event_ids_unique_per_account', '0018_event_keys_merged_in_bulk')"
+    )
     columns = [r[1] for r in conn.execute("PRAGMA table_info(events)")]
     others = ", ".join(c for c in columns if c not in ("seq", "event_time"))
     conn.execute(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import itertools
+import logging
 import os
 import sqlite3
 import threading
@@ -46,11 +47,14 @@ from .sql.delivery import DeliverySql
 from .sql.leaf_tiles import convert_log_leaves
 from .sql.merkle_log import MerkleLogSql, Run
 from .sql.pending import PENDING_COLUMNS, pending_row, queued_leaves
+from .sqlite_keys import MERGE_KEYS_AT, RecentKeys, RecentRow, recent_rows
 from .sqlite_log import runner, writer_transaction
 from .sqlite_repair import remove_duplicate_events
 from .units import WriteUnit, build_unit, leaf_hash
 
 __all__ = ["SqliteStore"]
+
+log = logging.getLogger("trailhouse.storage")
 
 #: How long a statement waits for a lock another process holds (a `trailhouse ingest` beside the
 #: service commits in well under a second); past it the caller gets StoreUnavailable, not a hang.
@@ -190,7 +194,14 @@ class SqliteStore(SqlStore, MerkleLogSql, DeliverySql):
     in_process = True
     dialect = SQLITE
 
-    def __init__(self, path: str | Path, *, create: bool = True, cache_mib: int = 256) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        create: bool = True,
+        cache_mib: int = 256,
+        merge_keys_at: int = MERGE_KEYS_AT,
+    ) -> None:
         self.path = str(path)
         #: The writer's page cache; each reader's is at most READER_CACHE_MIB of it. SQLite allocates
         #: the cache as pages are used, so a process's memory grows to about this much and stays there.
@@ -214,6 +225,7 @@ class SqliteStore(SqlStore, MerkleLogSql, DeliverySql):
         self._closed = False
         # Term ids are immutable once committed, so a cache of committed ones is always right.
         self._term_cache: dict[str, int] = {}
+        self._recent_keys = RecentKeys(merge_keys_at)
         try:
             # Every ingested event changes a leaf page in each index; at 10M events those indexes are
             # gigabytes, and a page that falls out of the writer's cache must be read back first.
@@ -440,15 +452,37 @@ class SqliteStore(SqlStore, MerkleLogSql, DeliverySql):
     def _transaction(self, units: Sequence[WriteUnit]) -> AppendResult:
         conn = self._writer
         new_terms: dict[str, int] = {}
+        new_keys: list[RecentRow] = []
         self._bound_term_cache()
         with _immediate(conn):
-            result = self._append_locked(conn, units, new_terms)
-        # Only committed ids may enter the shared cache.
+            result = self._append_locked(conn, units, new_terms, new_keys)
+        # Only committed ids and keys may enter the writer's caches.
         self._term_cache.update(new_terms)
+        self._recent_keys.add((account, key, seq) for _, account, key, seq in new_keys)
+        if len(self._recent_keys) >= self._recent_keys.merge_at:
+            self._merge_recent_keys()
         return result
 
+    def _merge_recent_keys(self) -> None:
+        """Move the recent eventId keys into ``event_keys`` (storage.sqlite_keys), in a transaction
+        of its own: the batches before it are committed whatever becomes of it."""
+        conn = self._writer
+        try:
+            with _immediate(conn):
+                top = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0]
+                self._recent_keys.merge(conn, top)
+        except sqlite3.Error as exc:
+            # Nothing is lost: the keys stay in event_keys_recent, and the next batch tries again.
+            log.warning("merging the recent eventId keys failed, to be retried: %s", exc)
+            return
+        self._recent_keys.merged(top)
+
     def _append_locked(
-        self, conn: sqlite3.Connection, units: Sequence[WriteUnit], new_terms: dict[str, int]
+        self,
+        conn: sqlite3.Connection,
+        units: Sequence[WriteUnit],
+        new_terms: dict[str, int],
+        new_keys: list[RecentRow],
     ) -> AppendResult:
         self._intern(conn, set().union(*(u.terms for u in units)), new_terms)
         cache = self._term_cache
@@ -457,13 +491,18 @@ class SqliteStore(SqlStore, MerkleLogSql, DeliverySql):
             found = cache.get(value)
             return found if found is not None else new_terms[value]
 
+        top = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0]
+        self._recent_keys.sync(conn, top)
         plan = plan_batch(units, tid, lambda keys: self._stored_event_ids(conn, keys))
         if not plan.placed:
             return AppendResult([], plan.duplicates)
-        first_seq = (conn.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0]) + 1
-        placed = plan.place(first_seq)
+        placed = plan.place(top + 1)
         conn.executemany(_INSERT_EVENT, itertools.chain.from_iterable(p.event_rows() for p in placed))
         conn.execute(_INSERT_PENDING, pending_row(placed))
+        new_keys += recent_rows(placed)
+        conn.executemany(
+            "INSERT INTO event_keys_recent (gen, account, event_key, seq) VALUES (?, ?, ?, ?)", new_keys
+        )
         resources = [row for p in placed for row in p.resource_rows()]
         if resources:
             conn.executemany(_INSERT_RESOURCE, resources)
@@ -476,9 +515,9 @@ class SqliteStore(SqlStore, MerkleLogSql, DeliverySql):
             conn.executemany(_UPSERT_USAGE, usage)
         return AppendResult(plan.accepted, plan.duplicates)
 
-    @staticmethod
-    def _stored_event_ids(conn: sqlite3.Connection, keys: list[tuple[int | None, int]]) -> StoredIds:
-        """The stored eventIds behind (account, eventId hash), whatever their day, in chunks."""
+    def _stored_event_ids(self, conn: sqlite3.Connection, keys: list[tuple[int | None, int]]) -> StoredIds:
+        """The stored eventIds behind (account, eventId hash), whatever their day: those merged into
+        ``event_keys``, in chunks, and the recent ones the writer holds in memory."""
         found: StoredIds = {}
         by_account: dict[int, list[int]] = {}
         for account, key in keys:
@@ -489,12 +528,22 @@ class SqliteStore(SqlStore, MerkleLogSql, DeliverySql):
             for start in range(0, len(unique), 500):
                 chunk = unique[start : start + 500]
                 rows = conn.execute(
-                    f"SELECT event_key, event_id_of(body) FROM events INDEXED BY events_key"
-                    f" WHERE account = ? AND event_key IN ({','.join('?' * len(chunk))})",
+                    "SELECT k.event_key, event_id_of(e.body) FROM event_keys k JOIN events e ON e.seq = k.seq"
+                    f" WHERE k.account = ? AND k.event_key IN ({SQLITE.marks(len(chunk))})",
                     [account, *chunk],
                 )
                 for key, event_id in rows:
                     found.setdefault((account, key), set()).add(event_id)
+        recent = self._recent_keys.seqs(keys)  # type: ignore[arg-type]  # accounts asserted above
+        for start in range(0, len(recent), 500):
+            chunk = recent[start : start + 500]
+            rows = conn.execute(
+                "SELECT account, event_key, event_id_of(body) FROM events"
+                f" WHERE seq IN ({SQLITE.marks(len(chunk))})",
+                chunk,
+            )
+            for account, key, event_id in rows:
+                found.setdefault((account, key), set()).add(event_id)
         return found
 
     @_translated

@@ -48,8 +48,11 @@ class Dialect:
     #: bounds the days it needs and sorts their rows (``build_usage``).
     usage_day: bool
     #: eventId lookups read ``event_ids`` (hash, account -> seq, time) and then the event's row;
-    #: events has no eventId index (PostgreSQL migration 0013). Else they read ``events_key``.
+    #: events has no eventId index (PostgreSQL migration 0013).
     event_ids_lookup: bool = False
+    #: eventId lookups take their seqs from ``event_keys`` and ``event_keys_recent``, the dedupe
+    #: tables merged in bulk (SQLite migration 0018; ``storage.sqlite_keys``).
+    event_keys_merged: bool = False
     #: The event row keeps neither the eventId nor the requestId text (migrations sqlite/0014,
     #: sqlite/0017, postgres/0016): the body is their one copy, and a hash hit (``event_key``,
     #: ``request_key``) is checked against it. SQLite checks in the statement itself, with the
@@ -85,6 +88,7 @@ SQLITE = Dialect(
     row_keyset=False,
     usage_day=False,
     ids_in_sql=True,
+    event_keys_merged=True,
 )
 
 POSTGRES = Dialect(

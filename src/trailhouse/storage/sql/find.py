@@ -70,7 +70,7 @@ RESOURCE_COLUMNS: dict[Attr, str] = {Attr.RESOURCE_TYPE: "rtype", Attr.RESOURCE_
 #: fresh file and may pick the time index for a rare name; naming the index keeps every documented
 #: filter index-served whatever the data looks like.
 SQLITE_INDEX_PRIORITY: tuple[tuple[str, str], ...] = (
-    ("event_key", "events_key"),
+    ("seq", "event_keys"),  # an eventId: its seqs from the dedupe tables, then rows by rowid
     ("request_key", "events_request"),
     ("access_key", "events_access_key"),
     ("source_ip", "events_source_ip"),
@@ -84,6 +84,8 @@ SQLITE_INDEX_PRIORITY: tuple[tuple[str, str], ...] = (
 )
 
 DAY_MS = 86_400_000
+#: SQLite's recent eventId keys are led by ``seq >> EVENT_KEY_GEN_BITS`` (migration sqlite/0018).
+EVENT_KEY_GEN_BITS = 12
 #: Beyond this many days a hashed look-up stops probing day by day and filters the account's rows.
 MAX_DAY_PROBES = 1000
 
@@ -241,6 +243,10 @@ def build_find(
                 params_ev.extend(days)
             if dialect.event_ids_lookup and attr is Attr.EVENT_ID:
                 event_keys = [key_hash(v) for v in distinct]  # event_ids' key; the text below
+            elif dialect.event_keys_merged and attr is Attr.EVENT_ID:
+                hashes = [key_hash(v) for v in distinct]
+                event_conds.append(f"e.seq IN ({_event_key_seqs(dialect, len(hashes))})")
+                params_ev.extend([account_ref, *hashes, account_ref, *hashes])
             else:
                 event_conds.append(f"e.{hash_col} IN ({dialect.marks(len(distinct))})")
                 params_ev.extend(key_hash(v) for v in distinct)
@@ -341,7 +347,8 @@ def build_find(
             # "IS NULL" cannot use the partial index of its column (SQLite: "no query solution").
             used = {c.split(" ", 1)[0].removeprefix("e.") for c in event_conds if not c.endswith("IS NULL")}
             driver = next((i for col, i in SQLITE_INDEX_PRIORITY if col in used), "events_time")
-            source = f"events e INDEXED BY {driver}"
+            # By seq the rows are read by rowid, which NOT INDEXED still allows.
+            source = "events e NOT INDEXED" if driver == "event_keys" else f"events e INDEXED BY {driver}"
         sql = (
             f"{select} FROM {source} WHERE {' AND '.join(conds)} ORDER BY e.event_time {order}, e.seq {order}"
         )
@@ -349,6 +356,22 @@ def build_find(
         sql += f" LIMIT {ph}"
         params.append(limit)
     return FindQuery(sql, params, driver, " AND ".join(conds), source, tuple(unchecked_ids))
+
+
+def _event_key_seqs(dialect: Dialect, n: int) -> str:
+    """SQLite: the seqs of an account's events with these eventId hashes, from both dedupe tables
+    in one statement (one snapshot, whatever a merge moves meanwhile). The recent keys are probed
+    generation by generation, from the first after ``merged_seq`` to that of the highest seq.
+    Parameters: the account's id and the ``n`` hashes, twice."""
+    marks = dialect.marks(n)
+    bits = EVENT_KEY_GEN_BITS
+    return (
+        f"SELECT seq FROM event_keys WHERE account = ? AND event_key IN ({marks})"
+        " UNION ALL SELECT seq FROM event_keys_recent WHERE gen IN ("
+        f"WITH RECURSIVE g(n) AS (SELECT (merged_seq + 1) >> {bits} FROM event_keys_state"
+        f" UNION ALL SELECT n + 1 FROM g WHERE n < (SELECT MAX(seq) FROM events) >> {bits}) SELECT n FROM g)"
+        f" AND account = ? AND event_key IN ({marks})"
+    )
 
 
 def build_time_counts(find: FindQuery, *, origin_ms: int, bucket_ms: int) -> FindQuery:
