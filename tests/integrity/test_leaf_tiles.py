@@ -189,9 +189,9 @@ def old_store(backend_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[tup
 
 
 def with_queue(store: Any) -> None:
-    """Give a store at a schema before log_pending (sqlite/0016, postgres/0015) that table, and take
-    the eventId (and PostgreSQL's requestId) column out of its rows (sqlite/0017, postgres/0016),
-    so that today's ingest can write to it."""
+    """Give a store at a schema before log_pending (sqlite/0016, postgres/0015) that table, take
+    the eventId (and PostgreSQL's requestId) column out of its rows (sqlite/0017, postgres/0016)
+    and give SQLite the eventId dedupe tables (sqlite/0018), so that today's ingest can write to it."""
     blob = "BLOB" if store.dialect.name == "sqlite" else "bytea"
     with store._guard():
         store._write(
@@ -201,6 +201,9 @@ def with_queue(store: Any) -> None:
         )
         for column in _ID_COLUMNS[store.dialect.name]:
             store._write(f"ALTER TABLE events DROP COLUMN {column}", ())
+        if store.dialect.name == "sqlite":  # and the eventId dedupe of sqlite/0018
+            for statement in _EVENT_KEYS:
+                store._write(statement, ())
 
 
 def without_queue(store: Any) -> None:
@@ -210,9 +213,20 @@ def without_queue(store: Any) -> None:
         store._write("DROP TABLE log_pending", ())
         for column in _ID_COLUMNS[store.dialect.name]:
             store._write(f"ALTER TABLE events ADD COLUMN {column} {blob}", ())
+        if store.dialect.name == "sqlite":  # 0018 fills event_keys from the index events_key
+            for table in ("event_keys", "event_keys_recent", "event_keys_state"):
+                store._write(f"DROP TABLE {table}", ())
 
 
 _ID_COLUMNS = {"sqlite": ("event_id",), "postgres": ("event_id", "request_id")}
+_EVENT_KEYS = [
+    "CREATE TABLE event_keys (account INTEGER, event_key INTEGER, seq INTEGER,"
+    " PRIMARY KEY (account, event_key, seq)) WITHOUT ROWID",
+    "CREATE TABLE event_keys_recent (gen INTEGER, account INTEGER, event_key INTEGER, seq INTEGER,"
+    " PRIMARY KEY (gen, account, event_key, seq)) WITHOUT ROWID",
+    "CREATE TABLE event_keys_state (one INTEGER PRIMARY KEY, merged_seq INTEGER NOT NULL)",
+    "INSERT INTO event_keys_state VALUES (1, (SELECT COALESCE(MAX(seq), 0) FROM events))",
+]
 
 
 def _read(store: Any, query: str) -> list[Any]:

@@ -34,7 +34,6 @@ from .sql import (
     FindQuery,
     Placed,
     SqlStore,
-    StoredIds,
     apply_migrations,
     day_windows,
     merge_usage,
@@ -47,7 +46,7 @@ from .sql.delivery import DeliverySql
 from .sql.leaf_tiles import convert_log_leaves
 from .sql.merkle_log import MerkleLogSql, Run
 from .sql.pending import PENDING_COLUMNS, pending_row, queued_leaves
-from .sqlite_keys import MERGE_KEYS_AT, RecentKeys, RecentRow, recent_rows
+from .sqlite_keys import MERGE_KEYS_AT, RecentKeys, RecentRow, recent_rows, stored_event_ids
 from .sqlite_log import runner, writer_transaction
 from .sqlite_repair import remove_duplicate_events
 from .units import WriteUnit, build_unit, leaf_hash
@@ -493,7 +492,7 @@ class SqliteStore(SqlStore, MerkleLogSql, DeliverySql):
 
         top = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0]
         self._recent_keys.sync(conn, top)
-        plan = plan_batch(units, tid, lambda keys: self._stored_event_ids(conn, keys))
+        plan = plan_batch(units, tid, lambda keys: stored_event_ids(conn, self._recent_keys, keys))
         if not plan.placed:
             return AppendResult([], plan.duplicates)
         placed = plan.place(top + 1)
@@ -514,37 +513,6 @@ class SqliteStore(SqlStore, MerkleLogSql, DeliverySql):
         if usage:
             conn.executemany(_UPSERT_USAGE, usage)
         return AppendResult(plan.accepted, plan.duplicates)
-
-    def _stored_event_ids(self, conn: sqlite3.Connection, keys: list[tuple[int | None, int]]) -> StoredIds:
-        """The stored eventIds behind (account, eventId hash), whatever their day: those merged into
-        ``event_keys``, in chunks, and the recent ones the writer holds in memory."""
-        found: StoredIds = {}
-        by_account: dict[int, list[int]] = {}
-        for account, key in keys:
-            assert account is not None
-            by_account.setdefault(account, []).append(key)
-        for account, hashes in by_account.items():
-            unique = sorted(set(hashes))
-            for start in range(0, len(unique), 500):
-                chunk = unique[start : start + 500]
-                rows = conn.execute(
-                    "SELECT k.event_key, event_id_of(e.body) FROM event_keys k JOIN events e ON e.seq = k.seq"
-                    f" WHERE k.account = ? AND k.event_key IN ({SQLITE.marks(len(chunk))})",
-                    [account, *chunk],
-                )
-                for key, event_id in rows:
-                    found.setdefault((account, key), set()).add(event_id)
-        recent = self._recent_keys.seqs(keys)  # type: ignore[arg-type]  # accounts asserted above
-        for start in range(0, len(recent), 500):
-            chunk = recent[start : start + 500]
-            rows = conn.execute(
-                "SELECT account, event_key, event_id_of(body) FROM events"
-                f" WHERE seq IN ({SQLITE.marks(len(chunk))})",
-                chunk,
-            )
-            for account, key, event_id in rows:
-                found.setdefault((account, key), set()).add(event_id)
-        return found
 
     @_translated
     def find_events(

@@ -17,10 +17,11 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable, Sequence
 
+from .sql.dialect import SQLITE
 from .sql.find import EVENT_KEY_GEN_BITS
-from .sql.rows import Placed
+from .sql.rows import Placed, StoredIds
 
-__all__ = ["MERGE_KEYS_AT", "RecentKeys", "RecentRow", "recent_rows"]
+__all__ = ["MERGE_KEYS_AT", "RecentKeys", "RecentRow", "recent_rows", "stored_event_ids"]
 
 #: How many recent keys the writer gathers before merging them into ``event_keys``. A merge
 #: rewrites up to every leaf of ``event_keys`` it lands on once, so the more keys it carries, the
@@ -112,3 +113,39 @@ def recent_rows(placed: Sequence[Placed]) -> list[RecentRow]:
             rows.append((seq >> EVENT_KEY_GEN_BITS, account, key, seq))
     rows.sort()
     return rows
+
+
+def stored_event_ids(
+    conn: sqlite3.Connection, recent: RecentKeys, keys: list[tuple[int | None, int]]
+) -> StoredIds:
+    """The stored eventIds behind (account, eventId hash), whatever their day: those merged into
+    ``event_keys``, in chunks, and the recent ones the writer holds in memory."""
+    found: StoredIds = {}
+    by_account: dict[int, list[int]] = {}
+    pairs: list[Key] = []
+    for account, key in keys:
+        assert account is not None  # every event has an account
+        by_account.setdefault(account, []).append(key)
+        pairs.append((account, key))
+    for account, hashes in by_account.items():
+        unique = sorted(set(hashes))
+        for start in range(0, len(unique), 500):
+            chunk = unique[start : start + 500]
+            rows = conn.execute(
+                "SELECT k.event_key, event_id_of(e.body) FROM event_keys k JOIN events e ON e.seq = k.seq"
+                f" WHERE k.account = ? AND k.event_key IN ({SQLITE.marks(len(chunk))})",
+                [account, *chunk],
+            )
+            for key, event_id in rows:
+                found.setdefault((account, key), set()).add(event_id)
+    seqs = recent.seqs(pairs)
+    for start in range(0, len(seqs), 500):
+        chunk = seqs[start : start + 500]
+        rows = conn.execute(
+            "SELECT account, event_key, event_id_of(body) FROM events"
+            f" WHERE seq IN ({SQLITE.marks(len(chunk))})",
+            chunk,
+        )
+        for account, key, event_id in rows:
+            found.setdefault((account, key), set()).add(event_id)
+    return found
