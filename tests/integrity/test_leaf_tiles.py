@@ -222,10 +222,12 @@ _ID_COLUMNS = {"sqlite": ("event_id",), "postgres": ("event_id", "request_id")}
 _EVENT_KEYS = [
     "CREATE TABLE event_keys (account INTEGER, event_key INTEGER, seq INTEGER,"
     " PRIMARY KEY (account, event_key, seq)) WITHOUT ROWID",
-    "CREATE TABLE event_keys_recent (gen INTEGER, account INTEGER, event_key INTEGER, seq INTEGER,"
-    " PRIMARY KEY (gen, account, event_key, seq)) WITHOUT ROWID",
-    "CREATE TABLE event_keys_state (one INTEGER PRIMARY KEY, merged_seq INTEGER NOT NULL)",
-    "INSERT INTO event_keys_state VALUES (1, (SELECT COALESCE(MAX(seq), 0) FROM events))",
+    "CREATE TABLE event_keys_recent (slice INTEGER, gen INTEGER, account INTEGER, event_key INTEGER,"
+    " seq INTEGER, PRIMARY KEY (slice, gen, account, event_key, seq)) WITHOUT ROWID",
+    "CREATE TABLE event_keys_state (slice INTEGER PRIMARY KEY, merged_seq INTEGER NOT NULL)",
+    "INSERT INTO event_keys_state WITH RECURSIVE s(n) AS"
+    " (SELECT 0 UNION ALL SELECT n + 1 FROM s WHERE n < 15)"
+    " SELECT n, (SELECT COALESCE(MAX(seq), 0) FROM events) FROM s",
 ]
 
 

@@ -18,7 +18,9 @@ from pathlib import Path
 
 import pytest
 
+from trailhouse.model.event import key_hash
 from trailhouse.model.query import Attr, EventFilter
+from trailhouse.storage.sql.find import event_key_slice
 from trailhouse.storage.sqlite import SqliteStore
 
 from .conftest import ACCOUNT, record
@@ -26,13 +28,19 @@ from .conftest import ACCOUNT, record
 WHOLE_YEAR = EventFilter(start_ms=0, end_ms=1 << 45)
 
 
-def _tables(path: Path) -> tuple[int, int, int]:
-    """(rows of event_keys, rows of event_keys_recent, merged_seq)."""
+def _tables(path: Path) -> tuple[int, int, dict[int, int]]:
+    """(rows of event_keys, rows of event_keys_recent, {slice: merged_seq} of the merged slices)."""
     with sqlite3.connect(path) as conn:
         merged = conn.execute("SELECT count(*) FROM event_keys").fetchone()[0]
         recent = conn.execute("SELECT count(*) FROM event_keys_recent").fetchone()[0]
-        (seq,) = conn.execute("SELECT merged_seq FROM event_keys_state").fetchone()
-    return merged, recent, seq
+        seqs = dict(conn.execute("SELECT slice, merged_seq FROM event_keys_state WHERE merged_seq > 0"))
+    return merged, recent, seqs
+
+
+def _ids(slice_: int, n: int, prefix: str = "e") -> list[str]:
+    """``n`` eventIds whose hashes fall in one slice, so a merge moves them together."""
+    ids = (f"{prefix}{i}" for i in range(100_000))
+    return [i for i in ids if event_key_slice(key_hash(i)) == slice_][:n]
 
 
 def _found(store: SqliteStore, event_id: str) -> list[str]:
@@ -45,39 +53,72 @@ def _found(store: SqliteStore, event_id: str) -> list[str]:
 
 def test_recent_keys_move_to_event_keys_in_one_merge_and_dedupe_on_both_sides(tmp_path: Path) -> None:
     path = tmp_path / "keys.db"
+    e = _ids(3, 6)
     store = SqliteStore(path, merge_keys_at=4)
-    assert store.append([record(f"e{i}", f"10:00:0{i}") for i in range(3)]).accepted == [0, 1, 2]
-    assert _tables(path) == (0, 3, 0)
-    assert store.append([record("e3", "10:00:03"), record("e4", "10:00:04")]).accepted == [0, 1]
-    assert _tables(path) == (5, 0, 5)  # one merge took all five
-    assert store.append([record("e5", "10:00:05")]).accepted == [0]
-    assert _tables(path) == (5, 1, 5)
+    assert store.append([record(e[i], f"10:00:0{i}") for i in range(3)]).accepted == [0, 1, 2]
+    assert _tables(path) == (0, 3, {})
+    assert store.append([record(e[3], "10:00:03"), record(e[4], "10:00:04")]).accepted == [0, 1]
+    assert _tables(path) == (5, 0, {3: 5})  # one merge took the five of slice 3
+    assert store.append([record(e[5], "10:00:05")]).accepted == [0]
+    assert _tables(path) == (5, 1, {3: 5})
     # Re-sent with other times (another day too): found merged or recent alike.
-    again = [record(f"e{i}", "2026-10-09T08:00:00Z") for i in range(6)]
+    again = [record(i, "2026-10-09T08:00:00Z") for i in e]
     assert store.append(again).duplicates == list(range(6))
-    for i in range(6):
-        assert _found(store, f"e{i}") == [f"e{i}"]
-    assert _found(store, "e9") == []
+    for i in e:
+        assert _found(store, i) == [i]
+    assert _found(store, "e-none") == []
+    store.close()
+
+
+def test_a_merge_moves_the_fullest_slice_only(tmp_path: Path) -> None:
+    path = tmp_path / "slices.db"
+    ones, twos = _ids(1, 3), _ids(2, 3)
+    store = SqliteStore(path, merge_keys_at=5)
+    store.append([record(i) for i in [*ones, *twos[:2]]])
+    assert _tables(path) == (3, 2, {1: 5})
+    store.append([record(twos[2])])
+    assert _tables(path) == (3, 3, {1: 5})
+    # Slice 2 was never merged: its keys since seq 1 are probed, those of slice 1 since seq 6.
+    for i in [*ones, *twos]:
+        assert _found(store, i) == [i]
+    assert store.append([record(i, "11:00:00") for i in [*ones, *twos]]).duplicates == list(range(6))
+    store.close()
+
+
+def test_keys_over_several_generations_and_slices_merged_at_different_seqs_are_all_found(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "generations.db"
+    store = SqliteStore(path, merge_keys_at=3000)
+    ids = [f"g{i}" for i in range(10_000)]  # seqs over three generations of 4,096
+    for start in range(0, len(ids), 1000):
+        store.append([record(i, f"10:{start // 1000:02d}:00") for i in ids[start : start + 1000]])
+    merged, recent, seqs = _tables(path)
+    assert merged + recent == len(ids)
+    assert len(set(seqs.values())) > 2  # slices merged at different points of the log
+    for i in ids[::37]:
+        assert _found(store, i) == [i]
+    assert len(store.append([record(i, "2026-10-08T00:00:00Z") for i in ids]).duplicates) == len(ids)
     store.close()
 
 
 def test_two_writers_on_one_file_see_each_others_keys_and_merges(tmp_path: Path) -> None:
     path = tmp_path / "shared.db"
+    e = _ids(7, 8)
     a = SqliteStore(path, merge_keys_at=4)
     b = SqliteStore(path, merge_keys_at=1000)
-    assert a.append([record("e1"), record("e2")]).accepted == [0, 1]
-    assert b.append([record("e1", "11:00:00")]).duplicates == [0]  # b read a's recent keys
-    assert b.append([record("e3"), record("e4"), record("e5")]).accepted == [0, 1, 2]
-    assert a.append([record("e3", "12:00:00")]).duplicates == [0]  # a caught up with b's batch
-    assert _tables(path) == (5, 0, 5)  # and, knowing five recent keys, merged them
-    assert a.append([record("e6")]).accepted == [0]
-    assert _tables(path) == (5, 1, 5)
-    assert b.append([record("e2", "13:00:00"), record("e6", "13:00:00")]).duplicates == [0, 1]
-    assert b.append([record("e7")]).accepted == [0]
-    assert a.append([record("e7", "14:00:00")]).duplicates == [0]
-    assert sorted(
-        e.event_id for e in a.iter_events(account_id=ACCOUNT, flt=WHOLE_YEAR, descending=False)
-    ) == [f"e{i}" for i in range(1, 8)]
+    assert a.append([record(e[1]), record(e[2])]).accepted == [0, 1]
+    assert b.append([record(e[1], "11:00:00")]).duplicates == [0]  # b read a's recent keys
+    assert b.append([record(e[3]), record(e[4]), record(e[5])]).accepted == [0, 1, 2]
+    assert a.append([record(e[3], "12:00:00")]).duplicates == [0]  # a caught up with b's batch
+    assert _tables(path) == (5, 0, {7: 5})  # and, knowing five recent keys, merged them
+    assert a.append([record(e[6])]).accepted == [0]
+    assert _tables(path) == (5, 1, {7: 5})
+    assert b.append([record(e[2], "13:00:00"), record(e[6], "13:00:00")]).duplicates == [0, 1]
+    assert b.append([record(e[7])]).accepted == [0]
+    assert a.append([record(e[7], "14:00:00")]).duplicates == [0]
+    stored = sorted(x.event_id for x in a.iter_events(account_id=ACCOUNT, flt=WHOLE_YEAR, descending=False))
+    assert stored == sorted(e[1:])
     a.close()
     b.close()
 
@@ -86,22 +127,23 @@ def test_a_failed_merge_loses_nothing_and_is_tried_again(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     path = tmp_path / "failing.db"
+    e = _ids(5, 5)
     store = SqliteStore(path, merge_keys_at=3)
     with sqlite3.connect(path) as conn:
         conn.execute(
             "CREATE TRIGGER no_merge BEFORE INSERT ON event_keys BEGIN SELECT RAISE(ABORT, 'disk full'); END"
         )
     with caplog.at_level(logging.WARNING, logger="trailhouse.storage"):
-        assert store.append([record(f"e{i}") for i in range(4)]).accepted == [0, 1, 2, 3]
+        assert store.append([record(i) for i in e[:4]]).accepted == [0, 1, 2, 3]
     assert "merging the recent eventId keys failed" in caplog.text
-    assert _tables(path) == (0, 4, 0)
-    assert store.append([record("e2", "2026-10-07T00:00:00Z")]).duplicates == [0]
-    assert _found(store, "e3") == ["e3"]
+    assert _tables(path) == (0, 4, {})
+    assert store.append([record(e[2], "2026-10-07T00:00:00Z")]).duplicates == [0]
+    assert _found(store, e[3]) == [e[3]]
     with sqlite3.connect(path) as conn:
         conn.execute("DROP TRIGGER no_merge")
-    assert store.append([record("e4")]).accepted == [0]
-    assert _tables(path) == (5, 0, 5)
-    assert store.append([record(f"e{i}", "15:00:00") for i in range(5)]).duplicates == list(range(5))
+    assert store.append([record(e[4])]).accepted == [0]
+    assert _tables(path) == (5, 0, {5: 5})
+    assert store.append([record(i, "15:00:00") for i in e]).duplicates == list(range(5))
     store.close()
 
 
@@ -116,7 +158,7 @@ def test_a_store_from_before_0018_moves_its_keys_and_keeps_deduping(tmp_path: Pa
         conn.execute("CREATE INDEX events_key ON events (account, event_key)")
         conn.execute("DELETE FROM schema_migrations WHERE name = '0018_event_keys_merged_in_bulk'")
     store = SqliteStore(path)
-    assert _tables(path) == (4, 0, 4)
+    assert _tables(path) == (4, 0, dict.fromkeys(range(16), 4))
     with sqlite3.connect(path) as conn:
         assert conn.execute("SELECT name FROM sqlite_master WHERE name = 'events_key'").fetchall() == []
     assert store.append([record("e1", "2026-10-08T10:00:00Z"), record("e9")]).duplicates == [0]
@@ -131,7 +173,9 @@ def test_an_eventid_lookup_reads_rows_by_seq(tmp_path: Path) -> None:
     plan = " | ".join(store.explain_find(account_id=ACCOUNT, flt=flt))
     assert "SEARCH e USING INTEGER PRIMARY KEY" in plan
     assert "SEARCH event_keys USING PRIMARY KEY (account=? AND event_key=?)" in plan
-    assert "SEARCH event_keys_recent USING PRIMARY KEY (gen=? AND account=? AND event_key=?)" in plan
+    assert (
+        "SEARCH event_keys_recent USING PRIMARY KEY (slice=? AND gen=? AND account=? AND event_key=?)" in plan
+    )
     assert "SCAN e " not in plan + " "
     store.close()
 

@@ -457,24 +457,24 @@ class SqliteStore(SqlStore, MerkleLogSql, DeliverySql):
             result = self._append_locked(conn, units, new_terms, new_keys)
         # Only committed ids and keys may enter the writer's caches.
         self._term_cache.update(new_terms)
-        self._recent_keys.add((account, key, seq) for _, account, key, seq in new_keys)
+        self._recent_keys.add(new_keys)
         if len(self._recent_keys) >= self._recent_keys.merge_at:
             self._merge_recent_keys()
         return result
 
     def _merge_recent_keys(self) -> None:
-        """Move the recent eventId keys into ``event_keys`` (storage.sqlite_keys), in a transaction
-        of its own: the batches before it are committed whatever becomes of it."""
+        """Move a slice of the recent eventId keys into ``event_keys`` (storage.sqlite_keys), in a
+        transaction of its own: the batches before it are committed whatever becomes of it."""
         conn = self._writer
         try:
             with _immediate(conn):
                 top = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0]
-                self._recent_keys.merge(conn, top)
+                merged = self._recent_keys.merge(conn, top)
         except sqlite3.Error as exc:
             # Nothing is lost: the keys stay in event_keys_recent, and the next batch tries again.
             log.warning("merging the recent eventId keys failed, to be retried: %s", exc)
             return
-        self._recent_keys.merged(top)
+        self._recent_keys.merged(merged, top)
 
     def _append_locked(
         self,
@@ -500,7 +500,8 @@ class SqliteStore(SqlStore, MerkleLogSql, DeliverySql):
         conn.execute(_INSERT_PENDING, pending_row(placed))
         new_keys += recent_rows(placed)
         conn.executemany(
-            "INSERT INTO event_keys_recent (gen, account, event_key, seq) VALUES (?, ?, ?, ?)", new_keys
+            "INSERT INTO event_keys_recent (slice, gen, account, event_key, seq) VALUES (?, ?, ?, ?, ?)",
+            new_keys,
         )
         resources = [row for p in placed for row in p.resource_rows()]
         if resources:

@@ -1,10 +1,12 @@
 """The eventId dedupe of a SQLite store, merged in bulk (migration sqlite/0018).
 
-A new event's (account, eventId hash, seq) goes to ``event_keys_recent``, led by the seq's
-generation, so a batch's keys share a few pages. When enough have gathered, the writer moves them
-all, sorted, into ``event_keys``: there they land many to a leaf, where one at a time each took a
-leaf page of its own in every commit. ``event_keys_state.merged_seq`` says where ``event_keys``
-ends: every later event's key is in ``event_keys_recent``.
+A new event's (account, eventId hash, seq) goes to ``event_keys_recent``, led by the key's slice
+(its top 4 bits) and the seq's generation, so a batch's keys share a few pages. When enough have
+gathered, the writer moves the fullest slice's keys, sorted, into ``event_keys``: there they land
+many to a leaf of their key range, where one at a time each took a leaf page of its own in every
+commit. A slice at a time (a 16th of the keys), so a merge holds the write lock a 16th as long.
+``event_keys_state.merged_seq`` says, per slice, where ``event_keys`` ends: every later event's
+key of that slice is in ``event_keys_recent``.
 
 Readers look in both tables in one statement (``storage.sql.find``). The writer keeps a copy of
 ``event_keys_recent`` in memory (``RecentKeys``), since probing it by key means one probe per
@@ -18,90 +20,102 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 
 from .sql.dialect import SQLITE
-from .sql.find import EVENT_KEY_GEN_BITS
+from .sql.find import EVENT_KEY_GEN_BITS, EVENT_KEY_SLICES, event_key_slice
 from .sql.rows import Placed, StoredIds
 
 __all__ = ["MERGE_KEYS_AT", "RecentKeys", "RecentRow", "recent_rows", "stored_event_ids"]
 
-#: How many recent keys the writer gathers before merging them into ``event_keys``. A merge
-#: rewrites up to every leaf of ``event_keys`` it lands on once, so the more keys it carries, the
-#: fewer bytes per event it writes; it also holds the write lock while it runs (~0.5 s for 2^18 keys
-#: into a 10M store, docs/benchmarks.md).
+#: How many recent keys the writer holds before each merge of a slice. The more keys a merge
+#: carries into its range of ``event_keys``, the fewer leaves it writes per key; the writer's copy
+#: costs ~250 bytes of memory per key (docs/benchmarks.md, "The eventId dedupe merged in bulk").
 MERGE_KEYS_AT = 1 << 18
 
 Key = tuple[int, int]
-#: (gen, account, eventId hash, seq), as ``event_keys_recent`` holds it.
-RecentRow = tuple[int, int, int, int]
+#: (slice, gen, account, eventId hash, seq), as ``event_keys_recent`` holds it.
+RecentRow = tuple[int, int, int, int, int]
 
 
 class RecentKeys:
-    """The writer's copy of ``event_keys_recent``: (account, eventId hash) -> the events' seqs."""
+    """The writer's copy of ``event_keys_recent``, per slice: (account, eventId hash) -> seqs."""
 
     def __init__(self, merge_at: int = MERGE_KEYS_AT) -> None:
         self.merge_at = merge_at
-        self._seqs: dict[Key, list[int]] = {}
-        #: ``merged_seq`` when the copy was read; -1 before it ever was.
-        self._merged = -1
-        #: The highest seq whose key the copy holds (or that the merge covered).
+        self._slices: list[dict[Key, list[int]]] = [{} for _ in range(EVENT_KEY_SLICES)]
+        #: Each slice's ``merged_seq`` when its copy was read; -1 before it ever was.
+        self._merged = [-1] * EVENT_KEY_SLICES
+        #: The highest seq whose key the copy holds (or that a merge covered).
         self._upto = 0
 
     def __len__(self) -> int:
-        return len(self._seqs)
+        return sum(map(len, self._slices))
 
     def sync(self, conn: sqlite3.Connection, top: int) -> None:
         """Catch up with the file, inside the writer's transaction; ``top`` is its highest seq."""
-        (merged,) = conn.execute("SELECT merged_seq FROM event_keys_state").fetchone()
-        rows: Iterable[tuple[int, int, int]] = ()
-        if merged != self._merged:  # first use, or another process merged
-            self._seqs.clear()
-            rows = conn.execute("SELECT account, event_key, seq FROM event_keys_recent")
-            self._merged = merged
-        elif top > self._upto:  # another process wrote events
-            rows = conn.execute(
-                "SELECT account, event_key, seq FROM event_keys_recent WHERE gen >= ? AND seq > ?",
-                ((self._upto + 1) >> EVENT_KEY_GEN_BITS, self._upto),
-            )
-        self.add(rows)
-        self._upto = max(top, merged)
+        merged = [m for (m,) in conn.execute("SELECT merged_seq FROM event_keys_state ORDER BY slice")]
+        behind = top > self._upto  # another process wrote events
+        for s, m in enumerate(merged):
+            if m != self._merged[s]:  # first use, or another process merged this slice
+                self._slices[s] = {}
+                self._merged[s] = m
+                rows = conn.execute(
+                    "SELECT account, event_key, seq FROM event_keys_recent WHERE slice = ?", (s,)
+                )
+            elif behind:
+                rows = conn.execute(
+                    "SELECT account, event_key, seq FROM event_keys_recent"
+                    " WHERE slice = ? AND gen >= ? AND seq > ?",
+                    (s, (self._upto + 1) >> EVENT_KEY_GEN_BITS, self._upto),
+                )
+            else:
+                continue
+            self._add(self._slices[s], rows)
+        self._upto = max(top, self._upto)
 
-    def add(self, rows: Iterable[tuple[int, int, int]]) -> None:
-        """Keys committed to ``event_keys_recent``: (account, eventId hash, seq)."""
-        seqs = self._seqs
+    def add(self, rows: Iterable[RecentRow]) -> None:
+        """Rows committed to ``event_keys_recent``."""
+        slices = self._slices
         upto = self._upto
-        for account, key, seq in rows:
-            found = seqs.get((account, key))
-            if found is None:
-                seqs[(account, key)] = [seq]
-            else:  # two eventIds of one hash, both stored: each is checked against its body
-                found.append(seq)
+        for s, _, account, key, seq in rows:
+            self._add(slices[s], ((account, key, seq),))
             upto = max(upto, seq)
         self._upto = upto
+
+    @staticmethod
+    def _add(into: dict[Key, list[int]], rows: Iterable[tuple[int, int, int]]) -> None:
+        for account, key, seq in rows:
+            found = into.get((account, key))
+            if found is None:
+                into[(account, key)] = [seq]
+            else:  # two eventIds of one hash, both stored: each is checked against its body
+                found.append(seq)
 
     def seqs(self, keys: Iterable[Key]) -> list[int]:
         """The seqs of the recent events behind these keys."""
         found: list[int] = []
-        for key in keys:
-            hit = self._seqs.get(key)
+        slices = self._slices
+        for account, key in keys:
+            hit = slices[event_key_slice(key)].get((account, key))
             if hit is not None:
                 found += hit
         return found
 
-    def merge(self, conn: sqlite3.Connection, top: int) -> None:
-        """Move every recent key into ``event_keys``, inside the writer's transaction.
-
-        ``merged`` must then be called once the transaction has committed.
-        """
+    def merge(self, conn: sqlite3.Connection, top: int) -> int:
+        """Move the fullest slice's recent keys into ``event_keys``, inside the writer's
+        transaction; the slice, for ``merged`` once the transaction has committed."""
         self.sync(conn, top)
+        s = max(range(EVENT_KEY_SLICES), key=lambda i: len(self._slices[i]))
         conn.execute(
-            "INSERT INTO event_keys (account, event_key, seq)"
-            " SELECT account, event_key, seq FROM event_keys_recent ORDER BY account, event_key, seq"
+            "INSERT INTO event_keys (account, event_key, seq) SELECT account, event_key, seq"
+            " FROM event_keys_recent WHERE slice = ? ORDER BY account, event_key, seq",
+            (s,),
         )
-        conn.execute("DELETE FROM event_keys_recent")
-        conn.execute("UPDATE event_keys_state SET merged_seq = ?", (top,))
+        conn.execute("DELETE FROM event_keys_recent WHERE slice = ?", (s,))
+        conn.execute("UPDATE event_keys_state SET merged_seq = ? WHERE slice = ?", (top, s))
+        return s
 
-    def merged(self, top: int) -> None:
-        self._seqs.clear()
-        self._merged = self._upto = top
+    def merged(self, s: int, top: int) -> None:
+        self._slices[s] = {}
+        self._merged[s] = top
 
 
 def recent_rows(placed: Sequence[Placed]) -> list[RecentRow]:
@@ -110,7 +124,7 @@ def recent_rows(placed: Sequence[Placed]) -> list[RecentRow]:
     for p in placed:
         for account, key, seq in zip(p.accounts(), p.unit.event_key, p.seqs, strict=True):
             assert account is not None  # every event has an account
-            rows.append((seq >> EVENT_KEY_GEN_BITS, account, key, seq))
+            rows.append((event_key_slice(key), seq >> EVENT_KEY_GEN_BITS, account, key, seq))
     rows.sort()
     return rows
 

@@ -84,8 +84,17 @@ SQLITE_INDEX_PRIORITY: tuple[tuple[str, str], ...] = (
 )
 
 DAY_MS = 86_400_000
-#: SQLite's recent eventId keys are led by ``seq >> EVENT_KEY_GEN_BITS`` (migration sqlite/0018).
+#: SQLite's recent eventId keys are led by their slice (the hash's top 4 bits: a range of keys)
+#: and ``seq >> EVENT_KEY_GEN_BITS`` (migration sqlite/0018, ``storage.sqlite_keys``).
 EVENT_KEY_GEN_BITS = 12
+EVENT_KEY_SLICES = 16
+
+
+def event_key_slice(key: int) -> int:
+    """The slice of a signed 64-bit eventId hash: its top 4 bits, as SQLite's ``key >> 60 & 15``."""
+    return (key >> 60) & 15
+
+
 #: Beyond this many days a hashed look-up stops probing day by day and filters the account's rows.
 MAX_DAY_PROBES = 1000
 
@@ -245,8 +254,9 @@ def build_find(
                 event_keys = [key_hash(v) for v in distinct]  # event_ids' key; the text below
             elif dialect.event_keys_merged and attr is Attr.EVENT_ID:
                 hashes = [key_hash(v) for v in distinct]
-                event_conds.append(f"e.seq IN ({_event_key_seqs(dialect, len(hashes))})")
-                params_ev.extend([account_ref, *hashes, account_ref, *hashes])
+                slices = sorted({event_key_slice(h) for h in hashes})
+                event_conds.append(f"e.seq IN ({_event_key_seqs(dialect, len(hashes), len(slices))})")
+                params_ev.extend([account_ref, *hashes, *slices, *slices, account_ref, *hashes])
             else:
                 event_conds.append(f"e.{hash_col} IN ({dialect.marks(len(distinct))})")
                 params_ev.extend(key_hash(v) for v in distinct)
@@ -358,17 +368,19 @@ def build_find(
     return FindQuery(sql, params, driver, " AND ".join(conds), source, tuple(unchecked_ids))
 
 
-def _event_key_seqs(dialect: Dialect, n: int) -> str:
+def _event_key_seqs(dialect: Dialect, n: int, n_slices: int) -> str:
     """SQLite: the seqs of an account's events with these eventId hashes, from both dedupe tables
     in one statement (one snapshot, whatever a merge moves meanwhile). The recent keys are probed
-    generation by generation, from the first after ``merged_seq`` to that of the highest seq.
-    Parameters: the account's id and the ``n`` hashes, twice."""
-    marks = dialect.marks(n)
+    in the hashes' slices, generation by generation, from the first after the slices' oldest
+    ``merged_seq`` to that of the highest seq. Parameters: the account's id and the ``n`` hashes,
+    the slices twice, the account's id and the hashes again."""
+    marks, slices = dialect.marks(n), dialect.marks(n_slices)
     bits = EVENT_KEY_GEN_BITS
     return (
         f"SELECT seq FROM event_keys WHERE account = ? AND event_key IN ({marks})"
-        " UNION ALL SELECT seq FROM event_keys_recent WHERE gen IN ("
-        f"WITH RECURSIVE g(n) AS (SELECT (merged_seq + 1) >> {bits} FROM event_keys_state"
+        f" UNION ALL SELECT seq FROM event_keys_recent WHERE slice IN ({slices}) AND gen IN ("
+        f"WITH RECURSIVE g(n) AS (SELECT (MIN(merged_seq) + 1) >> {bits} FROM event_keys_state"
+        f" WHERE slice IN ({slices})"
         f" UNION ALL SELECT n + 1 FROM g WHERE n < (SELECT MAX(seq) FROM events) >> {bits}) SELECT n FROM g)"
         f" AND account = ? AND event_key IN ({marks})"
     )
