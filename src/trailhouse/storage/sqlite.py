@@ -458,20 +458,23 @@ class SqliteStore(SqlStore, MerkleLogSql, DeliverySql):
         # Only committed ids and keys may enter the writer's caches.
         self._term_cache.update(new_terms)
         self._recent_keys.add(new_keys)
-        if len(self._recent_keys) >= self._recent_keys.merge_at:
+        if self._recent_keys.merge_due():
             self._merge_recent_keys()
         return result
 
     def _merge_recent_keys(self) -> None:
         """Move a slice of the recent eventId keys into ``event_keys`` (storage.sqlite_keys), in a
-        transaction of its own: the batches before it are committed whatever becomes of it."""
+        transaction of its own: the batches before it are committed whatever becomes of it, and
+        their callers must hear so, hence no exception leaves here."""
         conn = self._writer
         try:
             with _immediate(conn):
                 top = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0]
                 merged = self._recent_keys.merge(conn, top)
-        except sqlite3.Error as exc:
-            # Nothing is lost: the keys stay in event_keys_recent, and the next batch tries again.
+        except Exception as exc:
+            # Nothing is lost: the keys stay in event_keys_recent. The next try waits for a slice's
+            # worth of new keys, so a merge that keeps failing does not slow every batch.
+            self._recent_keys.merge_failed()
             log.warning("merging the recent eventId keys failed, to be retried: %s", exc)
             return
         self._recent_keys.merged(merged, top)

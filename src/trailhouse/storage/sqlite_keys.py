@@ -45,9 +45,18 @@ class RecentKeys:
         self._merged = [-1] * EVENT_KEY_SLICES
         #: The highest seq whose key the copy holds (or that a merge covered).
         self._upto = 0
+        #: After a failed merge, the next waits until the copy holds this many keys.
+        self._retry_at = 0
 
     def __len__(self) -> int:
         return sum(map(len, self._slices))
+
+    def merge_due(self) -> bool:
+        held = len(self)
+        return held >= self.merge_at and held >= self._retry_at
+
+    def merge_failed(self) -> None:
+        self._retry_at = len(self) + max(1, self.merge_at // EVENT_KEY_SLICES)
 
     def sync(self, conn: sqlite3.Connection, top: int) -> None:
         """Catch up with the file, inside the writer's transaction; ``top`` is its highest seq."""
@@ -116,6 +125,7 @@ class RecentKeys:
     def merged(self, s: int, top: int) -> None:
         self._slices[s] = {}
         self._merged[s] = top
+        self._retry_at = 0
 
 
 def recent_rows(placed: Sequence[Placed]) -> list[RecentRow]:
