@@ -84,9 +84,15 @@ class RecentKeys:
         """Rows committed to ``event_keys_recent``."""
         slices = self._slices
         upto = self._upto
-        for s, _, account, key, seq in rows:
-            self._add(slices[s], ((account, key, seq),))
-            upto = max(upto, seq)
+        for s, _, account, key, seq in rows:  # every event of every batch: kept inline
+            into = slices[s]
+            found = into.get((account, key))
+            if found is None:
+                into[(account, key)] = [seq]
+            else:  # two eventIds of one hash, both stored: each is checked against its body
+                found.append(seq)
+            if seq > upto:
+                upto = seq
         self._upto = upto
 
     @staticmethod
@@ -95,7 +101,7 @@ class RecentKeys:
             found = into.get((account, key))
             if found is None:
                 into[(account, key)] = [seq]
-            else:  # two eventIds of one hash, both stored: each is checked against its body
+            else:
                 found.append(seq)
 
     def seqs(self, keys: Iterable[Key]) -> list[int]:
