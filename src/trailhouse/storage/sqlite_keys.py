@@ -61,27 +61,24 @@ class RecentKeys:
     def sync(self, conn: sqlite3.Connection, top: int) -> None:
         """Catch up with the file, inside the writer's transaction; ``top`` is its highest seq."""
         merged = [m for (m,) in conn.execute("SELECT merged_seq FROM event_keys_state ORDER BY slice")]
-        behind = top > self._upto  # another process wrote events
+        since = self._upto
+        columns = "SELECT slice, gen, account, event_key, seq FROM event_keys_recent"
         for s, m in enumerate(merged):
             if m != self._merged[s]:  # first use, or another process merged this slice
                 self._slices[s] = {}
                 self._merged[s] = m
-                rows = conn.execute(
-                    "SELECT account, event_key, seq FROM event_keys_recent WHERE slice = ?", (s,)
+                self.add(conn.execute(f"{columns} WHERE slice = ?", (s,)))
+            elif top > since:  # another process wrote events
+                self.add(
+                    conn.execute(
+                        f"{columns} WHERE slice = ? AND gen >= ? AND seq > ?",
+                        (s, (since + 1) >> EVENT_KEY_GEN_BITS, since),
+                    )
                 )
-            elif behind:
-                rows = conn.execute(
-                    "SELECT account, event_key, seq FROM event_keys_recent"
-                    " WHERE slice = ? AND gen >= ? AND seq > ?",
-                    (s, (self._upto + 1) >> EVENT_KEY_GEN_BITS, self._upto),
-                )
-            else:
-                continue
-            self._add(self._slices[s], rows)
         self._upto = max(top, self._upto)
 
     def add(self, rows: Iterable[RecentRow]) -> None:
-        """Rows committed to ``event_keys_recent``."""
+        """Rows of ``event_keys_recent``: committed by this writer, or read from the file."""
         slices = self._slices
         upto = self._upto
         for s, _, account, key, seq in rows:  # every event of every batch: kept inline
@@ -94,15 +91,6 @@ class RecentKeys:
             if seq > upto:
                 upto = seq
         self._upto = upto
-
-    @staticmethod
-    def _add(into: dict[Key, list[int]], rows: Iterable[tuple[int, int, int]]) -> None:
-        for account, key, seq in rows:
-            found = into.get((account, key))
-            if found is None:
-                into[(account, key)] = [seq]
-            else:
-                found.append(seq)
 
     def seqs(self, keys: Iterable[Key]) -> list[int]:
         """The seqs of the recent events behind these keys."""
