@@ -21,7 +21,7 @@ from contextvars import ContextVar
 
 from .base import QueryCancelled, QueryTimeout
 
-__all__ = ["QueryBudget", "current_budget", "query_budget"]
+__all__ = ["QueryBudget", "current_budget", "query_budget", "under_budget"]
 
 _current: ContextVar[QueryBudget | None] = ContextVar("trailhouse_query_budget", default=None)
 
@@ -115,5 +115,15 @@ def query_budget(timeout_s: float | None) -> Iterator[QueryBudget]:
     token = _current.set(budget)
     try:
         yield budget
+    finally:
+        _current.reset(token)
+
+
+@contextlib.contextmanager
+def under_budget(budget: QueryBudget | None) -> Iterator[None]:
+    """Run the block under ``budget``, opened elsewhere (another thread's caller), or under none."""
+    token = _current.set(budget)
+    try:
+        yield
     finally:
         _current.reset(token)

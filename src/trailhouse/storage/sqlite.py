@@ -24,6 +24,7 @@ from ..model.query import EventFilter, Position, StoredEvent
 from . import codec
 from .base import AppendResult, LogEntry, LogLeaf, StoreError, StoreMissing, StoreUnavailable
 from .budget import current_budget
+from .group_commit import GroupCommit
 from .sql import (
     DAY_BUCKETED_DRIVERS,
     EVENT_COLUMNS,
@@ -168,25 +169,6 @@ _INSERT_RESOURCE = (
 )
 
 
-class _PendingBatch:
-    """One caller's batch waiting for a group commit, and its outcome."""
-
-    __slots__ = ("done", "error", "result", "size", "units")
-
-    def __init__(self, units: Sequence[WriteUnit]) -> None:
-        self.units = units
-        self.size = sum(u.size for u in units)
-        self.done = False
-        self.result: AppendResult | None = None
-        self.error: Exception | None = None
-
-    def finish(self, result: AppendResult) -> None:
-        self.result, self.done = result, True
-
-    def fail(self, error: Exception) -> None:
-        self.error, self.done = error, True
-
-
 class SqliteStore(SqlStore, MerkleLogSql, DeliverySql):
     """EventStore on a SQLite file."""
 
@@ -216,8 +198,20 @@ class SqliteStore(SqlStore, MerkleLogSql, DeliverySql):
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
             _create_private(self.path)
         self._write_lock = threading.Lock()
-        self._pending_lock = threading.Lock()
-        self._pending: list[_PendingBatch] = []
+        # Bounded like the database's own busy wait: while another process holds the file, callers
+        # queued behind one another must not wait a busy timeout each. Writes queued this long
+        # behind our own are back-pressure too, so the message names both causes.
+        self._group = GroupCommit(
+            self._transaction,
+            self._write_lock,
+            closed=lambda: self._closed,
+            wait_s=_BUSY_TIMEOUT_S,
+            busy=lambda: StoreUnavailable(
+                f"no write went through in {_BUSY_TIMEOUT_S:.0f} s: the SQLite database is locked"
+                " by another process, or the writes queued ahead of this one are too slow"
+            ),
+            held_elsewhere=_is_locked,
+        )
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
@@ -365,88 +359,9 @@ class SqliteStore(SqlStore, MerkleLogSql, DeliverySql):
 
     @_translated
     def append_units(self, units: Sequence[WriteUnit]) -> AppendResult:
-        """Group commit: batches that arrive while another commits are written together.
-
-        A commit costs about the same for one batch as for several (the dirty index pages and the
-        fsync dominate), so the caller that takes the write lock writes every batch waiting by
-        then in one transaction and hands each its own result. If that shared transaction fails,
-        each batch is retried alone, so one caller's failure is never another's.
-        """
-        mine = _PendingBatch(units)
-        if not mine.size:
-            return AppendResult([], [])
-        with self._pending_lock:
-            self._pending.append(mine)
-        # Bounded like the database's own busy wait: while another process holds the file, callers
-        # queued behind one another must not wait a busy timeout each. Writes queued this long
-        # behind our own are back-pressure too, so the message names both causes.
-        if not self._write_lock.acquire(timeout=_BUSY_TIMEOUT_S):
-            with self._pending_lock:
-                if mine in self._pending:
-                    self._pending.remove(mine)
-                    raise StoreUnavailable(
-                        f"no write went through in {_BUSY_TIMEOUT_S:.0f} s: the SQLite database is locked"
-                        " by another process, or the writes queued ahead of this one are too slow"
-                    )
-            self._write_lock.acquire()  # a holder took this batch into its group: wait for its outcome
-        try:
-            if not mine.done:
-                with self._pending_lock:
-                    group, self._pending = self._pending, []
-                self._commit_group(group)
-        finally:
-            self._write_lock.release()
-        if mine.error is not None:
-            raise mine.error
-        assert mine.result is not None
-        return mine.result
-
-    def _commit_group(self, group: list[_PendingBatch]) -> None:
-        if self._closed:
-            for batch in group:
-                batch.fail(StoreError("the store is closed"))
-            return
-        if len(group) > 1:
-            combined = [unit for batch in group for unit in batch.units]
-            try:
-                result = self._transaction(combined)
-            except Exception as exc:
-                if _is_locked(exc):
-                    self._fail_locked(group, exc)
-                    return
-                # otherwise retried batch by batch below, so the failure lands on its owner only
-            else:
-                offset = 0
-                for batch in group:
-                    end = offset + batch.size
-                    batch.finish(
-                        AppendResult(
-                            [i - offset for i in result.accepted if offset <= i < end],
-                            [i - offset for i in result.duplicates if offset <= i < end],
-                        )
-                    )
-                    offset = end
-                return
-        for n, batch in enumerate(group):
-            try:
-                batch.finish(self._transaction(batch.units))
-            except Exception as exc:
-                if _is_locked(exc):
-                    self._fail_locked(group[n:], exc)
-                    return
-                batch.fail(exc)
-
-    def _fail_locked(self, group: list[_PendingBatch], exc: Exception) -> None:
-        """Another process holds the file: no batch is to blame, and each would only wait again.
-
-        The batches queued while this one waited fail with it, so no caller waits more than about
-        one busy timeout; the next caller tries afresh.
-        """
-        with self._pending_lock:
-            queued, self._pending = self._pending, []
-        for batch in (*group, *queued):
-            if not batch.done:
-                batch.fail(exc)
+        """Batches that arrive while another commits are written in one transaction with it
+        (storage.group_commit)."""
+        return self._group.append(units)
 
     def _transaction(self, units: Sequence[WriteUnit]) -> AppendResult:
         conn = self._writer

@@ -39,7 +39,13 @@ def pending_row(placed: Sequence[Placed]) -> tuple[int, int, int | None, bytes |
             wide.byteswap()
         account, packed = None, wide.tobytes()
     leaves = b"".join(leaf for p in placed for leaf in p.unit.leaf)
-    return placed[-1].seqs[-1], placed[0].seqs[0], account, packed, leaves
+    first, last = placed[0].seqs[0], placed[-1].seqs[-1]
+    if len(leaves) != _LEAF * (last - first + 1):
+        # A unit from a decode worker that lost its leaves would shift every later event's leaf.
+        raise ValueError(
+            f"{len(leaves)} bytes of Merkle leaves for the {last - first + 1} events of seqs {first}-{last}"
+        )
+    return last, first, account, packed, leaves
 
 
 #: Reads rows: (sql, params) -> rows.
