@@ -16,8 +16,8 @@ Concurrency, which is what differs from SQLite's single writer in one process:
   transactions run one at a time, like SQLite's; everything that can run outside the lock (term
   interning, partition creation, in-batch dedupe) does. Within one process the batches that
   arrive while a transaction runs are written together in the next (``group_commit``): at 10M
-  events a transaction of 4,000 events cost the server a quarter less per event than four of
-  1,000 (docs/benchmarks.md, "Group commit on PostgreSQL").
+  events a transaction of 4,000 events cost the server about a fifth less per event than four
+  of 1,000 (docs/benchmarks.md, "Group commit on PostgreSQL").
 * Dedupe. ``event_ids`` (unpartitioned, primary key (event_key, account, n)) holds every stored
   event once, by the 64-bit hash of its eventId; ``n`` numbers the distinct eventIds of an account
   that share a hash (0 unless two ever collide). A hash hit is compared exactly against the
