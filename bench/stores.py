@@ -10,6 +10,7 @@ the schema's tables, partitions included, split into heap (with TOAST) and index
 from __future__ import annotations
 
 import sqlite3
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -74,6 +75,32 @@ class Backend:
             return str(conn.execute("SHOW server_version").fetchone()[0])  # type: ignore[index]
 
 
+def _alone(conn: Any, dbname: str, wait_s: float) -> None:
+    """Refuse a benchmark database another client uses: a server left running by an earlier run
+    would keep writing into the schema made again under the same name (its connections name
+    tables through the search path), and its work would be timed with ours."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        others = conn.execute(
+            "SELECT pid, application_name, client_addr FROM pg_stat_activity WHERE datname = %s"
+            " AND pid <> pg_backend_pid() AND backend_type = 'client backend'",
+            (dbname,),
+        ).fetchall()
+        if not others:
+            return
+        if time.monotonic() >= deadline:
+            who = ", ".join(
+                f"pid {pid} {app or ''} from {addr or 'a local socket'}".replace("  ", " ")
+                for pid, app, addr in others
+            )
+            raise RuntimeError(
+                f"{len(others)} other connection(s) to the benchmark database {dbname!r} ({who}): a"
+                " trailhouse serve left running by an earlier run? (pgrep -af 'trailhouse'); the"
+                " benchmark needs the database to itself"
+            )
+        time.sleep(0.1)
+
+
 def sqlite_backend(work: Path) -> Backend:
     path = work / "trailhouse.db"
     for suffix in ("", "-wal", "-shm"):
@@ -122,8 +149,10 @@ def _with_search_path(url: str, schema: str) -> str:
     return f"{url}{sep}options={quote(f'-csearch_path={schema}')}"
 
 
-def pg_backend(url: str, schema: str) -> Backend:
-    """Recreate ``schema`` in the database ``url`` names (creating the database if needed)."""
+def pg_backend(url: str, schema: str, *, wait_s: float = 5.0) -> Backend:
+    """Recreate ``schema`` in the database ``url`` names (creating the database if needed), once no
+    other client is connected to that database (``wait_s`` at most: a server just stopped may take
+    a moment to leave)."""
     import psycopg
     from psycopg import sql
 
@@ -137,6 +166,7 @@ def pg_backend(url: str, schema: str) -> Backend:
         if not exists:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
     with psycopg.connect(url, autocommit=True) as conn:
+        _alone(conn, dbname, wait_s)
         conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
         conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
         settings = {
