@@ -90,7 +90,7 @@ def _alone(conn: Any, dbname: str, wait_s: float) -> None:
             return
         if time.monotonic() >= deadline:
             who = ", ".join(
-                f"pid {pid} {app or ''} from {addr or 'a local socket'}".replace("  ", " ")
+                " ".join(filter(None, (f"pid {pid}", app, f"from {addr or 'a local socket'}")))
                 for pid, app, addr in others
             )
             raise RuntimeError(

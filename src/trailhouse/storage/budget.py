@@ -112,11 +112,8 @@ def current_budget() -> QueryBudget | None:
 def query_budget(timeout_s: float | None) -> Iterator[QueryBudget]:
     """Open a budget for the store calls made inside the block (and in threads started from it)."""
     budget = QueryBudget(timeout_s)
-    token = _current.set(budget)
-    try:
+    with under_budget(budget):
         yield budget
-    finally:
-        _current.reset(token)
 
 
 @contextlib.contextmanager
