@@ -14,6 +14,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+import msgspec
 import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -22,7 +23,7 @@ from hypothesis import strategies as st
 from trailhouse.model.credentials import AccessKey, ApiToken, KeyStatus, TokenScope
 from trailhouse.model.event import EventRecord, event_from_mapping
 from trailhouse.model.query import Attr, EventFilter, Position, UsageKind
-from trailhouse.storage.base import EventStore
+from trailhouse.storage.base import EventStore, build_unit
 
 from .conftest import ACCOUNT, BACKENDS, OTHER_ACCOUNT, Backend, at, open_backend, record
 
@@ -82,6 +83,49 @@ def test_a_request_id_hash_hit_is_checked_against_the_request_id(store: EventSto
         assert ids(find_all(store, _window(equals={Attr.REQUEST_ID: (wanted,)}))) == found, wanted
     several = find_all(store, _window(equals={Attr.REQUEST_ID: ("req-A", "req-\u00e9\u0000x", "req-C")}))
     assert sorted(ids(several)) == ["RA", "RE"]
+
+
+def test_a_request_id_that_is_the_event_id_is_found_through_the_event_id(store: EventStore) -> None:
+    """An event whose requestId is its eventId (ActionTrail's own rule) keeps no requestId entry:
+    a Request lookup takes it from the eventId's key. That key's other events (a hash shared,
+    forced here) must not answer for it, an event whose requestId is another event's eventId must
+    still be found, and an eventId is not a requestId."""
+    a = record("Q1", "10:00:00", requestId="Q1")
+    twin = replace(record("Q2", "11:00:00", requestId="other"), event_key=a.event_key)
+    c = record("Q3", "12:00:00", requestId="Q1")
+    assert build_unit([a, twin, c]).request_key == [None, twin.request_key, a.request_key]
+    assert store.append([a, twin, c]).accepted == [0, 1, 2]
+    by_q1 = _window(equals={Attr.REQUEST_ID: ("Q1",)})
+    assert ids(find_all(store, by_q1)) == ["Q1", "Q3"]
+    assert ids(find_all(store, by_q1, descending=True)) == ["Q3", "Q1"]
+    page = store.find_events(account_id=ACCOUNT, flt=by_q1, after=None, descending=True, limit=1)
+    assert ids(page) == ["Q3"]
+    for value in ("Q2", "Q3", "q1"):  # eventIds whose requestIds differ, and case
+        assert ids(find_all(store, _window(equals={Attr.REQUEST_ID: (value,)}))) == [], value
+    assert ids(find_all(store, _window(equals={Attr.REQUEST_ID: ("other", "Q1")}))) == ["Q1", "Q2", "Q3"]
+    hour = 3_600_000
+    assert store.count_by_time(
+        account_id=ACCOUNT, flt=by_q1, origin_ms=WHOLE_DAY.start_ms, bucket_ms=hour
+    ) == [
+        (at("10:00:00"), 1),
+        (at("12:00:00"), 1),
+    ]
+    assert store.count_matching(account_id=ACCOUNT, flt=by_q1, cap=10) == 2
+    # Only the account's own events, as for every filter.
+    assert find_all(store, by_q1, account=OTHER_ACCOUNT) == []
+
+
+def test_a_request_id_entry_written_before_that_rule_is_found_once(store: EventStore) -> None:
+    """Rows stored before requestIds equal to their eventId lost their index entry keep it; such
+    an event is then reached twice (its requestId entry, its eventId key) and must count once."""
+    old = record("R1", "10:00:00", requestId="R1")
+    unit = build_unit([old])
+    store.append_units([msgspec.structs.replace(unit, request_key=[old.request_key])])
+    store.append([record("R2", "11:00:00", requestId="R2")])
+    flt = _window(equals={Attr.REQUEST_ID: ("R1", "R2")})
+    assert ids(find_all(store, flt)) == ["R1", "R2"]
+    assert ids(find_all(store, flt, descending=True)) == ["R2", "R1"]
+    assert store.count_matching(account_id=ACCOUNT, flt=flt, cap=10) == 2
 
 
 def test_an_event_id_hash_hit_is_checked_against_the_event_id(store: EventStore) -> None:
@@ -230,7 +274,10 @@ def dataset(seed: int = 7, n: int = 160) -> list[EventRecord]:
             "userIdentity": identity,
             **rnd.choice(RESOURCES),
         }
-        records.append(record(f"ev-{i:03d}-{rnd.choice(string.ascii_letters)}", time, **fields))
+        event_id = f"ev-{i:03d}-{rnd.choice(string.ascii_letters)}"
+        if i % 3 == 0 and fields["requestId"]:
+            fields["requestId"] = event_id  # as ActionTrail's own events: found through the eventId
+        records.append(record(event_id, time, **fields))
     return records
 
 
@@ -320,6 +367,13 @@ FILTERS: dict[str, EventFilter] = {
     "sensitive nonsense": _window(equals={Attr.SENSITIVE_ACTION: ("maybe",)}),
     "event id": EventFilter(0, EVERYTHING.end_ms, equals={Attr.EVENT_ID: ("ev-005-x", "ev-010-y")}),
     "request id": _window(equals={Attr.REQUEST_ID: ("req-ev-005-x", "req-40", "req-77", "req-ev-010-y")}),
+    # Requests that are their event's id, and an eventId that is not its event's requestId.
+    "request id as event id": _window(
+        equals={Attr.REQUEST_ID: ("ev-012-V", "ev-033-o", "ev-016-m", "req-20")}
+    ),
+    "request id and event id": EventFilter(
+        0, EVERYTHING.end_ms, equals={Attr.REQUEST_ID: ("ev-012-V", "req-20"), Attr.EVENT_ID: ("ev-012-V",)}
+    ),
     "resource type": _window(equals={Attr.RESOURCE_TYPE: ("ACS::ECS::Disk",)}),
     "resource name": _window(equals={Attr.RESOURCE_NAME: ("i-1", "logs")}),
     "resource type and name": _window(

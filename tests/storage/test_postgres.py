@@ -301,6 +301,8 @@ EXPECTED_INDEX: dict[str, str | None] = {
     "sensitive either": None,  # matches nearly everything: the time index and a filter is the better plan
     "event id": "event_ids_pkey",
     "request id": "account_request_key",
+    "request id as event id": "account_request_key",  # and event_ids' key: the eventId's entry
+    "request id and event id": "event_ids_pkey",
     "resource type": "account_rtype_event_time_seq",
     "resource type prefix": "account_rtype_event_time_seq",
     "resource name": "account_rname_event_time_seq",

@@ -24,7 +24,7 @@ from trailhouse.model.query import Attr, EventFilter
 from trailhouse.storage.sql.find import event_key_slice
 from trailhouse.storage.sqlite import SqliteStore
 
-from .conftest import ACCOUNT, record
+from .conftest import ACCOUNT, at, record
 
 WHOLE_YEAR = EventFilter(start_ms=0, end_ms=1 << 45)
 
@@ -182,6 +182,26 @@ def test_a_store_from_before_0018_moves_its_keys_and_keeps_deduping(tmp_path: Pa
         assert conn.execute("SELECT name FROM sqlite_master WHERE name = 'events_key'").fetchall() == []
     assert store.append([record("e1", "2026-10-08T10:00:00Z"), record("e9")]).duplicates == [0]
     assert _found(store, "e2") == ["e2"]
+    store.close()
+
+
+def test_a_requestid_lookup_reads_both_indexes_then_rows_by_seq(tmp_path: Path) -> None:
+    """A requestId that is its event's eventId has no entry of its own (storage.units): the lookup
+    takes seqs from the requestId index, day by day, and from the eventId keys, then rows by seq."""
+    store = SqliteStore(tmp_path / "plan.db")
+    store.append([record("e1", requestId="e1"), record("e2", requestId="r2")])
+    with _connect(tmp_path / "plan.db") as conn:
+        assert conn.execute("SELECT count(*) FROM events WHERE request_key IS NOT NULL").fetchone() == (1,)
+    flt = EventFilter(
+        start_ms=at("00:00:00"), end_ms=at("23:59:59"), equals={Attr.REQUEST_ID: frozenset({"e1"})}
+    )
+    plan = " | ".join(store.explain_find(account_id=ACCOUNT, flt=flt))
+    assert "SEARCH e USING INTEGER PRIMARY KEY" in plan
+    assert "USING INDEX events_request (account=? AND <expr>=? AND request_key=?)" in plan
+    assert "SEARCH event_keys USING PRIMARY KEY (account=? AND event_key=?)" in plan
+    assert "SCAN e " not in plan + " "
+    found = store.find_events(account_id=ACCOUNT, flt=flt, after=None, descending=True, limit=10)
+    assert [e.seq for e in found] == [1]
     store.close()
 
 

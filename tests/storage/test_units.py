@@ -94,6 +94,7 @@ def test_a_unit_holds_each_first_event_as_the_records_say() -> None:
     assert unit.repeats == [i for i, r in enumerate(records) if firsts[r.account_id, r.event_id] != i]
     assert "" in unit.terms and len(set(unit.terms)) == len(unit.terms)
     assert unit.leaf == [leaf_hash(rec.body) for rec in fresh]
+    assert None in unit.request_key and any(k is not None for k in unit.request_key)  # both cases
     rows = list(_as_text(unit, range(1, unit.events + 1)).event_rows())
     for seq, (rec, row) in enumerate(zip(fresh, rows, strict=True), 1):
         got = dict(zip(EVENT_COLUMNS, row, strict=True))
@@ -103,7 +104,8 @@ def test_a_unit_holds_each_first_event_as_the_records_say() -> None:
             "account": rec.account_id,
             "event_time": rec.event_time_ms,
             "event_key": rec.event_key,
-            "request_key": rec.request_key,
+            # A requestId that is the eventId is found through the eventId's key, not its own.
+            "request_key": None if rec.request_id == rec.event_id else rec.request_key,
             "event_name": rec.event_name,
             "event_type": rec.event_type,
             "event_rw": rec.event_rw,

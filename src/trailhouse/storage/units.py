@@ -73,7 +73,7 @@ class WriteUnit(msgspec.Struct, array_like=True, frozen=True):
     error_code: list[int]
     event_time: list[int]
     event_key: list[int]
-    request_key: list[int | None]
+    request_key: list[int | None]  # None without a requestId, or when it is the eventId
     sensitive: list[int | None]
     event_id: list[str]  # for the dedupe: (account, eventId) pairs; the rows do not keep it
     body: list[bytes]
@@ -148,7 +148,10 @@ def build_unit(records: Sequence[EventRecord]) -> WriteUnit:
         error_code=errors,
         event_time=[r.event_time_ms for r in fresh],
         event_key=[r.event_key for r in fresh],
-        request_key=[r.request_key for r in fresh],
+        # ActionTrail's events carry their request's id as their eventId: such a requestId is found
+        # through the eventId's key (storage.sql.find), and an index entry of its own would be a
+        # second random B-tree write per event.
+        request_key=[None if r.request_id == r.event_id else r.request_key for r in fresh],
         sensitive=[None if r.sensitive_action is None else int(r.sensitive_action) for r in fresh],
         event_id=[r.event_id for r in fresh],
         body=[codec.pack(r.body) for r in fresh],

@@ -71,7 +71,6 @@ RESOURCE_COLUMNS: dict[Attr, str] = {Attr.RESOURCE_TYPE: "rtype", Attr.RESOURCE_
 #: filter index-served whatever the data looks like.
 SQLITE_INDEX_PRIORITY: tuple[tuple[str, str], ...] = (
     ("seq", "event_keys"),  # an eventId: its seqs from the dedupe tables, then rows by rowid
-    ("request_key", "events_request"),
     ("access_key", "events_access_key"),
     ("source_ip", "events_source_ip"),
     ("user_name", "events_user"),
@@ -244,13 +243,13 @@ def build_find(
         elif attr in HASHED_COLUMNS:
             hash_col = HASHED_COLUMNS[attr]
             distinct = sorted(set(values))
-            days = range(flt.start_ms // DAY_MS, flt.end_ms // DAY_MS + 1)
-            if dialect.day_buckets and attr is Attr.REQUEST_ID and len(days) <= MAX_DAY_PROBES:
-                # SQLite's requestId index leads with the UTC day (migration 0003): probe each day.
-                # The eventId index spans every day (0006), since eventIds are unique per account.
-                event_conds.append(f"e.event_time / {DAY_MS} IN ({dialect.marks(len(days))})")
-                params_ev.extend(days)
-            if dialect.event_ids_lookup and attr is Attr.EVENT_ID:
+            if attr is Attr.REQUEST_ID:
+                sql, sql_params = _request_candidates(
+                    dialect, flt, account_ref, [key_hash(v) for v in distinct]
+                )
+                event_conds.append(sql)
+                params_ev.extend(sql_params)
+            elif dialect.event_ids_lookup and attr is Attr.EVENT_ID:
                 event_keys = [key_hash(v) for v in distinct]  # event_ids' key; the text below
             elif dialect.event_keys_merged and attr is Attr.EVENT_ID:
                 hashes = [key_hash(v) for v in distinct]
@@ -366,6 +365,55 @@ def build_find(
         sql += f" LIMIT {ph}"
         params.append(limit)
     return FindQuery(sql, params, driver, " AND ".join(conds), source, tuple(unchecked_ids))
+
+
+def _request_candidates(
+    dialect: Dialect, flt: EventFilter, account_ref: int, hashes: list[int]
+) -> tuple[str, list[object]]:
+    """The condition that finds events by requestId hashes, and its parameters.
+
+    An event whose requestId is its eventId (the rule in ActionTrail's own records) keeps no
+    ``request_key`` (``storage.units``): its eventId's entry in the dedupe tables already finds it,
+    under the same hash. So the candidates are the requestId index's hits and the events whose
+    eventId has one of the hashes; the body check after this condition keeps those whose requestId
+    is the one asked for. Rows written before that rule keep their ``request_key`` and may be
+    reached both ways; the condition is on ``seq``, so each row is returned once.
+    """
+    n = len(hashes)
+    marks = dialect.marks(n)
+    if dialect.event_keys_merged:
+        # SQLite's requestId index leads with the UTC day (migration 0003): probe each day.
+        days = range(flt.start_ms // DAY_MS, flt.end_ms // DAY_MS + 1)
+        by_day = len(days) <= MAX_DAY_PROBES
+        slices = sorted({event_key_slice(h) for h in hashes})
+        sql = (
+            "e.seq IN (SELECT seq FROM events INDEXED BY events_request WHERE account = ?"
+            + (f" AND event_time / {DAY_MS} IN ({dialect.marks(len(days))})" if by_day else "")
+            + f" AND request_key IN ({marks}) UNION ALL {_event_key_seqs(dialect, n, len(slices))})"
+        )
+        return sql, [
+            account_ref,
+            *(days if by_day else ()),
+            *hashes,
+            account_ref,
+            *hashes,
+            *slices,
+            *slices,
+            account_ref,
+            *hashes,
+        ]
+    if dialect.event_ids_lookup:
+        # The seqs in one InitPlan (the requestId index of the window's partitions, event_ids'
+        # primary key), then the rows by the seq index: an OR of the two conditions on the rows
+        # left the choice of a BitmapOr to the planner, which took the time index on small tables.
+        ph = dialect.ph
+        sql = (
+            f"e.seq = ANY(ARRAY(SELECT seq FROM events WHERE account = {ph} AND event_time >= {ph}"
+            f" AND event_time <= {ph} AND request_key IN ({marks}) UNION ALL SELECT seq FROM event_ids"
+            f" WHERE event_key IN ({marks}) AND account = {ph}))"
+        )
+        return sql, [account_ref, flt.start_ms, flt.end_ms, *hashes, *hashes, account_ref]
+    raise ValueError(f"no requestId lookup for the {dialect.name} dialect")  # pragma: no cover
 
 
 def _event_key_seqs(dialect: Dialect, n: int, n_slices: int) -> str:

@@ -50,7 +50,6 @@ _COUNTED_BY_RANGE = frozenset(
     {
         "events",
         "events_time",
-        "events_request",
         "events_name",
         "events_error",
         "events_service",
