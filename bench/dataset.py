@@ -22,6 +22,7 @@ import itertools
 import json
 import random
 import time
+import zlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -190,3 +191,21 @@ def read_batches(path: str, size: int) -> list[bytes]:
     with open(path, "rb") as f:
         lines = f.read().splitlines(keepends=True)
     return [b"".join(lines[i : i + size]) for i in range(0, len(lines), size)]
+
+
+def fresh_day_batches(
+    path: Path, label: str, slice_end_ms: int, *, seed: int = 7, count: int = 50_000, size: int = 1000
+) -> list[bytes]:
+    """``count`` events never stored, on the day after a dataset's slices, seeded by ``label`` (a
+    run of an A/B gets its own), written to ``path`` and read back as request bodies of ``size``."""
+    write_ndjson(
+        str(path),
+        generate_events(
+            seed=1000 + zlib.crc32(label.encode()) % 10_000,
+            count=count,
+            end_ms=slice_end_ms + DAY_MS,
+            days=1,
+            account_ids=account_ids(seed),
+        ),
+    )
+    return read_batches(str(path), size)

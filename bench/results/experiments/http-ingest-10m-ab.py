@@ -14,15 +14,13 @@ ingest token. The serve process imports ``trailhouse`` from where this script di
 import json
 import sys
 import time
-import zlib
 from pathlib import Path
 
-from bench.dataset import account_ids, read_batches
+from bench.dataset import fresh_day_batches
 from bench.loadgen import http_ingest
 from bench.server import Server, run_cli
 
 import trailhouse
-from trailhouse.demo.generate import generate_events, write_ndjson
 from trailhouse.storage import open_store
 
 DAY_MS = 86_400_000
@@ -37,18 +35,7 @@ def main() -> None:
         token, _ = run_cli(["tokens", "create", "--all-accounts", "--scope", "ingest", "--db", url], data_dir)
         token_file.write_text(token["token"])
     manifest = json.loads((dataset / "manifest.json").read_text())
-    path = work / f"{label}.ndjson"
-    write_ndjson(
-        str(path),
-        generate_events(
-            seed=1000 + zlib.crc32(label.encode()) % 10_000,
-            count=50_000,
-            end_ms=manifest["slice_end_ms"] + DAY_MS,
-            days=1,
-            account_ids=account_ids(7),
-        ),
-    )
-    batches = read_batches(str(path), 1000)
+    batches = fresh_day_batches(work / f"{label}.ndjson", label, manifest["slice_end_ms"])
     store = open_store(url, create=False)
     stored = store.newest_seq()
     server = Server(url, data_dir, work / f"serve-{label}.log", log_level="warning")

@@ -19,17 +19,15 @@ import json
 import subprocess
 import sys
 import time
-import zlib
 from pathlib import Path
 from urllib.parse import quote
 
 import psycopg
-from bench.dataset import account_ids, read_batches
+from bench.dataset import fresh_day_batches
 from bench.loadgen import http_ingest
 from bench.server import Server, run_cli
 
 import trailhouse
-from trailhouse.demo.generate import generate_events, write_ndjson
 from trailhouse.storage import open_store
 
 BASE = "postgresql://postgres@127.0.0.1:5432/test"
@@ -112,18 +110,7 @@ def wait_for_log(stored: int, server: Server) -> float:
 
 def run(label: str, manifest: dict, data_dir: Path, token: str) -> None:
     restart(SETTINGS[label.split("-")[0]])
-    path = WORK / f"{label}.ndjson"
-    write_ndjson(
-        str(path),
-        generate_events(
-            seed=1000 + zlib.crc32(label.encode()) % 10_000,
-            count=50_000,
-            end_ms=manifest["slice_end_ms"] + DAY_MS,
-            days=1,
-            account_ids=account_ids(7),
-        ),
-    )
-    batches = read_batches(str(path), 1000)
+    batches = fresh_day_batches(WORK / f"{label}.ndjson", label, manifest["slice_end_ms"])
     with psycopg.connect(URL, autocommit=True) as conn:
         stored = conn.execute("SELECT last_seq FROM log_head WHERE id = 1").fetchone()[0]
     server = Server(URL, data_dir, WORK / f"serve-{label}.log", log_level="warning")

@@ -269,10 +269,9 @@ def build_find(
             elif dialect.event_ids_lookup and attr is Attr.EVENT_ID:
                 event_keys = [key_hash(v) for v in distinct]  # event_ids' key; the text below
             elif dialect.event_keys_merged and attr is Attr.EVENT_ID:
-                hashes = [key_hash(v) for v in distinct]
-                slices = sorted({event_key_slice(h) for h in hashes})
-                event_conds.append(f"e.seq IN ({_event_key_seqs(dialect, len(hashes), len(slices))})")
-                params_ev.extend([account_ref, *hashes, *slices, *slices, account_ref, *hashes])
+                sql, sql_params = _event_key_seqs(dialect, account_ref, [key_hash(v) for v in distinct])
+                event_conds.append(f"e.seq IN ({sql})")
+                params_ev.extend(sql_params)
             else:
                 event_conds.append(f"e.{hash_col} IN ({dialect.marks(len(distinct))})")
                 params_ev.extend(key_hash(v) for v in distinct)
@@ -404,29 +403,18 @@ def _request_candidates(
     is the one asked for. Rows written before that rule keep their ``request_key`` and may be
     reached both ways; the condition is on ``seq``, so each row is returned once.
     """
-    n = len(hashes)
-    marks = dialect.marks(n)
+    marks = dialect.marks(len(hashes))
     if dialect.event_keys_merged:
         # SQLite's requestId index leads with the UTC day (migration 0003): probe each day.
         days = range(flt.start_ms // DAY_MS, flt.end_ms // DAY_MS + 1)
         by_day = len(days) <= MAX_DAY_PROBES
-        slices = sorted({event_key_slice(h) for h in hashes})
+        by_event_id, by_event_id_params = _event_key_seqs(dialect, account_ref, hashes)
         sql = (
             "e.seq IN (SELECT seq FROM events INDEXED BY events_request WHERE account = ?"
             + (f" AND event_time / {DAY_MS} IN ({dialect.marks(len(days))})" if by_day else "")
-            + f" AND request_key IN ({marks}) UNION ALL {_event_key_seqs(dialect, n, len(slices))})"
+            + f" AND request_key IN ({marks}) UNION ALL {by_event_id})"
         )
-        return sql, [
-            account_ref,
-            *(days if by_day else ()),
-            *hashes,
-            account_ref,
-            *hashes,
-            *slices,
-            *slices,
-            account_ref,
-            *hashes,
-        ]
+        return sql, [account_ref, *(days if by_day else ()), *hashes, *by_event_id_params]
     if dialect.event_ids_lookup:
         # The seqs in one InitPlan (the requestId index of the window's partitions, event_ids'
         # primary key), then the rows by the seq index: an OR of the two conditions on the rows
@@ -441,14 +429,15 @@ def _request_candidates(
     raise ValueError(f"no requestId lookup for the {dialect.name} dialect")  # pragma: no cover
 
 
-def _event_key_seqs(dialect: Dialect, n: int, n_slices: int) -> str:
+def _event_key_seqs(dialect: Dialect, account_ref: int, hashes: list[int]) -> tuple[str, list[object]]:
     """SQLite: the seqs of an account's events with these eventId hashes, from both dedupe tables
-    in one statement (one snapshot, whatever a merge moves meanwhile). The recent keys are probed
-    in the hashes' slices, generation by generation, from the first after the slices' oldest
-    ``merged_seq`` to that of the highest seq. Parameters: the account's id and the ``n`` hashes,
-    the slices twice, the account's id and the hashes again."""
-    marks, slices = dialect.marks(n), dialect.marks(n_slices)
+    in one statement (one snapshot, whatever a merge moves meanwhile), and its parameters. The
+    recent keys are probed in the hashes' slices, generation by generation, from the first after
+    the slices' oldest ``merged_seq`` to that of the highest seq."""
+    slice_ids = sorted({event_key_slice(h) for h in hashes})
+    marks, slices = dialect.marks(len(hashes)), dialect.marks(len(slice_ids))
     bits = EVENT_KEY_GEN_BITS
+    params: list[object] = [account_ref, *hashes, *slice_ids, *slice_ids, account_ref, *hashes]
     return (
         f"SELECT seq FROM event_keys WHERE account = ? AND event_key IN ({marks})"
         f" UNION ALL SELECT seq FROM event_keys_recent WHERE slice IN ({slices}) AND gen IN ("
@@ -456,7 +445,7 @@ def _event_key_seqs(dialect: Dialect, n: int, n_slices: int) -> str:
         f" WHERE slice IN ({slices})"
         f" UNION ALL SELECT n + 1 FROM g WHERE n < (SELECT MAX(seq) FROM events) >> {bits}) SELECT n FROM g)"
         f" AND account = ? AND event_key IN ({marks})"
-    )
+    ), params
 
 
 def build_time_counts(find: FindQuery, *, origin_ms: int, bucket_ms: int) -> FindQuery:
